@@ -1,0 +1,81 @@
+//! Scalar Q4_0 matmul. Layouts: weights are the plain `BlockQ4_0` rows, activations plain
+//! `ActBlock` rows.
+
+use crate::aligned::AlignedBuf;
+use crate::kernels::matmul::{ActKernel, GemmArgs, Q4Kernel};
+use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, QK};
+
+pub(crate) static ACT_KERNEL: ActKernel = ActKernel {
+    quantize: quantize_plain,
+    unpack: unpack_plain_acts,
+};
+
+pub(crate) static Q4_KERNEL: Q4Kernel = Q4Kernel {
+    name: "scalar",
+    pack: pack_plain,
+    unpack: unpack_plain,
+    gemm: gemm_scalar,
+};
+
+/// Plain activation layout: `m * k / 32` `ActBlock`s in row order.
+pub(crate) fn quantize_plain(x: &[f32], m: usize, k: usize, out: &mut AlignedBuf) {
+    out.resize(m * (k / QK) * size_of::<ActBlock>());
+    let blocks = out.as_mut_slice::<ActBlock>();
+    for (o, xb) in blocks.iter_mut().zip(x.chunks_exact(QK)) {
+        *o = quantize_activation_block(xb.try_into().expect("chunk of 32"));
+    }
+}
+
+pub(crate) fn unpack_plain_acts(buf: &AlignedBuf, m: usize, k: usize) -> Vec<ActBlock> {
+    buf.as_slice::<ActBlock>()[..m * (k / QK)].to_vec()
+}
+
+fn pack_plain(blocks: &[BlockQ4_0], _n: usize, _k: usize) -> AlignedBuf {
+    let mut buf = AlignedBuf::zeroed(std::mem::size_of_val(blocks));
+    buf.bytes_mut()[..std::mem::size_of_val(blocks)].copy_from_slice(bytemuck::cast_slice(blocks));
+    buf
+}
+
+fn unpack_plain(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
+    let len = n * (k / QK) * size_of::<BlockQ4_0>();
+    bytemuck::cast_slice::<u8, BlockQ4_0>(&buf.bytes()[..len]).to_vec()
+}
+
+/// Exact integer dot product of a Q4_0 block with an activation block.
+#[inline]
+pub(crate) fn block_dot(w: &BlockQ4_0, a: &ActBlock) -> i32 {
+    let mut s = 0i32;
+    for j in 0..16 {
+        s += ((w.qs[j] & 0x0F) as i32 - 8) * a.qs[j] as i32;
+        s += ((w.qs[j] >> 4) as i32 - 8) * a.qs[j + 16] as i32;
+    }
+    s
+}
+
+/// # Safety
+/// See [`Q4Kernel::gemm`].
+unsafe fn gemm_scalar(args: &GemmArgs<'_>) {
+    let kb = args.k / QK;
+    let w: &[BlockQ4_0] =
+        bytemuck::cast_slice(&args.w.bytes()[..args.n * kb * size_of::<BlockQ4_0>()]);
+    let a = &args.a.as_slice::<ActBlock>()[..args.m * kb];
+    for i in args.rows.clone() {
+        let arow = &a[i * kb..(i + 1) * kb];
+        for j in args.cols.clone() {
+            let wrow = &w[j * kb..(j + 1) * kb];
+            let mut acc = 0f32;
+            for (wb, ab) in wrow.iter().zip(arow) {
+                acc += wb.d.to_f32() * ab.d * block_dot(wb, ab) as f32;
+            }
+            if let Some(b) = args.bias {
+                acc += b[j];
+            }
+            // SAFETY: the caller guarantees `out` is valid for every (i, j) of the ranges at this offset.
+            unsafe {
+                *args
+                    .out
+                    .add((i - args.rows.start) * args.ldo + (j - args.cols.start)) = acc
+            };
+        }
+    }
+}

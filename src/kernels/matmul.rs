@@ -1,0 +1,313 @@
+//! Int4-weight x int8-activation matrix multiply: `y[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n])`.
+//!
+//! Weights are Q4_0 blocks along K, packed once into the layout of one tier ([`PackedQ4_0`]).
+//! Activations are f32, quantized per row and block of 32 into that tier's layout
+//! ([`QuantizedActivations`], reusable across calls and across the matmuls that read the same rows).
+//! The output is f32. Per block, the integer dot product is exact; the float combination
+//! (`d_w * d_x * isum`, summed over blocks) may differ from the f64 reference by rounding only, see
+//! `qkern_reference::matmul_error_scale` for the bound the tests use.
+//!
+//! A tier without a kernel of its own runs the kernel of the highest lower tier that has one
+//! ([`kernel_name`] says which); every tier is tested.
+
+use crate::aligned::AlignedBuf;
+use crate::arch;
+use crate::quant::{blocks_in, check_len, ActBlock, BlockQ4_0};
+use crate::{Error, Result, Tier};
+use std::ops::Range;
+
+/// A tier's activation quantizer: its layout is what that tier's matmul kernels read.
+pub(crate) struct ActKernel {
+    /// Quantizes `m` rows of `k` values (row `i` at `x[i * k..]`) into `out`, resizing it.
+    pub quantize: fn(x: &[f32], m: usize, k: usize, out: &mut AlignedBuf),
+    /// The plain blocks of the quantized activations, `m * k / 32` in row order (for tests).
+    pub unpack: fn(buf: &AlignedBuf, m: usize, k: usize) -> Vec<ActBlock>,
+}
+
+/// The arguments of one GEMM call, validated by [`matmul_range`] before any kernel sees them.
+pub(crate) struct GemmArgs<'a> {
+    pub w: &'a AlignedBuf,
+    pub n: usize,
+    pub k: usize,
+    pub a: &'a AlignedBuf,
+    pub m: usize,
+    pub rows: Range<usize>,
+    pub cols: Range<usize>,
+    pub bias: Option<&'a [f32]>,
+    /// Element `(rows.start, cols.start)`; element `(i, j)` is at `out + (i - rows.start) * ldo + (j - cols.start)`.
+    pub out: *mut f32,
+    pub ldo: usize,
+}
+
+/// A tier's Q4_0 weight kernel.
+pub(crate) struct Q4Kernel {
+    /// Name of the implementation (shown by benches and [`kernel_name`]).
+    pub name: &'static str,
+    /// Packs `n` rows of `k / 32` blocks.
+    pub pack: fn(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf,
+    /// Inverse of `pack`.
+    pub unpack: fn(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0>,
+    /// # Safety
+    /// The CPU supports the kernel's tier, `w` was made by `pack` for `n, k`, `a` by the matching
+    /// [`ActKernel`] for `m, k`, the ranges lie within `m` and `n` and are non-empty, `bias` has `n`
+    /// values, and `out` is valid for writes of every element of the ranges as described in [`GemmArgs`].
+    pub gemm: unsafe fn(args: &GemmArgs<'_>),
+}
+
+fn act_kernel(tier: Tier) -> &'static ActKernel {
+    match tier {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::ACT_KERNEL,
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => arch::aarch64::ACT_KERNEL,
+        _ => &arch::scalar::ACT_KERNEL,
+    }
+}
+
+fn q4_kernel(tier: Tier) -> &'static Q4Kernel {
+    match tier {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::q4_kernel(tier),
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => arch::aarch64::q4_kernel(tier),
+        _ => &arch::scalar::Q4_KERNEL,
+    }
+}
+
+/// Name of the Q4_0 matmul implementation that runs for `tier` (e.g. `"scalar"`).
+pub fn kernel_name(tier: Tier) -> &'static str {
+    q4_kernel(tier).name
+}
+
+/// Q4_0 weights (`n` rows of `k` values) packed for one tier's kernels.
+pub struct PackedQ4_0 {
+    tier: Tier,
+    n: usize,
+    k: usize,
+    buf: AlignedBuf,
+}
+
+impl PackedQ4_0 {
+    /// Packs `blocks` (`n` rows of `k / 32` blocks, row-major) for the process-wide tier.
+    pub fn new(blocks: &[BlockQ4_0], n: usize, k: usize) -> Result<Self> {
+        Self::with_tier(blocks, n, k, Tier::active())
+    }
+
+    /// Packs `blocks` for an explicit tier; an error if the CPU lacks it.
+    pub fn with_tier(blocks: &[BlockQ4_0], n: usize, k: usize, tier: Tier) -> Result<Self> {
+        tier.check()?;
+        let kb = blocks_in(k, "K")?;
+        if n == 0 {
+            return Err(Error::ShapeMismatch("N must be non-zero".into()));
+        }
+        check_len(
+            "weight blocks",
+            blocks.len(),
+            crate::error::mul(n, kb, "N * K / 32")?,
+        )?;
+        // Packed layouts pad N to a tile; keep the byte size well inside usize/isize.
+        crate::error::mul(n.saturating_add(64), k, "packed weight size")?;
+        let buf = (q4_kernel(tier).pack)(blocks, n, k);
+        Ok(PackedQ4_0 { tier, n, k, buf })
+    }
+
+    /// The plain blocks back, exactly as given to [`PackedQ4_0::new`].
+    pub fn unpack(&self) -> Vec<BlockQ4_0> {
+        (q4_kernel(self.tier).unpack)(&self.buf, self.n, self.k)
+    }
+
+    /// Tier the weights are packed for.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// Output columns (weight rows).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Reduction length.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Bytes held by the packed layout.
+    pub fn packed_bytes(&self) -> usize {
+        self.buf.bytes().len()
+    }
+}
+
+/// `m` rows of `k` activations quantized to int8 blocks in one tier's layout. Reuse one value
+/// across calls: [`QuantizedActivations::quantize`] keeps its allocation.
+#[derive(Clone)]
+pub struct QuantizedActivations {
+    tier: Tier,
+    m: usize,
+    k: usize,
+    buf: AlignedBuf,
+}
+
+impl QuantizedActivations {
+    /// An empty buffer for the process-wide tier.
+    pub fn new() -> Self {
+        Self::with_tier(Tier::active()).expect("the active tier is supported")
+    }
+
+    /// An empty buffer for an explicit tier; an error if the CPU lacks it.
+    pub fn with_tier(tier: Tier) -> Result<Self> {
+        tier.check()?;
+        Ok(QuantizedActivations {
+            tier,
+            m: 0,
+            k: 0,
+            buf: AlignedBuf::default(),
+        })
+    }
+
+    /// Quantizes `m` rows of `k` values (`x.len() == m * k`) with the rule of
+    /// [`crate::quant::quantize_activation_block`].
+    pub fn quantize(&mut self, x: &[f32], m: usize, k: usize) -> Result<()> {
+        blocks_in(k, "K")?;
+        if m == 0 {
+            return Err(Error::ShapeMismatch("M must be non-zero".into()));
+        }
+        check_len("activations", x.len(), crate::error::mul(m, k, "M * K")?)?;
+        crate::error::mul(m.saturating_add(64), k, "quantized activation size")?;
+        (act_kernel(self.tier).quantize)(x, m, k, &mut self.buf);
+        self.m = m;
+        self.k = k;
+        Ok(())
+    }
+
+    /// The plain blocks, `m * k / 32` in row order.
+    pub fn blocks(&self) -> Vec<ActBlock> {
+        if self.m == 0 {
+            return Vec::new();
+        }
+        (act_kernel(self.tier).unpack)(&self.buf, self.m, self.k)
+    }
+
+    /// Tier the activations are laid out for.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// Rows.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Row length.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+}
+
+impl Default for QuantizedActivations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `out = a * w^T (+ bias)`, all `m x n` outputs, row-major with row stride `n`.
+pub fn matmul(
+    w: &PackedQ4_0,
+    a: &QuantizedActivations,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    matmul_range(w, a, 0..a.m, 0..w.n, bias, out, w.n)
+}
+
+/// Computes the outputs `(i, j)` for `i` in `rows`, `j` in `cols` only, writing `(i, j)` to
+/// `out[(i - rows.start) * ldo + (j - cols.start)]`. Other elements of `out` are left untouched.
+/// Use it to split one matmul across threads of your own.
+pub fn matmul_range(
+    w: &PackedQ4_0,
+    a: &QuantizedActivations,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    ldo: usize,
+) -> Result<()> {
+    let args = validate(w, a, rows, cols, bias, out.len(), ldo)?;
+    if let Some(args) = args {
+        let args = GemmArgs {
+            out: out.as_mut_ptr(),
+            ..args
+        };
+        // SAFETY: `validate` checked the tiers (supported, matching), shapes, ranges, the bias
+        // length and that `out` holds every element the ranges address with stride `ldo`.
+        unsafe { (q4_kernel(w.tier).gemm)(&args) };
+    }
+    Ok(())
+}
+
+/// Checks everything [`Q4Kernel::gemm`] assumes; `None` for an empty range (nothing to do).
+/// The returned `out` pointer is null; the caller sets it.
+pub(crate) fn validate<'a>(
+    w: &'a PackedQ4_0,
+    a: &'a QuantizedActivations,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    bias: Option<&'a [f32]>,
+    out_len: usize,
+    ldo: usize,
+) -> Result<Option<GemmArgs<'a>>> {
+    if w.tier != a.tier {
+        return Err(Error::TierMismatch {
+            weights: w.tier,
+            activations: a.tier,
+        });
+    }
+    if a.m == 0 {
+        return Err(Error::ShapeMismatch("activations are empty".into()));
+    }
+    if a.k != w.k {
+        return Err(Error::ShapeMismatch(format!(
+            "activations have K = {}, weights K = {}",
+            a.k, w.k
+        )));
+    }
+    if rows.start > rows.end || rows.end > a.m || cols.start > cols.end || cols.end > w.n {
+        return Err(Error::ShapeMismatch(format!(
+            "ranges rows {rows:?} / cols {cols:?} outside M = {} / N = {}",
+            a.m, w.n
+        )));
+    }
+    if let Some(b) = bias {
+        check_len("bias", b.len(), w.n)?;
+    }
+    if rows.is_empty() || cols.is_empty() {
+        return Ok(None);
+    }
+    if ldo < cols.len() {
+        return Err(Error::ShapeMismatch(format!(
+            "ldo = {ldo} is less than the {} columns written",
+            cols.len()
+        )));
+    }
+    let needed = crate::error::mul(rows.len() - 1, ldo, "output size")?
+        .checked_add(cols.len())
+        .ok_or(Error::Overflow("output size"))?;
+    if out_len < needed {
+        return Err(Error::BadLength {
+            what: "output",
+            expected: needed,
+            actual: out_len,
+        });
+    }
+    Ok(Some(GemmArgs {
+        w: &w.buf,
+        n: w.n,
+        k: w.k,
+        a: &a.buf,
+        m: a.m,
+        rows,
+        cols,
+        bias,
+        out: std::ptr::null_mut(),
+        ldo,
+    }))
+}

@@ -1,0 +1,4 @@
+//! Kernels: one module per op, each holding the safe entry points and the per-tier dispatch.
+
+pub mod dot;
+pub mod matmul;

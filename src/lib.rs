@@ -1,0 +1,45 @@
+//! # qkern
+//!
+//! Hand-tuned SIMD kernels for quantized LLM inference on CPUs (first of all Apple A15+ P-cores),
+//! and a minimal Qwen forward pass built on them.
+//!
+//! * Weights are Q4_0 ([`quant::BlockQ4_0`], GGUF layout), activations are quantized on the fly to
+//!   int8 blocks of 32 ([`quant::quantize_activation_block`] states the exact rule), outputs are f32.
+//! * Every kernel runs at a [`Tier`]: the best one the CPU has is detected once ([`Tier::active`]),
+//!   and every entry point can also take an explicit tier (an error if the CPU lacks it).
+//! * Every kernel has a scalar twin in the `qkern-reference` crate, its test oracle.
+//! * Bad shapes, tiers or sizes return [`Error`]; nothing panics on caller input.
+//!
+//! ```
+//! use qkern::kernels::matmul::{matmul, PackedQ4_0, QuantizedActivations};
+//! use qkern::quant::{quantize_q4_0, BlockQ4_0};
+//!
+//! # fn main() -> qkern::Result<()> {
+//! let (m, n, k) = (2, 3, 64);
+//! let w: Vec<f32> = (0..n * k).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
+//! let mut blocks = vec![BlockQ4_0 { d: half::f16::ZERO, qs: [0; 16] }; n * k / 32];
+//! quantize_q4_0(&w, &mut blocks)?;
+//! let w = PackedQ4_0::new(&blocks, n, k)?; // packed once, for the detected tier
+//!
+//! let x: Vec<f32> = (0..m * k).map(|i| (i as f32).sin()).collect();
+//! let mut a = QuantizedActivations::new();
+//! a.quantize(&x, m, k)?; // int8 blocks, reusable buffer
+//!
+//! let mut y = vec![0f32; m * n];
+//! matmul(&w, &a, None, &mut y)?;
+//! assert!(matmul(&w, &a, None, &mut y[..1]).is_err()); // too short: an error, not a panic
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod aligned;
+mod arch;
+mod error;
+pub mod kernels;
+pub mod quant;
+mod tier;
+
+pub use error::{Error, Result};
+pub use tier::{Tier, TIER_ENV};

@@ -1,0 +1,39 @@
+//! Block quantization formats (GGUF byte layouts) and the activation quantizer.
+//!
+//! * [`BlockQ4_0`]: weights, 32 elements, `f16 d` + 16 bytes of nibbles; value = (q - 8) * d.
+//! * [`BlockQ8_0`]: weights kept at 8 bits (token embedding, output head), `f16 d` + 32 `i8`.
+//! * Activations are quantized on the fly per block of 32, see [`quantize_activation_block`].
+//!
+//! The tier-specific packed layouts the kernels read are private to each kernel; they are built from
+//! these blocks and unpack back to exactly them.
+
+mod act;
+mod q4_0;
+mod q8_0;
+
+pub use act::{quantize_activation_block, ActBlock};
+pub use q4_0::{dequantize_q4_0, quantize_q4_0, BlockQ4_0};
+pub use q8_0::{dequantize_q8_0, quantize_q8_0, BlockQ8_0};
+
+/// Elements per block in every format of this crate.
+pub const QK: usize = 32;
+
+/// Checks that `k` is a non-zero multiple of [`QK`] and returns the number of blocks.
+pub(crate) fn blocks_in(k: usize, what: &'static str) -> crate::Result<usize> {
+    if k == 0 || k % QK != 0 {
+        return Err(crate::Error::NotBlockAligned { what, value: k });
+    }
+    Ok(k / QK)
+}
+
+/// Checks `x.len() == expected`.
+pub(crate) fn check_len(what: &'static str, actual: usize, expected: usize) -> crate::Result<()> {
+    if actual != expected {
+        return Err(crate::Error::BadLength {
+            what,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
