@@ -36,16 +36,4 @@ impl AlignedBuf {
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
         bytemuck::cast_slice_mut(&mut self.lines)
     }
-
-    /// The buffer viewed as `T`s (`T` must not need more than 64-byte alignment).
-    pub(crate) fn as_slice<T: Pod>(&self) -> &[T] {
-        let b = self.bytes();
-        bytemuck::cast_slice(&b[..b.len() / size_of::<T>() * size_of::<T>()])
-    }
-
-    pub(crate) fn as_mut_slice<T: Pod>(&mut self) -> &mut [T] {
-        let b = self.bytes_mut();
-        let n = b.len() / size_of::<T>() * size_of::<T>();
-        bytemuck::cast_slice_mut(&mut b[..n])
-    }
 }

@@ -17,11 +17,15 @@ use crate::{Error, Result, Tier};
 use std::ops::Range;
 
 /// A tier's activation quantizer: its layout is what that tier's matmul kernels read.
+/// Rows are quantized one at a time so that fused producers (RMSNorm + quantize) can hand over a
+/// row while it is still in L1.
 pub(crate) struct ActKernel {
-    /// Quantizes `m` rows of `k` values (row `i` at `x[i * k..]`) into `out`, resizing it.
-    pub quantize: fn(x: &[f32], m: usize, k: usize, out: &mut AlignedBuf),
+    /// Bytes the layout needs for `m` rows of `k` values.
+    pub size: fn(m: usize, k: usize) -> usize,
+    /// Quantizes row `i` (`x.len() == k`) of an `m x k` matrix into `out` (`size(m, k)` bytes).
+    pub quantize_row: fn(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]),
     /// The plain blocks of the quantized activations, `m * k / 32` in row order (for tests).
-    pub unpack: fn(buf: &AlignedBuf, m: usize, k: usize) -> Vec<ActBlock>,
+    pub unpack: fn(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock>,
 }
 
 /// The arguments of one GEMM call, validated by [`matmul_range`] before any kernel sees them.
@@ -167,16 +171,46 @@ impl QuantizedActivations {
     /// Quantizes `m` rows of `k` values (`x.len() == m * k`) with the rule of
     /// [`crate::quant::quantize_activation_block`].
     pub fn quantize(&mut self, x: &[f32], m: usize, k: usize) -> Result<()> {
+        check_len("activations", x.len(), self.prepare(m, k)?)?;
+        let kernel = act_kernel(self.tier);
+        for (i, row) in x.chunks_exact(k).enumerate() {
+            (kernel.quantize_row)(row, i, m, k, self.buf.bytes_mut());
+        }
+        Ok(())
+    }
+
+    /// Quantizes `m` rows of `k` values that `produce(i, row)` writes into a scratch row, one row
+    /// at a time (for fused producers such as RMSNorm). `scratch` is resized to `k`.
+    #[allow(dead_code)] // first user: the fused RMSNorm + quantize op
+    pub(crate) fn quantize_with(
+        &mut self,
+        m: usize,
+        k: usize,
+        scratch: &mut Vec<f32>,
+        mut produce: impl FnMut(usize, &mut [f32]),
+    ) -> Result<()> {
+        self.prepare(m, k)?;
+        scratch.resize(k, 0.0);
+        let kernel = act_kernel(self.tier);
+        for i in 0..m {
+            produce(i, scratch);
+            (kernel.quantize_row)(scratch, i, m, k, self.buf.bytes_mut());
+        }
+        Ok(())
+    }
+
+    /// Validates the shape, sizes the buffer for it and records it; returns `m * k`.
+    fn prepare(&mut self, m: usize, k: usize) -> Result<usize> {
         blocks_in(k, "K")?;
         if m == 0 {
             return Err(Error::ShapeMismatch("M must be non-zero".into()));
         }
-        check_len("activations", x.len(), crate::error::mul(m, k, "M * K")?)?;
+        let len = crate::error::mul(m, k, "M * K")?;
         crate::error::mul(m.saturating_add(64), k, "quantized activation size")?;
-        (act_kernel(self.tier).quantize)(x, m, k, &mut self.buf);
+        self.buf.resize((act_kernel(self.tier).size)(m, k));
         self.m = m;
         self.k = k;
-        Ok(())
+        Ok(len)
     }
 
     /// The plain blocks, `m * k / 32` in row order.
@@ -184,7 +218,7 @@ impl QuantizedActivations {
         if self.m == 0 {
             return Vec::new();
         }
-        (act_kernel(self.tier).unpack)(&self.buf, self.m, self.k)
+        (act_kernel(self.tier).unpack)(self.buf.bytes(), self.m, self.k)
     }
 
     /// Tier the activations are laid out for.

@@ -6,7 +6,8 @@ use crate::kernels::matmul::{ActKernel, GemmArgs, Q4Kernel};
 use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, QK};
 
 pub(crate) static ACT_KERNEL: ActKernel = ActKernel {
-    quantize: quantize_plain,
+    size: plain_act_size,
+    quantize_row: quantize_row_plain,
     unpack: unpack_plain_acts,
 };
 
@@ -18,16 +19,21 @@ pub(crate) static Q4_KERNEL: Q4Kernel = Q4Kernel {
 };
 
 /// Plain activation layout: `m * k / 32` `ActBlock`s in row order.
-pub(crate) fn quantize_plain(x: &[f32], m: usize, k: usize, out: &mut AlignedBuf) {
-    out.resize(m * (k / QK) * size_of::<ActBlock>());
-    let blocks = out.as_mut_slice::<ActBlock>();
-    for (o, xb) in blocks.iter_mut().zip(x.chunks_exact(QK)) {
+fn plain_act_size(m: usize, k: usize) -> usize {
+    m * (k / QK) * size_of::<ActBlock>()
+}
+
+fn quantize_row_plain(x: &[f32], i: usize, _m: usize, k: usize, out: &mut [u8]) {
+    let kb = k / QK;
+    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlock>(&mut out[..plain_act_size(i + 1, k)])
+        [i * kb..];
+    for (o, xb) in row.iter_mut().zip(x.chunks_exact(QK)) {
         *o = quantize_activation_block(xb.try_into().expect("chunk of 32"));
     }
 }
 
-pub(crate) fn unpack_plain_acts(buf: &AlignedBuf, m: usize, k: usize) -> Vec<ActBlock> {
-    buf.as_slice::<ActBlock>()[..m * (k / QK)].to_vec()
+fn unpack_plain_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
+    bytemuck::cast_slice::<u8, ActBlock>(&buf[..plain_act_size(m, k)]).to_vec()
 }
 
 fn pack_plain(blocks: &[BlockQ4_0], _n: usize, _k: usize) -> AlignedBuf {
@@ -58,7 +64,7 @@ unsafe fn gemm_scalar(args: &GemmArgs<'_>) {
     let kb = args.k / QK;
     let w: &[BlockQ4_0] =
         bytemuck::cast_slice(&args.w.bytes()[..args.n * kb * size_of::<BlockQ4_0>()]);
-    let a = &args.a.as_slice::<ActBlock>()[..args.m * kb];
+    let a: &[ActBlock] = bytemuck::cast_slice(&args.a.bytes()[..plain_act_size(args.m, args.k)]);
     for i in args.rows.clone() {
         let arow = &a[i * kb..(i + 1) * kb];
         for j in args.cols.clone() {
