@@ -61,9 +61,9 @@ pub(crate) struct Q4Kernel {
 fn act_kernel(tier: Tier) -> &'static ActKernel {
     match tier {
         #[cfg(target_arch = "x86_64")]
-        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::ACT_KERNEL,
+        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::act_kernel(tier),
         #[cfg(target_arch = "aarch64")]
-        Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => arch::aarch64::ACT_KERNEL,
+        Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => arch::aarch64::act_kernel(tier),
         _ => &arch::scalar::ACT_KERNEL,
     }
 }

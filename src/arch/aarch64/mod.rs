@@ -11,7 +11,10 @@ use crate::Tier;
 
 pub(crate) mod dot;
 
-pub(crate) static ACT_KERNEL: &ActKernel = &crate::arch::scalar::ACT_KERNEL;
+/// The activation quantizer (and so the activation layout) for an aarch64 tier.
+pub(crate) fn act_kernel(_tier: Tier) -> &'static ActKernel {
+    &crate::arch::scalar::ACT_KERNEL
+}
 
 /// The Q4_0 kernel for an aarch64 tier.
 pub(crate) fn q4_kernel(_tier: Tier) -> &'static Q4Kernel {
