@@ -283,3 +283,30 @@ fn unavailable_tier_is_an_error() {
         }
     }
 }
+
+/// The parallel driver computes each element with the same kernel as a single call: bit-identical.
+fn parallel_matches_serial(tier: Tier) {
+    let pool = qkern::parallel::ThreadPool::new(3);
+    let mut rng = Rng(77);
+    for (m, n, k) in [(1, 200, 64), (70, 130, 96), (130, 65, 32)] {
+        let blocks = rng.q4_blocks(n * k / 32);
+        let x = rng.vec(m * k, 2.0);
+        let bias = rng.vec(n, 1.0);
+        let w = PackedQ4_0::with_tier(&blocks, n, k, tier).unwrap();
+        let mut a = QuantizedActivations::with_tier(tier).unwrap();
+        a.quantize(&x, m, k).unwrap();
+        let mut serial = vec![0f32; m * n];
+        qkern::kernels::matmul::matmul(&w, &a, Some(&bias), &mut serial).unwrap();
+        let mut par = Guarded::filled(f32::NAN, m * n);
+        qkern::kernels::matmul::matmul_parallel(&pool, &w, &a, Some(&bias), &mut par).unwrap();
+        assert_eq!(
+            serial.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            par.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+}
+
+per_tier_test!(
+    parallel_driver_matches_serial,
+    super::parallel_matches_serial
+);

@@ -345,3 +345,57 @@ pub(crate) fn validate<'a>(
         ldo,
     }))
 }
+
+/// A pointer to the output that tasks of one parallel call share; each writes a disjoint region.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: tasks write disjoint elements (their row/column blocks) and `run` joins them all before
+// the borrow of `out` ends.
+unsafe impl Sync for SharedOut {}
+unsafe impl Send for SharedOut {}
+
+/// Columns per task of [`matmul_parallel`]: a multiple of every kernel's column tile.
+const PAR_COLS: usize = 64;
+/// Rows per task of [`matmul_parallel`].
+const PAR_ROWS: usize = 64;
+
+/// [`matmul`] on all threads of `pool`, split into blocks of rows and columns handed out on demand.
+pub fn matmul_parallel(
+    pool: &crate::parallel::ThreadPool,
+    w: &PackedQ4_0,
+    a: &QuantizedActivations,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    let Some(args) = validate(w, a, 0..a.m, 0..w.n, bias, out.len(), w.n)? else {
+        return Ok(());
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let (m, n) = (args.m, args.n);
+    let row_blocks = m.div_ceil(PAR_ROWS);
+    let col_blocks = n.div_ceil(PAR_COLS);
+    let gemm = q4_kernel(w.tier).gemm;
+    pool.run(row_blocks * col_blocks, &|t| {
+        let (rb, cb) = (t / col_blocks, t % col_blocks);
+        let rows = rb * PAR_ROWS..((rb + 1) * PAR_ROWS).min(m);
+        let cols = cb * PAR_COLS..((cb + 1) * PAR_COLS).min(n);
+        let out = out;
+        let sub = GemmArgs {
+            w: args.w,
+            n,
+            k: args.k,
+            a: args.a,
+            m,
+            // SAFETY (of the add): (rows.start, cols.start) is inside the m x n output.
+            out: unsafe { out.0.add(rows.start * n + cols.start) },
+            rows,
+            cols,
+            bias: args.bias,
+            ldo: n,
+        };
+        // SAFETY: `validate` checked the whole m x n call; this block is a sub-range of it and no
+        // other task writes its elements.
+        unsafe { gemm(&sub) };
+    });
+    Ok(())
+}

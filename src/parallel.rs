@@ -1,0 +1,239 @@
+//! The default parallel driver: a persistent pool that hands out tasks on demand.
+//!
+//! Tasks are numbered `0..n` and claimed one at a time from a shared counter, so a fast core takes
+//! more of them than a slow one (A15: 2 P-cores and 4 E-cores; a static split would wait for the
+//! slowest). Kernels expose sub-range entry points, so runtimes with their own threads can ignore
+//! this module entirely.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+type Task = dyn Fn(usize) + Sync;
+
+struct Job {
+    /// Lifetime-erased borrow of the caller's closure; see the SAFETY note in [`ThreadPool::run`].
+    task: *const Task,
+    n_tasks: usize,
+}
+
+// SAFETY: the closure is `Sync`, so sharing the pointer across threads is sound; it is only
+// dereferenced while `run` keeps the closure alive.
+unsafe impl Send for Job {}
+
+#[derive(Default)]
+struct State {
+    job: Option<Job>,
+    generation: u64,
+    /// Workers that have not finished the current job.
+    pending: usize,
+    panic: Option<Box<dyn std::any::Any + Send>>,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    done: Condvar,
+    next: AtomicUsize,
+}
+
+/// A fixed set of worker threads; the calling thread works too, so `ThreadPool::new(n)` uses `n`
+/// threads in all.
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    /// Serialises `run` calls from different threads.
+    run_lock: Mutex<()>,
+}
+
+impl ThreadPool {
+    /// A pool of `threads` threads in all (the caller plus `threads - 1` workers); 0 counts as 1.
+    pub fn new(threads: usize) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            next: AtomicUsize::new(0),
+        });
+        let workers = (1..threads.max(1))
+            .map(|i| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("qkern-{i}"))
+                    .spawn(move || worker(&shared))
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        ThreadPool {
+            shared,
+            workers,
+            run_lock: Mutex::new(()),
+        }
+    }
+
+    /// A pool with one thread per available core.
+    pub fn with_available_parallelism() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Threads in all, the caller included.
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Runs `task(i)` for every `i` in `0..n_tasks`, on all threads, and returns when all are done.
+    /// A panic in a task is re-raised here after the other tasks finish.
+    pub fn run(&self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        if n_tasks == 0 {
+            return;
+        }
+        if self.workers.is_empty() || n_tasks == 1 {
+            (0..n_tasks).for_each(task);
+            return;
+        }
+        let _serial = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = &*self.shared;
+        {
+            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            shared.next.store(0, Ordering::Relaxed);
+            // SAFETY: only the lifetime is erased. This function does not return (not even by
+            // unwinding: the caller's own tasks run under catch_unwind) before `pending` is 0,
+            // i.e. before every worker has stopped using the pointer, and it clears `job` then.
+            let task: *const Task = unsafe {
+                std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Task>(task)
+            };
+            st.job = Some(Job { task, n_tasks });
+            st.generation += 1;
+            st.pending = self.workers.len();
+            shared.work.notify_all();
+        }
+        let own = catch_unwind(AssertUnwindSafe(|| drain(shared, task, n_tasks)));
+        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        while st.pending > 0 {
+            st = shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.job = None;
+        let worker_panic = st.panic.take();
+        drop(st);
+        if let Err(p) = own {
+            resume_unwind(p);
+        }
+        if let Some(p) = worker_panic {
+            resume_unwind(p);
+        }
+    }
+
+    /// Splits `0..total` into chunks of `chunk` (the last one shorter) and runs `task(range)` for
+    /// each, on demand.
+    pub fn for_each_chunk(
+        &self,
+        total: usize,
+        chunk: usize,
+        task: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    ) {
+        let chunk = chunk.max(1);
+        self.run(total.div_ceil(chunk), &|i| {
+            let start = i * chunk;
+            task(start..(start + chunk).min(total));
+        });
+    }
+}
+
+fn drain(shared: &Shared, task: &(dyn Fn(usize) + Sync + '_), n_tasks: usize) {
+    loop {
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        if i >= n_tasks {
+            break;
+        }
+        task(i);
+    }
+}
+
+fn worker(shared: &Shared) {
+    let mut seen = 0u64;
+    loop {
+        let (task, n_tasks) = {
+            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            while st.generation == seen && !st.shutdown {
+                st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.shutdown {
+                return;
+            }
+            seen = st.generation;
+            let job = st.job.as_ref().expect("a new generation carries a job");
+            (job.task, job.n_tasks)
+        };
+        // SAFETY: `run` keeps the closure alive until this worker decrements `pending` below.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            drain(shared, unsafe { &*task }, n_tasks)
+        }));
+        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(p) = result {
+            st.panic.get_or_insert(p);
+        }
+        st.pending -= 1;
+        if st.pending == 0 {
+            shared.done.notify_all();
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        {
+            let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.shutdown = true;
+            self.shared.work.notify_all();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn every_task_runs_exactly_once() {
+        for threads in [1, 2, 3, 8] {
+            let pool = ThreadPool::new(threads);
+            for n in [0usize, 1, 2, 7, 100] {
+                let hits: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
+                pool.run(n, &|i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_range() {
+        let pool = ThreadPool::new(3);
+        let sum = AtomicU64::new(0);
+        pool.for_each_chunk(1001, 64, &|r| {
+            sum.fetch_add(r.map(|i| i as u64).sum(), Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 1000 * 1001 / 2);
+    }
+
+    #[test]
+    fn a_panicking_task_propagates_and_the_pool_survives() {
+        let pool = ThreadPool::new(2);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(16, &|i| assert!(i != 5, "task 5 fails"));
+        }));
+        assert!(r.is_err());
+        let count = AtomicU64::new(0);
+        pool.run(16, &|_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 16);
+    }
+}
