@@ -128,14 +128,18 @@ pub fn dequantize_q8_0(blocks: &[BlockQ8_0]) -> Vec<f32> {
 }
 
 /// Dynamic int8 activation quantization, per block of 32: `d = absmax / 127` (f32),
-/// `id = 1/d` (0 if d = 0), `q = round_half_away_from_zero(x * id)`, saturated to i8 (NaN -> 0).
+/// `id = 1/d` (0 if d = 0 or 1/d overflows), `q = round_half_away_from_zero(x * id)`.
 pub fn quantize_activations(x: &[f32]) -> Vec<ActBlock> {
     assert_eq!(x.len() % QK, 0, "length must be a multiple of 32");
     x.chunks_exact(QK)
         .map(|b| {
             let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
-            let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+            let id = if d == 0.0 || !(1.0 / d).is_finite() {
+                0.0
+            } else {
+                1.0 / d
+            };
             let mut qs = [0i8; 32];
             for (q, &v) in qs.iter_mut().zip(b) {
                 *q = (v * id).round() as i8;
@@ -304,7 +308,7 @@ pub fn attention(
 ) -> Vec<f64> {
     let t_q = q.len() / (n_head * head_dim);
     let t_kv = k.len() / (n_kv * head_dim);
-    assert!(t_kv >= t_q && n_head % n_kv == 0);
+    assert!(t_kv >= t_q && n_head.is_multiple_of(n_kv));
     let group = n_head / n_kv;
     let scale = 1.0 / (head_dim as f64).sqrt();
     let mut out = vec![0f64; q.len()];

@@ -4,7 +4,7 @@ use crate::quant::check_len;
 use crate::{Error, Result, Tier};
 
 /// Longest input [`dot_i8`] accepts: 128 * 128 * len must fit an i32.
-pub const DOT_I8_MAX_LEN: usize = 1 << 17;
+pub const DOT_I8_MAX_LEN: usize = (1 << 17) - 1;
 
 /// `sum a[i] * b[i]` for the process-wide tier.
 pub fn dot_i8(a: &[i8], b: &[i8]) -> Result<i32> {

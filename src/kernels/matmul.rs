@@ -354,6 +354,13 @@ struct SharedOut(*mut f32);
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
 
+impl SharedOut {
+    /// A method (not the field) so closures capture the whole `Sync` wrapper.
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Columns per task of [`matmul_parallel`]: a multiple of every kernel's column tile.
 const PAR_COLS: usize = 64;
 /// Rows per task of [`matmul_parallel`].
@@ -379,7 +386,6 @@ pub fn matmul_parallel(
         let (rb, cb) = (t / col_blocks, t % col_blocks);
         let rows = rb * PAR_ROWS..((rb + 1) * PAR_ROWS).min(m);
         let cols = cb * PAR_COLS..((cb + 1) * PAR_COLS).min(n);
-        let out = out;
         let sub = GemmArgs {
             w: args.w,
             n,
@@ -387,7 +393,7 @@ pub fn matmul_parallel(
             a: args.a,
             m,
             // SAFETY (of the add): (rows.start, cols.start) is inside the m x n output.
-            out: unsafe { out.0.add(rows.start * n + cols.start) },
+            out: unsafe { out.ptr().add(rows.start * n + cols.start) },
             rows,
             cols,
             bias: args.bias,

@@ -20,7 +20,7 @@ pub const QK: usize = 32;
 
 /// Checks that `k` is a non-zero multiple of [`QK`] and returns the number of blocks.
 pub(crate) fn blocks_in(k: usize, what: &'static str) -> crate::Result<usize> {
-    if k == 0 || k % QK != 0 {
+    if k == 0 || !k.is_multiple_of(QK) {
         return Err(crate::Error::NotBlockAligned { what, value: k });
     }
     Ok(k / QK)

@@ -5,7 +5,7 @@ use half::f16;
 
 /// One Q4_0 block, byte-identical to GGUF's `block_q4_0`: byte `j` of `qs` holds element `j` in its
 /// low nibble and element `j + 16` in its high nibble; value = (q - 8) * d.
-#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 #[repr(C)]
 pub struct BlockQ4_0 {
     /// Scale.

@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 
 /// One Q8_0 block, byte-identical to GGUF's `block_q8_0`; value = q * d.
-#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 #[repr(C)]
 pub struct BlockQ8_0 {
     /// Scale.

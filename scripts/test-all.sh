@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs every test of the crate: the host tiers, then the aarch64 tiers under qemu-aarch64
+# (cortex-a72 -> Neon, neoverse-n1 -> NeonDot, max -> NeonI8mm), then checks that the Apple targets
+# build. Installs what is missing first (rustup targets; Debian packages, as root or with sudo).
+# Prints how many per-tier tests ran on each tier.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log_dir=$(mktemp -d)
+trap 'rm -rf "$log_dir"' EXIT
+
+# --- prerequisites -----------------------------------------------------------------------------
+need_pkgs=()
+command -v qemu-aarch64 >/dev/null || need_pkgs+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || need_pkgs+=(gcc-aarch64-linux-gnu)
+[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need_pkgs+=(libc6-dev-arm64-cross)
+command -v clang >/dev/null || need_pkgs+=(clang)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "== installing ${need_pkgs[*]}"
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+installed_targets=$(rustup target list --installed)
+for t in aarch64-unknown-linux-gnu aarch64-apple-darwin aarch64-apple-ios; do
+  grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
+done
+
+# --- which tiers each CPU must have ------------------------------------------------------------
+# The host's tiers come from /proc/cpuinfo, independently of the crate's own detection, so the
+# dispatcher test compares against an outside source.
+host_tiers() {
+  local flags; flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  local has=1 tiers="scalar"
+  for f in avx2 fma f16c; do [[ $flags == *" $f "* ]] || has=0; done
+  if [ $has = 1 ]; then
+    tiers+=",avx2"
+    [[ $flags == *" avx_vnni "* ]] && tiers+=",avxvnni"
+    has=1
+    for f in avx512f avx512bw avx512vl avx512_vnni; do [[ $flags == *" $f "* ]] || has=0; done
+    [ $has = 1 ] && tiers+=",avx512vnni"
+  fi
+  echo "$tiers"
+}
+
+# Runs `cargo test` with the given expected tiers; tests of tiers outside the list are skipped by
+# name, so every counted per-tier test really ran on its tier.
+run_tests() { # label, expected tiers, all tiers of the arch, cargo args...
+  local label=$1 expect=$2 all=$3; shift 3
+  local skips=() t
+  for t in ${all//,/ }; do
+    [[ ",$expect," == *",$t,"* ]] || skips+=(--skip "tier_$t")
+  done
+  echo "== $label: tiers $expect"
+  QKERN_EXPECT_TIERS=$expect QKERN_EXPECT_TIER=${expect##*,} \
+    cargo test "$@" -- "${skips[@]}" 2>&1 | tee "$log_dir/$label.log" | grep -E '^(test result|error|failures)|panicked|FAILED' || true
+  if grep -qE '^test result: FAILED|^error(\[|:)' "$log_dir/$label.log" || ! grep -q '^test result: ok' "$log_dir/$label.log"; then
+    echo "!! $label failed; full log:"; cat "$log_dir/$label.log"; exit 1
+  fi
+}
+
+host_all="scalar,avx2,avxvnni,avx512vnni"
+arm_all="scalar,neon,neondot,neoni8mm"
+case $(uname -m) in
+  x86_64) run_tests host "$(host_tiers)" "$host_all" --workspace ;;
+  *) run_tests host "scalar" "$host_all,$arm_all" --workspace ;;
+esac
+
+export QKERN_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
+cargo test --workspace --target aarch64-unknown-linux-gnu --no-run 2>&1 | grep -E '^(error|warning: unused)' || true
+for cpu in cortex-a72:scalar,neon neoverse-n1:scalar,neon,neondot max:scalar,neon,neondot,neoni8mm; do
+  QEMU_CPU=${cpu%%:*} run_tests "qemu-${cpu%%:*}" "${cpu#*:}" "$arm_all" --workspace --target aarch64-unknown-linux-gnu
+done
+
+echo "== build checks: aarch64 benches, Apple targets (Mach-O assembly)"
+cargo build -q --benches --target aarch64-unknown-linux-gnu
+sdk=$(mktemp -d)
+for t in aarch64-apple-darwin aarch64-apple-ios; do
+  SDKROOT=$sdk CC_aarch64_apple_darwin=clang CC_aarch64_apple_ios=clang cargo build -q --lib --target "$t"
+  echo "built $t"
+done
+rmdir "$sdk"
+
+echo
+echo "== per-tier tests that ran (name suffix ::tier_<name>)"
+tiers="$host_all,${arm_all#scalar,}"
+printf '%-18s' "run"; for t in ${tiers//,/ }; do printf ' %11s' "$t"; done; echo
+for label in host qemu-cortex-a72 qemu-neoverse-n1 qemu-max; do
+  f="$log_dir/$label.log"
+  printf '%-18s' "$label"
+  for t in ${tiers//,/ }; do
+    printf ' %11s' "$(grep -cE "::tier_$t \.\.\. ok$" "$f" || true)"
+  done
+  echo
+done
+echo "all tests passed"
