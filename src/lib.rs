@@ -40,6 +40,7 @@ mod error;
 pub mod kernels;
 pub mod parallel;
 pub mod quant;
+pub mod signpost;
 mod tier;
 
 pub use error::{Error, Result};

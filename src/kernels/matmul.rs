@@ -267,6 +267,9 @@ pub fn matmul_range(
 ) -> Result<()> {
     let args = validate(w, a, rows, cols, bias, out.len(), ldo)?;
     if let Some(args) = args {
+        let _iv = crate::signpost::interval(c"matmul", || {
+            format!("q4_0 M={} N={} K={}", args.rows.len(), args.cols.len(), args.k)
+        });
         let args = GemmArgs {
             out: out.as_mut_ptr(),
             ..args
@@ -377,6 +380,9 @@ pub fn matmul_parallel(
     let Some(args) = validate(w, a, 0..a.m, 0..w.n, bias, out.len(), w.n)? else {
         return Ok(());
     };
+    let _iv = crate::signpost::interval(c"matmul", || {
+        format!("q4_0 M={} N={} K={} parallel", args.m, args.n, args.k)
+    });
     let out = SharedOut(out.as_mut_ptr());
     let (m, n) = (args.m, args.n);
     let row_blocks = m.div_ceil(PAR_ROWS);
