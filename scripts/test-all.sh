@@ -77,8 +77,8 @@ echo "== build checks: aarch64 benches, Apple targets (Mach-O assembly)"
 cargo build -q --benches --target aarch64-unknown-linux-gnu
 sdk=$(mktemp -d)
 for t in aarch64-apple-darwin aarch64-apple-ios; do
-  SDKROOT=$sdk CC_aarch64_apple_darwin=clang CC_aarch64_apple_ios=clang cargo build -q --lib --target "$t"
-  echo "built $t"
+  SDKROOT=$sdk CC_aarch64_apple_darwin=clang CC_aarch64_apple_ios=clang cargo build -q --lib --target "$t" --features signposts
+  echo "built $t (with signposts)"
 done
 rmdir "$sdk"
 
