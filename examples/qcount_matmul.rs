@@ -33,7 +33,9 @@ fn main() {
             qs: core::array::from_fn(|_| next() as u8),
         })
         .collect();
-    let x: Vec<f32> = (0..m * k).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+    let x: Vec<f32> = (0..m * k)
+        .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
 
     let w = PackedQ4_0::with_tier(&blocks, n, k, tier).expect("pack");
     let mut a = QuantizedActivations::with_tier(tier).expect("tier");
