@@ -36,7 +36,7 @@ fn tile_2x4(
             let dw = vld1q_f32(wp.add(TILE_NIBBLES).cast());
             let dx = vld1q_f32(a.as_ptr().add(ar_scales + b * stride).cast());
             let x: [int8x16_t; 4] = core::array::from_fn(|c| vld1q_s8(ap.add(16 * c).cast()));
-            for cp in 0..2 {
+            for (cp, acc_cp) in acc.iter_mut().enumerate() {
                 let p0 = vld1q_s8(wp.add(32 * cp).cast());
                 let p1 = vld1q_s8(wp.add(32 * cp + 16).cast());
                 // K 0-7, 8-15, 16-23, 24-31 of columns 2cp, 2cp+1, times 16.
@@ -78,7 +78,7 @@ fn tile_2x4(
                 } else {
                     vcombine_f32(vget_high_f32(dw), vget_high_f32(dw))
                 };
-                acc[cp] = vfmaq_f32(acc[cp], vmulq_f32(vcvtq_f32_s32(isum), dwp), dx);
+                *acc_cp = vfmaq_f32(*acc_cp, vmulq_f32(vcvtq_f32_s32(isum), dwp), dx);
             }
         }
         let (a0, a1) = (vreinterpretq_f64_f32(acc[0]), vreinterpretq_f64_f32(acc[1]));
