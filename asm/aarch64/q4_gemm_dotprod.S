@@ -7,15 +7,19 @@
 // pair's first row; 2, 3: its second), so a result is one row x 4 columns, scaled by the weight
 // scale vector as loaded and by the activation scale by element: no shuffles, no fcvtl.
 //
-// Per 32-deep block of the 16x4 tile (qkern_q4_dot_p8_dotprod), 2048 MAC:
+// Per 32-deep block of the 16x4 tile (qkern_q4_dot_p8_dotprod), 2048 MAC, as counted by qcount
+// (scripts/qcount-matmul.sh):
 //   128 sdot, 8 unpack (4 shl + 4 and), 16 scvtf, 16 fmul (weight scale), 16 fmla by element
-//   (activation scale), no movi (the 16 int32 accumulators are zeroed by 8 ldp from a zero line,
-//   on the load ports instead of the SIMD pipes); loads: 16 ldp acts + 2 ldp + 1 ldr weights
-//   + 8 ldr scales + 8 ldp zeros = 35 instructions, 61 mem ops; 4 loop ops. 207 instructions.
-//   SIMD slots: 184 -> 46 cycles, 44.5 MAC/cycle (SIMD bound; decode 26 c, loads 20 c).
-//   (--mmla-cost does not apply.) With movi zeroing: 200 slots, 41.0 MAC/cycle.
-// Smaller tiles (p4: 8x4, p2: 4x4, p1: 2x4) run the same per-pair code; qkern_q4_dot_gemv_dotprod
-// (one row, either half of a pair) 8 sdot + 8 unpack + scvtf + fmul + fmla per block and 4 columns.
+//   (activation scale), no movi: the 16 int32 accumulators are zeroed by 8 ldp from a zero line,
+//   on the load ports instead of the SIMD pipes. Loads: 26 ldp + 9 ldr = 35 (61 mem ops). Loop: 5.
+//   224 instructions = 109.4 per 1000 MAC (llama.cpp's dotprod GEMM: 125.8).
+//   SIMD 184 slots = 46 cycles -> 44.5 MAC/cycle (decode 28 c, loads 20 c); --mmla-cost does
+//   not apply. Bound: SIMD pipes. With movi zeroing: 200 slots, 41.0 MAC/cycle.
+// Smaller tiles run the same per-pair code (insn / 1000 MAC, MAC/cycle):
+//   p4 (8x4) 117.2, 42.7; p2 (4x4) 132.8, 39.4; p1 (2x4) 164.1, 34.1.
+// qkern_q4_dot_gemv_dotprod (one row, either half of a pair): 8 sdot + 8 unpack + scvtf + fmul +
+//   fmla per block and 4 columns: 242.2 insn / 1000 MAC, 26.9 MAC/cycle (SIMD bound; in practice
+//   bound by the weight stream from memory).
 #include "qkern_asm.h"
 
 // Register use: v0-v3 weights K 4j..4j+3 (j = 0..3) of columns 0-3, v4-v7 K 16+4j.., v8-v23

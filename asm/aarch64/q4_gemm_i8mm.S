@@ -7,18 +7,21 @@
 // activation scales in their stored order and the weight scales as [w0, w1, w0, w1] (ld1r .2d):
 // no uzp, no fcvtl, no float shuffles in the loop.
 //
-// Per 32-deep block of the 16x4 tile (qkern_q4_mmla_p8_i8mm), 2048 MAC:
+// Per 32-deep block of the 16x4 tile (qkern_q4_mmla_p8_i8mm), 2048 MAC, as counted by qcount
+// (scripts/qcount-matmul.sh):
 //   64 smmla, 8 unpack (4 shl + 4 and), 16 scvtf, 16 fmul (weight scale), 16 fmla (activation
-//   scale), no movi (the 16 int32 accumulators are zeroed by 8 ldp from a zero line, on the load
-//   ports instead of the SIMD pipes); loads: 16 ldp acts + 2 ldp weights + 9 ld1r + 8 ldr scales
-//   + 8 ldp zeros = 43 instructions, 69 mem ops; 4 loop ops. 167 instructions.
-//   SIMD slots: cost 1: 120 -> 30 cycles, 68.3 MAC/cycle (SIMD bound; loads 23 c, decode 21 c);
-//               cost 2: 184 -> 46 cycles, 44.5 MAC/cycle (SIMD bound).
-// The float epilogue (3 ops per 4 outputs) is what is left beside the SMMLAs; with movi zeroing
-// it would be 200 slots at cost 2 (41.0 MAC/cycle).
-// Smaller tiles (p4: 8x4, p2: 4x4, p1: 2x4) run the same per-pair code; qkern_q4_mmla_gemv_i8mm
-// (M = 1, on a pair that holds its one row twice) uses vector SDOT: 8 sdot + 8 unpack + addp +
-// scvtf + fmul + fmla per block and 4 columns.
+//   scale), no movi: the 16 int32 accumulators are zeroed by 8 ldp from a zero line, on the load
+//   ports instead of the SIMD pipes. Loads: 26 ldp + 9 ld1r + 8 ldr = 43 (69 mem ops). Loop: 6.
+//   169 instructions = 82.5 per 1000 MAC (llama.cpp's i8mm GEMM: 102.3).
+//   --mmla-cost 1: SIMD 120 slots = 30 cycles -> 68.3 MAC/cycle (loads 23 c, decode 21 c).
+//   --mmla-cost 2: SIMD 184 slots = 46 cycles -> 44.5 MAC/cycle. Bound: SIMD pipes in both.
+// What is left beside the SMMLAs is the float epilogue (3 ops per 4 outputs and block); with movi
+// zeroing it would be 200 slots at cost 2 (41.0 MAC/cycle).
+// Smaller tiles run the same per-pair code (insn / 1000 MAC, MAC/cycle at cost 1 / 2):
+//   p4 (8x4) 90.8, 64.0 / 42.7; p2 (4x4) 107.4, 56.9 / 39.4; p1 (2x4) 140.6, 46.6 / 34.1.
+// qkern_q4_mmla_gemv_i8mm (M = 1, on a pair that holds its one row twice) uses vector SDOT:
+//   8 sdot + 8 unpack + addp + scvtf + fmul + fmla per block and 4 columns: 250 insn / 1000 MAC,
+//   25.6 MAC/cycle (SIMD bound; in practice bound by the weight stream from memory).
 #include "qkern_asm.h"
 
 // Register use: v0-v7 unpacked weights (v0-v3: columns 0-1, K 0-7, 8-15, 16-23, 24-31; v4-v7:
