@@ -15,7 +15,8 @@
 //   224 instructions = 109.4 per 1000 MAC (llama.cpp's dotprod GEMM: 125.8).
 //   SIMD 184 slots = 46 cycles -> 44.5 MAC/cycle (decode 28 c, loads 20 c); --mmla-cost does
 //   not apply. Bound: SIMD pipes. With movi zeroing: 200 slots, 41.0 MAC/cycle.
-// Smaller tiles run the same per-pair code (insn / 1000 MAC, MAC/cycle):
+// Smaller tiles (p1..p7: 2..14 rows; an odd row count stores one row less) run the same
+// per-pair code (insn / 1000 MAC, MAC/cycle):
 //   p4 (8x4) 117.2, 42.7; p2 (4x4) 132.8, 39.4; p1 (2x4) 164.1, 34.1.
 // qkern_q4_dot_gemv_dotprod (one row, either half of a pair): 8 sdot + 8 unpack + scvtf + fmul +
 //   fmla per block and 4 columns: 242.2 insn / 1000 MAC, 26.9 MAC/cycle (SIMD bound; in practice
@@ -88,12 +89,20 @@
 .endif
 .if \np > 2
     \m      2, 12, 13
+.endif
+.if \np > 3
     \m      3, 14, 15
 .endif
 .if \np > 4
     \m      4, 16, 17
+.endif
+.if \np > 5
     \m      5, 18, 19
+.endif
+.if \np > 6
     \m      6, 20, 21
+.endif
+.if \np > 7
     \m      7, 22, 23
 .endif
 .endm
@@ -103,17 +112,23 @@
     movi    v\fb\().16b, #0
 .endm
 
-// Rows 2p, 2p+1 plus the bias in v24, stored at x16 and x16 + ldo; x16 advances two rows.
+// Rows 2p, 2p+1 plus the bias in v24, stored at x16 and x16 + ldo until x15 rows are
+// stored (then on to 3:); x16 advances two rows.
 .macro store_acc p, fa, fb
     fadd    v25.4s, v\fa\().4s, v24.4s
     fadd    v26.4s, v\fb\().4s, v24.4s
     str     q25, [x16]
+    subs    x15, x15, #1
+    b.eq    3f
     add     x16, x16, x8
     str     q26, [x16]
+    subs    x15, x15, #1
+    b.eq    3f
     add     x16, x16, x8
 .endm
 
-// void qkern_q4_dot_p<np>_dotprod(const KernelArgs *): rows 2*np x 4*ntiles columns.
+// void qkern_q4_dot_p<np>_dotprod(const KernelArgs *), np = 1..8: rows 2*np x 4*ntiles columns, of
+// which the first ARG_NROWS rows are stored.
 .macro dot_kernel np
 function qkern_q4_dot_p\np\()_dotprod
     save_d8_d15
@@ -134,7 +149,9 @@ function qkern_q4_dot_p\np\()_dotprod
 
     ldr     q24, [x9]
     mov     x16, x7
+    ldr     x15, [x0, #ARG_NROWS]
     for_pairs \np, store_acc
+3:
     add     x7, x7, #16
     add     x9, x9, x10
     subs    x6, x6, #1
@@ -145,7 +162,11 @@ endfunc qkern_q4_dot_p\np\()_dotprod
 .endm
 
 dot_kernel 8
+dot_kernel 7
+dot_kernel 6
+dot_kernel 5
 dot_kernel 4
+dot_kernel 3
 dot_kernel 2
 dot_kernel 1
 

@@ -17,7 +17,8 @@
 //   --mmla-cost 2: SIMD 184 slots = 46 cycles -> 44.5 MAC/cycle. Bound: SIMD pipes in both.
 // What is left beside the SMMLAs is the float epilogue (3 ops per 4 outputs and block); with movi
 // zeroing it would be 200 slots at cost 2 (41.0 MAC/cycle).
-// Smaller tiles run the same per-pair code (insn / 1000 MAC, MAC/cycle at cost 1 / 2):
+// Smaller tiles (p1..p7: 2..14 rows; an odd row count stores one row less) run the same
+// per-pair code (insn / 1000 MAC, MAC/cycle at cost 1 / 2):
 //   p4 (8x4) 90.8, 64.0 / 42.7; p2 (4x4) 107.4, 56.9 / 39.4; p1 (2x4) 140.6, 46.6 / 34.1.
 // qkern_q4_mmla_gemv_i8mm (M = 1, on a pair that holds its one row twice) uses vector SDOT:
 //   8 sdot + 8 unpack + addp + scvtf + fmul + fmla per block and 4 columns: 250 insn / 1000 MAC,
@@ -82,15 +83,20 @@
 .endm
 
 // Rows 2p, 2p+1 of the tile from v\fa ([r0c0 r0c1 r1c0 r1c1]) and v\fb (columns 2-3), plus the
-// bias in v24, stored at x16 and x16 + ldo; x16 advances two rows.
+// bias in v24, stored at x16 and x16 + ldo until x15 rows are
+// stored (then on to 3:); x16 advances two rows.
 .macro mmla_store fa, fb
     zip1    v25.2d, v\fa\().2d, v\fb\().2d
     zip2    v26.2d, v\fa\().2d, v\fb\().2d
     fadd    v25.4s, v25.4s, v24.4s
     fadd    v26.4s, v26.4s, v24.4s
     str     q25, [x16]
+    subs    x15, x15, #1
+    b.eq    3f
     add     x16, x16, x8
     str     q26, [x16]
+    subs    x15, x15, #1
+    b.eq    3f
     add     x16, x16, x8
 .endm
 
@@ -102,12 +108,20 @@
 .endif
 .if \np > 2
     \m      2, 12, 13
+.endif
+.if \np > 3
     \m      3, 14, 15
 .endif
 .if \np > 4
     \m      4, 16, 17
+.endif
+.if \np > 5
     \m      5, 18, 19
+.endif
+.if \np > 6
     \m      6, 20, 21
+.endif
+.if \np > 7
     \m      7, 22, 23
 .endif
 .endm
@@ -121,7 +135,8 @@
     mmla_store \fa, \fb
 .endm
 
-// void qkern_q4_mmla_p<np>_i8mm(const KernelArgs *): rows 2*np (np row pairs) x 4*ntiles columns.
+// void qkern_q4_mmla_p<np>_i8mm(const KernelArgs *), np = 1..8: rows 2*np (np row pairs) x
+// 4*ntiles columns, of which the first ARG_NROWS rows are stored.
 .macro mmla_kernel np
 function qkern_q4_mmla_p\np\()_i8mm
     save_d8_d15
@@ -142,7 +157,9 @@ function qkern_q4_mmla_p\np\()_i8mm
 
     ldr     q24, [x9]
     mov     x16, x7
+    ldr     x15, [x0, #ARG_NROWS]
     for_pairs \np, store_acc
+3:
     add     x7, x7, #16
     add     x9, x9, x10
     subs    x6, x6, #1
@@ -153,7 +170,11 @@ endfunc qkern_q4_mmla_p\np\()_i8mm
 .endm
 
 mmla_kernel 8
+mmla_kernel 7
+mmla_kernel 6
+mmla_kernel 5
 mmla_kernel 4
+mmla_kernel 3
 mmla_kernel 2
 mmla_kernel 1
 

@@ -78,5 +78,6 @@ EXTERN\name:
 #define ARG_BIAS    64   /* 4 f32 added to each tile's columns */
 #define ARG_BIASINC 72   /* bytes from one tile's bias to the next (16, or 0 for a zero bias) */
 #define ARG_ZEROS   80   /* 64 zero bytes */
+#define ARG_NROWS   88   /* rows to store (1 .. 2 * row pairs), from the first */
 
 #endif

@@ -27,20 +27,29 @@ struct KernelArgs {
     bias: *const f32,
     bias_step: usize,
     zeros: *const u8,
+    nrows: usize,
 }
 
 type RawKernel = unsafe extern "C" fn(*const KernelArgs);
 
 unsafe extern "C" {
-    fn qkern_q4_mmla_p8_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p4_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p2_i8mm(args: *const KernelArgs);
     fn qkern_q4_mmla_p1_i8mm(args: *const KernelArgs);
+    fn qkern_q4_mmla_p2_i8mm(args: *const KernelArgs);
+    fn qkern_q4_mmla_p3_i8mm(args: *const KernelArgs);
+    fn qkern_q4_mmla_p4_i8mm(args: *const KernelArgs);
+    fn qkern_q4_mmla_p5_i8mm(args: *const KernelArgs);
+    fn qkern_q4_mmla_p6_i8mm(args: *const KernelArgs);
+    fn qkern_q4_mmla_p7_i8mm(args: *const KernelArgs);
+    fn qkern_q4_mmla_p8_i8mm(args: *const KernelArgs);
     fn qkern_q4_mmla_gemv_i8mm(args: *const KernelArgs);
-    fn qkern_q4_dot_p8_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p4_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p2_dotprod(args: *const KernelArgs);
     fn qkern_q4_dot_p1_dotprod(args: *const KernelArgs);
+    fn qkern_q4_dot_p2_dotprod(args: *const KernelArgs);
+    fn qkern_q4_dot_p3_dotprod(args: *const KernelArgs);
+    fn qkern_q4_dot_p4_dotprod(args: *const KernelArgs);
+    fn qkern_q4_dot_p5_dotprod(args: *const KernelArgs);
+    fn qkern_q4_dot_p6_dotprod(args: *const KernelArgs);
+    fn qkern_q4_dot_p7_dotprod(args: *const KernelArgs);
+    fn qkern_q4_dot_p8_dotprod(args: *const KernelArgs);
     fn qkern_q4_dot_gemv_dotprod(args: *const KernelArgs);
 }
 
@@ -68,7 +77,7 @@ impl Isa {
 /// Row shape of a micro-kernel.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Rows {
-    /// `np` whole row pairs (1, 2, 4 or 8).
+    /// `np` row pairs, 1 ..= 8.
     Pairs(usize),
     /// One row. `Dot`: either half of a pair (the pointers address the half). `I8mm`: a pair
     /// that holds the same row twice.
@@ -85,18 +94,31 @@ impl Rows {
 }
 
 fn raw_kernel(isa: Isa, rows: Rows) -> RawKernel {
+    const MMLA: [RawKernel; 8] = [
+        qkern_q4_mmla_p1_i8mm,
+        qkern_q4_mmla_p2_i8mm,
+        qkern_q4_mmla_p3_i8mm,
+        qkern_q4_mmla_p4_i8mm,
+        qkern_q4_mmla_p5_i8mm,
+        qkern_q4_mmla_p6_i8mm,
+        qkern_q4_mmla_p7_i8mm,
+        qkern_q4_mmla_p8_i8mm,
+    ];
+    const DOT: [RawKernel; 8] = [
+        qkern_q4_dot_p1_dotprod,
+        qkern_q4_dot_p2_dotprod,
+        qkern_q4_dot_p3_dotprod,
+        qkern_q4_dot_p4_dotprod,
+        qkern_q4_dot_p5_dotprod,
+        qkern_q4_dot_p6_dotprod,
+        qkern_q4_dot_p7_dotprod,
+        qkern_q4_dot_p8_dotprod,
+    ];
     match (isa, rows) {
-        (Isa::I8mm, Rows::Pairs(8)) => qkern_q4_mmla_p8_i8mm,
-        (Isa::I8mm, Rows::Pairs(4)) => qkern_q4_mmla_p4_i8mm,
-        (Isa::I8mm, Rows::Pairs(2)) => qkern_q4_mmla_p2_i8mm,
-        (Isa::I8mm, Rows::Pairs(1)) => qkern_q4_mmla_p1_i8mm,
         (Isa::I8mm, Rows::One) => qkern_q4_mmla_gemv_i8mm,
-        (Isa::Dot, Rows::Pairs(8)) => qkern_q4_dot_p8_dotprod,
-        (Isa::Dot, Rows::Pairs(4)) => qkern_q4_dot_p4_dotprod,
-        (Isa::Dot, Rows::Pairs(2)) => qkern_q4_dot_p2_dotprod,
-        (Isa::Dot, Rows::Pairs(1)) => qkern_q4_dot_p1_dotprod,
         (Isa::Dot, Rows::One) => qkern_q4_dot_gemv_dotprod,
-        (_, Rows::Pairs(np)) => panic!("no micro-kernel for {np} row pairs"),
+        (Isa::I8mm, Rows::Pairs(np)) => MMLA[np - 1],
+        (Isa::Dot, Rows::Pairs(np)) => DOT[np - 1],
     }
 }
 
@@ -118,9 +140,9 @@ pub(crate) struct ActRows {
 }
 
 /// Runs one micro-kernel: `rows` rows of `a` times column tiles `t0 .. t0 + ntiles` of `w`
-/// (`kb` blocks each), plus `bias` (4 values per tile, or zero), into `out` with row stride `ldo`.
-/// Checks everything the routine assumes and panics otherwise (these are internal invariants;
-/// the public API validated the user's input).
+/// (`kb` blocks each), plus `bias` (4 values per tile, or zero), stores the first `store_rows` of
+/// them into `out` with row stride `ldo`. Checks everything the routine assumes and panics
+/// otherwise (internal invariants: the public API validated the user's input).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_kernel(
     isa: Isa,
@@ -134,6 +156,7 @@ pub(crate) fn run_kernel(
     bias: Option<&[f32]>,
     out: &mut [f32],
     ldo: usize,
+    store_rows: usize,
 ) {
     assert!(
         isa.supported(),
@@ -146,15 +169,19 @@ pub(crate) fn run_kernel(
     // Activations: each block reads 64 bytes per pair (from `data`), and 16 bytes per pair
     // (4 for a single row) from `scales`.
     let pairs = match rows {
-        Rows::Pairs(np) => np,
+        Rows::Pairs(np) => {
+            assert!((1..=GROUP_PAIRS).contains(&np));
+            np
+        }
         Rows::One => 1,
     };
     let last = (kb - 1) * ar.stride;
     assert!(ar.data + last + pairs * act::PAIR_DATA <= a.len());
     assert!(ar.scales + last + pairs * act::PAIR_SCALES <= a.len());
-    // Output: rows.count() rows of 4 * ntiles values, stride ldo.
+    // Output: store_rows rows of 4 * ntiles values, stride ldo.
+    assert!((1..=rows.count()).contains(&store_rows));
     assert!(ldo >= NR * ntiles);
-    assert!((rows.count() - 1) * ldo + NR * ntiles <= out.len());
+    assert!((store_rows - 1) * ldo + NR * ntiles <= out.len());
     let (bias, bias_step) = match bias {
         Some(b) => {
             assert!(b.len() >= NR * ntiles);
@@ -174,12 +201,13 @@ pub(crate) fn run_kernel(
         bias,
         bias_step,
         zeros: ZEROS.0.as_ptr(),
+        nrows: store_rows,
     };
     // SAFETY: the CPU has the routine's features (checked above); it reads `ntiles * kb` weight
     // blocks from `w`, `kb` blocks of its pairs' values and scales at `stride` from `a`, 4 bias
-    // values per tile (or the 4 zeros, step 0), 64 zero bytes, and writes rows.count() x 4*ntiles
-    // values with stride `ldo` into `out`: all inside the slices, as checked above. It saves the
-    // callee-saved registers it uses.
+    // values per tile (or the 4 zeros, step 0), 64 zero bytes, and writes `store_rows` rows of
+    // 4 * ntiles values with stride `ldo` into `out`: all inside the slices, as checked above.
+    // It saves the callee-saved registers it uses.
     unsafe { raw_kernel(isa, rows)(&args) };
 }
 
@@ -202,14 +230,14 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
-    /// Rows `row0 .. row0 + rows.count()` through kernel `rows` at `ar`, storing rows `want`
-    /// (within both that span and `self.rows`) for every column of `self.cols`.
+    /// Rows from `row0` through kernel `rows` at `ar`, storing rows `want` (a non-empty part of
+    /// `self.rows` and of the kernel's rows) for every column of `self.cols`. Tiles whose columns
+    /// all lie in `cols` go straight to the output when `want` starts at `row0`; the rest through
+    /// a scratch tile.
     fn chunk(&mut self, rows: Rows, ar: ActRows, row0: usize, want: Range<usize>) {
-        let all_rows = want == (row0..row0 + rows.count());
         let (t_lo, t_hi) = (self.cols.start / NR, self.cols.end.div_ceil(NR));
-        // Tiles whose 4 columns all lie in `cols`.
         let (f_lo, f_hi) = (self.cols.start.div_ceil(NR), self.cols.end / NR);
-        if all_rows && f_lo < f_hi {
+        if want.start == row0 && f_lo < f_hi {
             let start = (row0 - self.rows.start) * self.ldo + f_lo * NR - self.cols.start;
             run_kernel(
                 self.isa,
@@ -223,6 +251,7 @@ impl Driver<'_> {
                 self.bias.map(|b| &b[f_lo * NR..]),
                 &mut self.out[start..],
                 self.ldo,
+                want.len(),
             );
             if f_lo > t_lo {
                 self.scratch(rows, ar, row0, &want, t_lo..f_lo);
@@ -248,8 +277,10 @@ impl Driver<'_> {
         let mut t = tiles.start;
         while t < tiles.end {
             let nt = (tiles.end - t).min(SCRATCH_TILES);
+            let (a, w, kb) = (self.a, self.w, self.kb);
+            let n_rows = want.end - row0;
             run_kernel(
-                self.isa, rows, self.w, t, nt, self.kb, self.a, ar, None, &mut tmp, SCRATCH_LD,
+                self.isa, rows, w, t, nt, kb, a, ar, None, &mut tmp, SCRATCH_LD, n_rows,
             );
             let c_lo = (t * NR).max(self.cols.start);
             let c_hi = ((t + nt) * NR).min(self.cols.end);
@@ -266,13 +297,14 @@ impl Driver<'_> {
     }
 }
 
-/// The `gemm` of the asm tiers.
+/// The `gemm` of the asm tiers: per 16-row group, one micro-kernel pass over the weights for all
+/// its wanted rows (a row range that starts on the second row of a pair takes that row first,
+/// on its own).
 ///
 /// # Safety
 /// See `Q4Kernel::gemm`; `w` was packed with the layout of `isa`.
 pub(crate) unsafe fn gemm(isa: Isa, args: &GemmArgs<'_>) {
     let (m, k) = (args.m, args.k);
-    let kb = k / QK;
     let out_len = (args.rows.len() - 1) * args.ldo + args.cols.len();
     // SAFETY: `matmul_range` hands over its `&mut [f32]` output, which holds `out_len` elements
     // from `args.out` (it checked that length); nothing else uses it during this call. Only
@@ -282,7 +314,7 @@ pub(crate) unsafe fn gemm(isa: Isa, args: &GemmArgs<'_>) {
         isa,
         w: args.w.bytes(),
         a: args.a.bytes(),
-        kb,
+        kb: k / QK,
         rows: args.rows.clone(),
         cols: args.cols.clone(),
         bias: args.bias,
@@ -294,44 +326,43 @@ pub(crate) unsafe fn gemm(isa: Isa, args: &GemmArgs<'_>) {
     for g in r_lo / group_rows..r_hi.div_ceil(group_rows) {
         let grp = act::group(g, m, k);
         let g0 = g * group_rows;
-        // Rows of this group to compute.
-        let (lo, hi) = (r_lo.max(g0), r_hi.min(g0 + 2 * grp.pairs));
-        let pair_rows = |q: usize| ActRows {
-            data: grp.data(q),
-            scales: grp.scales(q),
-            stride: grp.stride,
-        };
-        let mut i = lo;
-        while i < hi {
+        let pair_rows = |i: usize| {
             let q = (i - g0) / 2;
-            if i % 2 == 1 || i + 1 == hi {
-                // A single row: the second of its pair, or one whose partner is not wanted.
-                let ar = pair_rows(q);
-                let dup_pair = i + 1 == m && m % 2 == 1;
-                match isa {
-                    Isa::Dot => {
-                        let h = (i % 2) * 8;
-                        let ar = ActRows {
-                            data: ar.data + h,
-                            scales: ar.scales + h,
-                            ..ar
-                        };
-                        d.chunk(Rows::One, ar, i, i..i + 1);
-                    }
-                    Isa::I8mm if dup_pair => d.chunk(Rows::One, ar, i, i..i + 1),
-                    Isa::I8mm => d.chunk(Rows::Pairs(1), ar, g0 + 2 * q, i..i + 1),
-                }
-                i += 1;
-                continue;
+            ActRows {
+                data: grp.data(q),
+                scales: grp.scales(q),
+                stride: grp.stride,
             }
-            // Whole pairs from q while both rows are wanted.
-            let whole = (hi - i) / 2;
-            let np = [8, 4, 2, 1]
-                .into_iter()
-                .find(|&np| np <= whole)
-                .expect("whole >= 1");
-            d.chunk(Rows::Pairs(np), pair_rows(q), i, i..i + 2 * np);
-            i += 2 * np;
+        };
+        // Rows of this group to compute.
+        let (mut lo, hi) = (r_lo.max(g0), r_hi.min(g0 + 2 * grp.pairs));
+        if lo % 2 == 1 {
+            // The second row of a pair, alone.
+            let ar = pair_rows(lo);
+            match isa {
+                Isa::Dot => {
+                    let ar = ActRows {
+                        data: ar.data + 8,
+                        scales: ar.scales + 8,
+                        ..ar
+                    };
+                    d.chunk(Rows::One, ar, lo, lo..lo + 1);
+                }
+                Isa::I8mm => d.chunk(Rows::Pairs(1), ar, lo - 1, lo..lo + 1),
+            }
+            lo += 1;
         }
+        if lo == hi {
+            continue;
+        }
+        let ar = pair_rows(lo);
+        // SDOT's single-row kernel reads any row; SMMLA's needs a pair that holds its row twice.
+        let one = hi - lo == 1 && (isa == Isa::Dot || (lo + 1 == m && m % 2 == 1));
+        let rows = if one {
+            Rows::One
+        } else {
+            Rows::Pairs((hi - lo).div_ceil(2))
+        };
+        d.chunk(rows, ar, lo, lo..hi);
     }
 }
