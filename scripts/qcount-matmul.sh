@@ -5,7 +5,8 @@
 # For each kernel, runs examples/qcount_matmul twice (K and 2K, same M and N) with the plugin
 # restricted to the asm symbols (sym=qkern_q4_), and subtracts the first report from the second:
 # what is left is exactly the inner loop over K (the per-tile prologue and stores cancel). Prints
-# instructions per 1000 MAC and the modeled MAC/cycle at --mmla-cost 1 and 2.
+# instructions per 1000 MAC and the modeled MAC/cycle at --mmla-cost 1 and 2. MACs are the useful
+# ones (M x N x K): M = 3 runs the 4-row kernel and stores 3 rows.
 #
 # usage: scripts/qcount-matmul.sh            (QCOUNT=path/to/qcount to override the tool folder)
 set -eu
@@ -26,9 +27,9 @@ N=64
 K=2048
 printf '%-28s %4s %9s %10s %10s  %s\n' kernel M "insn/kMAC" "MAC/c@1" "MAC/c@2" "bound (cost 1 / cost 2)"
 for spec in neoni8mm:16:qkern_q4_mmla_p8 neoni8mm:8:qkern_q4_mmla_p4 neoni8mm:4:qkern_q4_mmla_p2 \
-    neoni8mm:2:qkern_q4_mmla_p1 neoni8mm:1:qkern_q4_mmla_gemv \
+    neoni8mm:3:qkern_q4_mmla_p2 neoni8mm:2:qkern_q4_mmla_p1 neoni8mm:1:qkern_q4_mmla_gemv \
     neondot:16:qkern_q4_dot_p8 neondot:8:qkern_q4_dot_p4 neondot:4:qkern_q4_dot_p2 \
-    neondot:2:qkern_q4_dot_p1 neondot:1:qkern_q4_dot_gemv; do
+    neondot:3:qkern_q4_dot_p2 neondot:2:qkern_q4_dot_p1 neondot:1:qkern_q4_dot_gemv; do
     tier=${spec%%:*}
     rest=${spec#*:}
     m=${rest%%:*}
