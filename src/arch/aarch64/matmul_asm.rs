@@ -2,10 +2,13 @@
 //! `NeonI8mm` (`asm/aarch64/q4_gemm_i8mm.S`) tiers: their safe wrapper, and the driver that cuts
 //! a `GemmArgs` call into micro-kernel calls.
 //!
-//! Every routine computes `2 * np` rows (or one row, GEMV) times `4 * ntiles` columns over all K
-//! and stores them with bias, row stride `ldo`. The driver calls them straight on the caller's
-//! output where a whole tile lies inside the requested ranges, and through a small scratch tile
-//! (then copies the wanted elements) at the edges, so nothing outside the ranges is written.
+//! Every routine computes `2 * np` rows (`np` = 1..=8 row pairs; or one row, GEMV) times
+//! `4 * ntiles` columns over all K and stores the first `nrows` of them with bias, row stride
+//! `ldo`. Each 16-row activation group is one pass over the weights. The driver calls the
+//! routines straight on the caller's output for the column tiles that lie inside the requested
+//! columns, and through a small scratch tile (then copies the wanted elements) for the edge tiles
+//! and for a range that starts on the second row of a pair under SMMLA, so nothing outside the
+//! ranges is written.
 
 use super::act::{self, GROUP_PAIRS};
 use super::pack::{self, NR, TILE_BLOCK};
