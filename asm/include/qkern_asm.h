@@ -39,4 +39,45 @@ EXTERN\name:
 #endif
 .endm
 
+/* save_d8_d15 / restore_d8_d15: the AAPCS64 callee-saved low halves of v8-v15, for routines that
+ * use all 32 vector registers. 64 bytes of stack, described for unwinders (DWARF 72.. = d8..). */
+.macro save_d8_d15
+    stp     d8, d9, [sp, #-64]!
+    .cfi_def_cfa_offset 64
+    .cfi_offset 72, -64
+    .cfi_offset 73, -56
+    stp     d10, d11, [sp, #16]
+    .cfi_offset 74, -48
+    .cfi_offset 75, -40
+    stp     d12, d13, [sp, #32]
+    .cfi_offset 76, -32
+    .cfi_offset 77, -24
+    stp     d14, d15, [sp, #48]
+    .cfi_offset 78, -16
+    .cfi_offset 79, -8
+.endm
+
+.macro restore_d8_d15
+    ldp     d14, d15, [sp, #48]
+    ldp     d12, d13, [sp, #32]
+    ldp     d10, d11, [sp, #16]
+    ldp     d8, d9, [sp], #64
+    .cfi_def_cfa_offset 0
+.endm
+
+/* Offsets in the argument block that every q4 matmul micro-kernel takes in x0
+ * (`KernelArgs` in src/arch/aarch64/matmul_asm.rs, 8 bytes per field). */
+#define ARG_W        0   /* packed weights, first tile, block 0 */
+#define ARG_A        8   /* activation values of the first row pair, block 0 */
+#define ARG_AS      16   /* activation scales of the first row pair, block 0 */
+#define ARG_ASTRIDE 24   /* bytes from one activation block to the next */
+#define ARG_KB      32   /* blocks of 32 along K (>= 1) */
+#define ARG_NTILES  40   /* column tiles of 4 (>= 1) */
+#define ARG_OUT     48   /* output of the first row, first tile */
+#define ARG_LDO     56   /* bytes from one output row to the next */
+#define ARG_BIAS    64   /* 4 f32 added to each tile's columns */
+#define ARG_BIASINC 72   /* bytes from one tile's bias to the next (16, or 0 for a zero bias) */
+#define ARG_ZEROS   80   /* 64 zero bytes */
+#define ARG_NROWS   88   /* rows to store (1 .. 2 * row pairs), from the first */
+
 #endif

@@ -1,0 +1,224 @@
+// Q4_0 x int8 matmul micro-kernels with SDOT (FEAT_DotProd), for the NeonDot tier.
+//
+// Layouts: src/arch/aarch64/pack.rs (Layout::Dot: per column tile of 4 and block of 32, 64 bytes
+// of nibbles XORed with 0x88 as registers [bytes 4j..4j+4 of columns 0, 1, 2, 3], then the 4
+// weight scales / 16 as f32) and src/arch/aarch64/act.rs (row pairs, 8 bytes of each row in turn,
+// scales [d0, d0, d1, d1]). SDOT by element takes 4 activation bytes of one row (lanes 0, 1: the
+// pair's first row; 2, 3: its second), so a result is one row x 4 columns, scaled by the weight
+// scale vector as loaded and by the activation scale by element: no shuffles, no fcvtl.
+//
+// Per 32-deep block of the 16x4 tile (qkern_q4_dot_p8_dotprod), 2048 MAC, as counted by qcount
+// (scripts/qcount-matmul.sh):
+//   128 sdot, 8 unpack (4 shl + 4 and), 16 scvtf, 16 fmul (weight scale), 16 fmla by element
+//   (activation scale), no movi: the 16 int32 accumulators are zeroed by 8 ldp from a zero line,
+//   on the load ports instead of the SIMD pipes. Loads: 26 ldp + 9 ldr = 35 (61 mem ops). Loop: 5.
+//   224 instructions = 109.4 per 1000 MAC (llama.cpp's dotprod GEMM: 125.8).
+//   SIMD 184 slots = 46 cycles -> 44.5 MAC/cycle (decode 28 c, loads 20 c); --mmla-cost does
+//   not apply. Bound: SIMD pipes. With movi zeroing: 200 slots, 41.0 MAC/cycle.
+// Smaller tiles (p1..p7: 2..14 rows; an odd row count stores one row less) run the same
+// per-pair code (insn / 1000 MAC, MAC/cycle):
+//   p4 (8x4) 117.2, 42.7; p2 (4x4) 132.8, 39.4; p1 (2x4) 164.1, 34.1.
+// qkern_q4_dot_gemv_dotprod (one row, either half of a pair): 8 sdot + 8 unpack + scvtf + fmul +
+//   fmla per block and 4 columns: 242.2 insn / 1000 MAC, 26.9 MAC/cycle (SIMD bound; in practice
+//   bound by the weight stream from memory).
+#include "qkern_asm.h"
+
+// Register use: v0-v3 weights K 4j..4j+3 (j = 0..3) of columns 0-3, v4-v7 K 16+4j.., v8-v23
+// float accumulators (pair p: v(8+2p) row 2p, v(9+2p) row 2p+1), v24-v27 a row pair's activations
+// (K 0-7 .. 24-31 of both rows), v28-v29 int32 block sums, v30 0xF0 mask, v31 weight scales.
+// GPRs as in q4_gemm_i8mm.S.
+
+.macro load_args
+    ldp     x1, x2, [x0, #ARG_W]
+    ldp     x3, x4, [x0, #ARG_AS]
+    ldp     x5, x6, [x0, #ARG_KB]
+    ldp     x7, x8, [x0, #ARG_OUT]
+    ldp     x9, x10, [x0, #ARG_BIAS]
+    ldr     x11, [x0, #ARG_ZEROS]
+    movi    v30.16b, #0xF0
+.endm
+
+.macro load_weights
+    ldp     q0, q1, [x1]
+    ldp     q2, q3, [x1, #32]
+    ldr     q31, [x1, #64]
+    and     v4.16b, v0.16b, v30.16b
+    and     v5.16b, v1.16b, v30.16b
+    and     v6.16b, v2.16b, v30.16b
+    and     v7.16b, v3.16b, v30.16b
+    shl     v0.16b, v0.16b, #4
+    shl     v1.16b, v1.16b, #4
+    shl     v2.16b, v2.16b, #4
+    shl     v3.16b, v3.16b, #4
+.endm
+
+// One row pair p of the current block: 16 sdot (8 per row), then scale and accumulate.
+.macro dot_pair p, fa, fb
+    ldp     q24, q25, [x12, #(\p * 64)]
+    ldp     q26, q27, [x12, #(\p * 64 + 32)]
+    ldp     q28, q29, [x11]
+    sdot    v28.4s, v0.16b, v24.4b[0]
+    sdot    v29.4s, v0.16b, v24.4b[2]
+    sdot    v28.4s, v1.16b, v24.4b[1]
+    sdot    v29.4s, v1.16b, v24.4b[3]
+    sdot    v28.4s, v2.16b, v25.4b[0]
+    sdot    v29.4s, v2.16b, v25.4b[2]
+    sdot    v28.4s, v3.16b, v25.4b[1]
+    sdot    v29.4s, v3.16b, v25.4b[3]
+    sdot    v28.4s, v4.16b, v26.4b[0]
+    sdot    v29.4s, v4.16b, v26.4b[2]
+    sdot    v28.4s, v5.16b, v26.4b[1]
+    sdot    v29.4s, v5.16b, v26.4b[3]
+    sdot    v28.4s, v6.16b, v27.4b[0]
+    sdot    v29.4s, v6.16b, v27.4b[2]
+    sdot    v28.4s, v7.16b, v27.4b[1]
+    sdot    v29.4s, v7.16b, v27.4b[3]
+    ldr     q24, [x13, #(\p * 16)]
+    scvtf   v28.4s, v28.4s
+    scvtf   v29.4s, v29.4s
+    fmul    v28.4s, v28.4s, v31.4s
+    fmul    v29.4s, v29.4s, v31.4s
+    fmla    v\fa\().4s, v28.4s, v24.s[0]
+    fmla    v\fb\().4s, v29.4s, v24.s[2]
+.endm
+
+.macro for_pairs np, m
+    \m      0, 8, 9
+.if \np > 1
+    \m      1, 10, 11
+.endif
+.if \np > 2
+    \m      2, 12, 13
+.endif
+.if \np > 3
+    \m      3, 14, 15
+.endif
+.if \np > 4
+    \m      4, 16, 17
+.endif
+.if \np > 5
+    \m      5, 18, 19
+.endif
+.if \np > 6
+    \m      6, 20, 21
+.endif
+.if \np > 7
+    \m      7, 22, 23
+.endif
+.endm
+
+.macro zero_acc p, fa, fb
+    movi    v\fa\().16b, #0
+    movi    v\fb\().16b, #0
+.endm
+
+// Rows 2p, 2p+1 plus the bias in v24, stored at x16 and x16 + ldo until x15 rows are
+// stored (then on to 3:); x16 advances two rows.
+.macro store_acc p, fa, fb
+    fadd    v25.4s, v\fa\().4s, v24.4s
+    fadd    v26.4s, v\fb\().4s, v24.4s
+    str     q25, [x16]
+    subs    x15, x15, #1
+    b.eq    3f
+    add     x16, x16, x8
+    str     q26, [x16]
+    subs    x15, x15, #1
+    b.eq    3f
+    add     x16, x16, x8
+.endm
+
+// void qkern_q4_dot_p<np>_dotprod(const KernelArgs *), np = 1..8: rows 2*np x 4*ntiles columns, of
+// which the first ARG_NROWS rows are stored.
+.macro dot_kernel np
+function qkern_q4_dot_p\np\()_dotprod
+    save_d8_d15
+    load_args
+2:
+    for_pairs \np, zero_acc
+    mov     x12, x2
+    mov     x13, x3
+    mov     x14, x5
+1:
+    load_weights
+    for_pairs \np, dot_pair
+    add     x1, x1, #80
+    add     x12, x12, x4
+    add     x13, x13, x4
+    subs    x14, x14, #1
+    b.ne    1b
+
+    ldr     q24, [x9]
+    mov     x16, x7
+    ldr     x15, [x0, #ARG_NROWS]
+    for_pairs \np, store_acc
+3:
+    add     x7, x7, #16
+    add     x9, x9, x10
+    subs    x6, x6, #1
+    b.ne    2b
+    restore_d8_d15
+    ret
+endfunc qkern_q4_dot_p\np\()_dotprod
+.endm
+
+dot_kernel 8
+dot_kernel 7
+dot_kernel 6
+dot_kernel 5
+dot_kernel 4
+dot_kernel 3
+dot_kernel 2
+dot_kernel 1
+
+// void qkern_q4_dot_gemv_dotprod(const KernelArgs *): one row x 4*ntiles columns. The activation
+// pointers address the row's half of its pair (+8 bytes for the second row), so the row's bytes
+// are lanes 0 and 1 of each 16-byte load (the layout's tail padding covers the last load).
+function qkern_q4_dot_gemv_dotprod
+    load_args
+2:
+    movi    v16.16b, #0
+    mov     x12, x2
+    mov     x13, x3
+    mov     x14, x5
+1:
+    ldp     q0, q1, [x1]
+    ldp     q2, q3, [x1, #32]
+    ldr     q31, [x1, #64]
+    ldp     q24, q25, [x12]
+    ldp     q26, q27, [x12, #32]
+    ldr     s23, [x13]
+    ldr     q28, [x11]
+    and     v4.16b, v0.16b, v30.16b
+    and     v5.16b, v1.16b, v30.16b
+    and     v6.16b, v2.16b, v30.16b
+    and     v7.16b, v3.16b, v30.16b
+    shl     v0.16b, v0.16b, #4
+    shl     v1.16b, v1.16b, #4
+    shl     v2.16b, v2.16b, #4
+    shl     v3.16b, v3.16b, #4
+    sdot    v28.4s, v0.16b, v24.4b[0]
+    sdot    v28.4s, v1.16b, v24.4b[1]
+    sdot    v28.4s, v2.16b, v25.4b[0]
+    sdot    v28.4s, v3.16b, v25.4b[1]
+    sdot    v28.4s, v4.16b, v26.4b[0]
+    sdot    v28.4s, v5.16b, v26.4b[1]
+    sdot    v28.4s, v6.16b, v27.4b[0]
+    sdot    v28.4s, v7.16b, v27.4b[1]
+    scvtf   v28.4s, v28.4s
+    fmul    v28.4s, v28.4s, v31.4s
+    fmla    v16.4s, v28.4s, v23.s[0]
+    add     x1, x1, #80
+    add     x12, x12, x4
+    add     x13, x13, x4
+    subs    x14, x14, #1
+    b.ne    1b
+
+    ldr     q24, [x9]
+    fadd    v16.4s, v16.4s, v24.4s
+    str     q16, [x7]
+    add     x7, x7, #16
+    add     x9, x9, x10
+    subs    x6, x6, #1
+    b.ne    2b
+    ret
+endfunc qkern_q4_dot_gemv_dotprod

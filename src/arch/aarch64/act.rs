@@ -1,0 +1,164 @@
+//! Activation layout shared by the three aarch64 tiers, and its NEON quantizer.
+//!
+//! Rows go in pairs (rows `2p`, `2p + 1`), pairs in groups of up to [`GROUP_PAIRS`] (16 rows, the
+//! GEMM tile height). Group `g` holds `pairs(g)` pairs: 8 for every group but the last. Within a
+//! group, block `b` (32 values along K) is `pairs(g) * 80` bytes:
+//!
+//! ```text
+//! [pair 0: 64 bytes][pair 1: 64] ... [pair 0 scales: 16][pair 1 scales: 16] ...
+//! pair data  = chunk c = 0..4 of 8 values: [row 2p: k 8c..8c+7][row 2p+1: k 8c..8c+7]
+//! pair scale = [d(2p), d(2p), d(2p+1), d(2p+1)] as f32
+//! ```
+//!
+//! A pair register is at once an SMMLA operand (two rows of eight) and, by 4-byte lane, an SDOT
+//! by-element operand (lanes 0, 1: row `2p`; lanes 2, 3: row `2p + 1`); the scale vector is the
+//! 2x2 order that SMMLA results have. When `m` is odd the last pair repeats its one row in both
+//! halves (so an M = 1 kernel can use plain vector SDOT on it); its second row is never stored.
+//! The buffer ends with [`TAIL_PAD`] spare bytes so that a kernel may address a row-1 half
+//! (pointer + 8) with full 16-byte loads.
+
+use crate::quant::{quantize_activation_block, ActBlock, QK};
+use core::arch::aarch64::*;
+
+/// Row pairs per group (16 rows).
+pub(crate) const GROUP_PAIRS: usize = 8;
+/// Bytes of one pair's values in one block.
+pub(crate) const PAIR_DATA: usize = 64;
+/// Bytes of one pair's scales in one block.
+pub(crate) const PAIR_SCALES: usize = 16;
+/// Spare bytes at the end of the buffer (read, never used, by row-1 addressing).
+pub(crate) const TAIL_PAD: usize = 64;
+
+/// Where one group lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Group {
+    /// Byte offset of block 0.
+    pub base: usize,
+    /// Pairs in the group (1..=8).
+    pub pairs: usize,
+    /// Bytes from one block to the next.
+    pub stride: usize,
+}
+
+/// Row pairs of an `m`-row matrix.
+pub(crate) fn pair_count(m: usize) -> usize {
+    m.div_ceil(2)
+}
+
+/// Group `g` of an `m x k` matrix.
+pub(crate) fn group(g: usize, m: usize, k: usize) -> Group {
+    let kb = k / QK;
+    let pairs = (pair_count(m) - g * GROUP_PAIRS).min(GROUP_PAIRS);
+    Group {
+        base: g * GROUP_PAIRS * (PAIR_DATA + PAIR_SCALES) * kb,
+        pairs,
+        stride: pairs * (PAIR_DATA + PAIR_SCALES),
+    }
+}
+
+impl Group {
+    /// Byte offset of pair `q`'s (of this group) values in block 0.
+    pub(crate) fn data(&self, q: usize) -> usize {
+        self.base + q * PAIR_DATA
+    }
+    /// Byte offset of pair `q`'s scales in block 0.
+    pub(crate) fn scales(&self, q: usize) -> usize {
+        self.base + self.pairs * PAIR_DATA + q * PAIR_SCALES
+    }
+}
+
+pub(crate) fn size(m: usize, k: usize) -> usize {
+    pair_count(m) * (PAIR_DATA + PAIR_SCALES) * (k / QK) + TAIL_PAD
+}
+
+/// Quantizes row `i` of `m` into the layout. The last row of an odd `m` fills both halves.
+pub(crate) fn quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
+    let kb = k / QK;
+    assert!(x.len() == k && i < m && out.len() >= size(m, k));
+    let g = group(i / (2 * GROUP_PAIRS), m, k);
+    let q = (i % (2 * GROUP_PAIRS)) / 2;
+    let halves: &[usize] = if i % 2 == 1 {
+        &[1]
+    } else if i + 1 == m {
+        &[0, 1]
+    } else {
+        &[0]
+    };
+    for (b, xb) in x.chunks_exact(QK).enumerate().take(kb) {
+        let xb: &[f32; QK] = xb.try_into().expect("chunk of 32");
+        let (d, qs) = quantize_block_neon(xb);
+        let data = g.data(q) + b * g.stride;
+        let sc = g.scales(q) + b * g.stride;
+        for &h in halves {
+            for c in 0..4 {
+                let o = data + c * 16 + h * 8;
+                out[o..o + 8].copy_from_slice(&qs[c * 8..c * 8 + 8]);
+            }
+            let o = sc + h * 8;
+            out[o..o + 4].copy_from_slice(&d.to_ne_bytes());
+            out[o + 4..o + 8].copy_from_slice(&d.to_ne_bytes());
+        }
+    }
+}
+
+/// The plain blocks, `m * k / 32` in row order.
+pub(crate) fn unpack(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
+    let kb = k / QK;
+    let mut v = Vec::with_capacity(m * kb);
+    for i in 0..m {
+        let g = group(i / (2 * GROUP_PAIRS), m, k);
+        let (q, h) = ((i % (2 * GROUP_PAIRS)) / 2, i % 2);
+        for b in 0..kb {
+            let data = g.data(q) + b * g.stride + h * 8;
+            let sc = g.scales(q) + b * g.stride + h * 8;
+            let mut qs = [0i8; 32];
+            for c in 0..4 {
+                for (t, &byte) in buf[data + c * 16..data + c * 16 + 8].iter().enumerate() {
+                    qs[c * 8 + t] = byte as i8;
+                }
+            }
+            let d = f32::from_ne_bytes(buf[sc..sc + 4].try_into().expect("4 bytes"));
+            v.push(ActBlock { d, qs });
+        }
+    }
+    v
+}
+
+/// [`quantize_activation_block`] in NEON: the same f32 operations, so the same bits.
+fn quantize_block_neon(x: &[f32; QK]) -> (f32, [u8; QK]) {
+    // SAFETY: NEON is part of the aarch64 baseline; every load and store stays inside `x` / `qs`
+    // (8 x 4 floats in, 2 x 16 bytes out).
+    unsafe {
+        let p = x.as_ptr();
+        let v: [float32x4_t; 8] = core::array::from_fn(|j| vld1q_f32(p.add(4 * j)));
+        // maxnm ignores NaN like f32::max; starting from 0 matches the scalar fold.
+        let mut m = vdupq_n_f32(0.0);
+        for &vj in &v {
+            m = vmaxnmq_f32(m, vabsq_f32(vj));
+        }
+        let amax = vmaxnmvq_f32(m);
+        let d = amax / 127.0;
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+        let mut qs = [0u8; QK];
+        for half in 0..2 {
+            let q: [int16x4_t; 4] = core::array::from_fn(|j| {
+                // fcvtas: round half away from zero, NaN to 0, saturating like `as`.
+                vqmovn_s32(vcvtaq_s32_f32(vmulq_n_f32(v[4 * half + j], id)))
+            });
+            let lo = vqmovn_s16(vcombine_s16(q[0], q[1]));
+            let hi = vqmovn_s16(vcombine_s16(q[2], q[3]));
+            vst1q_u8(
+                qs.as_mut_ptr().add(16 * half),
+                vreinterpretq_u8_s8(vcombine_s8(lo, hi)),
+            );
+        }
+        debug_assert_eq!(
+            {
+                let r = quantize_activation_block(x);
+                (r.d.to_bits(), bytemuck::cast::<[i8; 32], [u8; 32]>(r.qs))
+            },
+            (d.to_bits(), qs)
+        );
+        (d, qs)
+    }
+}

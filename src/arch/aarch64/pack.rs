@@ -1,0 +1,124 @@
+//! Packed Q4_0 weight layouts of the aarch64 tiers.
+//!
+//! Columns (weight rows) go in tiles of [`NR`] = 4, N padded with zero blocks. Tile `t` holds its
+//! `kb` blocks one after the other, [`TILE_BLOCK`] = 80 bytes each:
+//!
+//! ```text
+//! [64 bytes of nibbles, XORed with 0x88][d(4t) .. d(4t+3) as f32, divided by 16]
+//! ```
+//!
+//! XOR 0x88 turns each nibble `q` into the 4-bit two's complement of `q - 8`, so `shl #4` (low
+//! nibbles, K 0..15) and `and #0xF0` (high nibbles, K 16..31) yield int8 operands equal to
+//! `16 * (q - 8)`; the 1/16 is folded into the scale (exact: a power of two). The nibble order is
+//! per layout, so that one 16-byte load unpacks into two micro-kernel operands:
+//!
+//! * [`Layout::Mmla`] (SMMLA; also the `Neon` kernel): register `2 * cp + h` (column pair `cp`,
+//!   half `h`) = `[col 2cp: bytes 8h..8h+8][col 2cp+1: bytes 8h..8h+8]`, a 2x8 SMMLA operand
+//!   (K `8h..`) after `shl`, and (K `16 + 8h..`) after `and`.
+//! * [`Layout::Dot`] (SDOT): register `j` = bytes `4j..4j+4` of columns 0, 1, 2, 3: four columns
+//!   of four K values, the SDOT by-element operand.
+//!
+//! Scales that are not finite keep their f16 bits exactly: infinities stay infinities, and a NaN
+//! carries the f16 bits in its payload, so [`unpack`] returns the original blocks bit for bit.
+
+use crate::aligned::AlignedBuf;
+use crate::quant::{BlockQ4_0, QK};
+use half::f16;
+
+/// Columns per tile.
+pub(crate) const NR: usize = 4;
+/// Bytes of nibbles per tile and block.
+pub(crate) const TILE_NIBBLES: usize = 64;
+/// Bytes per tile and block.
+pub(crate) const TILE_BLOCK: usize = TILE_NIBBLES + 4 * NR;
+
+/// Nibble order within a tile's block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Layout {
+    Mmla,
+    Dot,
+}
+
+impl Layout {
+    /// Byte offset, within a tile's 64 nibble bytes, of byte `i` (0..16) of column `c` (0..4).
+    fn offset(self, c: usize, i: usize) -> usize {
+        match self {
+            Layout::Mmla => (c / 2) * 32 + (i / 8) * 16 + (c % 2) * 8 + i % 8,
+            Layout::Dot => (i / 4) * 16 + c * 4 + i % 4,
+        }
+    }
+}
+
+/// Column tiles for `n` columns.
+pub(crate) fn tiles(n: usize) -> usize {
+    n.div_ceil(NR)
+}
+
+/// Bytes of tile `t`'s block 0.
+pub(crate) fn tile_offset(t: usize, kb: usize) -> usize {
+    t * kb * TILE_BLOCK
+}
+
+pub(crate) fn size(n: usize, k: usize) -> usize {
+    tiles(n) * (k / QK) * TILE_BLOCK
+}
+
+fn scale_to_f32(d: f16) -> f32 {
+    if d.is_nan() {
+        f32::from_bits(0x7FC0_0000 | d.to_bits() as u32)
+    } else {
+        d.to_f32() / 16.0
+    }
+}
+
+fn scale_from_f32(s: f32) -> f16 {
+    if s.is_nan() {
+        f16::from_bits(s.to_bits() as u16)
+    } else {
+        f16::from_f32(s * 16.0)
+    }
+}
+
+pub(crate) fn pack(layout: Layout, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK;
+    let mut buf = AlignedBuf::zeroed(size(n, k));
+    let out = buf.bytes_mut();
+    for t in 0..tiles(n) {
+        for b in 0..kb {
+            let o = tile_offset(t, kb) + b * TILE_BLOCK;
+            for c in 0..NR {
+                let j = t * NR + c;
+                // Padding columns: zero scale and nibbles 8 (value 0).
+                let blk = (j < n).then(|| blocks[j * kb + b]);
+                let qs = blk.map_or([0x88; 16], |x| x.qs);
+                for (i, &q) in qs.iter().enumerate() {
+                    out[o + layout.offset(c, i)] = q ^ 0x88;
+                }
+                let s = blk.map_or(0.0, |x| scale_to_f32(x.d));
+                let so = o + TILE_NIBBLES + 4 * c;
+                out[so..so + 4].copy_from_slice(&s.to_ne_bytes());
+            }
+        }
+    }
+    buf
+}
+
+pub(crate) fn unpack(layout: Layout, buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
+    let kb = k / QK;
+    let bytes = buf.bytes();
+    let mut v = Vec::with_capacity(n * kb);
+    for j in 0..n {
+        let (t, c) = (j / NR, j % NR);
+        for b in 0..kb {
+            let o = tile_offset(t, kb) + b * TILE_BLOCK;
+            let qs = core::array::from_fn(|i| bytes[o + layout.offset(c, i)] ^ 0x88);
+            let so = o + TILE_NIBBLES + 4 * c;
+            let s = f32::from_ne_bytes(bytes[so..so + 4].try_into().expect("4 bytes"));
+            v.push(BlockQ4_0 {
+                d: scale_from_f32(s),
+                qs,
+            });
+        }
+    }
+    v
+}
