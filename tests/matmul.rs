@@ -307,3 +307,29 @@ per_tier_test!(
     parallel_driver_matches_serial,
     super::parallel_matches_serial
 );
+
+/// Activation blocks at the edges of the rule: zeros, halfway ties, huge values, and absmax so
+/// small that 1/d overflows (q must be 0 there), on every tier's quantizer.
+fn activation_edge_blocks(tier: Tier) {
+    let mut x = Vec::new();
+    let mut rng = Rng(99);
+    x.extend([0f32; 32]);
+    x.extend((0..32).map(|i| if i == 0 { 127.0 } else { i as f32 - 15.5 }));
+    x.extend((0..32).map(|i| if i == 0 { -127.0 } else { 15.5 - i as f32 }));
+    for scale in [3e38f32, 1e-30, 3.6e-37, 1e-38, 1e-40, 1e-45] {
+        x.extend(rng.vec(32, 1.0).iter().map(|v| v * scale));
+    }
+    for m in [1usize, 2, 3] {
+        let k = x.len() / m / 32 * 32;
+        let rows = &x[..m * k];
+        let mut a = QuantizedActivations::with_tier(tier).unwrap();
+        a.quantize(rows, m, k).unwrap();
+        assert_eq!(
+            to_ref_act(&a.blocks()),
+            r::quantize_activations(rows),
+            "tier {tier} m={m}"
+        );
+    }
+}
+
+per_tier_test!(activation_edge_blocks_exact, super::activation_edge_blocks);

@@ -268,7 +268,12 @@ pub fn matmul_range(
     let args = validate(w, a, rows, cols, bias, out.len(), ldo)?;
     if let Some(args) = args {
         let _iv = crate::signpost::interval(c"matmul", || {
-            format!("q4_0 M={} N={} K={}", args.rows.len(), args.cols.len(), args.k)
+            format!(
+                "q4_0 M={} N={} K={}",
+                args.rows.len(),
+                args.cols.len(),
+                args.k
+            )
         });
         let args = GemmArgs {
             out: out.as_mut_ptr(),

@@ -138,7 +138,9 @@ fn quantize_block_neon(x: &[f32; QK]) -> (f32, [u8; QK]) {
         }
         let amax = vmaxnmvq_f32(m);
         let d = amax / 127.0;
+        // 0 when d is 0 or 1/d overflows (absmax below ~3.7e-37), as the scalar rule says.
         let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+        let id = if id.is_finite() { id } else { 0.0 };
         let mut qs = [0u8; QK];
         for half in 0..2 {
             let q: [int16x4_t; 4] = core::array::from_fn(|j| {
