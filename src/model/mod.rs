@@ -6,13 +6,15 @@
 //!   [`load_safetensors_dir`] a Hugging Face folder; [`load`] picks by path.
 
 mod config;
+mod convert;
 mod gguf;
+mod q6k;
 mod safetensors;
 mod weights;
 
 pub use config::{Arch, Config};
-pub use gguf::load_gguf;
-pub use safetensors::load_safetensors_dir;
+pub use gguf::{load_gguf, load_gguf_bytes};
+pub use safetensors::{load_safetensors_bytes, load_safetensors_dir};
 pub use weights::{LayerWeights, ModelWeights};
 
 use crate::Result;
