@@ -1043,7 +1043,7 @@ fn safetensors_sharded_index_errors() {
 
 #[test]
 fn fuzz_seeds_are_valid_models() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     let g = std::fs::read(root.join("gguf_parse/seed-tiny.gguf")).unwrap();
     load_gguf_bytes(&g).unwrap();
     let s = std::fs::read(root.join("safetensors_parse/seed-tiny")).unwrap();
