@@ -94,7 +94,9 @@ mod x86 {
 
     pub fn main() {
         let iters = 200_000_000 / ACCS as u64;
-        let cases: [(&str, bool, u64, fn(u64)); 3] = [
+        // (name, supported, MAC per instruction, loop)
+        type Case = (&'static str, bool, u64, fn(u64));
+        let cases: [Case; 3] = [
             (
                 "zmm vpdpbusd (avx512vnni)",
                 is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512f"),

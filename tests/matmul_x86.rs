@@ -178,7 +178,7 @@ fn pack_round_trip(tier: Tier) {
             let mut blocks = rng.q4_blocks(n * kb);
             let odd = [0x7E01u16, 0xFC00, 0x7C00, 0x0001, 0x8000, 0x7BFF, 0xFE00];
             for (b, bits) in blocks.iter_mut().zip(odd.iter().cycle()) {
-                if rng.next_u64() % 3 == 0 {
+                if rng.next_u64().is_multiple_of(3) {
                     b.d = half::f16::from_bits(*bits);
                 }
             }
