@@ -67,7 +67,7 @@ pub(crate) fn q4_kernel(tier: Tier) -> &'static Q4Kernel {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::Avx2, 4, 1, 2>(args) }
+    unsafe { gemm::gemm::<isa::Avx2, 4, 1, 2, false>(args) }
 }
 
 /// # Safety
@@ -75,7 +75,7 @@ unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
 #[target_feature(enable = "avx2,fma,avxvnni")]
 unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::AvxVnni, 4, 1, 2>(args) }
+    unsafe { gemm::gemm::<isa::AvxVnni, 4, 1, 2, false>(args) }
 }
 
 /// # Safety
@@ -83,5 +83,50 @@ unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemm_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2>(args) }
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, false>(args) }
+}
+
+// Q8_0 weights x int8 activations on the Avx512Vnni tier (the model's output head), for
+// `crate::kernels::matmul_q8`. Wire-up there, as a `Q8Kernel` arm for `Tier::Avx512Vnni`:
+// `name: Q8_AVX512VNNI_NAME, pack: pack_q8_avx512vnni, unpack_row: unpack_row_q8_avx512vnni,
+// acts: ActInput::Native (this module's activation layout), gemm: gemm_q8_avx512vnni`.
+
+/// Name of the Avx512Vnni Q8_0 kernel.
+#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+pub(crate) const Q8_AVX512VNNI_NAME: &str = "avx512vnni-q8-8x16";
+
+/// Packs `n` rows of `k / 32` Q8_0 blocks for [`gemm_q8_avx512vnni`] (layout: `layout::pack_q8`,
+/// column groups of 16).
+#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+pub(crate) fn pack_q8_avx512vnni(
+    blocks: &[crate::quant::BlockQ8_0],
+    n: usize,
+    k: usize,
+) -> crate::aligned::AlignedBuf {
+    layout::pack_q8(16, blocks, n, k)
+}
+
+/// Row `row < n` of weights packed by [`pack_q8_avx512vnni`], exactly as given, into `out`
+/// (`k / 32` blocks).
+#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+pub(crate) fn unpack_row_q8_avx512vnni(
+    buf: &crate::aligned::AlignedBuf,
+    _n: usize,
+    k: usize,
+    row: usize,
+    out: &mut [crate::quant::BlockQ8_0],
+) {
+    layout::unpack_row_q8(16, buf, k, row, out)
+}
+
+/// Q8_0 GEMM/GEMV: `args.w` from [`pack_q8_avx512vnni`], `args.a` in this module's activation
+/// layout (`act_kernel`), otherwise the contract of `Q4Kernel::gemm`.
+///
+/// # Safety
+/// See [`Q4Kernel::gemm`]; the CPU supports the Avx512Vnni tier.
+#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn gemm_q8_avx512vnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, true>(args) }
 }
