@@ -27,14 +27,14 @@ static ACT_KERNEL: ActKernel = ActKernel {
 };
 
 static AVX2: Q4Kernel = Q4Kernel {
-    name: "avx2-4x8",
+    name: "avx2-8x8",
     pack: layout::pack::<8>,
     unpack: layout::unpack::<8>,
     gemm: gemm_avx2,
 };
 
 static AVXVNNI: Q4Kernel = Q4Kernel {
-    name: "avxvnni-4x8",
+    name: "avxvnni-6x8",
     pack: layout::pack::<8>,
     unpack: layout::unpack::<8>,
     gemm: gemm_avxvnni,
@@ -67,7 +67,7 @@ pub(crate) fn q4_kernel(tier: Tier) -> &'static Q4Kernel {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::Avx2, 4, 1, 2, false>(args) }
+    unsafe { gemm::gemm::<isa::Avx2, 8, 1, 2, false>(args) }
 }
 
 /// # Safety
@@ -75,7 +75,7 @@ unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
 #[target_feature(enable = "avx2,fma,avxvnni")]
 unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::AvxVnni, 4, 1, 2, false>(args) }
+    unsafe { gemm::gemm::<isa::AvxVnni, 6, 1, 2, false>(args) }
 }
 
 /// # Safety
