@@ -134,7 +134,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
     i0: usize,
     g0: usize,
 ) {
-    // SAFETY (whole body): every pointer formed below addresses a record of a row < MR or a group
+    // SAFETY: (whole body) every pointer formed below addresses a record of a row < MR or a group
     // < NG, block < kb, inside the buffers as stated in this function's contract; the Isa methods
     // run on a supported CPU.
     unsafe {
@@ -251,9 +251,8 @@ pub(super) unsafe fn gemm<
     debug_assert!(args.w.bytes().len() >= args.n.div_ceil(c) * w_stride);
 
     let rows = args.rows.clone();
-    // SAFETY (of the `cols` calls): every tile lies inside rows x groups g0..g1 of the call,
-    // i.e. inside rows.start..rows.end <= m and groups < ceil(n / C).
     if rows.len() <= 3 {
+        // SAFETY: the tiles cover exactly the call's rows (<= m) and groups g0..g1 (< ceil(n / C)).
         unsafe { cols::<I, MR, NG, NGV, Q8>(&t, rows.start, rows.len(), g0, g1, NGV) };
         return;
     }
@@ -269,6 +268,7 @@ pub(super) unsafe fn gemm<
             } else {
                 (left.min(3), NGV)
             };
+            // SAFETY: rows i .. i + mr lie in the call's rows, groups p .. pend in g0..g1.
             unsafe { cols::<I, MR, NG, NGV, Q8>(&t, i, mr, p, pend, ng) };
             i += mr;
         }
