@@ -8,6 +8,19 @@
 //!   groups of 16 for zmm and 8 for ymm).
 //! * `gemm`: the GEMM/GEMV driver and micro-kernel, generic over the vector operations of a tier.
 //! * `isa`: those operations for each tier.
+//! * `emu` (tests only): the same driver over portable `vpdpbusd` emulations with the zmm and ymm
+//!   tiles, so the VNNI tiers' tile, tail and sub-range logic is tested on CPUs without them.
+//!
+//! Kernels (tile = rows x columns; GEMV tiles for calls of at most 3 rows: rows x 2 groups):
+//!
+//! | tier | tile | per 32-deep block of a tile |
+//! |---|---|---|
+//! | Avx512Vnni | 8 x 16 | 4 loads, 12 unpack, 64 `vpdpbusd` (activations as `{1to16}` memory broadcasts), 8 x (cvt, mul, fma) |
+//! | AvxVnni | 6 x 8 | 4 loads, 12 unpack, 48 `vpdpbusd` ymm, 6 x (cvt, mul, fma) |
+//! | Avx2 | 8 x 8 | 4 loads, 12 unpack, 64 `vpmaddubsw` + 56 `vpaddw` (i16, exact), 8 x (`vpmaddwd`, add, cvt, mul, fma) |
+//!
+//! For Avx512Vnni that is 100 vector-ALU operations per 64 `vpdpbusd` (no spills; checked in the
+//! disassembly), i.e. at most 64% of the `vpdpbusd` peak on a core with two 512-bit ports.
 
 mod gemm;
 mod isa;
