@@ -2,3 +2,4 @@
 
 pub mod dot;
 pub mod matmul;
+pub mod matmul_q8;
