@@ -91,6 +91,11 @@ fn check(tier: Tier, c: &Case) {
     let w = PackedQ8_0::with_tier(&blocks, c.n, c.k, tier).unwrap();
     assert_eq!(w.unpack(), blocks, "packing must be lossless");
     assert_eq!((w.n(), w.k(), w.tier()), (c.n, c.k, tier));
+    let mut row = Guarded::filled(f32::NAN, c.k);
+    for j in [0, c.n / 2, c.n - 1] {
+        w.dequantize_row(j, &mut row).unwrap();
+        assert_eq!(&row[..], r::embedding_q8_0(&to_ref_q8(&blocks), c.k, j));
+    }
     let mut a = QuantizedActivations::with_tier(tier).unwrap();
     a.quantize(&x, c.m, c.k).unwrap();
     assert_eq!(to_ref_act(&a.blocks()), r::quantize_activations(&x));
@@ -240,6 +245,8 @@ fn bad_input(tier: Tier) {
         Err(Error::Overflow(_))
     ));
     let w = PackedQ8_0::with_tier(&blocks, 2, 64, tier).unwrap();
+    assert!(w.dequantize_row(2, &mut [0.0; 64]).is_err(), "row out of range");
+    assert!(w.dequantize_row(1, &mut [0.0; 63]).is_err(), "short row");
     let mut a = QuantizedActivations::with_tier(tier).unwrap();
     let mut out = vec![0f32; 8];
     assert!(

@@ -18,7 +18,8 @@ use crate::kernels::matmul::{
     act_kernel, gemm_parallel, validate, GemmArgs, QuantizedActivations, WeightView,
 };
 use crate::parallel::ThreadPool;
-use crate::quant::{blocks_in, check_len, BlockQ8_0};
+use crate::quant::{blocks_in, check_len, BlockQ8_0, QK};
+use bytemuck::Zeroable;
 use crate::{Error, Result, Tier};
 use std::ops::Range;
 
@@ -39,8 +40,8 @@ pub(crate) struct Q8Kernel {
     pub name: &'static str,
     /// Packs `n` rows of `k / 32` blocks.
     pub pack: fn(blocks: &[BlockQ8_0], n: usize, k: usize) -> AlignedBuf,
-    /// Inverse of `pack`.
-    pub unpack: fn(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ8_0>,
+    /// Inverse of `pack` for one row: writes the `k / 32` blocks of row `row < n` into `out`.
+    pub unpack_row: fn(buf: &AlignedBuf, n: usize, k: usize, row: usize, out: &mut [BlockQ8_0]),
     /// Activation layout `gemm` reads.
     pub acts: ActInput,
     /// # Safety
@@ -95,7 +96,33 @@ impl PackedQ8_0 {
 
     /// The plain blocks back, exactly as given to [`PackedQ8_0::new`].
     pub fn unpack(&self) -> Vec<BlockQ8_0> {
-        (q8_kernel(self.tier).unpack)(&self.buf, self.n, self.k)
+        let kb = self.k / QK;
+        let mut blocks = vec![BlockQ8_0::zeroed(); self.n * kb];
+        for (r, row) in blocks.chunks_exact_mut(kb).enumerate() {
+            (q8_kernel(self.tier).unpack_row)(&self.buf, self.n, self.k, r, row);
+        }
+        blocks
+    }
+
+    /// Row `row` dequantized into `out` (`k` values, `q * d` each): lets a tied output head serve
+    /// as the token embedding without a second copy of the table.
+    pub fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        if row >= self.n {
+            return Err(Error::ShapeMismatch(format!(
+                "row {row} outside N = {}",
+                self.n
+            )));
+        }
+        check_len("dequantized row", out.len(), self.k)?;
+        let mut blocks = vec![BlockQ8_0::zeroed(); self.k / QK];
+        (q8_kernel(self.tier).unpack_row)(&self.buf, self.n, self.k, row, &mut blocks);
+        for (b, o) in blocks.iter().zip(out.chunks_exact_mut(QK)) {
+            let d = b.d.to_f32();
+            for (o, &q) in o.iter_mut().zip(&b.qs) {
+                *o = q as f32 * d;
+            }
+        }
+        Ok(())
     }
 
     /// Tier the weights are packed for.

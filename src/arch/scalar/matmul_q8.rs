@@ -9,7 +9,7 @@ use crate::quant::{ActBlock, BlockQ8_0, QK};
 pub(crate) static Q8_KERNEL: Q8Kernel = Q8Kernel {
     name: "scalar",
     pack: pack_plain,
-    unpack: unpack_plain,
+    unpack_row: unpack_row_plain,
     acts: ActInput::Plain,
     gemm: gemm_scalar,
 };
@@ -21,9 +21,10 @@ fn pack_plain(blocks: &[BlockQ8_0], _n: usize, _k: usize) -> AlignedBuf {
     buf
 }
 
-fn unpack_plain(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ8_0> {
-    let len = n * (k / QK) * size_of::<BlockQ8_0>();
-    bytemuck::cast_slice::<u8, BlockQ8_0>(&buf.bytes()[..len]).to_vec()
+fn unpack_row_plain(buf: &AlignedBuf, n: usize, k: usize, row: usize, out: &mut [BlockQ8_0]) {
+    let kb = k / QK;
+    let all: &[BlockQ8_0] = bytemuck::cast_slice(&buf.bytes()[..n * kb * size_of::<BlockQ8_0>()]);
+    out.copy_from_slice(&all[row * kb..(row + 1) * kb]);
 }
 
 /// Exact integer dot product of a Q8_0 block with an activation block (|sum| <= 32 * 128 * 127).
