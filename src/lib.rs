@@ -38,6 +38,7 @@ mod aligned;
 mod arch;
 mod error;
 pub mod kernels;
+pub mod model;
 pub mod parallel;
 pub mod quant;
 mod tier;

@@ -1,0 +1,29 @@
+//! The Qwen model: configuration, weights and their loaders.
+//!
+//! * [`Config`] and [`ModelWeights`] hold a model in the formats the forward pass reads
+//!   (DESIGN.md §6): linear weights Q4_0, token embedding and output head Q8_0, norms and biases f32.
+//! * [`load_gguf`] reads a GGUF v3 file as written by llama.cpp (`qwen2`, `qwen3`);
+//!   [`load_safetensors_dir`] a Hugging Face folder; [`load`] picks by path.
+
+mod config;
+mod gguf;
+mod safetensors;
+mod weights;
+
+pub use config::{Arch, Config};
+pub use gguf::load_gguf;
+pub use safetensors::load_safetensors_dir;
+pub use weights::{LayerWeights, ModelWeights};
+
+use crate::Result;
+use std::path::Path;
+
+/// Loads a model from a `.gguf` file or from a Hugging Face folder (`config.json` plus
+/// safetensors), picked by whether `path` is a directory.
+pub fn load(path: &Path) -> Result<ModelWeights> {
+    if path.is_dir() {
+        load_safetensors_dir(path)
+    } else {
+        load_gguf(path)
+    }
+}
