@@ -245,7 +245,10 @@ fn bad_input(tier: Tier) {
         Err(Error::Overflow(_))
     ));
     let w = PackedQ8_0::with_tier(&blocks, 2, 64, tier).unwrap();
-    assert!(w.dequantize_row(2, &mut [0.0; 64]).is_err(), "row out of range");
+    assert!(
+        w.dequantize_row(2, &mut [0.0; 64]).is_err(),
+        "row out of range"
+    );
     assert!(w.dequantize_row(1, &mut [0.0; 63]).is_err(), "short row");
     let mut a = QuantizedActivations::with_tier(tier).unwrap();
     let mut out = vec![0f32; 8];

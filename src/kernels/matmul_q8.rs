@@ -19,8 +19,8 @@ use crate::kernels::matmul::{
 };
 use crate::parallel::ThreadPool;
 use crate::quant::{blocks_in, check_len, BlockQ8_0, QK};
-use bytemuck::Zeroable;
 use crate::{Error, Result, Tier};
+use bytemuck::Zeroable;
 use std::ops::Range;
 
 /// How a Q8_0 kernel reads its activations.

@@ -6,11 +6,14 @@
 //!   [`load_safetensors_dir`] a Hugging Face folder; [`load`] picks by path.
 
 mod config;
+mod forward;
 mod gguf;
+mod random;
 mod safetensors;
 mod weights;
 
 pub use config::{Arch, Config};
+pub use forward::{Model, Op, OpTimes, Session, SessionOptions};
 pub use gguf::load_gguf;
 pub use safetensors::load_safetensors_dir;
 pub use weights::{LayerWeights, ModelWeights};
