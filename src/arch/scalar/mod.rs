@@ -2,5 +2,7 @@
 //! pointer. They define the packed layouts that other tiers fall back to.
 
 pub(crate) mod matmul;
+pub(crate) mod ops;
+pub(crate) mod attention;
 
 pub(crate) use matmul::{ACT_KERNEL, Q4_KERNEL};
