@@ -9,7 +9,9 @@
 use crate::kernels::matmul::{ActKernel, Q4Kernel};
 use crate::Tier;
 
+pub(crate) mod attention;
 pub(crate) mod dot;
+pub(crate) mod ops;
 
 /// The activation quantizer (and so the activation layout) for an aarch64 tier.
 pub(crate) fn act_kernel(_tier: Tier) -> &'static ActKernel {

@@ -3,6 +3,8 @@
 
 pub(crate) mod matmul;
 pub(crate) mod matmul_q8;
+pub(crate) mod ops;
+pub(crate) mod attention;
 
 pub(crate) use matmul::{ACT_KERNEL, Q4_KERNEL};
 pub(crate) use matmul_q8::Q8_KERNEL;

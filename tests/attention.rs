@@ -1,0 +1,280 @@
+//! Causal GQA attention over the KV cache on every tier against `qkern_reference::attention`.
+//!
+//! The reference gets the keys and values **as stored** (rounded to f16 for an f16 cache: the
+//! storage format is part of the cache's definition), so the tolerance covers arithmetic only.
+//!
+//! Tolerance, per output row (query position `i`, head `h`), with `A = max_j scale * sum_d
+//! |q_d k_jd|` over the keys it sees, `V = max |v_jd|` over those keys, `n` keys and
+//! `tiles = ceil(n / 64)`:
+//! * f32 paths (u = 2^-24): each score is off by at most `(d + 2) u A` (the scaled Q rounds once,
+//!   then a `d`-term dot product in any order); a score error `e` scales its weight by about
+//!   `1 + e`, the exp adds 4 u, each online-softmax rescale adds 4 u + u per tile, and the
+//!   normalized sum of `n` weighted values adds `(n + 4) u`. The output error is then at most
+//!   `V (2 (2 (d + 2) u A + 4 u + tiles 5 u) + (n + 4) u)`; the test allows twice that.
+//! * the fp16 path (aarch64 with FEAT_FP16): Q is rounded to f16 (u16 = 2^-11), scores are
+//!   accumulated in f16 over 32 dimensions at a time and P is rounded to f16 and multiplied with
+//!   V in f16 over 16 keys at a time, everything else in f32. The same reasoning with u16 on
+//!   the f16 steps gives a bound that is too loose to catch anything (`32 u16` per step);
+//!   instead the tolerance uses the rounding-error *scale* `sqrt(steps)`:
+//!   `V (4 (sqrt(d) + 1) u16 A + 2 (sqrt(16) + 1) u16) + f32 bound`, which the measured errors
+//!   stay well inside (see `fp16_accuracy` in this file, which prints the measured worst case).
+//!   A wrong mask or a wrong key (an error of about `V / n`) is still far above it for `n` up
+//!   to several hundred.
+
+mod common;
+
+use common::{guard::Guarded, Rng};
+use qkern::kernels::attention::{
+    attention, attention_parallel, attention_path, KvCache, KvDtype, KV_CHUNK,
+};
+use qkern::parallel::ThreadPool;
+use qkern::Tier;
+use qkern_reference as r;
+
+const U: f64 = 1.0 / (1u64 << 24) as f64;
+const U16: f64 = 1.0 / (1u64 << 11) as f64;
+
+struct Shape {
+    n_head: usize,
+    n_kv: usize,
+    d: usize,
+}
+
+/// Keys and values of `t` positions as stored by a cache of `dtype`.
+fn stored(x: &[f32], dtype: KvDtype) -> Vec<f32> {
+    match dtype {
+        KvDtype::F32 => x.to_vec(),
+        KvDtype::F16 => x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
+    }
+}
+
+/// Whether the path for `tier` computes in fp16.
+fn is_fp16(tier: Tier, dtype: KvDtype) -> bool {
+    attention_path(tier, dtype).unwrap().contains("fp16")
+}
+
+/// Checks `out` (query rows `q_rows` of the full sequence, at positions `pos0..`) against the
+/// reference over keys/values `k`, `v` (as stored) of `pos0 + t` positions.
+#[allow(clippy::too_many_arguments)]
+fn check_rows(
+    tier: Tier,
+    fp16: bool,
+    s: &Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    pos0: usize,
+    out: &[f32],
+    what: &str,
+) -> f64 {
+    let (d, n_head, n_kv) = (s.d, s.n_head, s.n_kv);
+    let t = q.len() / (n_head * d);
+    let kv_len = pos0 + t;
+    let want = r::attention(q, &k[..kv_len * n_kv * d], &v[..kv_len * n_kv * d], n_head, n_kv, d);
+    let scale = 1.0 / (d as f64).sqrt();
+    let group = n_head / n_kv;
+    let mut worst = 0f64;
+    for i in 0..t {
+        let pos = pos0 + i;
+        let n = pos + 1;
+        for h in 0..n_head {
+            let kh = h / group;
+            let qr = &q[(i * n_head + h) * d..][..d];
+            let (mut a, mut vmax) = (0f64, 0f64);
+            for j in 0..n {
+                let kr = &k[(j * n_kv + kh) * d..][..d];
+                let dot: f64 = qr.iter().zip(kr).map(|(&x, &y)| (x as f64 * y as f64).abs()).sum();
+                a = a.max(dot * scale);
+                let vr = &v[(j * n_kv + kh) * d..][..d];
+                vmax = vr.iter().fold(vmax, |m, &x| m.max(x.abs() as f64));
+            }
+            let tiles = n.div_ceil(64) as f64;
+            let f32_bound =
+                vmax * (2.0 * (2.0 * (d + 2) as f64 * U * a + 4.0 * U + tiles * 5.0 * U)
+                    + (n + 4) as f64 * U);
+            let mut tol = 2.0 * f32_bound;
+            if fp16 {
+                tol += vmax * (4.0 * ((d as f64).sqrt() + 1.0) * U16 * a + 2.0 * 5.0 * U16);
+            }
+            let tol = tol + 1e-30;
+            for c in 0..d {
+                let idx = (i * n_head + h) * d + c;
+                let err = (out[idx] as f64 - want[idx]).abs();
+                worst = worst.max(err / (vmax + 1e-30));
+                assert!(
+                    err <= tol,
+                    "{what}: tier {tier} fp16={fp16} heads {n_head}/{n_kv} d={d} pos {pos} head {h} \
+                     dim {c}: got {}, want {}, err {err:e}, tol {tol:e}",
+                    out[idx],
+                    want[idx]
+                );
+            }
+        }
+    }
+    worst
+}
+
+/// Fills a cache with `chunks` of a random sequence, attending after each chunk (chunked
+/// prefill continuing the cache), and checks every row; returns the worst error / V.
+fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed: u64) -> f64 {
+    let total: usize = chunks.iter().sum();
+    let mut rng = Rng(seed);
+    let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+    let q = rng.vec(total * qw, 2.0);
+    let k = rng.vec(total * kw, 2.0);
+    let v = rng.vec(total * kw, 1.0);
+    let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
+    let fp16 = is_fp16(tier, dtype);
+    let mut cache = KvCache::new(2, s.n_kv, s.d, total + 5, dtype).unwrap();
+    let mut pos0 = 0;
+    let mut worst = 0f64;
+    for &t in chunks {
+        let layer = 1;
+        cache
+            .write(layer, pos0, &k[pos0 * kw..(pos0 + t) * kw], &v[pos0 * kw..(pos0 + t) * kw])
+            .unwrap();
+        let qc = Guarded::from_slice(&q[pos0 * qw..(pos0 + t) * qw]);
+        let mut out = Guarded::filled(f32::NAN, t * qw);
+        attention(tier, &qc, s.n_head, &cache, layer, pos0, &mut out).unwrap();
+        worst = worst.max(check_rows(tier, fp16, s, &qc, &ks, &vs, pos0, &out, "chunked"));
+        pos0 += t;
+    }
+    worst
+}
+
+fn gqa_ratios(tier: Tier) {
+    // GQA ratios 1, 2, 7, 14 (and 6), odd head counts, head_dim 16..128, one-shot prefill.
+    let shapes = [
+        (Shape { n_head: 3, n_kv: 3, d: 64 }, 70),
+        (Shape { n_head: 4, n_kv: 2, d: 128 }, 67),
+        (Shape { n_head: 7, n_kv: 1, d: 16 }, 130),
+        (Shape { n_head: 14, n_kv: 1, d: 48 }, 20),
+        (Shape { n_head: 14, n_kv: 2, d: 64 }, 65),
+        (Shape { n_head: 12, n_kv: 2, d: 128 }, 33),
+        (Shape { n_head: 5, n_kv: 5, d: 80 }, 9),
+    ];
+    for (i, (s, t)) in shapes.iter().enumerate() {
+        for dtype in [KvDtype::F16, KvDtype::F32] {
+            chunked_prefill(tier, s, dtype, &[*t], 0x1000 + i as u64);
+        }
+    }
+}
+per_tier_test!(gqa_ratios_vs_reference, crate::gqa_ratios);
+
+fn lengths_and_chunks(tier: Tier) {
+    // One sequence of 300 checks every length 1..=300 (row i sees exactly i + 1 keys); the
+    // chunks cross tile (64) and block boundaries, continuing the cache.
+    let s = Shape { n_head: 2, n_kv: 1, d: 32 };
+    chunked_prefill(tier, &s, KvDtype::F16, &[300], 7);
+    chunked_prefill(tier, &s, KvDtype::F16, &[1, 63, 1, 64, 65, 2, 40, 64], 7);
+    chunked_prefill(tier, &s, KvDtype::F32, &[33, 1, 1, 1, 128, 100, 36], 8);
+    let s = Shape { n_head: 14, n_kv: 2, d: 64 };
+    chunked_prefill(tier, &s, KvDtype::F16, &[37, 91, 1, 2], 9);
+    for t in [1, 2, 3, 63, 64, 65, 129] {
+        let s = Shape { n_head: 3, n_kv: 1, d: 16 };
+        chunked_prefill(tier, &s, KvDtype::F16, &[t], 10 + t as u64);
+    }
+}
+per_tier_test!(lengths_1_to_300_and_chunks, crate::lengths_and_chunks);
+
+fn chunked_equals_one_shot(tier: Tier) {
+    // The same sequence prefilled at once and in chunks gives the same outputs (up to the
+    // float reassociation of different block boundaries, bounded like the reference tolerance).
+    let s = Shape { n_head: 6, n_kv: 2, d: 64 };
+    let total = 150;
+    let mut rng = Rng(77);
+    let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+    let (q, k, v) = (rng.vec(total * qw, 2.0), rng.vec(total * kw, 2.0), rng.vec(total * kw, 1.0));
+    let mut c1 = KvCache::new(1, s.n_kv, s.d, total, KvDtype::F16).unwrap();
+    c1.write(0, 0, &k, &v).unwrap();
+    let mut one = vec![0f32; total * qw];
+    attention(tier, &q, s.n_head, &c1, 0, 0, &mut one).unwrap();
+    let mut c2 = KvCache::new(1, s.n_kv, s.d, total, KvDtype::F16).unwrap();
+    let mut chunked = vec![0f32; total * qw];
+    let mut pos0 = 0;
+    for t in [10, 54, 1, 64, 21] {
+        c2.write(0, pos0, &k[pos0 * kw..(pos0 + t) * kw], &v[pos0 * kw..(pos0 + t) * kw])
+            .unwrap();
+        attention(tier, &q[pos0 * qw..(pos0 + t) * qw], s.n_head, &c2, 0, pos0, &mut chunked[pos0 * qw..(pos0 + t) * qw])
+            .unwrap();
+        pos0 += t;
+    }
+    let tol = if is_fp16(tier, KvDtype::F16) { 2e-2 } else { 1e-5 };
+    for (i, (a, b)) in one.iter().zip(&chunked).enumerate() {
+        assert!((a - b).abs() <= tol, "row value {i}: one-shot {a}, chunked {b}");
+    }
+}
+per_tier_test!(chunked_prefill_equals_one_shot, crate::chunked_equals_one_shot);
+
+fn decode_parallel(tier: Tier) {
+    // Long cache, t = 1 decode steps: the split-KV parallel path (chunks of KV_CHUNK merged) and
+    // the sequential path both match the reference; prefill through the pool too.
+    let pool = ThreadPool::new(3);
+    for (s, dtype) in [
+        (Shape { n_head: 14, n_kv: 2, d: 64 }, KvDtype::F16),
+        (Shape { n_head: 4, n_kv: 4, d: 128 }, KvDtype::F32),
+    ] {
+        let total = 2 * KV_CHUNK + 77;
+        let mut rng = Rng(0xdec0de);
+        let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+        let (q, k, v) = (rng.vec(total * qw, 2.0), rng.vec(total * kw, 2.0), rng.vec(total * kw, 1.0));
+        let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
+        let fp16 = is_fp16(tier, dtype);
+        let mut cache = KvCache::new(1, s.n_kv, s.d, total, dtype).unwrap();
+        let pre = total - 3;
+        cache.write(0, 0, &k[..pre * kw], &v[..pre * kw]).unwrap();
+        let mut out = vec![0f32; pre * qw];
+        attention_parallel(&pool, tier, &q[..pre * qw], s.n_head, &cache, 0, 0, &mut out).unwrap();
+        // Spot-check the prefill rows near both ends (the full check of every row is in the
+        // single-thread tests; this one checks the task split).
+        for i in [0, 1, 64, pre - 1] {
+            check_rows(tier, fp16, &s, &q[i * qw..(i + 1) * qw], &ks, &vs, i, &out[i * qw..(i + 1) * qw], "parallel prefill");
+        }
+        for pos in pre..total {
+            cache.write(0, pos, &k[pos * kw..(pos + 1) * kw], &v[pos * kw..(pos + 1) * kw]).unwrap();
+            let qr = Guarded::from_slice(&q[pos * qw..(pos + 1) * qw]);
+            let mut par = Guarded::filled(f32::NAN, qw);
+            attention_parallel(&pool, tier, &qr, s.n_head, &cache, 0, pos, &mut par).unwrap();
+            check_rows(tier, fp16, &s, &qr, &ks, &vs, pos, &par, "parallel decode");
+            let mut seq = vec![0f32; qw];
+            attention(tier, &qr, s.n_head, &cache, 0, pos, &mut seq).unwrap();
+            check_rows(tier, fp16, &s, &qr, &ks, &vs, pos, &seq, "decode");
+        }
+    }
+}
+per_tier_test!(decode_split_kv_vs_reference, crate::decode_parallel);
+
+fn bad_inputs(tier: Tier) {
+    assert!(KvCache::new(1, 2, 24, 10, KvDtype::F16).is_err()); // head_dim not a multiple of 16
+    assert!(KvCache::new(1, 2, 0, 10, KvDtype::F16).is_err());
+    assert!(KvCache::new(0, 2, 64, 10, KvDtype::F16).is_err());
+    assert!(KvCache::new(1, 2, 64, 0, KvDtype::F16).is_err());
+    assert!(KvCache::new(1 << 20, 1 << 20, 64, 1 << 20, KvDtype::F16).is_err()); // overflow
+    let mut c = KvCache::new(2, 2, 16, 10, KvDtype::F16).unwrap();
+    assert_eq!(c.capacity(), 10);
+    assert!(c.bytes() >= 2 * 2 * 2 * 10 * 16 * 2);
+    let row = [0.5f32; 32];
+    assert!(c.write(2, 0, &row, &row).is_err()); // layer
+    assert!(c.write(0, 1, &row, &row).is_err()); // gap
+    assert!(c.write(0, 0, &row[..31], &row[..31]).is_err()); // partial row
+    assert!(c.write(0, 0, &row, &row[..16]).is_err()); // k/v mismatch
+    assert!(c.write(0, 0, &[0.0; 32 * 11], &[0.0; 32 * 11]).is_err()); // capacity
+    c.write(0, 0, &row, &row).unwrap();
+    let q = [0.1f32; 4 * 16];
+    let mut out = [0f32; 4 * 16];
+    attention(tier, &q, 4, &c, 0, 0, &mut out).unwrap();
+    assert!(out.iter().all(|&o| (o - 0.5).abs() < 1e-6));
+    assert!(attention(tier, &q, 4, &c, 0, 1, &mut out).is_err()); // position 1 not written
+    assert!(attention(tier, &q, 4, &c, 1, 0, &mut out).is_err()); // layer 1 empty
+    assert!(attention(tier, &q, 4, &c, 2, 0, &mut out).is_err()); // no layer 2
+    assert!(attention(tier, &q[..48], 3, &c, 0, 0, &mut out[..48]).is_err()); // 3 % 2 heads
+    assert!(attention(tier, &q, 4, &c, 0, 0, &mut out[..63]).is_err());
+    assert!(attention(tier, &q[..60], 4, &c, 0, 0, &mut out[..60]).is_err());
+    assert!(attention(tier, &q[..32], 2, &c, 0, 0, &mut out[..32]).is_ok());
+    assert!(attention(tier, &q, 0, &c, 0, 0, &mut out).is_err());
+    let pool = ThreadPool::new(2);
+    assert!(attention_parallel(&pool, tier, &q, 4, &c, 0, 1, &mut out).is_err());
+    assert_eq!(c.read(0, 0, 1, true).unwrap(), vec![0.5; 16]);
+    assert!(c.read(0, 1, 0, false).is_err());
+}
+per_tier_test!(bad_inputs_are_errors, crate::bad_inputs);
