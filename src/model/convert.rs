@@ -1,0 +1,283 @@
+//! Conversion of a raw tensor from a file (any supported element type) to the formats of
+//! [`ModelWeights`](super::ModelWeights): Q4_0 for linear weights, Q8_0 for the token embedding
+//! and output head, f32 for norms and biases. Conversion goes one row at a time, so no f32 copy of
+//! a whole tensor is ever made.
+
+use super::{q6k, Config, LayerWeights, ModelWeights};
+use crate::quant::{quantize_q4_0, quantize_q8_0, BlockQ4_0, BlockQ8_0, QK};
+use crate::{Error, Result};
+use bytemuck::Zeroable;
+use half::{bf16, f16};
+use std::collections::HashMap;
+
+/// Element types the loaders read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DType {
+    F32,
+    F16,
+    BF16,
+    Q8_0,
+    Q4_0,
+    Q6K,
+}
+
+impl DType {
+    /// (values per block, bytes per block).
+    pub(crate) fn block(self) -> (usize, usize) {
+        match self {
+            DType::F32 => (1, 4),
+            DType::F16 | DType::BF16 => (1, 2),
+            DType::Q8_0 => (QK, 34),
+            DType::Q4_0 => (QK, 18),
+            DType::Q6K => (q6k::QK_K, q6k::BLOCK_BYTES),
+        }
+    }
+}
+
+/// A tensor as found in a file: its name, type, shape (outermost dimension first, so a linear
+/// weight is `[n, k]` with rows of `k`) and bytes. The parser guarantees that `data` holds
+/// exactly the bytes of that shape and type and that the row length is a whole number of blocks.
+#[derive(Clone, Debug)]
+pub(crate) struct RawTensor<'a> {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub data: &'a [u8],
+}
+
+/// Drops leading dimensions of 1 (GGUF may store a vector as `[n, 1, 1]`, i.e. outermost 1s here).
+fn squeeze(s: &[usize]) -> &[usize] {
+    let first = s
+        .iter()
+        .position(|&d| d != 1)
+        .unwrap_or(s.len().saturating_sub(1));
+    &s[first..]
+}
+
+/// Bytes of `n` values of `dtype`, or `None` if `n` is not a whole number of blocks or overflows.
+pub(crate) fn byte_size(dtype: DType, n: usize) -> Option<usize> {
+    let (bv, bb) = dtype.block();
+    if n % bv != 0 {
+        return None;
+    }
+    (n / bv).checked_mul(bb)
+}
+
+impl RawTensor<'_> {
+    /// Checks the shape against `expected` (leading 1s ignored on both sides).
+    pub(crate) fn expect_shape(&self, expected: &[usize]) -> Result<()> {
+        if squeeze(&self.shape) != squeeze(expected) {
+            return Err(Error::Format(format!(
+                "tensor {:?} has shape {:?}, expected {:?}",
+                self.name, self.shape, expected
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decodes the values `start..start + out.len()` (a whole number of blocks) into f32.
+    fn decode(&self, start: usize, out: &mut [f32]) {
+        let (bv, bb) = self.dtype.block();
+        let src = &self.data[start / bv * bb..(start + out.len()) / bv * bb];
+        match self.dtype {
+            DType::F32 => {
+                for (o, b) in out.iter_mut().zip(src.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            DType::F16 => {
+                for (o, b) in out.iter_mut().zip(src.chunks_exact(2)) {
+                    *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
+            DType::BF16 => {
+                for (o, b) in out.iter_mut().zip(src.chunks_exact(2)) {
+                    *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
+            DType::Q8_0 => {
+                for (o, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(34)) {
+                    let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                    for (o, &q) in o.iter_mut().zip(&b[2..]) {
+                        *o = q as i8 as f32 * d;
+                    }
+                }
+            }
+            DType::Q4_0 => {
+                for (o, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(18)) {
+                    let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                    for (j, &q) in b[2..].iter().enumerate() {
+                        o[j] = ((q & 0xF) as i32 - 8) as f32 * d;
+                        o[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
+                    }
+                }
+            }
+            DType::Q6K => q6k::dequantize(src, out),
+        }
+    }
+
+    /// All values as f32, after checking the shape (norms, biases).
+    pub(crate) fn to_f32(&self, expected: &[usize]) -> Result<Vec<f32>> {
+        self.expect_shape(expected)?;
+        let n = self.shape.iter().product::<usize>();
+        let mut out = vec![0f32; n];
+        self.decode(0, &mut out);
+        Ok(out)
+    }
+
+    /// Checks that the tensor is `[n, k]`, `k` a multiple of 32, and returns `k`.
+    fn matrix(&self, n: usize, k: usize) -> Result<()> {
+        self.expect_shape(&[n, k])?;
+        if k % QK != 0 {
+            return Err(Error::Format(format!(
+                "tensor {:?}: row length {k} is not a multiple of 32",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Converts an `[n, k]` matrix to Q4_0 (a Q4_0 tensor is copied unchanged; anything else is
+    /// decoded to f32 and quantized with ggml's reference rule, [`quantize_q4_0`]).
+    pub(crate) fn to_q4_0(&self, n: usize, k: usize) -> Result<Vec<BlockQ4_0>> {
+        self.matrix(n, k)?;
+        if self.dtype == DType::Q4_0 {
+            return Ok(bytemuck::pod_collect_to_vec(self.data));
+        }
+        let mut out = vec![BlockQ4_0::zeroed(); n * k / QK];
+        let mut row = vec![0f32; k];
+        for (r, o) in out.chunks_exact_mut(k / QK).enumerate() {
+            self.decode(r * k, &mut row);
+            quantize_q4_0(&row, o)?;
+        }
+        Ok(out)
+    }
+
+    /// Converts an `[n, k]` matrix to Q8_0: a Q8_0 tensor is copied; a Q4_0 one is converted
+    /// exactly (`d` kept, `q - 8` stored); anything else is decoded to f32 and quantized with
+    /// [`quantize_q8_0`] (for Q6_K see the error bound in `q6k.rs`).
+    pub(crate) fn to_q8_0(&self, n: usize, k: usize) -> Result<Vec<BlockQ8_0>> {
+        self.matrix(n, k)?;
+        match self.dtype {
+            DType::Q8_0 => Ok(bytemuck::pod_collect_to_vec(self.data)),
+            DType::Q4_0 => {
+                let blocks: Vec<BlockQ4_0> = bytemuck::pod_collect_to_vec(self.data);
+                Ok(blocks
+                    .iter()
+                    .map(|b| BlockQ8_0 {
+                        d: b.d,
+                        qs: b.values(),
+                    })
+                    .collect())
+            }
+            _ => {
+                let mut out = vec![BlockQ8_0::zeroed(); n * k / QK];
+                let mut row = vec![0f32; k];
+                for (r, o) in out.chunks_exact_mut(k / QK).enumerate() {
+                    self.decode(r * k, &mut row);
+                    quantize_q8_0(&row, o)?;
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The tensors of one transformer block, whatever a file format calls them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    AttnNorm,
+    Q,
+    K,
+    V,
+    O,
+    QBias,
+    KBias,
+    VBias,
+    QNorm,
+    KNorm,
+    FfnNorm,
+    Gate,
+    Up,
+    Down,
+}
+
+/// A file format's tensor names.
+pub(crate) trait Names {
+    fn token_embd(&self) -> &'static str;
+    fn output(&self) -> &'static str;
+    fn output_norm(&self) -> &'static str;
+    fn layer(&self, i: usize, part: Part) -> String;
+}
+
+/// Builds [`ModelWeights`] from a file's tensors (removed from `tensors` as they are used), checks
+/// every shape against `config`, and fails on any tensor left over (the caller removes tensors it
+/// ignores on purpose first).
+pub(crate) fn build_weights(
+    config: Config,
+    tensors: &mut HashMap<String, RawTensor<'_>>,
+    names: &dyn Names,
+) -> Result<ModelWeights> {
+    config.validate()?;
+    let c = &config;
+    let (h, q, kv, f) = (c.hidden, c.q_dim()?, c.kv_dim()?, c.ffn);
+    fn take<'a>(t: &mut HashMap<String, RawTensor<'a>>, name: &str) -> Result<RawTensor<'a>> {
+        t.remove(name)
+            .ok_or_else(|| Error::Format(format!("tensor {name:?} is missing")))
+    }
+    let f32_opt = |t: Option<RawTensor<'_>>, n: usize| t.map(|t| t.to_f32(&[n])).transpose();
+    let token_embd = take(tensors, names.token_embd())?.to_q8_0(c.vocab, h)?;
+    let output = if c.tied_embeddings {
+        None
+    } else {
+        Some(take(tensors, names.output())?.to_q8_0(c.vocab, h)?)
+    };
+    let output_norm = take(tensors, names.output_norm())?.to_f32(&[h])?;
+    let mut layers = Vec::new();
+    for i in 0..c.n_layers {
+        let mut t = |p: Part| take(tensors, &names.layer(i, p));
+        let attn_norm = t(Part::AttnNorm)?.to_f32(&[h])?;
+        let wq = t(Part::Q)?.to_q4_0(q, h)?;
+        let wk = t(Part::K)?.to_q4_0(kv, h)?;
+        let wv = t(Part::V)?.to_q4_0(kv, h)?;
+        let wo = t(Part::O)?.to_q4_0(h, q)?;
+        let ffn_norm = t(Part::FfnNorm)?.to_f32(&[h])?;
+        let w_gate = t(Part::Gate)?.to_q4_0(f, h)?;
+        let w_up = t(Part::Up)?.to_q4_0(f, h)?;
+        let w_down = t(Part::Down)?.to_q4_0(h, f)?;
+        let mut opt = |p: Part| tensors.remove(&names.layer(i, p));
+        layers.push(LayerWeights {
+            attn_norm,
+            wq,
+            wk,
+            wv,
+            wo,
+            bq: f32_opt(opt(Part::QBias), q)?,
+            bk: f32_opt(opt(Part::KBias), kv)?,
+            bv: f32_opt(opt(Part::VBias), kv)?,
+            q_norm: f32_opt(opt(Part::QNorm), c.head_dim)?,
+            k_norm: f32_opt(opt(Part::KNorm), c.head_dim)?,
+            ffn_norm,
+            w_gate,
+            w_up,
+            w_down,
+        });
+    }
+    if let Some(name) = tensors.keys().min() {
+        return Err(Error::Format(format!(
+            "unexpected tensor {name:?} ({} tensors not used by a {} model of {} layers)",
+            tensors.len(),
+            c.arch.name(),
+            c.n_layers
+        )));
+    }
+    let w = ModelWeights {
+        config,
+        token_embd,
+        output,
+        output_norm,
+        layers,
+    };
+    w.validate()?;
+    Ok(w)
+}
