@@ -1,0 +1,212 @@
+//! Test-only portable [`Isa`]s with the semantics of `vpdpbusd` (as Intel's SDM defines it) on 16
+//! and 8 lanes. Running the generic driver and micro-kernel with them and the tiles of the zmm and
+//! ymm VNNI tiers checks every tile, tail and sub-range path of those tiers on any x86_64 CPU,
+//! including one without AVX-512 or AVX-VNNI; only the one-to-one intrinsic mapping in `isa.rs`
+//! is left to the hardware tests (`tests/matmul*.rs`, which run every tier the CPU has).
+
+use super::gemm::{gemm, Isa};
+use super::layout;
+use crate::aligned::AlignedBuf;
+use crate::arch::scalar;
+use crate::kernels::matmul::GemmArgs;
+use crate::quant::{ActBlock, BlockQ4_0};
+use std::ops::Range;
+
+macro_rules! emu_isa {
+    ($name:ident, $c:expr) => {
+        struct $name;
+        // SAFETY: plain Rust; pointer methods read/write exactly the bytes their contract allows.
+        unsafe impl Isa for $name {
+            const C: usize = $c;
+            type V = [u8; 4 * $c];
+            type Acc = [i32; $c];
+            type F = [f32; $c];
+
+            unsafe fn vzero() -> Self::V {
+                [0; 4 * $c]
+            }
+            unsafe fn load(p: *const u8) -> Self::V {
+                // SAFETY: p is valid for 4 * C bytes (trait contract); u8 has no alignment.
+                unsafe { p.cast::<Self::V>().read_unaligned() }
+            }
+            unsafe fn nibbles(v: Self::V) -> (Self::V, Self::V) {
+                (v.map(|b| b & 0x0F), v.map(|b| b >> 4))
+            }
+            unsafe fn bcast4(p: *const u8) -> Self::V {
+                // SAFETY: p is valid for 4 bytes (trait contract).
+                let q = unsafe { p.cast::<[u8; 4]>().read_unaligned() };
+                std::array::from_fn(|i| q[i % 4])
+            }
+            unsafe fn acc_init(corr: i32) -> Self::Acc {
+                [corr; $c]
+            }
+            /// VPDPBUSD: per dword lane, four u8(first) x s8(second) products, summed, added
+            /// without saturation.
+            unsafe fn dot(acc: Self::Acc, w: Self::V, a: Self::V) -> Self::Acc {
+                std::array::from_fn(|j| {
+                    (0..4).fold(acc[j], |s, t| {
+                        s.wrapping_add(w[4 * j + t] as i32 * a[4 * j + t] as i8 as i32)
+                    })
+                })
+            }
+            unsafe fn finish(acc: Self::Acc, _corr: i32) -> Self::F {
+                acc.map(|v| v as f32)
+            }
+            unsafe fn fzero() -> Self::F {
+                [0.0; $c]
+            }
+            unsafe fn fload(p: *const f32) -> Self::F {
+                // SAFETY: p is valid for C f32 (trait contract).
+                unsafe { p.cast::<Self::F>().read_unaligned() }
+            }
+            unsafe fn fset1(x: f32) -> Self::F {
+                [x; $c]
+            }
+            unsafe fn fmul(a: Self::F, b: Self::F) -> Self::F {
+                std::array::from_fn(|j| a[j] * b[j])
+            }
+            unsafe fn fmadd(a: Self::F, b: Self::F, c: Self::F) -> Self::F {
+                std::array::from_fn(|j| a[j].mul_add(b[j], c[j]))
+            }
+            unsafe fn fadd(a: Self::F, b: Self::F) -> Self::F {
+                std::array::from_fn(|j| a[j] + b[j])
+            }
+            unsafe fn fstore(p: *mut f32, v: Self::F) {
+                // SAFETY: p is valid for writes of C f32 (trait contract).
+                unsafe { p.cast::<Self::F>().write_unaligned(v) }
+            }
+        }
+    };
+}
+
+emu_isa!(Zmm, 16);
+emu_isa!(Ymm, 8);
+
+/// Small deterministic generator (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn f32(&mut self) -> f32 {
+        (self.next() % 20001) as f32 / 10000.0 - 1.0
+    }
+}
+
+/// One call through the emulated kernel vs the scalar kernel on plain blocks: the per-element
+/// float operation order differs (scalar: `acc += (d_w * d_x) * isum`, ours: fused), so allow
+/// the bound of `tests/matmul.rs` (computed here in f64 from the same blocks).
+fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+    m: usize,
+    n: usize,
+    k: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    bias: bool,
+    seed: u64,
+) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let kb = k / 32;
+    let blocks: Vec<BlockQ4_0> = (0..n * kb)
+        .map(|_| BlockQ4_0 {
+            d: half::f16::from_f32(rng.f32() * 0.1),
+            qs: std::array::from_fn(|_| rng.next() as u8),
+        })
+        .collect();
+    let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
+    let bias: Option<Vec<f32>> = bias.then(|| (0..n).map(|_| rng.f32()).collect());
+    let w = layout::pack_groups(I::C, &blocks, n, k);
+    assert_eq!(layout::unpack_groups(I::C, &w, n, k), blocks);
+    let mut a = AlignedBuf::zeroed(layout::act_size(m, k));
+    for (i, row) in x.chunks_exact(k).enumerate() {
+        layout::quantize_row(row, i, m, k, a.bytes_mut());
+    }
+    let ab: Vec<ActBlock> = layout::unpack_acts(a.bytes(), m, k);
+
+    // Output with a border of sentinels: ldo larger than the column count.
+    let ldo = cols.len() + 3;
+    let len = rows.len() * ldo;
+    let mut out = vec![f32::NAN; len];
+    let args = GemmArgs {
+        w: &w,
+        n,
+        k,
+        a: &a,
+        m,
+        rows: rows.clone(),
+        cols: cols.clone(),
+        bias: bias.as_deref(),
+        out: out.as_mut_ptr(),
+        ldo,
+    };
+    // SAFETY: the emulated Isa runs anywhere; buffers were made by the layout functions for
+    // these shapes; ranges are non-empty and inside m x n; out holds rows x ldo elements.
+    unsafe { gemm::<I, MR, NG, NGV>(&args) };
+
+    for (ri, i) in rows.clone().enumerate() {
+        for c in 0..ldo {
+            let got = out[ri * ldo + c];
+            let j = cols.start + c;
+            if c >= cols.len() {
+                assert!(got.is_nan(), "wrote outside the range at ({i}, {j})");
+                continue;
+            }
+            let (mut want, mut scale) = (0f64, 0f64);
+            for b in 0..kb {
+                let (wb, xb) = (&blocks[j * kb + b], &ab[i * kb + b]);
+                let t = wb.d.to_f64() * xb.d as f64 * scalar::matmul::block_dot(wb, xb) as f64;
+                want += t;
+                scale += t.abs();
+            }
+            if let Some(bv) = &bias {
+                want += bv[j] as f64;
+                scale += (bv[j] as f64).abs();
+            }
+            let tol = 2.0 * (kb + 3) as f64 * 2f64.powi(-24) * scale + f64::MIN_POSITIVE;
+            assert!(
+                (got as f64 - want).abs() <= tol,
+                "C={} m={m} n={n} k={k} rows {rows:?} cols {cols:?} at ({i},{j}): {got} vs {want}",
+                I::C
+            );
+        }
+    }
+}
+
+fn sweep<I: Isa, const MR: usize, const NG: usize, const NGV: usize>() {
+    let c = I::C;
+    let mut seed = 1;
+    for m in [1, 2, 3, 4, MR - 1, MR, MR + 1, 2 * MR + 3, 17] {
+        for n in [1, c - 1, c, c + 1, 2 * c + 5, 5 * c - 3, 64 + 2 * c + 1] {
+            for k in [32, 96] {
+                seed += 1;
+                check::<I, MR, NG, NGV>(m, n, k, 0..m, 0..n, seed % 2 == 0, seed);
+                // A sub-range starting and ending inside a tile in both dimensions.
+                let (r0, r1) = (m / 3, m - m / 4);
+                let (c0, c1) = (n / 3, n - n / 5);
+                if r0 < r1 && c0 < c1 {
+                    check::<I, MR, NG, NGV>(m, n, k, r0..r1, c0..c1, true, seed);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn zmm_tiles_of_the_avx512vnni_tier() {
+    sweep::<Zmm, 8, 1, 2>();
+}
+
+#[test]
+fn ymm_tiles_of_the_avxvnni_tier() {
+    sweep::<Ymm, 4, 1, 2>();
+}
+
+/// Wider tiles than the tiers use today, so that a retune of `MR`/`NG` stays covered.
+#[test]
+fn wider_tiles() {
+    sweep::<Zmm, 6, 2, 3>();
+    sweep::<Ymm, 5, 2, 3>();
+}

@@ -1,0 +1,323 @@
+//! The Q4_0 GEMM/GEMV driver and register-blocked micro-kernel, written once for every x86_64
+//! tier over the few vector operations of [`Isa`].
+//!
+//! A micro-kernel call computes an `MR x (NG * C)` output tile over the whole of K: per block of
+//! 32 it loads 4 weight vectors per column group, splits each into its low and high nibbles
+//! (unsigned `0..15`), multiplies them against activation bytes broadcast per row (`vpdpbusd`, or
+//! `vpmaddubsw` + adds on AVX2) into an integer accumulator started at the row's correction
+//! `-8 * sum(a)`, and folds it into the f32 tile: `y += f32(isum) * (d_w * d_a)`. Every output
+//! element sees the same sequence of float operations whatever tile computes it, so any split of a
+//! call into sub-ranges gives bit-identical results.
+//!
+//! Rows come in tiles of `MR` (then of at most 3), columns in tiles of `NG` groups (then single
+//! groups); calls of at most 3 rows (GEMV) use tiles of `NGV` groups. Columns are walked in panels
+//! of about 64 so that a panel's weights stay in L2 while every row tile passes over them.
+//!
+//! Everything here is `#[inline(always)]`: the tier's `#[target_feature]` entry point in `mod.rs`
+//! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
+
+use super::layout::{w_rec, ACT_CORR, ACT_D, ACT_REC};
+use crate::kernels::matmul::GemmArgs;
+use crate::quant::QK;
+
+/// The vector operations the micro-kernel needs. Implementations call intrinsics of one tier.
+///
+/// # Safety
+/// Every method may only run on a CPU with the implementation's tier, and pointer arguments must
+/// be valid for the bytes the method reads or writes (stated per method).
+pub(super) unsafe trait Isa {
+    /// i32 lanes (= output columns) per vector.
+    const C: usize;
+    /// Integer vector of `4 * C` bytes.
+    type V: Copy;
+    /// Per-block integer accumulator.
+    type Acc: Copy;
+    /// f32 vector of `C` lanes.
+    type F: Copy;
+
+    /// All bytes 0.
+    unsafe fn vzero() -> Self::V;
+    /// Loads `4 * C` bytes (any alignment).
+    unsafe fn load(p: *const u8) -> Self::V;
+    /// `(v & 0x0F, (v >> 4) & 0x0F)` per byte.
+    unsafe fn nibbles(v: Self::V) -> (Self::V, Self::V);
+    /// The 4 bytes at `p` (any alignment) in every 32-bit lane.
+    unsafe fn bcast4(p: *const u8) -> Self::V;
+    /// A block accumulator for a row whose correction is `corr`.
+    unsafe fn acc_init(corr: i32) -> Self::Acc;
+    /// Per lane: `acc += sum of 4 u8(w) * i8(a)` (exact).
+    unsafe fn dot(acc: Self::Acc, w: Self::V, a: Self::V) -> Self::Acc;
+    /// The exact integer block sum (`corr` included) per lane, as f32.
+    unsafe fn finish(acc: Self::Acc, corr: i32) -> Self::F;
+    /// All lanes 0.
+    unsafe fn fzero() -> Self::F;
+    /// Loads `C` f32 (any alignment).
+    unsafe fn fload(p: *const f32) -> Self::F;
+    /// `x` in every lane.
+    unsafe fn fset1(x: f32) -> Self::F;
+    /// `a * b`.
+    unsafe fn fmul(a: Self::F, b: Self::F) -> Self::F;
+    /// `a * b + c`, fused.
+    unsafe fn fmadd(a: Self::F, b: Self::F, c: Self::F) -> Self::F;
+    /// `a + b`.
+    unsafe fn fadd(a: Self::F, b: Self::F) -> Self::F;
+    /// Stores `C` f32 (any alignment).
+    unsafe fn fstore(p: *mut f32, v: Self::F);
+}
+
+/// Where a tile's results go: element `(i, j)` at `ptr + (i - r0) * ldo + (j - c0)`, for
+/// `j` in `c0..c1` only.
+struct Out<'a> {
+    ptr: *mut f32,
+    ldo: usize,
+    r0: usize,
+    c0: usize,
+    c1: usize,
+    bias: Option<&'a [f32]>,
+}
+
+/// Stores lanes `j0 .. j0 + C` of row `i`, those inside `c0..c1`, adding the bias.
+///
+/// # Safety
+/// `I`'s tier is supported; `i` is a row of the call and `o` describes a valid output.
+#[inline(always)]
+unsafe fn store<I: Isa>(o: &Out<'_>, i: usize, j0: usize, mut y: I::F) {
+    // SAFETY: row `i` is inside the call's rows, so its start (column c0) is inside `out`.
+    let row = unsafe { o.ptr.add((i - o.r0) * o.ldo) };
+    if j0 >= o.c0 && j0 + I::C <= o.c1 {
+        // SAFETY: columns j0 .. j0 + C lie in c0..c1 <= n: inside the output row and the bias.
+        unsafe {
+            if let Some(b) = o.bias {
+                y = I::fadd(y, I::fload(b.as_ptr().add(j0)));
+            }
+            I::fstore(row.add(j0 - o.c0), y);
+        }
+    } else {
+        let mut tmp = [0f32; 16];
+        debug_assert!(I::C <= tmp.len());
+        // SAFETY: tmp holds 16 >= C values.
+        unsafe { I::fstore(tmp.as_mut_ptr(), y) };
+        for (l, &v) in tmp[..I::C].iter().enumerate() {
+            let j = j0 + l;
+            if (o.c0..o.c1).contains(&j) {
+                let v = o.bias.map_or(v, |b| v + b[j]);
+                // SAFETY: column j lies in c0..c1, so the element is inside the output.
+                unsafe { *row.add(j - o.c0) = v };
+            }
+        }
+    }
+}
+
+/// One `MR x NG*C` tile over all of K: rows `i0 .. i0 + MR`, column groups `g0 .. g0 + NG`.
+///
+/// # Safety
+/// `I`'s tier is supported; `a` points to row `i0`'s first activation record (rows `a_stride`
+/// bytes apart, `kb` records each, `MR` rows readable); `w` to group `g0`'s first weight record
+/// (groups `w_stride` bytes apart, `NG` groups readable); `o` describes a valid output containing
+/// rows `i0 .. i0 + MR`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tile<I: Isa, const MR: usize, const NG: usize>(
+    a: *const u8,
+    a_stride: usize,
+    w: *const u8,
+    w_stride: usize,
+    kb: usize,
+    o: &Out<'_>,
+    i0: usize,
+    g0: usize,
+) {
+    // SAFETY (whole body): every pointer formed below addresses a record of a row < MR or a group
+    // < NG, block < kb, inside the buffers as stated in this function's contract; the Isa methods
+    // run on a supported CPU.
+    unsafe {
+        let mut y = [[I::fzero(); NG]; MR];
+        for b in 0..kb {
+            let ab = a.add(b * ACT_REC);
+            let wb = w.add(b * w_rec(I::C));
+            let mut corr = [0i32; MR];
+            let mut acc = [[I::acc_init(0); NG]; MR];
+            for r in 0..MR {
+                corr[r] = ab
+                    .add(r * a_stride + ACT_CORR)
+                    .cast::<i32>()
+                    .read_unaligned();
+                acc[r] = [I::acc_init(corr[r]); NG];
+            }
+            for v in 0..4 {
+                let mut lo = [I::vzero(); NG];
+                let mut hi = lo;
+                for g in 0..NG {
+                    let raw = I::load(wb.add(g * w_stride + 4 * I::C * (v + 1)));
+                    (lo[g], hi[g]) = I::nibbles(raw);
+                }
+                for r in 0..MR {
+                    let ar = ab.add(r * a_stride);
+                    let alo = I::bcast4(ar.add(4 * v));
+                    let ahi = I::bcast4(ar.add(16 + 4 * v));
+                    for g in 0..NG {
+                        acc[r][g] = I::dot(acc[r][g], lo[g], alo);
+                        acc[r][g] = I::dot(acc[r][g], hi[g], ahi);
+                    }
+                }
+            }
+            let mut dw = [I::fzero(); NG];
+            for g in 0..NG {
+                dw[g] = I::fload(wb.add(g * w_stride).cast::<f32>());
+            }
+            for r in 0..MR {
+                let da = I::fset1(ab.add(r * a_stride + ACT_D).cast::<f32>().read_unaligned());
+                for g in 0..NG {
+                    let isum = I::finish(acc[r][g], corr[r]);
+                    y[r][g] = I::fmadd(isum, I::fmul(dw[g], da), y[r][g]);
+                }
+            }
+        }
+        for r in 0..MR {
+            for g in 0..NG {
+                store::<I>(o, i0 + r, (g0 + g) * I::C, y[r][g]);
+            }
+        }
+    }
+}
+
+/// The whole GEMM of `args` with tiles `MR x NG` (calls of more than 3 rows) and `1..=3 x NGV`.
+///
+/// # Safety
+/// `I`'s tier is supported and `args` satisfies the contract of `Q4Kernel::gemm`, with weights
+/// packed by `layout::pack::<{ I::C }>` and activations by `layout::quantize_row`.
+#[inline(always)]
+pub(super) unsafe fn gemm<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+    args: &GemmArgs<'_>,
+) {
+    let c = I::C;
+    let kb = args.k / QK;
+    let a_stride = kb * ACT_REC;
+    let w_stride = kb * w_rec(c);
+    let (g0, g1) = (args.cols.start / c, args.cols.end.div_ceil(c));
+    let o = Out {
+        ptr: args.out,
+        ldo: args.ldo,
+        r0: args.rows.start,
+        c0: args.cols.start,
+        c1: args.cols.end,
+        bias: args.bias,
+    };
+    let t = Tiles {
+        a: args.a.bytes().as_ptr(),
+        a_stride,
+        w: args.w.bytes().as_ptr(),
+        w_stride,
+        kb,
+        o,
+    };
+    // Buffers hold what the tiles read: `m` rows of `kb` records, `ceil(n / C)` groups of `kb`.
+    debug_assert!(args.a.bytes().len() >= args.m * a_stride);
+    debug_assert!(args.w.bytes().len() >= args.n.div_ceil(c) * w_stride);
+
+    let rows = args.rows.clone();
+    // SAFETY (of the `cols` calls): every tile lies inside rows x groups g0..g1 of the call,
+    // i.e. inside rows.start..rows.end <= m and groups < ceil(n / C).
+    if rows.len() <= 3 {
+        unsafe { cols::<I, MR, NG, NGV>(&t, rows.start, rows.len(), g0, g1, NGV) };
+        return;
+    }
+    let panel = (64 / c).div_ceil(NG) * NG;
+    let mut p = g0;
+    while p < g1 {
+        let pend = (p + panel).min(g1);
+        let mut i = rows.start;
+        while i < rows.end {
+            let left = rows.end - i;
+            let (mr, ng) = if left >= MR {
+                (MR, NG)
+            } else {
+                (left.min(3), NGV)
+            };
+            unsafe { cols::<I, MR, NG, NGV>(&t, i, mr, p, pend, ng) };
+            i += mr;
+        }
+        p = pend;
+    }
+}
+
+/// The operands of one call, for [`cols`] and [`run`].
+struct Tiles<'a> {
+    a: *const u8,
+    a_stride: usize,
+    w: *const u8,
+    w_stride: usize,
+    kb: usize,
+    o: Out<'a>,
+}
+
+/// Rows `i .. i + mr`, groups `g .. end`: tiles of `ng` groups, then single groups.
+///
+/// # Safety
+/// As [`run`] for every tile.
+#[inline(always)]
+unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+    t: &Tiles<'_>,
+    i: usize,
+    mr: usize,
+    g: usize,
+    end: usize,
+    ng: usize,
+) {
+    let mut g = g;
+    // SAFETY: the caller's contract, tile by tile.
+    unsafe {
+        while g + ng <= end {
+            run::<I, MR, NG, NGV>(t, i, mr, g, ng);
+            g += ng;
+        }
+        for g in g..end {
+            run::<I, MR, NG, NGV>(t, i, mr, g, 1);
+        }
+    }
+}
+
+/// One tile of `mr` rows from row `i` and `ng` groups from group `g`; `(mr, ng)` is `(MR, NG)`,
+/// `(MR, 1)`, `(1..=3, NGV)` or `(1..=3, 1)`.
+///
+/// # Safety
+/// `I`'s tier is supported, rows `i .. i + mr` are rows of the call and groups `g .. g + ng` exist
+/// in the packed weights.
+#[inline(always)]
+unsafe fn run<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+    t: &Tiles<'_>,
+    i: usize,
+    mr: usize,
+    g: usize,
+    ng: usize,
+) {
+    // SAFETY: row i and group g exist, so both offsets stay inside their buffers; the tile reads
+    // `mr` rows and `ng` groups from there, which exist by the contract.
+    unsafe {
+        let a = t.a.add(i * t.a_stride);
+        let w = t.w.add(g * t.w_stride);
+        macro_rules! go {
+            ($mr:expr, $ng:expr) => {
+                tile::<I, { $mr }, { $ng }>(a, t.a_stride, w, t.w_stride, t.kb, &t.o, i, g)
+            };
+        }
+        if mr == MR && ng == NG {
+            go!(MR, NG)
+        } else if mr == MR && ng == 1 {
+            go!(MR, 1)
+        } else if ng == NGV {
+            match mr {
+                1 => go!(1, NGV),
+                2 => go!(2, NGV),
+                _ => go!(3, NGV),
+            }
+        } else {
+            debug_assert_eq!(ng, 1);
+            match mr {
+                1 => go!(1, 1),
+                2 => go!(2, 1),
+                _ => go!(3, 1),
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The [`Isa`] operations of the three x86_64 tiers.
+//!
+//! Each method is `#[inline(always)]` and is only reached from the tier's `#[target_feature]`
+//! entry point (see `mod.rs`), so the intrinsics inline with the tier's features enabled.
+
+use super::gemm::Isa;
+use std::arch::x86_64::*;
+
+/// AVX2: `vpmaddubsw` (u8 x i8 pairs to i16) summed in i16 over the 8 products of a block, then
+/// one `vpmaddwd` against ones to i32. Each i16 lane sums 16 products of at most 15 * 127, so
+/// 16 * 1905 = 30480 < 32767: no saturation anywhere, the sums are exact.
+pub(super) struct Avx2;
+
+/// AVX-VNNI: `vpdpbusd` on ymm (VEX encoding).
+pub(super) struct AvxVnni;
+
+/// AVX-512 VNNI: `vpdpbusd` on zmm.
+pub(super) struct Avx512Vnni;
+
+/// The f32 and load/store operations, identical for the two ymm tiers.
+macro_rules! ymm_common {
+    () => {
+        const C: usize = 8;
+        type V = __m256i;
+        type F = __m256;
+
+        #[inline(always)]
+        unsafe fn vzero() -> __m256i {
+            // SAFETY: the tier (AVX2 at least) is supported (trait contract).
+            unsafe { _mm256_setzero_si256() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const u8) -> __m256i {
+            // SAFETY: p is valid for 32 bytes (trait contract); loadu has no alignment need.
+            unsafe { _mm256_loadu_si256(p.cast()) }
+        }
+        #[inline(always)]
+        unsafe fn nibbles(v: __m256i) -> (__m256i, __m256i) {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe {
+                let m = _mm256_set1_epi8(0x0F);
+                (
+                    _mm256_and_si256(v, m),
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(v), m),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn bcast4(p: *const u8) -> __m256i {
+            // SAFETY: p is valid for 4 bytes (trait contract).
+            unsafe { _mm256_set1_epi32(p.cast::<i32>().read_unaligned()) }
+        }
+        #[inline(always)]
+        unsafe fn fzero() -> __m256 {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn fload(p: *const f32) -> __m256 {
+            // SAFETY: p is valid for 8 f32 (trait contract).
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn fset1(x: f32) -> __m256 {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe { _mm256_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn fmul(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+            // SAFETY: the tier (which includes FMA) is supported (trait contract).
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn fadd(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn fstore(p: *mut f32, v: __m256) {
+            // SAFETY: p is valid for writes of 8 f32 (trait contract).
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+    };
+}
+
+// SAFETY: the methods only use AVX2 and FMA, which the Avx2 tier includes.
+unsafe impl Isa for Avx2 {
+    ymm_common!();
+    type Acc = __m256i;
+
+    #[inline(always)]
+    unsafe fn acc_init(_corr: i32) -> __m256i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm256_setzero_si256() }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, a)) }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: __m256i, corr: i32) -> __m256 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe {
+            let s = _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+            _mm256_cvtepi32_ps(_mm256_add_epi32(s, _mm256_set1_epi32(corr)))
+        }
+    }
+}
+
+// SAFETY: the methods only use AVX2, FMA and AVX-VNNI, which the AvxVnni tier includes.
+unsafe impl Isa for AvxVnni {
+    ymm_common!();
+    type Acc = __m256i;
+
+    #[inline(always)]
+    unsafe fn acc_init(corr: i32) -> __m256i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm256_set1_epi32(corr) }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: __m256i, w: __m256i, a: __m256i) -> __m256i {
+        // SAFETY: the tier (AVX-VNNI) is supported (trait contract).
+        unsafe { _mm256_dpbusd_avx_epi32(acc, w, a) }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: __m256i, _corr: i32) -> __m256 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm256_cvtepi32_ps(acc) }
+    }
+}
+
+// SAFETY: the methods only use AVX-512 F/BW and AVX-512 VNNI, which the Avx512Vnni tier includes.
+unsafe impl Isa for Avx512Vnni {
+    const C: usize = 16;
+    type V = __m512i;
+    type Acc = __m512i;
+    type F = __m512;
+
+    #[inline(always)]
+    unsafe fn vzero() -> __m512i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_setzero_si512() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const u8) -> __m512i {
+        // SAFETY: p is valid for 64 bytes (trait contract); loadu has no alignment need.
+        unsafe { _mm512_loadu_si512(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn nibbles(v: __m512i) -> (__m512i, __m512i) {
+        // SAFETY: the tier (AVX-512 BW for the 16-bit shift) is supported (trait contract).
+        unsafe {
+            let m = _mm512_set1_epi8(0x0F);
+            (
+                _mm512_and_si512(v, m),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(v), m),
+            )
+        }
+    }
+    #[inline(always)]
+    unsafe fn bcast4(p: *const u8) -> __m512i {
+        // SAFETY: p is valid for 4 bytes (trait contract).
+        unsafe { _mm512_set1_epi32(p.cast::<i32>().read_unaligned()) }
+    }
+    #[inline(always)]
+    unsafe fn acc_init(corr: i32) -> __m512i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_set1_epi32(corr) }
+    }
+    #[inline(always)]
+    unsafe fn dot(acc: __m512i, w: __m512i, a: __m512i) -> __m512i {
+        // SAFETY: the tier (AVX-512 VNNI) is supported (trait contract).
+        unsafe { _mm512_dpbusd_epi32(acc, w, a) }
+    }
+    #[inline(always)]
+    unsafe fn finish(acc: __m512i, _corr: i32) -> __m512 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_cvtepi32_ps(acc) }
+    }
+    #[inline(always)]
+    unsafe fn fzero() -> __m512 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn fload(p: *const f32) -> __m512 {
+        // SAFETY: p is valid for 16 f32 (trait contract).
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn fset1(x: f32) -> __m512 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    unsafe fn fmul(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn fadd(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn fstore(p: *mut f32, v: __m512) {
+        // SAFETY: p is valid for writes of 16 f32 (trait contract).
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+}

@@ -1,0 +1,166 @@
+//! Packed layouts shared by the x86_64 tiers.
+//!
+//! **Activations** (all three tiers): row `i`, block `b` is a 40-byte record at
+//! `(i * k/32 + b) * 40`: the 32 `i8` values in element order, the f32 scale `d`, and the i32
+//! correction `-8 * sum(q)`. The correction turns the kernels' `sum(nibble * a)` over unsigned
+//! nibbles `0..15` into the Q4_0 value `sum((nibble - 8) * a)`, exactly.
+//!
+//! **Weights**, for a column group width `C` (16 for zmm, 8 for ymm): N is padded to a multiple of
+//! `C` with zero blocks; group `g` (columns `g*C .. g*C + C`) is `k/32` consecutive records of
+//! `20 * C` bytes, one per block of 32 along K:
+//! * `C` f32 scales (the f16 `d` of each column, converted exactly; a NaN keeps the f16 bits in
+//!   its payload so that unpacking gives back the same bits);
+//! * 4 vectors `v = 0..3` of `4 * C` bytes: lane `j` of vector `v` holds bytes `4v .. 4v + 4` of
+//!   column `j`'s `qs`. So the low nibbles of vector `v` are elements `4v .. 4v + 4` and the high
+//!   nibbles elements `16 + 4v .. 16 + 4v + 4`: one `vpdpbusd` per nibble half and vector, against
+//!   the matching 4 activation bytes broadcast to every lane.
+
+use crate::aligned::AlignedBuf;
+use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, QK};
+use half::f16;
+
+/// Bytes of one activation record.
+pub(super) const ACT_REC: usize = 40;
+/// Offset of the f32 scale in an activation record.
+pub(super) const ACT_D: usize = 32;
+/// Offset of the i32 correction `-8 * sum(q)` in an activation record.
+pub(super) const ACT_CORR: usize = 36;
+
+pub(super) fn act_size(m: usize, k: usize) -> usize {
+    m * (k / QK) * ACT_REC
+}
+
+pub(super) fn quantize_row(x: &[f32], i: usize, _m: usize, k: usize, out: &mut [u8]) {
+    let kb = k / QK;
+    let row = &mut out[i * kb * ACT_REC..(i + 1) * kb * ACT_REC];
+    for (rec, xb) in row.chunks_exact_mut(ACT_REC).zip(x.chunks_exact(QK)) {
+        let blk = quantize_activation_block(xb.try_into().expect("chunk of 32"));
+        let sum: i32 = blk.qs.iter().map(|&q| q as i32).sum();
+        rec[..QK].copy_from_slice(bytemuck::cast_slice(&blk.qs));
+        rec[ACT_D..ACT_D + 4].copy_from_slice(&blk.d.to_ne_bytes());
+        rec[ACT_CORR..ACT_CORR + 4].copy_from_slice(&(-8 * sum).to_ne_bytes());
+    }
+}
+
+pub(super) fn unpack_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
+    buf[..act_size(m, k)]
+        .chunks_exact(ACT_REC)
+        .map(|rec| ActBlock {
+            d: f32::from_ne_bytes(rec[ACT_D..ACT_D + 4].try_into().expect("4 bytes")),
+            qs: bytemuck::cast_slice::<u8, i8>(&rec[..QK])
+                .try_into()
+                .expect("32 values"),
+        })
+        .collect()
+}
+
+/// The f32 a kernel multiplies by: exact for every f16; NaNs carry the f16 bits in the payload.
+fn scale_to_f32(d: f16) -> f32 {
+    if d.is_nan() {
+        f32::from_bits(0x7FC0_0000 | d.to_bits() as u32)
+    } else {
+        d.to_f32()
+    }
+}
+
+fn scale_from_f32(s: f32) -> f16 {
+    if s.is_nan() {
+        f16::from_bits(s.to_bits() as u16)
+    } else {
+        f16::from_f32(s)
+    }
+}
+
+/// Bytes of one weight record (one block of one column group of width `c`).
+pub(super) const fn w_rec(c: usize) -> usize {
+    20 * c
+}
+
+pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
+    pack_groups(C, blocks, n, k)
+}
+
+/// [`pack`] for a group width `C` given at run time.
+#[allow(non_snake_case)]
+pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK;
+    let groups = n.div_ceil(C);
+    let mut buf = AlignedBuf::zeroed(groups * kb * w_rec(C));
+    let bytes = buf.bytes_mut();
+    for g in 0..groups {
+        for b in 0..kb {
+            let rec = &mut bytes[(g * kb + b) * w_rec(C)..][..w_rec(C)];
+            for j in 0..C {
+                let col = g * C + j;
+                if col >= n {
+                    break; // padding columns stay zero
+                }
+                let blk = &blocks[col * kb + b];
+                rec[4 * j..4 * j + 4].copy_from_slice(&scale_to_f32(blk.d).to_ne_bytes());
+                for v in 0..4 {
+                    let off = 4 * C + v * 4 * C + 4 * j;
+                    rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
+                }
+            }
+        }
+    }
+    buf
+}
+
+pub(super) fn unpack<const C: usize>(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
+    unpack_groups(C, buf, n, k)
+}
+
+/// [`unpack`] for a group width `C` given at run time.
+#[allow(non_snake_case)]
+pub(super) fn unpack_groups(C: usize, buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
+    let kb = k / QK;
+    let bytes = buf.bytes();
+    let mut out = Vec::with_capacity(n * kb);
+    for col in 0..n {
+        let (g, j) = (col / C, col % C);
+        for b in 0..kb {
+            let rec = &bytes[(g * kb + b) * w_rec(C)..][..w_rec(C)];
+            let d = f32::from_ne_bytes(rec[4 * j..4 * j + 4].try_into().expect("4 bytes"));
+            let mut qs = [0u8; 16];
+            for v in 0..4 {
+                let off = 4 * C + v * 4 * C + 4 * j;
+                qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+            }
+            out.push(BlockQ4_0 {
+                d: scale_from_f32(d),
+                qs,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_f16_scale_round_trips() {
+        for bits in 0..=u16::MAX {
+            let d = f16::from_bits(bits);
+            assert_eq!(scale_from_f32(scale_to_f32(d)).to_bits(), bits);
+            if !d.is_nan() {
+                assert_eq!(scale_to_f32(d), d.to_f32());
+            }
+        }
+    }
+
+    #[test]
+    fn correction_is_minus_eight_times_the_sum() {
+        let x: Vec<f32> = (0..96)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.3)
+            .collect();
+        let mut buf = vec![0u8; act_size(1, 96)];
+        quantize_row(&x, 0, 1, 96, &mut buf);
+        for (rec, blk) in buf.chunks_exact(ACT_REC).zip(unpack_acts(&buf, 1, 96)) {
+            let corr = i32::from_ne_bytes(rec[ACT_CORR..ACT_CORR + 4].try_into().unwrap());
+            assert_eq!(corr, -8 * blk.qs.iter().map(|&q| q as i32).sum::<i32>());
+        }
+    }
+}
