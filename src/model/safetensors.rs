@@ -57,10 +57,12 @@ fn parse_config(json: &[u8]) -> Result<Config> {
     let head_dim = match uint("head_dim")? {
         Some(d) => d,
         None if n_head != 0 && hidden % n_head == 0 => hidden / n_head,
-        None => return err(format!(
+        None => {
+            return err(format!(
             "config.json: hidden_size {hidden} is not a multiple of num_attention_heads {n_head} \
                  (and there is no head_dim)"
-        )),
+        ))
+        }
     };
     // Transformers 5 keeps the RoPE settings in `rope_parameters`; 4 has `rope_theta` and
     // `rope_scaling` at the top level.
