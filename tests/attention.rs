@@ -70,7 +70,14 @@ fn check_rows(
     let (d, n_head, n_kv) = (s.d, s.n_head, s.n_kv);
     let t = q.len() / (n_head * d);
     let kv_len = pos0 + t;
-    let want = r::attention(q, &k[..kv_len * n_kv * d], &v[..kv_len * n_kv * d], n_head, n_kv, d);
+    let want = r::attention(
+        q,
+        &k[..kv_len * n_kv * d],
+        &v[..kv_len * n_kv * d],
+        n_head,
+        n_kv,
+        d,
+    );
     let scale = 1.0 / (d as f64).sqrt();
     let group = n_head / n_kv;
     let mut worst = 0f64;
@@ -83,14 +90,18 @@ fn check_rows(
             let (mut a, mut vmax) = (0f64, 0f64);
             for j in 0..n {
                 let kr = &k[(j * n_kv + kh) * d..][..d];
-                let dot: f64 = qr.iter().zip(kr).map(|(&x, &y)| (x as f64 * y as f64).abs()).sum();
+                let dot: f64 = qr
+                    .iter()
+                    .zip(kr)
+                    .map(|(&x, &y)| (x as f64 * y as f64).abs())
+                    .sum();
                 a = a.max(dot * scale);
                 let vr = &v[(j * n_kv + kh) * d..][..d];
                 vmax = vr.iter().fold(vmax, |m, &x| m.max(x.abs() as f64));
             }
             let tiles = n.div_ceil(64) as f64;
-            let f32_bound =
-                vmax * (2.0 * (2.0 * (d + 2) as f64 * U * a + 4.0 * U + tiles * 5.0 * U)
+            let f32_bound = vmax
+                * (2.0 * (2.0 * (d + 2) as f64 * U * a + 4.0 * U + tiles * 5.0 * U)
                     + (n + 4) as f64 * U);
             let mut tol = 2.0 * f32_bound;
             if fp16 {
@@ -131,12 +142,19 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
     for &t in chunks {
         let layer = 1;
         cache
-            .write(layer, pos0, &k[pos0 * kw..(pos0 + t) * kw], &v[pos0 * kw..(pos0 + t) * kw])
+            .write(
+                layer,
+                pos0,
+                &k[pos0 * kw..(pos0 + t) * kw],
+                &v[pos0 * kw..(pos0 + t) * kw],
+            )
             .unwrap();
         let qc = Guarded::from_slice(&q[pos0 * qw..(pos0 + t) * qw]);
         let mut out = Guarded::filled(f32::NAN, t * qw);
         attention(tier, &qc, s.n_head, &cache, layer, pos0, &mut out).unwrap();
-        worst = worst.max(check_rows(tier, fp16, s, &qc, &ks, &vs, pos0, &out, "chunked"));
+        worst = worst.max(check_rows(
+            tier, fp16, s, &qc, &ks, &vs, pos0, &out, "chunked",
+        ));
         pos0 += t;
     }
     worst
@@ -145,13 +163,62 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
 fn gqa_ratios(tier: Tier) {
     // GQA ratios 1, 2, 7, 14 (and 6), odd head counts, head_dim 16..128, one-shot prefill.
     let shapes = [
-        (Shape { n_head: 3, n_kv: 3, d: 64 }, 70),
-        (Shape { n_head: 4, n_kv: 2, d: 128 }, 67),
-        (Shape { n_head: 7, n_kv: 1, d: 16 }, 130),
-        (Shape { n_head: 14, n_kv: 1, d: 48 }, 20),
-        (Shape { n_head: 14, n_kv: 2, d: 64 }, 65),
-        (Shape { n_head: 12, n_kv: 2, d: 128 }, 33),
-        (Shape { n_head: 5, n_kv: 5, d: 80 }, 9),
+        (
+            Shape {
+                n_head: 3,
+                n_kv: 3,
+                d: 64,
+            },
+            70,
+        ),
+        (
+            Shape {
+                n_head: 4,
+                n_kv: 2,
+                d: 128,
+            },
+            67,
+        ),
+        (
+            Shape {
+                n_head: 7,
+                n_kv: 1,
+                d: 16,
+            },
+            130,
+        ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 1,
+                d: 48,
+            },
+            20,
+        ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            65,
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            33,
+        ),
+        (
+            Shape {
+                n_head: 5,
+                n_kv: 5,
+                d: 80,
+            },
+            9,
+        ),
     ];
     for (i, (s, t)) in shapes.iter().enumerate() {
         for dtype in [KvDtype::F16, KvDtype::F32] {
@@ -164,14 +231,26 @@ per_tier_test!(gqa_ratios_vs_reference, crate::gqa_ratios);
 fn lengths_and_chunks(tier: Tier) {
     // One sequence of 300 checks every length 1..=300 (row i sees exactly i + 1 keys); the
     // chunks cross tile (64) and block boundaries, continuing the cache.
-    let s = Shape { n_head: 2, n_kv: 1, d: 32 };
+    let s = Shape {
+        n_head: 2,
+        n_kv: 1,
+        d: 32,
+    };
     chunked_prefill(tier, &s, KvDtype::F16, &[300], 7);
     chunked_prefill(tier, &s, KvDtype::F16, &[1, 63, 1, 64, 65, 2, 40, 64], 7);
     chunked_prefill(tier, &s, KvDtype::F32, &[33, 1, 1, 1, 128, 100, 36], 8);
-    let s = Shape { n_head: 14, n_kv: 2, d: 64 };
+    let s = Shape {
+        n_head: 14,
+        n_kv: 2,
+        d: 64,
+    };
     chunked_prefill(tier, &s, KvDtype::F16, &[37, 91, 1, 2], 9);
     for t in [1, 2, 3, 63, 64, 65, 129] {
-        let s = Shape { n_head: 3, n_kv: 1, d: 16 };
+        let s = Shape {
+            n_head: 3,
+            n_kv: 1,
+            d: 16,
+        };
         chunked_prefill(tier, &s, KvDtype::F16, &[t], 10 + t as u64);
     }
 }
@@ -180,11 +259,19 @@ per_tier_test!(lengths_1_to_300_and_chunks, crate::lengths_and_chunks);
 fn chunked_equals_one_shot(tier: Tier) {
     // The same sequence prefilled at once and in chunks gives the same outputs (up to the
     // float reassociation of different block boundaries, bounded like the reference tolerance).
-    let s = Shape { n_head: 6, n_kv: 2, d: 64 };
+    let s = Shape {
+        n_head: 6,
+        n_kv: 2,
+        d: 64,
+    };
     let total = 150;
     let mut rng = Rng(77);
     let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
-    let (q, k, v) = (rng.vec(total * qw, 2.0), rng.vec(total * kw, 2.0), rng.vec(total * kw, 1.0));
+    let (q, k, v) = (
+        rng.vec(total * qw, 2.0),
+        rng.vec(total * kw, 2.0),
+        rng.vec(total * kw, 1.0),
+    );
     let mut c1 = KvCache::new(1, s.n_kv, s.d, total, KvDtype::F16).unwrap();
     c1.write(0, 0, &k, &v).unwrap();
     let mut one = vec![0f32; total * qw];
@@ -193,45 +280,113 @@ fn chunked_equals_one_shot(tier: Tier) {
     let mut chunked = vec![0f32; total * qw];
     let mut pos0 = 0;
     for t in [10, 54, 1, 64, 21] {
-        c2.write(0, pos0, &k[pos0 * kw..(pos0 + t) * kw], &v[pos0 * kw..(pos0 + t) * kw])
-            .unwrap();
-        attention(tier, &q[pos0 * qw..(pos0 + t) * qw], s.n_head, &c2, 0, pos0, &mut chunked[pos0 * qw..(pos0 + t) * qw])
-            .unwrap();
+        c2.write(
+            0,
+            pos0,
+            &k[pos0 * kw..(pos0 + t) * kw],
+            &v[pos0 * kw..(pos0 + t) * kw],
+        )
+        .unwrap();
+        attention(
+            tier,
+            &q[pos0 * qw..(pos0 + t) * qw],
+            s.n_head,
+            &c2,
+            0,
+            pos0,
+            &mut chunked[pos0 * qw..(pos0 + t) * qw],
+        )
+        .unwrap();
         pos0 += t;
     }
-    let tol = if is_fp16(tier, KvDtype::F16) { 2e-2 } else { 1e-5 };
+    let tol = if is_fp16(tier, KvDtype::F16) {
+        2e-2
+    } else {
+        1e-5
+    };
     for (i, (a, b)) in one.iter().zip(&chunked).enumerate() {
-        assert!((a - b).abs() <= tol, "row value {i}: one-shot {a}, chunked {b}");
+        assert!(
+            (a - b).abs() <= tol,
+            "row value {i}: one-shot {a}, chunked {b}"
+        );
     }
 }
-per_tier_test!(chunked_prefill_equals_one_shot, crate::chunked_equals_one_shot);
+per_tier_test!(
+    chunked_prefill_equals_one_shot,
+    crate::chunked_equals_one_shot
+);
 
 fn decode_parallel(tier: Tier) {
     // Long cache, t = 1 decode steps: the split-KV parallel path (chunks of KV_CHUNK merged) and
     // the sequential path both match the reference; prefill through the pool too.
     let pool = ThreadPool::new(3);
     for (s, dtype) in [
-        (Shape { n_head: 14, n_kv: 2, d: 64 }, KvDtype::F16),
-        (Shape { n_head: 4, n_kv: 4, d: 128 }, KvDtype::F32),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            KvDtype::F16,
+        ),
+        (
+            Shape {
+                n_head: 4,
+                n_kv: 4,
+                d: 128,
+            },
+            KvDtype::F32,
+        ),
     ] {
         let total = 2 * KV_CHUNK + 77;
         let mut rng = Rng(0xdec0de);
         let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
-        let (q, k, v) = (rng.vec(total * qw, 2.0), rng.vec(total * kw, 2.0), rng.vec(total * kw, 1.0));
+        let (q, k, v) = (
+            rng.vec(total * qw, 2.0),
+            rng.vec(total * kw, 2.0),
+            rng.vec(total * kw, 1.0),
+        );
         let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
         let fp16 = is_fp16(tier, dtype);
         let mut cache = KvCache::new(1, s.n_kv, s.d, total, dtype).unwrap();
         let pre = total - 3;
         cache.write(0, 0, &k[..pre * kw], &v[..pre * kw]).unwrap();
         let mut out = vec![0f32; pre * qw];
-        attention_parallel(&pool, tier, &q[..pre * qw], s.n_head, &cache, 0, 0, &mut out).unwrap();
+        attention_parallel(
+            &pool,
+            tier,
+            &q[..pre * qw],
+            s.n_head,
+            &cache,
+            0,
+            0,
+            &mut out,
+        )
+        .unwrap();
         // Spot-check the prefill rows near both ends (the full check of every row is in the
         // single-thread tests; this one checks the task split).
         for i in [0, 1, 64, pre - 1] {
-            check_rows(tier, fp16, &s, &q[i * qw..(i + 1) * qw], &ks, &vs, i, &out[i * qw..(i + 1) * qw], "parallel prefill");
+            check_rows(
+                tier,
+                fp16,
+                &s,
+                &q[i * qw..(i + 1) * qw],
+                &ks,
+                &vs,
+                i,
+                &out[i * qw..(i + 1) * qw],
+                "parallel prefill",
+            );
         }
         for pos in pre..total {
-            cache.write(0, pos, &k[pos * kw..(pos + 1) * kw], &v[pos * kw..(pos + 1) * kw]).unwrap();
+            cache
+                .write(
+                    0,
+                    pos,
+                    &k[pos * kw..(pos + 1) * kw],
+                    &v[pos * kw..(pos + 1) * kw],
+                )
+                .unwrap();
             let qr = Guarded::from_slice(&q[pos * qw..(pos + 1) * qw]);
             let mut par = Guarded::filled(f32::NAN, qw);
             attention_parallel(&pool, tier, &qr, s.n_head, &cache, 0, pos, &mut par).unwrap();
