@@ -50,11 +50,14 @@ pub(crate) struct Q8Kernel {
     pub gemm: unsafe fn(args: &GemmArgs<'_>),
 }
 
-/// The Q8_0 kernel of `tier`. Per-ISA kernels drop in here as arms like those of
-/// `matmul::q4_kernel` (e.g. `Tier::Avx512Vnni => arch::x86_64::q8_kernel(tier)`); until then every
-/// tier runs the portable kernel on plain activation blocks.
-fn q8_kernel(_tier: Tier) -> &'static Q8Kernel {
-    &arch::scalar::Q8_KERNEL
+/// The Q8_0 kernel of `tier`: per-ISA kernels drop in here as arms, like those of
+/// `matmul::q4_kernel`; a tier without one runs the portable kernel on plain activation blocks.
+fn q8_kernel(tier: Tier) -> &'static Q8Kernel {
+    match tier {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => &arch::x86_64::matmul_q8::Q8_AVX2,
+        _ => &arch::scalar::Q8_KERNEL,
+    }
 }
 
 /// Name of the Q8_0 matmul implementation that runs for `tier` (e.g. `"scalar"`).

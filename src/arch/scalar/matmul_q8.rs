@@ -14,14 +14,20 @@ pub(crate) static Q8_KERNEL: Q8Kernel = Q8Kernel {
     gemm: gemm_scalar,
 };
 
-fn pack_plain(blocks: &[BlockQ8_0], _n: usize, _k: usize) -> AlignedBuf {
+pub(crate) fn pack_plain(blocks: &[BlockQ8_0], _n: usize, _k: usize) -> AlignedBuf {
     let bytes: &[u8] = bytemuck::cast_slice(blocks);
     let mut buf = AlignedBuf::zeroed(bytes.len());
     buf.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
     buf
 }
 
-fn unpack_row_plain(buf: &AlignedBuf, n: usize, k: usize, row: usize, out: &mut [BlockQ8_0]) {
+pub(crate) fn unpack_row_plain(
+    buf: &AlignedBuf,
+    n: usize,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ8_0],
+) {
     let kb = k / QK;
     let all: &[BlockQ8_0] = bytemuck::cast_slice(&buf.bytes()[..n * kb * size_of::<BlockQ8_0>()]);
     out.copy_from_slice(&all[row * kb..(row + 1) * kb]);

@@ -20,6 +20,7 @@ use crate::kernels::matmul::{ActKernel, GemmArgs, Q4Kernel};
 use crate::Tier;
 
 pub(crate) mod attention;
+pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 
 /// One activation layout for every x86_64 tier (see `layout`).
