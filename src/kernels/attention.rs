@@ -594,7 +594,7 @@ fn select(p: &Problem<'_>, tier: Tier) -> &'static AttnPath {
         Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::attention::select(tier),
         #[cfg(target_arch = "aarch64")]
         Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => {
-            arch::aarch64::attention::select(tier, p.cache.amax[p.layer], p.q)
+            arch::aarch64::attention::select(tier, p.cache.amax[p.layer], p.q, p.d)
         }
         _ => {
             let _ = p;

@@ -10,6 +10,7 @@ use crate::kernels::matmul::{ActKernel, Q4Kernel};
 use crate::Tier;
 
 pub(crate) mod attention;
+mod attention_fp16;
 pub(crate) mod dot;
 pub(crate) mod ops;
 

@@ -6,6 +6,15 @@ use half::f16;
 
 pub(crate) struct Scalar;
 
+impl Scalar {
+    /// `dst = src * scale`.
+    pub(crate) fn load_q_f32(src: &[f32], scale: f32, dst: &mut [f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = s * scale;
+        }
+    }
+}
+
 pub(crate) static PATH: AttnPath = path::<Scalar>();
 
 /// Widens an f16 key tile and `nk` value rows into the buffers, or borrows f32 storage.
@@ -31,9 +40,7 @@ impl AttnKernel for Scalar {
     type E = f32;
 
     unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f32]) {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = s * scale;
-        }
+        Self::load_q_f32(src, scale, dst);
     }
 
     unsafe fn tile<'a>(
