@@ -360,7 +360,30 @@ def softmax_entropy_ratio(model, tokens):
     return float(np.mean(ratios))
 
 
+def write_fuzz_seeds():
+    """Tiny valid inputs for the fuzz targets (fuzz/corpus/*/seed-*)."""
+    fuzz = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus")
+    m = dict(name="tiny", arch="qwen2", hidden=32, n_head=2, n_kv=1, head_dim=None, ffn=32,
+             vocab=4, tied=True, dtype=torch.float16, style=5, sharded=False, theta=1e4,
+             align=None)
+    global N_LAYERS
+    saved, N_LAYERS = N_LAYERS, 1
+    try:
+        w = make_weights(m, seed=7)
+        w32 = {k: t.to(torch.float32) for k, t in w.items()}
+        os.makedirs(os.path.join(fuzz, "gguf_parse"), exist_ok=True)
+        os.makedirs(os.path.join(fuzz, "safetensors_parse"), exist_ok=True)
+        write_gguf(m, w32, os.path.join(fuzz, "gguf_parse", "seed-tiny.gguf"))
+        cfg = json.dumps(hf_config(m)).encode()
+        st = safetensors.torch.save(w)
+        with open(os.path.join(fuzz, "safetensors_parse", "seed-tiny"), "wb") as fh:
+            fh.write(cfg + b"\n--\n" + st)
+    finally:
+        N_LAYERS = saved
+
+
 def main():
+    write_fuzz_seeds()
     os.makedirs(ROOT, exist_ok=True)
     for idx, m in enumerate(MODELS):
         d = os.path.join(ROOT, m["name"])

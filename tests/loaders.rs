@@ -1040,3 +1040,30 @@ fn safetensors_sharded_index_errors() {
     // Not a model at all.
     assert!(matches!(load(&dir("no-such-model")), Err(Error::Io(_))));
 }
+
+#[test]
+fn fuzz_seeds_are_valid_models() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let g = std::fs::read(root.join("gguf_parse/seed-tiny.gguf")).unwrap();
+    load_gguf_bytes(&g).unwrap();
+    let s = std::fs::read(root.join("safetensors_parse/seed-tiny")).unwrap();
+    let sep = s.windows(4).position(|w| w == b"\n--\n").unwrap();
+    load_safetensors_bytes(&s[..sep], &[&s[sep + 4..]]).unwrap();
+}
+
+#[test]
+fn empty_and_missing_files() {
+    let tmp = std::env::temp_dir().join(format!("qkern-empty-{}.gguf", std::process::id()));
+    std::fs::write(&tmp, b"").unwrap();
+    let r = load_gguf(&tmp);
+    std::fs::remove_file(&tmp).unwrap();
+    assert!(
+        matches!(r, Err(Error::Format(_)) | Err(Error::Io(_))),
+        "{r:?}",
+        r = r.map(|_| ())
+    );
+    assert!(matches!(
+        load_gguf(Path::new("/nonexistent/x.gguf")),
+        Err(Error::Io(_))
+    ));
+}

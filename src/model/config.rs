@@ -101,13 +101,13 @@ impl Config {
                 return bad(format!("{name} is 0"));
             }
         }
-        if self.n_head % self.n_kv_head != 0 {
+        if !self.n_head.is_multiple_of(self.n_kv_head) {
             return bad(format!(
                 "n_head = {} is not a multiple of n_kv_head = {}",
                 self.n_head, self.n_kv_head
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return bad(format!("head_dim = {} is odd", self.head_dim));
         }
         let q_dim = self.q_dim()?;
@@ -166,7 +166,8 @@ mod tests {
     #[test]
     fn validate_rejects_bad_shapes() {
         let ok = Config::qwen25_0_5b();
-        let cases: [(&str, fn(&mut Config)); 6] = [
+        type Edit = fn(&mut Config);
+        let cases: [(&str, Edit); 6] = [
             ("n_kv_head", |c| c.n_kv_head = 3),
             ("odd", |c| c.head_dim = 63),
             ("hidden", |c| c.hidden = 900),

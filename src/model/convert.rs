@@ -57,7 +57,7 @@ fn squeeze(s: &[usize]) -> &[usize] {
 /// Bytes of `n` values of `dtype`, or `None` if `n` is not a whole number of blocks or overflows.
 pub(crate) fn byte_size(dtype: DType, n: usize) -> Option<usize> {
     let (bv, bb) = dtype.block();
-    if n % bv != 0 {
+    if !n.is_multiple_of(bv) {
         return None;
     }
     (n / bv).checked_mul(bb)
@@ -125,10 +125,10 @@ impl RawTensor<'_> {
         Ok(out)
     }
 
-    /// Checks that the tensor is `[n, k]`, `k` a multiple of 32, and returns `k`.
+    /// Checks that the tensor is `[n, k]` with `k` a multiple of 32.
     fn matrix(&self, n: usize, k: usize) -> Result<()> {
         self.expect_shape(&[n, k])?;
-        if k % QK != 0 {
+        if !k.is_multiple_of(QK) {
             return Err(Error::Format(format!(
                 "tensor {:?}: row length {k} is not a multiple of 32",
                 self.name

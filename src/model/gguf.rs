@@ -287,7 +287,7 @@ fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
             ))
         }
     };
-    let data_start = r.pos.div_ceil(alignment) * alignment;
+    let data_start = r.pos.div_ceil(alignment).saturating_mul(alignment);
     if data_start > buf.len() {
         return err(format!(
             "truncated file: data section starts at {data_start}, file has {} bytes",
