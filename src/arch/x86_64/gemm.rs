@@ -115,7 +115,8 @@ unsafe fn store<I: Isa>(o: &Out<'_>, i: usize, j0: usize, mut y: I::F) {
 /// bytes apart, `kb` records each, `MR` rows readable); `w` to group `g0`'s first weight record
 /// (groups `w_stride` bytes apart, `NG` groups readable); `o` describes a valid output containing
 /// rows `i0 .. i0 + MR`.
-#[allow(clippy::too_many_arguments)]
+// Index loops over the register tile read more plainly than iterator chains here.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn tile<I: Isa, const MR: usize, const NG: usize>(
     a: *const u8,

@@ -1,0 +1,65 @@
+//! Single-thread matmul speed per CPU-second of the calling thread, for tuning on a shared machine
+//! (wall-clock benches are in `benches/matmul.rs`; this one is insensitive to being descheduled).
+//!
+//! `cargo run --release --example matmul_cputime -- [tier] [M] [N] [K]` (defaults: the detected
+//! tier, 512, 1536, 1536). Prints GFLOPS by thread CPU time and by wall time.
+
+use qkern::kernels::matmul::{kernel_name, matmul, PackedQ4_0, QuantizedActivations};
+use qkern::quant::BlockQ4_0;
+use qkern::Tier;
+
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn main() -> qkern::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let tier: Tier = match args.first() {
+        Some(t) => t.parse()?,
+        None => Tier::active(),
+    };
+    let num = |i: usize, d: usize| args.get(i).map_or(d, |s| s.parse().expect("a number"));
+    let (m, n, k) = (num(1, 512), num(2, 1536), num(3, 1536));
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let blocks: Vec<BlockQ4_0> = (0..n * k / 32)
+        .map(|_| BlockQ4_0 {
+            d: half::f16::from_f32((next() % 1000) as f32 * 1e-5),
+            qs: std::array::from_fn(|_| next() as u8),
+        })
+        .collect();
+    let w = PackedQ4_0::with_tier(&blocks, n, k, tier)?;
+    let x: Vec<f32> = (0..m * k)
+        .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
+    let mut a = QuantizedActivations::with_tier(tier)?;
+    a.quantize(&x, m, k)?;
+    let mut out = vec![0f32; m * n];
+    matmul(&w, &a, None, &mut out)?; // warm up
+    let flop = 2.0 * (m * n * k) as f64;
+    let reps = ((2e9 / flop) as usize).clamp(3, 10_000);
+    let (c0, t0) = (thread_cpu_seconds(), std::time::Instant::now());
+    for _ in 0..reps {
+        matmul(&w, &a, None, &mut out)?;
+    }
+    let (cpu, wall) = (thread_cpu_seconds() - c0, t0.elapsed().as_secs_f64());
+    println!(
+        "{tier} ({}) m={m} n={n} k={k}: {:.1} GFLOPS per CPU-second, {:.1} GFLOPS wall ({reps} reps)",
+        kernel_name(tier),
+        flop * reps as f64 / cpu / 1e9,
+        flop * reps as f64 / wall / 1e9
+    );
+    Ok(())
+}
