@@ -665,9 +665,8 @@ pub fn attention_parallel(
                 let parts = parts;
                 // SAFETY: task `task` owns values `task * per_task ..` of the buffer, which holds
                 // `chunks * n_kv * per_task`; `run` joins before the buffer is used again.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(parts.0.add(task * per_task), per_task)
-                };
+                let dst =
+                    unsafe { std::slice::from_raw_parts_mut(parts.0.add(task * per_task), per_task) };
                 // SAFETY: the tier passed `check`; `select` picked a supported path.
                 unsafe { (path.partial)(&p, g, kv, dst) };
             });
