@@ -257,6 +257,56 @@ fn peak_rss() -> Option<u64> {
     }
 }
 
+/// CPU time used by the whole process so far (all threads), if the OS reports it.
+fn process_cpu() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec into `ts`, which we own.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Wall and CPU time of one measured run.
+struct Timing {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+impl Timing {
+    fn measure<R>(f: impl FnOnce() -> R) -> (R, Timing) {
+        let (c0, t0) = (process_cpu(), Instant::now());
+        let r = f();
+        let wall = t0.elapsed();
+        let cpu = match (c0, process_cpu()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        (r, Timing { wall, cpu })
+    }
+
+    /// "cpu 1.23 s = 1.9 of 2 threads busy": how much of the run the process actually had the
+    /// CPUs (a shared machine shows up here as a low share).
+    fn cpu_note(&self, threads: usize) -> String {
+        match self.cpu {
+            Some(c) => format!(
+                "cpu {:.2} s, {:.2} of {threads} threads busy",
+                c.as_secs_f64(),
+                c.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+            ),
+            None => String::new(),
+        }
+    }
+}
+
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
@@ -341,44 +391,48 @@ fn bench(a: &Args) -> Result<(), String> {
     let mut last_logits = Vec::new();
     for &n in &prompts {
         let tokens = prompt_tokens(n, c.vocab, n as u64);
-        let mut best = Duration::MAX;
+        let mut best: Option<Timing> = None;
         let mut best_times = OpTimes::default();
         for _ in 0..reps {
             s.reset();
             s.clear_times();
-            let t = Instant::now();
-            last_logits = s.prefill(&tokens).map_err(|e| e.to_string())?;
-            let el = t.elapsed();
-            if el < best {
-                best = el;
+            let (logits, t) = Timing::measure(|| s.prefill(&tokens));
+            last_logits = logits.map_err(|e| e.to_string())?;
+            if best.as_ref().is_none_or(|b| t.wall < b.wall) {
+                best = Some(t);
                 best_times = s.times().clone();
             }
         }
+        let best = best.expect("reps >= 1");
         println!(
-            "prefill {n:>5} tokens: {:>8.1} tokens/s ({:.1} ms, best of {reps})",
-            n as f64 / best.as_secs_f64(),
-            best.as_secs_f64() * 1e3
+            "prefill {n:>5} tokens: {:>8.1} tokens/s ({:.1} ms, best of {reps}; {})",
+            n as f64 / best.wall.as_secs_f64(),
+            best.wall.as_secs_f64() * 1e3,
+            best.cpu_note(model.threads())
         );
         if n == max_prompt {
-            print_breakdown(&format!("prefill {n}"), &best_times, best);
+            print_breakdown(&format!("prefill {n}"), &best_times, best.wall);
         }
     }
     if n_decode > 0 {
         // Decode continues the last (longest) prompt.
         s.clear_times();
         let mut next = argmax(&last_logits);
-        let t = Instant::now();
-        for _ in 0..n_decode {
-            let logits = s.decode(next).map_err(|e| e.to_string())?;
-            next = argmax(&logits);
-        }
-        let el = t.elapsed();
+        let (r, t) = Timing::measure(|| -> Result<(), String> {
+            for _ in 0..n_decode {
+                let logits = s.decode(next).map_err(|e| e.to_string())?;
+                next = argmax(&logits);
+            }
+            Ok(())
+        });
+        r?;
         println!(
-            "decode {n_decode:>6} tokens: {:>8.1} tokens/s ({:.2} ms/token, after a {max_prompt}-token prompt)",
-            n_decode as f64 / el.as_secs_f64(),
-            el.as_secs_f64() * 1e3 / n_decode as f64
+            "decode {n_decode:>6} tokens: {:>8.1} tokens/s ({:.2} ms/token after a {max_prompt}-token prompt; {})",
+            n_decode as f64 / t.wall.as_secs_f64(),
+            t.wall.as_secs_f64() * 1e3 / n_decode as f64,
+            t.cpu_note(model.threads())
         );
-        print_breakdown(&format!("decode {n_decode}"), s.times(), el);
+        print_breakdown(&format!("decode {n_decode}"), s.times(), t.wall);
     }
     match peak_rss() {
         Some(b) => println!("peak resident memory: {:.1} MiB", mib(b)),
