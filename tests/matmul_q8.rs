@@ -40,15 +40,25 @@ fn q8_blocks(rng: &mut Rng, n: usize) -> Vec<BlockQ8_0> {
         .collect()
 }
 
+/// The outputs of one call: rows x cols written to `out` with row stride `ldo`.
+struct Region<'a> {
+    rows: Range<usize>,
+    cols: Range<usize>,
+    out: &'a [f32],
+    ldo: usize,
+}
+
 fn check_against_reference(
     blocks: &[BlockQ8_0],
     x: &[f32],
     bias: Option<&[f32]>,
     (m, n, k): (usize, usize, usize),
-    rows: Range<usize>,
-    cols: Range<usize>,
-    out: &[f32],
-    ldo: usize,
+    Region {
+        rows,
+        cols,
+        out,
+        ldo,
+    }: Region<'_>,
     tier: Tier,
 ) {
     let rw = to_ref_q8(blocks);
@@ -71,6 +81,25 @@ fn check_against_reference(
         }
     }
 }
+
+fn whole(m: usize, n: usize, out: &[f32]) -> Region<'_> {
+    Region {
+        rows: 0..m,
+        cols: 0..n,
+        out,
+        ldo: n,
+    }
+}
+
+/// A bad `matmul_q8_range` call: rows, cols, bias, output length, ldo, what is wrong.
+type BadCall<'a> = (
+    Range<usize>,
+    Range<usize>,
+    Option<&'a [f32]>,
+    usize,
+    usize,
+    &'a str,
+);
 
 struct Case {
     m: usize,
@@ -117,10 +146,12 @@ fn check(tier: Tier, c: &Case) {
         &x,
         bias.as_deref(),
         (c.m, c.n, c.k),
-        c.rows.clone(),
-        c.cols.clone(),
-        &out,
-        ldo,
+        Region {
+            rows: c.rows.clone(),
+            cols: c.cols.clone(),
+            out: &out,
+            ldo,
+        },
         tier,
     );
 }
@@ -220,7 +251,7 @@ fn extreme_values(tier: Tier) {
     a.quantize(&x, m, k).unwrap();
     let mut out = Guarded::filled(f32::NAN, m * n);
     matmul_q8(&w, &a, None, &mut out).unwrap();
-    check_against_reference(&blocks, &x, None, (m, n, k), 0..m, 0..n, &out, n, tier);
+    check_against_reference(&blocks, &x, None, (m, n, k), whole(m, n, &out), tier);
 }
 
 fn bad_input(tier: Tier) {
@@ -262,14 +293,7 @@ fn bad_input(tier: Tier) {
         "K mismatch"
     );
     a.quantize(&[0.5; 128], 2, 64).unwrap();
-    let bad: [(
-        Range<usize>,
-        Range<usize>,
-        Option<&[f32]>,
-        usize,
-        usize,
-        &str,
-    ); 6] = [
+    let bad: [BadCall<'_>; 6] = [
         (0..3, 0..2, None, 8, 2, "rows out of range"),
         (0..2, 1..3, None, 8, 2, "cols out of range"),
         (0..2, 0..2, Some(&[1.0]), 8, 2, "short bias"),
@@ -333,7 +357,7 @@ fn shared_activations(tier: Tier) {
     let mut y4 = vec![0f32; m * n];
     matmul_q8(&w8, &a, None, &mut y8).unwrap();
     matmul(&w4, &a, None, &mut y4).unwrap();
-    check_against_reference(&q8, &x, None, (m, n, k), 0..m, 0..n, &y8, n, tier);
+    check_against_reference(&q8, &x, None, (m, n, k), whole(m, n, &y8), tier);
     let mut fresh = QuantizedActivations::with_tier(tier).unwrap();
     fresh.quantize(&x, m, k).unwrap();
     let mut y4_fresh = vec![0f32; m * n];

@@ -419,6 +419,8 @@ pub(crate) unsafe fn gemm_parallel(
         let (rb, cb) = (t / col_blocks, t % col_blocks);
         let rows = rb * PAR_ROWS..((rb + 1) * PAR_ROWS).min(m);
         let cols = cb * PAR_COLS..((cb + 1) * PAR_COLS).min(n);
+        // Capture the whole `SharedOut` (Sync), not its raw-pointer field.
+        #[allow(clippy::redundant_locals)]
         let out = out;
         let sub = GemmArgs {
             w,
