@@ -79,11 +79,20 @@ fn check_rows(
     // cache's rounding of K and V): the reference gets the same rounded Q.
     let q_ref: Vec<f32> = if fp16 {
         let sc = 1.0 / (d as f32).sqrt();
-        q.iter().map(|&x| (half::f16::from_f32(x * sc).to_f64() / scale) as f32).collect()
+        q.iter()
+            .map(|&x| (half::f16::from_f32(x * sc).to_f64() / scale) as f32)
+            .collect()
     } else {
         q.to_vec()
     };
-    let want = r::attention(&q_ref, &k[..kv_len * n_kv * d], &v[..kv_len * n_kv * d], n_head, n_kv, d);
+    let want = r::attention(
+        &q_ref,
+        &k[..kv_len * n_kv * d],
+        &v[..kv_len * n_kv * d],
+        n_head,
+        n_kv,
+        d,
+    );
     let group = n_head / n_kv;
     let mut worst = 0f64;
     for i in 0..t {
@@ -95,14 +104,18 @@ fn check_rows(
             let (mut a, mut vmax) = (0f64, 0f64);
             for j in 0..n {
                 let kr = &k[(j * n_kv + kh) * d..][..d];
-                let dot: f64 = qr.iter().zip(kr).map(|(&x, &y)| (x as f64 * y as f64).abs()).sum();
+                let dot: f64 = qr
+                    .iter()
+                    .zip(kr)
+                    .map(|(&x, &y)| (x as f64 * y as f64).abs())
+                    .sum();
                 a = a.max(dot * scale);
                 let vr = &v[(j * n_kv + kh) * d..][..d];
                 vmax = vr.iter().fold(vmax, |m, &x| m.max(x.abs() as f64));
             }
             let tiles = n.div_ceil(64) as f64;
-            let f32_bound =
-                vmax * (2.0 * (2.0 * (d + 2) as f64 * U * a + 4.0 * U + tiles * 5.0 * U)
+            let f32_bound = vmax
+                * (2.0 * (2.0 * (d + 2) as f64 * U * a + 4.0 * U + tiles * 5.0 * U)
                     + (n + 4) as f64 * U);
             let mut tol = 2.0 * f32_bound;
             if fp16 {
@@ -143,12 +156,19 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
     for &t in chunks {
         let layer = 1;
         cache
-            .write(layer, pos0, &k[pos0 * kw..(pos0 + t) * kw], &v[pos0 * kw..(pos0 + t) * kw])
+            .write(
+                layer,
+                pos0,
+                &k[pos0 * kw..(pos0 + t) * kw],
+                &v[pos0 * kw..(pos0 + t) * kw],
+            )
             .unwrap();
         let qc = Guarded::from_slice(&q[pos0 * qw..(pos0 + t) * qw]);
         let mut out = Guarded::filled(f32::NAN, t * qw);
         attention(tier, &qc, s.n_head, &cache, layer, pos0, &mut out).unwrap();
-        worst = worst.max(check_rows(tier, fp16, s, &qc, &ks, &vs, pos0, &out, "chunked"));
+        worst = worst.max(check_rows(
+            tier, fp16, s, &qc, &ks, &vs, pos0, &out, "chunked",
+        ));
         pos0 += t;
     }
     worst
@@ -157,13 +177,62 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
 fn gqa_ratios(tier: Tier) {
     // GQA ratios 1, 2, 7, 14 (and 6), odd head counts, head_dim 16..128, one-shot prefill.
     let shapes = [
-        (Shape { n_head: 3, n_kv: 3, d: 64 }, 67),
-        (Shape { n_head: 4, n_kv: 2, d: 128 }, 20),
-        (Shape { n_head: 7, n_kv: 1, d: 16 }, 70),
-        (Shape { n_head: 14, n_kv: 1, d: 48 }, 10),
-        (Shape { n_head: 14, n_kv: 2, d: 64 }, 13),
-        (Shape { n_head: 12, n_kv: 2, d: 128 }, 6),
-        (Shape { n_head: 5, n_kv: 5, d: 80 }, 3),
+        (
+            Shape {
+                n_head: 3,
+                n_kv: 3,
+                d: 64,
+            },
+            67,
+        ),
+        (
+            Shape {
+                n_head: 4,
+                n_kv: 2,
+                d: 128,
+            },
+            20,
+        ),
+        (
+            Shape {
+                n_head: 7,
+                n_kv: 1,
+                d: 16,
+            },
+            70,
+        ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 1,
+                d: 48,
+            },
+            10,
+        ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            13,
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            6,
+        ),
+        (
+            Shape {
+                n_head: 5,
+                n_kv: 5,
+                d: 80,
+            },
+            3,
+        ),
     ];
     for (i, (s, t)) in shapes.iter().enumerate() {
         for dtype in [KvDtype::F16, KvDtype::F32] {
@@ -176,14 +245,26 @@ per_tier_test!(gqa_ratios_vs_reference, crate::gqa_ratios);
 fn lengths_and_chunks(tier: Tier) {
     // One sequence of 300 checks every length 1..=300 (row i sees exactly i + 1 keys); the
     // chunks cross tile (64) and block boundaries, continuing the cache.
-    let s = Shape { n_head: 2, n_kv: 1, d: 16 };
+    let s = Shape {
+        n_head: 2,
+        n_kv: 1,
+        d: 16,
+    };
     chunked_prefill(tier, &s, KvDtype::F16, &[300], 7);
     chunked_prefill(tier, &s, KvDtype::F16, &[1, 63, 1, 64, 65, 2, 40, 64], 7);
     chunked_prefill(tier, &s, KvDtype::F32, &[33, 1, 1, 1, 64, 29], 8);
-    let s = Shape { n_head: 14, n_kv: 2, d: 64 };
+    let s = Shape {
+        n_head: 14,
+        n_kv: 2,
+        d: 64,
+    };
     chunked_prefill(tier, &s, KvDtype::F16, &[5, 1, 4], 9);
     for t in [2, 3, 63, 65] {
-        let s = Shape { n_head: 3, n_kv: 1, d: 16 };
+        let s = Shape {
+            n_head: 3,
+            n_kv: 1,
+            d: 16,
+        };
         chunked_prefill(tier, &s, KvDtype::F16, &[t], 10 + t as u64);
     }
 }
@@ -192,11 +273,19 @@ per_tier_test!(lengths_1_to_300_and_chunks, crate::lengths_and_chunks);
 fn chunked_equals_one_shot(tier: Tier) {
     // The same sequence prefilled at once and in chunks gives the same outputs (up to the
     // float reassociation of different block boundaries, bounded like the reference tolerance).
-    let s = Shape { n_head: 6, n_kv: 2, d: 32 };
+    let s = Shape {
+        n_head: 6,
+        n_kv: 2,
+        d: 32,
+    };
     let total = 100;
     let mut rng = Rng(77);
     let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
-    let (q, k, v) = (rng.vec(total * qw, 2.0), rng.vec(total * kw, 2.0), rng.vec(total * kw, 1.0));
+    let (q, k, v) = (
+        rng.vec(total * qw, 2.0),
+        rng.vec(total * kw, 2.0),
+        rng.vec(total * kw, 1.0),
+    );
     let mut c1 = KvCache::new(1, s.n_kv, s.d, total, KvDtype::F16).unwrap();
     c1.write(0, 0, &k, &v).unwrap();
     let mut one = vec![0f32; total * qw];
@@ -205,31 +294,72 @@ fn chunked_equals_one_shot(tier: Tier) {
     let mut chunked = vec![0f32; total * qw];
     let mut pos0 = 0;
     for t in [10, 30, 1, 40, 19] {
-        c2.write(0, pos0, &k[pos0 * kw..(pos0 + t) * kw], &v[pos0 * kw..(pos0 + t) * kw])
-            .unwrap();
-        attention(tier, &q[pos0 * qw..(pos0 + t) * qw], s.n_head, &c2, 0, pos0, &mut chunked[pos0 * qw..(pos0 + t) * qw])
-            .unwrap();
+        c2.write(
+            0,
+            pos0,
+            &k[pos0 * kw..(pos0 + t) * kw],
+            &v[pos0 * kw..(pos0 + t) * kw],
+        )
+        .unwrap();
+        attention(
+            tier,
+            &q[pos0 * qw..(pos0 + t) * qw],
+            s.n_head,
+            &c2,
+            0,
+            pos0,
+            &mut chunked[pos0 * qw..(pos0 + t) * qw],
+        )
+        .unwrap();
         pos0 += t;
     }
-    let tol = if is_fp16(tier, KvDtype::F16) { 2e-2 } else { 1e-5 };
+    let tol = if is_fp16(tier, KvDtype::F16) {
+        2e-2
+    } else {
+        1e-5
+    };
     for (i, (a, b)) in one.iter().zip(&chunked).enumerate() {
-        assert!((a - b).abs() <= tol, "row value {i}: one-shot {a}, chunked {b}");
+        assert!(
+            (a - b).abs() <= tol,
+            "row value {i}: one-shot {a}, chunked {b}"
+        );
     }
 }
-per_tier_test!(chunked_prefill_equals_one_shot, crate::chunked_equals_one_shot);
+per_tier_test!(
+    chunked_prefill_equals_one_shot,
+    crate::chunked_equals_one_shot
+);
 
 fn decode_parallel(tier: Tier) {
     // Long cache, t = 1 decode steps: the split-KV parallel path (chunks of KV_CHUNK merged) and
     // the sequential path both match the reference; prefill through the pool too.
     let pool = ThreadPool::new(3);
     for (s, dtype) in [
-        (Shape { n_head: 14, n_kv: 2, d: 64 }, KvDtype::F16),
-        (Shape { n_head: 2, n_kv: 2, d: 128 }, KvDtype::F32),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            KvDtype::F16,
+        ),
+        (
+            Shape {
+                n_head: 2,
+                n_kv: 2,
+                d: 128,
+            },
+            KvDtype::F32,
+        ),
     ] {
         let total = KV_CHUNK + 45;
         let mut rng = Rng(0xdec0de);
         let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
-        let (q, k, v) = (rng.vec(total * qw, 2.0), rng.vec(total * kw, 2.0), rng.vec(total * kw, 1.0));
+        let (q, k, v) = (
+            rng.vec(total * qw, 2.0),
+            rng.vec(total * kw, 2.0),
+            rng.vec(total * kw, 1.0),
+        );
         let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
         let fp16 = is_fp16(tier, dtype);
         let mut cache = KvCache::new(1, s.n_kv, s.d, total, dtype).unwrap();
@@ -238,14 +368,40 @@ fn decode_parallel(tier: Tier) {
         // Parallel prefill of the last 12 prefilled rows (tasks over KV head x query block).
         let p0 = pre - 12;
         let mut out = vec![0f32; 12 * qw];
-        attention_parallel(&pool, tier, &q[p0 * qw..pre * qw], s.n_head, &cache, 0, p0, &mut out)
-            .unwrap();
+        attention_parallel(
+            &pool,
+            tier,
+            &q[p0 * qw..pre * qw],
+            s.n_head,
+            &cache,
+            0,
+            p0,
+            &mut out,
+        )
+        .unwrap();
         for i in [0, 1, 11] {
             let qi = &q[(p0 + i) * qw..(p0 + i + 1) * qw];
-            check_rows(tier, fp16, &s, qi, &ks, &vs, p0 + i, &out[i * qw..(i + 1) * qw], "parallel prefill");
+            check_rows(
+                tier,
+                fp16,
+                &s,
+                qi,
+                &ks,
+                &vs,
+                p0 + i,
+                &out[i * qw..(i + 1) * qw],
+                "parallel prefill",
+            );
         }
         for pos in pre..total {
-            cache.write(0, pos, &k[pos * kw..(pos + 1) * kw], &v[pos * kw..(pos + 1) * kw]).unwrap();
+            cache
+                .write(
+                    0,
+                    pos,
+                    &k[pos * kw..(pos + 1) * kw],
+                    &v[pos * kw..(pos + 1) * kw],
+                )
+                .unwrap();
             let qr = Guarded::from_slice(&q[pos * qw..(pos + 1) * qw]);
             let mut par = Guarded::filled(f32::NAN, qw);
             attention_parallel(&pool, tier, &qr, s.n_head, &cache, 0, pos, &mut par).unwrap();
@@ -306,21 +462,53 @@ fn fp16_accuracy(tier: Tier) {
             let f = false;
             f
         };
-        assert_eq!(path == "neon-fp16", has_fp16, "the fp16 path runs exactly when the CPU has FEAT_FP16");
+        assert_eq!(
+            path == "neon-fp16",
+            has_fp16,
+            "the fp16 path runs exactly when the CPU has FEAT_FP16"
+        );
     }
     for (s, t) in [
-        (Shape { n_head: 14, n_kv: 2, d: 64 }, 130),
-        (Shape { n_head: 12, n_kv: 2, d: 128 }, 70),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            130,
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            70,
+        ),
     ] {
         let mut rng = Rng(0xacc);
         let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
-        let (q, k, v) = (rng.vec(t * qw, 4.0), rng.vec(t * kw, 4.0), rng.vec(t * kw, 1.0));
+        let (q, k, v) = (
+            rng.vec(t * qw, 4.0),
+            rng.vec(t * kw, 4.0),
+            rng.vec(t * kw, 1.0),
+        );
         let mut cache = KvCache::new(1, s.n_kv, s.d, t, KvDtype::F16).unwrap();
         cache.write(0, 0, &k, &v).unwrap();
         let mut out = vec![0f32; t * qw];
         attention(tier, &q, s.n_head, &cache, 0, 0, &mut out).unwrap();
         let (ks, vs) = (stored(&k, KvDtype::F16), stored(&v, KvDtype::F16));
-        let worst = check_rows(tier, path.contains("fp16"), &s, &q, &ks, &vs, 0, &out, "accuracy");
+        let worst = check_rows(
+            tier,
+            path.contains("fp16"),
+            &s,
+            &q,
+            &ks,
+            &vs,
+            0,
+            &out,
+            "accuracy",
+        );
         eprintln!(
             "attention path {path} ({tier}), heads {}/{} d={} t={t}: max |error| / max |v| = {worst:.2e}",
             s.n_head, s.n_kv, s.d
@@ -328,3 +516,25 @@ fn fp16_accuracy(tier: Tier) {
     }
 }
 per_tier_test!(fp16_accuracy, crate::fp16_accuracy);
+
+/// One prefill of 512 tokens for the Qwen2.5-0.5B shape (14 heads, 2 KV heads, head_dim 64) at
+/// the process tier, for instruction counting under qemu with `../shared/tools/qcount`:
+/// `cargo test --release --target aarch64-unknown-linux-gnu --test attention --no-run`, then run
+/// the binary with `--ignored --exact count_attention_512` under `qcount-run`.
+#[test]
+#[ignore]
+fn count_attention_512() {
+    let (n_head, n_kv, d, t) = (14, 2, 64, 512);
+    let mut rng = Rng(5);
+    let q = rng.vec(t * n_head * d, 2.0);
+    let k = rng.vec(t * n_kv * d, 2.0);
+    let v = rng.vec(t * n_kv * d, 1.0);
+    let mut cache = KvCache::new(1, n_kv, d, t, KvDtype::F16).unwrap();
+    cache.write(0, 0, &k, &v).unwrap();
+    let mut out = vec![0f32; q.len()];
+    attention(Tier::active(), &q, n_head, &cache, 0, 0, &mut out).unwrap();
+    eprintln!(
+        "path {}",
+        attention_path(Tier::active(), KvDtype::F16).unwrap()
+    );
+}

@@ -45,7 +45,15 @@ fn assert_close(got: &[f32], want: &[f64], tol: impl Fn(usize) -> f64, what: &st
 
 fn rmsnorm_case(tier: Tier) {
     let mut rng = Rng(0x5eed_0001);
-    for &(m, k) in &[(1, 1), (2, 7), (3, 16), (1, 33), (2, 896), (1, 1000), (2, 1536)] {
+    for &(m, k) in &[
+        (1, 1),
+        (2, 7),
+        (3, 16),
+        (1, 33),
+        (2, 896),
+        (1, 1000),
+        (2, 1536),
+    ] {
         let x = Guarded::from_slice(&rng.vec(m * k, 4.0));
         let w = Guarded::from_slice(&rng.vec(k, 2.0));
         let mut out = Guarded::filled(f32::NAN, m * k);
@@ -117,7 +125,16 @@ fn exp_case(tier: Tier) {
         .map(|i| (lo + (hi - lo) * i as f64 / n as f64) as f32)
         .collect();
     x.extend((-87..=88).flat_map(|i| [i as f32, f32::from_bits((i as f32).to_bits() + 1)]));
-    x.extend([0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 0.346_573_6, -0.346_573_6]);
+    x.extend([
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        0.5,
+        -0.5,
+        0.346_573_6,
+        -0.346_573_6,
+    ]);
     let mut y = Guarded::from_slice(&x);
     exp(tier, &mut y).unwrap();
     let mut worst = 0f64;
@@ -130,7 +147,10 @@ fn exp_case(tier: Tier) {
             "exp({xi}) = {yi}, want {want}, rel {rel}"
         );
     }
-    eprintln!("exp {tier}: max relative error {worst:.3e} = {:.2} ulp", worst / U);
+    eprintln!(
+        "exp {tier}: max relative error {worst:.3e} = {:.2} ulp",
+        worst / U
+    );
     let mut edge = [-100.0f32, -88.0, f32::NEG_INFINITY, 100.0];
     exp(tier, &mut edge).unwrap();
     assert_eq!(&edge[..3], &[0.0, 0.0, 0.0]);
@@ -142,7 +162,9 @@ fn silu_case(tier: Tier) {
     let mut rng = Rng(0x5eed_0003);
     for &n in &[1usize, 3, 8, 15, 16, 17, 64, 100, 4864] {
         let mut g = rng.vec(n, 12.0);
-        let specials = [0.0, -0.0, 88.0, -88.0, 100.0, -100.0, 1e-30, -1e-30, 20.0, -20.0];
+        let specials = [
+            0.0, -0.0, 88.0, -88.0, 100.0, -100.0, 1e-30, -1e-30, 20.0, -20.0,
+        ];
         for (v, s) in g.iter_mut().zip(specials) {
             *v = s;
         }
@@ -219,7 +241,8 @@ fn rope_case(tier: Tier) {
         let b = bias.then(|| rng.vec(n_heads * d, 2.0));
         let mut x = Guarded::from_slice(&x0);
         let bg = b.as_deref().map(Guarded::from_slice);
-        rope.apply(tier, &mut x, n_heads, pos0, bg.as_deref()).unwrap();
+        rope.apply(tier, &mut x, n_heads, pos0, bg.as_deref())
+            .unwrap();
         let want = r::rope_neox_rows(&x0, n_heads, d, pos0, theta, b.as_deref());
         let w = n_heads * d;
         let mag = |i: usize| {
@@ -228,8 +251,7 @@ fn rope_case(tier: Tier) {
             let pair = [h * d + j % (d / 2), h * d + j % (d / 2) + d / 2];
             pair.iter()
                 .map(|&c| {
-                    x0[row * w + c].abs() as f64
-                        + b.as_ref().map_or(0.0, |b| b[c].abs() as f64)
+                    x0[row * w + c].abs() as f64 + b.as_ref().map_or(0.0, |b| b[c].abs() as f64)
                 })
                 .sum::<f64>()
         };
@@ -259,22 +281,43 @@ fn embedding_case(tier: Tier) {
     let data = rng.vec(rows * k, 2.0);
     let f16s: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
     let bf16s: Vec<half::bf16> = data.iter().map(|&v| half::bf16::from_f32(v)).collect();
-    let mut q8 = vec![BlockQ8_0 { d: half::f16::ZERO, qs: [0; 32] }; rows * k / 32];
+    let mut q8 = vec![
+        BlockQ8_0 {
+            d: half::f16::ZERO,
+            qs: [0; 32]
+        };
+        rows * k / 32
+    ];
     quantize_q8_0(&data, &mut q8).unwrap();
-    let mut q4 = vec![BlockQ4_0 { d: half::f16::ZERO, qs: [0; 16] }; rows * k / 32];
+    let mut q4 = vec![
+        BlockQ4_0 {
+            d: half::f16::ZERO,
+            qs: [0; 16]
+        };
+        rows * k / 32
+    ];
     quantize_q4_0(&data, &mut q4).unwrap();
     let (g32, g16, gb16) = (
         Guarded::from_slice(&data),
         Guarded::from_slice(&f16s),
         Guarded::from_slice(&bf16s),
     );
-    let rq8: Vec<r::BlockQ8_0> = q8.iter().map(|b| r::BlockQ8_0 { d: b.d, qs: b.qs }).collect();
+    let rq8: Vec<r::BlockQ8_0> = q8
+        .iter()
+        .map(|b| r::BlockQ8_0 { d: b.d, qs: b.qs })
+        .collect();
     let rq4 = common::to_ref_q4(&q4);
     for row in [0, 2, rows - 1] {
         let cases: [(EmbeddingTable<'_>, Vec<f32>); 5] = [
-            (EmbeddingTable::F32(&g32), data[row * k..(row + 1) * k].to_vec()),
+            (
+                EmbeddingTable::F32(&g32),
+                data[row * k..(row + 1) * k].to_vec(),
+            ),
             (EmbeddingTable::F16(&g16), r::embedding_f16(&f16s, k, row)),
-            (EmbeddingTable::Bf16(&gb16), r::embedding_bf16(&bf16s, k, row)),
+            (
+                EmbeddingTable::Bf16(&gb16),
+                r::embedding_bf16(&bf16s, k, row),
+            ),
             (EmbeddingTable::Q8_0(&q8), r::embedding_q8_0(&rq8, k, row)),
             (EmbeddingTable::Q4_0(&q4), r::embedding_q4_0(&rq4, k, row)),
         ];

@@ -295,7 +295,10 @@ pub fn rmsnorm_quantize(x: &[f32], weight: &[f32], eps: f32) -> Vec<ActBlock> {
     assert_eq!(x.len() % weight.len(), 0, "x must hold whole rows");
     x.chunks_exact(weight.len())
         .flat_map(|row| {
-            let y: Vec<f32> = rmsnorm(row, weight, eps).iter().map(|&v| v as f32).collect();
+            let y: Vec<f32> = rmsnorm(row, weight, eps)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
             quantize_activations(&y)
         })
         .collect()
@@ -303,7 +306,10 @@ pub fn rmsnorm_quantize(x: &[f32], weight: &[f32], eps: f32) -> Vec<ActBlock> {
 
 /// Residual add `x + y`, in f64.
 pub fn add(x: &[f32], y: &[f32]) -> Vec<f64> {
-    x.iter().zip(y).map(|(&a, &b)| a as f64 + b as f64).collect()
+    x.iter()
+        .zip(y)
+        .map(|(&a, &b)| a as f64 + b as f64)
+        .collect()
 }
 
 /// NEOX rotary embedding of `t` rows of `n_heads` head vectors (length `head_dim`), row `r` at

@@ -176,7 +176,7 @@ impl KvCache {
             )));
         }
         let width = self.n_kv * self.head_dim;
-        if k.is_empty() || k.len() % width != 0 {
+        if k.is_empty() || !k.len().is_multiple_of(width) {
             return Err(Error::ShapeMismatch(format!(
                 "k has {} values, not a non-zero multiple of n_kv_heads * head_dim = {width}",
                 k.len()
@@ -267,7 +267,7 @@ impl KvCache {
 }
 
 fn check_head_dim(d: usize) -> Result<()> {
-    if d == 0 || d % 16 != 0 {
+    if d == 0 || !d.is_multiple_of(16) {
         return Err(Error::ShapeMismatch(format!(
             "attention head_dim {d} is not a non-zero multiple of 16"
         )));
@@ -358,14 +358,14 @@ fn validate<'a>(
 ) -> Result<Problem<'a>> {
     tier.check()?;
     let d = cache.head_dim;
-    if n_head == 0 || n_head % cache.n_kv != 0 {
+    if n_head == 0 || !n_head.is_multiple_of(cache.n_kv) {
         return Err(Error::ShapeMismatch(format!(
             "{n_head} query heads is not a non-zero multiple of the {} KV heads",
             cache.n_kv
         )));
     }
     let width = crate::error::mul(n_head, d, "n_head * head_dim")?;
-    if q.is_empty() || q.len() % width != 0 {
+    if q.is_empty() || !q.len().is_multiple_of(width) {
         return Err(Error::ShapeMismatch(format!(
             "q has {} values, not a non-zero multiple of n_head * head_dim = {width}",
             q.len()
@@ -523,6 +523,13 @@ pub(crate) struct SharedOut(*mut f32);
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
 
+impl SharedOut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// Runs block `(g, tile)` of a prefill call and writes its normalized rows to `out`.
 ///
 /// # Safety
@@ -544,7 +551,7 @@ unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, o
                 let inv = 1.0 / sc.l[r];
                 for i in 0..d {
                     // SAFETY: `row + i < t * n_head * d`, inside `out`; this block owns the row.
-                    unsafe { *out.0.add(row + i) = sc.o[r * d + i] * inv };
+                    unsafe { *out.ptr().add(row + i) = sc.o[r * d + i] * inv };
                 }
             }
         }
@@ -662,11 +669,11 @@ pub fn attention_parallel(
             pool.run(chunks * n_kv, &|task| {
                 let (c, g) = (task / n_kv, task % n_kv);
                 let kv = c * KV_CHUNK..((c + 1) * KV_CHUNK).min(kv_len);
-                let parts = parts;
                 // SAFETY: task `task` owns values `task * per_task ..` of the buffer, which holds
                 // `chunks * n_kv * per_task`; `run` joins before the buffer is used again.
-                let dst =
-                    unsafe { std::slice::from_raw_parts_mut(parts.0.add(task * per_task), per_task) };
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(parts.ptr().add(task * per_task), per_task)
+                };
                 // SAFETY: the tier passed `check`; `select` picked a supported path.
                 unsafe { (path.partial)(&p, g, kv, dst) };
             });

@@ -19,6 +19,9 @@ use half::f16;
 /// (`4 * 2^-24`). Measured: about 2 ulp (see `tests/ops.rs`, `exp_max_relative_error`).
 pub const EXP_MAX_REL_ERROR: f64 = 4.0 / (1u64 << 24) as f64;
 
+/// A RoPE kernel: rotates one head vector `x` (length `2 * cos.len()`) after adding `bias`.
+pub(crate) type RopeFn = unsafe fn(x: &mut [f32], cos: &[f32], sin: &[f32], bias: Option<&[f32]>);
+
 /// One tier's small layer-op kernels. Each `unsafe fn` may only be called when the CPU supports
 /// the tier the table belongs to; slice arguments that go together have equal lengths (checked by
 /// the callers in `crate::kernels`).
@@ -42,7 +45,7 @@ pub(crate) struct OpsKernel {
     /// `x[i] = exp(x[i])`.
     pub exp: unsafe fn(x: &mut [f32]),
     /// NEOX rotation of one head vector (length `2 * cos.len()`), after adding `bias` if given.
-    pub rope: unsafe fn(x: &mut [f32], cos: &[f32], sin: &[f32], bias: Option<&[f32]>),
+    pub rope: RopeFn,
     /// Widens f16 to f32 (`dst.len() == src.len()`).
     pub f16_to_f32: unsafe fn(src: &[f16], dst: &mut [f32]),
 }

@@ -32,7 +32,7 @@ impl EmbeddingTable<'_> {
             EmbeddingTable::Q8_0(t) => (t.len(), blocks_in(k, "embedding K")?),
             EmbeddingTable::Q4_0(t) => (t.len(), blocks_in(k, "embedding K")?),
         };
-        if per_row == 0 || len % per_row != 0 {
+        if per_row == 0 || !len.is_multiple_of(per_row) {
             return Err(Error::ShapeMismatch(format!(
                 "embedding table of {len} elements does not hold whole rows of {k} values"
             )));

@@ -18,7 +18,7 @@ fn rows(x_len: usize, k: usize) -> Result<usize> {
     if k == 0 {
         return Err(Error::ShapeMismatch("RMSNorm weight is empty".into()));
     }
-    if x_len == 0 || x_len % k != 0 {
+    if x_len == 0 || !x_len.is_multiple_of(k) {
         return Err(Error::ShapeMismatch(format!(
             "x has {x_len} values, not a non-zero multiple of the row length {k}"
         )));

@@ -24,7 +24,7 @@ impl Rope {
     /// Builds the table. `head_dim` must be even and non-zero, `theta` finite and positive,
     /// `max_positions` non-zero.
     pub fn new(head_dim: usize, theta: f64, max_positions: usize) -> Result<Self> {
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(Error::ShapeMismatch(format!(
                 "RoPE head_dim {head_dim} must be even and non-zero"
             )));
@@ -84,7 +84,7 @@ impl Rope {
         let k = ops_kernel(tier.check()?);
         let d = self.head_dim;
         let width = crate::error::mul(n_heads, d, "n_heads * head_dim")?;
-        if width == 0 || x.is_empty() || x.len() % width != 0 {
+        if width == 0 || x.is_empty() || !x.len().is_multiple_of(width) {
             return Err(Error::ShapeMismatch(format!(
                 "x has {} values, not a non-zero multiple of n_heads * head_dim = {width}",
                 x.len()

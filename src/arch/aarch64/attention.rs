@@ -44,7 +44,7 @@ static NEON_PATH: AttnPath = path::<Neon>();
 pub(crate) struct Neon;
 
 fn check_qk(q: usize, rows: usize, d: usize, kt: usize, s: usize) {
-    assert!(q >= rows * d && kt >= d * KV_TILE && s >= rows * KV_TILE && d % 16 == 0);
+    assert!(q >= rows * d && kt >= d * KV_TILE && s >= rows * KV_TILE && d.is_multiple_of(16));
 }
 
 fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o: usize) {
@@ -54,7 +54,7 @@ fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o
             && v >= nk * d
             && corr >= rows
             && o >= rows * d
-            && d % 16 == 0
+            && d.is_multiple_of(16)
     );
 }
 
@@ -67,11 +67,13 @@ unsafe fn qk_rows<const R: usize>(q: *const f32, d: usize, kt: *const f32, s: *m
         for i in (0..d).step_by(4) {
             // SAFETY (whole block): the caller checked q (R x d), kt (d x 64), s (R x 64), and
             // i + 4 <= d since d is a multiple of 16.
-            let qv: [float32x4_t; R] = std::array::from_fn(|r| unsafe { vld1q_f32(q.add(r * d + i)) });
+            let qv: [float32x4_t; R] =
+                std::array::from_fn(|r| unsafe { vld1q_f32(q.add(r * d + i)) });
             macro_rules! step {
                 ($lane:literal) => {{
                     let kp = unsafe { kt.add((i + $lane) * KV_TILE + c0) };
-                    let k: [float32x4_t; 4] = std::array::from_fn(|c| unsafe { vld1q_f32(kp.add(4 * c)) });
+                    let k: [float32x4_t; 4] =
+                        std::array::from_fn(|c| unsafe { vld1q_f32(kp.add(4 * c)) });
                     for r in 0..R {
                         for c in 0..4 {
                             acc[r][c] = vfmaq_laneq_f32::<$lane>(acc[r][c], k[c], qv[r]);
@@ -147,7 +149,15 @@ unsafe fn qk_neon(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
 }
 
 #[target_feature(enable = "neon")]
-unsafe fn pv_neon(p: &[f32], rows: usize, nk: usize, v: &[f32], d: usize, corr: &[f32], o: &mut [f32]) {
+unsafe fn pv_neon(
+    p: &[f32],
+    rows: usize,
+    nk: usize,
+    v: &[f32],
+    d: usize,
+    corr: &[f32],
+    o: &mut [f32],
+) {
     check_pv(p.len(), rows, nk, v.len(), d, corr.len(), o.len());
     let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
     let mut r = 0;
@@ -179,7 +189,9 @@ impl AttnKernel for Neon {
         vbuf: &'a mut [f32],
     ) -> (&'a [f32], &'a [f32]) {
         // SAFETY: NEON is present on every aarch64 tier.
-        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe { ops::f16_to_f32(s, d) })
+        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
+            ops::f16_to_f32(s, d)
+        })
     }
 
     unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
@@ -201,7 +213,15 @@ impl AttnKernel for Neon {
         dst.copy_from_slice(src);
     }
 
-    unsafe fn pv(p: &[f32], rows: usize, nk: usize, v: &[f32], d: usize, corr: &[f32], o: &mut [f32]) {
+    unsafe fn pv(
+        p: &[f32],
+        rows: usize,
+        nk: usize,
+        v: &[f32],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
         // SAFETY: as above.
         unsafe { pv_neon(p, rows, nk, v, d, corr, o) }
     }

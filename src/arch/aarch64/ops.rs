@@ -81,7 +81,10 @@ fn scale_mul(x: &[f32], r: f32, w: &[f32], out: &mut [f32]) {
         // SAFETY: i + 4 <= n for all three slices.
         unsafe {
             let v = vmulq_f32(vld1q_f32(x.as_ptr().add(i)), rv);
-            vst1q_f32(out.as_mut_ptr().add(i), vmulq_f32(v, vld1q_f32(w.as_ptr().add(i))));
+            vst1q_f32(
+                out.as_mut_ptr().add(i),
+                vmulq_f32(v, vld1q_f32(w.as_ptr().add(i))),
+            );
         }
     }
     scalar::scale_mul(&x[body..n], r, &w[body..n], &mut out[body..n]);
@@ -97,7 +100,10 @@ fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
             let g = vld1q_f32(gate.as_ptr().add(i));
             let e = exp4(vnegq_f32(g));
             let s = vdivq_f32(g, vaddq_f32(vdupq_n_f32(1.0), e));
-            vst1q_f32(out.as_mut_ptr().add(i), vmulq_f32(s, vld1q_f32(up.as_ptr().add(i))));
+            vst1q_f32(
+                out.as_mut_ptr().add(i),
+                vmulq_f32(s, vld1q_f32(up.as_ptr().add(i))),
+            );
         }
     }
     scalar::silu_mul(&gate[body..n], &up[body..n], &mut out[body..n]);
@@ -137,7 +143,9 @@ pub(crate) fn max_abs(x: &[f32]) -> f32 {
         // SAFETY: i + 4 <= len.
         m = vmaxnmq_f32(m, vabsq_f32(unsafe { vld1q_f32(x.as_ptr().add(i)) }));
     }
-    x[body..].iter().fold(vmaxnmvq_f32(m), |a, v| a.max(v.abs()))
+    x[body..]
+        .iter()
+        .fold(vmaxnmvq_f32(m), |a, v| a.max(v.abs()))
 }
 
 #[target_feature(enable = "neon")]

@@ -34,7 +34,7 @@ pub(crate) struct Avx512;
 
 /// Shape checks shared by the micro-kernels (cheap, once per tile).
 fn check_qk(q: usize, rows: usize, d: usize, kt: usize, s: usize) {
-    assert!(q >= rows * d && kt >= d * KV_TILE && s >= rows * KV_TILE && d % 16 == 0);
+    assert!(q >= rows * d && kt >= d * KV_TILE && s >= rows * KV_TILE && d.is_multiple_of(16));
 }
 
 fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o: usize) {
@@ -44,7 +44,7 @@ fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o
             && v >= nk * d
             && corr >= rows
             && o >= rows * d
-            && d % 16 == 0
+            && d.is_multiple_of(16)
     );
 }
 
@@ -105,7 +105,10 @@ unsafe fn pv_avx2<const R: usize>(
                 let c = _mm256_set1_ps(*corr.add(r));
                 let op = o.add(r * d + c0);
                 _mm256_storeu_ps(op, _mm256_fmadd_ps(_mm256_loadu_ps(op), c, a[0]));
-                _mm256_storeu_ps(op.add(8), _mm256_fmadd_ps(_mm256_loadu_ps(op.add(8)), c, a[1]));
+                _mm256_storeu_ps(
+                    op.add(8),
+                    _mm256_fmadd_ps(_mm256_loadu_ps(op.add(8)), c, a[1]),
+                );
             }
         }
     }
@@ -162,7 +165,9 @@ impl AttnKernel for Avx2 {
         vbuf: &'a mut [f32],
     ) -> (&'a [f32], &'a [f32]) {
         // SAFETY: the CPU has F16C (the tier's contract).
-        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe { ops2::f16_to_f32(s, d) })
+        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
+            ops2::f16_to_f32(s, d)
+        })
     }
 
     unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
@@ -184,7 +189,15 @@ impl AttnKernel for Avx2 {
         dst.copy_from_slice(src);
     }
 
-    unsafe fn pv(p: &[f32], rows: usize, nk: usize, v: &[f32], d: usize, corr: &[f32], o: &mut [f32]) {
+    unsafe fn pv(
+        p: &[f32],
+        rows: usize,
+        nk: usize,
+        v: &[f32],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
         // SAFETY: as above.
         unsafe { pv2(p, rows, nk, v, d, corr, o) }
     }
@@ -295,7 +308,15 @@ unsafe fn pv512_rows<const R: usize>(
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn pv512(p: &[f32], rows: usize, nk: usize, v: &[f32], d: usize, corr: &[f32], o: &mut [f32]) {
+unsafe fn pv512(
+    p: &[f32],
+    rows: usize,
+    nk: usize,
+    v: &[f32],
+    d: usize,
+    corr: &[f32],
+    o: &mut [f32],
+) {
     check_pv(p.len(), rows, nk, v.len(), d, corr.len(), o.len());
     let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
     let mut r = 0;
@@ -327,7 +348,9 @@ impl AttnKernel for Avx512 {
         vbuf: &'a mut [f32],
     ) -> (&'a [f32], &'a [f32]) {
         // SAFETY: the CPU has AVX-512F (the tier's contract).
-        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe { ops512::f16_to_f32(s, d) })
+        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
+            ops512::f16_to_f32(s, d)
+        })
     }
 
     unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
@@ -349,7 +372,15 @@ impl AttnKernel for Avx512 {
         dst.copy_from_slice(src);
     }
 
-    unsafe fn pv(p: &[f32], rows: usize, nk: usize, v: &[f32], d: usize, corr: &[f32], o: &mut [f32]) {
+    unsafe fn pv(
+        p: &[f32],
+        rows: usize,
+        nk: usize,
+        v: &[f32],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
         // SAFETY: as above.
         unsafe { pv512(p, rows, nk, v, d, corr, o) }
     }

@@ -55,7 +55,10 @@ pub(crate) mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(crate) fn exp8(x: __m256) -> __m256 {
         let tiny = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(EXP_LO));
-        let x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(EXP_HI)), _mm256_set1_ps(EXP_LO));
+        let x = _mm256_max_ps(
+            _mm256_min_ps(x, _mm256_set1_ps(EXP_HI)),
+            _mm256_set1_ps(EXP_LO),
+        );
         let n = _mm256_floor_ps(_mm256_fmadd_ps(
             x,
             _mm256_set1_ps(LOG2E),
@@ -264,8 +267,14 @@ pub(crate) mod avx2 {
                 let b = _mm256_loadu_ps(hi.as_ptr().add(i));
                 let c = _mm256_loadu_ps(cos.as_ptr().add(i));
                 let s = _mm256_loadu_ps(sin.as_ptr().add(i));
-                _mm256_storeu_ps(lo.as_mut_ptr().add(i), _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
-                _mm256_storeu_ps(hi.as_mut_ptr().add(i), _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+                _mm256_storeu_ps(
+                    lo.as_mut_ptr().add(i),
+                    _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)),
+                );
+                _mm256_storeu_ps(
+                    hi.as_mut_ptr().add(i),
+                    _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)),
+                );
             }
         }
         for i in body..half {
@@ -298,7 +307,10 @@ pub(crate) mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(crate) fn exp16(x: __m512) -> __m512 {
         let ok = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(EXP_LO));
-        let x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(EXP_HI)), _mm512_set1_ps(EXP_LO));
+        let x = _mm512_max_ps(
+            _mm512_min_ps(x, _mm512_set1_ps(EXP_HI)),
+            _mm512_set1_ps(EXP_LO),
+        );
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(
             _mm512_fmadd_ps(x, _mm512_set1_ps(LOG2E), _mm512_set1_ps(0.5)),
         );
@@ -343,7 +355,11 @@ pub(crate) mod avx512 {
         let n = x.len().min(w.len()).min(out.len());
         let rv = _mm512_set1_ps(r);
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 { 0xFFFF } else { (1u16 << (n - i)) - 1 };
+            let m: __mmask16 = if n - i >= 16 {
+                0xFFFF
+            } else {
+                (1u16 << (n - i)) - 1
+            };
             // SAFETY: masked lanes stay below n in all three slices.
             unsafe {
                 let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x.as_ptr().add(i)), rv);
@@ -358,7 +374,11 @@ pub(crate) mod avx512 {
         let n = gate.len().min(up.len()).min(out.len());
         let one = _mm512_set1_ps(1.0);
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 { 0xFFFF } else { (1u16 << (n - i)) - 1 };
+            let m: __mmask16 = if n - i >= 16 {
+                0xFFFF
+            } else {
+                (1u16 << (n - i)) - 1
+            };
             // SAFETY: masked lanes stay below n in all three slices.
             unsafe {
                 let g = _mm512_maskz_loadu_ps(m, gate.as_ptr().add(i));
@@ -375,9 +395,18 @@ pub(crate) mod avx512 {
         let n = x.len();
         let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 { 0xFFFF } else { (1u16 << (n - i)) - 1 };
+            let m: __mmask16 = if n - i >= 16 {
+                0xFFFF
+            } else {
+                (1u16 << (n - i)) - 1
+            };
             // SAFETY: masked lanes stay below n. NaN lanes keep the running max.
-            mv = _mm512_mask_max_ps(mv, m, unsafe { _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)) }, mv);
+            mv = _mm512_mask_max_ps(
+                mv,
+                m,
+                unsafe { _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)) },
+                mv,
+            );
         }
         _mm512_reduce_max_ps(mv)
     }
@@ -388,7 +417,11 @@ pub(crate) mod avx512 {
         let mv = _mm512_set1_ps(mx);
         let mut s = _mm512_setzero_ps();
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 { 0xFFFF } else { (1u16 << (n - i)) - 1 };
+            let m: __mmask16 = if n - i >= 16 {
+                0xFFFF
+            } else {
+                (1u16 << (n - i)) - 1
+            };
             // SAFETY: masked lanes stay below n.
             unsafe {
                 let p = x.as_mut_ptr().add(i);
@@ -404,7 +437,11 @@ pub(crate) mod avx512 {
     pub(crate) fn exp(x: &mut [f32]) {
         let n = x.len();
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 { 0xFFFF } else { (1u16 << (n - i)) - 1 };
+            let m: __mmask16 = if n - i >= 16 {
+                0xFFFF
+            } else {
+                (1u16 << (n - i)) - 1
+            };
             // SAFETY: masked lanes stay below n.
             unsafe {
                 let p = x.as_mut_ptr().add(i);
