@@ -361,8 +361,8 @@ def softmax_entropy_ratio(model, tokens):
 
 
 def write_fuzz_seeds():
-    """Tiny valid inputs for the fuzz targets (fuzz/corpus/*/seed-*)."""
-    fuzz = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus")
+    """Tiny valid inputs for the fuzz targets (fuzz/seeds/TARGET/seed-*)."""
+    fuzz = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "seeds")
     m = dict(name="tiny", arch="qwen2", hidden=32, n_head=2, n_kv=1, head_dim=None, ffn=32,
              vocab=4, tied=True, dtype=torch.float16, style=5, sharded=False, theta=1e4,
              align=None)

@@ -100,6 +100,7 @@ fn generated_models_load_in_both_formats_and_agree() {
         assert_same(&g, &s, name);
         // `load` picks the format by path.
         assert_same(&load(&dir(name)).unwrap(), &s, name);
+        assert_same(&load(&dir(name).join("config.json")).unwrap(), &s, name);
         assert_same(&load(&dir(name).join("model-q4_0.gguf")).unwrap(), &g, name);
     }
 }
@@ -468,6 +469,9 @@ fn gguf_header_errors() {
     let mut g = Gguf::valid();
     g.magic = *b"GGML";
     assert_format(g.load(), "bad magic");
+    let mut g = Gguf::valid();
+    g.version = 3u32.swap_bytes();
+    assert_format(g.load(), "big-endian");
     for v in [1, 4] {
         let mut g = Gguf::valid();
         g.version = v;
@@ -1043,7 +1047,7 @@ fn safetensors_sharded_index_errors() {
 
 #[test]
 fn fuzz_seeds_are_valid_models() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     let g = std::fs::read(root.join("gguf_parse/seed-tiny.gguf")).unwrap();
     load_gguf_bytes(&g).unwrap();
     let s = std::fs::read(root.join("safetensors_parse/seed-tiny")).unwrap();

@@ -209,6 +209,9 @@ fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
         return err("not a GGUF file (bad magic)");
     }
     let version = r.u32("version")?;
+    if version.swap_bytes() == 2 || version.swap_bytes() == 3 {
+        return err("big-endian GGUF files are not supported");
+    }
     if version != 2 && version != 3 {
         return err(format!("GGUF version {version} is not supported (2 or 3)"));
     }

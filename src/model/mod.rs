@@ -24,11 +24,22 @@ use crate::Result;
 use std::path::Path;
 
 /// Loads a model from a `.gguf` file or from a Hugging Face folder (`config.json` plus
-/// safetensors), picked by whether `path` is a directory.
+/// safetensors): a directory, or a `config.json` / `*.safetensors` / `*.safetensors.index.json`
+/// file inside one, is read as a folder; any other path as GGUF.
 pub fn load(path: &Path) -> Result<ModelWeights> {
     if path.is_dir() {
-        load_safetensors_dir(path)
-    } else {
-        load_gguf(path)
+        return load_safetensors_dir(path);
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let in_folder = name == "config.json"
+        || name.ends_with(".safetensors")
+        || name.ends_with(".safetensors.index.json");
+    match path.parent() {
+        Some(dir) if in_folder => load_safetensors_dir(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }),
+        _ => load_gguf(path),
     }
 }
