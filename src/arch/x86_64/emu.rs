@@ -7,9 +7,8 @@
 use super::gemm::{gemm, Isa};
 use super::layout;
 use crate::aligned::AlignedBuf;
-use crate::arch::scalar;
 use crate::kernels::matmul::GemmArgs;
-use crate::quant::{ActBlock, BlockQ4_0};
+use crate::quant::{ActBlock, BlockQ4_0, BlockQ8_0};
 use std::ops::Range;
 
 macro_rules! emu_isa {
@@ -18,6 +17,7 @@ macro_rules! emu_isa {
         // SAFETY: plain Rust; pointer methods read/write exactly the bytes their contract allows.
         unsafe impl Isa for $name {
             const C: usize = $c;
+            const U8_FULL_RANGE: bool = true;
             type V = [u8; 4 * $c];
             type Acc = [i32; $c];
             type F = [f32; $c];
@@ -96,10 +96,10 @@ impl Rng {
     }
 }
 
-/// One call through the emulated kernel vs the scalar kernel on plain blocks: the per-element
-/// float operation order differs (scalar: `acc += (d_w * d_x) * isum`, ours: fused), so allow
-/// the bound of `tests/matmul.rs` (computed here in f64 from the same blocks).
-fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+/// One call through the emulated kernel (Q4_0 or, if `Q8`, Q8_0 weights) vs an f64 sum of exact
+/// block dot products of the plain blocks, within the bound of `tests/matmul.rs`: f32 rounding of
+/// the block combination only (computed here in f64 from the same blocks).
+fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: bool>(
     m: usize,
     n: usize,
     k: usize,
@@ -110,16 +110,48 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
 ) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let kb = k / 32;
-    let blocks: Vec<BlockQ4_0> = (0..n * kb)
-        .map(|_| BlockQ4_0 {
-            d: half::f16::from_f32(rng.f32() * 0.1),
-            qs: std::array::from_fn(|_| rng.next() as u8),
-        })
-        .collect();
     let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
     let bias: Option<Vec<f32>> = bias.then(|| (0..n).map(|_| rng.f32()).collect());
-    let w = layout::pack_groups(I::C, &blocks, n, k);
-    assert_eq!(layout::unpack_groups(I::C, &w, n, k), blocks);
+    // Weights as (f16 scale, 32 signed values) per block, packed in the format under test.
+    let (w, wblocks): (AlignedBuf, Vec<(half::f16, [i32; 32])>) = if Q8 {
+        let blocks: Vec<BlockQ8_0> = (0..n * kb)
+            .map(|_| BlockQ8_0 {
+                d: half::f16::from_f32(rng.f32() * 0.01),
+                qs: std::array::from_fn(|_| rng.next() as i8),
+            })
+            .collect();
+        let w = layout::pack_q8(I::C, &blocks, n, k);
+        let mut row = vec![
+            BlockQ8_0 {
+                d: half::f16::ZERO,
+                qs: [0; 32]
+            };
+            kb
+        ];
+        for (r, want) in blocks.chunks_exact(kb).enumerate() {
+            layout::unpack_row_q8(I::C, &w, k, r, &mut row);
+            assert_eq!(row, want);
+        }
+        let plain = blocks
+            .iter()
+            .map(|b| (b.d, b.qs.map(|q| q as i32)))
+            .collect();
+        (w, plain)
+    } else {
+        let blocks: Vec<BlockQ4_0> = (0..n * kb)
+            .map(|_| BlockQ4_0 {
+                d: half::f16::from_f32(rng.f32() * 0.1),
+                qs: std::array::from_fn(|_| rng.next() as u8),
+            })
+            .collect();
+        let w = layout::pack_groups(I::C, &blocks, n, k);
+        assert_eq!(layout::unpack_groups(I::C, &w, n, k), blocks);
+        let plain = blocks
+            .iter()
+            .map(|b| (b.d, b.values().map(|q| q as i32)))
+            .collect();
+        (w, plain)
+    };
     let mut a = AlignedBuf::zeroed(layout::act_size(m, k));
     for (i, row) in x.chunks_exact(k).enumerate() {
         layout::quantize_row(row, i, m, k, a.bytes_mut());
@@ -144,7 +176,7 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
     };
     // SAFETY: the emulated Isa runs anywhere; buffers were made by the layout functions for
     // these shapes; ranges are non-empty and inside m x n; out holds rows x ldo elements.
-    unsafe { gemm::<I, MR, NG, NGV>(&args) };
+    unsafe { gemm::<I, MR, NG, NGV, Q8>(&args) };
 
     for (ri, i) in rows.clone().enumerate() {
         for c in 0..ldo {
@@ -156,8 +188,9 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
             }
             let (mut want, mut scale) = (0f64, 0f64);
             for b in 0..kb {
-                let (wb, xb) = (&blocks[j * kb + b], &ab[i * kb + b]);
-                let t = wb.d.to_f64() * xb.d as f64 * scalar::matmul::block_dot(wb, xb) as f64;
+                let ((dw, wq), xb) = (&wblocks[j * kb + b], &ab[i * kb + b]);
+                let isum: i32 = wq.iter().zip(&xb.qs).map(|(&w, &a)| w * a as i32).sum();
+                let t = dw.to_f64() * xb.d as f64 * isum as f64;
                 want += t;
                 scale += t.abs();
             }
@@ -175,19 +208,19 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
     }
 }
 
-fn sweep<I: Isa, const MR: usize, const NG: usize, const NGV: usize>() {
+fn sweep<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: bool>() {
     let c = I::C;
     let mut seed = 1;
     for m in [1, 2, 3, 4, MR - 1, MR, MR + 1, 2 * MR + 3, 17] {
         for n in [1, c - 1, c, c + 1, 2 * c + 5, 5 * c - 3, 64 + 2 * c + 1] {
             for k in [32, 96] {
                 seed += 1;
-                check::<I, MR, NG, NGV>(m, n, k, 0..m, 0..n, seed % 2 == 0, seed);
+                check::<I, MR, NG, NGV, Q8>(m, n, k, 0..m, 0..n, seed % 2 == 0, seed);
                 // A sub-range starting and ending inside a tile in both dimensions.
                 let (r0, r1) = (m / 3, m - m / 4);
                 let (c0, c1) = (n / 3, n - n / 5);
                 if r0 < r1 && c0 < c1 {
-                    check::<I, MR, NG, NGV>(m, n, k, r0..r1, c0..c1, true, seed);
+                    check::<I, MR, NG, NGV, Q8>(m, n, k, r0..r1, c0..c1, true, seed);
                 }
             }
         }
@@ -196,17 +229,24 @@ fn sweep<I: Isa, const MR: usize, const NG: usize, const NGV: usize>() {
 
 #[test]
 fn zmm_tiles_of_the_avx512vnni_tier() {
-    sweep::<Zmm, 8, 1, 2>();
+    sweep::<Zmm, 8, 1, 2, false>();
 }
 
 #[test]
 fn ymm_tiles_of_the_avxvnni_tier() {
-    sweep::<Ymm, 4, 1, 2>();
+    sweep::<Ymm, 4, 1, 2, false>();
+}
+
+/// The Q8_0 kernel of the Avx512Vnni tier (`gemm_q8_avx512vnni`).
+#[test]
+fn zmm_tiles_of_the_avx512vnni_q8_kernel() {
+    sweep::<Zmm, 8, 1, 2, true>();
 }
 
 /// Wider tiles than the tiers use today, so that a retune of `MR`/`NG` stays covered.
 #[test]
 fn wider_tiles() {
-    sweep::<Zmm, 6, 2, 3>();
-    sweep::<Ymm, 5, 2, 3>();
+    sweep::<Zmm, 6, 2, 3, false>();
+    sweep::<Zmm, 6, 2, 3, true>();
+    sweep::<Ymm, 5, 2, 3, false>();
 }

@@ -13,6 +13,10 @@
 //! groups); calls of at most 3 rows (GEMV) use tiles of `NGV` groups. Columns are walked in panels
 //! of about 64 so that a panel's weights stay in L2 while every row tile passes over them.
 //!
+//! The same driver runs Q8_0 weights (`Q8 = true`, VNNI tiers only): 8 weight vectors per block
+//! and column group, stored offset by +128 as u8, against the row's correction times 16
+//! (`-128 * sum(a)`), the rest unchanged.
+//!
 //! Everything here is `#[inline(always)]`: the tier's `#[target_feature]` entry point in `mod.rs`
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
@@ -28,6 +32,8 @@ use crate::quant::QK;
 pub(super) unsafe trait Isa {
     /// i32 lanes (= output columns) per vector.
     const C: usize;
+    /// Whether `dot` is exact for any u8 weight byte (Q8_0), not only nibbles.
+    const U8_FULL_RANGE: bool;
     /// Integer vector of `4 * C` bytes.
     type V: Copy;
     /// Per-block integer accumulator.
@@ -118,7 +124,7 @@ unsafe fn store<I: Isa>(o: &Out<'_>, i: usize, j0: usize, mut y: I::F) {
 // Index loops over the register tile read more plainly than iterator chains here.
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
-unsafe fn tile<I: Isa, const MR: usize, const NG: usize>(
+unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
     a: *const u8,
     a_stride: usize,
     w: *const u8,
@@ -128,14 +134,14 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize>(
     i0: usize,
     g0: usize,
 ) {
-    // SAFETY (whole body): every pointer formed below addresses a record of a row < MR or a group
+    // SAFETY: (whole body) every pointer formed below addresses a record of a row < MR or a group
     // < NG, block < kb, inside the buffers as stated in this function's contract; the Isa methods
     // run on a supported CPU.
     unsafe {
         let mut y = [[I::fzero(); NG]; MR];
         for b in 0..kb {
             let ab = a.add(b * ACT_REC);
-            let wb = w.add(b * w_rec(I::C));
+            let wb = w.add(b * w_rec::<Q8>(I::C));
             let mut corr = [0i32; MR];
             let mut acc = [[I::acc_init(0); NG]; MR];
             for r in 0..MR {
@@ -143,22 +149,40 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize>(
                     .add(r * a_stride + ACT_CORR)
                     .cast::<i32>()
                     .read_unaligned();
+                if Q8 {
+                    corr[r] *= 16; // -128 * sum(a) for weights offset by +128
+                }
                 acc[r] = [I::acc_init(corr[r]); NG];
             }
-            for v in 0..4 {
-                let mut lo = [I::vzero(); NG];
-                let mut hi = lo;
-                for g in 0..NG {
-                    let raw = I::load(wb.add(g * w_stride + 4 * I::C * (v + 1)));
-                    (lo[g], hi[g]) = I::nibbles(raw);
-                }
-                for r in 0..MR {
-                    let ar = ab.add(r * a_stride);
-                    let alo = I::bcast4(ar.add(4 * v));
-                    let ahi = I::bcast4(ar.add(16 + 4 * v));
+            if Q8 {
+                for v in 0..8 {
+                    let mut wv = [I::vzero(); NG];
                     for g in 0..NG {
-                        acc[r][g] = I::dot(acc[r][g], lo[g], alo);
-                        acc[r][g] = I::dot(acc[r][g], hi[g], ahi);
+                        wv[g] = I::load(wb.add(g * w_stride + 4 * I::C * (v + 1)));
+                    }
+                    for r in 0..MR {
+                        let av = I::bcast4(ab.add(r * a_stride + 4 * v));
+                        for g in 0..NG {
+                            acc[r][g] = I::dot(acc[r][g], wv[g], av);
+                        }
+                    }
+                }
+            } else {
+                for v in 0..4 {
+                    let mut lo = [I::vzero(); NG];
+                    let mut hi = lo;
+                    for g in 0..NG {
+                        let raw = I::load(wb.add(g * w_stride + 4 * I::C * (v + 1)));
+                        (lo[g], hi[g]) = I::nibbles(raw);
+                    }
+                    for r in 0..MR {
+                        let ar = ab.add(r * a_stride);
+                        let alo = I::bcast4(ar.add(4 * v));
+                        let ahi = I::bcast4(ar.add(16 + 4 * v));
+                        for g in 0..NG {
+                            acc[r][g] = I::dot(acc[r][g], lo[g], alo);
+                            acc[r][g] = I::dot(acc[r][g], hi[g], ahi);
+                        }
                     }
                 }
             }
@@ -183,18 +207,28 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize>(
 }
 
 /// The whole GEMM of `args` with tiles `MR x NG` (calls of more than 3 rows) and `1..=3 x NGV`.
+/// `Q8`: the weights are Q8_0 (`layout::pack_q8`), else Q4_0 (`layout::pack`).
 ///
 /// # Safety
 /// `I`'s tier is supported and `args` satisfies the contract of `Q4Kernel::gemm`, with weights
-/// packed by `layout::pack::<{ I::C }>` and activations by `layout::quantize_row`.
+/// packed by `layout::pack` (or `layout::pack_q8` if `Q8`) for group width `I::C` and activations
+/// by `layout::quantize_row`.
 #[inline(always)]
-pub(super) unsafe fn gemm<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+pub(super) unsafe fn gemm<
+    I: Isa,
+    const MR: usize,
+    const NG: usize,
+    const NGV: usize,
+    const Q8: bool,
+>(
     args: &GemmArgs<'_>,
 ) {
+    // Q8_0 weights offset to u8 reach 255 * 127 per product: only exact with vpdpbusd.
+    const { assert!(!Q8 || I::U8_FULL_RANGE) };
     let c = I::C;
     let kb = args.k / QK;
     let a_stride = kb * ACT_REC;
-    let w_stride = kb * w_rec(c);
+    let w_stride = kb * w_rec::<Q8>(c);
     let (g0, g1) = (args.cols.start / c, args.cols.end.div_ceil(c));
     let o = Out {
         ptr: args.out,
@@ -217,10 +251,9 @@ pub(super) unsafe fn gemm<I: Isa, const MR: usize, const NG: usize, const NGV: u
     debug_assert!(args.w.bytes().len() >= args.n.div_ceil(c) * w_stride);
 
     let rows = args.rows.clone();
-    // SAFETY (of the `cols` calls): every tile lies inside rows x groups g0..g1 of the call,
-    // i.e. inside rows.start..rows.end <= m and groups < ceil(n / C).
     if rows.len() <= 3 {
-        unsafe { cols::<I, MR, NG, NGV>(&t, rows.start, rows.len(), g0, g1, NGV) };
+        // SAFETY: the tiles cover exactly the call's rows (<= m) and groups g0..g1 (< ceil(n / C)).
+        unsafe { cols::<I, MR, NG, NGV, Q8>(&t, rows.start, rows.len(), g0, g1, NGV) };
         return;
     }
     let panel = (64 / c).div_ceil(NG) * NG;
@@ -235,7 +268,8 @@ pub(super) unsafe fn gemm<I: Isa, const MR: usize, const NG: usize, const NGV: u
             } else {
                 (left.min(3), NGV)
             };
-            unsafe { cols::<I, MR, NG, NGV>(&t, i, mr, p, pend, ng) };
+            // SAFETY: rows i .. i + mr lie in the call's rows, groups p .. pend in g0..g1.
+            unsafe { cols::<I, MR, NG, NGV, Q8>(&t, i, mr, p, pend, ng) };
             i += mr;
         }
         p = pend;
@@ -257,7 +291,7 @@ struct Tiles<'a> {
 /// # Safety
 /// As [`run`] for every tile.
 #[inline(always)]
-unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: bool>(
     t: &Tiles<'_>,
     i: usize,
     mr: usize,
@@ -269,11 +303,11 @@ unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
     // SAFETY: the caller's contract, tile by tile.
     unsafe {
         while g + ng <= end {
-            run::<I, MR, NG, NGV>(t, i, mr, g, ng);
+            run::<I, MR, NG, NGV, Q8>(t, i, mr, g, ng);
             g += ng;
         }
         for g in g..end {
-            run::<I, MR, NG, NGV>(t, i, mr, g, 1);
+            run::<I, MR, NG, NGV, Q8>(t, i, mr, g, 1);
         }
     }
 }
@@ -285,7 +319,7 @@ unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
 /// `I`'s tier is supported, rows `i .. i + mr` are rows of the call and groups `g .. g + ng` exist
 /// in the packed weights.
 #[inline(always)]
-unsafe fn run<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+unsafe fn run<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: bool>(
     t: &Tiles<'_>,
     i: usize,
     mr: usize,
@@ -299,7 +333,7 @@ unsafe fn run<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
         let w = t.w.add(g * t.w_stride);
         macro_rules! go {
             ($mr:expr, $ng:expr) => {
-                tile::<I, { $mr }, { $ng }>(a, t.a_stride, w, t.w_stride, t.kb, &t.o, i, g)
+                tile::<I, { $mr }, { $ng }, Q8>(a, t.a_stride, w, t.w_stride, t.kb, &t.o, i, g)
             };
         }
         if mr == MR && ng == NG {

@@ -91,6 +91,8 @@ macro_rules! ymm_common {
 // SAFETY: the methods only use AVX2 and FMA, which the Avx2 tier includes.
 unsafe impl Isa for Avx2 {
     ymm_common!();
+    // vpmaddubsw saturates i16 pairs: exact for nibbles (see the type's note), not for any u8.
+    const U8_FULL_RANGE: bool = false;
     type Acc = __m256i;
 
     #[inline(always)]
@@ -116,6 +118,7 @@ unsafe impl Isa for Avx2 {
 // SAFETY: the methods only use AVX2, FMA and AVX-VNNI, which the AvxVnni tier includes.
 unsafe impl Isa for AvxVnni {
     ymm_common!();
+    const U8_FULL_RANGE: bool = true;
     type Acc = __m256i;
 
     #[inline(always)]
@@ -138,6 +141,7 @@ unsafe impl Isa for AvxVnni {
 // SAFETY: the methods only use AVX-512 F/BW and AVX-512 VNNI, which the Avx512Vnni tier includes.
 unsafe impl Isa for Avx512Vnni {
     const C: usize = 16;
+    const U8_FULL_RANGE: bool = true;
     type V = __m512i;
     type Acc = __m512i;
     type F = __m512;

@@ -16,7 +16,7 @@
 //!   the matching 4 activation bytes broadcast to every lane.
 
 use crate::aligned::AlignedBuf;
-use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, QK};
+use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, BlockQ8_0, QK};
 use half::f16;
 
 /// Bytes of one activation record.
@@ -71,9 +71,13 @@ fn scale_from_f32(s: f32) -> f16 {
     }
 }
 
-/// Bytes of one weight record (one block of one column group of width `c`).
-pub(super) const fn w_rec(c: usize) -> usize {
-    20 * c
+/// Bytes of one weight record (one block of one column group of width `c`): Q4_0 or Q8_0.
+pub(super) const fn w_rec<const Q8: bool>(c: usize) -> usize {
+    if Q8 {
+        36 * c
+    } else {
+        20 * c
+    }
 }
 
 pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
@@ -85,11 +89,11 @@ pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> 
 pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
     let groups = n.div_ceil(C);
-    let mut buf = AlignedBuf::zeroed(groups * kb * w_rec(C));
+    let mut buf = AlignedBuf::zeroed(groups * kb * w_rec::<false>(C));
     let bytes = buf.bytes_mut();
     for g in 0..groups {
         for b in 0..kb {
-            let rec = &mut bytes[(g * kb + b) * w_rec(C)..][..w_rec(C)];
+            let rec = &mut bytes[(g * kb + b) * w_rec::<false>(C)..][..w_rec::<false>(C)];
             for j in 0..C {
                 let col = g * C + j;
                 if col >= n {
@@ -120,7 +124,7 @@ pub(super) fn unpack_groups(C: usize, buf: &AlignedBuf, n: usize, k: usize) -> V
     for col in 0..n {
         let (g, j) = (col / C, col % C);
         for b in 0..kb {
-            let rec = &bytes[(g * kb + b) * w_rec(C)..][..w_rec(C)];
+            let rec = &bytes[(g * kb + b) * w_rec::<false>(C)..][..w_rec::<false>(C)];
             let d = f32::from_ne_bytes(rec[4 * j..4 * j + 4].try_into().expect("4 bytes"));
             let mut qs = [0u8; 16];
             for v in 0..4 {
@@ -134,6 +138,56 @@ pub(super) fn unpack_groups(C: usize, buf: &AlignedBuf, n: usize, k: usize) -> V
         }
     }
     out
+}
+
+/// Q8_0 weights for group width `C`: as Q4_0 (N padded, group-major records of one block) with
+/// records of `36 * C` bytes: `C` f32 scales, then 8 vectors `v = 0..7` of `4 * C` bytes whose
+/// lane `j` holds elements `4v .. 4v + 4` of column `j`, each offset by +128 to u8 (`q ^ 0x80`).
+#[allow(non_snake_case)]
+pub(super) fn pack_q8(C: usize, blocks: &[BlockQ8_0], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK;
+    let rec_len = w_rec::<true>(C);
+    let mut buf = AlignedBuf::zeroed(n.div_ceil(C) * kb * rec_len);
+    let bytes = buf.bytes_mut();
+    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
+        let (g, j) = (col / C, col % C);
+        for (b, blk) in row.iter().enumerate() {
+            let rec = &mut bytes[(g * kb + b) * rec_len..][..rec_len];
+            rec[4 * j..4 * j + 4].copy_from_slice(&scale_to_f32(blk.d).to_ne_bytes());
+            for v in 0..8 {
+                let off = 4 * C + v * 4 * C + 4 * j;
+                for t in 0..4 {
+                    rec[off + t] = blk.qs[4 * v + t] as u8 ^ 0x80;
+                }
+            }
+        }
+    }
+    buf
+}
+
+/// Row `row` of Q8_0 weights packed by [`pack_q8`], exactly as given, into `out` (`k / 32` blocks).
+#[allow(non_snake_case)]
+pub(super) fn unpack_row_q8(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ8_0],
+) {
+    let kb = k / QK;
+    let rec_len = w_rec::<true>(C);
+    let (g, j) = (row / C, row % C);
+    for (b, o) in out[..kb].iter_mut().enumerate() {
+        let rec = &buf.bytes()[(g * kb + b) * rec_len..][..rec_len];
+        let d = f32::from_ne_bytes(rec[4 * j..4 * j + 4].try_into().expect("4 bytes"));
+        o.d = scale_from_f32(d);
+        for v in 0..8 {
+            let off = 4 * C + v * 4 * C + 4 * j;
+            for t in 0..4 {
+                o.qs[4 * v + t] = (rec[off + t] ^ 0x80) as i8;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

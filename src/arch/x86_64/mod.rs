@@ -8,6 +8,19 @@
 //!   groups of 16 for zmm and 8 for ymm).
 //! * `gemm`: the GEMM/GEMV driver and micro-kernel, generic over the vector operations of a tier.
 //! * `isa`: those operations for each tier.
+//! * `emu` (tests only): the same driver over portable `vpdpbusd` emulations with the zmm and ymm
+//!   tiles, so the VNNI tiers' tile, tail and sub-range logic is tested on CPUs without them.
+//!
+//! Kernels (tile = rows x columns; GEMV tiles for calls of at most 3 rows: rows x 2 groups):
+//!
+//! | tier | tile | per 32-deep block of a tile |
+//! |---|---|---|
+//! | Avx512Vnni | 8 x 16 | 4 loads, 12 unpack, 64 `vpdpbusd` (activations as `{1to16}` memory broadcasts), 8 x (cvt, mul, fma) |
+//! | AvxVnni | 6 x 8 | 4 loads, 12 unpack, 48 `vpdpbusd` ymm, 6 x (cvt, mul, fma) |
+//! | Avx2 | 8 x 8 | 4 loads, 12 unpack, 64 `vpmaddubsw` + 56 `vpaddw` (i16, exact), 8 x (`vpmaddwd`, add, cvt, mul, fma) |
+//!
+//! For Avx512Vnni that is 100 vector-ALU operations per 64 `vpdpbusd` (no spills; checked in the
+//! disassembly), i.e. at most 64% of the `vpdpbusd` peak on a core with two 512-bit ports.
 
 mod gemm;
 mod isa;
@@ -31,14 +44,14 @@ static ACT_KERNEL: ActKernel = ActKernel {
 };
 
 static AVX2: Q4Kernel = Q4Kernel {
-    name: "avx2-4x8",
+    name: "avx2-8x8",
     pack: layout::pack::<8>,
     unpack: layout::unpack::<8>,
     gemm: gemm_avx2,
 };
 
 static AVXVNNI: Q4Kernel = Q4Kernel {
-    name: "avxvnni-4x8",
+    name: "avxvnni-6x8",
     pack: layout::pack::<8>,
     unpack: layout::unpack::<8>,
     gemm: gemm_avxvnni,
@@ -71,7 +84,7 @@ pub(crate) fn q4_kernel(tier: Tier) -> &'static Q4Kernel {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::Avx2, 4, 1, 2>(args) }
+    unsafe { gemm::gemm::<isa::Avx2, 8, 1, 2, false>(args) }
 }
 
 /// # Safety
@@ -79,7 +92,7 @@ unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
 #[target_feature(enable = "avx2,fma,avxvnni")]
 unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::AvxVnni, 4, 1, 2>(args) }
+    unsafe { gemm::gemm::<isa::AvxVnni, 6, 1, 2, false>(args) }
 }
 
 /// # Safety
@@ -87,5 +100,50 @@ unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemm_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2>(args) }
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, false>(args) }
+}
+
+// Q8_0 weights x int8 activations on the Avx512Vnni tier (the model's output head), for
+// `crate::kernels::matmul_q8`. Wire-up there, as a `Q8Kernel` arm for `Tier::Avx512Vnni`:
+// `name: Q8_AVX512VNNI_NAME, pack: pack_q8_avx512vnni, unpack_row: unpack_row_q8_avx512vnni,
+// acts: ActInput::Native (this module's activation layout), gemm: gemm_q8_avx512vnni`.
+
+/// Name of the Avx512Vnni Q8_0 kernel.
+#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+pub(crate) const Q8_AVX512VNNI_NAME: &str = "avx512vnni-q8-8x16";
+
+/// Packs `n` rows of `k / 32` Q8_0 blocks for [`gemm_q8_avx512vnni`] (layout: `layout::pack_q8`,
+/// column groups of 16).
+#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+pub(crate) fn pack_q8_avx512vnni(
+    blocks: &[crate::quant::BlockQ8_0],
+    n: usize,
+    k: usize,
+) -> crate::aligned::AlignedBuf {
+    layout::pack_q8(16, blocks, n, k)
+}
+
+/// Row `row < n` of weights packed by [`pack_q8_avx512vnni`], exactly as given, into `out`
+/// (`k / 32` blocks).
+#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+pub(crate) fn unpack_row_q8_avx512vnni(
+    buf: &crate::aligned::AlignedBuf,
+    _n: usize,
+    k: usize,
+    row: usize,
+    out: &mut [crate::quant::BlockQ8_0],
+) {
+    layout::unpack_row_q8(16, buf, k, row, out)
+}
+
+/// Q8_0 GEMM/GEMV: `args.w` from [`pack_q8_avx512vnni`], `args.a` in this module's activation
+/// layout (`act_kernel`), otherwise the contract of `Q4Kernel::gemm`.
+///
+/// # Safety
+/// See [`Q4Kernel::gemm`]; the CPU supports the Avx512Vnni tier.
+#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn gemm_q8_avx512vnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, true>(args) }
 }
