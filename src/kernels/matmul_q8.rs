@@ -27,7 +27,7 @@ use std::ops::Range;
 #[derive(Clone, Copy)]
 pub(crate) enum ActInput {
     /// The layout of the weights' tier ([`crate::kernels::matmul::ActKernel`]).
-    #[allow(dead_code)] // first user: a per-ISA Q8_0 kernel
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Native,
     /// Plain `ActBlock` rows (`m * k / 32` blocks in row order); the op converts the tier's
     /// layout once per call when it differs.
@@ -55,7 +55,9 @@ pub(crate) struct Q8Kernel {
 fn q8_kernel(tier: Tier) -> &'static Q8Kernel {
     match tier {
         #[cfg(target_arch = "x86_64")]
-        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => &arch::x86_64::matmul_q8::Q8_AVX2,
+        Tier::Avx512Vnni => &arch::x86_64::matmul_q8::Q8_AVX512VNNI,
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::AvxVnni => &arch::x86_64::matmul_q8::Q8_AVX2,
         _ => &arch::scalar::Q8_KERNEL,
     }
 }

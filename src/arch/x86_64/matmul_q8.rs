@@ -1,4 +1,5 @@
-//! Q8_0 weight matmul for the x86_64 tiers (AVX2; the AVX-VNNI and AVX-512 VNNI tiers run it too).
+//! Q8_0 weight matmul for the x86_64 tiers: the AVX2 kernel below (also run by the AVX-VNNI tier)
+//! and the table entry of the Avx512Vnni tier's own kernel (in `super`).
 //! Weights stay plain `BlockQ8_0` rows (the layout of the portable kernel, which packing and
 //! unpacking reuse); activations are read as plain `ActBlock`s, converted once per call by
 //! `crate::kernels::matmul_q8`. Used for the output head, whose GEMV in a decode step streams
@@ -9,6 +10,16 @@ use crate::kernels::matmul::GemmArgs;
 use crate::kernels::matmul_q8::{ActInput, Q8Kernel};
 use crate::quant::{ActBlock, BlockQ8_0, QK};
 use std::arch::x86_64::*;
+
+/// The Avx512Vnni tier's own kernel (`super::gemm_q8_avx512vnni`: `vpdpbusd` on the tier's
+/// activation layout, column groups of 16).
+pub(crate) static Q8_AVX512VNNI: Q8Kernel = Q8Kernel {
+    name: super::Q8_AVX512VNNI_NAME,
+    pack: super::pack_q8_avx512vnni,
+    unpack_row: super::unpack_row_q8_avx512vnni,
+    acts: ActInput::Native,
+    gemm: super::gemm_q8_avx512vnni,
+};
 
 pub(crate) static Q8_AVX2: Q8Kernel = Q8Kernel {
     name: "avx2-q8-4col",
