@@ -39,9 +39,6 @@ fn block_dot(w: &[i8; 32], a: &[i8; 32]) -> i32 {
     w.iter().zip(a).map(|(&x, &y)| x as i32 * y as i32).sum()
 }
 
-/// Columns of one pass: their weight rows are streamed once for all rows of the range.
-const COL_TILE: usize = 4;
-
 /// # Safety
 /// See [`Q8Kernel::gemm`]; `args.a` holds plain `ActBlock`s.
 unsafe fn gemm_scalar(args: &GemmArgs<'_>) {
@@ -50,30 +47,25 @@ unsafe fn gemm_scalar(args: &GemmArgs<'_>) {
         bytemuck::cast_slice(&args.w.bytes()[..args.n * kb * size_of::<BlockQ8_0>()]);
     let a: &[ActBlock] =
         bytemuck::cast_slice(&args.a.bytes()[..args.m * kb * size_of::<ActBlock>()]);
-    let cols = args.cols.clone();
-    let mut j0 = cols.start;
-    while j0 < cols.end {
-        let j1 = (j0 + COL_TILE).min(cols.end);
+    // One weight row at a time (it stays in L1 across the activation rows).
+    for j in args.cols.clone() {
+        let wrow = &w[j * kb..(j + 1) * kb];
         for i in args.rows.clone() {
             let arow = &a[i * kb..(i + 1) * kb];
-            for j in j0..j1 {
-                let wrow = &w[j * kb..(j + 1) * kb];
-                let mut acc = 0f32;
-                for (wb, ab) in wrow.iter().zip(arow) {
-                    acc += wb.d.to_f32() * ab.d * block_dot(&wb.qs, &ab.qs) as f32;
-                }
-                if let Some(b) = args.bias {
-                    acc += b[j];
-                }
-                // SAFETY: the caller guarantees `out` is valid for every (i, j) of the ranges at
-                // this offset.
-                unsafe {
-                    *args
-                        .out
-                        .add((i - args.rows.start) * args.ldo + (j - args.cols.start)) = acc
-                };
+            let mut acc = 0f32;
+            for (wb, ab) in wrow.iter().zip(arow) {
+                acc += wb.d.to_f32() * ab.d * block_dot(&wb.qs, &ab.qs) as f32;
             }
+            if let Some(b) = args.bias {
+                acc += b[j];
+            }
+            // SAFETY: the caller guarantees `out` is valid for every (i, j) of the ranges at this
+            // offset.
+            unsafe {
+                *args
+                    .out
+                    .add((i - args.rows.start) * args.ldo + (j - args.cols.start)) = acc
+            };
         }
-        j0 = j1;
     }
 }
