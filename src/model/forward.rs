@@ -394,7 +394,8 @@ pub struct Session<'m> {
     chunk: usize,
     profile: bool,
     times: OpTimes,
-    acts: QuantizedActivations,
+    /// Quantized activations of the current chunk, [`PART_ROWS`] rows per part.
+    parts: Vec<QuantizedActivations>,
     s: Scratch,
 }
 
@@ -423,7 +424,7 @@ impl<'m> Session<'m> {
             chunk: o.chunk,
             profile: o.profile,
             times: OpTimes::new(c.n_layers),
-            acts: QuantizedActivations::with_tier(model.tier)?,
+            parts: vec![QuantizedActivations::with_tier(model.tier)?],
             s: Scratch::default(),
         })
     }
@@ -533,7 +534,10 @@ impl<'m> Session<'m> {
         let (pos, on, eps) = (self.pos, self.profile, c.rms_eps);
         let outside = c.n_layers;
         let times = &mut self.times;
-        let acts = &mut self.acts;
+        while self.parts.len() < t.div_ceil(PART_ROWS) {
+            self.parts.push(QuantizedActivations::with_tier(tier)?);
+        }
+        let parts = &mut self.parts[..t.div_ceil(PART_ROWS)];
         let s = &mut self.s;
 
         let x = sized(&mut s.x, t * h);
@@ -547,11 +551,13 @@ impl<'m> Session<'m> {
         for (li, l) in m.layers.iter().enumerate() {
             // Attention block.
             Self::timed(times, on, li, Op::NormQuant, || {
-                rmsnorm_quantize(x, &l.attn_norm, eps, acts)
+                quantize_parts(pool, parts, x, h, &|x, a| {
+                    rmsnorm_quantize(x, &l.attn_norm, eps, a)
+                })
             })?;
             let qkv = sized(&mut s.qkv, t * qkvd);
             Self::timed(times, on, li, Op::MatmulQkv, || {
-                matmul_parallel(pool, &l.wqkv, acts, l.bqkv.as_deref(), qkv)
+                matmul_parts(pool, &l.wqkv, parts, l.bqkv.as_deref(), qkv)
             })?;
             let q = sized(&mut s.q, t * qd);
             let k = sized(&mut s.k, t * kvd);
@@ -581,28 +587,36 @@ impl<'m> Session<'m> {
             Self::timed(times, on, li, Op::Attention, || {
                 attention_parallel(pool, tier, q, c.n_head, cache, li, pos, attn)
             })?;
-            Self::timed(times, on, li, Op::Quantize, || acts.quantize(attn, t, qd))?;
+            Self::timed(times, on, li, Op::Quantize, || {
+                quantize_parts(pool, parts, attn, qd, &|x, a| {
+                    a.quantize(x, x.len() / qd, qd)
+                })
+            })?;
             let proj = sized(&mut s.proj, t * h);
             Self::timed(times, on, li, Op::MatmulO, || {
-                matmul_parallel(pool, &l.wo, acts, None, proj)
+                matmul_parts(pool, &l.wo, parts, None, proj)
             })?;
             Self::timed(times, on, li, Op::Residual, || add_assign(tier, x, proj))?;
 
             // Feed-forward block.
             Self::timed(times, on, li, Op::NormQuant, || {
-                rmsnorm_quantize(x, &l.ffn_norm, eps, acts)
+                quantize_parts(pool, parts, x, h, &|x, a| {
+                    rmsnorm_quantize(x, &l.ffn_norm, eps, a)
+                })
             })?;
             let gu = sized(&mut s.gu, t * 2 * f);
             Self::timed(times, on, li, Op::MatmulGateUp, || {
-                matmul_parallel(pool, &l.wgu, acts, None, gu)
+                matmul_parts(pool, &l.wgu, parts, None, gu)
             })?;
             let hb = sized(&mut s.h, t * f);
             Self::timed(times, on, li, Op::SiluMul, || {
                 silu_mul_rows(pool, tier, gu, hb, f)
             })?;
-            Self::timed(times, on, li, Op::Quantize, || acts.quantize(hb, t, f))?;
+            Self::timed(times, on, li, Op::Quantize, || {
+                quantize_parts(pool, parts, hb, f, &|x, a| a.quantize(x, x.len() / f, f))
+            })?;
             Self::timed(times, on, li, Op::MatmulDown, || {
-                matmul_parallel(pool, &l.wdown, acts, None, proj)
+                matmul_parts(pool, &l.wdown, parts, None, proj)
             })?;
             Self::timed(times, on, li, Op::Residual, || add_assign(tier, x, proj))?;
         }
@@ -615,15 +629,80 @@ impl<'m> Session<'m> {
         };
         let n_rows = rows.len() / h;
         Self::timed(times, on, outside, Op::NormQuant, || {
-            rmsnorm_quantize(rows, &m.output_norm, eps, acts)
+            quantize_parts(pool, parts, rows, h, &|x, a| {
+                rmsnorm_quantize(x, &m.output_norm, eps, a)
+            })
         })?;
+        let parts = &parts[..n_rows.div_ceil(PART_ROWS)];
         let out = sized(&mut s.logits, n_rows * c.vocab);
         Self::timed(times, on, outside, Op::Head, || {
-            matmul_q8_parallel(pool, &m.head, acts, None, out)
+            let mut rest = &mut out[..];
+            for a in parts {
+                let (head, tail) = rest.split_at_mut(a.m() * c.vocab);
+                matmul_q8_parallel(pool, &m.head, a, None, head)?;
+                rest = tail;
+            }
+            Ok::<(), Error>(())
         })?;
         logits.extend_from_slice(out);
         Ok(())
     }
+}
+
+/// Rows per part of a chunk's quantized activations. Parts are quantized in parallel (the
+/// quantizers are serial per call), then each feeds its own parallel matmul call; 64 is a
+/// multiple of every kernel's row tile, so the split changes no result.
+const PART_ROWS: usize = 64;
+
+/// Quantizes the rows of `x` (`k` values each) into `parts` (the first `rows.div_ceil(PART_ROWS)`
+/// of them are used; there must be that many) with `quantize(rows, part)`, parts in parallel.
+fn quantize_parts(
+    pool: &ThreadPool,
+    parts: &mut [QuantizedActivations],
+    x: &[f32],
+    k: usize,
+    quantize: &(dyn Fn(&[f32], &mut QuantizedActivations) -> Result<()> + Sync),
+) -> Result<()> {
+    let chunks: Vec<&[f32]> = x.chunks(PART_ROWS * k).collect();
+    if chunks.len() > parts.len() {
+        return Err(Error::ShapeMismatch("too few activation parts".into()));
+    }
+    if chunks.len() == 1 {
+        return quantize(chunks[0], &mut parts[0]);
+    }
+    let slots: Vec<Mutex<&mut QuantizedActivations>> = parts.iter_mut().map(Mutex::new).collect();
+    let err: Mutex<Option<Error>> = Mutex::new(None);
+    pool.run(chunks.len(), &|i| {
+        let mut part = slots[i].lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = quantize(chunks[i], &mut part) {
+            *err.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+        }
+    });
+    match err.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `out = parts * w^T (+ bias)`: one parallel matmul per part, into consecutive rows of `out`.
+fn matmul_parts(
+    pool: &ThreadPool,
+    w: &PackedQ4_0,
+    parts: &[QuantizedActivations],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    let mut rest = out;
+    for a in parts {
+        let len = crate::error::mul(a.m(), w.n(), "output size")?;
+        if len > rest.len() {
+            return Err(Error::ShapeMismatch("matmul output too short".into()));
+        }
+        let (head, tail) = rest.split_at_mut(len);
+        matmul_parallel(pool, w, a, bias, head)?;
+        rest = tail;
+    }
+    Ok(())
 }
 
 /// Rows per task of [`silu_mul_rows`].
