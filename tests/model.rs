@@ -99,7 +99,8 @@ fn chunked_prefill_equals_one_shot() {
 fn decode_continues_prefill() {
     for c in configs() {
         let m = model(&c, Tier::active(), 2);
-        let toks = tokens(40, c.vocab);
+        // 70 tokens: more than one 64-row activation part.
+        let toks = tokens(70, c.vocab);
         let full = m
             .session(Default::default())
             .unwrap()
@@ -110,14 +111,14 @@ fn decode_continues_prefill() {
         let mut s = m.session(Default::default()).unwrap();
         let first = s.prefill(&toks[..30]).unwrap();
         assert_close(&first, &full[29 * c.vocab..30 * c.vocab], 1e-4, "prefill");
-        let more = s.prefill(&toks[30..35]).unwrap();
+        let more = s.prefill(&toks[30..65]).unwrap();
         assert_close(
             &more,
-            &full[34 * c.vocab..35 * c.vocab],
+            &full[64 * c.vocab..65 * c.vocab],
             1e-4,
             "second prefill",
         );
-        for (i, &t) in toks.iter().enumerate().skip(35) {
+        for (i, &t) in toks.iter().enumerate().skip(65) {
             let got = s.decode(t).unwrap();
             assert_close(
                 &got,
