@@ -71,7 +71,7 @@ fn model(c: &Config, tier: Tier, threads: usize) -> Model {
 fn chunked_prefill_equals_one_shot() {
     for c in configs() {
         let m = model(&c, Tier::active(), 2);
-        let toks = tokens(70, c.vocab);
+        let toks = tokens(140, c.vocab);
         let one = m
             .session(SessionOptions {
                 chunk: 1000,
@@ -81,7 +81,7 @@ fn chunked_prefill_equals_one_shot() {
             .prefill(&toks)
             .unwrap();
         assert_eq!(one.len(), c.vocab);
-        for chunk in [1, 7, 32, 69] {
+        for chunk in [1, 7, 64, 149] {
             let mut s = m
                 .session(SessionOptions {
                     chunk,
@@ -99,8 +99,8 @@ fn chunked_prefill_equals_one_shot() {
 fn decode_continues_prefill() {
     for c in configs() {
         let m = model(&c, Tier::active(), 2);
-        // 70 tokens: more than one 64-row activation part.
-        let toks = tokens(70, c.vocab);
+        // 140 tokens: more than one 128-row activation part.
+        let toks = tokens(140, c.vocab);
         let full = m
             .session(Default::default())
             .unwrap()
@@ -111,14 +111,14 @@ fn decode_continues_prefill() {
         let mut s = m.session(Default::default()).unwrap();
         let first = s.prefill(&toks[..30]).unwrap();
         assert_close(&first, &full[29 * c.vocab..30 * c.vocab], 1e-4, "prefill");
-        let more = s.prefill(&toks[30..65]).unwrap();
+        let more = s.prefill(&toks[30..135]).unwrap();
         assert_close(
             &more,
-            &full[64 * c.vocab..65 * c.vocab],
+            &full[134 * c.vocab..135 * c.vocab],
             1e-4,
             "second prefill",
         );
-        for (i, &t) in toks.iter().enumerate().skip(65) {
+        for (i, &t) in toks.iter().enumerate().skip(135) {
             let got = s.decode(t).unwrap();
             assert_close(
                 &got,

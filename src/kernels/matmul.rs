@@ -399,7 +399,7 @@ pub fn matmul_parallel(
 }
 
 /// Runs `gemm` over the whole call `args` on all threads of `pool`, in blocks of rows and columns
-/// handed out on demand.
+/// handed out on demand, column blocks outer.
 ///
 /// # Safety
 /// `args` covers rows `0..m` and columns `0..n` with `ldo == n`, and satisfies the contract of
@@ -416,7 +416,9 @@ pub(crate) unsafe fn gemm_parallel(
     let row_blocks = m.div_ceil(PAR_ROWS);
     let col_blocks = n.div_ceil(PAR_COLS);
     pool.run(row_blocks * col_blocks, &|t| {
-        let (rb, cb) = (t / col_blocks, t % col_blocks);
+        // Column blocks outer: consecutive tasks share a block of weights (read from memory
+        // once per call, then from cache), the activations stay in cache throughout.
+        let (rb, cb) = (t % row_blocks, t / row_blocks);
         let rows = rb * PAR_ROWS..((rb + 1) * PAR_ROWS).min(m);
         let cols = cb * PAR_COLS..((cb + 1) * PAR_COLS).min(n);
         // Capture the whole `SharedOut` (Sync), not its raw-pointer field.
