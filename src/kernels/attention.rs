@@ -299,8 +299,9 @@ pub(crate) trait AttnKernel {
         kbuf: &'a mut [Self::E],
         vbuf: &'a mut [Self::E],
     ) -> (&'a [Self::E], &'a [Self::E]);
-    /// `s[r * 64 + j] = sum_i q[r * d + i] * kt[i * 64 + j]` for `r < rows`, `j < 64`.
-    unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], s: &mut [f32]);
+    /// `s[r * 64 + j] = sum_i q[r * d + i] * kt[i * 64 + j]` for `r < rows` and at least every
+    /// `j < nk` (`nk <= 64`; columns past `nk` may be left unwritten).
+    unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], nk: usize, s: &mut [f32]);
     /// Largest element.
     unsafe fn max(x: &[f32]) -> f32;
     /// `x[i] = exp(x[i] - m)`, returns the sum.
@@ -490,7 +491,7 @@ unsafe fn block<K: AttnKernel>(
         // SAFETY (all kernel calls of the loop): forwarded CPU support; the shapes are the ones
         // the trait documents, and the implementations assert them.
         let (kt, vt) = unsafe { K::tile(tile, nk, d, kbuf, vbuf) };
-        unsafe { K::qk(qb, rows, d, kt, &mut sc.s) };
+        unsafe { K::qk(qb, rows, d, kt, nk, &mut sc.s) };
         for r in 0..rows {
             let pos = p.pos0 + qi0 + r / group;
             let valid = nk.min((pos + 1).saturating_sub(ts));
@@ -545,13 +546,20 @@ unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, o
         unsafe { block::<K>(p, g, qi0, nq, 0..p.pos0 + qi0 + nq, sc) };
         let d = p.d;
         for qi in 0..nq {
-            for hh in 0..p.group {
-                let r = qi * p.group + hh;
-                let row = ((qi0 + qi) * p.n_head + g * p.group + hh) * d;
-                let inv = 1.0 / sc.l[r];
-                for i in 0..d {
-                    // SAFETY: `row + i < t * n_head * d`, inside `out`; this block owns the row.
-                    unsafe { *out.ptr().add(row + i) = sc.o[r * d + i] * inv };
+            let row0 = ((qi0 + qi) * p.n_head + g * p.group) * d;
+            // SAFETY: the group's rows `row0 .. row0 + group * d` lie inside the call's
+            // `t * n_head * d` outputs, and this block is their only writer.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.ptr().add(row0), p.group * d) };
+            let rows = qi * p.group..(qi + 1) * p.group;
+            let src = &sc.o[rows.start * d..rows.end * d];
+            for ((o, s), &l) in dst
+                .chunks_exact_mut(d)
+                .zip(src.chunks_exact(d))
+                .zip(&sc.l[rows])
+            {
+                let inv = 1.0 / l;
+                for (o, &s) in o.iter_mut().zip(s) {
+                    *o = s * inv;
                 }
             }
         }

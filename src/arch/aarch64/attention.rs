@@ -61,8 +61,8 @@ fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o
 /// `R` rows x 16 keys per column step, 4 dimensions per Q load (lane-indexed FMLA).
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn qk_rows<const R: usize>(q: *const f32, d: usize, kt: *const f32, s: *mut f32) {
-    for c0 in (0..KV_TILE).step_by(16) {
+unsafe fn qk_rows<const R: usize>(q: *const f32, d: usize, kt: *const f32, nk: usize, s: *mut f32) {
+    for c0 in (0..nk).step_by(16) {
         let mut acc = [[vdupq_n_f32(0.0); 4]; R];
         for i in (0..d).step_by(4) {
             // SAFETY (whole block): the caller checked q (R x d), kt (d x 64), s (R x 64), and
@@ -131,19 +131,20 @@ unsafe fn pv_rows<const R: usize>(
 }
 
 #[target_feature(enable = "neon")]
-unsafe fn qk_neon(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
+unsafe fn qk_neon(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
+    assert!(nk <= KV_TILE);
     check_qk(q.len(), rows, d, kt.len(), s.len());
     let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
     let mut r = 0;
     // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
     while r + 4 <= rows {
-        unsafe { qk_rows::<4>(q.add(r * d), d, kt, s.add(r * KV_TILE)) };
+        unsafe { qk_rows::<4>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) };
         r += 4;
     }
     match rows - r {
-        3 => unsafe { qk_rows::<3>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
-        2 => unsafe { qk_rows::<2>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
-        1 => unsafe { qk_rows::<1>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
+        3 => unsafe { qk_rows::<3>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        2 => unsafe { qk_rows::<2>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        1 => unsafe { qk_rows::<1>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
         _ => {}
     }
 }
@@ -194,9 +195,9 @@ impl AttnKernel for Neon {
         })
     }
 
-    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
+    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
         // SAFETY: as above.
-        unsafe { qk_neon(q, rows, d, kt, s) }
+        unsafe { qk_neon(q, rows, d, kt, nk, s) }
     }
 
     unsafe fn max(x: &[f32]) -> f32 {

@@ -36,14 +36,95 @@ pub(crate) fn fits_fp16(amax: [f32; 2], q_max: f32, head_dim: usize) -> bool {
         && amax[0] <= 60000.0
 }
 
-/// f32 -> f16, round to nearest even (FCVTN, base ARMv8).
+/// `dst = f16(src * scale)`, rounding to nearest even (FCVTN/FCVTN2, base ARMv8.0: 8 values
+/// per pair of instructions); the tail through `half`, which rounds the same way.
 fn to_f16(src: &[f32], scale: f32, dst: &mut [f16]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
+    use std::arch::aarch64::*;
+    let n = src.len().min(dst.len());
+    let body = n / 8 * 8;
+    for i in (0..body).step_by(8) {
+        // SAFETY: i + 8 <= n for both slices (f16 is a transparent u16); FCVTN/FCVTN2 are base
+        // ARMv8.0 instructions on registers only.
+        unsafe {
+            let a = vmulq_n_f32(vld1q_f32(src.as_ptr().add(i)), scale);
+            let b = vmulq_n_f32(vld1q_f32(src.as_ptr().add(i + 4)), scale);
+            let h: uint16x8_t;
+            std::arch::asm!(
+                "fcvtn {h:v}.4h, {a:v}.4s",
+                "fcvtn2 {h:v}.8h, {b:v}.4s",
+                a = in(vreg) a,
+                b = in(vreg) b,
+                h = out(vreg) h,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            vst1q_u16(dst.as_mut_ptr().add(i) as *mut u16, h);
+        }
+    }
+    for (d, &s) in dst[body..n].iter_mut().zip(&src[body..n]) {
         *d = f16::from_f32(s * scale);
     }
 }
 
 pub(crate) struct Fp16;
+
+/// `e^x` for `x <= 0` on 4 lanes, for softmax weights that are rounded to f16 next: `2^t` with
+/// `t = max(x log2 e, -126)`, `t = n + f` (`n` nearest integer), `2^f` by its degree-4 Taylor
+/// polynomial (relative error below 5e-5 for |f| <= 1/2, a tenth of f16's rounding), and `n`
+/// added to the exponent bits. Below `2^-126` the result is some value under 1.2e-38, which
+/// rounds to 0 in f16.
+#[inline]
+fn exp_nonpos(x: std::arch::aarch64::float32x4_t) -> std::arch::aarch64::float32x4_t {
+    use std::arch::aarch64::*;
+    const C: [f32; 5] = [
+        1.0,
+        std::f32::consts::LN_2,
+        0.240_226_5,
+        0.055_504_11,
+        0.009_618_129,
+    ];
+    // SAFETY: NEON is part of every aarch64 target; register-only intrinsics.
+    unsafe {
+        let t = vmaxq_f32(
+            vmulq_n_f32(x, std::f32::consts::LOG2_E),
+            vdupq_n_f32(-126.0),
+        );
+        let n = vrndnq_f32(t);
+        let f = vsubq_f32(t, n);
+        let mut p = vdupq_n_f32(C[4]);
+        for &c in C[..4].iter().rev() {
+            p = vfmaq_f32(vdupq_n_f32(c), p, f);
+        }
+        let bits = vaddq_s32(
+            vreinterpretq_s32_f32(p),
+            vshlq_n_s32::<23>(vcvtq_s32_f32(n)),
+        );
+        vreinterpretq_f32_s32(bits)
+    }
+}
+
+/// `x[i] = e^(x[i] - m)` with [`exp_nonpos`] (`m` is at least every `x[i]`); returns the sum.
+fn exp_sub_sum_fast(x: &mut [f32], m: f32) -> f32 {
+    use std::arch::aarch64::*;
+    let body = x.len() / 4 * 4;
+    // SAFETY: i + 4 <= len for every access; register-only intrinsics otherwise.
+    unsafe {
+        let mv = vdupq_n_f32(m);
+        let mut s = vdupq_n_f32(0.0);
+        for i in (0..body).step_by(4) {
+            let p = x.as_mut_ptr().add(i);
+            let e = exp_nonpos(vsubq_f32(vld1q_f32(p), mv));
+            vst1q_f32(p, e);
+            s = vaddq_f32(s, e);
+        }
+        let mut sum = vaddvq_f32(s);
+        for v in &mut x[body..] {
+            let e = vgetq_lane_f32::<0>(exp_nonpos(vdupq_n_f32(*v - m)));
+            *v = e;
+            sum += e;
+        }
+        sum
+    }
+}
 
 macro_rules! qk_asm {
     () => {
@@ -235,8 +316,7 @@ macro_rules! pv_asm {
             "ldr q1, [{p1}], #16\n",
             "ldr q2, [{p2}], #16\n",
             "ldr q3, [{p3}], #16\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.h[0]\n",
             "fmla v9.8h, v5.8h, v0.h[0]\n",
             "fmla v10.8h, v4.8h, v1.h[0]\n",
@@ -245,8 +325,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v5.8h, v2.h[0]\n",
             "fmla v14.8h, v4.8h, v3.h[0]\n",
             "fmla v15.8h, v5.8h, v3.h[0]\n",
-            "ldp q6, q7, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v6.8h, v0.h[1]\n",
             "fmla v9.8h, v7.8h, v0.h[1]\n",
             "fmla v10.8h, v6.8h, v1.h[1]\n",
@@ -255,8 +334,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v7.8h, v2.h[1]\n",
             "fmla v14.8h, v6.8h, v3.h[1]\n",
             "fmla v15.8h, v7.8h, v3.h[1]\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.h[2]\n",
             "fmla v9.8h, v5.8h, v0.h[2]\n",
             "fmla v10.8h, v4.8h, v1.h[2]\n",
@@ -265,8 +343,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v5.8h, v2.h[2]\n",
             "fmla v14.8h, v4.8h, v3.h[2]\n",
             "fmla v15.8h, v5.8h, v3.h[2]\n",
-            "ldp q6, q7, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v6.8h, v0.h[3]\n",
             "fmla v9.8h, v7.8h, v0.h[3]\n",
             "fmla v10.8h, v6.8h, v1.h[3]\n",
@@ -275,8 +352,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v7.8h, v2.h[3]\n",
             "fmla v14.8h, v6.8h, v3.h[3]\n",
             "fmla v15.8h, v7.8h, v3.h[3]\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.h[4]\n",
             "fmla v9.8h, v5.8h, v0.h[4]\n",
             "fmla v10.8h, v4.8h, v1.h[4]\n",
@@ -285,8 +361,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v5.8h, v2.h[4]\n",
             "fmla v14.8h, v4.8h, v3.h[4]\n",
             "fmla v15.8h, v5.8h, v3.h[4]\n",
-            "ldp q6, q7, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v6.8h, v0.h[5]\n",
             "fmla v9.8h, v7.8h, v0.h[5]\n",
             "fmla v10.8h, v6.8h, v1.h[5]\n",
@@ -295,8 +370,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v7.8h, v2.h[5]\n",
             "fmla v14.8h, v6.8h, v3.h[5]\n",
             "fmla v15.8h, v7.8h, v3.h[5]\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.h[6]\n",
             "fmla v9.8h, v5.8h, v0.h[6]\n",
             "fmla v10.8h, v4.8h, v1.h[6]\n",
@@ -305,8 +379,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v5.8h, v2.h[6]\n",
             "fmla v14.8h, v4.8h, v3.h[6]\n",
             "fmla v15.8h, v5.8h, v3.h[6]\n",
-            "ldp q6, q7, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v6.8h, v0.h[7]\n",
             "fmla v9.8h, v7.8h, v0.h[7]\n",
             "fmla v10.8h, v6.8h, v1.h[7]\n",
@@ -366,8 +439,7 @@ macro_rules! pv_asm {
             "ldr q1, [{p1}], #16\n",
             "ldr q2, [{p2}], #16\n",
             "ldr q3, [{p3}], #16\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.h[0]\n",
             "fmla v9.8h, v5.8h, v0.h[0]\n",
             "fmla v10.8h, v4.8h, v1.h[0]\n",
@@ -376,8 +448,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v5.8h, v2.h[0]\n",
             "fmla v14.8h, v4.8h, v3.h[0]\n",
             "fmla v15.8h, v5.8h, v3.h[0]\n",
-            "ldp q6, q7, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v6.8h, v0.h[1]\n",
             "fmla v9.8h, v7.8h, v0.h[1]\n",
             "fmla v10.8h, v6.8h, v1.h[1]\n",
@@ -386,8 +457,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v7.8h, v2.h[1]\n",
             "fmla v14.8h, v6.8h, v3.h[1]\n",
             "fmla v15.8h, v7.8h, v3.h[1]\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.h[2]\n",
             "fmla v9.8h, v5.8h, v0.h[2]\n",
             "fmla v10.8h, v4.8h, v1.h[2]\n",
@@ -396,8 +466,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v5.8h, v2.h[2]\n",
             "fmla v14.8h, v4.8h, v3.h[2]\n",
             "fmla v15.8h, v5.8h, v3.h[2]\n",
-            "ldp q6, q7, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v6.8h, v0.h[3]\n",
             "fmla v9.8h, v7.8h, v0.h[3]\n",
             "fmla v10.8h, v6.8h, v1.h[3]\n",
@@ -406,8 +475,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v7.8h, v2.h[3]\n",
             "fmla v14.8h, v6.8h, v3.h[3]\n",
             "fmla v15.8h, v7.8h, v3.h[3]\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.h[4]\n",
             "fmla v9.8h, v5.8h, v0.h[4]\n",
             "fmla v10.8h, v4.8h, v1.h[4]\n",
@@ -416,8 +484,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v5.8h, v2.h[4]\n",
             "fmla v14.8h, v4.8h, v3.h[4]\n",
             "fmla v15.8h, v5.8h, v3.h[4]\n",
-            "ldp q6, q7, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v6.8h, v0.h[5]\n",
             "fmla v9.8h, v7.8h, v0.h[5]\n",
             "fmla v10.8h, v6.8h, v1.h[5]\n",
@@ -426,8 +493,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v7.8h, v2.h[5]\n",
             "fmla v14.8h, v6.8h, v3.h[5]\n",
             "fmla v15.8h, v7.8h, v3.h[5]\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.h[6]\n",
             "fmla v9.8h, v5.8h, v0.h[6]\n",
             "fmla v10.8h, v4.8h, v1.h[6]\n",
@@ -436,8 +502,7 @@ macro_rules! pv_asm {
             "fmla v13.8h, v5.8h, v2.h[6]\n",
             "fmla v14.8h, v4.8h, v3.h[6]\n",
             "fmla v15.8h, v5.8h, v3.h[6]\n",
-            "ldp q6, q7, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v6.8h, v0.h[7]\n",
             "fmla v9.8h, v7.8h, v0.h[7]\n",
             "fmla v10.8h, v6.8h, v1.h[7]\n",
@@ -455,8 +520,7 @@ macro_rules! pv_asm {
             "ld1r {{v1.8h}}, [{p1}], #2\n",
             "ld1r {{v2.8h}}, [{p2}], #2\n",
             "ld1r {{v3.8h}}, [{p3}], #2\n",
-            "ldp q4, q5, [{v}]\n",
-            "add {v}, {v}, {vstride}\n",
+            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
             "fmla v8.8h, v4.8h, v0.8h\n",
             "fmla v9.8h, v5.8h, v0.8h\n",
             "fmla v10.8h, v4.8h, v1.8h\n",
@@ -619,14 +683,15 @@ impl AttnKernel for Fp16 {
         }
     }
 
-    unsafe fn qk(q: &[f16], rows: usize, d: usize, kt: &[f16], s: &mut [f32]) {
+    unsafe fn qk(q: &[f16], rows: usize, d: usize, kt: &[f16], nk: usize, s: &mut [f32]) {
         assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && s.len() >= rows * KV_TILE);
+        assert!(nk <= KV_TILE);
         assert!(d.is_multiple_of(16) && d > 0);
         let mut dummy = [0f32; 16];
         for r0 in (0..rows).step_by(4) {
             let qp: [*const f16; 4] =
                 std::array::from_fn(|i| q[(r0 + i).min(rows - 1) * d..].as_ptr());
-            for c0 in (0..KV_TILE).step_by(16) {
+            for c0 in (0..nk).step_by(16) {
                 let sp: [*mut f32; 4] = std::array::from_fn(|i| {
                     if r0 + i < rows {
                         // SAFETY: (r0 + i) * 64 + c0 + 16 <= rows * 64 <= s.len().
@@ -648,8 +713,7 @@ impl AttnKernel for Fp16 {
     }
 
     unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        // SAFETY: as above.
-        unsafe { super::ops::exp_sub_sum(x, m) }
+        exp_sub_sum_fast(x, m)
     }
 
     unsafe fn store_p(src: &[f32], dst: &mut [f16]) {

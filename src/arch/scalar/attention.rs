@@ -53,12 +53,12 @@ impl AttnKernel for Scalar {
         tile_f32(t, nk, d, kbuf, vbuf, ops::f16_to_f32)
     }
 
-    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
+    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
         for r in 0..rows {
-            let srow = &mut s[r * KV_TILE..(r + 1) * KV_TILE];
+            let srow = &mut s[r * KV_TILE..r * KV_TILE + nk];
             srow.fill(0.0);
             for (i, &qv) in q[r * d..(r + 1) * d].iter().enumerate() {
-                for (sv, &kv) in srow.iter_mut().zip(&kt[i * KV_TILE..(i + 1) * KV_TILE]) {
+                for (sv, &kv) in srow.iter_mut().zip(&kt[i * KV_TILE..i * KV_TILE + nk]) {
                     *sv += qv * kv;
                 }
             }

@@ -51,8 +51,8 @@ fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o
 /// `R` rows x 16 keys starting at column `c0`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn qk_avx2<const R: usize>(q: *const f32, d: usize, kt: *const f32, s: *mut f32) {
-    for c0 in (0..KV_TILE).step_by(16) {
+unsafe fn qk_avx2<const R: usize>(q: *const f32, d: usize, kt: *const f32, nk: usize, s: *mut f32) {
+    for c0 in (0..nk).step_by(16) {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for i in 0..d {
             // SAFETY (whole block): the caller checked q (R x d), kt (d x 64), s (R x 64).
@@ -115,19 +115,20 @@ unsafe fn pv_avx2<const R: usize>(
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn qk2(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
+unsafe fn qk2(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
+    assert!(nk <= KV_TILE);
     check_qk(q.len(), rows, d, kt.len(), s.len());
     let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
     let mut r = 0;
     // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
     while r + 4 <= rows {
-        unsafe { qk_avx2::<4>(q.add(r * d), d, kt, s.add(r * KV_TILE)) };
+        unsafe { qk_avx2::<4>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) };
         r += 4;
     }
     match rows - r {
-        3 => unsafe { qk_avx2::<3>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
-        2 => unsafe { qk_avx2::<2>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
-        1 => unsafe { qk_avx2::<1>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
+        3 => unsafe { qk_avx2::<3>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        2 => unsafe { qk_avx2::<2>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        1 => unsafe { qk_avx2::<1>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
         _ => {}
     }
 }
@@ -170,9 +171,9 @@ impl AttnKernel for Avx2 {
         })
     }
 
-    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
+    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
         // SAFETY: the CPU has AVX2 and FMA (the trait's contract).
-        unsafe { qk2(q, rows, d, kt, s) }
+        unsafe { qk2(q, rows, d, kt, nk, s) }
     }
 
     unsafe fn max(x: &[f32]) -> f32 {
@@ -353,7 +354,7 @@ impl AttnKernel for Avx512 {
         })
     }
 
-    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
+    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], _nk: usize, s: &mut [f32]) {
         // SAFETY: the CPU has AVX-512F (the trait's contract).
         unsafe { qk512(q, rows, d, kt, s) }
     }
