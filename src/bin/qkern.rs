@@ -90,7 +90,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         if !allowed.contains(&flag.as_str()) {
-            return Err(format!("{cmd}: unknown option {flag:?}"));
+            return Err(format!("unknown option {flag:?}"));
         }
         if flag == "--all" {
             a.all = true;
@@ -224,14 +224,22 @@ fn generate(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// A `/proc/self/status` field in bytes (Linux), e.g. `VmHWM` (peak resident) or `VmRSS`.
+#[cfg(target_os = "linux")]
+fn proc_status(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Peak resident memory of this process in bytes, if the OS reports it.
 fn peak_rss() -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
+        proc_status("VmHWM")
     }
     #[cfg(all(unix, not(target_os = "linux")))]
     {
@@ -435,8 +443,15 @@ fn bench(a: &Args) -> Result<(), String> {
         print_breakdown(&format!("decode {n_decode}"), s.times(), t.wall);
     }
     match peak_rss() {
-        Some(b) => println!("peak resident memory: {:.1} MiB", mib(b)),
+        Some(b) => println!(
+            "peak resident memory: {:.1} MiB (includes the plain weights while they are packed)",
+            mib(b)
+        ),
         None => println!("peak resident memory: not reported by this OS"),
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(b) = proc_status("VmRSS") {
+        println!("resident memory now: {:.1} MiB", mib(b));
     }
     Ok(())
 }
