@@ -304,10 +304,9 @@ pub(crate) trait AttnKernel {
     unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], nk: usize, s: &mut [f32]);
     /// Largest element.
     unsafe fn max(x: &[f32]) -> f32;
-    /// `x[i] = exp(x[i] - m)`, returns the sum.
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32;
-    /// `dst[i] = src[i]` in `Self::E`.
-    unsafe fn store_p(src: &[f32], dst: &mut [Self::E]);
+    /// `p[i] = exp(s[i] - m)` in `Self::E` (`m` is at least every `s[i]`; `s` may be
+    /// overwritten); returns the sum of the weights, in f32.
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [Self::E]) -> f32;
     /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r * 64 + j] * v[j * d + i]`.
     unsafe fn pv(
         p: &[Self::E],
@@ -504,11 +503,10 @@ unsafe fn block<K: AttnKernel>(
             let srow = &mut sc.s[r * KV_TILE..r * KV_TILE + valid];
             let m_new = sc.m[r].max(unsafe { K::max(srow) });
             let corr = arch::scalar::ops::exp_f32(sc.m[r] - m_new);
-            let sum = unsafe { K::exp_sub_sum(srow, m_new) };
+            let sum = unsafe { K::exp_to_p(srow, m_new, &mut prow[..valid]) };
             sc.l[r] = sc.l[r] * corr + sum;
             sc.m[r] = m_new;
             sc.corr[r] = corr;
-            unsafe { K::store_p(srow, &mut prow[..valid]) };
             prow[valid..].fill(<K::E as bytemuck::Zeroable>::zeroed());
         }
         unsafe { K::pv(pbuf, rows, nk, vt, d, &sc.corr, &mut sc.o) };

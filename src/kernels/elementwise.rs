@@ -6,7 +6,7 @@
 //! `[-87.33, 88.37]` (results are normal f32 numbers), tested on every tier. Below that range it
 //! returns 0, above it saturates at `e^88.37`.
 //!
-//! This module also holds the per-tier table of the small layer-op kernels ([`OpsKernel`]) that
+//! This module also holds the per-tier table of the small layer-op kernels (`OpsKernel`) that
 //! `norm`, `rope`, `embedding` and `attention` use.
 
 use crate::arch;

@@ -205,13 +205,11 @@ impl AttnKernel for Neon {
         unsafe { ops::max(x) }
     }
 
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
         // SAFETY: as above.
-        unsafe { ops::exp_sub_sum(x, m) }
-    }
-
-    unsafe fn store_p(src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
+        let sum = unsafe { ops::exp_sub_sum(s, m) };
+        p.copy_from_slice(s);
+        sum
     }
 
     unsafe fn pv(

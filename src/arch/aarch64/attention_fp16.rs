@@ -7,6 +7,9 @@
 //! assembly (generated, see the comments at each macro): `Q K^T` on 4 query rows x 16 keys,
 //! `P V` on 4 rows x 16 head dimensions, both FMLA by element (8 FMLA per 2 vector loads).
 //!
+//! Softmax weights use a cheaper exp ([`exp_nonpos`], relative error below 5e-5) because they are
+//! rounded to f16 right after; the row maximum, the sums and the rescaling stay in f32.
+//!
 //! Accuracy: Q is rounded to f16 once per block, and P to f16; the f16 accumulators are
 //! widened into f32 every 32 products (32 head dimensions of a score, or 32 keys of an output),
 //! so rounding error grows with 32 terms at most before reaching f32. The measured error against
@@ -102,24 +105,36 @@ fn exp_nonpos(x: std::arch::aarch64::float32x4_t) -> std::arch::aarch64::float32
     }
 }
 
-/// `x[i] = e^(x[i] - m)` with [`exp_nonpos`] (`m` is at least every `x[i]`); returns the sum.
-fn exp_sub_sum_fast(x: &mut [f32], m: f32) -> f32 {
+/// `p[i] = f16(e^(s[i] - m))` with [`exp_nonpos`] (`m` is at least every `s[i]`), 8 weights per
+/// step rounded with FCVTN/FCVTN2; returns the sum of the f32 weights.
+fn exp_to_f16(s: &[f32], m: f32, p: &mut [f16]) -> f32 {
     use std::arch::aarch64::*;
-    let body = x.len() / 4 * 4;
-    // SAFETY: i + 4 <= len for every access; register-only intrinsics otherwise.
+    let n = s.len().min(p.len());
+    let body = n / 8 * 8;
+    // SAFETY: i + 8 <= n for both slices (f16 is a transparent u16); FCVTN/FCVTN2 are base
+    // ARMv8.0 instructions on registers only.
     unsafe {
         let mv = vdupq_n_f32(m);
-        let mut s = vdupq_n_f32(0.0);
-        for i in (0..body).step_by(4) {
-            let p = x.as_mut_ptr().add(i);
-            let e = exp_nonpos(vsubq_f32(vld1q_f32(p), mv));
-            vst1q_f32(p, e);
-            s = vaddq_f32(s, e);
+        let mut acc = vdupq_n_f32(0.0);
+        for i in (0..body).step_by(8) {
+            let a = exp_nonpos(vsubq_f32(vld1q_f32(s.as_ptr().add(i)), mv));
+            let b = exp_nonpos(vsubq_f32(vld1q_f32(s.as_ptr().add(i + 4)), mv));
+            acc = vaddq_f32(acc, vaddq_f32(a, b));
+            let h: uint16x8_t;
+            std::arch::asm!(
+                "fcvtn {h:v}.4h, {a:v}.4s",
+                "fcvtn2 {h:v}.8h, {b:v}.4s",
+                a = in(vreg) a,
+                b = in(vreg) b,
+                h = out(vreg) h,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            vst1q_u16(p.as_mut_ptr().add(i) as *mut u16, h);
         }
-        let mut sum = vaddvq_f32(s);
-        for v in &mut x[body..] {
-            let e = vgetq_lane_f32::<0>(exp_nonpos(vdupq_n_f32(*v - m)));
-            *v = e;
+        let mut sum = vaddvq_f32(acc);
+        for (d, &v) in p[body..n].iter_mut().zip(&s[body..n]) {
+            let e = vgetq_lane_f32::<0>(exp_nonpos(vdupq_n_f32(v - m)));
+            *d = f16::from_f32(e);
             sum += e;
         }
         sum
@@ -712,12 +727,8 @@ impl AttnKernel for Fp16 {
         unsafe { super::ops::max(x) }
     }
 
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        exp_sub_sum_fast(x, m)
-    }
-
-    unsafe fn store_p(src: &[f32], dst: &mut [f16]) {
-        to_f16(src, 1.0, dst);
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f16]) -> f32 {
+        exp_to_f16(s, m, p)
     }
 
     unsafe fn pv(

@@ -69,12 +69,10 @@ impl AttnKernel for Scalar {
         ops::max(x)
     }
 
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        ops::exp_sub_sum(x, m)
-    }
-
-    unsafe fn store_p(src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
+        let sum = ops::exp_sub_sum(s, m);
+        p.copy_from_slice(s);
+        sum
     }
 
     unsafe fn pv(

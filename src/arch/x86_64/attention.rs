@@ -181,13 +181,11 @@ impl AttnKernel for Avx2 {
         unsafe { ops2::max(x) }
     }
 
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
         // SAFETY: as above.
-        unsafe { ops2::exp_sub_sum(x, m) }
-    }
-
-    unsafe fn store_p(src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
+        let sum = unsafe { ops2::exp_sub_sum(s, m) };
+        p.copy_from_slice(s);
+        sum
     }
 
     unsafe fn pv(
@@ -364,13 +362,11 @@ impl AttnKernel for Avx512 {
         unsafe { ops512::max(x) }
     }
 
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
         // SAFETY: as above.
-        unsafe { ops512::exp_sub_sum(x, m) }
-    }
-
-    unsafe fn store_p(src: &[f32], dst: &mut [f32]) {
-        dst.copy_from_slice(src);
+        let sum = unsafe { ops512::exp_sub_sum(s, m) };
+        p.copy_from_slice(s);
+        sum
     }
 
     unsafe fn pv(
