@@ -293,6 +293,60 @@ pub fn rope_neox(x: &[f32], pos: usize, theta: f64) -> Vec<f64> {
     y
 }
 
+/// RMSNorm followed by the int8 activation quantization, one row of `weight.len()` values at a
+/// time: `quantize_activations(rmsnorm(row) rounded to f32)`. `x` holds whole rows.
+pub fn rmsnorm_quantize(x: &[f32], weight: &[f32], eps: f32) -> Vec<ActBlock> {
+    assert_eq!(x.len() % weight.len(), 0, "x must hold whole rows");
+    x.chunks_exact(weight.len())
+        .flat_map(|row| {
+            let y: Vec<f32> = rmsnorm(row, weight, eps)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            quantize_activations(&y)
+        })
+        .collect()
+}
+
+/// Residual add `x + y`, in f64.
+pub fn add(x: &[f32], y: &[f32]) -> Vec<f64> {
+    x.iter()
+        .zip(y)
+        .map(|(&a, &b)| a as f64 + b as f64)
+        .collect()
+}
+
+/// NEOX rotary embedding of `t` rows of `n_heads` head vectors (length `head_dim`), row `r` at
+/// position `pos0 + r`, after adding `bias` (one row of `n_heads * head_dim`, added in f64) to
+/// every row. Each head vector is rotated by [`rope_neox`].
+pub fn rope_neox_rows(
+    x: &[f32],
+    n_heads: usize,
+    head_dim: usize,
+    pos0: usize,
+    theta: f64,
+    bias: Option<&[f32]>,
+) -> Vec<f64> {
+    let width = n_heads * head_dim;
+    assert_eq!(x.len() % width, 0, "x must hold whole rows");
+    let mut y = Vec::with_capacity(x.len());
+    for (r, row) in x.chunks_exact(width).enumerate() {
+        for h in 0..n_heads {
+            let v = &row[h * head_dim..(h + 1) * head_dim];
+            let b = bias.map(|b| &b[h * head_dim..(h + 1) * head_dim]);
+            // Rotation is linear: rotate x and the bias separately, in f64, and add.
+            let mut out = rope_neox(v, pos0 + r, theta);
+            if let Some(b) = b {
+                for (o, rb) in out.iter_mut().zip(rope_neox(b, pos0 + r, theta)) {
+                    *o += rb;
+                }
+            }
+            y.extend(out);
+        }
+    }
+    y
+}
+
 /// Causal grouped-query attention for a chunk of queries, in f64.
 ///
 /// `q`: `t_q x n_head x head_dim` (row-major); `k`, `v`: `t_kv x n_kv x head_dim`. Query row `i` sits at

@@ -58,7 +58,7 @@ pub(crate) struct Q4Kernel {
     pub gemm: unsafe fn(args: &GemmArgs<'_>),
 }
 
-fn act_kernel(tier: Tier) -> &'static ActKernel {
+pub(crate) fn act_kernel(tier: Tier) -> &'static ActKernel {
     match tier {
         #[cfg(target_arch = "x86_64")]
         Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::act_kernel(tier),
@@ -139,6 +139,24 @@ impl PackedQ4_0 {
     pub fn packed_bytes(&self) -> usize {
         self.buf.bytes().len()
     }
+
+    fn view(&self) -> WeightView<'_> {
+        WeightView {
+            tier: self.tier,
+            n: self.n,
+            k: self.k,
+            buf: &self.buf,
+        }
+    }
+}
+
+/// A packed weight matrix of any format, as the shared validation and parallel driver see it.
+#[derive(Clone, Copy)]
+pub(crate) struct WeightView<'a> {
+    pub tier: Tier,
+    pub n: usize,
+    pub k: usize,
+    pub buf: &'a AlignedBuf,
 }
 
 /// `m` rows of `k` activations quantized to int8 blocks in one tier's layout. Reuse one value
@@ -265,7 +283,7 @@ pub fn matmul_range(
     out: &mut [f32],
     ldo: usize,
 ) -> Result<()> {
-    let args = validate(w, a, rows, cols, bias, out.len(), ldo)?;
+    let args = validate(w.view(), a, rows, cols, bias, out.len(), ldo)?;
     if let Some(args) = args {
         let _iv = crate::signpost::interval(c"matmul", || {
             format!(
@@ -286,10 +304,10 @@ pub fn matmul_range(
     Ok(())
 }
 
-/// Checks everything [`Q4Kernel::gemm`] assumes; `None` for an empty range (nothing to do).
-/// The returned `out` pointer is null; the caller sets it.
+/// Checks everything [`Q4Kernel::gemm`] (or any weight format's kernel) assumes; `None` for an
+/// empty range (nothing to do). The returned `out` pointer is null; the caller sets it.
 pub(crate) fn validate<'a>(
-    w: &'a PackedQ4_0,
+    w: WeightView<'a>,
     a: &'a QuantizedActivations,
     rows: Range<usize>,
     cols: Range<usize>,
@@ -341,7 +359,7 @@ pub(crate) fn validate<'a>(
         });
     }
     Ok(Some(GemmArgs {
-        w: &w.buf,
+        w: w.buf,
         n: w.n,
         k: w.k,
         a: &a.buf,
@@ -382,37 +400,60 @@ pub fn matmul_parallel(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {
-    let Some(args) = validate(w, a, 0..a.m, 0..w.n, bias, out.len(), w.n)? else {
+    let Some(args) = validate(w.view(), a, 0..a.m, 0..w.n, bias, out.len(), w.n)? else {
         return Ok(());
     };
     let _iv = crate::signpost::interval(c"matmul", || {
         format!("q4_0 M={} N={} K={} parallel", args.m, args.n, args.k)
     });
-    let out = SharedOut(out.as_mut_ptr());
-    let (m, n) = (args.m, args.n);
+    let args = GemmArgs {
+        out: out.as_mut_ptr(),
+        ..args
+    };
+    // SAFETY: `validate` checked the whole m x n call into `out`, and `gemm` is the kernel of the
+    // tier both operands were prepared for.
+    unsafe { gemm_parallel(pool, &args, q4_kernel(w.tier).gemm) };
+    Ok(())
+}
+
+/// Runs `gemm` over the whole call `args` on all threads of `pool`, in blocks of rows and columns
+/// handed out on demand, column blocks outer.
+///
+/// # Safety
+/// `args` covers rows `0..m` and columns `0..n` with `ldo == n`, and satisfies the contract of
+/// `gemm` (as after [`validate`], with `out` valid for the whole `m x n` output).
+pub(crate) unsafe fn gemm_parallel(
+    pool: &crate::parallel::ThreadPool,
+    args: &GemmArgs<'_>,
+    gemm: unsafe fn(&GemmArgs<'_>),
+) {
+    let out = SharedOut(args.out);
+    let (m, n, k) = (args.m, args.n, args.k);
+    let (w, a, bias) = (args.w, args.a, args.bias);
+    debug_assert!(args.rows == (0..m) && args.cols == (0..n) && args.ldo == n);
     let row_blocks = m.div_ceil(PAR_ROWS);
     let col_blocks = n.div_ceil(PAR_COLS);
-    let gemm = q4_kernel(w.tier).gemm;
     pool.run(row_blocks * col_blocks, &|t| {
-        let (rb, cb) = (t / col_blocks, t % col_blocks);
+        // Column blocks outer: consecutive tasks share a block of weights (read from memory
+        // once per call, then from cache), the activations stay in cache throughout.
+        let (rb, cb) = (t % row_blocks, t / row_blocks);
         let rows = rb * PAR_ROWS..((rb + 1) * PAR_ROWS).min(m);
         let cols = cb * PAR_COLS..((cb + 1) * PAR_COLS).min(n);
         let sub = GemmArgs {
-            w: args.w,
+            w,
             n,
-            k: args.k,
-            a: args.a,
+            k,
+            a,
             m,
             // SAFETY (of the add): (rows.start, cols.start) is inside the m x n output.
             out: unsafe { out.ptr().add(rows.start * n + cols.start) },
             rows,
             cols,
-            bias: args.bias,
+            bias,
             ldo: n,
         };
-        // SAFETY: `validate` checked the whole m x n call; this block is a sub-range of it and no
+        // SAFETY: the caller validated the whole m x n call; this block is a sub-range of it and no
         // other task writes its elements.
         unsafe { gemm(&sub) };
     });
-    Ok(())
 }

@@ -7,12 +7,15 @@
 
 mod config;
 mod convert;
+mod forward;
 mod gguf;
 mod q6k;
+mod random;
 mod safetensors;
 mod weights;
 
 pub use config::{Arch, Config};
+pub use forward::{Model, Op, OpTimes, Session, SessionOptions};
 pub use gguf::{load_gguf, load_gguf_bytes};
 pub use safetensors::{load_safetensors_bytes, load_safetensors_dir};
 pub use weights::{LayerWeights, ModelWeights};

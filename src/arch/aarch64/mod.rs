@@ -15,9 +15,12 @@ use crate::quant::BlockQ4_0;
 use crate::Tier;
 
 pub(crate) mod act;
+pub(crate) mod attention;
+mod attention_fp16;
 pub(crate) mod dot;
 pub(crate) mod matmul_asm;
 mod matmul_neon;
+pub(crate) mod ops;
 pub(crate) mod pack;
 
 use matmul_asm::Isa;

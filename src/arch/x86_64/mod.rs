@@ -32,6 +32,10 @@ mod emu;
 use crate::kernels::matmul::{ActKernel, GemmArgs, Q4Kernel};
 use crate::Tier;
 
+pub(crate) mod attention;
+pub(crate) mod matmul_q8;
+pub(crate) mod ops;
+
 /// One activation layout for every x86_64 tier (see `layout`).
 static ACT_KERNEL: ActKernel = ActKernel {
     size: layout::act_size,

@@ -1,0 +1,227 @@
+//! aarch64 attention paths: NEON f32 (every tier; f16 tiles widened once per block with
+//! `fcvtl`), and, on CPUs with FEAT_FP16 at the `NeonDot` and `NeonI8mm` tiers, the fp16 path of
+//! `attention_fp16.rs` (half-precision FMLA on 8 lanes, softmax statistics in f32).
+//!
+//! The `unsafe fn`s of [`AttnKernel`] require the CPU features of their path (NEON is part of
+//! every aarch64 tier; FEAT_FP16 is detected at run time before the fp16 path is handed out) and
+//! assert their shapes.
+
+use super::attention_fp16::{fits_fp16, FP16_PATH};
+use super::ops;
+use crate::arch::scalar::attention::tile_f32;
+use crate::kernels::attention::{path, AttnKernel, AttnPath, Tile, KV_TILE};
+use crate::Tier;
+use std::arch::aarch64::*;
+
+pub(crate) fn path_name(tier: Tier) -> &'static str {
+    if tier >= Tier::NeonDot && fp16_available() {
+        "neon-fp16"
+    } else {
+        "neon-f32"
+    }
+}
+
+/// Whether the CPU has FEAT_FP16 (half-precision vector arithmetic).
+pub(crate) fn fp16_available() -> bool {
+    std::arch::is_aarch64_feature_detected!("fp16")
+}
+
+/// The fp16 path at `NeonDot` and above when the CPU has FEAT_FP16 and the values are small
+/// enough for f16 partial sums ([`fits_fp16`]); NEON f32 otherwise.
+pub(crate) fn select(tier: Tier, amax: [f32; 2], q: &[f32], head_dim: usize) -> &'static AttnPath {
+    if tier >= Tier::NeonDot && fp16_available() {
+        // SAFETY: NEON is present on every aarch64 tier.
+        let q_max = unsafe { ops::max_abs(q) };
+        if fits_fp16(amax, q_max, head_dim) {
+            return &FP16_PATH;
+        }
+    }
+    &NEON_PATH
+}
+
+static NEON_PATH: AttnPath = path::<Neon>();
+
+pub(crate) struct Neon;
+
+fn check_qk(q: usize, rows: usize, d: usize, kt: usize, s: usize) {
+    assert!(q >= rows * d && kt >= d * KV_TILE && s >= rows * KV_TILE && d.is_multiple_of(16));
+}
+
+fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o: usize) {
+    assert!(
+        nk <= KV_TILE
+            && p >= rows * KV_TILE
+            && v >= nk * d
+            && corr >= rows
+            && o >= rows * d
+            && d.is_multiple_of(16)
+    );
+}
+
+/// `R` rows x 16 keys per column step, 4 dimensions per Q load (lane-indexed FMLA).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn qk_rows<const R: usize>(q: *const f32, d: usize, kt: *const f32, nk: usize, s: *mut f32) {
+    for c0 in (0..nk).step_by(16) {
+        let mut acc = [[vdupq_n_f32(0.0); 4]; R];
+        for i in (0..d).step_by(4) {
+            // SAFETY (whole block): the caller checked q (R x d), kt (d x 64), s (R x 64), and
+            // i + 4 <= d since d is a multiple of 16.
+            let qv: [float32x4_t; R] =
+                std::array::from_fn(|r| unsafe { vld1q_f32(q.add(r * d + i)) });
+            macro_rules! step {
+                ($lane:literal) => {{
+                    let kp = unsafe { kt.add((i + $lane) * KV_TILE + c0) };
+                    let k: [float32x4_t; 4] =
+                        std::array::from_fn(|c| unsafe { vld1q_f32(kp.add(4 * c)) });
+                    for r in 0..R {
+                        for c in 0..4 {
+                            acc[r][c] = vfmaq_laneq_f32::<$lane>(acc[r][c], k[c], qv[r]);
+                        }
+                    }
+                }};
+            }
+            step!(0);
+            step!(1);
+            step!(2);
+            step!(3);
+        }
+        for (r, a) in acc.iter().enumerate() {
+            for (c, &v) in a.iter().enumerate() {
+                unsafe { vst1q_f32(s.add(r * KV_TILE + c0 + 4 * c), v) };
+            }
+        }
+    }
+}
+
+/// `R` rows x 16 dims per step: `o = o * corr + sum_j p v`.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn pv_rows<const R: usize>(
+    p: *const f32,
+    nk: usize,
+    v: *const f32,
+    d: usize,
+    corr: *const f32,
+    o: *mut f32,
+) {
+    for c0 in (0..d).step_by(16) {
+        let mut acc = [[vdupq_n_f32(0.0); 4]; R];
+        for j in 0..nk {
+            // SAFETY (whole block): the caller checked p (R x 64), v (nk x d), corr (R), o (R x d).
+            let vp = unsafe { v.add(j * d + c0) };
+            let vv: [float32x4_t; 4] = std::array::from_fn(|c| unsafe { vld1q_f32(vp.add(4 * c)) });
+            for (r, a) in acc.iter_mut().enumerate() {
+                let pj = unsafe { vld1q_dup_f32(p.add(r * KV_TILE + j)) };
+                for c in 0..4 {
+                    a[c] = vfmaq_f32(a[c], pj, vv[c]);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            unsafe {
+                let c = vld1q_dup_f32(corr.add(r));
+                for (w, &x) in a.iter().enumerate() {
+                    let op = o.add(r * d + c0 + 4 * w);
+                    vst1q_f32(op, vfmaq_f32(x, vld1q_f32(op), c));
+                }
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn qk_neon(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
+    assert!(nk <= KV_TILE);
+    check_qk(q.len(), rows, d, kt.len(), s.len());
+    let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
+    let mut r = 0;
+    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
+    while r + 4 <= rows {
+        unsafe { qk_rows::<4>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) };
+        r += 4;
+    }
+    match rows - r {
+        3 => unsafe { qk_rows::<3>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        2 => unsafe { qk_rows::<2>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        1 => unsafe { qk_rows::<1>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        _ => {}
+    }
+}
+
+#[target_feature(enable = "neon")]
+unsafe fn pv_neon(
+    p: &[f32],
+    rows: usize,
+    nk: usize,
+    v: &[f32],
+    d: usize,
+    corr: &[f32],
+    o: &mut [f32],
+) {
+    check_pv(p.len(), rows, nk, v.len(), d, corr.len(), o.len());
+    let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
+    let mut r = 0;
+    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
+    while r + 4 <= rows {
+        unsafe { pv_rows::<4>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) };
+        r += 4;
+    }
+    match rows - r {
+        3 => unsafe { pv_rows::<3>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        2 => unsafe { pv_rows::<2>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        1 => unsafe { pv_rows::<1>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        _ => {}
+    }
+}
+
+impl AttnKernel for Neon {
+    type E = f32;
+
+    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f32]) {
+        crate::arch::scalar::attention::Scalar::load_q_f32(src, scale, dst);
+    }
+
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [f32],
+        vbuf: &'a mut [f32],
+    ) -> (&'a [f32], &'a [f32]) {
+        // SAFETY: NEON is present on every aarch64 tier.
+        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
+            ops::f16_to_f32(s, d)
+        })
+    }
+
+    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
+        // SAFETY: as above.
+        unsafe { qk_neon(q, rows, d, kt, nk, s) }
+    }
+
+    unsafe fn max(x: &[f32]) -> f32 {
+        // SAFETY: as above.
+        unsafe { ops::max(x) }
+    }
+
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
+        // SAFETY: as above.
+        let sum = unsafe { ops::exp_sub_sum(s, m) };
+        p.copy_from_slice(s);
+        sum
+    }
+
+    unsafe fn pv(
+        p: &[f32],
+        rows: usize,
+        nk: usize,
+        v: &[f32],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        // SAFETY: as above.
+        unsafe { pv_neon(p, rows, nk, v, d, corr, o) }
+    }
+}

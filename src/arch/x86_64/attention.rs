@@ -1,0 +1,384 @@
+//! x86_64 attention paths: AVX2 + FMA (tiers `Avx2`, `AvxVnni`) and AVX-512F (`Avx512Vnni`), f32
+//! arithmetic; f16 tiles are widened once per block with F16C / AVX-512F.
+//!
+//! `Q K^T` runs on 4 query rows x 16 (AVX2) or 64 (AVX-512) keys of accumulators, with the key
+//! tile stored transposed in the cache; `P V` on 4 rows x 16 (AVX2) or 32 (AVX-512) head
+//! dimensions. The `unsafe fn`s of [`AttnKernel`] require the CPU features of their tier
+//! (guaranteed by `Tier::check` before `select` hands out a path) and assert their shapes.
+
+use super::ops::{avx2 as ops2, avx512 as ops512};
+use crate::arch::scalar::attention::tile_f32;
+use crate::kernels::attention::{path, AttnKernel, AttnPath, Tile, KV_TILE};
+use crate::Tier;
+use std::arch::x86_64::*;
+
+pub(crate) fn path_name(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Avx512Vnni => "avx512-f32",
+        _ => "avx2-f32",
+    }
+}
+
+pub(crate) fn select(tier: Tier) -> &'static AttnPath {
+    match tier {
+        Tier::Avx512Vnni => &AVX512_PATH,
+        _ => &AVX2_PATH,
+    }
+}
+
+static AVX2_PATH: AttnPath = path::<Avx2>();
+static AVX512_PATH: AttnPath = path::<Avx512>();
+
+pub(crate) struct Avx2;
+pub(crate) struct Avx512;
+
+/// Shape checks shared by the micro-kernels (cheap, once per tile).
+fn check_qk(q: usize, rows: usize, d: usize, kt: usize, s: usize) {
+    assert!(q >= rows * d && kt >= d * KV_TILE && s >= rows * KV_TILE && d.is_multiple_of(16));
+}
+
+fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o: usize) {
+    assert!(
+        nk <= KV_TILE
+            && p >= rows * KV_TILE
+            && v >= nk * d
+            && corr >= rows
+            && o >= rows * d
+            && d.is_multiple_of(16)
+    );
+}
+
+/// `R` rows x 16 keys starting at column `c0`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn qk_avx2<const R: usize>(q: *const f32, d: usize, kt: *const f32, nk: usize, s: *mut f32) {
+    for c0 in (0..nk).step_by(16) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for i in 0..d {
+            // SAFETY (whole block): the caller checked q (R x d), kt (d x 64), s (R x 64).
+            let (k0, k1) = unsafe {
+                let kp = kt.add(i * KV_TILE + c0);
+                (_mm256_loadu_ps(kp), _mm256_loadu_ps(kp.add(8)))
+            };
+            for (r, a) in acc.iter_mut().enumerate() {
+                let qv = _mm256_set1_ps(unsafe { *q.add(r * d + i) });
+                a[0] = _mm256_fmadd_ps(qv, k0, a[0]);
+                a[1] = _mm256_fmadd_ps(qv, k1, a[1]);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            unsafe {
+                _mm256_storeu_ps(s.add(r * KV_TILE + c0), a[0]);
+                _mm256_storeu_ps(s.add(r * KV_TILE + c0 + 8), a[1]);
+            }
+        }
+    }
+}
+
+/// `R` rows x 16 dims starting at `c0`: `o = o * corr + sum_j p v`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pv_avx2<const R: usize>(
+    p: *const f32,
+    nk: usize,
+    v: *const f32,
+    d: usize,
+    corr: *const f32,
+    o: *mut f32,
+) {
+    for c0 in (0..d).step_by(16) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for j in 0..nk {
+            // SAFETY (whole block): the caller checked p (R x 64), v (nk x d), corr (R), o (R x d).
+            let (v0, v1) = unsafe {
+                let vp = v.add(j * d + c0);
+                (_mm256_loadu_ps(vp), _mm256_loadu_ps(vp.add(8)))
+            };
+            for (r, a) in acc.iter_mut().enumerate() {
+                let pv = _mm256_set1_ps(unsafe { *p.add(r * KV_TILE + j) });
+                a[0] = _mm256_fmadd_ps(pv, v0, a[0]);
+                a[1] = _mm256_fmadd_ps(pv, v1, a[1]);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            unsafe {
+                let c = _mm256_set1_ps(*corr.add(r));
+                let op = o.add(r * d + c0);
+                _mm256_storeu_ps(op, _mm256_fmadd_ps(_mm256_loadu_ps(op), c, a[0]));
+                _mm256_storeu_ps(
+                    op.add(8),
+                    _mm256_fmadd_ps(_mm256_loadu_ps(op.add(8)), c, a[1]),
+                );
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn qk2(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
+    assert!(nk <= KV_TILE);
+    check_qk(q.len(), rows, d, kt.len(), s.len());
+    let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
+    let mut r = 0;
+    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
+    while r + 4 <= rows {
+        unsafe { qk_avx2::<4>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) };
+        r += 4;
+    }
+    match rows - r {
+        3 => unsafe { qk_avx2::<3>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        2 => unsafe { qk_avx2::<2>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        1 => unsafe { qk_avx2::<1>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
+        _ => {}
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pv2(p: &[f32], rows: usize, nk: usize, v: &[f32], d: usize, corr: &[f32], o: &mut [f32]) {
+    check_pv(p.len(), rows, nk, v.len(), d, corr.len(), o.len());
+    let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
+    let mut r = 0;
+    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
+    while r + 4 <= rows {
+        unsafe { pv_avx2::<4>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) };
+        r += 4;
+    }
+    match rows - r {
+        3 => unsafe { pv_avx2::<3>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        2 => unsafe { pv_avx2::<2>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        1 => unsafe { pv_avx2::<1>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        _ => {}
+    }
+}
+
+impl AttnKernel for Avx2 {
+    type E = f32;
+
+    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f32]) {
+        crate::arch::scalar::attention::Scalar::load_q_f32(src, scale, dst);
+    }
+
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [f32],
+        vbuf: &'a mut [f32],
+    ) -> (&'a [f32], &'a [f32]) {
+        // SAFETY: the CPU has F16C (the tier's contract).
+        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
+            ops2::f16_to_f32(s, d)
+        })
+    }
+
+    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
+        // SAFETY: the CPU has AVX2 and FMA (the trait's contract).
+        unsafe { qk2(q, rows, d, kt, nk, s) }
+    }
+
+    unsafe fn max(x: &[f32]) -> f32 {
+        // SAFETY: as above.
+        unsafe { ops2::max(x) }
+    }
+
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
+        // SAFETY: as above.
+        let sum = unsafe { ops2::exp_sub_sum(s, m) };
+        p.copy_from_slice(s);
+        sum
+    }
+
+    unsafe fn pv(
+        p: &[f32],
+        rows: usize,
+        nk: usize,
+        v: &[f32],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        // SAFETY: as above.
+        unsafe { pv2(p, rows, nk, v, d, corr, o) }
+    }
+}
+
+/// `R` rows x all 64 keys.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn qk_avx512<const R: usize>(q: *const f32, d: usize, kt: *const f32, s: *mut f32) {
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    for i in 0..d {
+        // SAFETY (whole function): the caller checked q (R x d), kt (d x 64), s (R x 64).
+        let k = unsafe {
+            let kp = kt.add(i * KV_TILE);
+            [
+                _mm512_loadu_ps(kp),
+                _mm512_loadu_ps(kp.add(16)),
+                _mm512_loadu_ps(kp.add(32)),
+                _mm512_loadu_ps(kp.add(48)),
+            ]
+        };
+        for (r, a) in acc.iter_mut().enumerate() {
+            let qv = _mm512_set1_ps(unsafe { *q.add(r * d + i) });
+            for c in 0..4 {
+                a[c] = _mm512_fmadd_ps(qv, k[c], a[c]);
+            }
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        for (c, &v) in a.iter().enumerate() {
+            unsafe { _mm512_storeu_ps(s.add(r * KV_TILE + c * 16), v) };
+        }
+    }
+}
+
+/// `R` rows x `W` vectors of 16 dims starting at `c0`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn pv_avx512<const R: usize, const W: usize>(
+    p: *const f32,
+    nk: usize,
+    v: *const f32,
+    d: usize,
+    c0: usize,
+    corr: *const f32,
+    o: *mut f32,
+) {
+    let mut acc = [[_mm512_setzero_ps(); W]; R];
+    for j in 0..nk {
+        // SAFETY (whole function): the caller checked p (R x 64), v (nk x d), corr, o (R x d),
+        // and c0 + 16 W <= d.
+        let vv: [__m512; W] =
+            std::array::from_fn(|w| unsafe { _mm512_loadu_ps(v.add(j * d + c0 + 16 * w)) });
+        for (r, a) in acc.iter_mut().enumerate() {
+            let pv = _mm512_set1_ps(unsafe { *p.add(r * KV_TILE + j) });
+            for w in 0..W {
+                a[w] = _mm512_fmadd_ps(pv, vv[w], a[w]);
+            }
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        unsafe {
+            let c = _mm512_set1_ps(*corr.add(r));
+            for (w, &x) in a.iter().enumerate() {
+                let op = o.add(r * d + c0 + 16 * w);
+                _mm512_storeu_ps(op, _mm512_fmadd_ps(_mm512_loadu_ps(op), c, x));
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn qk512(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
+    check_qk(q.len(), rows, d, kt.len(), s.len());
+    let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
+    let mut r = 0;
+    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
+    while r + 4 <= rows {
+        unsafe { qk_avx512::<4>(q.add(r * d), d, kt, s.add(r * KV_TILE)) };
+        r += 4;
+    }
+    match rows - r {
+        3 => unsafe { qk_avx512::<3>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
+        2 => unsafe { qk_avx512::<2>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
+        1 => unsafe { qk_avx512::<1>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
+        _ => {}
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pv512_rows<const R: usize>(
+    p: *const f32,
+    nk: usize,
+    v: *const f32,
+    d: usize,
+    corr: *const f32,
+    o: *mut f32,
+) {
+    let mut c0 = 0;
+    // SAFETY (both calls): c0 + 32 <= d, resp. c0 + 16 <= d (d is a multiple of 16).
+    while c0 + 32 <= d {
+        unsafe { pv_avx512::<R, 2>(p, nk, v, d, c0, corr, o) };
+        c0 += 32;
+    }
+    if c0 < d {
+        unsafe { pv_avx512::<R, 1>(p, nk, v, d, c0, corr, o) };
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn pv512(
+    p: &[f32],
+    rows: usize,
+    nk: usize,
+    v: &[f32],
+    d: usize,
+    corr: &[f32],
+    o: &mut [f32],
+) {
+    check_pv(p.len(), rows, nk, v.len(), d, corr.len(), o.len());
+    let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
+    let mut r = 0;
+    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
+    while r + 4 <= rows {
+        unsafe { pv512_rows::<4>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) };
+        r += 4;
+    }
+    match rows - r {
+        3 => unsafe { pv512_rows::<3>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        2 => unsafe { pv512_rows::<2>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        1 => unsafe { pv512_rows::<1>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
+        _ => {}
+    }
+}
+
+impl AttnKernel for Avx512 {
+    type E = f32;
+
+    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f32]) {
+        crate::arch::scalar::attention::Scalar::load_q_f32(src, scale, dst);
+    }
+
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [f32],
+        vbuf: &'a mut [f32],
+    ) -> (&'a [f32], &'a [f32]) {
+        // SAFETY: the CPU has AVX-512F (the tier's contract).
+        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
+            ops512::f16_to_f32(s, d)
+        })
+    }
+
+    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], _nk: usize, s: &mut [f32]) {
+        // SAFETY: the CPU has AVX-512F (the trait's contract).
+        unsafe { qk512(q, rows, d, kt, s) }
+    }
+
+    unsafe fn max(x: &[f32]) -> f32 {
+        // SAFETY: as above.
+        unsafe { ops512::max(x) }
+    }
+
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
+        // SAFETY: as above.
+        let sum = unsafe { ops512::exp_sub_sum(s, m) };
+        p.copy_from_slice(s);
+        sum
+    }
+
+    unsafe fn pv(
+        p: &[f32],
+        rows: usize,
+        nk: usize,
+        v: &[f32],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        // SAFETY: as above.
+        unsafe { pv512(p, rows, nk, v, d, corr, o) }
+    }
+}

@@ -1,0 +1,719 @@
+//! Causal grouped-query attention over a KV cache, flash style.
+//!
+//! * **Cache** ([`KvCache`]): per layer and KV head, f16 (default) or f32. Keys are stored in tiles
+//!   of [`KV_TILE`] positions, each tile transposed (`head_dim x 64`), so the `Q K^T` micro-kernel
+//!   reads a tile as a plain row-major right-hand matrix without any per-call transposition;
+//!   values are stored row-major (`position x head_dim`).
+//! * **Blocks**: all query heads that share a KV head are processed together, for a block of
+//!   query positions at once (about 64 query rows in all). For each KV tile the block computes
+//!   `S = Q K^T` (scale `1/sqrt(head_dim)` folded into Q), the causal mask, an online-softmax
+//!   update of the running row maximum and sum in f32, and `O = O * corr + P V`. A KV tile is
+//!   converted (f16 -> f32, where the path computes in f32) once per block, i.e. once for all
+//!   rows of the GQA group and query positions, never per row. No `T x T` score matrix exists:
+//!   scratch is `rows x 64` scores plus the `rows x head_dim` output accumulator.
+//! * **Positions**: query row `r` of a call is at position `pos0 + r`; it sees cache positions
+//!   `0..=pos0 + r`, which must have been written ([`KvCache::write`]). A prefill split in chunks
+//!   (each chunk written then attended with its own `pos0`) equals the one-shot call.
+//! * **Decode** (`t = 1`) in [`attention_parallel`]: the KV range is split into chunks of
+//!   [`KV_CHUNK`] positions that threads take on demand; each yields a partial (row max, sum,
+//!   unnormalized output) and the partials are merged exactly:
+//!   `M = max m_c`, `L = sum l_c e^(m_c - M)`, `O = sum O_c e^(m_c - M) / L`.
+//!
+//! Paths: `Scalar` (portable), AVX2 and AVX-512 f32 (x86_64, F16C / AVX-512F widening of f16
+//! tiles), NEON f32, and on aarch64 CPUs with FEAT_FP16 an fp16 path (FMLA on 8 half-precision
+//! lanes for `Q K^T` and `P V`, softmax statistics and the output accumulator in f32), selected
+//! at run time; see [`attention_path`].
+
+use crate::arch;
+use crate::parallel::ThreadPool;
+use crate::quant::check_len;
+use crate::{Error, Result, Tier};
+use half::f16;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Positions per KV tile (the key tile of the micro-kernels and the cache's tiling).
+pub const KV_TILE: usize = 64;
+/// Positions per task of the split decode in [`attention_parallel`] (a multiple of [`KV_TILE`]).
+pub const KV_CHUNK: usize = 256;
+/// Target number of query rows (query positions x heads of a GQA group) per block.
+const BLOCK_ROWS: usize = 64;
+
+/// Element type of the KV cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KvDtype {
+    /// IEEE half precision (round to nearest even on write). The default.
+    #[default]
+    F16,
+    /// f32.
+    F32,
+}
+
+enum KvStore {
+    F16 { k: Vec<f16>, v: Vec<f16> },
+    F32 { k: Vec<f32>, v: Vec<f32> },
+}
+
+/// Keys and values of every layer, for positions `0..capacity`.
+pub struct KvCache {
+    n_layers: usize,
+    n_kv: usize,
+    head_dim: usize,
+    capacity: usize,
+    /// `capacity` rounded up to a whole tile.
+    cap_pad: usize,
+    store: KvStore,
+    /// Positions written per layer.
+    len: Vec<usize>,
+    /// Per layer: largest |k| and |v| ever written (guards the fp16 path against overflow).
+    amax: Vec<[f32; 2]>,
+}
+
+impl KvCache {
+    /// A zeroed cache. `head_dim` must be a non-zero multiple of 16; all sizes non-zero.
+    pub fn new(
+        n_layers: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        capacity: usize,
+        dtype: KvDtype,
+    ) -> Result<Self> {
+        check_head_dim(head_dim)?;
+        if n_layers == 0 || n_kv_heads == 0 || capacity == 0 {
+            return Err(Error::ShapeMismatch(format!(
+                "KV cache with {n_layers} layers, {n_kv_heads} KV heads, capacity {capacity}"
+            )));
+        }
+        let cap_pad = capacity
+            .checked_next_multiple_of(KV_TILE)
+            .ok_or(Error::Overflow("KV capacity"))?;
+        let len = crate::error::mul(n_layers, n_kv_heads, "KV cache size")?;
+        let len = crate::error::mul(len, cap_pad, "KV cache size")?;
+        let len = crate::error::mul(len, head_dim, "KV cache size")?;
+        crate::error::mul(len, 8, "KV cache bytes")?;
+        let store = match dtype {
+            KvDtype::F16 => KvStore::F16 {
+                k: vec![f16::ZERO; len],
+                v: vec![f16::ZERO; len],
+            },
+            KvDtype::F32 => KvStore::F32 {
+                k: vec![0.0; len],
+                v: vec![0.0; len],
+            },
+        };
+        Ok(KvCache {
+            n_layers,
+            n_kv: n_kv_heads,
+            head_dim,
+            capacity,
+            cap_pad,
+            store,
+            len: vec![0; n_layers],
+            amax: vec![[0.0; 2]; n_layers],
+        })
+    }
+
+    /// Positions the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Layers.
+    pub fn n_layers(&self) -> usize {
+        self.n_layers
+    }
+
+    /// KV heads.
+    pub fn n_kv_heads(&self) -> usize {
+        self.n_kv
+    }
+
+    /// Head vector length.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> KvDtype {
+        match self.store {
+            KvStore::F16 { .. } => KvDtype::F16,
+            KvStore::F32 { .. } => KvDtype::F32,
+        }
+    }
+
+    /// Positions of `layer` written so far (`0` for a layer out of range).
+    pub fn len(&self, layer: usize) -> usize {
+        self.len.get(layer).copied().unwrap_or(0)
+    }
+
+    /// Whether no layer holds any position.
+    pub fn is_empty(&self) -> bool {
+        self.len.iter().all(|&l| l == 0)
+    }
+
+    /// Forgets every position of every layer (the memory is kept).
+    pub fn clear(&mut self) {
+        self.len.iter_mut().for_each(|l| *l = 0);
+        self.amax.iter_mut().for_each(|a| *a = [0.0; 2]);
+    }
+
+    /// Bytes of key and value storage.
+    pub fn bytes(&self) -> usize {
+        match &self.store {
+            KvStore::F16 { k, v } => (k.len() + v.len()) * 2,
+            KvStore::F32 { k, v } => (k.len() + v.len()) * 4,
+        }
+    }
+
+    /// Stores `t` rows of keys and values (`n_kv_heads * head_dim` values per row) at positions
+    /// `pos0..pos0 + t` of `layer`. `pos0` may not exceed what the layer holds (no gaps); the
+    /// layer then holds `pos0 + t` positions (writing at an earlier position drops later ones).
+    pub fn write(&mut self, layer: usize, pos0: usize, k: &[f32], v: &[f32]) -> Result<()> {
+        if layer >= self.n_layers {
+            return Err(Error::ShapeMismatch(format!(
+                "layer {layer} of a {}-layer KV cache",
+                self.n_layers
+            )));
+        }
+        let width = self.n_kv * self.head_dim;
+        if k.is_empty() || !k.len().is_multiple_of(width) {
+            return Err(Error::ShapeMismatch(format!(
+                "k has {} values, not a non-zero multiple of n_kv_heads * head_dim = {width}",
+                k.len()
+            )));
+        }
+        check_len("v", v.len(), k.len())?;
+        let t = k.len() / width;
+        if pos0 > self.len[layer] {
+            return Err(Error::ShapeMismatch(format!(
+                "writing at position {pos0} but layer {layer} holds only {}",
+                self.len[layer]
+            )));
+        }
+        if t > self.capacity - pos0 {
+            return Err(Error::ShapeMismatch(format!(
+                "positions {pos0}..{} exceed the KV capacity {}",
+                pos0 + t,
+                self.capacity
+            )));
+        }
+        let amax = |x: &[f32]| x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let a = &mut self.amax[layer];
+        a[0] = a[0].max(amax(k));
+        a[1] = a[1].max(amax(v));
+        let d = self.head_dim;
+        for g in 0..self.n_kv {
+            let base = self.head_base(layer, g);
+            for r in 0..t {
+                let pos = pos0 + r;
+                let src_k = &k[(r * self.n_kv + g) * d..][..d];
+                let src_v = &v[(r * self.n_kv + g) * d..][..d];
+                let kt = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE;
+                let vo = base + pos * d;
+                match &mut self.store {
+                    KvStore::F16 { k, v } => {
+                        for (i, &x) in src_k.iter().enumerate() {
+                            k[kt + i * KV_TILE] = f16::from_f32(x);
+                        }
+                        for (o, &x) in v[vo..vo + d].iter_mut().zip(src_v) {
+                            *o = f16::from_f32(x);
+                        }
+                    }
+                    KvStore::F32 { k, v } => {
+                        for (i, &x) in src_k.iter().enumerate() {
+                            k[kt + i * KV_TILE] = x;
+                        }
+                        v[vo..vo + d].copy_from_slice(src_v);
+                    }
+                }
+            }
+        }
+        self.len[layer] = pos0 + t;
+        Ok(())
+    }
+
+    /// Offset of the first element of `(layer, kv head g)` in `k` and `v`.
+    fn head_base(&self, layer: usize, g: usize) -> usize {
+        (layer * self.n_kv + g) * self.cap_pad * self.head_dim
+    }
+
+    /// The stored values of one key or value row, as f32 (for tests and debugging).
+    pub fn read(&self, layer: usize, pos: usize, kv_head: usize, value: bool) -> Result<Vec<f32>> {
+        if layer >= self.n_layers || kv_head >= self.n_kv || pos >= self.len[layer] {
+            return Err(Error::ShapeMismatch(format!(
+                "no KV row at layer {layer}, position {pos}, head {kv_head}"
+            )));
+        }
+        let d = self.head_dim;
+        let base = self.head_base(layer, kv_head);
+        let idx: Vec<usize> = if value {
+            (0..d).map(|i| base + pos * d + i).collect()
+        } else {
+            (0..d)
+                .map(|i| base + pos / KV_TILE * KV_TILE * d + i * KV_TILE + pos % KV_TILE)
+                .collect()
+        };
+        Ok(match &self.store {
+            KvStore::F16 { k, v } => {
+                let s = if value { v } else { k };
+                idx.iter().map(|&i| s[i].to_f32()).collect()
+            }
+            KvStore::F32 { k, v } => {
+                let s = if value { v } else { k };
+                idx.iter().map(|&i| s[i]).collect()
+            }
+        })
+    }
+}
+
+fn check_head_dim(d: usize) -> Result<()> {
+    if d == 0 || !d.is_multiple_of(16) {
+        return Err(Error::ShapeMismatch(format!(
+            "attention head_dim {d} is not a non-zero multiple of 16"
+        )));
+    }
+    Ok(())
+}
+
+/// A tile of keys (`head_dim x KV_TILE`, transposed) and values (`KV_TILE x head_dim`) as stored.
+#[derive(Clone, Copy)]
+pub(crate) enum Tile<'a> {
+    F16 { kt: &'a [f16], v: &'a [f16] },
+    F32 { kt: &'a [f32], v: &'a [f32] },
+}
+
+/// One path's attention micro-kernels. Every `unsafe fn` requires that the CPU supports the
+/// path's features (checked by [`attention_path`]'s selection, after `Tier::check`); shapes are
+/// asserted by the implementations.
+pub(crate) trait AttnKernel {
+    /// Element type of Q blocks, key/value tiles and P.
+    type E: bytemuck::Pod;
+    /// `dst = src * scale` (one query row, `head_dim` values).
+    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [Self::E]);
+    /// The key tile (`d x 64`) and the first `nk` value rows (`nk x d`) in `Self::E`, converted
+    /// into `kbuf` / `vbuf` if the storage type differs.
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [Self::E],
+        vbuf: &'a mut [Self::E],
+    ) -> (&'a [Self::E], &'a [Self::E]);
+    /// `s[r * 64 + j] = sum_i q[r * d + i] * kt[i * 64 + j]` for `r < rows` and at least every
+    /// `j < nk` (`nk <= 64`; columns past `nk` may be left unwritten).
+    unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], nk: usize, s: &mut [f32]);
+    /// Largest element.
+    unsafe fn max(x: &[f32]) -> f32;
+    /// `p[i] = exp(s[i] - m)` in `Self::E` (`m` is at least every `s[i]`; `s` may be
+    /// overwritten); returns the sum of the weights, in f32.
+    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [Self::E]) -> f32;
+    /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r * 64 + j] * v[j * d + i]`.
+    unsafe fn pv(
+        p: &[Self::E],
+        rows: usize,
+        nk: usize,
+        v: &[Self::E],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    );
+}
+
+/// The attention path that runs for `tier` on this CPU with a cache of `dtype`, e.g.
+/// `"neon-fp16"`. (The fp16 path also needs the cache's values to be small enough that f16
+/// accumulation cannot overflow; see [`attention`]. Otherwise the NEON f32 path runs.)
+pub fn attention_path(tier: Tier, dtype: KvDtype) -> Result<&'static str> {
+    tier.check()?;
+    let _ = dtype;
+    Ok(match tier {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::attention::path_name(tier),
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => arch::aarch64::attention::path_name(tier),
+        _ => "scalar",
+    })
+}
+
+/// The validated shape of one attention call.
+#[derive(Clone, Copy)]
+pub(crate) struct Problem<'a> {
+    pub q: &'a [f32],
+    pub n_head: usize,
+    pub d: usize,
+    pub group: usize,
+    pub pos0: usize,
+    pub t: usize,
+    pub cache: &'a KvCache,
+    pub layer: usize,
+}
+
+fn validate<'a>(
+    tier: Tier,
+    q: &'a [f32],
+    n_head: usize,
+    cache: &'a KvCache,
+    layer: usize,
+    pos0: usize,
+    out_len: usize,
+) -> Result<Problem<'a>> {
+    tier.check()?;
+    let d = cache.head_dim;
+    if n_head == 0 || !n_head.is_multiple_of(cache.n_kv) {
+        return Err(Error::ShapeMismatch(format!(
+            "{n_head} query heads is not a non-zero multiple of the {} KV heads",
+            cache.n_kv
+        )));
+    }
+    let width = crate::error::mul(n_head, d, "n_head * head_dim")?;
+    if q.is_empty() || !q.len().is_multiple_of(width) {
+        return Err(Error::ShapeMismatch(format!(
+            "q has {} values, not a non-zero multiple of n_head * head_dim = {width}",
+            q.len()
+        )));
+    }
+    check_len("attention output", out_len, q.len())?;
+    if layer >= cache.n_layers {
+        return Err(Error::ShapeMismatch(format!(
+            "layer {layer} of a {}-layer KV cache",
+            cache.n_layers
+        )));
+    }
+    let t = q.len() / width;
+    if pos0 > cache.len[layer] || t > cache.len[layer] - pos0 {
+        return Err(Error::ShapeMismatch(format!(
+            "queries at positions {pos0}..{} but layer {layer} holds {} positions",
+            pos0.saturating_add(t),
+            cache.len[layer]
+        )));
+    }
+    Ok(Problem {
+        q,
+        n_head,
+        d,
+        group: n_head / cache.n_kv,
+        pos0,
+        t,
+        cache,
+        layer,
+    })
+}
+
+/// Query positions per block for a GQA group size.
+fn block_positions(group: usize) -> usize {
+    (BLOCK_ROWS / group).max(1)
+}
+
+/// Reusable per-thread scratch (grown on first use, then kept).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    qb: Vec<f32>,
+    s: Vec<f32>,
+    p: Vec<f32>,
+    kbuf: Vec<f32>,
+    vbuf: Vec<f32>,
+    /// `rows x d` output accumulator, then `m`, `l` and `corr` per row.
+    pub o: Vec<f32>,
+    pub m: Vec<f32>,
+    pub l: Vec<f32>,
+    corr: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+/// Attention of `rows = nq * group` query rows (query positions `qi0..qi0 + nq` of the call,
+/// heads of KV head `g`) against cache positions `kv` (clipped causally per row), leaving the
+/// unnormalized output, row maxima and sums in `sc.o`, `sc.m`, `sc.l`. `kv.start` is a multiple of
+/// `KV_TILE`, and every row sees at least one position of `kv`.
+///
+/// # Safety
+/// The CPU supports `K`'s features.
+unsafe fn block<K: AttnKernel>(
+    p: &Problem<'_>,
+    g: usize,
+    qi0: usize,
+    nq: usize,
+    kv: Range<usize>,
+    sc: &mut Scratch,
+) {
+    let (d, group) = (p.d, p.group);
+    let rows = nq * group;
+    grow(&mut sc.qb, rows * d);
+    grow(&mut sc.s, rows * KV_TILE);
+    grow(&mut sc.p, rows * KV_TILE);
+    grow(&mut sc.kbuf, KV_TILE * d);
+    grow(&mut sc.vbuf, KV_TILE * d);
+    grow(&mut sc.o, rows * d);
+    grow(&mut sc.m, rows);
+    grow(&mut sc.l, rows);
+    grow(&mut sc.corr, rows);
+    let scale = 1.0 / (d as f32).sqrt();
+    let qb: &mut [K::E] = bytemuck::cast_slice_mut(&mut sc.qb[..]);
+    for qi in 0..nq {
+        for hh in 0..group {
+            let r = qi * group + hh;
+            let src = &p.q[((qi0 + qi) * p.n_head + g * group + hh) * d..][..d];
+            // SAFETY: forwarded CPU support.
+            unsafe { K::load_q(src, scale, &mut qb[r * d..(r + 1) * d]) };
+        }
+    }
+    let qb: &[K::E] = qb;
+    sc.o[..rows * d].fill(0.0);
+    sc.m[..rows].fill(f32::NEG_INFINITY);
+    sc.l[..rows].fill(0.0);
+    let pbuf: &mut [K::E] = bytemuck::cast_slice_mut(&mut sc.p[..]);
+    let kv_end = kv.end.min(p.pos0 + qi0 + nq);
+    let base = p.cache.head_base(p.layer, g);
+    let mut ts = kv.start;
+    while ts < kv_end {
+        let nk = KV_TILE.min(kv_end - ts);
+        let off = base + ts * d;
+        let tile = match &p.cache.store {
+            KvStore::F16 { k, v } => Tile::F16 {
+                kt: &k[off..off + KV_TILE * d],
+                v: &v[off..off + nk * d],
+            },
+            KvStore::F32 { k, v } => Tile::F32 {
+                kt: &k[off..off + KV_TILE * d],
+                v: &v[off..off + nk * d],
+            },
+        };
+        let kbuf = bytemuck::cast_slice_mut(&mut sc.kbuf[..]);
+        let vbuf = bytemuck::cast_slice_mut(&mut sc.vbuf[..]);
+        // SAFETY (all kernel calls of the loop): forwarded CPU support; the shapes are the ones
+        // the trait documents, and the implementations assert them.
+        let (kt, vt) = unsafe { K::tile(tile, nk, d, kbuf, vbuf) };
+        unsafe { K::qk(qb, rows, d, kt, nk, &mut sc.s) };
+        for r in 0..rows {
+            let pos = p.pos0 + qi0 + r / group;
+            let valid = nk.min((pos + 1).saturating_sub(ts));
+            let prow = &mut pbuf[r * KV_TILE..r * KV_TILE + nk];
+            if valid == 0 {
+                sc.corr[r] = 1.0;
+                prow.fill(<K::E as bytemuck::Zeroable>::zeroed());
+                continue;
+            }
+            let srow = &mut sc.s[r * KV_TILE..r * KV_TILE + valid];
+            let m_new = sc.m[r].max(unsafe { K::max(srow) });
+            let corr = arch::scalar::ops::exp_f32(sc.m[r] - m_new);
+            let sum = unsafe { K::exp_to_p(srow, m_new, &mut prow[..valid]) };
+            sc.l[r] = sc.l[r] * corr + sum;
+            sc.m[r] = m_new;
+            sc.corr[r] = corr;
+            prow[valid..].fill(<K::E as bytemuck::Zeroable>::zeroed());
+        }
+        unsafe { K::pv(pbuf, rows, nk, vt, d, &sc.corr, &mut sc.o) };
+        ts += KV_TILE;
+    }
+}
+
+/// A pointer to the output shared by the tasks of one parallel call; tasks write disjoint rows.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut(*mut f32);
+// SAFETY: tasks write disjoint (position, head) rows, and `ThreadPool::run` joins them all before
+// the borrow of `out` ends.
+unsafe impl Sync for SharedOut {}
+unsafe impl Send for SharedOut {}
+
+impl SharedOut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Runs block `(g, tile)` of a prefill call and writes its normalized rows to `out`.
+///
+/// # Safety
+/// The CPU supports `K`'s features; `out` points to the call's `t * n_head * d` outputs, and no
+/// other thread writes the rows of this block concurrently.
+unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, out: SharedOut) {
+    let bq = block_positions(p.group);
+    let qi0 = tile * bq;
+    let nq = bq.min(p.t - qi0);
+    SCRATCH.with(|sc| {
+        let sc = &mut *sc.borrow_mut();
+        // SAFETY: forwarded.
+        unsafe { block::<K>(p, g, qi0, nq, 0..p.pos0 + qi0 + nq, sc) };
+        let d = p.d;
+        for qi in 0..nq {
+            let row0 = ((qi0 + qi) * p.n_head + g * p.group) * d;
+            // SAFETY: the group's rows `row0 .. row0 + group * d` lie inside the call's
+            // `t * n_head * d` outputs, and this block is their only writer.
+            let dst = unsafe { std::slice::from_raw_parts_mut(out.ptr().add(row0), p.group * d) };
+            let rows = qi * p.group..(qi + 1) * p.group;
+            let src = &sc.o[rows.start * d..rows.end * d];
+            for ((o, s), &l) in dst
+                .chunks_exact_mut(d)
+                .zip(src.chunks_exact(d))
+                .zip(&sc.l[rows])
+            {
+                let inv = 1.0 / l;
+                for (o, &s) in o.iter_mut().zip(s) {
+                    *o = s * inv;
+                }
+            }
+        }
+    });
+}
+
+/// The path's monomorphized entry points.
+pub(crate) struct AttnPath {
+    pub prefill: unsafe fn(&Problem<'_>, usize, usize, SharedOut),
+    pub partial: unsafe fn(&Problem<'_>, usize, Range<usize>, &mut [f32]),
+}
+
+/// Decode partial over cache positions `kv` for KV head `g` (`t = 1`): per row of the group,
+/// `[m, l, o[0..d]]` into `dst` (`group * (d + 2)` values).
+///
+/// # Safety
+/// The CPU supports `K`'s features.
+unsafe fn decode_partial<K: AttnKernel>(
+    p: &Problem<'_>,
+    g: usize,
+    kv: Range<usize>,
+    dst: &mut [f32],
+) {
+    SCRATCH.with(|sc| {
+        let sc = &mut *sc.borrow_mut();
+        // SAFETY: forwarded.
+        unsafe { block::<K>(p, g, 0, 1, kv, sc) };
+        let d = p.d;
+        for (r, part) in dst.chunks_exact_mut(d + 2).take(p.group).enumerate() {
+            part[0] = sc.m[r];
+            part[1] = sc.l[r];
+            part[2..].copy_from_slice(&sc.o[r * d..(r + 1) * d]);
+        }
+    });
+}
+
+pub(crate) const fn path<K: AttnKernel>() -> AttnPath {
+    AttnPath {
+        prefill: prefill_block::<K>,
+        partial: decode_partial::<K>,
+    }
+}
+
+fn select(p: &Problem<'_>, tier: Tier) -> &'static AttnPath {
+    match tier {
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::attention::select(tier),
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => {
+            arch::aarch64::attention::select(tier, p.cache.amax[p.layer], p.q, p.d)
+        }
+        _ => {
+            let _ = p;
+            &arch::scalar::attention::PATH
+        }
+    }
+}
+
+/// Causal GQA attention of `t` query rows (`q`, `out`: `t x n_head x head_dim`) at positions
+/// `pos0..pos0 + t` against `layer` of `cache`, on the calling thread.
+pub fn attention(
+    tier: Tier,
+    q: &[f32],
+    n_head: usize,
+    cache: &KvCache,
+    layer: usize,
+    pos0: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    let p = validate(tier, q, n_head, cache, layer, pos0, out.len())?;
+    let path = select(&p, tier);
+    let tiles = p.t.div_ceil(block_positions(p.group));
+    let o = SharedOut(out.as_mut_ptr());
+    for tile in 0..tiles {
+        for g in 0..cache.n_kv {
+            // SAFETY: the tier passed `check` and `select` picked a path the CPU supports; `out`
+            // has `t * n_head * d` values (validated) and this thread is the only writer.
+            unsafe { (path.prefill)(&p, g, tile, o) };
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// Decode partials of [`attention_parallel`] on the calling thread.
+    static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// [`attention`] on all threads of `pool`. Prefill: tasks over (KV head, block of query
+/// positions), largest first. Decode (`t = 1`) with more than [`KV_CHUNK`] cached positions:
+/// tasks over (KV head, chunk of positions), merged exactly.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_parallel(
+    pool: &ThreadPool,
+    tier: Tier,
+    q: &[f32],
+    n_head: usize,
+    cache: &KvCache,
+    layer: usize,
+    pos0: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    let p = validate(tier, q, n_head, cache, layer, pos0, out.len())?;
+    let path = select(&p, tier);
+    let n_kv = cache.n_kv;
+    let kv_len = pos0 + 1;
+    if p.t == 1 && kv_len > KV_CHUNK && pool.threads() > 1 {
+        let chunks = kv_len.div_ceil(KV_CHUNK);
+        let (d, group) = (p.d, p.group);
+        let per_task = group * (d + 2);
+        return PARTIALS.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            grow(&mut buf, chunks * n_kv * per_task);
+            let parts = SharedOut(buf.as_mut_ptr());
+            pool.run(chunks * n_kv, &|task| {
+                let (c, g) = (task / n_kv, task % n_kv);
+                let kv = c * KV_CHUNK..((c + 1) * KV_CHUNK).min(kv_len);
+                // SAFETY: task `task` owns values `task * per_task ..` of the buffer, which holds
+                // `chunks * n_kv * per_task`; `run` joins before the buffer is used again.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(parts.ptr().add(task * per_task), per_task)
+                };
+                // SAFETY: the tier passed `check`; `select` picked a supported path.
+                unsafe { (path.partial)(&p, g, kv, dst) };
+            });
+            for g in 0..n_kv {
+                for hh in 0..group {
+                    let part = |c: usize| &buf[(c * n_kv + g) * per_task + hh * (d + 2)..][..d + 2];
+                    let m = (0..chunks).fold(f32::NEG_INFINITY, |m, c| m.max(part(c)[0]));
+                    let o = &mut out[(g * group + hh) * d..][..d];
+                    o.fill(0.0);
+                    let mut l = 0.0f32;
+                    for c in 0..chunks {
+                        let pc = part(c);
+                        let w = arch::scalar::ops::exp_f32(pc[0] - m);
+                        l += pc[1] * w;
+                        for (oi, &v) in o.iter_mut().zip(&pc[2..]) {
+                            *oi += v * w;
+                        }
+                    }
+                    let inv = 1.0 / l;
+                    o.iter_mut().for_each(|v| *v *= inv);
+                }
+            }
+            Ok(())
+        });
+    }
+    let tiles = p.t.div_ceil(block_positions(p.group));
+    let o = SharedOut(out.as_mut_ptr());
+    pool.run(tiles * n_kv, &|task| {
+        // Largest (latest) blocks first, so the on-demand schedule ends with small ones.
+        let tile = tiles - 1 - task / n_kv;
+        let g = task % n_kv;
+        // SAFETY: the tier passed `check`, `select` picked a supported path, `out` holds the
+        // validated `t * n_head * d` values and each (g, tile) block is one task.
+        unsafe { (path.prefill)(&p, g, tile, o) };
+    });
+    Ok(())
+}

@@ -1,0 +1,571 @@
+//! Causal GQA attention over the KV cache on every tier against `qkern_reference::attention`.
+//!
+//! The reference gets the keys and values **as stored** (rounded to f16 for an f16 cache: the
+//! storage format is part of the cache's definition), so the tolerance covers arithmetic only.
+//!
+//! Tolerance, per output row (query position `i`, head `h`), with `A = max_j scale * sum_d
+//! |q_d k_jd|` over the keys it sees, `V = max |v_jd|` over those keys, `n` keys and
+//! `tiles = ceil(n / 64)`:
+//! * f32 paths (u = 2^-24): each score is off by at most `(d + 2) u A` (the scaled Q rounds once,
+//!   then a `d`-term dot product in any order); a score error `e` scales its weight by about
+//!   `1 + e`, the exp adds 4 u, each online-softmax rescale adds 4 u + u per tile, and the
+//!   normalized sum of `n` weighted values adds `(n + 4) u`. The output error is then at most
+//!   `V (2 (2 (d + 2) u A + 4 u + tiles 5 u) + (n + 4) u)`; the test allows twice that.
+//! * the fp16 path (aarch64 with FEAT_FP16): Q is rounded to f16 once (u16 = 2^-11; the
+//!   reference gets the same rounded Q, as it gets the stored K and V), scores are accumulated
+//!   in f16 over 32 head dimensions before being widened to f32, P is rounded to f16 and `P V`
+//!   is accumulated in f16 over 32 keys at a time; statistics and the output stay in f32. Each
+//!   of the up to 32 f16 additions of a score rounds by at most u16 times a partial sum bounded
+//!   by `A`; these errors behave as a random walk, so a score is off by about `u16 A` (the
+//!   worst case, `32 u16 A`, would make the test blind). A score error enters the output twice
+//!   (weight and normalization), so the test allows `4 u16 A V`, plus `8 u16 V` for P's rounding
+//!   (u16 relative per weight) and the 32-key f16 accumulation of `P V`. Measured under qemu
+//!   neoverse-n1 (`fp16_accuracy`, |q|, |k| up to 4, scores up to ~30): worst output error
+//!   0.97 `u16 A V` = 1.7e-2 max|v| at head_dim 64 (14/2 heads, 72 positions) and
+//!   0.24 `u16 A V` = 5.8e-3 max|v| at head_dim 128 (12/2 heads, 40 positions); the f32 paths
+//!   stay near 3e-6 max|v| there. So the fp16 tolerance has about 4x margin, and it cannot see an
+//!   off-by-one mask on long rows (an error of `V / n`): the mask, tiling and online softmax are
+//!   shared code, checked tightly through the f32 paths (the `neon` tier runs them on every
+//!   aarch64 CPU, including those that take the fp16 path at `neondot`/`neoni8mm`).
+mod common;
+
+use common::{guard::Guarded, Rng};
+use qkern::kernels::attention::{
+    attention, attention_parallel, attention_path, KvCache, KvDtype, KV_CHUNK,
+};
+use qkern::parallel::ThreadPool;
+use qkern::Tier;
+use qkern_reference as r;
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+
+const U: f64 = 1.0 / (1u64 << 24) as f64;
+
+type Expected = std::sync::Arc<(Vec<f64>, Vec<(f64, f64)>)>;
+/// Reference outputs and per-row bounds, keyed by a hash of the inputs.
+static REF_CACHE: Mutex<BTreeMap<u64, Expected>> = Mutex::new(BTreeMap::new());
+const U16: f64 = 1.0 / (1u64 << 11) as f64;
+
+struct Shape {
+    n_head: usize,
+    n_kv: usize,
+    d: usize,
+}
+
+/// Keys and values of `t` positions as stored by a cache of `dtype`.
+fn stored(x: &[f32], dtype: KvDtype) -> Vec<f32> {
+    match dtype {
+        KvDtype::F32 => x.to_vec(),
+        KvDtype::F16 => x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
+    }
+}
+
+/// Whether the path for `tier` computes in fp16.
+fn is_fp16(tier: Tier, dtype: KvDtype) -> bool {
+    attention_path(tier, dtype).unwrap().contains("fp16")
+}
+
+/// Checks `out` (query rows `q_rows` of the full sequence, at positions `pos0..`) against the
+/// reference over keys/values `k`, `v` (as stored) of `pos0 + t` positions.
+#[allow(clippy::too_many_arguments)]
+fn check_rows(
+    tier: Tier,
+    fp16: bool,
+    s: &Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    pos0: usize,
+    out: &[f32],
+    what: &str,
+) -> (f64, f64) {
+    let (d, n_head, n_kv) = (s.d, s.n_head, s.n_kv);
+    let t = q.len() / (n_head * d);
+    let kv_len = pos0 + t;
+    let scale = 1.0 / (d as f64).sqrt();
+    let group = n_head / n_kv;
+    // The reference output and the per-row bounds depend only on the inputs: computed once per
+    // input set and shared by the per-tier tests (which run the same cases on every tier).
+    let mut h = DefaultHasher::new();
+    (n_head, n_kv, d, pos0, fp16).hash(&mut h);
+    for x in [q, &k[..kv_len * n_kv * d], &v[..kv_len * n_kv * d]] {
+        x.iter().for_each(|v| v.to_bits().hash(&mut h));
+    }
+    let key = h.finish();
+    let cached = REF_CACHE.lock().unwrap().get(&key).cloned();
+    let expected = cached.unwrap_or_else(|| {
+        // The fp16 path rounds the scaled Q to f16 once (a documented step of the path, like the
+        // cache's rounding of K and V): the reference gets the same rounded Q.
+        let q_ref: Vec<f32> = if fp16 {
+            let sc = 1.0 / (d as f32).sqrt();
+            q.iter()
+                .map(|&x| (half::f16::from_f32(x * sc).to_f64() / scale) as f32)
+                .collect()
+        } else {
+            q.to_vec()
+        };
+        let want = r::attention(
+            &q_ref,
+            &k[..kv_len * n_kv * d],
+            &v[..kv_len * n_kv * d],
+            n_head,
+            n_kv,
+            d,
+        );
+        let mut bounds = Vec::with_capacity(t * n_head);
+        for i in 0..t {
+            for h in 0..n_head {
+                let kh = h / group;
+                let qr = &q[(i * n_head + h) * d..][..d];
+                let (mut a, mut vmax) = (0f64, 0f64);
+                for j in 0..=pos0 + i {
+                    let kr = &k[(j * n_kv + kh) * d..][..d];
+                    let mut dot = 0f64;
+                    for c in 0..d {
+                        dot += (qr[c] as f64 * kr[c] as f64).abs();
+                    }
+                    a = a.max(dot * scale);
+                    for &x in &v[(j * n_kv + kh) * d..][..d] {
+                        vmax = vmax.max(x.abs() as f64);
+                    }
+                }
+                bounds.push((a, vmax));
+            }
+        }
+        let e = std::sync::Arc::new((want, bounds));
+        REF_CACHE.lock().unwrap().insert(key, e.clone());
+        e
+    });
+    let (want, bounds) = (&expected.0, &expected.1);
+    let (mut worst, mut worst_a) = (0f64, 0f64);
+    for i in 0..t {
+        let pos = pos0 + i;
+        let n = pos + 1;
+        for h in 0..n_head {
+            let (a, vmax) = bounds[i * n_head + h];
+            let tiles = n.div_ceil(64) as f64;
+            let f32_bound = vmax
+                * (2.0 * (2.0 * (d + 2) as f64 * U * a + 4.0 * U + tiles * 5.0 * U)
+                    + (n + 4) as f64 * U);
+            let mut tol = 2.0 * f32_bound;
+            if fp16 {
+                tol += vmax * (4.0 * U16 * a + 8.0 * U16);
+            }
+            let tol = tol + 1e-30;
+            for c in 0..d {
+                let idx = (i * n_head + h) * d + c;
+                let err = (out[idx] as f64 - want[idx]).abs();
+                worst = worst.max(err / (vmax + 1e-30));
+                worst_a = worst_a.max(err / (U16 * a * vmax + 1e-30));
+                assert!(
+                    err <= tol,
+                    "{what}: tier {tier} fp16={fp16} heads {n_head}/{n_kv} d={d} pos {pos} head {h} \
+                     dim {c}: got {}, want {}, err {err:e}, tol {tol:e}",
+                    out[idx],
+                    want[idx]
+                );
+            }
+        }
+    }
+    (worst, worst_a)
+}
+
+/// Fills a cache with `chunks` of a random sequence, attending after each chunk (chunked
+/// prefill continuing the cache), and checks every row; returns the worst error / V.
+fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed: u64) -> f64 {
+    let total: usize = chunks.iter().sum();
+    let mut rng = Rng(seed);
+    let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+    let q = rng.vec(total * qw, 2.0);
+    let k = rng.vec(total * kw, 2.0);
+    let v = rng.vec(total * kw, 1.0);
+    let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
+    let fp16 = is_fp16(tier, dtype);
+    let mut cache = KvCache::new(2, s.n_kv, s.d, total + 5, dtype).unwrap();
+    let mut pos0 = 0;
+    let mut worst = 0f64;
+    for &t in chunks {
+        let layer = 1;
+        cache
+            .write(
+                layer,
+                pos0,
+                &k[pos0 * kw..(pos0 + t) * kw],
+                &v[pos0 * kw..(pos0 + t) * kw],
+            )
+            .unwrap();
+        let qc = Guarded::from_slice(&q[pos0 * qw..(pos0 + t) * qw]);
+        let mut out = Guarded::filled(f32::NAN, t * qw);
+        attention(tier, &qc, s.n_head, &cache, layer, pos0, &mut out).unwrap();
+        worst = worst.max(check_rows(tier, fp16, s, &qc, &ks, &vs, pos0, &out, "chunked").0);
+        pos0 += t;
+    }
+    worst
+}
+
+fn gqa_ratios(tier: Tier) {
+    // GQA ratios 1, 2, 7, 14 (and 6), odd head counts, head_dim 16..128, one-shot prefill.
+    let shapes = [
+        (
+            Shape {
+                n_head: 3,
+                n_kv: 3,
+                d: 64,
+            },
+            67,
+        ),
+        (
+            Shape {
+                n_head: 4,
+                n_kv: 2,
+                d: 128,
+            },
+            20,
+        ),
+        (
+            Shape {
+                n_head: 7,
+                n_kv: 1,
+                d: 16,
+            },
+            70,
+        ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 1,
+                d: 48,
+            },
+            10,
+        ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            13,
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            6,
+        ),
+        (
+            Shape {
+                n_head: 5,
+                n_kv: 5,
+                d: 80,
+            },
+            3,
+        ),
+    ];
+    for (i, (s, t)) in shapes.iter().enumerate() {
+        for dtype in [KvDtype::F16, KvDtype::F32] {
+            chunked_prefill(tier, s, dtype, &[*t], 0x1000 + i as u64);
+        }
+    }
+}
+per_tier_test!(gqa_ratios_vs_reference, crate::gqa_ratios);
+
+fn lengths_and_chunks(tier: Tier) {
+    // One sequence of 300 checks every length 1..=300 (row i sees exactly i + 1 keys); the
+    // chunks cross tile (64) and block boundaries, continuing the cache.
+    let s = Shape {
+        n_head: 2,
+        n_kv: 1,
+        d: 16,
+    };
+    chunked_prefill(tier, &s, KvDtype::F16, &[300], 7);
+    chunked_prefill(tier, &s, KvDtype::F16, &[1, 63, 1, 64, 65, 2, 40, 64], 7);
+    chunked_prefill(tier, &s, KvDtype::F32, &[33, 1, 1, 1, 64, 29], 8);
+    let s = Shape {
+        n_head: 14,
+        n_kv: 2,
+        d: 64,
+    };
+    chunked_prefill(tier, &s, KvDtype::F16, &[5, 1, 4], 9);
+    for t in [2, 3, 63, 65] {
+        let s = Shape {
+            n_head: 3,
+            n_kv: 1,
+            d: 16,
+        };
+        chunked_prefill(tier, &s, KvDtype::F16, &[t], 10 + t as u64);
+    }
+}
+per_tier_test!(lengths_1_to_300_and_chunks, crate::lengths_and_chunks);
+
+fn chunked_equals_one_shot(tier: Tier) {
+    // The same sequence prefilled at once and in chunks gives the same outputs (up to the
+    // float reassociation of different block boundaries, bounded like the reference tolerance).
+    let s = Shape {
+        n_head: 6,
+        n_kv: 2,
+        d: 32,
+    };
+    let total = 100;
+    let mut rng = Rng(77);
+    let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+    let (q, k, v) = (
+        rng.vec(total * qw, 2.0),
+        rng.vec(total * kw, 2.0),
+        rng.vec(total * kw, 1.0),
+    );
+    let mut c1 = KvCache::new(1, s.n_kv, s.d, total, KvDtype::F16).unwrap();
+    c1.write(0, 0, &k, &v).unwrap();
+    let mut one = vec![0f32; total * qw];
+    attention(tier, &q, s.n_head, &c1, 0, 0, &mut one).unwrap();
+    let mut c2 = KvCache::new(1, s.n_kv, s.d, total, KvDtype::F16).unwrap();
+    let mut chunked = vec![0f32; total * qw];
+    let mut pos0 = 0;
+    for t in [10, 30, 1, 40, 19] {
+        c2.write(
+            0,
+            pos0,
+            &k[pos0 * kw..(pos0 + t) * kw],
+            &v[pos0 * kw..(pos0 + t) * kw],
+        )
+        .unwrap();
+        attention(
+            tier,
+            &q[pos0 * qw..(pos0 + t) * qw],
+            s.n_head,
+            &c2,
+            0,
+            pos0,
+            &mut chunked[pos0 * qw..(pos0 + t) * qw],
+        )
+        .unwrap();
+        pos0 += t;
+    }
+    let tol = if is_fp16(tier, KvDtype::F16) {
+        2e-2
+    } else {
+        1e-5
+    };
+    for (i, (a, b)) in one.iter().zip(&chunked).enumerate() {
+        assert!(
+            (a - b).abs() <= tol,
+            "row value {i}: one-shot {a}, chunked {b}"
+        );
+    }
+}
+per_tier_test!(
+    chunked_prefill_equals_one_shot,
+    crate::chunked_equals_one_shot
+);
+
+fn decode_parallel(tier: Tier) {
+    // Long cache, t = 1 decode steps: the split-KV parallel path (chunks of KV_CHUNK merged) and
+    // the sequential path both match the reference; prefill through the pool too.
+    let pool = ThreadPool::new(3);
+    for (s, dtype) in [
+        (
+            Shape {
+                n_head: 7,
+                n_kv: 1,
+                d: 64,
+            },
+            KvDtype::F16,
+        ),
+        (
+            Shape {
+                n_head: 2,
+                n_kv: 2,
+                d: 128,
+            },
+            KvDtype::F32,
+        ),
+    ] {
+        let total = KV_CHUNK + 45;
+        let mut rng = Rng(0xdec0de);
+        let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+        let (q, k, v) = (
+            rng.vec(total * qw, 2.0),
+            rng.vec(total * kw, 2.0),
+            rng.vec(total * kw, 1.0),
+        );
+        let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
+        let fp16 = is_fp16(tier, dtype);
+        let mut cache = KvCache::new(1, s.n_kv, s.d, total, dtype).unwrap();
+        let pre = total - 3;
+        cache.write(0, 0, &k[..pre * kw], &v[..pre * kw]).unwrap();
+        // Parallel prefill of the last 12 prefilled rows (tasks over KV head x query block).
+        let p0 = pre - 12;
+        let mut out = vec![0f32; 12 * qw];
+        attention_parallel(
+            &pool,
+            tier,
+            &q[p0 * qw..pre * qw],
+            s.n_head,
+            &cache,
+            0,
+            p0,
+            &mut out,
+        )
+        .unwrap();
+        for i in [0, 1, 11] {
+            let qi = &q[(p0 + i) * qw..(p0 + i + 1) * qw];
+            check_rows(
+                tier,
+                fp16,
+                &s,
+                qi,
+                &ks,
+                &vs,
+                p0 + i,
+                &out[i * qw..(i + 1) * qw],
+                "parallel prefill",
+            );
+        }
+        for pos in pre..total {
+            cache
+                .write(
+                    0,
+                    pos,
+                    &k[pos * kw..(pos + 1) * kw],
+                    &v[pos * kw..(pos + 1) * kw],
+                )
+                .unwrap();
+            let qr = Guarded::from_slice(&q[pos * qw..(pos + 1) * qw]);
+            let mut par = Guarded::filled(f32::NAN, qw);
+            attention_parallel(&pool, tier, &qr, s.n_head, &cache, 0, pos, &mut par).unwrap();
+            check_rows(tier, fp16, &s, &qr, &ks, &vs, pos, &par, "parallel decode");
+            let mut seq = vec![0f32; qw];
+            attention(tier, &qr, s.n_head, &cache, 0, pos, &mut seq).unwrap();
+            check_rows(tier, fp16, &s, &qr, &ks, &vs, pos, &seq, "decode");
+        }
+    }
+}
+per_tier_test!(decode_split_kv_vs_reference, crate::decode_parallel);
+
+fn bad_inputs(tier: Tier) {
+    assert!(KvCache::new(1, 2, 24, 10, KvDtype::F16).is_err()); // head_dim not a multiple of 16
+    assert!(KvCache::new(1, 2, 0, 10, KvDtype::F16).is_err());
+    assert!(KvCache::new(0, 2, 64, 10, KvDtype::F16).is_err());
+    assert!(KvCache::new(1, 2, 64, 0, KvDtype::F16).is_err());
+    assert!(KvCache::new(1 << 20, 1 << 20, 64, 1 << 20, KvDtype::F16).is_err()); // overflow
+    let mut c = KvCache::new(2, 2, 16, 10, KvDtype::F16).unwrap();
+    assert_eq!(c.capacity(), 10);
+    assert!(c.bytes() >= 2 * 2 * 2 * 10 * 16 * 2);
+    let row = [0.5f32; 32];
+    assert!(c.write(2, 0, &row, &row).is_err()); // layer
+    assert!(c.write(0, 1, &row, &row).is_err()); // gap
+    assert!(c.write(0, 0, &row[..31], &row[..31]).is_err()); // partial row
+    assert!(c.write(0, 0, &row, &row[..16]).is_err()); // k/v mismatch
+    assert!(c.write(0, 0, &[0.0; 32 * 11], &[0.0; 32 * 11]).is_err()); // capacity
+    c.write(0, 0, &row, &row).unwrap();
+    let q = [0.1f32; 4 * 16];
+    let mut out = [0f32; 4 * 16];
+    attention(tier, &q, 4, &c, 0, 0, &mut out).unwrap();
+    assert!(out.iter().all(|&o| (o - 0.5).abs() < 1e-6));
+    assert!(attention(tier, &q, 4, &c, 0, 1, &mut out).is_err()); // position 1 not written
+    assert!(attention(tier, &q, 4, &c, 1, 0, &mut out).is_err()); // layer 1 empty
+    assert!(attention(tier, &q, 4, &c, 2, 0, &mut out).is_err()); // no layer 2
+    assert!(attention(tier, &q[..48], 3, &c, 0, 0, &mut out[..48]).is_err()); // 3 % 2 heads
+    assert!(attention(tier, &q, 4, &c, 0, 0, &mut out[..63]).is_err());
+    assert!(attention(tier, &q[..60], 4, &c, 0, 0, &mut out[..60]).is_err());
+    assert!(attention(tier, &q[..32], 2, &c, 0, 0, &mut out[..32]).is_ok());
+    assert!(attention(tier, &q, 0, &c, 0, 0, &mut out).is_err());
+    let pool = ThreadPool::new(2);
+    assert!(attention_parallel(&pool, tier, &q, 4, &c, 0, 1, &mut out).is_err());
+    assert_eq!(c.read(0, 0, 1, true).unwrap(), vec![0.5; 16]);
+    assert!(c.read(0, 1, 0, false).is_err());
+}
+per_tier_test!(bad_inputs_are_errors, crate::bad_inputs);
+
+fn fp16_accuracy(tier: Tier) {
+    // Prints the measured worst error (relative to max |v|) of the path for the Qwen2.5 shapes,
+    // with |q|, |k| up to 4 (scores up to ~30 at head_dim 128, a peaked softmax) and |v| up to 1.
+    // The assertions are those of `check_rows`.
+    let path = attention_path(tier, KvDtype::F16).unwrap();
+    if cfg!(target_arch = "aarch64") && tier >= Tier::NeonDot {
+        let has_fp16 = cfg!(target_arch = "aarch64") && {
+            #[cfg(target_arch = "aarch64")]
+            let f = std::arch::is_aarch64_feature_detected!("fp16");
+            #[cfg(not(target_arch = "aarch64"))]
+            let f = false;
+            f
+        };
+        assert_eq!(
+            path == "neon-fp16",
+            has_fp16,
+            "the fp16 path runs exactly when the CPU has FEAT_FP16"
+        );
+    }
+    for (s, t) in [
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            72,
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            40,
+        ),
+    ] {
+        let mut rng = Rng(0xacc);
+        let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+        let (q, k, v) = (
+            rng.vec(t * qw, 4.0),
+            rng.vec(t * kw, 4.0),
+            rng.vec(t * kw, 1.0),
+        );
+        let mut cache = KvCache::new(1, s.n_kv, s.d, t, KvDtype::F16).unwrap();
+        cache.write(0, 0, &k, &v).unwrap();
+        let mut out = vec![0f32; t * qw];
+        attention(tier, &q, s.n_head, &cache, 0, 0, &mut out).unwrap();
+        let (ks, vs) = (stored(&k, KvDtype::F16), stored(&v, KvDtype::F16));
+        let (worst, worst_a) = check_rows(
+            tier,
+            path.contains("fp16"),
+            &s,
+            &q,
+            &ks,
+            &vs,
+            0,
+            &out,
+            "accuracy",
+        );
+        eprintln!(
+            "attention path {path} ({tier}), heads {}/{} d={} t={t}: max |error| / max |v| = {worst:.2e}, \
+             max |error| / (u16 A max |v|) = {worst_a:.2}",
+            s.n_head, s.n_kv, s.d
+        );
+    }
+}
+per_tier_test!(fp16_accuracy, crate::fp16_accuracy);
+
+/// One prefill of 512 tokens for the Qwen2.5-0.5B shape (14 heads, 2 KV heads, head_dim 64) at
+/// the process tier, for instruction counting under qemu with `../shared/tools/qcount`:
+/// `cargo test --release --target aarch64-unknown-linux-gnu --test attention --no-run`, then run
+/// the binary with `--ignored --exact count_attention_512` under `qcount-run`.
+#[test]
+#[ignore]
+fn count_attention_512() {
+    let (n_head, n_kv, d, t) = (14, 2, 64, 512);
+    let mut rng = Rng(5);
+    let q = rng.vec(t * n_head * d, 2.0);
+    let k = rng.vec(t * n_kv * d, 2.0);
+    let v = rng.vec(t * n_kv * d, 1.0);
+    let mut cache = KvCache::new(1, n_kv, d, t, KvDtype::F16).unwrap();
+    cache.write(0, 0, &k, &v).unwrap();
+    let mut out = vec![0f32; q.len()];
+    attention(Tier::active(), &q, n_head, &cache, 0, 0, &mut out).unwrap();
+    eprintln!(
+        "path {}",
+        attention_path(Tier::active(), KvDtype::F16).unwrap()
+    );
+}
