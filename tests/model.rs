@@ -236,3 +236,39 @@ fn random_weights_are_seeded_and_finite_at_full_depth() {
     let spread = max_abs(&logits);
     assert!(spread > 0.1 && spread < 100.0, "logit spread {spread}");
 }
+
+/// `profile: true` records time and work per op and layer; the work follows from the shapes
+/// (2 operations per multiply-add), so the achieved rates of `OpTimes::report` are meaningful.
+#[test]
+fn profile_records_time_and_work() {
+    use qkern::model::Op;
+    let c = tiny(Arch::Qwen2, true);
+    let m = model(&c, Tier::active(), 2);
+    let mut s = m
+        .session(SessionOptions {
+            profile: true,
+            ..SessionOptions::default()
+        })
+        .unwrap();
+    let t = 5;
+    s.prefill(&tokens(t, c.vocab)).unwrap();
+    let times = s.times();
+    let qkv = c.n_head * c.head_dim + 2 * c.n_kv_head * c.head_dim;
+    let want = 2.0 * (t * qkv * c.hidden * c.n_layers) as f64;
+    assert_eq!(times.op_work(Op::MatmulQkv).flops, want);
+    let head = 2.0 * (c.vocab * c.hidden) as f64; // last position only
+    assert_eq!(times.op_work(Op::Head).flops, head);
+    assert!(times.op(Op::MatmulGateUp) > std::time::Duration::ZERO);
+    let report = times.report();
+    for op in Op::ALL {
+        assert!(report.contains(op.name()), "{report}");
+    }
+    assert!(
+        report.contains("GFLOP/s") && report.contains("L0"),
+        "{report}"
+    );
+    // Without profiling nothing is recorded.
+    let mut quiet = m.session(SessionOptions::default()).unwrap();
+    quiet.prefill(&tokens(t, c.vocab)).unwrap();
+    assert_eq!(quiet.times().total(), std::time::Duration::ZERO);
+}

@@ -1,7 +1,7 @@
 //! `qkern`: benchmark and run Qwen models with qkern's kernels.
 //!
 //! ```text
-//! qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N]
+//! qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile]
 //! qkern logits   --model PATH --tokens 1,2,3 [--all] --out FILE [--threads N] [--tier T]
 //! qkern generate --model PATH --tokens 1,2,3 [-n 32] [--threads N] [--tier T]
 //! ```
@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage:
-  qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N]
+  qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile]
   qkern logits   --model PATH --tokens 1,2,3 [--all] --out FILE [--threads N] [--tier T]
   qkern generate --model PATH --tokens 1,2,3 [-n N] [--threads N] [--tier T]
 
 PATH is a .gguf file or a Hugging Face folder (config.json + *.safetensors).
 bench without --model builds the Qwen2.5-0.5B shapes with seeded random Q4_0 weights in memory and
-reports prefill of 128 and 512 tokens (or --prompt N), decode, per-op times and peak memory.
+reports prefill of 128 and 512 tokens (or --prompt N), decode, per-op times and peak memory;
+--profile adds achieved GFLOP/s or GB/s per op kind and a per-layer table.
 logits writes raw f32 little-endian logits of the last position (--all: of every position).
 generate prints greedy token ids.
 --threads defaults to the available parallelism; --tier lowers the kernel tier (also QKERN_TIER).";
@@ -39,6 +40,8 @@ struct Args {
     tier: Option<Tier>,
     tokens: Option<Vec<u32>>,
     all: bool,
+    /// `bench --profile`: per-op and per-layer table with achieved rates.
+    profile: bool,
     out: Option<PathBuf>,
     n: Option<usize>,
 }
@@ -74,6 +77,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--reps",
             "--tier",
             "--chunk",
+            "--profile",
         ],
         "logits" => &[
             "--model",
@@ -92,8 +96,9 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
         if !allowed.contains(&flag.as_str()) {
             return Err(format!("unknown option {flag:?}"));
         }
-        if flag == "--all" {
-            a.all = true;
+        if flag == "--all" || flag == "--profile" {
+            a.all |= flag == "--all";
+            a.profile |= flag == "--profile";
             continue;
         }
         let v = it.next().ok_or_else(|| format!("{flag} expects a value"))?;
@@ -332,13 +337,17 @@ fn prompt_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
         .collect()
 }
 
-fn print_breakdown(what: &str, times: &OpTimes, wall: Duration) {
+fn print_breakdown(what: &str, times: &OpTimes, wall: Duration, profile: bool) {
     let total = times.total().as_secs_f64().max(1e-12);
     println!(
         "  per-op time, {what} (sum {:.1} ms of {:.1} ms wall):",
         total * 1e3,
         wall.as_secs_f64() * 1e3
     );
+    if profile {
+        print!("{}", times.report());
+        return;
+    }
     for op in Op::ALL {
         let t = times.op(op).as_secs_f64();
         if t > 0.0 {
@@ -419,7 +428,7 @@ fn bench(a: &Args) -> Result<(), String> {
             best.cpu_note(model.threads())
         );
         if n == max_prompt {
-            print_breakdown(&format!("prefill {n}"), &best_times, best.wall);
+            print_breakdown(&format!("prefill {n}"), &best_times, best.wall, a.profile);
         }
     }
     if n_decode > 0 {
@@ -440,7 +449,7 @@ fn bench(a: &Args) -> Result<(), String> {
             t.wall.as_secs_f64() * 1e3 / n_decode as f64,
             t.cpu_note(model.threads())
         );
-        print_breakdown(&format!("decode {n_decode}"), s.times(), t.wall);
+        print_breakdown(&format!("decode {n_decode}"), s.times(), t.wall, a.profile);
     }
     match peak_rss() {
         Some(b) => println!(

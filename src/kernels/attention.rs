@@ -628,6 +628,9 @@ pub fn attention(
     out: &mut [f32],
 ) -> Result<()> {
     let p = validate(tier, q, n_head, cache, layer, pos0, out.len())?;
+    let _iv = crate::signpost::interval(c"attention", || {
+        format!("L{layer} T={} heads={n_head} pos0={pos0}", p.t)
+    });
     let path = select(&p, tier);
     let tiles = p.t.div_ceil(block_positions(p.group));
     let o = SharedOut(out.as_mut_ptr());
@@ -661,6 +664,9 @@ pub fn attention_parallel(
     out: &mut [f32],
 ) -> Result<()> {
     let p = validate(tier, q, n_head, cache, layer, pos0, out.len())?;
+    let _iv = crate::signpost::interval(c"attention", || {
+        format!("L{layer} T={} heads={n_head} pos0={pos0}", p.t)
+    });
     let path = select(&p, tier);
     let n_kv = cache.n_kv;
     let kv_len = pos0 + 1;

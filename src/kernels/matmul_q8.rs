@@ -216,6 +216,14 @@ pub fn matmul_q8_range(
     let Some(args) = validate(w.view(), a, rows, cols, bias, out.len(), ldo)? else {
         return Ok(());
     };
+    let _iv = crate::signpost::interval(c"matmul", || {
+        format!(
+            "q8_0 M={} N={} K={}",
+            args.rows.len(),
+            args.cols.len(),
+            args.k
+        )
+    });
     let kernel = q8_kernel(w.tier);
     let acts = acts_for(kernel, a, &args);
     let args = GemmArgs {
@@ -242,6 +250,14 @@ pub fn matmul_q8_parallel(
     let Some(args) = validate(w.view(), a, 0..a.m(), 0..w.n, bias, out.len(), w.n)? else {
         return Ok(());
     };
+    let _iv = crate::signpost::interval(c"matmul", || {
+        format!(
+            "q8_0 M={} N={} K={}",
+            args.rows.len(),
+            args.cols.len(),
+            args.k
+        )
+    });
     let kernel = q8_kernel(w.tier);
     let acts = acts_for(kernel, a, &args);
     let args = GemmArgs {

@@ -281,6 +281,16 @@ impl Op {
         Op::Head,
     ];
 
+    /// Name of the op's signpost interval (the op kind; the message carries layer and shape).
+    fn signpost_name(self) -> &'static std::ffi::CStr {
+        match self {
+            Op::MatmulQkv | Op::MatmulO | Op::MatmulGateUp | Op::MatmulDown | Op::Head => c"matmul",
+            Op::Attention => c"attention",
+            Op::NormQuant | Op::Quantize => c"quantize",
+            _ => c"elementwise",
+        }
+    }
+
     /// Short name.
     pub fn name(self) -> &'static str {
         match self {
@@ -301,23 +311,136 @@ impl Op {
     }
 }
 
-/// Wall time per op kind and per layer, recorded when [`SessionOptions::profile`] is on (when off,
-/// the only cost is one branch per op).
+/// The work one op call does: floating-point / integer multiply-adds counted as 2 operations
+/// each (matmul, attention), or bytes read and written (memory-bound ops). With its time it gives
+/// the achieved GFLOP/s or GB/s of [`OpTimes::report`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Work {
+    /// Operations (2 per multiply-add).
+    pub flops: f64,
+    /// Bytes read plus written.
+    pub bytes: f64,
+}
+
+impl Work {
+    fn matmul(m: usize, n: usize, k: usize) -> Work {
+        Work {
+            flops: 2.0 * m as f64 * n as f64 * k as f64,
+            bytes: 0.0,
+        }
+    }
+
+    fn bytes(b: usize) -> Work {
+        Work {
+            flops: 0.0,
+            bytes: b as f64,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Work {
+    fn add_assign(&mut self, o: Work) {
+        self.flops += o.flops;
+        self.bytes += o.bytes;
+    }
+}
+
+/// Wall time and work per op kind and per layer, recorded when [`SessionOptions::profile`] is on
+/// (when off, the only cost is one branch per op). [`OpTimes::report`] prints it as a table.
 #[derive(Clone, Debug, Default)]
 pub struct OpTimes {
     /// `times[layer][op]`; the last entry collects work outside the layers (embedding, head).
     times: Vec<[Duration; Op::ALL.len()]>,
+    /// The work behind each entry of `times`.
+    work: Vec<[Work; Op::ALL.len()]>,
 }
 
 impl OpTimes {
     fn new(n_layers: usize) -> OpTimes {
         OpTimes {
             times: vec![[Duration::ZERO; Op::ALL.len()]; n_layers + 1],
+            work: vec![[Work::default(); Op::ALL.len()]; n_layers + 1],
         }
     }
 
-    fn add(&mut self, layer: usize, op: Op, d: Duration) {
+    fn add(&mut self, layer: usize, op: Op, d: Duration, w: Work) {
         self.times[layer][op as usize] += d;
+        self.work[layer][op as usize] += w;
+    }
+
+    /// Total work of `op` over all layers.
+    pub fn op_work(&self, op: Op) -> Work {
+        let mut w = Work::default();
+        for l in &self.work {
+            w += l[op as usize];
+        }
+        w
+    }
+
+    /// Total work of `layer` (`layer == n_layers`: outside the layers).
+    pub fn layer_work(&self, layer: usize) -> Work {
+        let mut w = Work::default();
+        for &x in self.work.get(layer).into_iter().flatten() {
+            w += x;
+        }
+        w
+    }
+
+    /// A table of time, share and achieved rate per op kind, then per layer: GFLOP/s for ops that
+    /// multiply (matmuls, attention), GB/s for memory-bound ones.
+    pub fn report(&self) -> String {
+        use std::fmt::Write;
+        let total = self.total().as_secs_f64().max(1e-12);
+        let rate = |t: f64, w: Work| {
+            if t <= 0.0 {
+                String::new()
+            } else if w.flops > 0.0 {
+                format!("{:>8.1} GFLOP/s", w.flops / t * 1e-9)
+            } else if w.bytes > 0.0 {
+                format!("{:>8.1} GB/s", w.bytes / t * 1e-9)
+            } else {
+                String::new()
+            }
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "  {:<18} {:>10} {:>7}  rate", "op", "time", "share");
+        for op in Op::ALL {
+            let t = self.op(op).as_secs_f64();
+            if t > 0.0 {
+                let _ = writeln!(
+                    out,
+                    "  {:<18} {:>7.2} ms {:>6.1}%  {}",
+                    op.name(),
+                    t * 1e3,
+                    100.0 * t / total,
+                    rate(t, self.op_work(op))
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  {:<18} {:>10} {:>7}  rate (matmul + attention)",
+            "layer", "time", "share"
+        );
+        for layer in 0..=self.n_layers() {
+            let t = self.layer(layer).as_secs_f64();
+            if t > 0.0 {
+                let name = if layer == self.n_layers() {
+                    "outside layers".to_string()
+                } else {
+                    format!("L{layer}")
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<18} {:>7.2} ms {:>6.1}%  {}",
+                    name,
+                    t * 1e3,
+                    100.0 * t / total,
+                    rate(t, self.layer_work(layer))
+                );
+            }
+        }
+        out
     }
 
     /// Total time of `op` over all layers.
@@ -349,10 +472,13 @@ impl OpTimes {
         self.times.iter().flat_map(|t| t.iter()).sum()
     }
 
-    /// Sets every time to zero.
+    /// Sets every time and work count to zero.
     pub fn clear(&mut self) {
         for t in &mut self.times {
             *t = [Duration::ZERO; Op::ALL.len()];
+        }
+        for w in &mut self.work {
+            *w = [Work::default(); Op::ALL.len()];
         }
     }
 }
@@ -510,13 +636,29 @@ impl<'m> Session<'m> {
         Ok(logits)
     }
 
-    /// Times `f` as `op` of `layer` when profiling.
+    /// Runs `f` as `op` of `layer` over `rows` positions: inside a signpost interval (feature
+    /// `signposts`, Apple) named by op, layer and shape, and timed with its `work` when profiling.
     #[inline]
-    fn timed<R>(times: &mut OpTimes, on: bool, layer: usize, op: Op, f: impl FnOnce() -> R) -> R {
+    fn timed<R>(
+        times: &mut OpTimes,
+        on: bool,
+        (layer, rows): (usize, usize),
+        (op, work): (Op, Work),
+        f: impl FnOnce() -> R,
+    ) -> R {
+        let n_layers = times.n_layers();
+        let _iv = crate::signpost::interval(op.signpost_name(), || {
+            let at = if layer < n_layers {
+                format!("L{layer}")
+            } else {
+                "out".into()
+            };
+            format!("{} {at} M={rows}", op.name())
+        });
         if on {
             let t0 = Instant::now();
             let r = f();
-            times.add(layer, op, t0.elapsed());
+            times.add(layer, op, t0.elapsed(), work);
             r
         } else {
             f()
@@ -534,6 +676,12 @@ impl<'m> Session<'m> {
         let qkvd = qd + 2 * kvd;
         let (pos, on, eps) = (self.pos, self.profile, c.rms_eps);
         let outside = c.n_layers;
+        // Q K^T and P V over the causal window: 2 * 2 * head_dim operations per (head, row, key).
+        let keys = (t * pos + t * (t + 1) / 2) as f64;
+        let attn_work = Work {
+            flops: 4.0 * (c.n_head * c.head_dim) as f64 * keys,
+            bytes: 0.0,
+        };
         let times = &mut self.times;
         while self.parts.len() < t.div_ceil(PART_ROWS) {
             self.parts.push(QuantizedActivations::with_tier(tier)?);
@@ -542,84 +690,156 @@ impl<'m> Session<'m> {
         let s = &mut self.s;
 
         let x = sized(&mut s.x, t * h);
-        Self::timed(times, on, outside, Op::Embed, || {
-            tokens
-                .iter()
-                .zip(x.chunks_exact_mut(h))
-                .try_for_each(|(&tok, row)| m.embed(tok, row))
-        })?;
+        Self::timed(
+            times,
+            on,
+            (outside, t),
+            (Op::Embed, Work::bytes(t * h * 4)),
+            || {
+                tokens
+                    .iter()
+                    .zip(x.chunks_exact_mut(h))
+                    .try_for_each(|(&tok, row)| m.embed(tok, row))
+            },
+        )?;
 
         for (li, l) in m.layers.iter().enumerate() {
             // Attention block.
-            Self::timed(times, on, li, Op::NormQuant, || {
-                quantize_parts(pool, parts, x, h, &|x, a| {
-                    rmsnorm_quantize(x, &l.attn_norm, eps, a)
-                })
-            })?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::NormQuant, Work::bytes(t * h * 5)),
+                || {
+                    quantize_parts(pool, parts, x, h, &|x, a| {
+                        rmsnorm_quantize(x, &l.attn_norm, eps, a)
+                    })
+                },
+            )?;
             let qkv = sized(&mut s.qkv, t * qkvd);
-            Self::timed(times, on, li, Op::MatmulQkv, || {
-                matmul_parts(pool, &l.wqkv, parts, l.bqkv.as_deref(), qkv)
-            })?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::MatmulQkv, Work::matmul(t, qkvd, h)),
+                || matmul_parts(pool, &l.wqkv, parts, l.bqkv.as_deref(), qkv),
+            )?;
             let q = sized(&mut s.q, t * qd);
             let k = sized(&mut s.k, t * kvd);
             let v = sized(&mut s.v, t * kvd);
             let normed = &mut s.normed;
             let rope = &self.rope;
-            Self::timed(times, on, li, Op::QkPrep, || -> Result<()> {
-                for (r, row) in qkv.chunks_exact(qkvd).enumerate() {
-                    q[r * qd..(r + 1) * qd].copy_from_slice(&row[..qd]);
-                    k[r * kvd..(r + 1) * kvd].copy_from_slice(&row[qd..qd + kvd]);
-                    v[r * kvd..(r + 1) * kvd].copy_from_slice(&row[qd + kvd..]);
-                }
-                if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
-                    let nq = sized(normed, t * qd);
-                    rmsnorm(tier, q, qn, eps, nq)?;
-                    q.copy_from_slice(nq);
-                    let nk = &mut nq[..t * kvd];
-                    rmsnorm(tier, k, kn, eps, nk)?;
-                    k.copy_from_slice(nk);
-                }
-                rope.apply(tier, q, c.n_head, pos, None)?;
-                rope.apply(tier, k, c.n_kv_head, pos, None)
-            })?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::QkPrep, Work::bytes(t * qkvd * 8)),
+                || -> Result<()> {
+                    for (r, row) in qkv.chunks_exact(qkvd).enumerate() {
+                        q[r * qd..(r + 1) * qd].copy_from_slice(&row[..qd]);
+                        k[r * kvd..(r + 1) * kvd].copy_from_slice(&row[qd..qd + kvd]);
+                        v[r * kvd..(r + 1) * kvd].copy_from_slice(&row[qd + kvd..]);
+                    }
+                    if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
+                        let nq = sized(normed, t * qd);
+                        rmsnorm(tier, q, qn, eps, nq)?;
+                        q.copy_from_slice(nq);
+                        let nk = &mut nq[..t * kvd];
+                        rmsnorm(tier, k, kn, eps, nk)?;
+                        k.copy_from_slice(nk);
+                    }
+                    rope.apply(tier, q, c.n_head, pos, None)?;
+                    rope.apply(tier, k, c.n_kv_head, pos, None)
+                },
+            )?;
             let cache = &mut self.cache;
-            Self::timed(times, on, li, Op::KvWrite, || cache.write(li, pos, k, v))?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::KvWrite, Work::bytes(t * kvd * 12)),
+                || cache.write(li, pos, k, v),
+            )?;
             let attn = sized(&mut s.attn, t * qd);
-            Self::timed(times, on, li, Op::Attention, || {
+            Self::timed(times, on, (li, t), (Op::Attention, attn_work), || {
                 attention_parallel(pool, tier, q, c.n_head, cache, li, pos, attn)
             })?;
-            Self::timed(times, on, li, Op::Quantize, || {
-                quantize_parts(pool, parts, attn, qd, &|x, a| {
-                    a.quantize(x, x.len() / qd, qd)
-                })
-            })?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::Quantize, Work::bytes(t * qd * 5)),
+                || {
+                    quantize_parts(pool, parts, attn, qd, &|x, a| {
+                        a.quantize(x, x.len() / qd, qd)
+                    })
+                },
+            )?;
             let proj = sized(&mut s.proj, t * h);
-            Self::timed(times, on, li, Op::MatmulO, || {
-                matmul_parts(pool, &l.wo, parts, None, proj)
-            })?;
-            Self::timed(times, on, li, Op::Residual, || add_assign(tier, x, proj))?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::MatmulO, Work::matmul(t, h, qd)),
+                || matmul_parts(pool, &l.wo, parts, None, proj),
+            )?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::Residual, Work::bytes(t * h * 12)),
+                || add_assign(tier, x, proj),
+            )?;
 
             // Feed-forward block.
-            Self::timed(times, on, li, Op::NormQuant, || {
-                quantize_parts(pool, parts, x, h, &|x, a| {
-                    rmsnorm_quantize(x, &l.ffn_norm, eps, a)
-                })
-            })?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::NormQuant, Work::bytes(t * h * 5)),
+                || {
+                    quantize_parts(pool, parts, x, h, &|x, a| {
+                        rmsnorm_quantize(x, &l.ffn_norm, eps, a)
+                    })
+                },
+            )?;
             let gu = sized(&mut s.gu, t * 2 * f);
-            Self::timed(times, on, li, Op::MatmulGateUp, || {
-                matmul_parts(pool, &l.wgu, parts, None, gu)
-            })?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::MatmulGateUp, Work::matmul(t, 2 * f, h)),
+                || matmul_parts(pool, &l.wgu, parts, None, gu),
+            )?;
             let hb = sized(&mut s.h, t * f);
-            Self::timed(times, on, li, Op::SiluMul, || {
-                silu_mul_rows(pool, tier, gu, hb, f)
-            })?;
-            Self::timed(times, on, li, Op::Quantize, || {
-                quantize_parts(pool, parts, hb, f, &|x, a| a.quantize(x, x.len() / f, f))
-            })?;
-            Self::timed(times, on, li, Op::MatmulDown, || {
-                matmul_parts(pool, &l.wdown, parts, None, proj)
-            })?;
-            Self::timed(times, on, li, Op::Residual, || add_assign(tier, x, proj))?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::SiluMul, Work::bytes(t * f * 12)),
+                || silu_mul_rows(pool, tier, gu, hb, f),
+            )?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::Quantize, Work::bytes(t * f * 5)),
+                || quantize_parts(pool, parts, hb, f, &|x, a| a.quantize(x, x.len() / f, f)),
+            )?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::MatmulDown, Work::matmul(t, h, f)),
+                || matmul_parts(pool, &l.wdown, parts, None, proj),
+            )?;
+            Self::timed(
+                times,
+                on,
+                (li, t),
+                (Op::Residual, Work::bytes(t * h * 12)),
+                || add_assign(tier, x, proj),
+            )?;
         }
         self.pos += t;
 
@@ -629,22 +849,34 @@ impl<'m> Session<'m> {
             Want::All => &x[..],
         };
         let n_rows = rows.len() / h;
-        Self::timed(times, on, outside, Op::NormQuant, || {
-            quantize_parts(pool, parts, rows, h, &|x, a| {
-                rmsnorm_quantize(x, &m.output_norm, eps, a)
-            })
-        })?;
+        Self::timed(
+            times,
+            on,
+            (outside, n_rows),
+            (Op::NormQuant, Work::bytes(n_rows * h * 5)),
+            || {
+                quantize_parts(pool, parts, rows, h, &|x, a| {
+                    rmsnorm_quantize(x, &m.output_norm, eps, a)
+                })
+            },
+        )?;
         let parts = &parts[..n_rows.div_ceil(PART_ROWS)];
         let out = sized(&mut s.logits, n_rows * c.vocab);
-        Self::timed(times, on, outside, Op::Head, || {
-            let mut rest = &mut out[..];
-            for a in parts {
-                let (head, tail) = rest.split_at_mut(a.m() * c.vocab);
-                matmul_q8_parallel(pool, &m.head, a, None, head)?;
-                rest = tail;
-            }
-            Ok::<(), Error>(())
-        })?;
+        Self::timed(
+            times,
+            on,
+            (outside, n_rows),
+            (Op::Head, Work::matmul(n_rows, c.vocab, h)),
+            || {
+                let mut rest = &mut out[..];
+                for a in parts {
+                    let (head, tail) = rest.split_at_mut(a.m() * c.vocab);
+                    matmul_q8_parallel(pool, &m.head, a, None, head)?;
+                    rest = tail;
+                }
+                Ok::<(), Error>(())
+            },
+        )?;
         logits.extend_from_slice(out);
         Ok(())
     }

@@ -15,7 +15,7 @@ mod safetensors;
 mod weights;
 
 pub use config::{Arch, Config};
-pub use forward::{Model, Op, OpTimes, Session, SessionOptions};
+pub use forward::{Model, Op, OpTimes, Session, SessionOptions, Work};
 pub use gguf::{load_gguf, load_gguf_bytes};
 pub use safetensors::{load_safetensors_bytes, load_safetensors_dir};
 pub use weights::{LayerWeights, ModelWeights};
