@@ -41,7 +41,7 @@ pub(super) fn quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u
 /// `ACT_REC`.
 #[target_feature(enable = "avx2")]
 unsafe fn quantize_row_avx2(x: &[f32], row: &mut [u8]) {
-    debug_assert!(row.len() % ACT_REC == 0 && x.len() == row.len() / ACT_REC * QK);
+    debug_assert!(row.len().is_multiple_of(ACT_REC) && x.len() == row.len() / ACT_REC * QK);
     let sign = _mm256_set1_ps(-0.0);
     let half = _mm256_set1_ps(0.5);
     let one = _mm256_set1_ps(1.0);
