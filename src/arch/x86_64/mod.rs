@@ -6,6 +6,7 @@
 //!
 //! * `layout`: the packed weight and activation layouts (shared by the tiers, weights in column
 //!   groups of 16 for zmm and 8 for ymm).
+//! * `quant`: the AVX2 activation quantizer into that layout (bit-identical to the scalar rule).
 //! * `gemm`: the GEMM/GEMV driver and micro-kernel, generic over the vector operations of a tier.
 //! * `isa`: those operations for each tier.
 //! * `emu` (tests only): the same driver over portable `vpdpbusd` emulations with the zmm and ymm
@@ -25,6 +26,7 @@
 mod gemm;
 mod isa;
 mod layout;
+mod quant;
 
 #[cfg(test)]
 mod emu;
@@ -39,7 +41,7 @@ pub(crate) mod ops;
 /// One activation layout for every x86_64 tier (see `layout`).
 static ACT_KERNEL: ActKernel = ActKernel {
     size: layout::act_size,
-    quantize_row: layout::quantize_row,
+    quantize_row: quant::quantize_row,
     unpack: layout::unpack_acts,
 };
 
