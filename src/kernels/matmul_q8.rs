@@ -58,6 +58,10 @@ fn q8_kernel(tier: Tier) -> &'static Q8Kernel {
         Tier::Avx512Vnni => &arch::x86_64::matmul_q8::Q8_AVX512VNNI,
         #[cfg(target_arch = "x86_64")]
         Tier::Avx2 | Tier::AvxVnni => &arch::x86_64::matmul_q8::Q8_AVX2,
+        #[cfg(target_arch = "aarch64")]
+        Tier::NeonDot | Tier::NeonI8mm => &arch::aarch64::matmul_q8::Q8_DOT,
+        #[cfg(target_arch = "aarch64")]
+        Tier::Neon => &arch::aarch64::matmul_q8::Q8_NEON,
         _ => &arch::scalar::Q8_KERNEL,
     }
 }

@@ -20,6 +20,7 @@ mod attention_fp16;
 pub(crate) mod dot;
 pub(crate) mod matmul_asm;
 mod matmul_neon;
+pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
 
