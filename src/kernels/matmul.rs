@@ -99,18 +99,7 @@ impl PackedQ4_0 {
 
     /// Packs `blocks` for an explicit tier; an error if the CPU lacks it.
     pub fn with_tier(blocks: &[BlockQ4_0], n: usize, k: usize, tier: Tier) -> Result<Self> {
-        tier.check()?;
-        let kb = blocks_in(k, "K")?;
-        if n == 0 {
-            return Err(Error::ShapeMismatch("N must be non-zero".into()));
-        }
-        check_len(
-            "weight blocks",
-            blocks.len(),
-            crate::error::mul(n, kb, "N * K / 32")?,
-        )?;
-        // Packed layouts pad N to a tile; keep the byte size well inside usize/isize.
-        crate::error::mul(n.saturating_add(64), k, "packed weight size")?;
+        check_weight_shape(tier, blocks.len(), n, k)?;
         let buf = (q4_kernel(tier).pack)(blocks, n, k);
         Ok(PackedQ4_0 { tier, n, k, buf })
     }
@@ -148,6 +137,24 @@ impl PackedQ4_0 {
             buf: &self.buf,
         }
     }
+}
+
+/// Checks what packing a weight matrix of any block format assumes: a supported tier, `n > 0`,
+/// `k` a multiple of 32, `n_blocks == n * k / 32`, and a padded packed size far from overflow.
+pub(crate) fn check_weight_shape(tier: Tier, n_blocks: usize, n: usize, k: usize) -> Result<()> {
+    tier.check()?;
+    let kb = blocks_in(k, "K")?;
+    if n == 0 {
+        return Err(Error::ShapeMismatch("N must be non-zero".into()));
+    }
+    check_len(
+        "weight blocks",
+        n_blocks,
+        crate::error::mul(n, kb, "N * K / 32")?,
+    )?;
+    // Packed layouts pad N to a tile; keep the byte size well inside usize/isize.
+    crate::error::mul(n.saturating_add(64), k, "packed weight size")?;
+    Ok(())
 }
 
 /// A packed weight matrix of any format, as the shared validation and parallel driver see it.

@@ -15,10 +15,11 @@
 use crate::aligned::AlignedBuf;
 use crate::arch;
 use crate::kernels::matmul::{
-    act_kernel, gemm_parallel, validate, GemmArgs, QuantizedActivations, WeightView,
+    act_kernel, check_weight_shape, gemm_parallel, validate, GemmArgs, QuantizedActivations,
+    WeightView,
 };
 use crate::parallel::ThreadPool;
-use crate::quant::{blocks_in, check_len, BlockQ8_0, QK};
+use crate::quant::{check_len, BlockQ8_0, QK};
 use crate::{Error, Result, Tier};
 use bytemuck::Zeroable;
 use std::ops::Range;
@@ -87,18 +88,7 @@ impl PackedQ8_0 {
 
     /// Packs `blocks` for an explicit tier; an error if the CPU lacks it.
     pub fn with_tier(blocks: &[BlockQ8_0], n: usize, k: usize, tier: Tier) -> Result<Self> {
-        tier.check()?;
-        let kb = blocks_in(k, "K")?;
-        if n == 0 {
-            return Err(Error::ShapeMismatch("N must be non-zero".into()));
-        }
-        check_len(
-            "weight blocks",
-            blocks.len(),
-            crate::error::mul(n, kb, "N * K / 32")?,
-        )?;
-        // Packed layouts may pad N to a tile; keep the byte size well inside usize/isize.
-        crate::error::mul(n.saturating_add(64), k, "packed weight size")?;
+        check_weight_shape(tier, blocks.len(), n, k)?;
         let buf = (q8_kernel(tier).pack)(blocks, n, k);
         Ok(PackedQ8_0 { tier, n, k, buf })
     }
