@@ -110,8 +110,14 @@ fuzz_target!(|data: &[u8]| {
     let wn: Vec<f32> = (0..k).map(|_| b.f32()).collect();
 
     let ref_a = r::quantize_activations(&x);
-    let rq4: Vec<r::BlockQ4_0> = q4.iter().map(|b| r::BlockQ4_0 { d: b.d, qs: b.qs }).collect();
-    let rq8: Vec<r::BlockQ8_0> = q8.iter().map(|b| r::BlockQ8_0 { d: b.d, qs: b.qs }).collect();
+    let rq4: Vec<r::BlockQ4_0> = q4
+        .iter()
+        .map(|b| r::BlockQ4_0 { d: b.d, qs: b.qs })
+        .collect();
+    let rq8: Vec<r::BlockQ8_0> = q8
+        .iter()
+        .map(|b| r::BlockQ8_0 { d: b.d, qs: b.qs })
+        .collect();
     let want4 = r::matmul_q4_0(&rq4, &ref_a, n, k, bias.as_deref());
     let scale4 = r::matmul_error_scale(&rq4, &ref_a, n, k, bias.as_deref(), |w, a| {
         (w.d.to_f64(), r::block_dot_q4(w, a))
@@ -132,7 +138,11 @@ fuzz_target!(|data: &[u8]| {
     for tier in Tier::available() {
         let mut a = QuantizedActivations::with_tier(tier).unwrap();
         a.quantize(&x, m, k).unwrap();
-        assert_eq!(to_ref_act(&a.blocks()), ref_a, "{tier}: activation quantization");
+        assert_eq!(
+            to_ref_act(&a.blocks()),
+            ref_a,
+            "{tier}: activation quantization"
+        );
 
         let w4 = PackedQ4_0::with_tier(&q4, n, k, tier).unwrap();
         let w8 = PackedQ8_0::with_tier(&q8, n, k, tier).unwrap();
