@@ -3,8 +3,9 @@
 # starting from the checked-in seeds. Installs cargo-fuzz if it is missing. Fails on any crash,
 # leaving the reproducer in fuzz/artifacts/TARGET/ (minimize it with `cargo +nightly fuzz tmin`
 # and add it under tests/data/fuzz/ so tests/fuzz_regressions.rs replays it).
-# Time from a clean state, measured on a 2-core Zen 3: cargo-fuzz install ~see README, build of
-# the three targets ~12 min (shared cores), then 3 x FUZZ_SECONDS.
+# Time from a clean state on the 2-core Zen 3 dev box (cores shared): building the fuzz crate
+# (sanitized release build of qkern + targets) took 11m40s wall / 5m14s CPU; then 3 x FUZZ_SECONDS.
+# cargo-fuzz install was not measured (estimate 2-4 min on 2 cores). Total ~15-18 min at 60 s.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${FUZZ_SECONDS:-60}
