@@ -1,0 +1,54 @@
+//! Replays the fuzz targets' seeds (`fuzz/seeds/TARGET/`) and minimized crash inputs
+//! (`tests/data/fuzz/TARGET/`) through the same entry points as `fuzz/fuzz_targets/`, so the normal
+//! test suite keeps them fixed: each input gives a model that validates, or an error; no panic.
+
+use qkern::model::{load_gguf_bytes, load_safetensors_bytes};
+use std::path::Path;
+
+/// Every file of `fuzz/seeds/target` and `tests/data/fuzz/target`.
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for dir in [
+        root.join("fuzz/seeds").join(target),
+        root.join("tests/data/fuzz").join(target),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn gguf_parse() {
+    let inputs = inputs("gguf_parse");
+    assert!(!inputs.is_empty(), "the GGUF seed is missing");
+    for (name, data) in inputs {
+        if let Ok(w) = load_gguf_bytes(&data) {
+            w.validate()
+                .unwrap_or_else(|e| panic!("{name}: loads but does not validate: {e}"));
+        }
+    }
+}
+
+#[test]
+fn safetensors_parse() {
+    const SEP: &[u8] = b"\n--\n";
+    let inputs = inputs("safetensors_parse");
+    assert!(!inputs.is_empty(), "the safetensors seed is missing");
+    for (name, data) in inputs {
+        let (config, tensors) = match data.windows(SEP.len()).position(|w| w == SEP) {
+            Some(i) => (&data[..i], &data[i + SEP.len()..]),
+            None => (&data[..], &data[..]),
+        };
+        if let Ok(w) = load_safetensors_bytes(config, &[tensors]) {
+            w.validate()
+                .unwrap_or_else(|e| panic!("{name}: loads but does not validate: {e}"));
+        }
+    }
+}
