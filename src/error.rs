@@ -27,6 +27,8 @@ pub enum Error {
     ShapeMismatch(String),
     /// A size computation overflowed `usize`.
     Overflow(&'static str),
+    /// A buffer whose size the caller chose could not be allocated.
+    AllocationFailed(&'static str),
     /// The CPU does not support the requested tier.
     TierUnavailable(crate::Tier),
     /// Operands were prepared for different tiers.
@@ -64,6 +66,7 @@ impl fmt::Display for Error {
             } => write!(f, "{what}: expected length {expected}, got {actual}"),
             Error::ShapeMismatch(s) => write!(f, "shape mismatch: {s}"),
             Error::Overflow(what) => write!(f, "size overflow computing {what}"),
+            Error::AllocationFailed(what) => write!(f, "could not allocate the {what}"),
             Error::TierUnavailable(t) => write!(f, "tier {t} is not supported by this CPU"),
             Error::TierMismatch {
                 weights,

@@ -470,3 +470,15 @@ fn model_and_session() {
         err(Model::new(ModelWeights::random(&tiny(), 1).unwrap(), t, 1));
     }
 }
+
+/// A KV cache far larger than memory (but without arithmetic overflow) is an error, not an abort.
+#[test]
+fn unallocatable_kv_cache_is_an_error() {
+    use qkern::kernels::attention::{KvCache, KvDtype};
+    let r = KvCache::new(1, 1, 64, 1 << 42, KvDtype::F16);
+    assert!(
+        matches!(r, Err(qkern::Error::AllocationFailed(_))),
+        "{:?}",
+        r.err()
+    );
+}

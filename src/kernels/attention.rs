@@ -93,12 +93,12 @@ impl KvCache {
         crate::error::mul(len, 8, "KV cache bytes")?;
         let store = match dtype {
             KvDtype::F16 => KvStore::F16 {
-                k: vec![f16::ZERO; len],
-                v: vec![f16::ZERO; len],
+                k: zeroed_vec(len)?,
+                v: zeroed_vec(len)?,
             },
             KvDtype::F32 => KvStore::F32 {
-                k: vec![0.0; len],
-                v: vec![0.0; len],
+                k: zeroed_vec(len)?,
+                v: zeroed_vec(len)?,
             },
         };
         Ok(KvCache {
@@ -722,4 +722,14 @@ pub fn attention_parallel(
         unsafe { (path.prefill)(&p, g, tile, o) };
     });
     Ok(())
+}
+
+/// `len` zeros, or an error (not an abort) when the allocation fails: a cache capacity comes from
+/// the caller and may be far larger than memory.
+fn zeroed_vec<T: Clone + num_traits::Zero>(len: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::AllocationFailed("KV cache"))?;
+    v.resize(len, T::zero());
+    Ok(v)
 }
