@@ -22,21 +22,12 @@
 //   fmla per block and 4 columns: 242.2 insn / 1000 MAC, 26.9 MAC/cycle (SIMD bound; in practice
 //   bound by the weight stream from memory).
 #include "qkern_asm.h"
+#include "q4_gemm.h"
 
 // Register use: v0-v3 weights K 4j..4j+3 (j = 0..3) of columns 0-3, v4-v7 K 16+4j.., v8-v23
 // float accumulators (pair p: v(8+2p) row 2p, v(9+2p) row 2p+1), v24-v27 a row pair's activations
 // (K 0-7 .. 24-31 of both rows), v28-v29 int32 block sums, v30 0xF0 mask, v31 weight scales.
 // GPRs as in q4_gemm_i8mm.S.
-
-.macro load_args
-    ldp     x1, x2, [x0, #ARG_W]
-    ldp     x3, x4, [x0, #ARG_AS]
-    ldp     x5, x6, [x0, #ARG_KB]
-    ldp     x7, x8, [x0, #ARG_OUT]
-    ldp     x9, x10, [x0, #ARG_BIAS]
-    ldr     x11, [x0, #ARG_ZEROS]
-    movi    v30.16b, #0xF0
-.endm
 
 .macro load_weights
     ldp     q0, q1, [x1]
@@ -82,83 +73,18 @@
     fmla    v\fb\().4s, v29.4s, v24.s[2]
 .endm
 
-.macro for_pairs np, m
-    \m      0, 8, 9
-.if \np > 1
-    \m      1, 10, 11
-.endif
-.if \np > 2
-    \m      2, 12, 13
-.endif
-.if \np > 3
-    \m      3, 14, 15
-.endif
-.if \np > 4
-    \m      4, 16, 17
-.endif
-.if \np > 5
-    \m      5, 18, 19
-.endif
-.if \np > 6
-    \m      6, 20, 21
-.endif
-.if \np > 7
-    \m      7, 22, 23
-.endif
-.endm
-
-.macro zero_acc p, fa, fb
-    movi    v\fa\().16b, #0
-    movi    v\fb\().16b, #0
-.endm
-
 // Rows 2p, 2p+1 plus the bias in v24, stored at x16 and x16 + ldo until x15 rows are
 // stored (then on to 3:); x16 advances two rows.
 .macro store_acc p, fa, fb
     fadd    v25.4s, v\fa\().4s, v24.4s
     fadd    v26.4s, v\fb\().4s, v24.4s
-    str     q25, [x16]
-    subs    x15, x15, #1
-    b.eq    3f
-    add     x16, x16, x8
-    str     q26, [x16]
-    subs    x15, x15, #1
-    b.eq    3f
-    add     x16, x16, x8
+    store_row_pair
 .endm
 
 // void qkern_q4_dot_p<np>_dotprod(const KernelArgs *), np = 1..8: rows 2*np x 4*ntiles columns, of
 // which the first ARG_NROWS rows are stored.
 .macro dot_kernel np
-function qkern_q4_dot_p\np\()_dotprod
-    save_d8_d15
-    load_args
-2:
-    for_pairs \np, zero_acc
-    mov     x12, x2
-    mov     x13, x3
-    mov     x14, x5
-1:
-    load_weights
-    for_pairs \np, dot_pair
-    add     x1, x1, #80
-    add     x12, x12, x4
-    add     x13, x13, x4
-    subs    x14, x14, #1
-    b.ne    1b
-
-    ldr     q24, [x9]
-    mov     x16, x7
-    ldr     x15, [x0, #ARG_NROWS]
-    for_pairs \np, store_acc
-3:
-    add     x7, x7, #16
-    add     x9, x9, x10
-    subs    x6, x6, #1
-    b.ne    2b
-    restore_d8_d15
-    ret
-endfunc qkern_q4_dot_p\np\()_dotprod
+q4_tile_kernel qkern_q4_dot_p\np\()_dotprod, \np, dot_pair, store_acc
 .endm
 
 dot_kernel 8
@@ -173,14 +99,7 @@ dot_kernel 1
 // void qkern_q4_dot_gemv_dotprod(const KernelArgs *): one row x 4*ntiles columns. The activation
 // pointers address the row's half of its pair (+8 bytes for the second row), so the row's bytes
 // are lanes 0 and 1 of each 16-byte load (the layout's tail padding covers the last load).
-function qkern_q4_dot_gemv_dotprod
-    load_args
-2:
-    movi    v16.16b, #0
-    mov     x12, x2
-    mov     x13, x3
-    mov     x14, x5
-1:
+.macro gemv_block
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
     ldr     q31, [x1, #64]
@@ -207,18 +126,6 @@ function qkern_q4_dot_gemv_dotprod
     scvtf   v28.4s, v28.4s
     fmul    v28.4s, v28.4s, v31.4s
     fmla    v16.4s, v28.4s, v23.s[0]
-    add     x1, x1, #80
-    add     x12, x12, x4
-    add     x13, x13, x4
-    subs    x14, x14, #1
-    b.ne    1b
+.endm
 
-    ldr     q24, [x9]
-    fadd    v16.4s, v16.4s, v24.4s
-    str     q16, [x7]
-    add     x7, x7, #16
-    add     x9, x9, x10
-    subs    x6, x6, #1
-    b.ne    2b
-    ret
-endfunc qkern_q4_dot_gemv_dotprod
+q4_gemv_kernel qkern_q4_dot_gemv_dotprod, gemv_block

@@ -24,6 +24,7 @@
 //   8 sdot + 8 unpack + addp + scvtf + fmul + fmla per block and 4 columns: 250 insn / 1000 MAC,
 //   25.6 MAC/cycle (SIMD bound; in practice bound by the weight stream from memory).
 #include "qkern_asm.h"
+#include "q4_gemm.h"
 
 // Register use: v0-v7 unpacked weights (v0-v3: columns 0-1, K 0-7, 8-15, 16-23, 24-31; v4-v7:
 // columns 2-3), v8-v23 float accumulators (pair p: v(8+2p) columns 0-1, v(9+2p) columns 2-3),
@@ -32,16 +33,6 @@
 // x1 weights, x2/x3 activation values/scales of block 0, x4 activation block stride, x5 kb,
 // x6 tiles left, x7 output, x8 ldo, x9 bias, x10 bias step, x11 zeros, x12/x13 activation
 // values/scales of the current block, x14 blocks left, x15 weight scale pointer, x16 store pointer.
-
-.macro load_args
-    ldp     x1, x2, [x0, #ARG_W]
-    ldp     x3, x4, [x0, #ARG_AS]
-    ldp     x5, x6, [x0, #ARG_KB]
-    ldp     x7, x8, [x0, #ARG_OUT]
-    ldp     x9, x10, [x0, #ARG_BIAS]
-    ldr     x11, [x0, #ARG_ZEROS]
-    movi    v30.16b, #0xF0
-.endm
 
 // Loads and unpacks one block of weights (4 columns) into v0-v7, and [w0, w1, w0, w1] into v31.
 .macro load_weights
@@ -83,90 +74,19 @@
 .endm
 
 // Rows 2p, 2p+1 of the tile from v\fa ([r0c0 r0c1 r1c0 r1c1]) and v\fb (columns 2-3), plus the
-// bias in v24, stored at x16 and x16 + ldo until x15 rows are
-// stored (then on to 3:); x16 advances two rows.
-.macro mmla_store fa, fb
+// bias in v24.
+.macro store_acc p, fa, fb
     zip1    v25.2d, v\fa\().2d, v\fb\().2d
     zip2    v26.2d, v\fa\().2d, v\fb\().2d
     fadd    v25.4s, v25.4s, v24.4s
     fadd    v26.4s, v26.4s, v24.4s
-    str     q25, [x16]
-    subs    x15, x15, #1
-    b.eq    3f
-    add     x16, x16, x8
-    str     q26, [x16]
-    subs    x15, x15, #1
-    b.eq    3f
-    add     x16, x16, x8
-.endm
-
-// Applies macro \m to the accumulator register pairs of the first \np row pairs.
-.macro for_pairs np, m
-    \m      0, 8, 9
-.if \np > 1
-    \m      1, 10, 11
-.endif
-.if \np > 2
-    \m      2, 12, 13
-.endif
-.if \np > 3
-    \m      3, 14, 15
-.endif
-.if \np > 4
-    \m      4, 16, 17
-.endif
-.if \np > 5
-    \m      5, 18, 19
-.endif
-.if \np > 6
-    \m      6, 20, 21
-.endif
-.if \np > 7
-    \m      7, 22, 23
-.endif
-.endm
-
-.macro zero_acc p, fa, fb
-    movi    v\fa\().16b, #0
-    movi    v\fb\().16b, #0
-.endm
-
-.macro store_acc p, fa, fb
-    mmla_store \fa, \fb
+    store_row_pair
 .endm
 
 // void qkern_q4_mmla_p<np>_i8mm(const KernelArgs *), np = 1..8: rows 2*np (np row pairs) x
 // 4*ntiles columns, of which the first ARG_NROWS rows are stored.
 .macro mmla_kernel np
-function qkern_q4_mmla_p\np\()_i8mm
-    save_d8_d15
-    load_args
-2:
-    for_pairs \np, zero_acc
-    mov     x12, x2
-    mov     x13, x3
-    mov     x14, x5
-1:
-    load_weights
-    for_pairs \np, mmla_pair
-    add     x1, x1, #80
-    add     x12, x12, x4
-    add     x13, x13, x4
-    subs    x14, x14, #1
-    b.ne    1b
-
-    ldr     q24, [x9]
-    mov     x16, x7
-    ldr     x15, [x0, #ARG_NROWS]
-    for_pairs \np, store_acc
-3:
-    add     x7, x7, #16
-    add     x9, x9, x10
-    subs    x6, x6, #1
-    b.ne    2b
-    restore_d8_d15
-    ret
-endfunc qkern_q4_mmla_p\np\()_i8mm
+q4_tile_kernel qkern_q4_mmla_p\np\()_i8mm, \np, mmla_pair, store_acc
 .endm
 
 mmla_kernel 8
@@ -182,14 +102,7 @@ mmla_kernel 1
 // must hold the same row twice (the last pair of an odd M), so each activation register is
 // [x: 8 bytes][x: 8 bytes] and vector SDOT against [col c: 8][col c+1: 8] gives four partial sums
 // [c: K 0-3, c: K 4-7, c+1: K 0-3, c+1: K 4-7]; addp folds them.
-function qkern_q4_mmla_gemv_i8mm
-    load_args
-2:
-    movi    v16.16b, #0
-    mov     x12, x2
-    mov     x13, x3
-    mov     x14, x5
-1:
+.macro gemv_block
     ldp     q0, q1, [x1]
     ldp     q4, q5, [x1, #32]
     ldr     q31, [x1, #64]
@@ -217,18 +130,6 @@ function qkern_q4_mmla_gemv_i8mm
     scvtf   v28.4s, v28.4s
     fmul    v28.4s, v28.4s, v31.4s
     fmla    v16.4s, v28.4s, v23.s[0]
-    add     x1, x1, #80
-    add     x12, x12, x4
-    add     x13, x13, x4
-    subs    x14, x14, #1
-    b.ne    1b
+.endm
 
-    ldr     q24, [x9]
-    fadd    v16.4s, v16.4s, v24.4s
-    str     q16, [x7]
-    add     x7, x7, #16
-    add     x9, x9, x10
-    subs    x6, x6, #1
-    b.ne    2b
-    ret
-endfunc qkern_q4_mmla_gemv_i8mm
+q4_gemv_kernel qkern_q4_mmla_gemv_i8mm, gemv_block

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod guard;
+pub mod matmul_check;
 
 use qkern::Tier;
 

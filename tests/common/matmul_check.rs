@@ -1,0 +1,501 @@
+//! One reference check for every weight format's matmul (Q4_0 in tests/matmul.rs, Q8_0 in
+//! tests/matmul_q8.rs): the formats differ only in how blocks are made, packed and multiplied,
+//! which `WeightFormat` names; shapes, sub-ranges, tolerance and misuse cases are shared.
+//!
+//! Tolerance: the kernel's integer block sums must be exact, so the only difference from the f64
+//! reference is f32 rounding of the block combination. `qkern_reference::matmul_error_scale` bounds
+//! it: `|y - y_ref| <= (K/32 + 3) * 2^-24 * sum_b |d_w d_x isum_b|` (+ |bias|), for any summation
+//! order. The tests allow 2x that bound. An integer error of one unit in one block is
+//! `d_w * d_x`, far above the bound, so it cannot hide in the tolerance.
+
+use super::{guard::Guarded, to_ref_act, to_ref_q4, Rng};
+use proptest::prelude::*;
+use qkern::kernels::matmul::{self, PackedQ4_0, QuantizedActivations};
+use qkern::kernels::matmul_q8::{self, PackedQ8_0};
+use qkern::parallel::ThreadPool;
+use qkern::quant::{BlockQ4_0, BlockQ8_0};
+use qkern::{Error, Result, Tier};
+use qkern_reference as r;
+use std::fmt::Debug;
+use std::ops::Range;
+
+/// A weight format with a packed matmul on every tier.
+pub trait WeightFormat {
+    type Block: Copy + PartialEq + Debug;
+    type Packed;
+    /// Random blocks covering every quantized value, scales over several octaves.
+    fn random_blocks(rng: &mut Rng, n: usize) -> Vec<Self::Block>;
+    /// A block with every quant the same (`byte` as the format stores it) and scale 1.
+    fn uniform_block(byte: u8) -> Self::Block;
+    fn pack(blocks: &[Self::Block], n: usize, k: usize, tier: Tier) -> Result<Self::Packed>;
+    fn unpack(w: &Self::Packed) -> Vec<Self::Block>;
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_range(
+        w: &Self::Packed,
+        a: &QuantizedActivations,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        ldo: usize,
+    ) -> Result<()>;
+    fn matmul(
+        w: &Self::Packed,
+        a: &QuantizedActivations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()>;
+    fn matmul_parallel(
+        pool: &ThreadPool,
+        w: &Self::Packed,
+        a: &QuantizedActivations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()>;
+    /// The f64 reference result and the per-element error scale (see the module comment).
+    fn reference(
+        blocks: &[Self::Block],
+        act: &[r::ActBlock],
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+    ) -> (Vec<f64>, Vec<f64>);
+    /// Format-specific checks of a freshly packed matrix (row dequantization, accessors).
+    fn check_packed(_w: &Self::Packed, _blocks: &[Self::Block], _n: usize, _k: usize) {}
+}
+
+/// Q4_0 weights (`PackedQ4_0`, `matmul_range`).
+pub struct Q4;
+/// Q8_0 weights (`PackedQ8_0`, `matmul_q8_range`).
+pub struct Q8;
+
+impl WeightFormat for Q4 {
+    type Block = BlockQ4_0;
+    type Packed = PackedQ4_0;
+    fn random_blocks(rng: &mut Rng, n: usize) -> Vec<BlockQ4_0> {
+        rng.q4_blocks(n)
+    }
+    fn uniform_block(byte: u8) -> BlockQ4_0 {
+        BlockQ4_0 {
+            d: half::f16::ONE,
+            qs: [byte; 16],
+        }
+    }
+    fn pack(blocks: &[BlockQ4_0], n: usize, k: usize, tier: Tier) -> Result<PackedQ4_0> {
+        PackedQ4_0::with_tier(blocks, n, k, tier)
+    }
+    fn unpack(w: &PackedQ4_0) -> Vec<BlockQ4_0> {
+        w.unpack()
+    }
+    fn matmul_range(
+        w: &PackedQ4_0,
+        a: &QuantizedActivations,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        ldo: usize,
+    ) -> Result<()> {
+        matmul::matmul_range(w, a, rows, cols, bias, out, ldo)
+    }
+    fn matmul(
+        w: &PackedQ4_0,
+        a: &QuantizedActivations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        matmul::matmul(w, a, bias, out)
+    }
+    fn matmul_parallel(
+        pool: &ThreadPool,
+        w: &PackedQ4_0,
+        a: &QuantizedActivations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        matmul::matmul_parallel(pool, w, a, bias, out)
+    }
+    fn reference(
+        blocks: &[BlockQ4_0],
+        act: &[r::ActBlock],
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let rw = to_ref_q4(blocks);
+        let want = r::matmul_q4_0(&rw, act, n, k, bias);
+        let scale = r::matmul_error_scale(&rw, act, n, k, bias, |w, a| {
+            (w.d.to_f64(), r::block_dot_q4(w, a))
+        });
+        (want, scale)
+    }
+}
+
+/// qkern Q8_0 blocks as the reference crate's own type.
+pub fn to_ref_q8(b: &[BlockQ8_0]) -> Vec<r::BlockQ8_0> {
+    b.iter()
+        .map(|b| r::BlockQ8_0 { d: b.d, qs: b.qs })
+        .collect()
+}
+
+impl WeightFormat for Q8 {
+    type Block = BlockQ8_0;
+    type Packed = PackedQ8_0;
+    /// Every int8 value including -128.
+    fn random_blocks(rng: &mut Rng, n: usize) -> Vec<BlockQ8_0> {
+        (0..n)
+            .map(|_| {
+                let mut qs = [0i8; 32];
+                for q in &mut qs {
+                    *q = rng.next_u64() as i8;
+                }
+                let e = (rng.next_u64() % 8) as i32 - 6;
+                BlockQ8_0 {
+                    d: half::f16::from_f32(rng.f32() * 2f32.powi(e)),
+                    qs,
+                }
+            })
+            .collect()
+    }
+    fn uniform_block(byte: u8) -> BlockQ8_0 {
+        BlockQ8_0 {
+            d: half::f16::ONE,
+            qs: [byte as i8; 32],
+        }
+    }
+    fn pack(blocks: &[BlockQ8_0], n: usize, k: usize, tier: Tier) -> Result<PackedQ8_0> {
+        PackedQ8_0::with_tier(blocks, n, k, tier)
+    }
+    fn unpack(w: &PackedQ8_0) -> Vec<BlockQ8_0> {
+        w.unpack()
+    }
+    fn matmul_range(
+        w: &PackedQ8_0,
+        a: &QuantizedActivations,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        ldo: usize,
+    ) -> Result<()> {
+        matmul_q8::matmul_q8_range(w, a, rows, cols, bias, out, ldo)
+    }
+    fn matmul(
+        w: &PackedQ8_0,
+        a: &QuantizedActivations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        matmul_q8::matmul_q8(w, a, bias, out)
+    }
+    fn matmul_parallel(
+        pool: &ThreadPool,
+        w: &PackedQ8_0,
+        a: &QuantizedActivations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        matmul_q8::matmul_q8_parallel(pool, w, a, bias, out)
+    }
+    fn reference(
+        blocks: &[BlockQ8_0],
+        act: &[r::ActBlock],
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let rw = to_ref_q8(blocks);
+        let want = r::matmul_q8_0(&rw, act, n, k, bias);
+        let scale = r::matmul_error_scale(&rw, act, n, k, bias, |w, a| {
+            (w.d.to_f64(), r::block_dot_q8(w, a))
+        });
+        (want, scale)
+    }
+    fn check_packed(w: &PackedQ8_0, blocks: &[BlockQ8_0], n: usize, k: usize) {
+        assert_eq!((w.n(), w.k()), (n, k));
+        let mut row = Guarded::filled(f32::NAN, k);
+        for j in [0, n / 2, n - 1] {
+            w.dequantize_row(j, &mut row).unwrap();
+            assert_eq!(&row[..], r::embedding_q8_0(&to_ref_q8(blocks), k, j));
+        }
+    }
+}
+
+/// The outputs of one call: rows x cols written to `out` with row stride `ldo`.
+pub struct Region<'a> {
+    pub rows: Range<usize>,
+    pub cols: Range<usize>,
+    pub out: &'a [f32],
+    pub ldo: usize,
+}
+
+impl<'a> Region<'a> {
+    /// All of an m x n result.
+    pub fn whole(m: usize, n: usize, out: &'a [f32]) -> Self {
+        Region {
+            rows: 0..m,
+            cols: 0..n,
+            out,
+            ldo: n,
+        }
+    }
+}
+
+/// Asserts that `region` holds the reference result of `x` times the blocks, within the bound.
+pub fn assert_matches_reference<F: WeightFormat>(
+    blocks: &[F::Block],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    (m, n, k): (usize, usize, usize),
+    region: Region<'_>,
+    tier: Tier,
+) {
+    let act = r::quantize_activations(x);
+    let (want, scale) = F::reference(blocks, &act, n, k, bias);
+    let tol_factor = 2.0 * (k / 32 + 3) as f64 * 2f64.powi(-24);
+    for i in region.rows.clone() {
+        for j in region.cols.clone() {
+            let got =
+                region.out[(i - region.rows.start) * region.ldo + (j - region.cols.start)] as f64;
+            let idx = i * n + j;
+            let tol = tol_factor * scale[idx] + f64::MIN_POSITIVE;
+            assert!(
+                (got - want[idx]).abs() <= tol,
+                "tier {tier} m={m} n={n} k={k} at ({i},{j}): got {got}, want {}, tol {tol}",
+                want[idx]
+            );
+        }
+    }
+}
+
+/// One random matmul of an m x k by k x n product, computing only `rows` x `cols`.
+pub struct Case {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub rows: Range<usize>,
+    pub cols: Range<usize>,
+    pub bias: bool,
+    pub seed: u64,
+}
+
+/// Packs, quantizes and multiplies one case with guard-page inputs and outputs on `tier`, and
+/// compares packing, activation quantization and the result with the reference.
+pub fn check<F: WeightFormat>(tier: Tier, c: &Case) {
+    let mut rng = Rng(c.seed | 1);
+    let blocks = F::random_blocks(&mut rng, c.n * c.k / 32);
+    let x = Guarded::from_slice(&rng.vec(c.m * c.k, 3.0));
+    let bias = c.bias.then(|| Guarded::from_slice(&rng.vec(c.n, 1.0)));
+
+    let w = F::pack(&blocks, c.n, c.k, tier).unwrap();
+    assert_eq!(F::unpack(&w), blocks, "packing must be lossless");
+    F::check_packed(&w, &blocks, c.n, c.k);
+    let mut a = QuantizedActivations::with_tier(tier).unwrap();
+    a.quantize(&x, c.m, c.k).unwrap();
+    assert_eq!(
+        to_ref_act(&a.blocks()),
+        r::quantize_activations(&x),
+        "activation quantization must be exact"
+    );
+
+    let ldo = c.cols.len();
+    let mut out = Guarded::filled(f32::NAN, c.rows.len() * ldo);
+    F::matmul_range(
+        &w,
+        &a,
+        c.rows.clone(),
+        c.cols.clone(),
+        bias.as_deref(),
+        &mut out,
+        ldo,
+    )
+    .unwrap();
+    let region = Region {
+        rows: c.rows.clone(),
+        cols: c.cols.clone(),
+        out: &out,
+        ldo,
+    };
+    assert_matches_reference::<F>(&blocks, &x, bias.as_deref(), (c.m, c.n, c.k), region, tier);
+}
+
+/// Random shapes with tails in every dimension and random sub-ranges of rows and columns.
+pub fn random_shapes<F: WeightFormat>(tier: Tier) {
+    let cases = if cfg!(target_arch = "aarch64") {
+        24
+    } else {
+        64
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    let strategy = (
+        1usize..=17,
+        1usize..=70,
+        1usize..=10,
+        any::<bool>(),
+        any::<u64>(),
+        any::<[u16; 4]>(),
+    );
+    runner
+        .run(&strategy, |(m, n, kb, bias, seed, cut)| {
+            let r0 = cut[0] as usize % m;
+            let r1 = r0 + 1 + cut[1] as usize % (m - r0);
+            let c0 = cut[2] as usize % n;
+            let c1 = c0 + 1 + cut[3] as usize % (n - c0);
+            let rows = r0..r1;
+            let cols = c0..c1;
+            let k = kb * 32;
+            check::<F>(
+                tier,
+                &Case {
+                    m,
+                    n,
+                    k,
+                    rows,
+                    cols,
+                    bias,
+                    seed,
+                },
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Fixed shapes at the edges of the register tiles, whole outputs, with and without bias.
+pub fn fixed_edges<F: WeightFormat>(tier: Tier, shapes: &[(usize, usize, usize)]) {
+    for &(m, n, k) in shapes {
+        for bias in [false, true] {
+            let seed = (m * 1000 + n + k) as u64;
+            check::<F>(
+                tier,
+                &Case {
+                    m,
+                    n,
+                    k,
+                    rows: 0..m,
+                    cols: 0..n,
+                    bias,
+                    seed,
+                },
+            );
+        }
+    }
+}
+
+/// Extreme activations: +-127 after rounding, tiny, zero rows and a row of only -absmax, against
+/// weights made of the format's extreme blocks.
+pub fn extreme_values<F: WeightFormat>(
+    tier: Tier,
+    blocks: &[F::Block],
+    (m, n, k): (usize, usize, usize),
+) {
+    let mut x: Vec<f32> = (0..m * k)
+        .map(|i| match i % 7 {
+            0 => 1e-3,
+            1 => -1e-3,
+            2 => 0.0,
+            3 => 5.0,
+            4 => -5.0,
+            _ => (i as f32).sin(),
+        })
+        .collect();
+    x[k..2 * k].fill(0.0);
+    x[2 * k..3 * k].fill(-7.0);
+    let w = F::pack(blocks, n, k, tier).unwrap();
+    let mut a = QuantizedActivations::with_tier(tier).unwrap();
+    a.quantize(&x, m, k).unwrap();
+    assert_eq!(to_ref_act(&a.blocks()), r::quantize_activations(&x));
+    let mut out = Guarded::filled(f32::NAN, m * n);
+    F::matmul(&w, &a, None, &mut out).unwrap();
+    assert_matches_reference::<F>(blocks, &x, None, (m, n, k), Region::whole(m, n, &out), tier);
+}
+
+/// Misuse of packing and of the matmul entry points is an error, never a panic.
+pub fn bad_input<F: WeightFormat>(tier: Tier) {
+    let blocks = vec![F::uniform_block(0x11); 4];
+    assert!(matches!(
+        F::pack(&blocks, 2, 48, tier),
+        Err(Error::NotBlockAligned { .. })
+    ));
+    assert!(matches!(
+        F::pack(&blocks, 3, 64, tier),
+        Err(Error::BadLength { .. })
+    ));
+    assert!(F::pack(&blocks, 0, 64, tier).is_err());
+    assert!(matches!(
+        F::pack(&blocks, usize::MAX / 2 + 1, 64, tier),
+        Err(Error::Overflow(_))
+    ));
+    let w = F::pack(&blocks, 2, 64, tier).unwrap();
+    let mut a = QuantizedActivations::with_tier(tier).unwrap();
+    let mut out = vec![0f32; 8];
+    assert!(
+        F::matmul_range(&w, &a, 0..1, 0..2, None, &mut out, 2).is_err(),
+        "empty activations"
+    );
+    assert!(a.quantize(&[0.0; 64], 2, 64).is_err(), "short input");
+    a.quantize(&[0.0; 64], 2, 32).unwrap();
+    assert!(
+        F::matmul_range(&w, &a, 0..2, 0..2, None, &mut out, 2).is_err(),
+        "K mismatch"
+    );
+    a.quantize(&[0.5; 128], 2, 64).unwrap();
+    type BadCall<'a> = (
+        Range<usize>,
+        Range<usize>,
+        Option<&'a [f32]>,
+        usize,
+        usize,
+        &'a str,
+    );
+    let bad: [BadCall<'_>; 6] = [
+        (0..3, 0..2, None, 8, 2, "rows out of range"),
+        (0..2, 1..3, None, 8, 2, "cols out of range"),
+        (0..2, 0..2, Some(&[1.0]), 8, 2, "short bias"),
+        (0..2, 0..2, None, 3, 2, "short out"),
+        (0..2, 0..2, None, 8, 1, "ldo too small"),
+        (0..2, 0..2, None, 8, usize::MAX, "ldo overflow"),
+    ];
+    for (rows, cols, bias, len, ldo, what) in bad {
+        assert!(
+            F::matmul_range(&w, &a, rows, cols, bias, &mut out[..len], ldo).is_err(),
+            "{what}"
+        );
+    }
+    assert!(F::matmul(&w, &a, None, &mut out[..3]).is_err(), "short out");
+    let pool = ThreadPool::new(2);
+    assert!(F::matmul_parallel(&pool, &w, &a, None, &mut out[..3]).is_err());
+    assert!(
+        F::matmul_range(&w, &a, 1..1, 0..2, None, &mut [], 2).is_ok(),
+        "empty range is a no-op"
+    );
+    if let Some(other) = Tier::available().into_iter().find(|&t| t != tier) {
+        let b = QuantizedActivations::with_tier(other).unwrap();
+        assert!(F::matmul_range(&w, &b, 0..1, 0..1, None, &mut out, 2).is_err());
+    }
+}
+
+/// The parallel driver computes each element with the same kernel as a single call: bit-identical.
+pub fn parallel_matches_serial<F: WeightFormat>(tier: Tier) {
+    let pool = ThreadPool::new(3);
+    let mut rng = Rng(77);
+    for (m, n, k) in [(1, 200, 64), (70, 130, 96), (130, 65, 32)] {
+        let blocks = F::random_blocks(&mut rng, n * k / 32);
+        let x = rng.vec(m * k, 2.0);
+        let bias = rng.vec(n, 1.0);
+        let w = F::pack(&blocks, n, k, tier).unwrap();
+        let mut a = QuantizedActivations::with_tier(tier).unwrap();
+        a.quantize(&x, m, k).unwrap();
+        let mut serial = vec![0f32; m * n];
+        F::matmul(&w, &a, Some(&bias), &mut serial).unwrap();
+        let mut par = Guarded::filled(f32::NAN, m * n);
+        F::matmul_parallel(&pool, &w, &a, Some(&bias), &mut par).unwrap();
+        assert_eq!(
+            serial.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            par.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+}
