@@ -14,4 +14,4 @@ export RUSTDOCFLAGS="-Zsanitizer=address"
 export ASAN_OPTIONS="detect_leaks=0:detect_stack_use_after_return=1:abort_on_error=1"
 export CARGO_TARGET_DIR=target/asan
 # --target keeps build scripts and proc macros unsanitized; -Zbuild-std instruments std.
-exec cargo +nightly test -Zbuild-std --target "$target" --features x86-vnni "${args[@]}"
+exec cargo +nightly test -Zbuild-std --target "$target" "${args[@]}"

@@ -62,8 +62,7 @@ run_tests() { # label, expected tiers, all tiers of the arch, cargo args...
 host_all="scalar,avx2,avxvnni,avx512vnni"
 arm_all="scalar,neon,neondot,neoni8mm"
 case $(uname -m) in
-  # x86-vnni: the VNNI tiers are opt-in (Tier::is_supported); test them wherever the CPU has them.
-  x86_64) run_tests host "$(host_tiers)" "$host_all" --workspace --features qkern/x86-vnni ;;
+  x86_64) run_tests host "$(host_tiers)" "$host_all" --workspace ;;
   *) run_tests host "scalar" "$host_all,$arm_all" --workspace ;;
 esac
 

@@ -74,11 +74,6 @@ impl Tier {
 
     /// Whether this build can run code of this tier on this CPU (detected at run time, cached by
     /// std).
-    ///
-    /// `AvxVnni` and `Avx512Vnni` also need the cargo feature `x86-vnni`: their kernels were
-    /// written on an AVX2-only machine and are tested there against a portable emulation of
-    /// `vpdpbusd` only, so until `scripts/test-all.sh` (which enables the feature) has passed on
-    /// such a CPU they are opt-in, and a default build runs the `Avx2` kernels there.
     pub fn is_supported(self) -> bool {
         match self {
             Tier::Scalar => true,
@@ -99,14 +94,12 @@ impl Tier {
             }
             #[cfg(target_arch = "x86_64")]
             Tier::AvxVnni => {
-                cfg!(feature = "x86-vnni")
-                    && Tier::Avx2.is_supported()
+                Tier::Avx2.is_supported()
                     && is_x86_feature_detected!("avxvnni")
             }
             #[cfg(target_arch = "x86_64")]
             Tier::Avx512Vnni => {
-                cfg!(feature = "x86-vnni")
-                    && Tier::Avx2.is_supported()
+                Tier::Avx2.is_supported()
                     && is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vl")
