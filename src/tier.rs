@@ -93,10 +93,7 @@ impl Tier {
                     && is_x86_feature_detected!("f16c")
             }
             #[cfg(target_arch = "x86_64")]
-            Tier::AvxVnni => {
-                Tier::Avx2.is_supported()
-                    && is_x86_feature_detected!("avxvnni")
-            }
+            Tier::AvxVnni => Tier::Avx2.is_supported() && is_x86_feature_detected!("avxvnni"),
             #[cfg(target_arch = "x86_64")]
             Tier::Avx512Vnni => {
                 Tier::Avx2.is_supported()

@@ -302,6 +302,16 @@ pub(crate) mod avx2 {
 pub(crate) mod avx512 {
     use super::*;
 
+    /// The mask of the first `min(left, 16)` lanes: all of a full vector, or a tail.
+    #[inline]
+    fn lanes_below(left: usize) -> __mmask16 {
+        if left >= 16 {
+            0xFFFF
+        } else {
+            (1u16 << left) - 1
+        }
+    }
+
     /// The shared exp approximation on 16 lanes.
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -355,11 +365,7 @@ pub(crate) mod avx512 {
         let n = x.len().min(w.len()).min(out.len());
         let rv = _mm512_set1_ps(r);
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 {
-                0xFFFF
-            } else {
-                (1u16 << (n - i)) - 1
-            };
+            let m = lanes_below(n - i);
             // SAFETY: masked lanes stay below n in all three slices.
             unsafe {
                 let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x.as_ptr().add(i)), rv);
@@ -374,11 +380,7 @@ pub(crate) mod avx512 {
         let n = gate.len().min(up.len()).min(out.len());
         let one = _mm512_set1_ps(1.0);
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 {
-                0xFFFF
-            } else {
-                (1u16 << (n - i)) - 1
-            };
+            let m = lanes_below(n - i);
             // SAFETY: masked lanes stay below n in all three slices.
             unsafe {
                 let g = _mm512_maskz_loadu_ps(m, gate.as_ptr().add(i));
@@ -395,11 +397,7 @@ pub(crate) mod avx512 {
         let n = x.len();
         let mut mv = _mm512_set1_ps(f32::NEG_INFINITY);
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 {
-                0xFFFF
-            } else {
-                (1u16 << (n - i)) - 1
-            };
+            let m = lanes_below(n - i);
             // SAFETY: masked lanes stay below n. NaN lanes keep the running max.
             mv = _mm512_mask_max_ps(
                 mv,
@@ -417,11 +415,7 @@ pub(crate) mod avx512 {
         let mv = _mm512_set1_ps(mx);
         let mut s = _mm512_setzero_ps();
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 {
-                0xFFFF
-            } else {
-                (1u16 << (n - i)) - 1
-            };
+            let m = lanes_below(n - i);
             // SAFETY: masked lanes stay below n.
             unsafe {
                 let p = x.as_mut_ptr().add(i);
@@ -437,11 +431,7 @@ pub(crate) mod avx512 {
     pub(crate) fn exp(x: &mut [f32]) {
         let n = x.len();
         for i in (0..n).step_by(16) {
-            let m: __mmask16 = if n - i >= 16 {
-                0xFFFF
-            } else {
-                (1u16 << (n - i)) - 1
-            };
+            let m = lanes_below(n - i);
             // SAFETY: masked lanes stay below n.
             unsafe {
                 let p = x.as_mut_ptr().add(i);
