@@ -76,11 +76,29 @@ kv = sum(v for s, v in syms.items() if "KvCache" in s and "write" in s)
 macs = hidden * nh * d + 2 * hidden * nkv * d + nh * d * hidden + 3 * hidden * ffn
 mm = macs / 1000 * rate
 print(f"{name:<14} {t:>5} {path:>10} {total:>12,.0f} {kv:>12,.0f} {mm:>12,.0f} {100 * total / mm:>7.2f}%")
+def demangle(s):
+    # Legacy Rust mangling: _ZN <len><ident>... 17h<hash> E; keep the path, drop the hash.
+    if not s.startswith("_ZN"):
+        return s
+    i, parts = 3, []
+    while i < len(s) and s[i].isdigit():
+        j = i
+        while s[j].isdigit():
+            j += 1
+        n = int(s[i:j])
+        parts.append(s[j:j + n])
+        i = j + n
+    if parts and parts[-1].startswith("h") and len(parts[-1]) == 17:
+        parts.pop()
+    out = "::".join(parts)
+    for a, b in (("$LT$", "<"), ("$GT$", ">"), ("$u20$", " "), ("$C$", ","), ("..", "::"), ("$RF$", "&")):
+        out = out.replace(a, b)
+    return out
 rows = sorted(syms.items(), key=lambda kv: -kv[1])
 shown = rows if verbose else [r for r in rows if r[1] >= 0.01 * total][:8]
 for s, v in shown:
     if abs(v) >= 0.5:
-        print(f"{'':>20} {v:>12,.0f}  {100 * v / total:5.1f}%  {s[:110]}")
+        print(f"{'':>20} {v:>12,.0f}  {100 * v / total:5.1f}%  {demangle(s)[:100]}")
 PY
     done
 done

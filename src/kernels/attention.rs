@@ -337,6 +337,9 @@ pub(crate) trait AttnKernel {
     /// Query rows per micro-tile. A block's rows are padded to a multiple of it: padding rows
     /// have zero Q and zero P (the driver zeroes both buffers), their outputs are discarded.
     const ROWS: usize;
+    /// Extra f32 scratch per row after the `rows x 64` scores, for the kernel's own use between
+    /// `qk` and `softmax`.
+    const S_EXTRA: usize = 0;
     /// Writes query row `r` of the block, `src * scale` (`d = src.len()` values), into the Q
     /// buffer `qb` in the kernel's layout.
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [Self::E]);
@@ -611,9 +614,19 @@ fn validate<'a>(
     })
 }
 
-/// Query positions per block for a GQA group size.
-fn block_positions(group: usize) -> usize {
-    (BLOCK_ROWS / group).max(1)
+/// Query positions per block for a GQA group size and the kernel's rows per micro-tile.
+fn block_positions(group: usize, kernel_rows: usize) -> usize {
+    // Nearest multiple of `step` to BLOCK_ROWS / group, so that the rows fill whole micro-tiles.
+    let step = kernel_rows / gcd(group, kernel_rows);
+    ((BLOCK_ROWS + group * step / 2) / (group * step)).max(1) * step
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Reusable per-thread scratch (grown on first use, then kept).
@@ -660,7 +673,7 @@ unsafe fn block<K: AttnKernel>(
     let rows = nq * group;
     let rp = rows.next_multiple_of(K::ROWS);
     grow(&mut sc.qb, rp * d);
-    grow(&mut sc.s, rp * KV_TILE);
+    grow(&mut sc.s, rp * (KV_TILE + K::S_EXTRA));
     grow(&mut sc.p, rp * KV_TILE);
     grow(&mut sc.kbuf, KV_TILE * d);
     grow(&mut sc.vbuf, KV_TILE * d);
@@ -748,7 +761,7 @@ impl SharedOut {
 /// The CPU supports `K`'s features; `out` points to the call's `t * n_head * d` outputs, and no
 /// other thread writes the rows of this block concurrently.
 unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, out: SharedOut) {
-    let bq = block_positions(p.group);
+    let bq = block_positions(p.group, K::ROWS);
     let qi0 = tile * bq;
     let nq = bq.min(p.t - qi0);
     SCRATCH.with(|sc| {
@@ -779,6 +792,8 @@ unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, o
 
 /// The path's monomorphized entry points.
 pub(crate) struct AttnPath {
+    /// The kernel's rows per micro-tile ([`AttnKernel::ROWS`]).
+    pub rows: usize,
     pub prefill: unsafe fn(&Problem<'_>, usize, usize, SharedOut),
     pub partial: unsafe fn(&Problem<'_>, usize, Range<usize>, &mut [f32]),
 }
@@ -809,6 +824,7 @@ unsafe fn decode_partial<K: AttnKernel>(
 
 pub(crate) const fn path<K: AttnKernel>() -> AttnPath {
     AttnPath {
+        rows: K::ROWS,
         prefill: prefill_block::<K>,
         partial: decode_partial::<K>,
     }
@@ -845,7 +861,7 @@ pub fn attention(
         format!("L{layer} T={} heads={n_head} pos0={pos0}", p.t)
     });
     let path = select(&p, tier);
-    let tiles = p.t.div_ceil(block_positions(p.group));
+    let tiles = p.t.div_ceil(block_positions(p.group, path.rows));
     let o = SharedOut(out.as_mut_ptr());
     for tile in 0..tiles {
         for g in 0..cache.n_kv {
@@ -924,7 +940,7 @@ pub fn attention_parallel(
             Ok(())
         });
     }
-    let tiles = p.t.div_ceil(block_positions(p.group));
+    let tiles = p.t.div_ceil(block_positions(p.group, path.rows));
     let o = SharedOut(out.as_mut_ptr());
     pool.run(tiles * n_kv, &|task| {
         // Largest (latest) blocks first, so the on-demand schedule ends with small ones.

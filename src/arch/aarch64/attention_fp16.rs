@@ -88,12 +88,11 @@ pub(crate) struct Fp16;
 
 /// `e^x` for `x <= 0` on 4 lanes, for softmax weights that are rounded to f16 next: `2^t` with
 /// `t = max(x log2 e, -126)`, `t = n + f` (`n` nearest integer), `2^f` by its degree-4 Taylor
-/// polynomial (relative error below 5e-5 for |f| <= 1/2, a tenth of f16's rounding), and `n`
-/// added to the exponent bits. Below `2^-126` the result is some value under 1.2e-38, which
+/// polynomial in Estrin form (relative error below 5e-5 for |f| <= 1/2, a tenth of f16's
+/// rounding), and `n` added to the exponent bits. Below `2^-126` the result is some value under 1.2e-38, which
 /// rounds to 0 in f16.
 #[inline]
-fn exp_nonpos(x: std::arch::aarch64::float32x4_t) -> std::arch::aarch64::float32x4_t {
-    use std::arch::aarch64::*;
+fn exp_nonpos(x: float32x4_t) -> float32x4_t {
     const C: [f32; 5] = [
         1.0,
         std::f32::consts::LN_2,
@@ -109,10 +108,11 @@ fn exp_nonpos(x: std::arch::aarch64::float32x4_t) -> std::arch::aarch64::float32
         );
         let n = vrndnq_f32(t);
         let f = vsubq_f32(t, n);
-        let mut p = vdupq_n_f32(C[4]);
-        for &c in C[..4].iter().rev() {
-            p = vfmaq_f32(vdupq_n_f32(c), p, f);
-        }
+        let f2 = vmulq_f32(f, f);
+        let a = vfmaq_f32(vdupq_n_f32(C[0]), f, vdupq_n_f32(C[1]));
+        let b = vfmaq_f32(vdupq_n_f32(C[2]), f, vdupq_n_f32(C[3]));
+        let b = vfmaq_f32(b, f2, vdupq_n_f32(C[4]));
+        let p = vfmaq_f32(a, f2, b);
         let bits = vaddq_s32(
             vreinterpretq_s32_f32(p),
             vshlq_n_s32::<23>(vcvtq_s32_f32(n)),
@@ -121,253 +121,182 @@ fn exp_nonpos(x: std::arch::aarch64::float32x4_t) -> std::arch::aarch64::float32
     }
 }
 
-/// 16 FMLA: row `r` (accumulators `v16 + 2r`, `v17 + 2r`) += the column vectors `$b0`, `$b1`
-/// times element `$x` of `v<r>` (the rows' 8-value slices).
+// The asm templates below are built from string pieces with `concat!`; `{name}` are operands
+// of the `asm!` that expands them, `{{`/`}}` literal braces.
+
+/// 16 FMLA (or FMUL, which starts the accumulators): row `r` (accumulators `v16 + 2r`,
+/// `v17 + 2r`) += the column vectors `$b0`, `$b1` times element `$x` of `v<r>` (the rows'
+/// 8-value slices).
+#[rustfmt::skip]
 macro_rules! fmla_8x16 {
-    ($b0:literal, $b1:literal, $x:literal) => {
+    ($op:literal, $b0:literal, $b1:literal, $x:literal) => {
         concat!(
-            "fmla v16.8h, ",
-            $b0,
-            ".8h, v0.",
-            $x,
-            "\n",
-            "fmla v17.8h, ",
-            $b1,
-            ".8h, v0.",
-            $x,
-            "\n",
-            "fmla v18.8h, ",
-            $b0,
-            ".8h, v1.",
-            $x,
-            "\n",
-            "fmla v19.8h, ",
-            $b1,
-            ".8h, v1.",
-            $x,
-            "\n",
-            "fmla v20.8h, ",
-            $b0,
-            ".8h, v2.",
-            $x,
-            "\n",
-            "fmla v21.8h, ",
-            $b1,
-            ".8h, v2.",
-            $x,
-            "\n",
-            "fmla v22.8h, ",
-            $b0,
-            ".8h, v3.",
-            $x,
-            "\n",
-            "fmla v23.8h, ",
-            $b1,
-            ".8h, v3.",
-            $x,
-            "\n",
-            "fmla v24.8h, ",
-            $b0,
-            ".8h, v4.",
-            $x,
-            "\n",
-            "fmla v25.8h, ",
-            $b1,
-            ".8h, v4.",
-            $x,
-            "\n",
-            "fmla v26.8h, ",
-            $b0,
-            ".8h, v5.",
-            $x,
-            "\n",
-            "fmla v27.8h, ",
-            $b1,
-            ".8h, v5.",
-            $x,
-            "\n",
-            "fmla v28.8h, ",
-            $b0,
-            ".8h, v6.",
-            $x,
-            "\n",
-            "fmla v29.8h, ",
-            $b1,
-            ".8h, v6.",
-            $x,
-            "\n",
-            "fmla v30.8h, ",
-            $b0,
-            ".8h, v7.",
-            $x,
-            "\n",
-            "fmla v31.8h, ",
-            $b1,
-            ".8h, v7.",
-            $x,
-            "\n",
+            $op, " v16.8h, ", $b0, ".8h, v0.", $x, "\n",
+            $op, " v17.8h, ", $b1, ".8h, v0.", $x, "\n",
+            $op, " v18.8h, ", $b0, ".8h, v1.", $x, "\n",
+            $op, " v19.8h, ", $b1, ".8h, v1.", $x, "\n",
+            $op, " v20.8h, ", $b0, ".8h, v2.", $x, "\n",
+            $op, " v21.8h, ", $b1, ".8h, v2.", $x, "\n",
+            $op, " v22.8h, ", $b0, ".8h, v3.", $x, "\n",
+            $op, " v23.8h, ", $b1, ".8h, v3.", $x, "\n",
+            $op, " v24.8h, ", $b0, ".8h, v4.", $x, "\n",
+            $op, " v25.8h, ", $b1, ".8h, v4.", $x, "\n",
+            $op, " v26.8h, ", $b0, ".8h, v5.", $x, "\n",
+            $op, " v27.8h, ", $b1, ".8h, v5.", $x, "\n",
+            $op, " v28.8h, ", $b0, ".8h, v6.", $x, "\n",
+            $op, " v29.8h, ", $b1, ".8h, v6.", $x, "\n",
+            $op, " v30.8h, ", $b0, ".8h, v7.", $x, "\n",
+            $op, " v31.8h, ", $b1, ".8h, v7.", $x, "\n",
         )
     };
 }
 
 /// `$m!(acc0, acc1, corr lane)` for each of the 8 rows.
+#[rustfmt::skip]
 macro_rules! each_row {
     ($m:ident) => {
         concat!(
-            $m!("v16", "v17", "v12.s[0]"),
-            $m!("v18", "v19", "v12.s[1]"),
-            $m!("v20", "v21", "v12.s[2]"),
-            $m!("v22", "v23", "v12.s[3]"),
-            $m!("v24", "v25", "v13.s[0]"),
-            $m!("v26", "v27", "v13.s[1]"),
-            $m!("v28", "v29", "v13.s[2]"),
-            $m!("v30", "v31", "v13.s[3]"),
+            $m!("v16", "v17", "v12.s[0]"), $m!("v18", "v19", "v12.s[1]"),
+            $m!("v20", "v21", "v12.s[2]"), $m!("v22", "v23", "v12.s[3]"),
+            $m!("v24", "v25", "v13.s[0]"), $m!("v26", "v27", "v13.s[1]"),
+            $m!("v28", "v29", "v13.s[2]"), $m!("v30", "v31", "v13.s[3]"),
         )
     };
 }
 
-/// The micro-kernel shared by `Q K^T` and `P V`, one 16-column panel: zeroes the 8 x 16 f16
-/// accumulators `v16..v31`, then `{n}` times: loads the 8 rows' next 8 values (`{a}`, 128
-/// contiguous bytes) into `v0..v7`, and for each of the 8, the next 16-column row of the right
-/// operand (`{b}`, advanced by `{bs}` bytes) and 16 FMLA. Uses `v0..v11`, `v16..v31`; `{n} >= 1`.
-macro_rules! core_8x16 {
-    () => {
+/// One group of 8 of the reduction: loads the 8 rows' next 8 values (`{a}`, 128 contiguous
+/// bytes) into `v0..v7`, then for each of the 8, the next 16-column row of the right operand
+/// (`{b}`, advanced by `{bs}` bytes) and 16 FMLA; `$op0` (`fmla`, or `fmul` to start the
+/// accumulators) for the first.
+#[rustfmt::skip]
+macro_rules! group_8x16 {
+    ($op0:literal) => {
         concat!(
-            "movi v16.16b, #0\n",
-            "movi v17.16b, #0\n",
-            "movi v18.16b, #0\n",
-            "movi v19.16b, #0\n",
-            "movi v20.16b, #0\n",
-            "movi v21.16b, #0\n",
-            "movi v22.16b, #0\n",
-            "movi v23.16b, #0\n",
-            "movi v24.16b, #0\n",
-            "movi v25.16b, #0\n",
-            "movi v26.16b, #0\n",
-            "movi v27.16b, #0\n",
-            "movi v28.16b, #0\n",
-            "movi v29.16b, #0\n",
-            "movi v30.16b, #0\n",
-            "movi v31.16b, #0\n",
-            "7:\n",
             "ld1 {{v0.8h, v1.8h, v2.8h, v3.8h}}, [{a}], #64\n",
             "ld1 {{v4.8h, v5.8h, v6.8h, v7.8h}}, [{a}], #64\n",
             "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("v8", "v9", "h[0]"),
+            fmla_8x16!($op0, "v8", "v9", "h[0]"),
             "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("v10", "v11", "h[1]"),
+            fmla_8x16!("fmla", "v10", "v11", "h[1]"),
             "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("v8", "v9", "h[2]"),
+            fmla_8x16!("fmla", "v8", "v9", "h[2]"),
             "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("v10", "v11", "h[3]"),
+            fmla_8x16!("fmla", "v10", "v11", "h[3]"),
             "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("v8", "v9", "h[4]"),
+            fmla_8x16!("fmla", "v8", "v9", "h[4]"),
             "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("v10", "v11", "h[5]"),
+            fmla_8x16!("fmla", "v10", "v11", "h[5]"),
             "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("v8", "v9", "h[6]"),
+            fmla_8x16!("fmla", "v8", "v9", "h[6]"),
             "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("v10", "v11", "h[7]"),
+            fmla_8x16!("fmla", "v10", "v11", "h[7]"),
+        )
+    };
+}
+
+/// The micro-kernel shared by `Q K^T` and `P V`, one 16-column panel: the 8 x 16 f16
+/// accumulators `v16..v31` = the sum over `{n}` groups of 8 ([`group_8x16!`]; the first one
+/// starts them with FMUL). Uses `v0..v11`, `v16..v31`; `{n} >= 1`.
+#[rustfmt::skip]
+macro_rules! core_8x16 {
+    () => {
+        concat!(
+            group_8x16!("fmul"),
+            "subs {n}, {n}, #1\n",
+            "b.eq 8f\n",
+            "7:\n",
+            group_8x16!("fmla"),
             "subs {n}, {n}, #1\n",
             "b.ne 7b\n",
+            "8:\n",
         )
     };
 }
 
-/// Widens one row's 16 scores (`$a`, `$b`) into `v12..v15` and stores them at `{s}`, advancing it
-/// by `{ss}` bytes.
+/// Widens one row's 16 f16 accumulators (`$a`, `$b`) into `$w0..$w3`.
+#[rustfmt::skip]
+macro_rules! widen_row {
+    ($a:literal, $b:literal, $w0:literal, $w1:literal, $w2:literal, $w3:literal) => {
+        concat!(
+            "fcvtl ", $w0, ".4s, ", $a, ".4h\n", "fcvtl2 ", $w1, ".4s, ", $a, ".8h\n",
+            "fcvtl ", $w2, ".4s, ", $b, ".4h\n", "fcvtl2 ", $w3, ".4s, ", $b, ".8h\n",
+        )
+    };
+}
+
+/// Stores one row's 16 scores `v12..v15` at `{s}` (advanced by `{ss}` bytes) and their 4-lane
+/// maximum at `{mx}` (advanced by 16 bytes).
+#[rustfmt::skip]
+macro_rules! store_scores {
+    () => {
+        concat!(
+            "st1 {{v12.4s, v13.4s, v14.4s, v15.4s}}, [{s}], {ss}\n",
+            "fmax v0.4s, v12.4s, v13.4s\n",
+            "fmax v1.4s, v14.4s, v15.4s\n",
+            "fmax v0.4s, v0.4s, v1.4s\n",
+            "str q0, [{mx}], #16\n",
+        )
+    };
+}
+
+/// One row's 16 scores of the first chunk of head dimensions.
+#[rustfmt::skip]
 macro_rules! qk_store_row {
     ($a:literal, $b:literal, $_c:literal) => {
-        concat!(
-            "fcvtl v12.4s, ",
-            $a,
-            ".4h\n",
-            "fcvtl2 v13.4s, ",
-            $a,
-            ".8h\n",
-            "fcvtl v14.4s, ",
-            $b,
-            ".4h\n",
-            "fcvtl2 v15.4s, ",
-            $b,
-            ".8h\n",
-            "st1 {{v12.4s, v13.4s, v14.4s, v15.4s}}, [{s}], {ss}\n",
-        )
+        concat!(widen_row!($a, $b, "v12", "v13", "v14", "v15"), store_scores!())
     };
 }
 
-/// As [`qk_store_row!`], adding to the scores already at `{s}` (a later chunk of head dims).
+/// As [`qk_store_row!`], adding the scores of the earlier chunks (already at `{s}`).
+#[rustfmt::skip]
 macro_rules! qk_add_row {
     ($a:literal, $b:literal, $_c:literal) => {
         concat!(
             "ld1 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{s}]\n",
-            "fcvtl v12.4s, ",
-            $a,
-            ".4h\n",
-            "fcvtl2 v13.4s, ",
-            $a,
-            ".8h\n",
-            "fcvtl v14.4s, ",
-            $b,
-            ".4h\n",
-            "fcvtl2 v15.4s, ",
-            $b,
-            ".8h\n",
-            "fadd v12.4s, v12.4s, v0.4s\n",
-            "fadd v13.4s, v13.4s, v1.4s\n",
-            "fadd v14.4s, v14.4s, v2.4s\n",
-            "fadd v15.4s, v15.4s, v3.4s\n",
-            "st1 {{v12.4s, v13.4s, v14.4s, v15.4s}}, [{s}], {ss}\n",
+            widen_row!($a, $b, "v12", "v13", "v14", "v15"),
+            "fadd v12.4s, v12.4s, v0.4s\n", "fadd v13.4s, v13.4s, v1.4s\n",
+            "fadd v14.4s, v14.4s, v2.4s\n", "fadd v15.4s, v15.4s, v3.4s\n",
+            store_scores!(),
         )
     };
 }
 
-/// One row's output panel: `o = o * corr + widen(acc)`, at `{o}`, advancing it by `{os}` bytes.
+/// One row's output panel: `o = o * corr + widen(acc)` at `{o}`, advanced by `{os}` bytes (the
+/// rows' factors are in `v12`, `v13`).
+#[rustfmt::skip]
 macro_rules! pv_row {
     ($a:literal, $b:literal, $c:literal) => {
         concat!(
             "ld1 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{o}]\n",
-            "fcvtl v4.4s, ",
-            $a,
-            ".4h\n",
-            "fcvtl2 v5.4s, ",
-            $a,
-            ".8h\n",
-            "fcvtl v6.4s, ",
-            $b,
-            ".4h\n",
-            "fcvtl2 v7.4s, ",
-            $b,
-            ".8h\n",
-            "fmla v4.4s, v0.4s, ",
-            $c,
-            "\n",
-            "fmla v5.4s, v1.4s, ",
-            $c,
-            "\n",
-            "fmla v6.4s, v2.4s, ",
-            $c,
-            "\n",
-            "fmla v7.4s, v3.4s, ",
-            $c,
-            "\n",
+            widen_row!($a, $b, "v4", "v5", "v6", "v7"),
+            "fmla v4.4s, v0.4s, ", $c, "\n", "fmla v5.4s, v1.4s, ", $c, "\n",
+            "fmla v6.4s, v2.4s, ", $c, "\n", "fmla v7.4s, v3.4s, ", $c, "\n",
             "st1 {{v4.4s, v5.4s, v6.4s, v7.4s}}, [{o}], {os}\n",
         )
     };
 }
 
 /// `s[r][16p..16p + 16] (+)= sum_{i < 8 n8} q[r][i] * kt[i][16p..16p + 16]` for the 8 rows of one
-/// group and the panels `p < np`: stores (`add == 0`) or adds to the scores there.
+/// group and the panels `p < np`: stores (`add == false`) or adds to the scores there; and
+/// `mx[(8 p + r) * 4..+4]` = the 4-lane maximum of the row's 16 resulting scores of panel `p`.
 ///
 /// # Safety
 /// The CPU has FEAT_FP16; `q` points to `n8` packed groups (`n8 * 64` halves), `kt` to `8 n8`
 /// rows of 64 halves (16 read per panel), `s` to 8 rows of 64 floats (stride 256 bytes) with
-/// `16 np <= 64`; `n8 >= 1`, `np >= 1`.
+/// `16 np <= 64`, `mx` to `32 np` floats; `n8 >= 1`, `np >= 1`.
 #[target_feature(enable = "neon,fp16")]
-unsafe fn qk_8rows(q: *const f16, kt: *const f16, n8: usize, s: *mut f32, np: usize, add: bool) {
+unsafe fn qk_8rows(
+    q: *const f16,
+    kt: *const f16,
+    n8: usize,
+    s: *mut f32,
+    mx: *mut f32,
+    np: usize,
+    add: bool,
+) {
     // SAFETY: the caller guarantees the pointers and shapes above; the asm reads q[0..64 n8],
-    // kt rows 0..8 n8 at columns 0..16 np, writes (reads) s rows 0..8 at columns 0..16 np, and
-    // clobbers only declared registers.
+    // kt rows 0..8 n8 at columns 0..16 np, writes (reads) s rows 0..8 at columns 0..16 np and
+    // mx[0..32 np], and clobbers only declared registers.
     unsafe {
         std::arch::asm!(
             "2:\n",
@@ -396,6 +325,7 @@ unsafe fn qk_8rows(q: *const f16, kt: *const f16, n8: usize, s: *mut f32, np: us
             s0 = inout(reg) s => _,
             s = out(reg) _,
             ss = in(reg) 4 * KV_TILE,
+            mx = inout(reg) mx => _,
             np = inout(reg) np => _,
             add = in(reg) add as usize,
             out("v0") _, out("v1") _, out("v2") _, out("v3") _,
@@ -473,7 +403,10 @@ unsafe fn pv_8rows(
 }
 
 /// [`AttnKernel::softmax`] of the fp16 path: weights written packed (`[row group][key group]
-/// [row][8]`), 8 per FCVTN pair.
+/// [row][8]`), 8 per FCVTN pair. A row that sees every key `qk` computed takes its maximum from
+/// `qk`'s panel maxima (after the `rows x 64` scores); a masked row masks its tail in place.
+/// The rescale factor comes from [`exp_nonpos`] too (relative error below 5e-5, applied alike to
+/// the output and the sum).
 #[target_feature(enable = "neon")]
 fn softmax_tile(
     s: &mut [f32],
@@ -483,41 +416,65 @@ fn softmax_tile(
     st: &mut Stats<'_>,
     p: &mut [f16],
 ) {
-    let groups = KV_TILE / 8;
     let ng = nk.div_ceil(8);
-    assert!(nk <= KV_TILE && s.len() >= rows * KV_TILE);
-    assert!(p.len() >= rows.next_multiple_of(R) * KV_TILE);
+    let np = nk.div_ceil(16);
+    let rp = rows.next_multiple_of(R);
+    assert!(nk > 0 && nk <= KV_TILE && s.len() >= rp * (KV_TILE + 16));
+    assert!(p.len() >= rp * KV_TILE && mask.group > 0);
     assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
-    // SAFETY (whole loop): row r's scores are s[64 r..64 r + 64] and its packed weights
-    // p[packed(r, g, 8)..+8] for g < 8, all inside the asserted lengths; NEON is present.
+    let (sp, mx) = s.split_at_mut(rp * KV_TILE);
+    // Keys seen by the current row (`mask.valid`, counted up per position).
+    let (mut seen, mut hh) = (mask.first, 0);
     for r in 0..rows {
-        let valid = mask.valid(r, nk);
-        let pr = unsafe { p.as_mut_ptr().add(packed(r, 0, groups)) as *mut u16 };
-        let sr = unsafe { s.as_mut_ptr().add(r * KV_TILE) };
-        if valid == 0 {
-            st.corr[r] = 1.0;
-            for g in 0..ng {
+        let valid = seen.clamp(0, nk as isize) as usize;
+        hh += 1;
+        if hh == mask.group {
+            hh = 0;
+            seen += 1;
+        }
+        // SAFETY (pointers of the row): row r's scores are sp[64 r..64 r + 64], its panel maxima
+        // mx[128 (r / 8) + 4 (r % 8) + 32 pn..+4] for pn < np <= 4, its packed weights
+        // p[packed(r, g, 8)..+8] for g < 8: all inside the asserted lengths.
+        let pr = unsafe { p.as_mut_ptr().add(packed(r, 0, KV_TILE / 8)) as *mut u16 };
+        let sr = unsafe { sp.as_mut_ptr().add(r * KV_TILE) };
+        let zero_from = |g0: usize| {
+            for g in g0..ng {
+                // SAFETY: as above.
                 unsafe { vst1q_u16(pr.add(g * R * 8), vdupq_n_u16(0)) };
             }
+        };
+        if valid == 0 {
+            st.corr[r] = 1.0;
+            zero_from(0);
             continue;
         }
         let vg = valid.div_ceil(8);
-        for j in valid..vg * 8 {
-            unsafe { *sr.add(j) = f32::NEG_INFINITY };
-        }
-        let (mut m0, mut m1) = (
-            vdupq_n_f32(f32::NEG_INFINITY),
-            vdupq_n_f32(f32::NEG_INFINITY),
-        );
-        for g in 0..vg {
-            unsafe {
-                m0 = vmaxq_f32(m0, vld1q_f32(sr.add(8 * g)));
-                m1 = vmaxq_f32(m1, vld1q_f32(sr.add(8 * g + 4)));
+        let m_tile = if valid == 16 * np {
+            let mr = unsafe { mx.as_ptr().add(128 * (r / R) + 4 * (r % R)) };
+            let mut m = unsafe { vld1q_f32(mr) };
+            for pn in 1..np {
+                m = vmaxq_f32(m, unsafe { vld1q_f32(mr.add(32 * pn)) });
             }
-        }
+            vmaxvq_f32(m)
+        } else {
+            for j in valid..vg * 8 {
+                unsafe { *sr.add(j) = f32::NEG_INFINITY };
+            }
+            let (mut m0, mut m1) = (
+                vdupq_n_f32(f32::NEG_INFINITY),
+                vdupq_n_f32(f32::NEG_INFINITY),
+            );
+            for g in 0..vg {
+                unsafe {
+                    m0 = vmaxq_f32(m0, vld1q_f32(sr.add(8 * g)));
+                    m1 = vmaxq_f32(m1, vld1q_f32(sr.add(8 * g + 4)));
+                }
+            }
+            vmaxvq_f32(vmaxq_f32(m0, m1))
+        };
         let m_old = st.m[r];
-        let m_new = m_old.max(vmaxvq_f32(vmaxq_f32(m0, m1)));
-        let corr = crate::arch::scalar::ops::exp_f32(m_old - m_new);
+        let m_new = m_old.max(m_tile);
+        let corr = vgetq_lane_f32::<0>(exp_nonpos(vdupq_n_f32(m_old - m_new)));
         let mv = vdupq_n_f32(m_new);
         let mut sum = vdupq_n_f32(0.0);
         for g in 0..vg {
@@ -528,9 +485,7 @@ fn softmax_tile(
                 vst1q_u16(pr.add(g * R * 8), narrow8(a, b));
             }
         }
-        for g in vg..ng {
-            unsafe { vst1q_u16(pr.add(g * R * 8), vdupq_n_u16(0)) };
-        }
+        zero_from(vg);
         st.l[r] = st.l[r] * corr + vaddvq_f32(sum);
         st.m[r] = m_new;
         st.corr[r] = corr;
@@ -550,6 +505,7 @@ fn packed(r: usize, g: usize, groups: usize) -> usize {
 impl AttnKernel for Fp16 {
     type E = f16;
     const ROWS: usize = R;
+    const S_EXTRA: usize = 16;
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [f16]) {
         let d = src.len();
@@ -597,22 +553,25 @@ impl AttnKernel for Fp16 {
 
     unsafe fn qk(q: &[f16], rows: usize, d: usize, kt: &[f16], nk: usize, s: &mut [f32]) {
         assert!(rows.is_multiple_of(R) && d.is_multiple_of(16) && d > 0);
-        assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && s.len() >= rows * KV_TILE);
-        assert!(nk > 0 && nk <= KV_TILE);
+        assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE);
+        assert!(s.len() >= rows * (KV_TILE + 16) && nk > 0 && nk <= KV_TILE);
         let np = nk.div_ceil(16);
+        let (sp, mx) = s.split_at_mut(rows * KV_TILE);
         for rg in 0..rows / R {
             let mut i0 = 0;
             while i0 < d {
                 let n = CHUNK.min(d - i0);
                 // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed Q holds d / 8
                 // groups of 64 halves from (rg d / 8) * 64, of which n / 8 are read from i0 / 8;
-                // kt rows i0..i0 + n of 64 halves (16 np <= 64 columns); s rows 8 rg.. of 64.
+                // kt rows i0..i0 + n of 64 halves (16 np <= 64 columns); sp rows 8 rg.. of 64;
+                // mx[128 rg..128 rg + 32 np] (mx holds 16 rows = 128 rows / 8 floats).
                 unsafe {
                     qk_8rows(
                         q.as_ptr().add((rg * d / 8 + i0 / 8) * 64),
                         kt.as_ptr().add(i0 * KV_TILE),
                         n / 8,
-                        s.as_mut_ptr().add(rg * R * KV_TILE),
+                        sp.as_mut_ptr().add(rg * R * KV_TILE),
+                        mx.as_mut_ptr().add(rg * 128),
                         np,
                         i0 > 0,
                     )
