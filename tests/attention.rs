@@ -95,12 +95,14 @@ fn check_rows(
     let key = h.finish();
     let cached = REF_CACHE.lock().unwrap().get(&key).cloned();
     let expected = cached.unwrap_or_else(|| {
-        // The fp16 path rounds the scaled Q to f16 once (a documented step of the path, like the
-        // cache's rounding of K and V): the reference gets the same rounded Q.
+        // The fp16 path rounds the scaled Q (times log2 e: it computes its weights as powers
+        // of 2) to f16 once (a documented step of the path, like the cache's rounding of K and
+        // V): the reference gets the same rounded Q.
         let q_ref: Vec<f32> = if fp16 {
-            let sc = 1.0 / (d as f32).sqrt();
+            let sc = std::f32::consts::LOG2_E / (d as f32).sqrt();
+            let sc64 = std::f64::consts::LOG2_E * scale;
             q.iter()
-                .map(|&x| (half::f16::from_f32(x * sc).to_f64() / scale) as f32)
+                .map(|&x| (half::f16::from_f32(x * sc).to_f64() / sc64) as f32)
                 .collect()
         } else {
             q.to_vec()

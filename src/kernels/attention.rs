@@ -340,8 +340,11 @@ pub(crate) trait AttnKernel {
     /// Extra f32 scratch per row after the `rows x 64` scores, for the kernel's own use between
     /// `qk` and `softmax`.
     const S_EXTRA: usize = 0;
-    /// Writes query row `r` of the block, `src * scale` (`d = src.len()` values), into the Q
-    /// buffer `qb` in the kernel's layout.
+    /// Natural-log units per unit of the scores (and of the row maxima `m`): 1, or `ln 2` for a
+    /// kernel that scales Q by `log2 e` and computes its weights as powers of 2.
+    const M_UNIT: f32 = 1.0;
+    /// Writes query row `r` of the block, `src * scale` (`d = src.len()` values; times
+    /// `1 / M_UNIT`), into the Q buffer `qb` in the kernel's layout.
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [Self::E]);
     /// The key tile (`d x 64`) and the first `nk` value rows (`nk x d`) in `Self::E`, converted
     /// into `kbuf` / `vbuf` if the storage type differs.
@@ -358,9 +361,9 @@ pub(crate) trait AttnKernel {
     unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], nk: usize, s: &mut [f32]);
     /// The online-softmax step of one tile for rows `r < rows` (unpadded): with
     /// `v = mask.valid(r, nk)`, a row with `v = 0` gets `corr = 1` and zero weights; otherwise
-    /// `m' = max(m, s[r][..v])`, `corr = e^(m - m')`, `p[r][j] = e^(s[r][j] - m')` for `j < v` and
-    /// 0 for `v <= j < nk` (in the kernel's P layout), `l = l corr + sum_j p[r][j]`, `m = m'`.
-    /// `s` may be overwritten.
+    /// `m' = max(m, s[r][..v])`, `corr = e^(m - m')`, `p[r][j] = e^(s[r][j] - m')` for `j < v`
+    /// and 0 for `v <= j < nk` (in the kernel's P layout), `l = l corr + sum_j p[r][j]`, `m = m'`
+    /// (exponentials in the kernel's units, see [`Self::M_UNIT`]). `s` may be overwritten.
     unsafe fn softmax(
         s: &mut [f32],
         rows: usize,
@@ -815,7 +818,7 @@ unsafe fn decode_partial<K: AttnKernel>(
         unsafe { block::<K>(p, g, 0, 1, kv, sc) };
         let d = p.d;
         for (r, part) in dst.chunks_exact_mut(d + 2).take(p.group).enumerate() {
-            part[0] = sc.m[r];
+            part[0] = sc.m[r] * K::M_UNIT;
             part[1] = sc.l[r];
             part[2..].copy_from_slice(&sc.o[r * d..(r + 1) * d]);
         }

@@ -13,11 +13,11 @@
 //! are 128 contiguous bytes. The rows of a block are padded to a multiple of 8.
 //!
 //! Softmax (per row, in registers per group of 8 keys; the causal tail of the diagonal tile is
-//! masked in place): row max, `e^(s - m)` with a cheaper exp ([`exp_nonpos`], relative error below
-//! 5e-5, since the weights are rounded to f16 right after), the sum and the rescale factor in
-//! f32.
+//! masked in place) in log2 units (Q is scaled by `log2 e` as it is rounded to f16): row max
+//! (fused into the `Q K^T` epilogue for unmasked rows), weights `2^(s - m)` with a cheaper exp ([`exp2_nonpos`], relative error below 5e-5, since the weights are rounded
+//! to f16 right after), the sum and the rescale factor in f32.
 //!
-//! Accuracy: Q is rounded to f16 once per block, and P to f16; the f16 accumulators are
+//! Accuracy: Q (times `log2 e / sqrt(head_dim)`) is rounded to f16 once per block, and P to f16; the f16 accumulators are
 //! widened into f32 every 64 products (64 head dimensions of a score, or the up to 64 keys of a
 //! tile for an output), so rounding error grows over 64 terms at most before reaching f32. The
 //! measured error against the f64 reference is printed by the `fp16_accuracy` test
@@ -36,11 +36,11 @@ pub(crate) static FP16_PATH: AttnPath = path::<Fp16>();
 /// Products accumulated in f16 before widening to f32 (head dimensions, or keys: a whole tile).
 const CHUNK: usize = KV_TILE;
 
-/// Whether no f16 partial sum can exceed 2^15: `CHUNK * max|q| * scale * max|k|` for scores,
-/// `CHUNK * 1 * max|v|` for outputs (softmax weights are at most 1); and every input value
-/// fits f16 (below 65504 with margin).
+/// Whether no f16 partial sum can exceed 2^15: `CHUNK * max|q| * scale * log2 e * max|k|` for
+/// scores, `CHUNK * 1 * max|v|` for outputs (softmax weights are at most 1);
+/// and every input value fits f16 (below 65504 with margin).
 pub(crate) fn fits_fp16(amax: [f32; 2], q_max: f32, head_dim: usize) -> bool {
-    let scale = 1.0 / (head_dim as f32).sqrt();
+    let scale = std::f32::consts::LOG2_E / (head_dim as f32).sqrt();
     let limit = 32768.0 / CHUNK as f32;
     q_max * scale <= 60000.0
         && q_max * scale * amax[0] <= limit
@@ -86,38 +86,34 @@ pub(crate) fn to_f16(src: &[f32], scale: f32, dst: &mut [f16]) {
 
 pub(crate) struct Fp16;
 
-/// `e^x` for `x <= 0` on 4 lanes, for softmax weights that are rounded to f16 next: `2^t` with
-/// `t = max(x log2 e, -126)`, `t = n + f` (`n` nearest integer), `2^f` by its degree-4 Taylor
-/// polynomial in Estrin form (relative error below 5e-5 for |f| <= 1/2, a tenth of f16's
-/// rounding), and `n` added to the exponent bits. Below `2^-126` the result is some value under 1.2e-38, which
-/// rounds to 0 in f16.
+/// `2^y` for `y <= 0` on 4 lanes, for softmax weights that are rounded to f16 next:
+/// `y = max(y, -126)`, `y = n + r` (`n` nearest integer), `2^r` by its degree-4 Taylor polynomial
+/// in Estrin form (relative error below 5e-5 for |r| <= 1/2, a tenth of f16's rounding; exactly 1
+/// at `y = 0`, so a row's largest weight is exact), and `n` added to the exponent bits (FCVTZS
+/// with 23 fraction bits). Below `2^-126` the result is some value under 1.2e-38, which rounds
+/// to 0 in f16.
 #[inline]
-fn exp_nonpos(x: float32x4_t) -> float32x4_t {
-    const C: [f32; 5] = [
-        1.0,
-        std::f32::consts::LN_2,
-        0.240_226_5,
-        0.055_504_11,
-        0.009_618_129,
-    ];
+fn exp2_nonpos(y: float32x4_t) -> float32x4_t {
+    use std::f32::consts::LN_2;
+    // 2^r = (1 + C1 r) + r^2 (C2 + C3 r + C4 r^2), C_i = ln2^i / i!.
+    const C1: f32 = LN_2;
+    const C2: f32 = LN_2 * LN_2 / 2.0;
+    const C3: f32 = LN_2 * LN_2 * LN_2 / 6.0;
+    const C4: f32 = LN_2 * LN_2 * LN_2 * LN_2 / 24.0;
     // SAFETY: NEON is part of every aarch64 target; register-only intrinsics.
     unsafe {
-        let t = vmaxq_f32(
-            vmulq_n_f32(x, std::f32::consts::LOG2_E),
-            vdupq_n_f32(-126.0),
-        );
-        let n = vrndnq_f32(t);
-        let f = vsubq_f32(t, n);
-        let f2 = vmulq_f32(f, f);
-        let a = vfmaq_f32(vdupq_n_f32(C[0]), f, vdupq_n_f32(C[1]));
-        let b = vfmaq_f32(vdupq_n_f32(C[2]), f, vdupq_n_f32(C[3]));
-        let b = vfmaq_f32(b, f2, vdupq_n_f32(C[4]));
-        let p = vfmaq_f32(a, f2, b);
-        let bits = vaddq_s32(
+        let y = vmaxq_f32(y, vdupq_n_f32(-126.0));
+        let n = vrndnq_f32(y);
+        let r = vsubq_f32(y, n);
+        let r2 = vmulq_f32(r, r);
+        let a = vfmaq_f32(vdupq_n_f32(1.0), r, vdupq_n_f32(C1));
+        let b = vfmaq_f32(vdupq_n_f32(C2), r, vdupq_n_f32(C3));
+        let b = vfmaq_f32(b, r2, vdupq_n_f32(C4));
+        let p = vfmaq_f32(a, r2, b);
+        vreinterpretq_f32_s32(vaddq_s32(
             vreinterpretq_s32_f32(p),
-            vshlq_n_s32::<23>(vcvtq_s32_f32(n)),
-        );
-        vreinterpretq_f32_s32(bits)
+            vcvtq_n_s32_f32::<23>(n),
+        ))
     }
 }
 
@@ -402,11 +398,12 @@ unsafe fn pv_8rows(
     }
 }
 
-/// [`AttnKernel::softmax`] of the fp16 path: weights written packed (`[row group][key group]
-/// [row][8]`), 8 per FCVTN pair. A row that sees every key `qk` computed takes its maximum from
+/// [`AttnKernel::softmax`] of the fp16 path, in log2 units (Q carries `log2 e`): weights
+/// `2^(s - m)` from [`exp2_nonpos`], written packed (`[row group][key group][row]
+/// [8]`), 8 per FCVTN pair. A row that sees every key `qk` computed takes its maximum from
 /// `qk`'s panel maxima (after the `rows x 64` scores); a masked row masks its tail in place.
-/// The rescale factor comes from [`exp_nonpos`] too (relative error below 5e-5, applied alike to
-/// the output and the sum).
+/// The rescale factors `2^(m - m')` come from the same exp, 4 rows at a time (relative error
+/// below 5e-5, applied alike to the output and the sum).
 #[target_feature(enable = "neon")]
 fn softmax_tile(
     s: &mut [f32],
@@ -423,32 +420,28 @@ fn softmax_tile(
     assert!(p.len() >= rp * KV_TILE && mask.group > 0);
     assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
     let (sp, mx) = s.split_at_mut(rp * KV_TILE);
-    // Keys seen by the current row (`mask.valid`, counted up per position).
-    let (mut seen, mut hh) = (mask.first, 0);
-    for r in 0..rows {
-        let valid = seen.clamp(0, nk as isize) as usize;
-        hh += 1;
-        if hh == mask.group {
-            hh = 0;
-            seen += 1;
-        }
-        // SAFETY (pointers of the row): row r's scores are sp[64 r..64 r + 64], its panel maxima
-        // mx[128 (r / 8) + 4 (r % 8) + 32 pn..+4] for pn < np <= 4, its packed weights
-        // p[packed(r, g, 8)..+8] for g < 8: all inside the asserted lengths.
-        let pr = unsafe { p.as_mut_ptr().add(packed(r, 0, KV_TILE / 8)) as *mut u16 };
-        let sr = unsafe { sp.as_mut_ptr().add(r * KV_TILE) };
-        let zero_from = |g0: usize| {
-            for g in g0..ng {
-                // SAFETY: as above.
-                unsafe { vst1q_u16(pr.add(g * R * 8), vdupq_n_u16(0)) };
+    // Keys of the tile each row sees (`mask.valid`, counted up per position).
+    let valid = || {
+        let (mut seen, mut hh) = (mask.first, 0);
+        (0..rows).map(move |_| {
+            let v = seen.clamp(0, nk as isize) as usize;
+            hh += 1;
+            if hh == mask.group {
+                hh = 0;
+                seen += 1;
             }
-        };
+            v
+        })
+    };
+    // SAFETY (pointer arithmetic below): row r's scores are sp[64 r..64 r + 64], its panel
+    // maxima mx[128 (r / 8) + 4 (r % 8) + 32 pn..+4] for pn < np <= 4, its packed weights
+    // p[packed(r, g, 8)..+8] for g < 8: all inside the asserted lengths.
+    // 1. New row maxima; corr[r] = m - m' (0 for a row that sees no key).
+    for (r, valid) in valid().enumerate() {
         if valid == 0 {
-            st.corr[r] = 1.0;
-            zero_from(0);
+            st.corr[r] = 0.0;
             continue;
         }
-        let vg = valid.div_ceil(8);
         let m_tile = if valid == 16 * np {
             let mr = unsafe { mx.as_ptr().add(128 * (r / R) + 4 * (r % R)) };
             let mut m = unsafe { vld1q_f32(mr) };
@@ -457,14 +450,15 @@ fn softmax_tile(
             }
             vmaxvq_f32(m)
         } else {
-            for j in valid..vg * 8 {
+            let sr = unsafe { sp.as_mut_ptr().add(r * KV_TILE) };
+            for j in valid..valid.next_multiple_of(8) {
                 unsafe { *sr.add(j) = f32::NEG_INFINITY };
             }
             let (mut m0, mut m1) = (
                 vdupq_n_f32(f32::NEG_INFINITY),
                 vdupq_n_f32(f32::NEG_INFINITY),
             );
-            for g in 0..vg {
+            for g in 0..valid.div_ceil(8) {
                 unsafe {
                     m0 = vmaxq_f32(m0, vld1q_f32(sr.add(8 * g)));
                     m1 = vmaxq_f32(m1, vld1q_f32(sr.add(8 * g + 4)));
@@ -472,23 +466,41 @@ fn softmax_tile(
             }
             vmaxvq_f32(vmaxq_f32(m0, m1))
         };
-        let m_old = st.m[r];
-        let m_new = m_old.max(m_tile);
-        let corr = vgetq_lane_f32::<0>(exp_nonpos(vdupq_n_f32(m_old - m_new)));
-        let mv = vdupq_n_f32(m_new);
-        let mut sum = vdupq_n_f32(0.0);
-        for g in 0..vg {
-            unsafe {
-                let a = exp_nonpos(vsubq_f32(vld1q_f32(sr.add(8 * g)), mv));
-                let b = exp_nonpos(vsubq_f32(vld1q_f32(sr.add(8 * g + 4)), mv));
-                sum = vaddq_f32(sum, vaddq_f32(a, b));
-                vst1q_u16(pr.add(g * R * 8), narrow8(a, b));
-            }
-        }
-        zero_from(vg);
-        st.l[r] = st.l[r] * corr + vaddvq_f32(sum);
+        let m_new = st.m[r].max(m_tile);
+        st.corr[r] = st.m[r] - m_new;
         st.m[r] = m_new;
-        st.corr[r] = corr;
+    }
+    // 2. corr = 2^(m - m'), 4 rows at a time.
+    for c in st.corr[..rows].chunks_mut(4) {
+        let mut x = [0f32; 4];
+        x[..c.len()].copy_from_slice(c);
+        let e = exp2_nonpos(unsafe { vld1q_f32(x.as_ptr()) });
+        unsafe { vst1q_f32(x.as_mut_ptr(), e) };
+        c.copy_from_slice(&x[..c.len()]);
+    }
+    // 3. Weights and sums.
+    for (r, valid) in valid().enumerate() {
+        let pr = unsafe { p.as_mut_ptr().add(packed(r, 0, KV_TILE / 8)) as *mut u16 };
+        let vg = valid.div_ceil(8);
+        let mut sum = vdupq_n_f32(0.0);
+        if valid > 0 {
+            let sr = unsafe { sp.as_ptr().add(r * KV_TILE) };
+            let mv = vdupq_n_f32(st.m[r]);
+            for g in 0..vg {
+                unsafe {
+                    let a = exp2_nonpos(vsubq_f32(vld1q_f32(sr.add(8 * g)), mv));
+                    let b = exp2_nonpos(vsubq_f32(vld1q_f32(sr.add(8 * g + 4)), mv));
+                    sum = vaddq_f32(sum, vaddq_f32(a, b));
+                    vst1q_u16(pr.add(g * R * 8), narrow8(a, b));
+                }
+            }
+        } else {
+            st.corr[r] = 1.0;
+        }
+        for g in vg..ng {
+            unsafe { vst1q_u16(pr.add(g * R * 8), vdupq_n_u16(0)) };
+        }
+        st.l[r] = st.l[r] * st.corr[r] + vaddvq_f32(sum);
     }
 }
 
@@ -506,8 +518,10 @@ impl AttnKernel for Fp16 {
     type E = f16;
     const ROWS: usize = R;
     const S_EXTRA: usize = 16;
+    const M_UNIT: f32 = std::f32::consts::LN_2;
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [f16]) {
+        let scale = scale * std::f32::consts::LOG2_E;
         let d = src.len();
         let groups = d / 8;
         assert!(d.is_multiple_of(8) && qb.len() >= packed(r, groups - 1, groups) + 8);
