@@ -14,7 +14,7 @@
 //!
 //! Softmax (per row, in registers per group of 8 keys; the causal tail of the diagonal tile is
 //! masked in place) in log2 units (Q is scaled by `log2 e` as it is rounded to f16): row max
-//! (fused into the `Q K^T` epilogue for unmasked rows), weights `2^(s - m)` with a cheaper exp ([`exp2_nonpos`], relative error below 5e-5, since the weights are rounded
+//! (fused into the `Q K^T` epilogue for unmasked rows), weights `2^(s - m)` with a cheaper exp ([`exp2_biased`], relative error below 5e-5, since the weights are rounded
 //! to f16 right after), the sum and the rescale factor in f32.
 //!
 //! Accuracy: Q (times `log2 e / sqrt(head_dim)`) is rounded to f16 once per block, and P to f16; the f16 accumulators are
@@ -86,34 +86,35 @@ pub(crate) fn to_f16(src: &[f32], scale: f32, dst: &mut [f16]) {
 
 pub(crate) struct Fp16;
 
-/// `2^y` for `y <= 0` on 4 lanes, for softmax weights that are rounded to f16 next:
-/// `y = max(y, -126)`, `y = n + r` (`n` nearest integer), `2^r` by its degree-4 Taylor polynomial
-/// in Estrin form (relative error below 5e-5 for |r| <= 1/2, a tenth of f16's rounding; exactly 1
-/// at `y = 0`, so a row's largest weight is exact), and `n` added to the exponent bits (FCVTZS
-/// with 23 fraction bits). Below `2^-126` the result is some value under 1.2e-38, which rounds
-/// to 0 in f16.
+/// The exponent bias of f32, added to the arguments of [`exp2_biased`].
+const BIAS: f32 = 127.0;
+
+/// `2^y` for `y <= 0` on 4 lanes, given `yb = y + 127`, for softmax weights that are rounded to
+/// f16 next: `yb = max(yb, 1)` (`y >= -126`), `yb = n + r` (`n` nearest integer), `e = 2^(n - 127)`
+/// straight from FCVTZS with 23 fraction bits (`n` lands in the exponent field), and
+/// `2^y = e + e q(r)` with `q(r) = 2^r - 1` by its degree-4 Taylor polynomial in Estrin form
+/// (relative error below 5e-5 for |r| <= 1/2, a tenth of f16's rounding; exactly 1 at `y = 0`, so
+/// a row's largest weight is exact). Below `2^-126` the result is some value under 1.2e-38,
+/// which rounds to 0 in f16.
 #[inline]
-fn exp2_nonpos(y: float32x4_t) -> float32x4_t {
+fn exp2_biased(yb: float32x4_t) -> float32x4_t {
     use std::f32::consts::LN_2;
-    // 2^r = (1 + C1 r) + r^2 (C2 + C3 r + C4 r^2), C_i = ln2^i / i!.
+    // 2^r - 1 = C1 r + r^2 (C2 + C3 r + C4 r^2), C_i = ln2^i / i!.
     const C1: f32 = LN_2;
     const C2: f32 = LN_2 * LN_2 / 2.0;
     const C3: f32 = LN_2 * LN_2 * LN_2 / 6.0;
     const C4: f32 = LN_2 * LN_2 * LN_2 * LN_2 / 24.0;
     // SAFETY: NEON is part of every aarch64 target; register-only intrinsics.
     unsafe {
-        let y = vmaxq_f32(y, vdupq_n_f32(-126.0));
-        let n = vrndnq_f32(y);
-        let r = vsubq_f32(y, n);
+        let yb = vmaxq_f32(yb, vdupq_n_f32(1.0));
+        let n = vrndnq_f32(yb);
+        let r = vsubq_f32(yb, n);
         let r2 = vmulq_f32(r, r);
-        let a = vfmaq_f32(vdupq_n_f32(1.0), r, vdupq_n_f32(C1));
         let b = vfmaq_f32(vdupq_n_f32(C2), r, vdupq_n_f32(C3));
         let b = vfmaq_f32(b, r2, vdupq_n_f32(C4));
-        let p = vfmaq_f32(a, r2, b);
-        vreinterpretq_f32_s32(vaddq_s32(
-            vreinterpretq_s32_f32(p),
-            vcvtq_n_s32_f32::<23>(n),
-        ))
+        let q = vfmaq_f32(vmulq_n_f32(r, C1), r2, b);
+        let e = vreinterpretq_f32_s32(vcvtq_n_s32_f32::<23>(n));
+        vfmaq_f32(e, e, q)
     }
 }
 
@@ -399,7 +400,7 @@ unsafe fn pv_8rows(
 }
 
 /// [`AttnKernel::softmax`] of the fp16 path, in log2 units (Q carries `log2 e`): weights
-/// `2^(s - m)` from [`exp2_nonpos`], written packed (`[row group][key group][row]
+/// `2^(s - m)` from [`exp2_biased`], written packed (`[row group][key group][row]
 /// [8]`), 8 per FCVTN pair. A row that sees every key `qk` computed takes its maximum from
 /// `qk`'s panel maxima (after the `rows x 64` scores); a masked row masks its tail in place.
 /// The rescale factors `2^(m - m')` come from the same exp, 4 rows at a time (relative error
@@ -471,12 +472,28 @@ fn softmax_tile(
         st.m[r] = m_new;
     }
     // 2. corr = 2^(m - m'), 4 rows at a time.
-    for c in st.corr[..rows].chunks_mut(4) {
+    let c = st.corr.as_mut_ptr();
+    let bias = vdupq_n_f32(BIAS);
+    let mut i = 0;
+    while i + 4 <= rows {
+        // SAFETY: i + 4 <= rows <= st.corr.len().
+        unsafe { vst1q_f32(c.add(i), exp2_biased(vaddq_f32(vld1q_f32(c.add(i)), bias))) };
+        i += 4;
+    }
+    if i < rows {
         let mut x = [0f32; 4];
-        x[..c.len()].copy_from_slice(c);
-        let e = exp2_nonpos(unsafe { vld1q_f32(x.as_ptr()) });
+        for (j, x) in x.iter_mut().enumerate() {
+            if i + j < rows {
+                *x = st.corr[i + j];
+            }
+        }
+        let e = exp2_biased(vaddq_f32(unsafe { vld1q_f32(x.as_ptr()) }, bias));
         unsafe { vst1q_f32(x.as_mut_ptr(), e) };
-        c.copy_from_slice(&x[..c.len()]);
+        for (j, &x) in x.iter().enumerate() {
+            if i + j < rows {
+                st.corr[i + j] = x;
+            }
+        }
     }
     // 3. Weights and sums.
     for (r, valid) in valid().enumerate() {
@@ -485,11 +502,11 @@ fn softmax_tile(
         let mut sum = vdupq_n_f32(0.0);
         if valid > 0 {
             let sr = unsafe { sp.as_ptr().add(r * KV_TILE) };
-            let mv = vdupq_n_f32(st.m[r]);
+            let mv = vdupq_n_f32(st.m[r] - BIAS);
             for g in 0..vg {
                 unsafe {
-                    let a = exp2_nonpos(vsubq_f32(vld1q_f32(sr.add(8 * g)), mv));
-                    let b = exp2_nonpos(vsubq_f32(vld1q_f32(sr.add(8 * g + 4)), mv));
+                    let a = exp2_biased(vsubq_f32(vld1q_f32(sr.add(8 * g)), mv));
+                    let b = exp2_biased(vsubq_f32(vld1q_f32(sr.add(8 * g + 4)), mv));
                     sum = vaddq_f32(sum, vaddq_f32(a, b));
                     vst1q_u16(pr.add(g * R * 8), narrow8(a, b));
                 }
