@@ -34,7 +34,8 @@ use std::ops::Range;
 
 /// Positions per KV tile (the key tile of the micro-kernels and the cache's tiling).
 pub const KV_TILE: usize = 64;
-/// Positions per task of the split decode in [`attention_parallel`] (a multiple of [`KV_TILE`]).
+/// Positions per task of the split decode in [`attention_parallel`] (a multiple of every path's
+/// keys per step).
 pub const KV_CHUNK: usize = 256;
 /// Target number of query rows (query positions x heads of a GQA group) per block.
 const BLOCK_ROWS: usize = 64;
@@ -296,7 +297,8 @@ fn check_head_dim(d: usize) -> Result<()> {
     Ok(())
 }
 
-/// A tile of keys (`head_dim x KV_TILE`, transposed) and values (`KV_TILE x head_dim`) as stored.
+/// Consecutive tiles of keys (`head_dim x KV_TILE` each, transposed) and the values of their
+/// positions (`positions x head_dim`) as stored.
 #[derive(Clone, Copy)]
 pub(crate) enum Tile<'a> {
     F16 { kt: &'a [f16], v: &'a [f16] },
@@ -337,7 +339,11 @@ pub(crate) trait AttnKernel {
     /// Query rows per micro-tile. A block's rows are padded to a multiple of it: padding rows
     /// have zero Q and zero P (the driver zeroes both buffers), their outputs are discarded.
     const ROWS: usize;
-    /// Extra f32 scratch per row after the `rows x 64` scores, for the kernel's own use between
+    /// Keys per step of the driver (a multiple of [`KV_TILE`]): the key tile of a step is
+    /// `nk.div_ceil(KV_TILE)` consecutive cache tiles (`d x 64` each, transposed), the scores and
+    /// weights are `rows x KEYS`.
+    const KEYS: usize = KV_TILE;
+    /// Extra f32 scratch per row after the `rows x KEYS` scores, for the kernel's own use between
     /// `qk` and `softmax`.
     const S_EXTRA: usize = 0;
     /// Natural-log units per unit of the scores (and of the row maxima `m`): 1, or `ln 2` for a
@@ -346,8 +352,8 @@ pub(crate) trait AttnKernel {
     /// Writes query row `r` of the block, `src * scale` (`d = src.len()` values; times
     /// `1 / M_UNIT`), into the Q buffer `qb` in the kernel's layout.
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [Self::E]);
-    /// The key tile (`d x 64`) and the first `nk` value rows (`nk x d`) in `Self::E`, converted
-    /// into `kbuf` / `vbuf` if the storage type differs.
+    /// The key tiles (`nk.div_ceil(64)` of `d x 64`) and the first `nk` value rows (`nk x d`) in
+    /// `Self::E`, converted into `kbuf` / `vbuf` if the storage type differs.
     unsafe fn tile<'a>(
         t: Tile<'a>,
         nk: usize,
@@ -355,9 +361,9 @@ pub(crate) trait AttnKernel {
         kbuf: &'a mut [Self::E],
         vbuf: &'a mut [Self::E],
     ) -> (&'a [Self::E], &'a [Self::E]);
-    /// `s[r * 64 + j] = sum_i q[r][i] * kt[i * 64 + j]` for `r < rows` (a multiple of
-    /// [`Self::ROWS`]) and at least every `j < nk` (`nk <= 64`; columns past `nk` may be left
-    /// unwritten).
+    /// `s[r * KEYS + j] = sum_i q[r][i] * k_j[i]` for `r < rows` (a multiple of [`Self::ROWS`])
+    /// and at least every `j < nk` (`nk <= KEYS`; key `j` is column `j % 64` of tile `j / 64` of
+    /// `kt`; columns past `nk` may be left unwritten).
     unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], nk: usize, s: &mut [f32]);
     /// The online-softmax step of one tile for rows `r < rows` (unpadded): with
     /// `v = mask.valid(r, nk)`, a row with `v = 0` gets `corr = 1` and zero weights; otherwise
@@ -373,7 +379,7 @@ pub(crate) trait AttnKernel {
         p: &mut [Self::E],
     );
     /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r][j] * v[j * d + i]` for
-    /// `r < rows` (a multiple of [`Self::ROWS`]).
+    /// `r < rows` (a multiple of [`Self::ROWS`]; `nk <= KEYS`).
     unsafe fn pv(
         p: &[Self::E],
         rows: usize,
@@ -660,7 +666,7 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 /// Attention of `rows = nq * group` query rows (query positions `qi0..qi0 + nq` of the call,
 /// heads of KV head `g`) against cache positions `kv` (clipped causally per row), leaving the
 /// unnormalized output, row maxima and sums in `sc.o`, `sc.m`, `sc.l`. `kv.start` is a multiple of
-/// `KV_TILE`, and every row sees at least one position of `kv`.
+/// `K::KEYS`, and every row sees at least one position of `kv`.
 ///
 /// # Safety
 /// The CPU supports `K`'s features.
@@ -676,10 +682,10 @@ unsafe fn block<K: AttnKernel>(
     let rows = nq * group;
     let rp = rows.next_multiple_of(K::ROWS);
     grow(&mut sc.qb, rp * d);
-    grow(&mut sc.s, rp * (KV_TILE + K::S_EXTRA));
-    grow(&mut sc.p, rp * KV_TILE);
-    grow(&mut sc.kbuf, KV_TILE * d);
-    grow(&mut sc.vbuf, KV_TILE * d);
+    grow(&mut sc.s, rp * (K::KEYS + K::S_EXTRA));
+    grow(&mut sc.p, rp * K::KEYS);
+    grow(&mut sc.kbuf, K::KEYS * d);
+    grow(&mut sc.vbuf, K::KEYS * d);
     grow(&mut sc.o, rp * d);
     grow(&mut sc.m, rp);
     grow(&mut sc.l, rp);
@@ -687,7 +693,7 @@ unsafe fn block<K: AttnKernel>(
     let scale = 1.0 / (d as f32).sqrt();
     let zero = <K::E as bytemuck::Zeroable>::zeroed();
     let qb: &mut [K::E] = &mut bytemuck::cast_slice_mut(&mut sc.qb[..])[..rp * d];
-    let pbuf: &mut [K::E] = &mut bytemuck::cast_slice_mut(&mut sc.p[..])[..rp * KV_TILE];
+    let pbuf: &mut [K::E] = &mut bytemuck::cast_slice_mut(&mut sc.p[..])[..rp * K::KEYS];
     if rp > rows {
         // Padding rows: zero Q, zero P (the softmax writes real rows only), corr 1.
         qb.fill(zero);
@@ -709,15 +715,16 @@ unsafe fn block<K: AttnKernel>(
     let base = p.cache.head_base(p.layer, g);
     let mut ts = kv.start;
     while ts < kv_end {
-        let nk = KV_TILE.min(kv_end - ts);
+        let nk = K::KEYS.min(kv_end - ts);
         let off = base + ts * d;
+        let kt_len = nk.next_multiple_of(KV_TILE) * d;
         let tile = match &p.cache.store {
             KvStore::F16 { k, v } => Tile::F16 {
-                kt: &k[off..off + KV_TILE * d],
+                kt: &k[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
             KvStore::F32 { k, v } => Tile::F32 {
-                kt: &k[off..off + KV_TILE * d],
+                kt: &k[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
         };
@@ -739,7 +746,7 @@ unsafe fn block<K: AttnKernel>(
         unsafe { K::qk(qb, rp, d, kt, nk, &mut sc.s) };
         unsafe { K::softmax(&mut sc.s, rows, nk, mask, &mut st, pbuf) };
         unsafe { K::pv(pbuf, rp, nk, vt, d, &sc.corr, &mut sc.o) };
-        ts += KV_TILE;
+        ts += K::KEYS;
     }
 }
 

@@ -33,18 +33,20 @@ use std::arch::aarch64::*;
 
 pub(crate) static FP16_PATH: AttnPath = path::<Fp16>();
 
-/// Products accumulated in f16 before widening to f32 (head dimensions, or keys: a whole tile).
-const CHUNK: usize = KV_TILE;
+/// Head dimensions of a score accumulated in f16 before widening to f32.
+const CHUNK: usize = 64;
+/// Keys per step (two cache tiles): the products of an output accumulated in f16 before
+/// widening to f32.
+const KEYS: usize = 2 * KV_TILE;
 
 /// Whether no f16 partial sum can exceed 2^15: `CHUNK * max|q| * scale * log2 e * max|k|` for
-/// scores, `CHUNK * 1 * max|v|` for outputs (softmax weights are at most 1);
-/// and every input value fits f16 (below 65504 with margin).
+/// scores, `KEYS * 1 * max|v|` for outputs (softmax weights are at most 1); and every input
+/// value fits f16 (below 65504 with margin).
 pub(crate) fn fits_fp16(amax: [f32; 2], q_max: f32, head_dim: usize) -> bool {
     let scale = std::f32::consts::LOG2_E / (head_dim as f32).sqrt();
-    let limit = 32768.0 / CHUNK as f32;
     q_max * scale <= 60000.0
-        && q_max * scale * amax[0] <= limit
-        && amax[1] <= limit
+        && q_max * scale * amax[0] <= 32768.0 / CHUNK as f32
+        && amax[1] <= 32768.0 / KEYS as f32
         && amax[0] <= 60000.0
 }
 
@@ -279,14 +281,16 @@ macro_rules! pv_row {
 ///
 /// # Safety
 /// The CPU has FEAT_FP16; `q` points to `n8` packed groups (`n8 * 64` halves), `kt` to `8 n8`
-/// rows of 64 halves (16 read per panel), `s` to 8 rows of 64 floats (stride 256 bytes) with
-/// `16 np <= 64`, `mx` to `32 np` floats; `n8 >= 1`, `np >= 1`.
+/// rows of 64 halves (16 read per panel), `s` to 8 rows of `ss` bytes with `16 np <= 64` floats
+/// written in each, `mx` to `32 np` floats; `n8 >= 1`, `np >= 1`.
 #[target_feature(enable = "neon,fp16")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn qk_8rows(
     q: *const f16,
     kt: *const f16,
     n8: usize,
     s: *mut f32,
+    ss: usize,
     mx: *mut f32,
     np: usize,
     add: bool,
@@ -321,7 +325,7 @@ unsafe fn qk_8rows(
             n = out(reg) _,
             s0 = inout(reg) s => _,
             s = out(reg) _,
-            ss = in(reg) 4 * KV_TILE,
+            ss = in(reg) ss,
             mx = inout(reg) mx => _,
             np = inout(reg) np => _,
             add = in(reg) add as usize,
@@ -417,10 +421,10 @@ fn softmax_tile(
     let ng = nk.div_ceil(8);
     let np = nk.div_ceil(16);
     let rp = rows.next_multiple_of(R);
-    assert!(nk > 0 && nk <= KV_TILE && s.len() >= rp * (KV_TILE + 16));
-    assert!(p.len() >= rp * KV_TILE && mask.group > 0);
+    assert!(nk > 0 && nk <= KEYS && s.len() >= rp * (KEYS + MX_ROW));
+    assert!(p.len() >= rp * KEYS && mask.group > 0);
     assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
-    let (sp, mx) = s.split_at_mut(rp * KV_TILE);
+    let (sp, mx) = s.split_at_mut(rp * KEYS);
     // Keys of the tile each row sees (`mask.valid`, counted up per position).
     let valid = || {
         let (mut seen, mut hh) = (mask.first, 0);
@@ -434,9 +438,9 @@ fn softmax_tile(
             v
         })
     };
-    // SAFETY (pointer arithmetic below): row r's scores are sp[64 r..64 r + 64], its panel
-    // maxima mx[128 (r / 8) + 4 (r % 8) + 32 pn..+4] for pn < np <= 4, its packed weights
-    // p[packed(r, g, 8)..+8] for g < 8: all inside the asserted lengths.
+    // SAFETY (pointer arithmetic below): row r's scores are sp[KEYS r..KEYS (r + 1)], its panel
+    // maxima mx[8 MX_ROW (r / 8) + 4 (r % 8) + 32 pn..+4] for pn < np <= KEYS / 16, its packed
+    // weights p[packed(r, g, KEYS / 8)..+8] for g < KEYS / 8: all inside the asserted lengths.
     // 1. New row maxima; corr[r] = m - m' (0 for a row that sees no key).
     for (r, valid) in valid().enumerate() {
         if valid == 0 {
@@ -444,14 +448,14 @@ fn softmax_tile(
             continue;
         }
         let m_tile = if valid == 16 * np {
-            let mr = unsafe { mx.as_ptr().add(128 * (r / R) + 4 * (r % R)) };
+            let mr = unsafe { mx.as_ptr().add(R * MX_ROW * (r / R) + 4 * (r % R)) };
             let mut m = unsafe { vld1q_f32(mr) };
             for pn in 1..np {
                 m = vmaxq_f32(m, unsafe { vld1q_f32(mr.add(32 * pn)) });
             }
             vmaxvq_f32(m)
         } else {
-            let sr = unsafe { sp.as_mut_ptr().add(r * KV_TILE) };
+            let sr = unsafe { sp.as_mut_ptr().add(r * KEYS) };
             for j in valid..valid.next_multiple_of(8) {
                 unsafe { *sr.add(j) = f32::NEG_INFINITY };
             }
@@ -497,11 +501,11 @@ fn softmax_tile(
     }
     // 3. Weights and sums.
     for (r, valid) in valid().enumerate() {
-        let pr = unsafe { p.as_mut_ptr().add(packed(r, 0, KV_TILE / 8)) as *mut u16 };
+        let pr = unsafe { p.as_mut_ptr().add(packed(r, 0, KEYS / 8)) as *mut u16 };
         let vg = valid.div_ceil(8);
         let mut sum = vdupq_n_f32(0.0);
         if valid > 0 {
-            let sr = unsafe { sp.as_ptr().add(r * KV_TILE) };
+            let sr = unsafe { sp.as_ptr().add(r * KEYS) };
             let mv = vdupq_n_f32(st.m[r] - BIAS);
             for g in 0..vg {
                 unsafe {
@@ -523,6 +527,8 @@ fn softmax_tile(
 
 /// Rows per micro-tile (and per packed group of Q and P).
 const R: usize = 8;
+/// Floats per row after the scores: `qk`'s 4-lane maxima of the row's 16-key panels.
+const MX_ROW: usize = KEYS / 16 * 4;
 
 /// Offset (in halves) of row `r`'s 8 values of group `g` in a packed `[row group][group][row][8]`
 /// buffer with `groups` groups per row.
@@ -534,7 +540,8 @@ fn packed(r: usize, g: usize, groups: usize) -> usize {
 impl AttnKernel for Fp16 {
     type E = f16;
     const ROWS: usize = R;
-    const S_EXTRA: usize = 16;
+    const KEYS: usize = KEYS;
+    const S_EXTRA: usize = MX_ROW;
     const M_UNIT: f32 = std::f32::consts::LN_2;
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [f16]) {
@@ -571,43 +578,49 @@ impl AttnKernel for Fp16 {
             &vbuf[..n8 * d]
         };
         match t {
-            Tile::F16 { kt, v } if n8 == nk => (&kt[..KV_TILE * d], &v[..nk * d]),
-            Tile::F16 { kt, v } => (&kt[..KV_TILE * d], pad(v, vbuf)),
+            Tile::F16 { kt, v } if n8 == nk => (kt, &v[..nk * d]),
+            Tile::F16 { kt, v } => (kt, pad(v, vbuf)),
             Tile::F32 { kt, v } => {
-                to_f16(&kt[..KV_TILE * d], 1.0, &mut kbuf[..KV_TILE * d]);
+                to_f16(kt, 1.0, &mut kbuf[..kt.len()]);
                 to_f16(&v[..nk * d], 1.0, &mut vbuf[..nk * d]);
                 vbuf[nk * d..n8 * d].fill(f16::ZERO);
-                (&kbuf[..KV_TILE * d], &vbuf[..n8 * d])
+                (&kbuf[..kt.len()], &vbuf[..n8 * d])
             }
         }
     }
 
     unsafe fn qk(q: &[f16], rows: usize, d: usize, kt: &[f16], nk: usize, s: &mut [f32]) {
+        let tiles = nk.div_ceil(KV_TILE);
         assert!(rows.is_multiple_of(R) && d.is_multiple_of(16) && d > 0);
-        assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE);
-        assert!(s.len() >= rows * (KV_TILE + 16) && nk > 0 && nk <= KV_TILE);
-        let np = nk.div_ceil(16);
-        let (sp, mx) = s.split_at_mut(rows * KV_TILE);
+        assert!(q.len() >= rows * d && kt.len() >= tiles * KV_TILE * d);
+        assert!(s.len() >= rows * (KEYS + MX_ROW) && nk > 0 && nk <= KEYS);
+        let (sp, mx) = s.split_at_mut(rows * KEYS);
         for rg in 0..rows / R {
-            let mut i0 = 0;
-            while i0 < d {
-                let n = CHUNK.min(d - i0);
-                // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed Q holds d / 8
-                // groups of 64 halves from (rg d / 8) * 64, of which n / 8 are read from i0 / 8;
-                // kt rows i0..i0 + n of 64 halves (16 np <= 64 columns); sp rows 8 rg.. of 64;
-                // mx[128 rg..128 rg + 32 np] (mx holds 16 rows = 128 rows / 8 floats).
-                unsafe {
-                    qk_8rows(
-                        q.as_ptr().add((rg * d / 8 + i0 / 8) * 64),
-                        kt.as_ptr().add(i0 * KV_TILE),
-                        n / 8,
-                        sp.as_mut_ptr().add(rg * R * KV_TILE),
-                        mx.as_mut_ptr().add(rg * 128),
-                        np,
-                        i0 > 0,
-                    )
-                };
-                i0 += n;
+            for t in 0..tiles {
+                let np = (nk - t * KV_TILE).min(KV_TILE).div_ceil(16);
+                let mut i0 = 0;
+                while i0 < d {
+                    let n = CHUNK.min(d - i0);
+                    // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed Q holds d / 8
+                    // groups of 64 halves from (rg d / 8) * 64, of which n / 8 are read from
+                    // i0 / 8; tile t of kt has rows i0..i0 + n of 64 halves (16 np <= 64
+                    // columns); sp rows 8 rg.. of KEYS floats at columns 64 t..64 t + 16 np;
+                    // mx panels 4 t..4 t + np of row group rg (MX_ROW floats per row).
+                    unsafe {
+                        qk_8rows(
+                            q.as_ptr().add((rg * d / 8 + i0 / 8) * 64),
+                            kt.as_ptr().add((t * d + i0) * KV_TILE),
+                            n / 8,
+                            sp.as_mut_ptr().add(rg * R * KEYS + t * KV_TILE),
+                            4 * KEYS,
+                            mx.as_mut_ptr()
+                                .add(rg * R * MX_ROW + t * (KV_TILE / 16) * R * 4),
+                            np,
+                            i0 > 0,
+                        )
+                    };
+                    i0 += n;
+                }
             }
         }
     }
@@ -635,15 +648,15 @@ impl AttnKernel for Fp16 {
     ) {
         let n8 = nk.div_ceil(8);
         assert!(rows.is_multiple_of(R) && d.is_multiple_of(16) && d > 0);
-        assert!(nk > 0 && nk <= KV_TILE && p.len() >= rows * KV_TILE && v.len() >= n8 * 8 * d);
+        assert!(nk > 0 && nk <= KEYS && p.len() >= rows * KEYS && v.len() >= n8 * 8 * d);
         assert!(corr.len() >= rows && o.len() >= rows * d);
         for rg in 0..rows / R {
-            // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed P holds 8 groups of
-            // 64 halves from rg * 512 (n8 <= 8 read); v has 8 n8 rows of d halves (stride 2 d
+            // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed P holds KEYS / 8
+            // groups of 64 halves from rg * 8 KEYS (n8 <= KEYS / 8 read); v has 8 n8 rows of d halves (stride 2 d
             // bytes, 16 d / 16 = d columns read); corr rows 8 rg..+8; o rows 8 rg..+8 of d floats.
             unsafe {
                 pv_8rows(
-                    p.as_ptr().add(rg * R * KV_TILE),
+                    p.as_ptr().add(rg * R * KEYS),
                     v.as_ptr(),
                     2 * d,
                     n8,
