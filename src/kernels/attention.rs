@@ -422,6 +422,62 @@ pub(crate) trait F32Ops {
     );
 }
 
+/// Implements [`F32Ops`] for an ISA's marker type by forwarding to its functions: `widen`,
+/// `max`, `exp_sub_sum` (slices) and the row kernels `qk_rows::<R>(q, d, kt, nk, s)` and
+/// `pv_rows::<R>(p, nk, v, d, corr, o)`. Callers of `F32Ops` guarantee the CPU features and the
+/// shapes, as the functions require.
+macro_rules! f32_ops {
+    ($ty:ty {
+        widen: $widen:path,
+        max: $max:path,
+        exp_sub_sum: $exp:path,
+        qk_rows: $qk:ident,
+        pv_rows: $pv:ident $(,)?
+    }) => {
+        #[allow(unused_unsafe)]
+        impl $crate::kernels::attention::F32Ops for $ty {
+            unsafe fn widen(src: &[half::f16], dst: &mut [f32]) {
+                // SAFETY: the path's CPU features (the trait's contract).
+                unsafe { $widen(src, dst) }
+            }
+
+            unsafe fn max(x: &[f32]) -> f32 {
+                // SAFETY: as above.
+                unsafe { $max(x) }
+            }
+
+            unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+                // SAFETY: as above.
+                unsafe { $exp(x, m) }
+            }
+
+            unsafe fn qk_rows<const R: usize>(
+                q: *const f32,
+                d: usize,
+                kt: *const f32,
+                nk: usize,
+                s: *mut f32,
+            ) {
+                // SAFETY: as above; the caller checked the shapes.
+                unsafe { $qk::<R>(q, d, kt, nk, s) }
+            }
+
+            unsafe fn pv_rows<const R: usize>(
+                p: *const f32,
+                nk: usize,
+                v: *const f32,
+                d: usize,
+                corr: *const f32,
+                o: *mut f32,
+            ) {
+                // SAFETY: as above.
+                unsafe { $pv::<R>(p, nk, v, d, corr, o) }
+            }
+        }
+    };
+}
+pub(crate) use f32_ops;
+
 /// An f32 path as an [`AttnKernel`].
 pub(crate) struct F32<T>(std::marker::PhantomData<T>);
 

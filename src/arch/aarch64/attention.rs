@@ -9,9 +9,8 @@
 pub(crate) use super::attention_fp16::to_f16;
 use super::attention_fp16::{fits_fp16, FP16_PATH};
 use super::ops;
-use crate::kernels::attention::{path, AttnPath, F32Ops, F32, KV_TILE};
+use crate::kernels::attention::{f32_ops, path, AttnPath, F32, KV_TILE};
 use crate::Tier;
-use half::f16;
 use std::arch::aarch64::*;
 
 pub(crate) fn path_name(tier: Tier) -> &'static str {
@@ -116,42 +115,10 @@ unsafe fn pv_rows<const R: usize>(
     }
 }
 
-impl F32Ops for Neon {
-    unsafe fn widen(src: &[f16], dst: &mut [f32]) {
-        // SAFETY: NEON is present on every aarch64 tier.
-        unsafe { ops::f16_to_f32(src, dst) }
-    }
-
-    unsafe fn max(x: &[f32]) -> f32 {
-        // SAFETY: as above.
-        unsafe { ops::max(x) }
-    }
-
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        // SAFETY: as above.
-        unsafe { ops::exp_sub_sum(x, m) }
-    }
-
-    unsafe fn qk_rows<const R: usize>(
-        q: *const f32,
-        d: usize,
-        kt: *const f32,
-        nk: usize,
-        s: *mut f32,
-    ) {
-        // SAFETY: NEON; shapes checked by the caller.
-        unsafe { qk_rows::<R>(q, d, kt, nk, s) }
-    }
-
-    unsafe fn pv_rows<const R: usize>(
-        p: *const f32,
-        nk: usize,
-        v: *const f32,
-        d: usize,
-        corr: *const f32,
-        o: *mut f32,
-    ) {
-        // SAFETY: as above.
-        unsafe { pv_rows::<R>(p, nk, v, d, corr, o) }
-    }
-}
+f32_ops!(Neon {
+    widen: ops::f16_to_f32,
+    max: ops::max,
+    exp_sub_sum: ops::exp_sub_sum,
+    qk_rows: qk_rows,
+    pv_rows: pv_rows,
+});

@@ -163,32 +163,33 @@ macro_rules! each_row {
     };
 }
 
+/// Two steps of a group: the next two 16-column rows of the right operand (`{b}`, advanced by
+/// `{bs}` bytes each), each times elements `$l0` resp. `$l1` of the rows' slices (16 FMLA each;
+/// `$op0` for the first: `fmla`, or `fmul` to start the accumulators).
+#[rustfmt::skip]
+macro_rules! steps_8x16 {
+    ($op0:literal, $l0:literal, $l1:literal) => {
+        concat!(
+            "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
+            fmla_8x16!($op0, "v8", "v9", $l0),
+            "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
+            fmla_8x16!("fmla", "v10", "v11", $l1),
+        )
+    };
+}
+
 /// One group of 8 of the reduction: loads the 8 rows' next 8 values (`{a}`, 128 contiguous
-/// bytes) into `v0..v7`, then for each of the 8, the next 16-column row of the right operand
-/// (`{b}`, advanced by `{bs}` bytes) and 16 FMLA; `$op0` (`fmla`, or `fmul` to start the
-/// accumulators) for the first.
+/// bytes) into `v0..v7`, then 8 steps ([`steps_8x16!`]).
 #[rustfmt::skip]
 macro_rules! group_8x16 {
     ($op0:literal) => {
         concat!(
             "ld1 {{v0.8h, v1.8h, v2.8h, v3.8h}}, [{a}], #64\n",
             "ld1 {{v4.8h, v5.8h, v6.8h, v7.8h}}, [{a}], #64\n",
-            "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
-            fmla_8x16!($op0, "v8", "v9", "h[0]"),
-            "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("fmla", "v10", "v11", "h[1]"),
-            "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("fmla", "v8", "v9", "h[2]"),
-            "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("fmla", "v10", "v11", "h[3]"),
-            "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("fmla", "v8", "v9", "h[4]"),
-            "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("fmla", "v10", "v11", "h[5]"),
-            "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("fmla", "v8", "v9", "h[6]"),
-            "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
-            fmla_8x16!("fmla", "v10", "v11", "h[7]"),
+            steps_8x16!($op0, "h[0]", "h[1]"),
+            steps_8x16!("fmla", "h[2]", "h[3]"),
+            steps_8x16!("fmla", "h[4]", "h[5]"),
+            steps_8x16!("fmla", "h[6]", "h[7]"),
         )
     };
 }

@@ -7,9 +7,8 @@
 //! (guaranteed by `Tier::check` before `select` hands out a path) and assert their shapes.
 
 use super::ops::{avx2 as ops2, avx512 as ops512};
-use crate::kernels::attention::{path, AttnPath, F32Ops, F32, KV_TILE};
+use crate::kernels::attention::{f32_ops, path, AttnPath, F32, KV_TILE};
 use crate::Tier;
-use half::f16;
 use std::arch::x86_64::*;
 
 pub(crate) fn path_name(tier: Tier) -> &'static str {
@@ -98,50 +97,24 @@ unsafe fn pv_avx2<const R: usize>(
     }
 }
 
-impl F32Ops for Avx2 {
-    unsafe fn widen(src: &[f16], dst: &mut [f32]) {
-        // SAFETY: the CPU has F16C (the tier's contract).
-        unsafe { ops2::f16_to_f32(src, dst) }
-    }
+f32_ops!(Avx2 {
+    widen: ops2::f16_to_f32,
+    max: ops2::max,
+    exp_sub_sum: ops2::exp_sub_sum,
+    qk_rows: qk_avx2,
+    pv_rows: pv_avx2,
+});
 
-    unsafe fn max(x: &[f32]) -> f32 {
-        // SAFETY: the CPU has AVX2 (the tier's contract).
-        unsafe { ops2::max(x) }
-    }
-
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        // SAFETY: as above.
-        unsafe { ops2::exp_sub_sum(x, m) }
-    }
-
-    unsafe fn qk_rows<const R: usize>(
-        q: *const f32,
-        d: usize,
-        kt: *const f32,
-        nk: usize,
-        s: *mut f32,
-    ) {
-        // SAFETY: AVX2 and FMA (the tier's contract); shapes checked by the caller.
-        unsafe { qk_avx2::<R>(q, d, kt, nk, s) }
-    }
-
-    unsafe fn pv_rows<const R: usize>(
-        p: *const f32,
-        nk: usize,
-        v: *const f32,
-        d: usize,
-        corr: *const f32,
-        o: *mut f32,
-    ) {
-        // SAFETY: as above.
-        unsafe { pv_avx2::<R>(p, nk, v, d, corr, o) }
-    }
-}
-
-/// `R` rows x all 64 keys.
+/// `R` rows x all 64 keys (`nk` is not needed).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn qk_avx512<const R: usize>(q: *const f32, d: usize, kt: *const f32, s: *mut f32) {
+unsafe fn qk_avx512<const R: usize>(
+    q: *const f32,
+    d: usize,
+    kt: *const f32,
+    _nk: usize,
+    s: *mut f32,
+) {
     let mut acc = [[_mm512_setzero_ps(); 4]; R];
     for i in 0..d {
         // SAFETY (whole function): the caller checked q (R x d), kt (d x 64), s (R x 64).
@@ -224,42 +197,10 @@ unsafe fn pv512_rows<const R: usize>(
     }
 }
 
-impl F32Ops for Avx512 {
-    unsafe fn widen(src: &[f16], dst: &mut [f32]) {
-        // SAFETY: the CPU has AVX-512F (the tier's contract).
-        unsafe { ops512::f16_to_f32(src, dst) }
-    }
-
-    unsafe fn max(x: &[f32]) -> f32 {
-        // SAFETY: as above.
-        unsafe { ops512::max(x) }
-    }
-
-    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
-        // SAFETY: as above.
-        unsafe { ops512::exp_sub_sum(x, m) }
-    }
-
-    unsafe fn qk_rows<const R: usize>(
-        q: *const f32,
-        d: usize,
-        kt: *const f32,
-        _nk: usize,
-        s: *mut f32,
-    ) {
-        // SAFETY: AVX-512F (the tier's contract); shapes checked by the caller.
-        unsafe { qk_avx512::<R>(q, d, kt, s) }
-    }
-
-    unsafe fn pv_rows<const R: usize>(
-        p: *const f32,
-        nk: usize,
-        v: *const f32,
-        d: usize,
-        corr: *const f32,
-        o: *mut f32,
-    ) {
-        // SAFETY: as above.
-        unsafe { pv512_rows::<R>(p, nk, v, d, corr, o) }
-    }
-}
+f32_ops!(Avx512 {
+    widen: ops512::f16_to_f32,
+    max: ops512::max,
+    exp_sub_sum: ops512::exp_sub_sum,
+    qk_rows: qk_avx512,
+    pv_rows: pv512_rows,
+});
