@@ -213,6 +213,29 @@ macro_rules! core_8x16 {
     };
 }
 
+/// The loop over the `{np}` 16-column panels of both micro-kernels: per panel, restarts `{a}` at
+/// `{a0}`, `{b}` at `{b0}` and the output pointer `$out` at `$out0` with `{n} = {n8}`, runs
+/// [`core_8x16!`] and the epilogue (the remaining arguments, each followed by a comma), then moves `{b0}` 16 columns (32
+/// bytes) and `$out0` 16 outputs (64 bytes) on.
+#[rustfmt::skip]
+macro_rules! panels_8x16 {
+    ($out:literal, $out0:literal, $($epilogue:tt)*) => {
+        concat!(
+            "2:\n",
+            "mov {a}, {a0}\n",
+            "mov {b}, {b0}\n",
+            "mov {n}, {n8}\n",
+            "mov ", $out, ", ", $out0, "\n",
+            core_8x16!(),
+            $($epilogue)*
+            "add {b0}, {b0}, #32\n",
+            "add ", $out0, ", ", $out0, ", #64\n",
+            "subs {np}, {np}, #1\n",
+            "b.ne 2b\n",
+        )
+    };
+}
+
 /// Widens one row's 16 f16 accumulators (`$a`, `$b`) into `$w0..$w3`.
 #[rustfmt::skip]
 macro_rules! widen_row {
@@ -301,22 +324,15 @@ unsafe fn qk_8rows(
     // mx[0..32 np], and clobbers only declared registers.
     unsafe {
         std::arch::asm!(
-            "2:\n",
-            "mov {a}, {a0}\n",
-            "mov {b}, {b0}\n",
-            "mov {n}, {n8}\n",
-            "mov {s}, {s0}\n",
-            core_8x16!(),
-            "cbnz {add}, 5f\n",
-            each_row!(qk_store_row),
-            "b 6f\n",
-            "5:\n",
-            each_row!(qk_add_row),
-            "6:\n",
-            "add {b0}, {b0}, #32\n",
-            "add {s0}, {s0}, #64\n",
-            "subs {np}, {np}, #1\n",
-            "b.ne 2b\n",
+            panels_8x16!(
+                "{s}", "{s0}",
+                "cbnz {add}, 5f\n",
+                each_row!(qk_store_row),
+                "b 6f\n",
+                "5:\n",
+                each_row!(qk_add_row),
+                "6:\n",
+            ),
             a0 = in(reg) q,
             a = out(reg) _,
             b0 = inout(reg) kt => _,
@@ -368,17 +384,7 @@ unsafe fn pv_8rows(
     unsafe {
         std::arch::asm!(
             "ldp q12, q13, [{corr}]\n",
-            "2:\n",
-            "mov {a}, {a0}\n",
-            "mov {b}, {b0}\n",
-            "mov {n}, {n8}\n",
-            "mov {o}, {o0}\n",
-            core_8x16!(),
-            each_row!(pv_row),
-            "add {b0}, {b0}, #32\n",
-            "add {o0}, {o0}, #64\n",
-            "subs {np}, {np}, #1\n",
-            "b.ne 2b\n",
+            panels_8x16!("{o}", "{o0}", each_row!(pv_row),),
             a0 = in(reg) p,
             a = out(reg) _,
             b0 = inout(reg) v => _,
