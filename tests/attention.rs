@@ -11,22 +11,24 @@
 //!   `1 + e`, the exp adds 4 u, each online-softmax rescale adds 4 u + u per tile, and the
 //!   normalized sum of `n` weighted values adds `(n + 4) u`. The output error is then at most
 //!   `V (2 (2 (d + 2) u A + 4 u + tiles 5 u) + (n + 4) u)`; the test allows twice that.
-//! * the fp16 path (aarch64 with FEAT_FP16): Q is rounded to f16 once (u16 = 2^-11; the
-//!   reference gets the same rounded Q, as it gets the stored K and V), scores are accumulated
-//!   in f16 over 32 head dimensions before being widened to f32, P is rounded to f16 and `P V`
-//!   is accumulated in f16 over 32 keys at a time; statistics and the output stay in f32. Each
-//!   of the up to 32 f16 additions of a score rounds by at most u16 times a partial sum bounded
-//!   by `A`; these errors behave as a random walk, so a score is off by about `u16 A` (the
-//!   worst case, `32 u16 A`, would make the test blind). A score error enters the output twice
-//!   (weight and normalization), so the test allows `4 u16 A V`, plus `8 u16 V` for P's rounding
-//!   (u16 relative per weight) and the 32-key f16 accumulation of `P V`. Measured under qemu
-//!   neoverse-n1 (`fp16_accuracy`, |q|, |k| up to 4, scores up to ~30): worst output error
-//!   0.97 `u16 A V` = 1.7e-2 max|v| at head_dim 64 (14/2 heads, 72 positions) and
-//!   0.24 `u16 A V` = 5.8e-3 max|v| at head_dim 128 (12/2 heads, 40 positions); the f32 paths
+//! * the fp16 path (aarch64 with FEAT_FP16): Q times `log2 e / sqrt(d)` is rounded to f16 once
+//!   (u16 = 2^-11; the reference gets the same rounded Q, as it gets the stored K and V), scores
+//!   are accumulated in f16 over up to 64 head dimensions before being widened to f32, the
+//!   weights `2^(s - m)` (an exp2 with relative error below 1.1e-4, 0.21 u16) are rounded to f16,
+//!   and `P V` is accumulated in f16 over the up to 128 keys of a step; statistics and the output
+//!   stay in f32, and the rescale factors (same exp2) scale the output and the sum alike. Each of
+//!   the up to 64 f16 additions of a score rounds by at most u16 times a partial sum bounded by
+//!   `A`; these errors behave as a random walk, so a score is off by about `u16 A` (the worst
+//!   case, `64 u16 A`, would make the test blind). A score error enters the output twice (weight
+//!   and normalization), so the test allows `4 u16 A V`, plus `8 u16 V` for the weights'
+//!   rounding and approximation (under 0.71 u16 relative per weight) and the f16 accumulation of
+//!   `P V`. Measured under qemu (`fp16_accuracy`, |q|, |k| up to 4, scores up to ~30): worst
+//!   output error 0.85 `u16 A V` = 1.5e-2 max|v| at head_dim 64 (14/2 heads, 72 positions) and
+//!   0.56 `u16 A V` = 1.5e-2 max|v| at head_dim 128 (12/2 heads, 40 positions); the f32 paths
 //!   stay near 3e-6 max|v| there. So the fp16 tolerance has about 4x margin, and it cannot see an
-//!   off-by-one mask on long rows (an error of `V / n`): the mask, tiling and online softmax are
-//!   shared code, checked tightly through the f32 paths (the `neon` tier runs them on every
-//!   aarch64 CPU, including those that take the fp16 path at `neondot`/`neoni8mm`).
+//!   off-by-one mask on long rows (an error of `V / n`): `causal_mask_exact` checks the mask of
+//!   every path tightly, with inputs on which every path is exact (zero Q, so every weight is 1,
+//!   and small integer values, whose sums f16 holds exactly).
 mod common;
 
 use common::{guard::Guarded, Rng};
@@ -95,12 +97,14 @@ fn check_rows(
     let key = h.finish();
     let cached = REF_CACHE.lock().unwrap().get(&key).cloned();
     let expected = cached.unwrap_or_else(|| {
-        // The fp16 path rounds the scaled Q to f16 once (a documented step of the path, like the
-        // cache's rounding of K and V): the reference gets the same rounded Q.
+        // The fp16 path rounds the scaled Q (times log2 e: it computes its weights as powers
+        // of 2) to f16 once (a documented step of the path, like the cache's rounding of K and
+        // V): the reference gets the same rounded Q.
         let q_ref: Vec<f32> = if fp16 {
-            let sc = 1.0 / (d as f32).sqrt();
+            let sc = std::f32::consts::LOG2_E / (d as f32).sqrt();
+            let sc64 = std::f64::consts::LOG2_E * scale;
             q.iter()
-                .map(|&x| (half::f16::from_f32(x * sc).to_f64() / scale) as f32)
+                .map(|&x| (half::f16::from_f32(x * sc).to_f64() / sc64) as f32)
                 .collect()
         } else {
             q.to_vec()
@@ -478,6 +482,88 @@ fn bad_inputs(tier: Tier) {
     assert!(c.read(0, 1, 0, false).is_err());
 }
 per_tier_test!(bad_inputs_are_errors, crate::bad_inputs);
+
+fn causal_mask_exact(tier: Tier) {
+    // Q = 0: every visible key has weight exactly 1 on every path (e^0, 2^0), so row i's output
+    // is the mean of the values at positions 0..=pos: with integer values in -8..=8, every
+    // product and partial sum (up to 200 x 8) is exact in f16 and f32, and only the final division
+    // rounds. A key too many or too few changes the mean by about max|v| / n.
+    for (s, chunks) in [
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            &[200][..],
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            &[5, 123, 1, 64][..],
+        ),
+        (
+            Shape {
+                n_head: 3,
+                n_kv: 1,
+                d: 16,
+            },
+            &[129, 8, 63][..],
+        ),
+    ] {
+        let t: usize = chunks.iter().sum();
+        let mut rng = Rng(0x3a5c);
+        let kw = s.n_kv * s.d;
+        let k = rng.vec(t * kw, 3.0);
+        let v: Vec<f32> = rng.vec(t * kw, 8.49).iter().map(|x| x.round()).collect();
+        // cum[p * kw + col]: sum of the values of positions 0..p (exact in f64).
+        let mut cum = vec![0f64; (t + 1) * kw];
+        for p in 0..t {
+            for col in 0..kw {
+                cum[(p + 1) * kw + col] = cum[p * kw + col] + v[p * kw + col] as f64;
+            }
+        }
+        let mut cache = KvCache::new(1, s.n_kv, s.d, t, KvDtype::F16).unwrap();
+        let mut pos0 = 0;
+        for &n in chunks {
+            let q = vec![0f32; n * s.n_head * s.d];
+            let mut out = vec![0f32; q.len()];
+            cache
+                .write(
+                    0,
+                    pos0,
+                    &k[pos0 * kw..(pos0 + n) * kw],
+                    &v[pos0 * kw..(pos0 + n) * kw],
+                )
+                .unwrap();
+            attention(tier, &q, s.n_head, &cache, 0, pos0, &mut out).unwrap();
+            let group = s.n_head / s.n_kv;
+            for i in 0..n {
+                let pos = pos0 + i;
+                for h in 0..s.n_head {
+                    for c in 0..s.d {
+                        let col = (h / group) * s.d + c;
+                        let want = cum[(pos + 1) * kw + col] / (pos + 1) as f64;
+                        let got = out[(i * s.n_head + h) * s.d + c] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-6 * 8.0,
+                            "tier {tier} heads {}/{} d={} pos {pos} head {h} dim {c}: got {got}, \
+                             want {want}",
+                            s.n_head,
+                            s.n_kv,
+                            s.d
+                        );
+                    }
+                }
+            }
+            pos0 += n;
+        }
+    }
+}
+per_tier_test!(causal_mask_exact, crate::causal_mask_exact);
 
 fn fp16_accuracy(tier: Tier) {
     // Prints the measured worst error (relative to max |v|) of the path for the Qwen2.5 shapes,

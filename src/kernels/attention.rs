@@ -34,7 +34,8 @@ use std::ops::Range;
 
 /// Positions per KV tile (the key tile of the micro-kernels and the cache's tiling).
 pub const KV_TILE: usize = 64;
-/// Positions per task of the split decode in [`attention_parallel`] (a multiple of [`KV_TILE`]).
+/// Positions per task of the split decode in [`attention_parallel`] (a multiple of every path's
+/// keys per step).
 pub const KV_CHUNK: usize = 256;
 /// Target number of query rows (query positions x heads of a GQA group) per block.
 const BLOCK_ROWS: usize = 64;
@@ -197,31 +198,35 @@ impl KvCache {
                 self.capacity
             )));
         }
-        let amax = |x: &[f32]| x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let a = &mut self.amax[layer];
-        a[0] = a[0].max(amax(k));
-        a[1] = a[1].max(amax(v));
+        a[0] = a[0].max(max_abs(k));
+        a[1] = a[1].max(max_abs(v));
         let d = self.head_dim;
+        let mut buf = [f16::ZERO; KV_TILE];
         for g in 0..self.n_kv {
             let base = self.head_base(layer, g);
             for r in 0..t {
                 let pos = pos0 + r;
                 let src_k = &k[(r * self.n_kv + g) * d..][..d];
                 let src_v = &v[(r * self.n_kv + g) * d..][..d];
+                // Key element i of the position goes to row i of its tile (stride KV_TILE).
                 let kt = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE;
                 let vo = base + pos * d;
                 match &mut self.store {
                     KvStore::F16 { k, v } => {
-                        for (i, &x) in src_k.iter().enumerate() {
-                            k[kt + i * KV_TILE] = f16::from_f32(x);
+                        for (c, chunk) in src_k.chunks(KV_TILE).enumerate() {
+                            let h = &mut buf[..chunk.len()];
+                            to_f16(chunk, h);
+                            let col = &mut k[kt + c * KV_TILE * KV_TILE..];
+                            for (o, &x) in col.iter_mut().step_by(KV_TILE).zip(h.iter()) {
+                                *o = x;
+                            }
                         }
-                        for (o, &x) in v[vo..vo + d].iter_mut().zip(src_v) {
-                            *o = f16::from_f32(x);
-                        }
+                        to_f16(src_v, &mut v[vo..vo + d]);
                     }
                     KvStore::F32 { k, v } => {
-                        for (i, &x) in src_k.iter().enumerate() {
-                            k[kt + i * KV_TILE] = x;
+                        for (o, &x) in k[kt..].iter_mut().step_by(KV_TILE).zip(src_k) {
+                            *o = x;
                         }
                         v[vo..vo + d].copy_from_slice(src_v);
                     }
@@ -266,6 +271,23 @@ impl KvCache {
     }
 }
 
+/// Largest |x| (NaN ignored); 0 if empty.
+fn max_abs(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: NEON is present on every aarch64 CPU.
+    return unsafe { arch::aarch64::ops::max_abs(x) };
+    #[cfg(not(target_arch = "aarch64"))]
+    x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// `dst = f16(src)`, rounding to nearest even (what `f16::from_f32` does), vectorized.
+fn to_f16(src: &[f32], dst: &mut [f16]) {
+    #[cfg(target_arch = "aarch64")]
+    arch::aarch64::attention::to_f16(src, 1.0, dst);
+    #[cfg(not(target_arch = "aarch64"))]
+    half::slice::HalfFloatSliceExt::convert_from_f32_slice(dst, src);
+}
+
 fn check_head_dim(d: usize) -> Result<()> {
     if d == 0 || !d.is_multiple_of(16) {
         return Err(Error::ShapeMismatch(format!(
@@ -275,23 +297,63 @@ fn check_head_dim(d: usize) -> Result<()> {
     Ok(())
 }
 
-/// A tile of keys (`head_dim x KV_TILE`, transposed) and values (`KV_TILE x head_dim`) as stored.
+/// Consecutive tiles of keys (`head_dim x KV_TILE` each, transposed) and the values of their
+/// positions (`positions x head_dim`) as stored.
 #[derive(Clone, Copy)]
 pub(crate) enum Tile<'a> {
     F16 { kt: &'a [f16], v: &'a [f16] },
     F32 { kt: &'a [f32], v: &'a [f32] },
 }
 
-/// One path's attention micro-kernels. Every `unsafe fn` requires that the CPU supports the
-/// path's features (checked by [`attention_path`]'s selection, after `Tier::check`); shapes are
-/// asserted by the implementations.
+/// The causal mask of one KV tile for the rows of a block: row `r` sees the first
+/// `clamp(first + r / group, 0, nk)` keys of the tile.
+#[derive(Clone, Copy)]
+pub(crate) struct Mask {
+    pub first: isize,
+    pub group: usize,
+}
+
+impl Mask {
+    /// Keys of an `nk`-key tile that row `r` sees.
+    #[inline]
+    pub(crate) fn valid(self, r: usize, nk: usize) -> usize {
+        (self.first + (r / self.group) as isize).clamp(0, nk as isize) as usize
+    }
+}
+
+/// Online-softmax state of a block's rows: running maximum, running sum, and the factor the
+/// last tile rescaled the output by.
+pub(crate) struct Stats<'a> {
+    pub m: &'a mut [f32],
+    pub l: &'a mut [f32],
+    pub corr: &'a mut [f32],
+}
+
+/// One path's attention micro-kernels, driven by [`block`] for every path (one online-softmax
+/// driver). Every `unsafe fn` requires that the CPU supports the path's features (checked by
+/// [`attention_path`]'s selection, after `Tier::check`); shapes are asserted by the
+/// implementations.
 pub(crate) trait AttnKernel {
     /// Element type of Q blocks, key/value tiles and P.
     type E: bytemuck::Pod;
-    /// `dst = src * scale` (one query row, `head_dim` values).
-    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [Self::E]);
-    /// The key tile (`d x 64`) and the first `nk` value rows (`nk x d`) in `Self::E`, converted
-    /// into `kbuf` / `vbuf` if the storage type differs.
+    /// Query rows per micro-tile. A block's rows are padded to a multiple of it: padding rows
+    /// have zero Q and zero P (the driver zeroes both buffers), their outputs are discarded.
+    const ROWS: usize;
+    /// Keys per step of the driver (a multiple of [`KV_TILE`]): the key tile of a step is
+    /// `nk.div_ceil(KV_TILE)` consecutive cache tiles (`d x 64` each, transposed), the scores and
+    /// weights are `rows x KEYS`.
+    const KEYS: usize = KV_TILE;
+    /// Extra f32 scratch per row after the `rows x KEYS` scores, for the kernel's own use between
+    /// `qk` and `softmax`.
+    const S_EXTRA: usize = 0;
+    /// Natural-log units per unit of the scores (and of the row maxima `m`): 1, or `ln 2` for a
+    /// kernel that scales Q by `log2 e` and computes its weights as powers of 2.
+    const M_UNIT: f32 = 1.0;
+    /// Writes query row `r` of the block, `src * scale` (`d = src.len()` values; times
+    /// `1 / M_UNIT`), into the Q buffer `qb` in the kernel's layout.
+    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [Self::E]);
+    /// The key tiles (`nk.div_ceil(64)` of `d x 64`) and the first `nk` value rows (`nk x d`) in
+    /// `Self::E`, converted into `kbuf` / `vbuf` if the storage type differs.
     unsafe fn tile<'a>(
         t: Tile<'a>,
         nk: usize,
@@ -299,15 +361,25 @@ pub(crate) trait AttnKernel {
         kbuf: &'a mut [Self::E],
         vbuf: &'a mut [Self::E],
     ) -> (&'a [Self::E], &'a [Self::E]);
-    /// `s[r * 64 + j] = sum_i q[r * d + i] * kt[i * 64 + j]` for `r < rows` and at least every
-    /// `j < nk` (`nk <= 64`; columns past `nk` may be left unwritten).
+    /// `s[r * KEYS + j] = sum_i q[r][i] * k_j[i]` for `r < rows` (a multiple of [`Self::ROWS`])
+    /// and at least every `j < nk` (`nk <= KEYS`; key `j` is column `j % 64` of tile `j / 64` of
+    /// `kt`; columns past `nk` may be left unwritten).
     unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], nk: usize, s: &mut [f32]);
-    /// Largest element.
-    unsafe fn max(x: &[f32]) -> f32;
-    /// `p[i] = exp(s[i] - m)` in `Self::E` (`m` is at least every `s[i]`; `s` may be
-    /// overwritten); returns the sum of the weights, in f32.
-    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [Self::E]) -> f32;
-    /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r * 64 + j] * v[j * d + i]`.
+    /// The online-softmax step of one tile for rows `r < rows` (unpadded): with
+    /// `v = mask.valid(r, nk)`, a row with `v = 0` gets `corr = 1` and zero weights; otherwise
+    /// `m' = max(m, s[r][..v])`, `corr = e^(m - m')`, `p[r][j] = e^(s[r][j] - m')` for `j < v`
+    /// and 0 for `v <= j < nk` (in the kernel's P layout), `l = l corr + sum_j p[r][j]`, `m = m'`
+    /// (exponentials in the kernel's units, see [`Self::M_UNIT`]). `s` may be overwritten.
+    unsafe fn softmax(
+        s: &mut [f32],
+        rows: usize,
+        nk: usize,
+        mask: Mask,
+        st: &mut Stats<'_>,
+        p: &mut [Self::E],
+    );
+    /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r][j] * v[j * d + i]` for
+    /// `r < rows` (a multiple of [`Self::ROWS`]; `nk <= KEYS`).
     unsafe fn pv(
         p: &[Self::E],
         rows: usize,
@@ -317,6 +389,215 @@ pub(crate) trait AttnKernel {
         corr: &[f32],
         o: &mut [f32],
     );
+}
+
+/// The arithmetic of an f32 path (Scalar, NEON, AVX2, AVX-512); [`F32`] turns it into an
+/// [`AttnKernel`] with row-major Q and P, f16 tiles widened once per block, and the per-row
+/// softmax of [`softmax_rows`]. The `unsafe fn`s require the path's CPU features.
+pub(crate) trait F32Ops {
+    /// `dst = src` widened (same lengths).
+    unsafe fn widen(src: &[f16], dst: &mut [f32]);
+    /// Largest element.
+    unsafe fn max(x: &[f32]) -> f32;
+    /// `x[i] = e^(x[i] - m)` (`m` at least every `x[i]`); returns the sum.
+    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32;
+    /// `qk` for `R <= 4` rows: `q` is `R x d`, `kt` `d x 64`, `s` `R x 64` (columns `< nk` at
+    /// least). The caller checked the shapes.
+    unsafe fn qk_rows<const R: usize>(
+        q: *const f32,
+        d: usize,
+        kt: *const f32,
+        nk: usize,
+        s: *mut f32,
+    );
+    /// `pv` for `R <= 4` rows: `p` is `R x 64`, `v` `nk x d`, `corr` `R`, `o` `R x d`. The
+    /// caller checked the shapes.
+    unsafe fn pv_rows<const R: usize>(
+        p: *const f32,
+        nk: usize,
+        v: *const f32,
+        d: usize,
+        corr: *const f32,
+        o: *mut f32,
+    );
+}
+
+/// Implements [`F32Ops`] for an ISA's marker type by forwarding to its functions: `widen`,
+/// `max`, `exp_sub_sum` (slices) and the row kernels `qk_rows::<R>(q, d, kt, nk, s)` and
+/// `pv_rows::<R>(p, nk, v, d, corr, o)`. Callers of `F32Ops` guarantee the CPU features and the
+/// shapes, as the functions require.
+macro_rules! f32_ops {
+    ($ty:ty {
+        widen: $widen:path,
+        max: $max:path,
+        exp_sub_sum: $exp:path,
+        qk_rows: $qk:ident,
+        pv_rows: $pv:ident $(,)?
+    }) => {
+        #[allow(unused_unsafe)]
+        impl $crate::kernels::attention::F32Ops for $ty {
+            unsafe fn widen(src: &[half::f16], dst: &mut [f32]) {
+                // SAFETY: the path's CPU features (the trait's contract).
+                unsafe { $widen(src, dst) }
+            }
+
+            unsafe fn max(x: &[f32]) -> f32 {
+                // SAFETY: as above.
+                unsafe { $max(x) }
+            }
+
+            unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+                // SAFETY: as above.
+                unsafe { $exp(x, m) }
+            }
+
+            unsafe fn qk_rows<const R: usize>(
+                q: *const f32,
+                d: usize,
+                kt: *const f32,
+                nk: usize,
+                s: *mut f32,
+            ) {
+                // SAFETY: as above; the caller checked the shapes.
+                unsafe { $qk::<R>(q, d, kt, nk, s) }
+            }
+
+            unsafe fn pv_rows<const R: usize>(
+                p: *const f32,
+                nk: usize,
+                v: *const f32,
+                d: usize,
+                corr: *const f32,
+                o: *mut f32,
+            ) {
+                // SAFETY: as above.
+                unsafe { $pv::<R>(p, nk, v, d, corr, o) }
+            }
+        }
+    };
+}
+pub(crate) use f32_ops;
+
+/// An f32 path as an [`AttnKernel`].
+pub(crate) struct F32<T>(std::marker::PhantomData<T>);
+
+/// Runs `$body` for row groups of `$R` rows (`$R` a `const`: 4 while 4 rows remain, then 3, 2 or
+/// 1), with `$r` the group's first row.
+macro_rules! row_groups {
+    ($rows:expr, $r:ident, $R:ident => $body:expr) => {{
+        let rows = $rows;
+        let mut $r = 0;
+        while $r + 4 <= rows {
+            const $R: usize = 4;
+            $body;
+            $r += 4;
+        }
+        match rows - $r {
+            3 => {
+                const $R: usize = 3;
+                $body
+            }
+            2 => {
+                const $R: usize = 2;
+                $body
+            }
+            1 => {
+                const $R: usize = 1;
+                $body
+            }
+            _ => {}
+        }
+    }};
+}
+
+impl<T: F32Ops> AttnKernel for F32<T> {
+    type E = f32;
+    const ROWS: usize = 1;
+
+    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [f32]) {
+        let d = src.len();
+        for (o, &x) in qb[r * d..(r + 1) * d].iter_mut().zip(src) {
+            *o = x * scale;
+        }
+    }
+
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [f32],
+        vbuf: &'a mut [f32],
+    ) -> (&'a [f32], &'a [f32]) {
+        match t {
+            Tile::F32 { kt, v } => (&kt[..KV_TILE * d], &v[..nk * d]),
+            Tile::F16 { kt, v } => {
+                // SAFETY: the path's CPU features (the trait's contract).
+                unsafe {
+                    T::widen(&kt[..KV_TILE * d], &mut kbuf[..KV_TILE * d]);
+                    T::widen(&v[..nk * d], &mut vbuf[..nk * d]);
+                }
+                (&kbuf[..KV_TILE * d], &vbuf[..nk * d])
+            }
+        }
+    }
+
+    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
+        assert!(nk <= KV_TILE && d.is_multiple_of(16));
+        assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && s.len() >= rows * KV_TILE);
+        let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
+        // SAFETY: rows r..r + R lie inside the checked shapes; CPU features forwarded.
+        row_groups!(rows, r, R => unsafe {
+            T::qk_rows::<R>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE))
+        });
+    }
+
+    unsafe fn softmax(
+        s: &mut [f32],
+        rows: usize,
+        nk: usize,
+        mask: Mask,
+        st: &mut Stats<'_>,
+        p: &mut [f32],
+    ) {
+        for r in 0..rows {
+            let valid = mask.valid(r, nk);
+            let prow = &mut p[r * KV_TILE..r * KV_TILE + nk];
+            if valid == 0 {
+                st.corr[r] = 1.0;
+                prow.fill(0.0);
+                continue;
+            }
+            let srow = &mut s[r * KV_TILE..r * KV_TILE + valid];
+            // SAFETY: the path's CPU features (the trait's contract).
+            let m_new = st.m[r].max(unsafe { T::max(srow) });
+            let corr = arch::scalar::ops::exp_f32(st.m[r] - m_new);
+            // SAFETY: as above.
+            let sum = unsafe { T::exp_sub_sum(srow, m_new) };
+            prow[..valid].copy_from_slice(srow);
+            prow[valid..].fill(0.0);
+            st.l[r] = st.l[r] * corr + sum;
+            st.m[r] = m_new;
+            st.corr[r] = corr;
+        }
+    }
+
+    unsafe fn pv(
+        p: &[f32],
+        rows: usize,
+        nk: usize,
+        v: &[f32],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        assert!(nk <= KV_TILE && d.is_multiple_of(16) && p.len() >= rows * KV_TILE);
+        assert!(v.len() >= nk * d && corr.len() >= rows && o.len() >= rows * d);
+        let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
+        // SAFETY: rows r..r + R lie inside the checked shapes; CPU features forwarded.
+        row_groups!(rows, r, R => unsafe {
+            T::pv_rows::<R>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d))
+        });
+    }
 }
 
 /// The attention path that runs for `tier` on this CPU with a cache of `dtype`, e.g.
@@ -398,9 +679,19 @@ fn validate<'a>(
     })
 }
 
-/// Query positions per block for a GQA group size.
-fn block_positions(group: usize) -> usize {
-    (BLOCK_ROWS / group).max(1)
+/// Query positions per block for a GQA group size and the kernel's rows per micro-tile.
+fn block_positions(group: usize, kernel_rows: usize) -> usize {
+    // Nearest multiple of `step` to BLOCK_ROWS / group, so that the rows fill whole micro-tiles.
+    let step = kernel_rows / gcd(group, kernel_rows);
+    ((BLOCK_ROWS + group * step / 2) / (group * step)).max(1) * step
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Reusable per-thread scratch (grown on first use, then kept).
@@ -431,7 +722,7 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 /// Attention of `rows = nq * group` query rows (query positions `qi0..qi0 + nq` of the call,
 /// heads of KV head `g`) against cache positions `kv` (clipped causally per row), leaving the
 /// unnormalized output, row maxima and sums in `sc.o`, `sc.m`, `sc.l`. `kv.start` is a multiple of
-/// `KV_TILE`, and every row sees at least one position of `kv`.
+/// `K::KEYS`, and every row sees at least one position of `kv`.
 ///
 /// # Safety
 /// The CPU supports `K`'s features.
@@ -445,72 +736,73 @@ unsafe fn block<K: AttnKernel>(
 ) {
     let (d, group) = (p.d, p.group);
     let rows = nq * group;
-    grow(&mut sc.qb, rows * d);
-    grow(&mut sc.s, rows * KV_TILE);
-    grow(&mut sc.p, rows * KV_TILE);
-    grow(&mut sc.kbuf, KV_TILE * d);
-    grow(&mut sc.vbuf, KV_TILE * d);
-    grow(&mut sc.o, rows * d);
-    grow(&mut sc.m, rows);
-    grow(&mut sc.l, rows);
-    grow(&mut sc.corr, rows);
+    let rp = rows.next_multiple_of(K::ROWS);
+    grow(&mut sc.qb, rp * d);
+    grow(&mut sc.s, rp * (K::KEYS + K::S_EXTRA));
+    grow(&mut sc.p, rp * K::KEYS);
+    grow(&mut sc.kbuf, K::KEYS * d);
+    grow(&mut sc.vbuf, K::KEYS * d);
+    grow(&mut sc.o, rp * d);
+    grow(&mut sc.m, rp);
+    grow(&mut sc.l, rp);
+    grow(&mut sc.corr, rp);
     let scale = 1.0 / (d as f32).sqrt();
-    let qb: &mut [K::E] = bytemuck::cast_slice_mut(&mut sc.qb[..]);
+    let zero = <K::E as bytemuck::Zeroable>::zeroed();
+    let qb: &mut [K::E] = &mut bytemuck::cast_slice_mut(&mut sc.qb[..])[..rp * d];
+    let pbuf: &mut [K::E] = &mut bytemuck::cast_slice_mut(&mut sc.p[..])[..rp * K::KEYS];
+    if rp > rows {
+        // Padding rows: zero Q, zero P (the softmax writes real rows only), corr 1.
+        qb.fill(zero);
+        pbuf.fill(zero);
+        sc.corr[rows..rp].fill(1.0);
+    }
     for qi in 0..nq {
         for hh in 0..group {
-            let r = qi * group + hh;
             let src = &p.q[((qi0 + qi) * p.n_head + g * group + hh) * d..][..d];
             // SAFETY: forwarded CPU support.
-            unsafe { K::load_q(src, scale, &mut qb[r * d..(r + 1) * d]) };
+            unsafe { K::load_q(src, scale, qi * group + hh, qb) };
         }
     }
     let qb: &[K::E] = qb;
-    sc.o[..rows * d].fill(0.0);
+    sc.o[..rp * d].fill(0.0);
     sc.m[..rows].fill(f32::NEG_INFINITY);
     sc.l[..rows].fill(0.0);
-    let pbuf: &mut [K::E] = bytemuck::cast_slice_mut(&mut sc.p[..]);
     let kv_end = kv.end.min(p.pos0 + qi0 + nq);
     let base = p.cache.head_base(p.layer, g);
     let mut ts = kv.start;
     while ts < kv_end {
-        let nk = KV_TILE.min(kv_end - ts);
+        let nk = K::KEYS.min(kv_end - ts);
         let off = base + ts * d;
+        let kt_len = nk.next_multiple_of(KV_TILE) * d;
         let tile = match &p.cache.store {
             KvStore::F16 { k, v } => Tile::F16 {
-                kt: &k[off..off + KV_TILE * d],
+                kt: &k[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
             KvStore::F32 { k, v } => Tile::F32 {
-                kt: &k[off..off + KV_TILE * d],
+                kt: &k[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
         };
         let kbuf = bytemuck::cast_slice_mut(&mut sc.kbuf[..]);
         let vbuf = bytemuck::cast_slice_mut(&mut sc.vbuf[..]);
+        // Row r (position pos0 + qi0 + r / group) sees keys ts..=pos of the tile.
+        let mask = Mask {
+            first: (p.pos0 + qi0 + 1) as isize - ts as isize,
+            group,
+        };
+        let mut st = Stats {
+            m: &mut sc.m[..],
+            l: &mut sc.l[..],
+            corr: &mut sc.corr[..],
+        };
         // SAFETY (all kernel calls of the loop): forwarded CPU support; the shapes are the ones
         // the trait documents, and the implementations assert them.
         let (kt, vt) = unsafe { K::tile(tile, nk, d, kbuf, vbuf) };
-        unsafe { K::qk(qb, rows, d, kt, nk, &mut sc.s) };
-        for r in 0..rows {
-            let pos = p.pos0 + qi0 + r / group;
-            let valid = nk.min((pos + 1).saturating_sub(ts));
-            let prow = &mut pbuf[r * KV_TILE..r * KV_TILE + nk];
-            if valid == 0 {
-                sc.corr[r] = 1.0;
-                prow.fill(<K::E as bytemuck::Zeroable>::zeroed());
-                continue;
-            }
-            let srow = &mut sc.s[r * KV_TILE..r * KV_TILE + valid];
-            let m_new = sc.m[r].max(unsafe { K::max(srow) });
-            let corr = arch::scalar::ops::exp_f32(sc.m[r] - m_new);
-            let sum = unsafe { K::exp_to_p(srow, m_new, &mut prow[..valid]) };
-            sc.l[r] = sc.l[r] * corr + sum;
-            sc.m[r] = m_new;
-            sc.corr[r] = corr;
-            prow[valid..].fill(<K::E as bytemuck::Zeroable>::zeroed());
-        }
-        unsafe { K::pv(pbuf, rows, nk, vt, d, &sc.corr, &mut sc.o) };
-        ts += KV_TILE;
+        unsafe { K::qk(qb, rp, d, kt, nk, &mut sc.s) };
+        unsafe { K::softmax(&mut sc.s, rows, nk, mask, &mut st, pbuf) };
+        unsafe { K::pv(pbuf, rp, nk, vt, d, &sc.corr, &mut sc.o) };
+        ts += K::KEYS;
     }
 }
 
@@ -535,7 +827,7 @@ impl SharedOut {
 /// The CPU supports `K`'s features; `out` points to the call's `t * n_head * d` outputs, and no
 /// other thread writes the rows of this block concurrently.
 unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, out: SharedOut) {
-    let bq = block_positions(p.group);
+    let bq = block_positions(p.group, K::ROWS);
     let qi0 = tile * bq;
     let nq = bq.min(p.t - qi0);
     SCRATCH.with(|sc| {
@@ -566,6 +858,8 @@ unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, o
 
 /// The path's monomorphized entry points.
 pub(crate) struct AttnPath {
+    /// The kernel's rows per micro-tile ([`AttnKernel::ROWS`]).
+    pub rows: usize,
     pub prefill: unsafe fn(&Problem<'_>, usize, usize, SharedOut),
     pub partial: unsafe fn(&Problem<'_>, usize, Range<usize>, &mut [f32]),
 }
@@ -587,7 +881,7 @@ unsafe fn decode_partial<K: AttnKernel>(
         unsafe { block::<K>(p, g, 0, 1, kv, sc) };
         let d = p.d;
         for (r, part) in dst.chunks_exact_mut(d + 2).take(p.group).enumerate() {
-            part[0] = sc.m[r];
+            part[0] = sc.m[r] * K::M_UNIT;
             part[1] = sc.l[r];
             part[2..].copy_from_slice(&sc.o[r * d..(r + 1) * d]);
         }
@@ -596,6 +890,7 @@ unsafe fn decode_partial<K: AttnKernel>(
 
 pub(crate) const fn path<K: AttnKernel>() -> AttnPath {
     AttnPath {
+        rows: K::ROWS,
         prefill: prefill_block::<K>,
         partial: decode_partial::<K>,
     }
@@ -632,7 +927,7 @@ pub fn attention(
         format!("L{layer} T={} heads={n_head} pos0={pos0}", p.t)
     });
     let path = select(&p, tier);
-    let tiles = p.t.div_ceil(block_positions(p.group));
+    let tiles = p.t.div_ceil(block_positions(p.group, path.rows));
     let o = SharedOut(out.as_mut_ptr());
     for tile in 0..tiles {
         for g in 0..cache.n_kv {
@@ -711,7 +1006,7 @@ pub fn attention_parallel(
             Ok(())
         });
     }
-    let tiles = p.t.div_ceil(block_positions(p.group));
+    let tiles = p.t.div_ceil(block_positions(p.group, path.rows));
     let o = SharedOut(out.as_mut_ptr());
     pool.run(tiles * n_kv, &|task| {
         // Largest (latest) blocks first, so the on-demand schedule ends with small ones.

@@ -6,10 +6,10 @@
 //! every aarch64 tier; FEAT_FP16 is detected at run time before the fp16 path is handed out) and
 //! assert their shapes.
 
+pub(crate) use super::attention_fp16::to_f16;
 use super::attention_fp16::{fits_fp16, FP16_PATH};
 use super::ops;
-use crate::arch::scalar::attention::tile_f32;
-use crate::kernels::attention::{path, AttnKernel, AttnPath, Tile, KV_TILE};
+use crate::kernels::attention::{f32_ops, path, AttnPath, F32, KV_TILE};
 use crate::Tier;
 use std::arch::aarch64::*;
 
@@ -39,24 +39,9 @@ pub(crate) fn select(tier: Tier, amax: [f32; 2], q: &[f32], head_dim: usize) -> 
     &NEON_PATH
 }
 
-static NEON_PATH: AttnPath = path::<Neon>();
+static NEON_PATH: AttnPath = path::<F32<Neon>>();
 
 pub(crate) struct Neon;
-
-fn check_qk(q: usize, rows: usize, d: usize, kt: usize, s: usize) {
-    assert!(q >= rows * d && kt >= d * KV_TILE && s >= rows * KV_TILE && d.is_multiple_of(16));
-}
-
-fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o: usize) {
-    assert!(
-        nk <= KV_TILE
-            && p >= rows * KV_TILE
-            && v >= nk * d
-            && corr >= rows
-            && o >= rows * d
-            && d.is_multiple_of(16)
-    );
-}
 
 /// `R` rows x 16 keys per column step, 4 dimensions per Q load (lane-indexed FMLA).
 #[inline]
@@ -130,98 +115,10 @@ unsafe fn pv_rows<const R: usize>(
     }
 }
 
-#[target_feature(enable = "neon")]
-unsafe fn qk_neon(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
-    assert!(nk <= KV_TILE);
-    check_qk(q.len(), rows, d, kt.len(), s.len());
-    let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
-    let mut r = 0;
-    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
-    while r + 4 <= rows {
-        unsafe { qk_rows::<4>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) };
-        r += 4;
-    }
-    match rows - r {
-        3 => unsafe { qk_rows::<3>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
-        2 => unsafe { qk_rows::<2>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
-        1 => unsafe { qk_rows::<1>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
-        _ => {}
-    }
-}
-
-#[target_feature(enable = "neon")]
-unsafe fn pv_neon(
-    p: &[f32],
-    rows: usize,
-    nk: usize,
-    v: &[f32],
-    d: usize,
-    corr: &[f32],
-    o: &mut [f32],
-) {
-    check_pv(p.len(), rows, nk, v.len(), d, corr.len(), o.len());
-    let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
-    let mut r = 0;
-    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
-    while r + 4 <= rows {
-        unsafe { pv_rows::<4>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) };
-        r += 4;
-    }
-    match rows - r {
-        3 => unsafe { pv_rows::<3>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        2 => unsafe { pv_rows::<2>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        1 => unsafe { pv_rows::<1>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        _ => {}
-    }
-}
-
-impl AttnKernel for Neon {
-    type E = f32;
-
-    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f32]) {
-        crate::arch::scalar::attention::Scalar::load_q_f32(src, scale, dst);
-    }
-
-    unsafe fn tile<'a>(
-        t: Tile<'a>,
-        nk: usize,
-        d: usize,
-        kbuf: &'a mut [f32],
-        vbuf: &'a mut [f32],
-    ) -> (&'a [f32], &'a [f32]) {
-        // SAFETY: NEON is present on every aarch64 tier.
-        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
-            ops::f16_to_f32(s, d)
-        })
-    }
-
-    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
-        // SAFETY: as above.
-        unsafe { qk_neon(q, rows, d, kt, nk, s) }
-    }
-
-    unsafe fn max(x: &[f32]) -> f32 {
-        // SAFETY: as above.
-        unsafe { ops::max(x) }
-    }
-
-    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
-        // SAFETY: as above.
-        let sum = unsafe { ops::exp_sub_sum(s, m) };
-        p.copy_from_slice(s);
-        sum
-    }
-
-    unsafe fn pv(
-        p: &[f32],
-        rows: usize,
-        nk: usize,
-        v: &[f32],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        // SAFETY: as above.
-        unsafe { pv_neon(p, rows, nk, v, d, corr, o) }
-    }
-}
+f32_ops!(Neon {
+    widen: ops::f16_to_f32,
+    max: ops::max,
+    exp_sub_sum: ops::exp_sub_sum,
+    qk_rows: qk_rows,
+    pv_rows: pv_rows,
+});

@@ -3,64 +3,86 @@
 //! KV cache as stored (no conversion at all), with the softmax statistics (row max, sum,
 //! rescale) and the output accumulator in f32.
 //!
-//! Rust's f16 vector arithmetic intrinsics are unstable, so the two micro-kernels are inline
-//! assembly (generated, see the comments at each macro): `Q K^T` on 4 query rows x 16 keys,
-//! `P V` on 4 rows x 16 head dimensions, both FMLA by element (8 FMLA per 2 vector loads).
+//! Rust's f16 vector arithmetic intrinsics are unstable, so both products run one inline-asm
+//! micro-kernel shape (one template, [`core_8x16!`]): 8 query rows x 16 columns of f16
+//! accumulators, reduced over groups of 8 (head dimensions for `Q K^T`, keys for `P V`), FMLA by
+//! element (16 FMLA per 16-column load; the 8 rows' 8-value slices come in with 2 loads). It walks
+//! every 16-column panel of the tile in one call. The left operands are packed for it: the Q
+//! block as `[row group of 8][dim group of 8][row][8]` (written once per block by `load_q`) and P
+//! as `[row group][key group][row][8]` (written by the softmax): the 8 rows' values of one group
+//! are 128 contiguous bytes. The rows of a block are padded to a multiple of 8.
 //!
-//! Softmax weights use a cheaper exp ([`exp_nonpos`], relative error below 5e-5) because they are
-//! rounded to f16 right after; the row maximum, the sums and the rescaling stay in f32.
+//! Each driver step covers 128 keys (two cache tiles), so the f32 epilogues and the per-row
+//! softmax bookkeeping run once per 128 keys.
 //!
-//! Accuracy: Q is rounded to f16 once per block, and P to f16; the f16 accumulators are
-//! widened into f32 every 32 products (32 head dimensions of a score, or 32 keys of an output),
-//! so rounding error grows with 32 terms at most before reaching f32. The measured error against
-//! the f64 reference is printed by the `fp16_accuracy` test (`tests/attention.rs`).
+//! Softmax (per row, in registers per group of 8 keys; the causal tail of the diagonal tile is
+//! masked in place) in log2 units (Q is scaled by `log2 e` as it is rounded to f16): row max
+//! (fused into the `Q K^T` epilogue for unmasked rows), weights `2^(s - m)` with a cheaper exp
+//! ([`exp2_biased`], relative error below 1.1e-4, since the weights are rounded to f16 right
+//! after), the sum and the rescale factor in f32.
 //!
-//! Overflow: an f16 partial sum of 32 terms must stay below 65504. The path is only chosen when
-//! the cache's largest |k| and |v| (tracked on write) and the largest |q| of the call bound every
-//! partial sum by 2^15 (see [`fits_fp16`]); otherwise the NEON f32 path runs.
+//! Accuracy: Q (times `log2 e / sqrt(head_dim)`) is rounded to f16 once per block, and P to
+//! f16; the f16 accumulators are widened into f32 after 64 products for a score (64 head
+//! dimensions) and after up to 128 for an output (the keys of a step), so rounding error grows
+//! over that many terms at most before reaching f32. The measured error against the f64
+//! reference is printed by the `fp16_accuracy` test (`tests/attention.rs`).
+//!
+//! Overflow: an f16 partial sum must stay below 65504. The path is only chosen when the cache's
+//! largest |k| and |v| (tracked on write) and the largest |q| of the call bound every partial sum
+//! by 2^15 (see [`fits_fp16`]); otherwise the NEON f32 path runs.
 
-use crate::kernels::attention::{path, AttnKernel, AttnPath, Tile, KV_TILE};
+use crate::kernels::attention::{path, AttnKernel, AttnPath, Mask, Stats, Tile, KV_TILE};
 use half::f16;
+use std::arch::aarch64::*;
 
 pub(crate) static FP16_PATH: AttnPath = path::<Fp16>();
 
-/// Products accumulated in f16 before widening to f32 (head dimensions, or keys).
-const CHUNK: usize = 32;
+/// Head dimensions of a score accumulated in f16 before widening to f32.
+const CHUNK: usize = 64;
+/// Keys per step (two cache tiles): the products of an output accumulated in f16 before
+/// widening to f32.
+const KEYS: usize = 2 * KV_TILE;
 
-/// Whether no f16 partial sum can exceed 2^15: `CHUNK * max|q| * scale * max|k|` for scores,
-/// `CHUNK * 1 * max|v|` for outputs (softmax weights are at most 1); and every input value
-/// fits f16 (below 65504 with margin).
+/// Whether no f16 partial sum can exceed 2^15: `CHUNK * max|q| * scale * log2 e * max|k|` for
+/// scores, `KEYS * 1 * max|v|` for outputs (softmax weights are at most 1); and every input
+/// value fits f16 (below 65504 with margin).
 pub(crate) fn fits_fp16(amax: [f32; 2], q_max: f32, head_dim: usize) -> bool {
-    let scale = 1.0 / (head_dim as f32).sqrt();
-    let limit = 32768.0 / CHUNK as f32;
+    let scale = std::f32::consts::LOG2_E / (head_dim as f32).sqrt();
     q_max * scale <= 60000.0
-        && q_max * scale * amax[0] <= limit
-        && amax[1] <= limit
+        && q_max * scale * amax[0] <= 32768.0 / CHUNK as f32
+        && amax[1] <= 32768.0 / KEYS as f32
         && amax[0] <= 60000.0
 }
 
-/// `dst = f16(src * scale)`, rounding to nearest even (FCVTN/FCVTN2, base ARMv8.0: 8 values
-/// per pair of instructions); the tail through `half`, which rounds the same way.
-fn to_f16(src: &[f32], scale: f32, dst: &mut [f16]) {
-    use std::arch::aarch64::*;
+/// `f16(a), f16(b)` in one vector, rounding to nearest even (FCVTN/FCVTN2, base ARMv8.0).
+#[inline]
+fn narrow8(a: float32x4_t, b: float32x4_t) -> uint16x8_t {
+    let h: uint16x8_t;
+    // SAFETY: FCVTN/FCVTN2 are base ARMv8.0 instructions on registers only.
+    unsafe {
+        std::arch::asm!(
+            "fcvtn {h:v}.4h, {a:v}.4s",
+            "fcvtn2 {h:v}.8h, {b:v}.4s",
+            a = in(vreg) a,
+            b = in(vreg) b,
+            h = out(vreg) h,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    h
+}
+
+/// `dst = f16(src * scale)`, rounding to nearest even (8 values per FCVTN/FCVTN2 pair); the tail
+/// through `half`, which rounds the same way. Base ARMv8.0 (every aarch64 CPU).
+pub(crate) fn to_f16(src: &[f32], scale: f32, dst: &mut [f16]) {
     let n = src.len().min(dst.len());
     let body = n / 8 * 8;
     for i in (0..body).step_by(8) {
-        // SAFETY: i + 8 <= n for both slices (f16 is a transparent u16); FCVTN/FCVTN2 are base
-        // ARMv8.0 instructions on registers only.
+        // SAFETY: i + 8 <= n for both slices (f16 is a transparent u16).
         unsafe {
             let a = vmulq_n_f32(vld1q_f32(src.as_ptr().add(i)), scale);
             let b = vmulq_n_f32(vld1q_f32(src.as_ptr().add(i + 4)), scale);
-            let h: uint16x8_t;
-            std::arch::asm!(
-                "fcvtn {h:v}.4h, {a:v}.4s",
-                "fcvtn2 {h:v}.8h, {b:v}.4s",
-                a = in(vreg) a,
-                b = in(vreg) b,
-                h = out(vreg) h,
-                options(pure, nomem, nostack, preserves_flags)
-            );
-            vst1q_u16(dst.as_mut_ptr().add(i) as *mut u16, h);
+            vst1q_u16(dst.as_mut_ptr().add(i) as *mut u16, narrow8(a, b));
         }
     }
     for (d, &s) in dst[body..n].iter_mut().zip(&src[body..n]) {
@@ -70,549 +92,260 @@ fn to_f16(src: &[f32], scale: f32, dst: &mut [f16]) {
 
 pub(crate) struct Fp16;
 
-/// `e^x` for `x <= 0` on 4 lanes, for softmax weights that are rounded to f16 next: `2^t` with
-/// `t = max(x log2 e, -126)`, `t = n + f` (`n` nearest integer), `2^f` by its degree-4 Taylor
-/// polynomial (relative error below 5e-5 for |f| <= 1/2, a tenth of f16's rounding), and `n`
-/// added to the exponent bits. Below `2^-126` the result is some value under 1.2e-38, which
-/// rounds to 0 in f16.
+/// The exponent bias of f32, added to the arguments of [`exp2_biased`].
+const BIAS: f32 = 127.0;
+
+/// `2^y` for `y <= 0` on 4 lanes, given `yb = y + 127`, for softmax weights that are rounded to
+/// f16 next: `yb = max(yb, 1)` (`y >= -126`), `yb = n + r` (`n` nearest integer), `e = 2^(n - 127)`
+/// straight from FCVTZS with 23 fraction bits (`n` lands in the exponent field), and
+/// `2^y = e + e q(r)` with `q(r) ~ 2^r - 1` a degree-3 polynomial without constant term (fitted
+/// for the least maximum relative error of `1 + q(r)` on |r| <= 1/2: 1.02e-4, a fifth of f16's
+/// rounding step 2^-11; exactly 1 at `y = 0`, so a row's largest weight is exact). Below
+/// `2^-126` the result is some value under 1.2e-38, which rounds to 0 in f16.
 #[inline]
-fn exp_nonpos(x: std::arch::aarch64::float32x4_t) -> std::arch::aarch64::float32x4_t {
-    use std::arch::aarch64::*;
-    const C: [f32; 5] = [
-        1.0,
-        std::f32::consts::LN_2,
-        0.240_226_5,
-        0.055_504_11,
-        0.009_618_129,
-    ];
+fn exp2_biased(yb: float32x4_t) -> float32x4_t {
+    const C1: f32 = 0.693_282_9;
+    const C2: f32 = 0.242_210_37;
+    const C3: f32 = 0.055_008_58;
     // SAFETY: NEON is part of every aarch64 target; register-only intrinsics.
     unsafe {
-        let t = vmaxq_f32(
-            vmulq_n_f32(x, std::f32::consts::LOG2_E),
-            vdupq_n_f32(-126.0),
-        );
-        let n = vrndnq_f32(t);
-        let f = vsubq_f32(t, n);
-        let mut p = vdupq_n_f32(C[4]);
-        for &c in C[..4].iter().rev() {
-            p = vfmaq_f32(vdupq_n_f32(c), p, f);
-        }
-        let bits = vaddq_s32(
-            vreinterpretq_s32_f32(p),
-            vshlq_n_s32::<23>(vcvtq_s32_f32(n)),
-        );
-        vreinterpretq_f32_s32(bits)
+        let yb = vmaxq_f32(yb, vdupq_n_f32(1.0));
+        let n = vrndnq_f32(yb);
+        let r = vsubq_f32(yb, n);
+        let r2 = vmulq_f32(r, r);
+        let b = vfmaq_f32(vdupq_n_f32(C2), r, vdupq_n_f32(C3));
+        let q = vfmaq_f32(vmulq_n_f32(r, C1), r2, b);
+        let e = vreinterpretq_f32_s32(vcvtq_n_s32_f32::<23>(n));
+        vfmaq_f32(e, e, q)
     }
 }
 
-/// `p[i] = f16(e^(s[i] - m))` with [`exp_nonpos`] (`m` is at least every `s[i]`), 8 weights per
-/// step rounded with FCVTN/FCVTN2; returns the sum of the f32 weights.
-fn exp_to_f16(s: &[f32], m: f32, p: &mut [f16]) -> f32 {
-    use std::arch::aarch64::*;
-    let n = s.len().min(p.len());
-    let body = n / 8 * 8;
-    // SAFETY: i + 8 <= n for both slices (f16 is a transparent u16); FCVTN/FCVTN2 are base
-    // ARMv8.0 instructions on registers only.
-    unsafe {
-        let mv = vdupq_n_f32(m);
-        let mut acc = vdupq_n_f32(0.0);
-        for i in (0..body).step_by(8) {
-            let a = exp_nonpos(vsubq_f32(vld1q_f32(s.as_ptr().add(i)), mv));
-            let b = exp_nonpos(vsubq_f32(vld1q_f32(s.as_ptr().add(i + 4)), mv));
-            acc = vaddq_f32(acc, vaddq_f32(a, b));
-            let h: uint16x8_t;
-            std::arch::asm!(
-                "fcvtn {h:v}.4h, {a:v}.4s",
-                "fcvtn2 {h:v}.8h, {b:v}.4s",
-                a = in(vreg) a,
-                b = in(vreg) b,
-                h = out(vreg) h,
-                options(pure, nomem, nostack, preserves_flags)
-            );
-            vst1q_u16(p.as_mut_ptr().add(i) as *mut u16, h);
-        }
-        let mut sum = vaddvq_f32(acc);
-        for (d, &v) in p[body..n].iter_mut().zip(&s[body..n]) {
-            let e = vgetq_lane_f32::<0>(exp_nonpos(vdupq_n_f32(v - m)));
-            *d = f16::from_f32(e);
-            sum += e;
-        }
-        sum
-    }
+// The asm templates below are built from string pieces with `concat!`; `{name}` are operands
+// of the `asm!` that expands them, `{{`/`}}` literal braces.
+
+/// 16 FMLA (or FMUL, which starts the accumulators): row `r` (accumulators `v16 + 2r`,
+/// `v17 + 2r`) += the column vectors `$b0`, `$b1` times element `$x` of `v<r>` (the rows'
+/// 8-value slices).
+#[rustfmt::skip]
+macro_rules! fmla_8x16 {
+    ($op:literal, $b0:literal, $b1:literal, $x:literal) => {
+        concat!(
+            $op, " v16.8h, ", $b0, ".8h, v0.", $x, "\n",
+            $op, " v17.8h, ", $b1, ".8h, v0.", $x, "\n",
+            $op, " v18.8h, ", $b0, ".8h, v1.", $x, "\n",
+            $op, " v19.8h, ", $b1, ".8h, v1.", $x, "\n",
+            $op, " v20.8h, ", $b0, ".8h, v2.", $x, "\n",
+            $op, " v21.8h, ", $b1, ".8h, v2.", $x, "\n",
+            $op, " v22.8h, ", $b0, ".8h, v3.", $x, "\n",
+            $op, " v23.8h, ", $b1, ".8h, v3.", $x, "\n",
+            $op, " v24.8h, ", $b0, ".8h, v4.", $x, "\n",
+            $op, " v25.8h, ", $b1, ".8h, v4.", $x, "\n",
+            $op, " v26.8h, ", $b0, ".8h, v5.", $x, "\n",
+            $op, " v27.8h, ", $b1, ".8h, v5.", $x, "\n",
+            $op, " v28.8h, ", $b0, ".8h, v6.", $x, "\n",
+            $op, " v29.8h, ", $b1, ".8h, v6.", $x, "\n",
+            $op, " v30.8h, ", $b0, ".8h, v7.", $x, "\n",
+            $op, " v31.8h, ", $b1, ".8h, v7.", $x, "\n",
+        )
+    };
 }
 
-macro_rules! qk_asm {
+/// `$m!(acc0, acc1, corr lane)` for each of the 8 rows.
+#[rustfmt::skip]
+macro_rules! each_row {
+    ($m:ident) => {
+        concat!(
+            $m!("v16", "v17", "v12.s[0]"), $m!("v18", "v19", "v12.s[1]"),
+            $m!("v20", "v21", "v12.s[2]"), $m!("v22", "v23", "v12.s[3]"),
+            $m!("v24", "v25", "v13.s[0]"), $m!("v26", "v27", "v13.s[1]"),
+            $m!("v28", "v29", "v13.s[2]"), $m!("v30", "v31", "v13.s[3]"),
+        )
+    };
+}
+
+/// Two steps of a group: the next two 16-column rows of the right operand (`{b}`, advanced by
+/// `{bs}` bytes each), each times elements `$l0` resp. `$l1` of the rows' slices (16 FMLA each;
+/// `$op0` for the first: `fmla`, or `fmul` to start the accumulators).
+#[rustfmt::skip]
+macro_rules! steps_8x16 {
+    ($op0:literal, $l0:literal, $l1:literal) => {
+        concat!(
+            "ld1 {{v8.8h, v9.8h}}, [{b}], {bs}\n",
+            fmla_8x16!($op0, "v8", "v9", $l0),
+            "ld1 {{v10.8h, v11.8h}}, [{b}], {bs}\n",
+            fmla_8x16!("fmla", "v10", "v11", $l1),
+        )
+    };
+}
+
+/// One group of 8 of the reduction: loads the 8 rows' next 8 values (`{a}`, 128 contiguous
+/// bytes) into `v0..v7`, then 8 steps ([`steps_8x16!`]).
+#[rustfmt::skip]
+macro_rules! group_8x16 {
+    ($op0:literal) => {
+        concat!(
+            "ld1 {{v0.8h, v1.8h, v2.8h, v3.8h}}, [{a}], #64\n",
+            "ld1 {{v4.8h, v5.8h, v6.8h, v7.8h}}, [{a}], #64\n",
+            steps_8x16!($op0, "h[0]", "h[1]"),
+            steps_8x16!("fmla", "h[2]", "h[3]"),
+            steps_8x16!("fmla", "h[4]", "h[5]"),
+            steps_8x16!("fmla", "h[6]", "h[7]"),
+        )
+    };
+}
+
+/// The micro-kernel shared by `Q K^T` and `P V`, one 16-column panel: the 8 x 16 f16
+/// accumulators `v16..v31` = the sum over `{n}` groups of 8 ([`group_8x16!`]; the first one
+/// starts them with FMUL). Uses `v0..v11`, `v16..v31`; `{n} >= 1`.
+#[rustfmt::skip]
+macro_rules! core_8x16 {
     () => {
         concat!(
-            "movi v16.16b, #0\n",
-            "movi v17.16b, #0\n",
-            "movi v18.16b, #0\n",
-            "movi v19.16b, #0\n",
-            "movi v20.16b, #0\n",
-            "movi v21.16b, #0\n",
-            "movi v22.16b, #0\n",
-            "movi v23.16b, #0\n",
-            "movi v24.16b, #0\n",
-            "movi v25.16b, #0\n",
-            "movi v26.16b, #0\n",
-            "movi v27.16b, #0\n",
-            "movi v28.16b, #0\n",
-            "movi v29.16b, #0\n",
-            "movi v30.16b, #0\n",
-            "movi v31.16b, #0\n",
+            group_8x16!("fmul"),
+            "subs {n}, {n}, #1\n",
+            "b.eq 8f\n",
+            "7:\n",
+            group_8x16!("fmla"),
+            "subs {n}, {n}, #1\n",
+            "b.ne 7b\n",
+            "8:\n",
+        )
+    };
+}
+
+/// The loop over the `{np}` 16-column panels of both micro-kernels: per panel, restarts `{a}` at
+/// `{a0}`, `{b}` at `{b0}` and the output pointer `$out` at `$out0` with `{n} = {n8}`, runs
+/// [`core_8x16!`] and the epilogue (the remaining arguments, each followed by a comma), then moves `{b0}` 16 columns (32
+/// bytes) and `$out0` 16 outputs (64 bytes) on.
+#[rustfmt::skip]
+macro_rules! panels_8x16 {
+    ($out:literal, $out0:literal, $($epilogue:tt)*) => {
+        concat!(
             "2:\n",
-            "movi v8.16b, #0\n",
-            "movi v9.16b, #0\n",
-            "movi v10.16b, #0\n",
-            "movi v11.16b, #0\n",
-            "movi v12.16b, #0\n",
-            "movi v13.16b, #0\n",
-            "movi v14.16b, #0\n",
-            "movi v15.16b, #0\n",
-            "mov {g}, {groups}\n",
-            "3:\n",
-            "ldr q0, [{q0}], #16\n",
-            "ldr q1, [{q1}], #16\n",
-            "ldr q2, [{q2}], #16\n",
-            "ldr q3, [{q3}], #16\n",
-            "ldp q4, q5, [{kt}, #0]\n",
-            "fmla v8.8h, v4.8h, v0.h[0]\n",
-            "fmla v9.8h, v5.8h, v0.h[0]\n",
-            "fmla v10.8h, v4.8h, v1.h[0]\n",
-            "fmla v11.8h, v5.8h, v1.h[0]\n",
-            "fmla v12.8h, v4.8h, v2.h[0]\n",
-            "fmla v13.8h, v5.8h, v2.h[0]\n",
-            "fmla v14.8h, v4.8h, v3.h[0]\n",
-            "fmla v15.8h, v5.8h, v3.h[0]\n",
-            "ldp q6, q7, [{kt}, #128]\n",
-            "fmla v8.8h, v6.8h, v0.h[1]\n",
-            "fmla v9.8h, v7.8h, v0.h[1]\n",
-            "fmla v10.8h, v6.8h, v1.h[1]\n",
-            "fmla v11.8h, v7.8h, v1.h[1]\n",
-            "fmla v12.8h, v6.8h, v2.h[1]\n",
-            "fmla v13.8h, v7.8h, v2.h[1]\n",
-            "fmla v14.8h, v6.8h, v3.h[1]\n",
-            "fmla v15.8h, v7.8h, v3.h[1]\n",
-            "ldp q4, q5, [{kt}, #256]\n",
-            "fmla v8.8h, v4.8h, v0.h[2]\n",
-            "fmla v9.8h, v5.8h, v0.h[2]\n",
-            "fmla v10.8h, v4.8h, v1.h[2]\n",
-            "fmla v11.8h, v5.8h, v1.h[2]\n",
-            "fmla v12.8h, v4.8h, v2.h[2]\n",
-            "fmla v13.8h, v5.8h, v2.h[2]\n",
-            "fmla v14.8h, v4.8h, v3.h[2]\n",
-            "fmla v15.8h, v5.8h, v3.h[2]\n",
-            "ldp q6, q7, [{kt}, #384]\n",
-            "fmla v8.8h, v6.8h, v0.h[3]\n",
-            "fmla v9.8h, v7.8h, v0.h[3]\n",
-            "fmla v10.8h, v6.8h, v1.h[3]\n",
-            "fmla v11.8h, v7.8h, v1.h[3]\n",
-            "fmla v12.8h, v6.8h, v2.h[3]\n",
-            "fmla v13.8h, v7.8h, v2.h[3]\n",
-            "fmla v14.8h, v6.8h, v3.h[3]\n",
-            "fmla v15.8h, v7.8h, v3.h[3]\n",
-            "ldp q4, q5, [{kt}, #512]\n",
-            "fmla v8.8h, v4.8h, v0.h[4]\n",
-            "fmla v9.8h, v5.8h, v0.h[4]\n",
-            "fmla v10.8h, v4.8h, v1.h[4]\n",
-            "fmla v11.8h, v5.8h, v1.h[4]\n",
-            "fmla v12.8h, v4.8h, v2.h[4]\n",
-            "fmla v13.8h, v5.8h, v2.h[4]\n",
-            "fmla v14.8h, v4.8h, v3.h[4]\n",
-            "fmla v15.8h, v5.8h, v3.h[4]\n",
-            "ldp q6, q7, [{kt}, #640]\n",
-            "fmla v8.8h, v6.8h, v0.h[5]\n",
-            "fmla v9.8h, v7.8h, v0.h[5]\n",
-            "fmla v10.8h, v6.8h, v1.h[5]\n",
-            "fmla v11.8h, v7.8h, v1.h[5]\n",
-            "fmla v12.8h, v6.8h, v2.h[5]\n",
-            "fmla v13.8h, v7.8h, v2.h[5]\n",
-            "fmla v14.8h, v6.8h, v3.h[5]\n",
-            "fmla v15.8h, v7.8h, v3.h[5]\n",
-            "ldp q4, q5, [{kt}, #768]\n",
-            "fmla v8.8h, v4.8h, v0.h[6]\n",
-            "fmla v9.8h, v5.8h, v0.h[6]\n",
-            "fmla v10.8h, v4.8h, v1.h[6]\n",
-            "fmla v11.8h, v5.8h, v1.h[6]\n",
-            "fmla v12.8h, v4.8h, v2.h[6]\n",
-            "fmla v13.8h, v5.8h, v2.h[6]\n",
-            "fmla v14.8h, v4.8h, v3.h[6]\n",
-            "fmla v15.8h, v5.8h, v3.h[6]\n",
-            "ldp q6, q7, [{kt}, #896]\n",
-            "fmla v8.8h, v6.8h, v0.h[7]\n",
-            "fmla v9.8h, v7.8h, v0.h[7]\n",
-            "fmla v10.8h, v6.8h, v1.h[7]\n",
-            "fmla v11.8h, v7.8h, v1.h[7]\n",
-            "fmla v12.8h, v6.8h, v2.h[7]\n",
-            "fmla v13.8h, v7.8h, v2.h[7]\n",
-            "fmla v14.8h, v6.8h, v3.h[7]\n",
-            "fmla v15.8h, v7.8h, v3.h[7]\n",
-            "add {kt}, {kt}, #1024\n",
-            "subs {g}, {g}, #1\n",
-            "b.ne 3b\n",
-            "fcvtl v4.4s, v8.4h\n",
-            "fcvtl2 v5.4s, v8.8h\n",
-            "fadd v16.4s, v16.4s, v4.4s\n",
-            "fadd v17.4s, v17.4s, v5.4s\n",
-            "fcvtl v4.4s, v9.4h\n",
-            "fcvtl2 v5.4s, v9.8h\n",
-            "fadd v18.4s, v18.4s, v4.4s\n",
-            "fadd v19.4s, v19.4s, v5.4s\n",
-            "fcvtl v4.4s, v10.4h\n",
-            "fcvtl2 v5.4s, v10.8h\n",
-            "fadd v20.4s, v20.4s, v4.4s\n",
-            "fadd v21.4s, v21.4s, v5.4s\n",
-            "fcvtl v4.4s, v11.4h\n",
-            "fcvtl2 v5.4s, v11.8h\n",
-            "fadd v22.4s, v22.4s, v4.4s\n",
-            "fadd v23.4s, v23.4s, v5.4s\n",
-            "fcvtl v4.4s, v12.4h\n",
-            "fcvtl2 v5.4s, v12.8h\n",
-            "fadd v24.4s, v24.4s, v4.4s\n",
-            "fadd v25.4s, v25.4s, v5.4s\n",
-            "fcvtl v4.4s, v13.4h\n",
-            "fcvtl2 v5.4s, v13.8h\n",
-            "fadd v26.4s, v26.4s, v4.4s\n",
-            "fadd v27.4s, v27.4s, v5.4s\n",
-            "fcvtl v4.4s, v14.4h\n",
-            "fcvtl2 v5.4s, v14.8h\n",
-            "fadd v28.4s, v28.4s, v4.4s\n",
-            "fadd v29.4s, v29.4s, v5.4s\n",
-            "fcvtl v4.4s, v15.4h\n",
-            "fcvtl2 v5.4s, v15.8h\n",
-            "fadd v30.4s, v30.4s, v4.4s\n",
-            "fadd v31.4s, v31.4s, v5.4s\n",
-            "subs {chunks}, {chunks}, #1\n",
+            "mov {a}, {a0}\n",
+            "mov {b}, {b0}\n",
+            "mov {n}, {n8}\n",
+            "mov ", $out, ", ", $out0, "\n",
+            core_8x16!(),
+            $($epilogue)*
+            "add {b0}, {b0}, #32\n",
+            "add ", $out0, ", ", $out0, ", #64\n",
+            "subs {np}, {np}, #1\n",
             "b.ne 2b\n",
-            "st1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{s0}]\n",
-            "st1 {{v20.4s, v21.4s, v22.4s, v23.4s}}, [{s1}]\n",
-            "st1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{s2}]\n",
-            "st1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{s3}]\n",
         )
     };
 }
-macro_rules! pv_asm {
+
+/// Widens one row's 16 f16 accumulators (`$a`, `$b`) into `$w0..$w3`.
+#[rustfmt::skip]
+macro_rules! widen_row {
+    ($a:literal, $b:literal, $w0:literal, $w1:literal, $w2:literal, $w3:literal) => {
+        concat!(
+            "fcvtl ", $w0, ".4s, ", $a, ".4h\n", "fcvtl2 ", $w1, ".4s, ", $a, ".8h\n",
+            "fcvtl ", $w2, ".4s, ", $b, ".4h\n", "fcvtl2 ", $w3, ".4s, ", $b, ".8h\n",
+        )
+    };
+}
+
+/// Stores one row's 16 scores `v12..v15` at `{s}` (advanced by `{ss}` bytes) and their 4-lane
+/// maximum at `{mx}` (advanced by 16 bytes).
+#[rustfmt::skip]
+macro_rules! store_scores {
     () => {
         concat!(
-            "ldr q0, [{corr}]\n",
-            "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{o0}]\n",
-            "fmul v16.4s, v16.4s, v0.s[0]\n",
-            "fmul v17.4s, v17.4s, v0.s[0]\n",
-            "fmul v18.4s, v18.4s, v0.s[0]\n",
-            "fmul v19.4s, v19.4s, v0.s[0]\n",
-            "ld1 {{v20.4s, v21.4s, v22.4s, v23.4s}}, [{o1}]\n",
-            "fmul v20.4s, v20.4s, v0.s[1]\n",
-            "fmul v21.4s, v21.4s, v0.s[1]\n",
-            "fmul v22.4s, v22.4s, v0.s[1]\n",
-            "fmul v23.4s, v23.4s, v0.s[1]\n",
-            "ld1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{o2}]\n",
-            "fmul v24.4s, v24.4s, v0.s[2]\n",
-            "fmul v25.4s, v25.4s, v0.s[2]\n",
-            "fmul v26.4s, v26.4s, v0.s[2]\n",
-            "fmul v27.4s, v27.4s, v0.s[2]\n",
-            "ld1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{o3}]\n",
-            "fmul v28.4s, v28.4s, v0.s[3]\n",
-            "fmul v29.4s, v29.4s, v0.s[3]\n",
-            "fmul v30.4s, v30.4s, v0.s[3]\n",
-            "fmul v31.4s, v31.4s, v0.s[3]\n",
-            "cbz {full}, 20f\n",
-            "10:\n",
-            "movi v8.16b, #0\n",
-            "movi v9.16b, #0\n",
-            "movi v10.16b, #0\n",
-            "movi v11.16b, #0\n",
-            "movi v12.16b, #0\n",
-            "movi v13.16b, #0\n",
-            "movi v14.16b, #0\n",
-            "movi v15.16b, #0\n",
-            "mov {g}, #4\n",
-            "11:\n",
-            "ldr q0, [{p0}], #16\n",
-            "ldr q1, [{p1}], #16\n",
-            "ldr q2, [{p2}], #16\n",
-            "ldr q3, [{p3}], #16\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.h[0]\n",
-            "fmla v9.8h, v5.8h, v0.h[0]\n",
-            "fmla v10.8h, v4.8h, v1.h[0]\n",
-            "fmla v11.8h, v5.8h, v1.h[0]\n",
-            "fmla v12.8h, v4.8h, v2.h[0]\n",
-            "fmla v13.8h, v5.8h, v2.h[0]\n",
-            "fmla v14.8h, v4.8h, v3.h[0]\n",
-            "fmla v15.8h, v5.8h, v3.h[0]\n",
-            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v6.8h, v0.h[1]\n",
-            "fmla v9.8h, v7.8h, v0.h[1]\n",
-            "fmla v10.8h, v6.8h, v1.h[1]\n",
-            "fmla v11.8h, v7.8h, v1.h[1]\n",
-            "fmla v12.8h, v6.8h, v2.h[1]\n",
-            "fmla v13.8h, v7.8h, v2.h[1]\n",
-            "fmla v14.8h, v6.8h, v3.h[1]\n",
-            "fmla v15.8h, v7.8h, v3.h[1]\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.h[2]\n",
-            "fmla v9.8h, v5.8h, v0.h[2]\n",
-            "fmla v10.8h, v4.8h, v1.h[2]\n",
-            "fmla v11.8h, v5.8h, v1.h[2]\n",
-            "fmla v12.8h, v4.8h, v2.h[2]\n",
-            "fmla v13.8h, v5.8h, v2.h[2]\n",
-            "fmla v14.8h, v4.8h, v3.h[2]\n",
-            "fmla v15.8h, v5.8h, v3.h[2]\n",
-            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v6.8h, v0.h[3]\n",
-            "fmla v9.8h, v7.8h, v0.h[3]\n",
-            "fmla v10.8h, v6.8h, v1.h[3]\n",
-            "fmla v11.8h, v7.8h, v1.h[3]\n",
-            "fmla v12.8h, v6.8h, v2.h[3]\n",
-            "fmla v13.8h, v7.8h, v2.h[3]\n",
-            "fmla v14.8h, v6.8h, v3.h[3]\n",
-            "fmla v15.8h, v7.8h, v3.h[3]\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.h[4]\n",
-            "fmla v9.8h, v5.8h, v0.h[4]\n",
-            "fmla v10.8h, v4.8h, v1.h[4]\n",
-            "fmla v11.8h, v5.8h, v1.h[4]\n",
-            "fmla v12.8h, v4.8h, v2.h[4]\n",
-            "fmla v13.8h, v5.8h, v2.h[4]\n",
-            "fmla v14.8h, v4.8h, v3.h[4]\n",
-            "fmla v15.8h, v5.8h, v3.h[4]\n",
-            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v6.8h, v0.h[5]\n",
-            "fmla v9.8h, v7.8h, v0.h[5]\n",
-            "fmla v10.8h, v6.8h, v1.h[5]\n",
-            "fmla v11.8h, v7.8h, v1.h[5]\n",
-            "fmla v12.8h, v6.8h, v2.h[5]\n",
-            "fmla v13.8h, v7.8h, v2.h[5]\n",
-            "fmla v14.8h, v6.8h, v3.h[5]\n",
-            "fmla v15.8h, v7.8h, v3.h[5]\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.h[6]\n",
-            "fmla v9.8h, v5.8h, v0.h[6]\n",
-            "fmla v10.8h, v4.8h, v1.h[6]\n",
-            "fmla v11.8h, v5.8h, v1.h[6]\n",
-            "fmla v12.8h, v4.8h, v2.h[6]\n",
-            "fmla v13.8h, v5.8h, v2.h[6]\n",
-            "fmla v14.8h, v4.8h, v3.h[6]\n",
-            "fmla v15.8h, v5.8h, v3.h[6]\n",
-            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v6.8h, v0.h[7]\n",
-            "fmla v9.8h, v7.8h, v0.h[7]\n",
-            "fmla v10.8h, v6.8h, v1.h[7]\n",
-            "fmla v11.8h, v7.8h, v1.h[7]\n",
-            "fmla v12.8h, v6.8h, v2.h[7]\n",
-            "fmla v13.8h, v7.8h, v2.h[7]\n",
-            "fmla v14.8h, v6.8h, v3.h[7]\n",
-            "fmla v15.8h, v7.8h, v3.h[7]\n",
-            "subs {g}, {g}, #1\n",
-            "b.ne 11b\n",
-            "fcvtl v4.4s, v8.4h\n",
-            "fcvtl2 v5.4s, v8.8h\n",
-            "fadd v16.4s, v16.4s, v4.4s\n",
-            "fadd v17.4s, v17.4s, v5.4s\n",
-            "fcvtl v4.4s, v9.4h\n",
-            "fcvtl2 v5.4s, v9.8h\n",
-            "fadd v18.4s, v18.4s, v4.4s\n",
-            "fadd v19.4s, v19.4s, v5.4s\n",
-            "fcvtl v4.4s, v10.4h\n",
-            "fcvtl2 v5.4s, v10.8h\n",
-            "fadd v20.4s, v20.4s, v4.4s\n",
-            "fadd v21.4s, v21.4s, v5.4s\n",
-            "fcvtl v4.4s, v11.4h\n",
-            "fcvtl2 v5.4s, v11.8h\n",
-            "fadd v22.4s, v22.4s, v4.4s\n",
-            "fadd v23.4s, v23.4s, v5.4s\n",
-            "fcvtl v4.4s, v12.4h\n",
-            "fcvtl2 v5.4s, v12.8h\n",
-            "fadd v24.4s, v24.4s, v4.4s\n",
-            "fadd v25.4s, v25.4s, v5.4s\n",
-            "fcvtl v4.4s, v13.4h\n",
-            "fcvtl2 v5.4s, v13.8h\n",
-            "fadd v26.4s, v26.4s, v4.4s\n",
-            "fadd v27.4s, v27.4s, v5.4s\n",
-            "fcvtl v4.4s, v14.4h\n",
-            "fcvtl2 v5.4s, v14.8h\n",
-            "fadd v28.4s, v28.4s, v4.4s\n",
-            "fadd v29.4s, v29.4s, v5.4s\n",
-            "fcvtl v4.4s, v15.4h\n",
-            "fcvtl2 v5.4s, v15.8h\n",
-            "fadd v30.4s, v30.4s, v4.4s\n",
-            "fadd v31.4s, v31.4s, v5.4s\n",
-            "subs {full}, {full}, #1\n",
-            "b.ne 10b\n",
-            "20:\n",
-            "movi v8.16b, #0\n",
-            "movi v9.16b, #0\n",
-            "movi v10.16b, #0\n",
-            "movi v11.16b, #0\n",
-            "movi v12.16b, #0\n",
-            "movi v13.16b, #0\n",
-            "movi v14.16b, #0\n",
-            "movi v15.16b, #0\n",
-            "cbz {rg}, 30f\n",
-            "21:\n",
-            "ldr q0, [{p0}], #16\n",
-            "ldr q1, [{p1}], #16\n",
-            "ldr q2, [{p2}], #16\n",
-            "ldr q3, [{p3}], #16\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.h[0]\n",
-            "fmla v9.8h, v5.8h, v0.h[0]\n",
-            "fmla v10.8h, v4.8h, v1.h[0]\n",
-            "fmla v11.8h, v5.8h, v1.h[0]\n",
-            "fmla v12.8h, v4.8h, v2.h[0]\n",
-            "fmla v13.8h, v5.8h, v2.h[0]\n",
-            "fmla v14.8h, v4.8h, v3.h[0]\n",
-            "fmla v15.8h, v5.8h, v3.h[0]\n",
-            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v6.8h, v0.h[1]\n",
-            "fmla v9.8h, v7.8h, v0.h[1]\n",
-            "fmla v10.8h, v6.8h, v1.h[1]\n",
-            "fmla v11.8h, v7.8h, v1.h[1]\n",
-            "fmla v12.8h, v6.8h, v2.h[1]\n",
-            "fmla v13.8h, v7.8h, v2.h[1]\n",
-            "fmla v14.8h, v6.8h, v3.h[1]\n",
-            "fmla v15.8h, v7.8h, v3.h[1]\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.h[2]\n",
-            "fmla v9.8h, v5.8h, v0.h[2]\n",
-            "fmla v10.8h, v4.8h, v1.h[2]\n",
-            "fmla v11.8h, v5.8h, v1.h[2]\n",
-            "fmla v12.8h, v4.8h, v2.h[2]\n",
-            "fmla v13.8h, v5.8h, v2.h[2]\n",
-            "fmla v14.8h, v4.8h, v3.h[2]\n",
-            "fmla v15.8h, v5.8h, v3.h[2]\n",
-            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v6.8h, v0.h[3]\n",
-            "fmla v9.8h, v7.8h, v0.h[3]\n",
-            "fmla v10.8h, v6.8h, v1.h[3]\n",
-            "fmla v11.8h, v7.8h, v1.h[3]\n",
-            "fmla v12.8h, v6.8h, v2.h[3]\n",
-            "fmla v13.8h, v7.8h, v2.h[3]\n",
-            "fmla v14.8h, v6.8h, v3.h[3]\n",
-            "fmla v15.8h, v7.8h, v3.h[3]\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.h[4]\n",
-            "fmla v9.8h, v5.8h, v0.h[4]\n",
-            "fmla v10.8h, v4.8h, v1.h[4]\n",
-            "fmla v11.8h, v5.8h, v1.h[4]\n",
-            "fmla v12.8h, v4.8h, v2.h[4]\n",
-            "fmla v13.8h, v5.8h, v2.h[4]\n",
-            "fmla v14.8h, v4.8h, v3.h[4]\n",
-            "fmla v15.8h, v5.8h, v3.h[4]\n",
-            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v6.8h, v0.h[5]\n",
-            "fmla v9.8h, v7.8h, v0.h[5]\n",
-            "fmla v10.8h, v6.8h, v1.h[5]\n",
-            "fmla v11.8h, v7.8h, v1.h[5]\n",
-            "fmla v12.8h, v6.8h, v2.h[5]\n",
-            "fmla v13.8h, v7.8h, v2.h[5]\n",
-            "fmla v14.8h, v6.8h, v3.h[5]\n",
-            "fmla v15.8h, v7.8h, v3.h[5]\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.h[6]\n",
-            "fmla v9.8h, v5.8h, v0.h[6]\n",
-            "fmla v10.8h, v4.8h, v1.h[6]\n",
-            "fmla v11.8h, v5.8h, v1.h[6]\n",
-            "fmla v12.8h, v4.8h, v2.h[6]\n",
-            "fmla v13.8h, v5.8h, v2.h[6]\n",
-            "fmla v14.8h, v4.8h, v3.h[6]\n",
-            "fmla v15.8h, v5.8h, v3.h[6]\n",
-            "ld1 {{v6.8h, v7.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v6.8h, v0.h[7]\n",
-            "fmla v9.8h, v7.8h, v0.h[7]\n",
-            "fmla v10.8h, v6.8h, v1.h[7]\n",
-            "fmla v11.8h, v7.8h, v1.h[7]\n",
-            "fmla v12.8h, v6.8h, v2.h[7]\n",
-            "fmla v13.8h, v7.8h, v2.h[7]\n",
-            "fmla v14.8h, v6.8h, v3.h[7]\n",
-            "fmla v15.8h, v7.8h, v3.h[7]\n",
-            "subs {rg}, {rg}, #1\n",
-            "b.ne 21b\n",
-            "30:\n",
-            "cbz {tk}, 40f\n",
-            "31:\n",
-            "ld1r {{v0.8h}}, [{p0}], #2\n",
-            "ld1r {{v1.8h}}, [{p1}], #2\n",
-            "ld1r {{v2.8h}}, [{p2}], #2\n",
-            "ld1r {{v3.8h}}, [{p3}], #2\n",
-            "ld1 {{v4.8h, v5.8h}}, [{v}], {vstride}\n",
-            "fmla v8.8h, v4.8h, v0.8h\n",
-            "fmla v9.8h, v5.8h, v0.8h\n",
-            "fmla v10.8h, v4.8h, v1.8h\n",
-            "fmla v11.8h, v5.8h, v1.8h\n",
-            "fmla v12.8h, v4.8h, v2.8h\n",
-            "fmla v13.8h, v5.8h, v2.8h\n",
-            "fmla v14.8h, v4.8h, v3.8h\n",
-            "fmla v15.8h, v5.8h, v3.8h\n",
-            "subs {tk}, {tk}, #1\n",
-            "b.ne 31b\n",
-            "40:\n",
-            "fcvtl v4.4s, v8.4h\n",
-            "fcvtl2 v5.4s, v8.8h\n",
-            "fadd v16.4s, v16.4s, v4.4s\n",
-            "fadd v17.4s, v17.4s, v5.4s\n",
-            "fcvtl v4.4s, v9.4h\n",
-            "fcvtl2 v5.4s, v9.8h\n",
-            "fadd v18.4s, v18.4s, v4.4s\n",
-            "fadd v19.4s, v19.4s, v5.4s\n",
-            "fcvtl v4.4s, v10.4h\n",
-            "fcvtl2 v5.4s, v10.8h\n",
-            "fadd v20.4s, v20.4s, v4.4s\n",
-            "fadd v21.4s, v21.4s, v5.4s\n",
-            "fcvtl v4.4s, v11.4h\n",
-            "fcvtl2 v5.4s, v11.8h\n",
-            "fadd v22.4s, v22.4s, v4.4s\n",
-            "fadd v23.4s, v23.4s, v5.4s\n",
-            "fcvtl v4.4s, v12.4h\n",
-            "fcvtl2 v5.4s, v12.8h\n",
-            "fadd v24.4s, v24.4s, v4.4s\n",
-            "fadd v25.4s, v25.4s, v5.4s\n",
-            "fcvtl v4.4s, v13.4h\n",
-            "fcvtl2 v5.4s, v13.8h\n",
-            "fadd v26.4s, v26.4s, v4.4s\n",
-            "fadd v27.4s, v27.4s, v5.4s\n",
-            "fcvtl v4.4s, v14.4h\n",
-            "fcvtl2 v5.4s, v14.8h\n",
-            "fadd v28.4s, v28.4s, v4.4s\n",
-            "fadd v29.4s, v29.4s, v5.4s\n",
-            "fcvtl v4.4s, v15.4h\n",
-            "fcvtl2 v5.4s, v15.8h\n",
-            "fadd v30.4s, v30.4s, v4.4s\n",
-            "fadd v31.4s, v31.4s, v5.4s\n",
-            "st1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{o0}]\n",
-            "st1 {{v20.4s, v21.4s, v22.4s, v23.4s}}, [{o1}]\n",
-            "st1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{o2}]\n",
-            "st1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{o3}]\n",
+            "st1 {{v12.4s, v13.4s, v14.4s, v15.4s}}, [{s}], {ss}\n",
+            "fmax v0.4s, v12.4s, v13.4s\n",
+            "fmax v1.4s, v14.4s, v15.4s\n",
+            "fmax v0.4s, v0.4s, v1.4s\n",
+            "str q0, [{mx}], #16\n",
         )
     };
 }
 
-/// `s[r][c0..c0 + 16] = sum_i q[r][i] * kt[i][c0..c0 + 16]` for 4 rows.
+/// One row's 16 scores of the first chunk of head dimensions.
+#[rustfmt::skip]
+macro_rules! qk_store_row {
+    ($a:literal, $b:literal, $_c:literal) => {
+        concat!(widen_row!($a, $b, "v12", "v13", "v14", "v15"), store_scores!())
+    };
+}
+
+/// As [`qk_store_row!`], adding the scores of the earlier chunks (already at `{s}`).
+#[rustfmt::skip]
+macro_rules! qk_add_row {
+    ($a:literal, $b:literal, $_c:literal) => {
+        concat!(
+            "ld1 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{s}]\n",
+            widen_row!($a, $b, "v12", "v13", "v14", "v15"),
+            "fadd v12.4s, v12.4s, v0.4s\n", "fadd v13.4s, v13.4s, v1.4s\n",
+            "fadd v14.4s, v14.4s, v2.4s\n", "fadd v15.4s, v15.4s, v3.4s\n",
+            store_scores!(),
+        )
+    };
+}
+
+/// One row's output panel: `o = o * corr + widen(acc)` at `{o}`, advanced by `{os}` bytes (the
+/// rows' factors are in `v12`, `v13`).
+#[rustfmt::skip]
+macro_rules! pv_row {
+    ($a:literal, $b:literal, $c:literal) => {
+        concat!(
+            "ld1 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{o}]\n",
+            widen_row!($a, $b, "v4", "v5", "v6", "v7"),
+            "fmla v4.4s, v0.4s, ", $c, "\n", "fmla v5.4s, v1.4s, ", $c, "\n",
+            "fmla v6.4s, v2.4s, ", $c, "\n", "fmla v7.4s, v3.4s, ", $c, "\n",
+            "st1 {{v4.4s, v5.4s, v6.4s, v7.4s}}, [{o}], {os}\n",
+        )
+    };
+}
+
+/// `s[r][16p..16p + 16] (+)= sum_{i < 8 n8} q[r][i] * kt[i][16p..16p + 16]` for the 8 rows of one
+/// group and the panels `p < np`: stores (`add == false`) or adds to the scores there; and
+/// `mx[(8 p + r) * 4..+4]` = the 4-lane maximum of the row's 16 resulting scores of panel `p`.
 ///
 /// # Safety
-/// The CPU has FEAT_FP16; `q[r]` points to `d` halves, `kt` to a `d x 64` tile at column `c0`
-/// (so `d` rows of 64 halves stride, 16 read from each), `s[r]` to 16 writable floats;
-/// `d.is_multiple_of(chunk)`, `chunk` 16 or 32.
+/// The CPU has FEAT_FP16; `q` points to `n8` packed groups (`n8 * 64` halves), `kt` to `8 n8`
+/// rows of 64 halves (16 read per panel), `s` to 8 rows of `ss` bytes with `16 np <= 64` floats
+/// written in each, `mx` to `32 np` floats; `n8 >= 1`, `np >= 1`.
 #[target_feature(enable = "neon,fp16")]
-unsafe fn qk_4x16(q: [*const f16; 4], kt: *const f16, d: usize, s: [*mut f32; 4]) {
-    let chunk = if d.is_multiple_of(CHUNK) { CHUNK } else { 16 };
-    // SAFETY: the caller guarantees the pointers and shapes above; the asm reads q[r][0..d],
-    // kt rows 0..d at 16 halves each, writes s[r][0..16], and clobbers only declared registers.
+#[allow(clippy::too_many_arguments)]
+unsafe fn qk_8rows(
+    q: *const f16,
+    kt: *const f16,
+    n8: usize,
+    s: *mut f32,
+    ss: usize,
+    mx: *mut f32,
+    np: usize,
+    add: bool,
+) {
+    // SAFETY: the caller guarantees the pointers and shapes above; the asm reads q[0..64 n8],
+    // kt rows 0..8 n8 at columns 0..16 np, writes (reads) s rows 0..8 at columns 0..16 np and
+    // mx[0..32 np], and clobbers only declared registers.
     unsafe {
         std::arch::asm!(
-            qk_asm!(),
-            q0 = inout(reg) q[0] => _,
-            q1 = inout(reg) q[1] => _,
-            q2 = inout(reg) q[2] => _,
-            q3 = inout(reg) q[3] => _,
-            kt = inout(reg) kt => _,
-            chunks = inout(reg) d / chunk => _,
-            groups = in(reg) chunk / 8,
-            g = out(reg) _,
-            s0 = in(reg) s[0],
-            s1 = in(reg) s[1],
-            s2 = in(reg) s[2],
-            s3 = in(reg) s[3],
+            panels_8x16!(
+                "{s}", "{s0}",
+                "cbnz {add}, 5f\n",
+                each_row!(qk_store_row),
+                "b 6f\n",
+                "5:\n",
+                each_row!(qk_add_row),
+                "6:\n",
+            ),
+            a0 = in(reg) q,
+            a = out(reg) _,
+            b0 = inout(reg) kt => _,
+            b = out(reg) _,
+            bs = in(reg) 2 * KV_TILE,
+            n8 = in(reg) n8,
+            n = out(reg) _,
+            s0 = inout(reg) s => _,
+            s = out(reg) _,
+            ss = in(reg) ss,
+            mx = inout(reg) mx => _,
+            np = inout(reg) np => _,
+            add = in(reg) add as usize,
             out("v0") _, out("v1") _, out("v2") _, out("v3") _,
             out("v4") _, out("v5") _, out("v6") _, out("v7") _,
             out("v8") _, out("v9") _, out("v10") _, out("v11") _,
@@ -626,41 +359,44 @@ unsafe fn qk_4x16(q: [*const f16; 4], kt: *const f16, d: usize, s: [*mut f32; 4]
     }
 }
 
-/// `o[r][0..16] = o[r][0..16] * corr[r] + sum_{j < nk} p[r][j] * v[j][0..16]` for 4 rows.
+/// `o[r][16p..16p + 16] = o[r][..] * corr[r] + sum_{j < 8 n8} p[r][j] * v[j][16p..16p + 16]` for
+/// the 8 rows of one group and the panels `p < np`.
 ///
 /// # Safety
-/// The CPU has FEAT_FP16; `p[r]` points to `nk` halves, `v` to `nk` rows of `vstride` bytes with
-/// 16 halves read from each, `o[r]` to 16 floats (read and written).
+/// The CPU has FEAT_FP16; `p` points to `n8` packed groups (`n8 * 64` halves), `v` to `8 n8`
+/// rows of `vs` bytes (16 halves read per panel, `32 np <= vs`), `corr` to 8 floats, `o` to 8
+/// rows of `os` bytes (16 floats read and written per panel, `64 np <= os`); `n8, np >= 1`.
 #[target_feature(enable = "neon,fp16")]
-unsafe fn pv_4x16(
-    p: [*const f16; 4],
-    nk: usize,
+#[allow(clippy::too_many_arguments)]
+unsafe fn pv_8rows(
+    p: *const f16,
     v: *const f16,
-    vstride: usize,
-    corr: &[f32; 4],
-    o: [*mut f32; 4],
+    vs: usize,
+    n8: usize,
+    corr: *const f32,
+    o: *mut f32,
+    os: usize,
+    np: usize,
 ) {
-    // SAFETY: the caller guarantees the pointers and shapes above; the asm reads p[r][0..nk],
-    // v rows 0..nk (16 halves each), corr[0..4], reads and writes o[r][0..16], and clobbers only
-    // declared registers.
+    // SAFETY: the caller guarantees the pointers and shapes above; the asm reads p[0..64 n8],
+    // v rows 0..8 n8 at columns 0..16 np, corr[0..8], reads and writes o rows 0..8 at columns
+    // 0..16 np, and clobbers only declared registers.
     unsafe {
         std::arch::asm!(
-            pv_asm!(),
-            p0 = inout(reg) p[0] => _,
-            p1 = inout(reg) p[1] => _,
-            p2 = inout(reg) p[2] => _,
-            p3 = inout(reg) p[3] => _,
-            v = inout(reg) v => _,
-            vstride = in(reg) vstride,
-            corr = in(reg) corr.as_ptr(),
-            full = inout(reg) nk / CHUNK => _,
-            rg = inout(reg) (nk % CHUNK) / 8 => _,
-            tk = inout(reg) nk % 8 => _,
-            g = out(reg) _,
-            o0 = in(reg) o[0],
-            o1 = in(reg) o[1],
-            o2 = in(reg) o[2],
-            o3 = in(reg) o[3],
+            "ldp q12, q13, [{corr}]\n",
+            panels_8x16!("{o}", "{o0}", each_row!(pv_row),),
+            a0 = in(reg) p,
+            a = out(reg) _,
+            b0 = inout(reg) v => _,
+            b = out(reg) _,
+            bs = in(reg) vs,
+            n8 = in(reg) n8,
+            n = out(reg) _,
+            corr = in(reg) corr,
+            o0 = inout(reg) o => _,
+            o = out(reg) _,
+            os = in(reg) os,
+            np = inout(reg) np => _,
             out("v0") _, out("v1") _, out("v2") _, out("v3") _,
             out("v4") _, out("v5") _, out("v6") _, out("v7") _,
             out("v8") _, out("v9") _, out("v10") _, out("v11") _,
@@ -672,13 +408,164 @@ unsafe fn pv_4x16(
             options(nostack),
         );
     }
+}
+
+/// [`AttnKernel::softmax`] of the fp16 path, in log2 units (Q carries `log2 e`): weights
+/// `2^(s - m)` from [`exp2_biased`], written packed (`[row group][key group][row]
+/// [8]`), 8 per FCVTN pair. A row that sees every key `qk` computed takes its maximum from
+/// `qk`'s panel maxima (after the `rows x 64` scores); a masked row masks its tail in place.
+/// The rescale factors `2^(m - m')` come from the same exp, 4 rows at a time (relative error
+/// below 1.1e-4, applied alike to the output and the sum).
+#[target_feature(enable = "neon")]
+fn softmax_tile(
+    s: &mut [f32],
+    rows: usize,
+    nk: usize,
+    mask: Mask,
+    st: &mut Stats<'_>,
+    p: &mut [f16],
+) {
+    let ng = nk.div_ceil(8);
+    let np = nk.div_ceil(16);
+    let rp = rows.next_multiple_of(R);
+    assert!(nk > 0 && nk <= KEYS && s.len() >= rp * (KEYS + MX_ROW));
+    assert!(p.len() >= rp * KEYS && mask.group > 0);
+    assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
+    let (sp, mx) = s.split_at_mut(rp * KEYS);
+    // Keys of the tile each row sees (`mask.valid`, counted up per position).
+    let valid = || {
+        let (mut seen, mut hh) = (mask.first, 0);
+        (0..rows).map(move |_| {
+            let v = seen.clamp(0, nk as isize) as usize;
+            hh += 1;
+            if hh == mask.group {
+                hh = 0;
+                seen += 1;
+            }
+            v
+        })
+    };
+    // SAFETY (pointer arithmetic below): row r's scores are sp[KEYS r..KEYS (r + 1)], its panel
+    // maxima mx[8 MX_ROW (r / 8) + 4 (r % 8) + 32 pn..+4] for pn < np <= KEYS / 16, its packed
+    // weights p[packed(r, g, KEYS / 8)..+8] for g < KEYS / 8: all inside the asserted lengths.
+    // 1. New row maxima; corr[r] = m - m' (0 for a row that sees no key).
+    for (r, valid) in valid().enumerate() {
+        if valid == 0 {
+            st.corr[r] = 0.0;
+            continue;
+        }
+        let m_tile = if valid == 16 * np {
+            let mr = unsafe { mx.as_ptr().add(R * MX_ROW * (r / R) + 4 * (r % R)) };
+            let mut m = unsafe { vld1q_f32(mr) };
+            for pn in 1..np {
+                m = vmaxq_f32(m, unsafe { vld1q_f32(mr.add(32 * pn)) });
+            }
+            vmaxvq_f32(m)
+        } else {
+            let sr = unsafe { sp.as_mut_ptr().add(r * KEYS) };
+            for j in valid..valid.next_multiple_of(8) {
+                unsafe { *sr.add(j) = f32::NEG_INFINITY };
+            }
+            let (mut m0, mut m1) = (
+                vdupq_n_f32(f32::NEG_INFINITY),
+                vdupq_n_f32(f32::NEG_INFINITY),
+            );
+            for g in 0..valid.div_ceil(8) {
+                unsafe {
+                    m0 = vmaxq_f32(m0, vld1q_f32(sr.add(8 * g)));
+                    m1 = vmaxq_f32(m1, vld1q_f32(sr.add(8 * g + 4)));
+                }
+            }
+            vmaxvq_f32(vmaxq_f32(m0, m1))
+        };
+        let m_new = st.m[r].max(m_tile);
+        st.corr[r] = st.m[r] - m_new;
+        st.m[r] = m_new;
+    }
+    // 2. corr = 2^(m - m'), 4 rows at a time.
+    let c = st.corr.as_mut_ptr();
+    let bias = vdupq_n_f32(BIAS);
+    let mut i = 0;
+    while i + 4 <= rows {
+        // SAFETY: i + 4 <= rows <= st.corr.len().
+        unsafe { vst1q_f32(c.add(i), exp2_biased(vaddq_f32(vld1q_f32(c.add(i)), bias))) };
+        i += 4;
+    }
+    if i < rows {
+        let mut x = [0f32; 4];
+        for (j, x) in x.iter_mut().enumerate() {
+            if i + j < rows {
+                *x = st.corr[i + j];
+            }
+        }
+        let e = exp2_biased(vaddq_f32(unsafe { vld1q_f32(x.as_ptr()) }, bias));
+        unsafe { vst1q_f32(x.as_mut_ptr(), e) };
+        for (j, &x) in x.iter().enumerate() {
+            if i + j < rows {
+                st.corr[i + j] = x;
+            }
+        }
+    }
+    // 3. Weights and sums.
+    for (r, valid) in valid().enumerate() {
+        let pr = unsafe { p.as_mut_ptr().add(packed(r, 0, KEYS / 8)) as *mut u16 };
+        let vg = valid.div_ceil(8);
+        let mut sum = vdupq_n_f32(0.0);
+        if valid > 0 {
+            let sr = unsafe { sp.as_ptr().add(r * KEYS) };
+            let mv = vdupq_n_f32(st.m[r] - BIAS);
+            for g in 0..vg {
+                unsafe {
+                    let a = exp2_biased(vsubq_f32(vld1q_f32(sr.add(8 * g)), mv));
+                    let b = exp2_biased(vsubq_f32(vld1q_f32(sr.add(8 * g + 4)), mv));
+                    sum = vaddq_f32(sum, vaddq_f32(a, b));
+                    vst1q_u16(pr.add(g * R * 8), narrow8(a, b));
+                }
+            }
+        } else {
+            st.corr[r] = 1.0;
+        }
+        for g in vg..ng {
+            unsafe { vst1q_u16(pr.add(g * R * 8), vdupq_n_u16(0)) };
+        }
+        st.l[r] = st.l[r] * st.corr[r] + vaddvq_f32(sum);
+    }
+}
+
+/// Rows per micro-tile (and per packed group of Q and P).
+const R: usize = 8;
+/// Floats per row after the scores: `qk`'s 4-lane maxima of the row's 16-key panels.
+const MX_ROW: usize = KEYS / 16 * 4;
+
+/// Offset (in halves) of row `r`'s 8 values of group `g` in a packed `[row group][group][row][8]`
+/// buffer with `groups` groups per row.
+#[inline]
+fn packed(r: usize, g: usize, groups: usize) -> usize {
+    ((r / R * groups + g) * R + r % R) * 8
 }
 
 impl AttnKernel for Fp16 {
     type E = f16;
+    const ROWS: usize = R;
+    const KEYS: usize = KEYS;
+    const S_EXTRA: usize = MX_ROW;
+    const M_UNIT: f32 = std::f32::consts::LN_2;
 
-    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f16]) {
-        to_f16(src, scale, dst);
+    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [f16]) {
+        let scale = scale * std::f32::consts::LOG2_E;
+        let d = src.len();
+        let groups = d / 8;
+        assert!(d.is_multiple_of(8) && qb.len() >= packed(r, groups - 1, groups) + 8);
+        for g in 0..groups {
+            // SAFETY: 8 g + 8 <= d; the destination's 8 halves lie inside `qb` (asserted for the
+            // last group, earlier groups are at lower offsets).
+            unsafe {
+                let a = vmulq_n_f32(vld1q_f32(src.as_ptr().add(8 * g)), scale);
+                let b = vmulq_n_f32(vld1q_f32(src.as_ptr().add(8 * g + 4)), scale);
+                let dst = qb.as_mut_ptr().add(packed(r, g, groups)) as *mut u16;
+                vst1q_u16(dst, narrow8(a, b));
+            }
+        }
     }
 
     unsafe fn tile<'a>(
@@ -688,47 +575,73 @@ impl AttnKernel for Fp16 {
         kbuf: &'a mut [f16],
         vbuf: &'a mut [f16],
     ) -> (&'a [f16], &'a [f16]) {
+        // `pv` reads whole groups of 8 value rows: a tile whose `nk` is not a multiple of 8 gets
+        // its value rows copied and padded with zero rows (the matching weights are zero, and
+        // zero rows keep stale, possibly non-finite, cache contents out of the products).
+        let n8 = nk.next_multiple_of(8);
+        let pad = |v: &[f16], vbuf: &'a mut [f16]| -> &'a [f16] {
+            vbuf[..nk * d].copy_from_slice(&v[..nk * d]);
+            vbuf[nk * d..n8 * d].fill(f16::ZERO);
+            &vbuf[..n8 * d]
+        };
         match t {
-            Tile::F16 { kt, v } => (&kt[..KV_TILE * d], &v[..nk * d]),
+            Tile::F16 { kt, v } if n8 == nk => (kt, &v[..nk * d]),
+            Tile::F16 { kt, v } => (kt, pad(v, vbuf)),
             Tile::F32 { kt, v } => {
-                to_f16(&kt[..KV_TILE * d], 1.0, &mut kbuf[..KV_TILE * d]);
+                to_f16(kt, 1.0, &mut kbuf[..kt.len()]);
                 to_f16(&v[..nk * d], 1.0, &mut vbuf[..nk * d]);
-                (&kbuf[..KV_TILE * d], &vbuf[..nk * d])
+                vbuf[nk * d..n8 * d].fill(f16::ZERO);
+                (&kbuf[..kt.len()], &vbuf[..n8 * d])
             }
         }
     }
 
     unsafe fn qk(q: &[f16], rows: usize, d: usize, kt: &[f16], nk: usize, s: &mut [f32]) {
-        assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && s.len() >= rows * KV_TILE);
-        assert!(nk <= KV_TILE);
-        assert!(d.is_multiple_of(16) && d > 0);
-        let mut dummy = [0f32; 16];
-        for r0 in (0..rows).step_by(4) {
-            let qp: [*const f16; 4] =
-                std::array::from_fn(|i| q[(r0 + i).min(rows - 1) * d..].as_ptr());
-            for c0 in (0..nk).step_by(16) {
-                let sp: [*mut f32; 4] = std::array::from_fn(|i| {
-                    if r0 + i < rows {
-                        // SAFETY: (r0 + i) * 64 + c0 + 16 <= rows * 64 <= s.len().
-                        unsafe { s.as_mut_ptr().add((r0 + i) * KV_TILE + c0) }
-                    } else {
-                        dummy.as_mut_ptr()
-                    }
-                });
-                // SAFETY: FEAT_FP16 (the trait's contract); each q row has d halves, kt is d x 64
-                // (column c0 + 16 <= 64), each s pointer has 16 floats; d.is_multiple_of(16).
-                unsafe { qk_4x16(qp, kt[c0..].as_ptr(), d, sp) };
+        let tiles = nk.div_ceil(KV_TILE);
+        assert!(rows.is_multiple_of(R) && d.is_multiple_of(16) && d > 0);
+        assert!(q.len() >= rows * d && kt.len() >= tiles * KV_TILE * d);
+        assert!(s.len() >= rows * (KEYS + MX_ROW) && nk > 0 && nk <= KEYS);
+        let (sp, mx) = s.split_at_mut(rows * KEYS);
+        for rg in 0..rows / R {
+            for t in 0..tiles {
+                let np = (nk - t * KV_TILE).min(KV_TILE).div_ceil(16);
+                let mut i0 = 0;
+                while i0 < d {
+                    let n = CHUNK.min(d - i0);
+                    // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed Q holds d / 8
+                    // groups of 64 halves from (rg d / 8) * 64, of which n / 8 are read from
+                    // i0 / 8; tile t of kt has rows i0..i0 + n of 64 halves (16 np <= 64
+                    // columns); sp rows 8 rg.. of KEYS floats at columns 64 t..64 t + 16 np;
+                    // mx panels 4 t..4 t + np of row group rg (MX_ROW floats per row).
+                    unsafe {
+                        qk_8rows(
+                            q.as_ptr().add((rg * d / 8 + i0 / 8) * 64),
+                            kt.as_ptr().add((t * d + i0) * KV_TILE),
+                            n / 8,
+                            sp.as_mut_ptr().add(rg * R * KEYS + t * KV_TILE),
+                            4 * KEYS,
+                            mx.as_mut_ptr()
+                                .add(rg * R * MX_ROW + t * (KV_TILE / 16) * R * 4),
+                            np,
+                            i0 > 0,
+                        )
+                    };
+                    i0 += n;
+                }
             }
         }
     }
 
-    unsafe fn max(x: &[f32]) -> f32 {
-        // SAFETY: NEON is present on every aarch64 CPU this path runs on.
-        unsafe { super::ops::max(x) }
-    }
-
-    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f16]) -> f32 {
-        exp_to_f16(s, m, p)
+    unsafe fn softmax(
+        s: &mut [f32],
+        rows: usize,
+        nk: usize,
+        mask: Mask,
+        st: &mut Stats<'_>,
+        p: &mut [f16],
+    ) {
+        // SAFETY: NEON is present on every aarch64 CPU.
+        unsafe { softmax_tile(s, rows, nk, mask, st, p) }
     }
 
     unsafe fn pv(
@@ -740,26 +653,26 @@ impl AttnKernel for Fp16 {
         corr: &[f32],
         o: &mut [f32],
     ) {
-        assert!(nk <= KV_TILE && p.len() >= rows * KV_TILE && v.len() >= nk * d);
-        assert!(corr.len() >= rows && o.len() >= rows * d && d.is_multiple_of(16));
-        let mut dummy = [0f32; 16];
-        for r0 in (0..rows).step_by(4) {
-            let pp: [*const f16; 4] =
-                std::array::from_fn(|i| p[(r0 + i).min(rows - 1) * KV_TILE..].as_ptr());
-            let c: [f32; 4] = std::array::from_fn(|i| corr[(r0 + i).min(rows - 1)]);
-            for c0 in (0..d).step_by(16) {
-                let op: [*mut f32; 4] = std::array::from_fn(|i| {
-                    if r0 + i < rows {
-                        // SAFETY: (r0 + i) * d + c0 + 16 <= rows * d <= o.len().
-                        unsafe { o.as_mut_ptr().add((r0 + i) * d + c0) }
-                    } else {
-                        dummy.as_mut_ptr()
-                    }
-                });
-                // SAFETY: FEAT_FP16 (the trait's contract); each p row has >= nk halves, v has
-                // nk rows of d halves (16 read from column c0), each o pointer has 16 floats.
-                unsafe { pv_4x16(pp, nk, v[c0..].as_ptr(), d * 2, &c, op) };
-            }
+        let n8 = nk.div_ceil(8);
+        assert!(rows.is_multiple_of(R) && d.is_multiple_of(16) && d > 0);
+        assert!(nk > 0 && nk <= KEYS && p.len() >= rows * KEYS && v.len() >= n8 * 8 * d);
+        assert!(corr.len() >= rows && o.len() >= rows * d);
+        for rg in 0..rows / R {
+            // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed P holds KEYS / 8
+            // groups of 64 halves from rg * 8 KEYS (n8 <= KEYS / 8 read); v has 8 n8 rows of d halves (stride 2 d
+            // bytes, 16 d / 16 = d columns read); corr rows 8 rg..+8; o rows 8 rg..+8 of d floats.
+            unsafe {
+                pv_8rows(
+                    p.as_ptr().add(rg * R * KEYS),
+                    v.as_ptr(),
+                    2 * d,
+                    n8,
+                    corr.as_ptr().add(rg * R),
+                    o.as_mut_ptr().add(rg * R * d),
+                    4 * d,
+                    d / 16,
+                )
+            };
         }
     }
 }

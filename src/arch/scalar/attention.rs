@@ -1,98 +1,80 @@
-//! Portable attention micro-kernels (f32 arithmetic; f16 tiles widened once per block).
+//! Portable attention arithmetic (f32; f16 tiles widened once per block), driven as an
+//! [`F32`] path.
 
 use super::ops;
-use crate::kernels::attention::{path, AttnKernel, AttnPath, Tile, KV_TILE};
-use half::f16;
+#[cfg(doc)]
+use crate::kernels::attention::F32Ops;
+use crate::kernels::attention::{f32_ops, path, AttnPath, F32, KV_TILE};
 
 pub(crate) struct Scalar;
 
-impl Scalar {
-    /// `dst = src * scale`.
-    pub(crate) fn load_q_f32(src: &[f32], scale: f32, dst: &mut [f32]) {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = s * scale;
-        }
-    }
-}
+pub(crate) static PATH: AttnPath = path::<F32<Scalar>>();
 
-pub(crate) static PATH: AttnPath = path::<Scalar>();
+f32_ops!(Scalar {
+    widen: ops::f16_to_f32,
+    max: ops::max,
+    exp_sub_sum: ops::exp_sub_sum,
+    qk_rows: qk_scalar,
+    pv_rows: pv_scalar,
+});
 
-/// Widens an f16 key tile and `nk` value rows into the buffers, or borrows f32 storage.
-pub(crate) fn tile_f32<'a>(
-    t: Tile<'a>,
-    nk: usize,
+/// `R` rows of `Q K^T` (see [`F32Ops::qk_rows`]).
+///
+/// # Safety
+/// The caller checked the shapes.
+unsafe fn qk_scalar<const R: usize>(
+    q: *const f32,
     d: usize,
-    kbuf: &'a mut [f32],
-    vbuf: &'a mut [f32],
-    widen: impl Fn(&[f16], &mut [f32]),
-) -> (&'a [f32], &'a [f32]) {
-    match t {
-        Tile::F32 { kt, v } => (&kt[..KV_TILE * d], &v[..nk * d]),
-        Tile::F16 { kt, v } => {
-            widen(&kt[..KV_TILE * d], &mut kbuf[..KV_TILE * d]);
-            widen(&v[..nk * d], &mut vbuf[..nk * d]);
-            (&kbuf[..KV_TILE * d], &vbuf[..nk * d])
-        }
-    }
-}
-
-impl AttnKernel for Scalar {
-    type E = f32;
-
-    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f32]) {
-        Self::load_q_f32(src, scale, dst);
-    }
-
-    unsafe fn tile<'a>(
-        t: Tile<'a>,
-        nk: usize,
-        d: usize,
-        kbuf: &'a mut [f32],
-        vbuf: &'a mut [f32],
-    ) -> (&'a [f32], &'a [f32]) {
-        tile_f32(t, nk, d, kbuf, vbuf, ops::f16_to_f32)
-    }
-
-    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
-        for r in 0..rows {
-            let srow = &mut s[r * KV_TILE..r * KV_TILE + nk];
-            srow.fill(0.0);
-            for (i, &qv) in q[r * d..(r + 1) * d].iter().enumerate() {
-                for (sv, &kv) in srow.iter_mut().zip(&kt[i * KV_TILE..i * KV_TILE + nk]) {
-                    *sv += qv * kv;
-                }
+    kt: *const f32,
+    nk: usize,
+    s: *mut f32,
+) {
+    for r in 0..R {
+        // SAFETY: the caller checked q (R x d), kt (d x 64), s (R x 64), nk <= 64.
+        let (qr, srow) = unsafe {
+            (
+                std::slice::from_raw_parts(q.add(r * d), d),
+                std::slice::from_raw_parts_mut(s.add(r * KV_TILE), nk),
+            )
+        };
+        srow.fill(0.0);
+        for (i, &qv) in qr.iter().enumerate() {
+            // SAFETY: as above.
+            let kr = unsafe { std::slice::from_raw_parts(kt.add(i * KV_TILE), nk) };
+            for (sv, &kv) in srow.iter_mut().zip(kr) {
+                *sv += qv * kv;
             }
         }
     }
+}
 
-    unsafe fn max(x: &[f32]) -> f32 {
-        ops::max(x)
-    }
-
-    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
-        let sum = ops::exp_sub_sum(s, m);
-        p.copy_from_slice(s);
-        sum
-    }
-
-    unsafe fn pv(
-        p: &[f32],
-        rows: usize,
-        nk: usize,
-        v: &[f32],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        for r in 0..rows {
-            let orow = &mut o[r * d..(r + 1) * d];
-            let c = corr[r];
-            orow.iter_mut().for_each(|x| *x *= c);
-            for j in 0..nk {
-                let pj = p[r * KV_TILE + j];
-                for (x, &vv) in orow.iter_mut().zip(&v[j * d..(j + 1) * d]) {
-                    *x += pj * vv;
-                }
+/// `R` rows of `P V` (see [`F32Ops::pv_rows`]).
+///
+/// # Safety
+/// The caller checked the shapes.
+unsafe fn pv_scalar<const R: usize>(
+    p: *const f32,
+    nk: usize,
+    v: *const f32,
+    d: usize,
+    corr: *const f32,
+    o: *mut f32,
+) {
+    for r in 0..R {
+        // SAFETY: the caller checked p (R x 64), v (nk x d), corr (R), o (R x d).
+        let (prow, orow, c) = unsafe {
+            (
+                std::slice::from_raw_parts(p.add(r * KV_TILE), nk),
+                std::slice::from_raw_parts_mut(o.add(r * d), d),
+                *corr.add(r),
+            )
+        };
+        orow.iter_mut().for_each(|x| *x *= c);
+        for (j, &pj) in prow.iter().enumerate() {
+            // SAFETY: as above.
+            let vr = unsafe { std::slice::from_raw_parts(v.add(j * d), d) };
+            for (x, &vv) in orow.iter_mut().zip(vr) {
+                *x += pj * vv;
             }
         }
     }

@@ -7,8 +7,7 @@
 //! (guaranteed by `Tier::check` before `select` hands out a path) and assert their shapes.
 
 use super::ops::{avx2 as ops2, avx512 as ops512};
-use crate::arch::scalar::attention::tile_f32;
-use crate::kernels::attention::{path, AttnKernel, AttnPath, Tile, KV_TILE};
+use crate::kernels::attention::{f32_ops, path, AttnPath, F32, KV_TILE};
 use crate::Tier;
 use std::arch::x86_64::*;
 
@@ -26,27 +25,11 @@ pub(crate) fn select(tier: Tier) -> &'static AttnPath {
     }
 }
 
-static AVX2_PATH: AttnPath = path::<Avx2>();
-static AVX512_PATH: AttnPath = path::<Avx512>();
+static AVX2_PATH: AttnPath = path::<F32<Avx2>>();
+static AVX512_PATH: AttnPath = path::<F32<Avx512>>();
 
 pub(crate) struct Avx2;
 pub(crate) struct Avx512;
-
-/// Shape checks shared by the micro-kernels (cheap, once per tile).
-fn check_qk(q: usize, rows: usize, d: usize, kt: usize, s: usize) {
-    assert!(q >= rows * d && kt >= d * KV_TILE && s >= rows * KV_TILE && d.is_multiple_of(16));
-}
-
-fn check_pv(p: usize, rows: usize, nk: usize, v: usize, d: usize, corr: usize, o: usize) {
-    assert!(
-        nk <= KV_TILE
-            && p >= rows * KV_TILE
-            && v >= nk * d
-            && corr >= rows
-            && o >= rows * d
-            && d.is_multiple_of(16)
-    );
-}
 
 /// `R` rows x 16 keys starting at column `c0`.
 #[inline]
@@ -114,98 +97,24 @@ unsafe fn pv_avx2<const R: usize>(
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
-unsafe fn qk2(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
-    assert!(nk <= KV_TILE);
-    check_qk(q.len(), rows, d, kt.len(), s.len());
-    let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
-    let mut r = 0;
-    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
-    while r + 4 <= rows {
-        unsafe { qk_avx2::<4>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) };
-        r += 4;
-    }
-    match rows - r {
-        3 => unsafe { qk_avx2::<3>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
-        2 => unsafe { qk_avx2::<2>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
-        1 => unsafe { qk_avx2::<1>(q.add(r * d), d, kt, nk, s.add(r * KV_TILE)) },
-        _ => {}
-    }
-}
+f32_ops!(Avx2 {
+    widen: ops2::f16_to_f32,
+    max: ops2::max,
+    exp_sub_sum: ops2::exp_sub_sum,
+    qk_rows: qk_avx2,
+    pv_rows: pv_avx2,
+});
 
-#[target_feature(enable = "avx2,fma")]
-unsafe fn pv2(p: &[f32], rows: usize, nk: usize, v: &[f32], d: usize, corr: &[f32], o: &mut [f32]) {
-    check_pv(p.len(), rows, nk, v.len(), d, corr.len(), o.len());
-    let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
-    let mut r = 0;
-    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
-    while r + 4 <= rows {
-        unsafe { pv_avx2::<4>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) };
-        r += 4;
-    }
-    match rows - r {
-        3 => unsafe { pv_avx2::<3>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        2 => unsafe { pv_avx2::<2>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        1 => unsafe { pv_avx2::<1>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        _ => {}
-    }
-}
-
-impl AttnKernel for Avx2 {
-    type E = f32;
-
-    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f32]) {
-        crate::arch::scalar::attention::Scalar::load_q_f32(src, scale, dst);
-    }
-
-    unsafe fn tile<'a>(
-        t: Tile<'a>,
-        nk: usize,
-        d: usize,
-        kbuf: &'a mut [f32],
-        vbuf: &'a mut [f32],
-    ) -> (&'a [f32], &'a [f32]) {
-        // SAFETY: the CPU has F16C (the tier's contract).
-        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
-            ops2::f16_to_f32(s, d)
-        })
-    }
-
-    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
-        // SAFETY: the CPU has AVX2 and FMA (the trait's contract).
-        unsafe { qk2(q, rows, d, kt, nk, s) }
-    }
-
-    unsafe fn max(x: &[f32]) -> f32 {
-        // SAFETY: as above.
-        unsafe { ops2::max(x) }
-    }
-
-    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
-        // SAFETY: as above.
-        let sum = unsafe { ops2::exp_sub_sum(s, m) };
-        p.copy_from_slice(s);
-        sum
-    }
-
-    unsafe fn pv(
-        p: &[f32],
-        rows: usize,
-        nk: usize,
-        v: &[f32],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        // SAFETY: as above.
-        unsafe { pv2(p, rows, nk, v, d, corr, o) }
-    }
-}
-
-/// `R` rows x all 64 keys.
+/// `R` rows x all 64 keys (`nk` is not needed).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn qk_avx512<const R: usize>(q: *const f32, d: usize, kt: *const f32, s: *mut f32) {
+unsafe fn qk_avx512<const R: usize>(
+    q: *const f32,
+    d: usize,
+    kt: *const f32,
+    _nk: usize,
+    s: *mut f32,
+) {
     let mut acc = [[_mm512_setzero_ps(); 4]; R];
     for i in 0..d {
         // SAFETY (whole function): the caller checked q (R x d), kt (d x 64), s (R x 64).
@@ -269,24 +178,6 @@ unsafe fn pv_avx512<const R: usize, const W: usize>(
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn qk512(q: &[f32], rows: usize, d: usize, kt: &[f32], s: &mut [f32]) {
-    check_qk(q.len(), rows, d, kt.len(), s.len());
-    let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
-    let mut r = 0;
-    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
-    while r + 4 <= rows {
-        unsafe { qk_avx512::<4>(q.add(r * d), d, kt, s.add(r * KV_TILE)) };
-        r += 4;
-    }
-    match rows - r {
-        3 => unsafe { qk_avx512::<3>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
-        2 => unsafe { qk_avx512::<2>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
-        1 => unsafe { qk_avx512::<1>(q.add(r * d), d, kt, s.add(r * KV_TILE)) },
-        _ => {}
-    }
-}
-
-#[target_feature(enable = "avx512f")]
 unsafe fn pv512_rows<const R: usize>(
     p: *const f32,
     nk: usize,
@@ -306,79 +197,10 @@ unsafe fn pv512_rows<const R: usize>(
     }
 }
 
-#[target_feature(enable = "avx512f")]
-unsafe fn pv512(
-    p: &[f32],
-    rows: usize,
-    nk: usize,
-    v: &[f32],
-    d: usize,
-    corr: &[f32],
-    o: &mut [f32],
-) {
-    check_pv(p.len(), rows, nk, v.len(), d, corr.len(), o.len());
-    let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
-    let mut r = 0;
-    // SAFETY (all calls): rows r..r+R lie inside the checked shapes.
-    while r + 4 <= rows {
-        unsafe { pv512_rows::<4>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) };
-        r += 4;
-    }
-    match rows - r {
-        3 => unsafe { pv512_rows::<3>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        2 => unsafe { pv512_rows::<2>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        1 => unsafe { pv512_rows::<1>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d)) },
-        _ => {}
-    }
-}
-
-impl AttnKernel for Avx512 {
-    type E = f32;
-
-    unsafe fn load_q(src: &[f32], scale: f32, dst: &mut [f32]) {
-        crate::arch::scalar::attention::Scalar::load_q_f32(src, scale, dst);
-    }
-
-    unsafe fn tile<'a>(
-        t: Tile<'a>,
-        nk: usize,
-        d: usize,
-        kbuf: &'a mut [f32],
-        vbuf: &'a mut [f32],
-    ) -> (&'a [f32], &'a [f32]) {
-        // SAFETY: the CPU has AVX-512F (the tier's contract).
-        tile_f32(t, nk, d, kbuf, vbuf, |s, d| unsafe {
-            ops512::f16_to_f32(s, d)
-        })
-    }
-
-    unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], _nk: usize, s: &mut [f32]) {
-        // SAFETY: the CPU has AVX-512F (the trait's contract).
-        unsafe { qk512(q, rows, d, kt, s) }
-    }
-
-    unsafe fn max(x: &[f32]) -> f32 {
-        // SAFETY: as above.
-        unsafe { ops512::max(x) }
-    }
-
-    unsafe fn exp_to_p(s: &mut [f32], m: f32, p: &mut [f32]) -> f32 {
-        // SAFETY: as above.
-        let sum = unsafe { ops512::exp_sub_sum(s, m) };
-        p.copy_from_slice(s);
-        sum
-    }
-
-    unsafe fn pv(
-        p: &[f32],
-        rows: usize,
-        nk: usize,
-        v: &[f32],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        // SAFETY: as above.
-        unsafe { pv512(p, rows, nk, v, d, corr, o) }
-    }
-}
+f32_ops!(Avx512 {
+    widen: ops512::f16_to_f32,
+    max: ops512::max,
+    exp_sub_sum: ops512::exp_sub_sum,
+    qk_rows: qk_avx512,
+    pv_rows: pv512_rows,
+});
