@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Host test suite under AddressSanitizer (nightly, std rebuilt with the sanitizer so that its
-# allocations are tracked too). Usage: scripts/asan.sh [cargo test args], default: lib + all tests.
+# allocations are tracked too). Usage: scripts/asan.sh [cargo test args]; default: every test
+# binary of the workspace (qkern's lib, bin and integration tests, the reference crate), doc tests
+# excepted.
 #   scripts/asan.sh --test matmul --test ops      # a subset
 # Guard-page tests (tests/common/guard.rs) still work: ASan leaves mmap'ed PROT_NONE pages alone.
 # Leak checking is off: the thread pool and per-thread scratch are intentionally process-lived.
@@ -8,10 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=$(rustc +nightly -vV | sed -n 's/^host: //p')
 args=("$@")
-[ ${#args[@]} -eq 0 ] && args=(--lib --tests)
+[ ${#args[@]} -eq 0 ] && args=(--workspace --lib --bins --tests)
 export RUSTFLAGS="-Zsanitizer=address -Cdebug-assertions=on"
 export RUSTDOCFLAGS="-Zsanitizer=address"
 export ASAN_OPTIONS="detect_leaks=0:detect_stack_use_after_return=1:abort_on_error=1"
 export CARGO_TARGET_DIR=target/asan
 # --target keeps build scripts and proc macros unsanitized; -Zbuild-std instruments std.
-exec cargo +nightly test -Zbuild-std --target "$target" --features x86-vnni "${args[@]}"
+exec cargo +nightly test -Zbuild-std --target "$target" --features qkern/x86-vnni "${args[@]}"
