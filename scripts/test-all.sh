@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the crate: the host tiers, then the aarch64 tiers under qemu-aarch64
 # (cortex-a72 -> Neon, neoverse-n1 -> NeonDot, max -> NeonI8mm), then checks that the Apple targets
-# build. Installs what is missing first (rustup targets; Debian packages, as root or with sudo).
-# Prints how many per-tier tests ran on each tier.
+# build, then the fuzz smoke run (scripts/fuzz-smoke.sh: every fuzz target replays its committed
+# inputs and runs FUZZ_SECONDS, default 30; QKERN_SKIP_FUZZ=1 skips it). Installs what is missing
+# first (rustup targets; Debian packages, as root or with sudo). Prints how many per-tier tests ran
+# on each tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ command -v qemu-aarch64 >/dev/null || need_pkgs+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || need_pkgs+=(gcc-aarch64-linux-gnu)
 [ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need_pkgs+=(libc6-dev-arm64-cross)
 command -v clang >/dev/null || need_pkgs+=(clang)
+command -v c++ >/dev/null || need_pkgs+=(g++) # libFuzzer (libfuzzer-sys) for the fuzz smoke run
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
@@ -81,6 +84,10 @@ for t in aarch64-apple-darwin aarch64-apple-ios; do
   echo "built $t (with signposts)"
 done
 rmdir "$sdk"
+
+if [ "${QKERN_SKIP_FUZZ:-0}" != 1 ]; then
+  scripts/fuzz-smoke.sh
+fi
 
 echo
 echo "== per-tier tests that ran (name suffix ::tier_<name>)"

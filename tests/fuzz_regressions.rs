@@ -1,9 +1,14 @@
 //! Replays the fuzz targets' seeds (`fuzz/seeds/TARGET/`) and minimized crash inputs
 //! (`tests/data/fuzz/TARGET/`) through the same entry points as `fuzz/fuzz_targets/`, so the normal
-//! test suite keeps them fixed: each input gives a model that validates, or an error; no panic.
+//! test suite keeps them fixed: each parser input gives a model that validates, or an error, never
+//! a panic; each `kernels_diff` input passes the differential check of every host tier.
 
 use qkern::model::{load_gguf_bytes, load_safetensors_bytes};
 use std::path::Path;
+
+// The fuzz target's check itself, so the replay cannot drift from it.
+#[path = "../fuzz/fuzz_targets/kernels_diff_check.rs"]
+mod kernels_diff_check;
 
 /// Every file of `fuzz/seeds/target` and `tests/data/fuzz/target`.
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -50,5 +55,15 @@ fn safetensors_parse() {
             w.validate()
                 .unwrap_or_else(|e| panic!("{name}: loads but does not validate: {e}"));
         }
+    }
+}
+
+#[test]
+fn kernels_diff() {
+    let inputs = inputs("kernels_diff");
+    assert!(!inputs.is_empty(), "the kernels_diff seeds are missing");
+    for (name, data) in inputs {
+        let r = std::panic::catch_unwind(|| kernels_diff_check::check(&data));
+        assert!(r.is_ok(), "{name}: the differential check failed");
     }
 }

@@ -1071,3 +1071,463 @@ fn empty_and_missing_files() {
         Err(Error::Io(_))
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// More malformed files: the cases of issue 7's list that the tests above do not reach.
+
+/// Asserts an `Error::Overflow` naming `want`.
+#[track_caller]
+fn assert_overflow(r: qkern::Result<ModelWeights>, want: &str) {
+    match r {
+        Err(Error::Overflow(s)) => assert!(s.contains(want), "overflow {s:?} lacks {want:?}"),
+        Err(e) => panic!("expected an overflow error with {want:?}, got {e:?}"),
+        Ok(_) => panic!("expected an overflow error with {want:?}, got a model"),
+    }
+}
+
+fn u32v(v: u32) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+#[test]
+fn gguf_value_type_errors() {
+    // Unknown array element type; bool neither 0 nor 1; wrong types for known keys.
+    let mut arr = 13u32.to_le_bytes().to_vec();
+    arr.extend(1u64.to_le_bytes());
+    let mut g = Gguf::valid();
+    g.kv_set("general.odd", T_ARR, arr);
+    assert_format(g.load(), "unknown array element type 13");
+    let mut g = Gguf::valid();
+    g.kv_set("general.flag", 7, vec![2]);
+    assert_format(g.load(), "bool value 2 is neither 0 nor 1");
+    let mut g = Gguf::valid();
+    g.kv_set("tokenizer.ggml.tokens", T_U32, u32v(64));
+    assert_format(
+        g.load(),
+        "tokenizer.ggml.tokens must be an array, got a unsigned integer",
+    );
+    let mut g = Gguf::valid();
+    g.kv_set("general.architecture", T_U32, u32v(2));
+    assert_format(g.load(), "general.architecture must be a string");
+    let mut g = Gguf::valid();
+    g.kv_remove("general.architecture");
+    assert_format(g.load(), "general.architecture is missing");
+    let mut g = Gguf::valid();
+    g.kv_set("qwen2.rope.freq_base", T_STR, gstr(b"1e6"));
+    assert_format(
+        g.load(),
+        "qwen2.rope.freq_base must be a number, got a string",
+    );
+    let mut g = Gguf::valid();
+    g.kv_remove("qwen2.attention.layer_norm_rms_epsilon");
+    assert_format(g.load(), "layer_norm_rms_epsilon is missing");
+    // A negative count (INT32 -1).
+    let mut g = Gguf::valid();
+    g.kv_set("qwen2.block_count", 5, (-1i32).to_le_bytes().to_vec());
+    assert_format(g.load(), "qwen2.block_count must be a non-negative integer");
+    let mut g = Gguf::valid();
+    g.kv_set("qwen2.rope.scaling.type", T_STR, gstr(b"yarn"));
+    assert_format(g.load(), "rope scaling \"yarn\" is not supported");
+    // Alignment: of the wrong type, or absurdly large.
+    let mut g = Gguf::valid();
+    g.kv_set("general.alignment", T_STR, gstr(b"32"));
+    assert_format(g.load(), "general.alignment must be a power of two");
+    let mut g = Gguf::valid();
+    g.kv_set("general.alignment", 10, (1u64 << 40).to_le_bytes().to_vec());
+    assert_format(g.load(), "general.alignment must be a power of two");
+}
+
+#[test]
+fn gguf_head_and_vocab_inconsistencies() {
+    let set = |g: &mut Gguf, k: &str, v: u32| g.kv_set(k, T_U32, u32v(v));
+    // Zero heads, zero KV heads, more KV heads than heads.
+    let mut g = Gguf::valid();
+    set(&mut g, "qwen2.attention.head_count", 0);
+    assert_format(g.load(), "not a multiple of head_count 0");
+    let mut g = Gguf::valid();
+    set(&mut g, "qwen2.attention.head_count_kv", 0);
+    assert_format(g.load(), "n_kv_head is 0");
+    let mut g = Gguf::valid();
+    set(&mut g, "qwen2.attention.head_count_kv", 8);
+    assert_format(g.load(), "n_head = 4 is not a multiple of n_kv_head = 8");
+    // head_dim mismatches: value_length differs from key_length.
+    let mut g = Gguf::valid();
+    set(&mut g, "qwen2.attention.value_length", 8);
+    assert_format(
+        g.load(),
+        "attention.value_length 8 differs from the head size 16",
+    );
+    // Qwen3 takes head_dim from key_length; the q projection's shape must then follow it.
+    let mut g = Gguf::valid();
+    g.kv =
+        g.kv.iter()
+            .map(|(k, t, v)| {
+                let k = String::from_utf8(k.clone())
+                    .unwrap()
+                    .replace("qwen2", "qwen3");
+                (k.into_bytes(), *t, v.clone())
+            })
+            .collect();
+    g.kv_set("general.architecture", T_STR, gstr(b"qwen3"));
+    set(&mut g, "qwen3.attention.key_length", 32);
+    assert_format(
+        g.load(),
+        "\"blk.0.attn_q.weight\" has shape [64, 64], expected [128, 64]",
+    );
+    // A qwen3 file without q/k norms, and a qwen2 file with them.
+    let mut g = Gguf::valid();
+    g.kv =
+        g.kv.iter()
+            .map(|(k, t, v)| {
+                let k = String::from_utf8(k.clone())
+                    .unwrap()
+                    .replace("qwen2", "qwen3");
+                (k.into_bytes(), *t, v.clone())
+            })
+            .collect();
+    g.kv_set("general.architecture", T_STR, gstr(b"qwen3"));
+    assert_format(g.load(), "lacks q_norm/k_norm, required by qwen3");
+    let mut g = Gguf::valid();
+    for n in ["blk.0.attn_q_norm.weight", "blk.0.attn_k_norm.weight"] {
+        let mut t = g.tensor("blk.0.attn_norm.weight").clone();
+        t.name = n.as_bytes().to_vec();
+        t.ne = vec![HD as u64];
+        t.data = f32_bytes(HD, 3);
+        g.tensors.push(t);
+    }
+    assert_format(g.load(), "has q_norm/k_norm, which qwen2 has not");
+    // Vocabulary: vocab_size key (no token list) disagrees with the embedding; no source at all;
+    // an untied output head of another vocabulary than the embedding.
+    let mut g = Gguf::valid();
+    g.kv_remove("tokenizer.ggml.tokens");
+    set(&mut g, "qwen2.vocab_size", 65);
+    assert_format(
+        g.load(),
+        "\"token_embd.weight\" has shape [64, 64], expected [65, 64]",
+    );
+    let mut g = Gguf::valid();
+    g.kv_remove("tokenizer.ggml.tokens");
+    assert_eq!(g.load().unwrap().config.vocab, V, "vocab from token_embd");
+    g.remove_tensor("token_embd.weight");
+    assert_format(g.load(), "cannot tell the vocabulary size");
+    let mut g = Gguf::valid();
+    let mut out = g.tensors[0].clone();
+    out.name = b"output.weight".to_vec();
+    out.ne = vec![H as u64, V as u64 / 2];
+    out.data = f32_bytes(H * V / 2, 5);
+    g.tensors.push(out);
+    assert_format(
+        g.load(),
+        "\"output.weight\" has shape [32, 64], expected [64, 64]",
+    );
+}
+
+#[test]
+fn gguf_size_and_type_errors() {
+    // Byte size overflow (element count fits, times 4 bytes does not).
+    let mut g = Gguf::valid();
+    g.tensor("blk.0.attn_q.weight").ne = vec![1 << 32, 1 << 30];
+    assert_format(g.load(), "\"blk.0.attn_q.weight\" byte size overflows");
+    // No dimensions.
+    let mut g = Gguf::valid();
+    g.tensor("blk.0.attn_q.weight").ne = vec![];
+    assert_format(g.load(), "has 0 dimensions");
+    // A Q6_K row shorter than a super-block.
+    let mut g = Gguf::valid();
+    let t = g.tensor("blk.0.ffn_up.weight");
+    t.ty = 14;
+    assert_format(
+        g.load(),
+        "row length 64 is not a multiple of the Q6_K block size 256",
+    );
+    // Misaligned under a non-default alignment.
+    let mut g = Gguf::valid();
+    g.alignment = 64;
+    g.kv_set("general.alignment", T_U32, u32v(64));
+    g.tensor("blk.0.attn_k.weight").offset = Some(32);
+    assert_format(g.load(), "offset 32 is not a multiple of the alignment 64");
+    // A huge array of strings: the count fits the file only at 8 bytes per (empty) string.
+    let mut arr = T_STR.to_le_bytes().to_vec();
+    arr.extend((1u64 << 40).to_le_bytes());
+    let mut g = Gguf::valid();
+    g.kv_set("general.many", T_ARR, arr);
+    assert_format(
+        g.load(),
+        "\"general.many\": array length = 1099511627776 is larger",
+    );
+    // A huge array of arrays.
+    let mut arr = T_ARR.to_le_bytes().to_vec();
+    arr.extend(u64::MAX.to_le_bytes());
+    let mut g = Gguf::valid();
+    g.kv_set("general.many", T_ARR, arr);
+    assert_format(g.load(), "array length = 18446744073709551615 is larger");
+    // A key whose length exceeds the file.
+    let (mut file, s) = Gguf::valid().build();
+    file[s.kv_start..s.kv_start + 8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    assert_format(load_gguf_bytes(&file), "metadata key 0: string length");
+    // Big but well-formed strings and arrays are fine (1 MiB description, 100 000 tokens of
+    // metadata that no model key reads).
+    let mut g = Gguf::valid();
+    g.kv_set("general.description", T_STR, gstr(&vec![b'x'; 1 << 20]));
+    let mut arr = T_U32.to_le_bytes().to_vec();
+    arr.extend(100_000u64.to_le_bytes());
+    arr.extend(vec![0; 400_000]);
+    g.kv_set("general.big", T_ARR, arr);
+    g.load().unwrap();
+}
+
+/// A safetensors header with explicit entries (name, dtype, shape, offsets) and raw data.
+fn st_raw(entries: &[(&str, &str, Vec<u64>, [u64; 2])], data: &[u8]) -> Vec<u8> {
+    let mut h = String::from("{");
+    for (i, (name, dt, shape, off)) in entries.iter().enumerate() {
+        if i > 0 {
+            h.push(',');
+        }
+        h.push_str(&format!(
+            "{:?}:{{\"dtype\":{dt:?},\"shape\":{shape:?},\"data_offsets\":[{},{}]}}",
+            name, off[0], off[1]
+        ));
+    }
+    h.push('}');
+    st_header(&h, data)
+}
+
+/// A safetensors file of the header `h` (JSON text) and raw data.
+fn st_header(h: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = (h.len() as u64).to_le_bytes().to_vec();
+    b.extend(h.as_bytes());
+    b.extend(data);
+    b
+}
+
+#[test]
+fn safetensors_truncated_at_every_section_boundary() {
+    let cfg = config_json(&[]);
+    let t = hf_tensors();
+    let file = st_file(&t);
+    let header_end = 8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+    let st = |len: usize| load_safetensors_bytes(&cfg, &[&file[..len]]);
+    // Inside the length prefix; inside the header; at its end (no data).
+    for len in [0, 1, 7] {
+        assert_format(st(len), "header too small");
+    }
+    for len in [8, 9, header_end - 1] {
+        assert_format(st(len), "invalid header length");
+    }
+    assert_format(
+        st(header_end),
+        "incomplete metadata, file not fully covered",
+    );
+    // At every tensor boundary but the last, and one byte short of the end.
+    let mut at = header_end;
+    for (_, _, _, d) in &t[..t.len() - 1] {
+        at += d.len();
+        assert_format(st(at), "incomplete metadata, file not fully covered");
+    }
+    assert_format(
+        st(file.len() - 1),
+        "incomplete metadata, file not fully covered",
+    );
+    // One extra byte at the end is as wrong.
+    let mut long = file.clone();
+    long.push(0);
+    assert_format(
+        load_safetensors_bytes(&cfg, &[&long]),
+        "incomplete metadata, file not fully covered",
+    );
+}
+
+#[test]
+fn safetensors_header_errors() {
+    let cfg = config_json(&[]);
+    let load1 = |b: &[u8]| load_safetensors_bytes(&cfg, &[b]);
+    let f4 = vec![0u8; 16];
+    // Offsets outside the data, reversed, with a gap, overlapping, or disagreeing with the shape.
+    assert_format(
+        load1(&st_raw(&[("a", "F32", vec![4], [0, 16])], &f4[..8])),
+        "incomplete metadata",
+    );
+    assert_format(
+        load1(&st_raw(&[("a", "F32", vec![0], [16, 0])], &f4)),
+        "invalid offset for tensor `a`",
+    );
+    assert_format(
+        load1(&st_raw(
+            &[
+                ("a", "F32", vec![2], [0, 8]),
+                ("b", "F32", vec![1], [12, 16]),
+            ],
+            &f4,
+        )),
+        "invalid offset for tensor `b`",
+    );
+    assert_format(
+        load1(&st_raw(
+            &[
+                ("a", "F32", vec![3], [0, 12]),
+                ("b", "F32", vec![2], [8, 16]),
+            ],
+            &f4,
+        )),
+        "invalid offset for tensor `b`",
+    );
+    assert_format(
+        load1(&st_raw(&[("a", "F32", vec![3], [0, 16])], &f4)),
+        "invalid shape, data type, or offset",
+    );
+    // Overflowing shape; offsets beyond u64.
+    assert_format(
+        load1(&st_raw(
+            &[("a", "F32", vec![1 << 32, 1 << 32, 1 << 32], [0, 16])],
+            &f4,
+        )),
+        "overflow computing buffer size",
+    );
+    assert_format(
+        load1(&st_header(
+            r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,18446744073709551616]}}"#,
+            &f4,
+        )),
+        "invalid JSON in header",
+    );
+    // Unknown dtype, wrong JSON types, non-UTF-8 header, a header that is not an object.
+    assert_format(
+        load1(&st_raw(&[("a", "F99", vec![4], [0, 16])], &f4)),
+        "invalid JSON in header",
+    );
+    assert_format(
+        load1(&st_header(
+            r#"{"a":{"dtype":32,"shape":[4],"data_offsets":[0,16]}}"#,
+            &f4,
+        )),
+        "invalid JSON in header",
+    );
+    let mut bad = st_raw(&[("ab", "F32", vec![4], [0, 16])], &f4);
+    let at = bad.windows(2).position(|w| w == b"ab").unwrap();
+    bad[at] = 0xFF;
+    assert_format(load1(&bad), "invalid UTF-8 in header");
+    assert_format(load1(&st_header("[]", &[])), "invalid JSON in header");
+    // Deeply nested JSON (recursion limit, no stack overflow).
+    let deep = format!(
+        "{{\"__metadata__\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_format(load1(&st_header(&deep, &[])), "invalid JSON in header");
+    // Header length beyond the 100 MB limit.
+    let mut b = (200u64 << 20).to_le_bytes().to_vec();
+    b.extend(b"{}");
+    assert_format(load1(&b), "header too large");
+    // The same tensor named twice (the safetensors crate would keep the last silently).
+    assert_format(
+        load1(&st_raw(
+            &[
+                ("a", "F32", vec![4], [0, 16]),
+                ("a", "F32", vec![4], [0, 16]),
+            ],
+            &f4,
+        )),
+        "tensor \"a\" is listed twice",
+    );
+    let t = hf_tensors();
+    let mut e: Vec<(&str, &str, Vec<u64>, [u64; 2])> = Vec::new();
+    let mut data = Vec::new();
+    for (name, dt, shape, d) in &t {
+        let s = data.len() as u64;
+        data.extend(d);
+        e.push((
+            name,
+            dt,
+            shape.iter().map(|&x| x as u64).collect(),
+            [s, data.len() as u64],
+        ));
+    }
+    let norm = e[1].clone();
+    e.push(norm);
+    assert_format(
+        load1(&st_raw(&e, &data)),
+        "tensor \"model.layers.0.input_layernorm.weight\" is listed twice",
+    );
+}
+
+#[test]
+fn safetensors_config_value_errors() {
+    let st = st_file(&hf_tensors());
+    let null = serde_json::Value::Null;
+    let load1 = |cfg: &[u8]| load_safetensors_bytes(cfg, &[&st]);
+    // Sizes that overflow usize when multiplied (every count alone fits).
+    assert_overflow(
+        load1(&config_json(&[
+            ("hidden_size", (1u64 << 40).into()),
+            ("vocab_size", (1u64 << 40).into()),
+            ("num_attention_heads", 1.into()),
+            ("num_key_value_heads", 1.into()),
+        ])),
+        "vocab * hidden",
+    );
+    // Numbers that are not usize: beyond u64, fractional, negative.
+    let mut c = String::from_utf8(config_json(&[])).unwrap();
+    c = c.replace("\"vocab_size\":64", "\"vocab_size\":18446744073709551616");
+    assert_format(
+        load1(c.as_bytes()),
+        "vocab_size must be a non-negative integer",
+    );
+    assert_format(
+        load1(&config_json(&[("intermediate_size", 96.5.into())])),
+        "intermediate_size must be a non-negative integer",
+    );
+    assert_format(
+        load1(&config_json(&[("max_position_embeddings", 0.into())])),
+        "max_positions is 0",
+    );
+    assert_format(
+        load1(&config_json(&[("num_key_value_heads", 0.into())])),
+        "n_kv_head is 0",
+    );
+    assert_format(
+        load1(&config_json(&[("rms_norm_eps", (-1e-6).into())])),
+        "rms_eps = -0.000001 is not a positive number",
+    );
+    assert_format(
+        load1(&config_json(&[("rope_parameters", "default".into())])),
+        "rope_parameters must be an object",
+    );
+    assert_format(
+        load1(&config_json(&[("vocab_size", null.clone())])),
+        "vocab_size is missing",
+    );
+    // Non-UTF-8 and deeply nested config.json.
+    assert_format(load1(b"{\"model_type\": \"qwen\xff2\"}"), "not valid JSON");
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_format(load1(deep.as_bytes()), "not valid JSON");
+    // Head and vocabulary mismatches against the tensors.
+    assert_format(
+        load1(&config_json(&[("head_dim", 32.into())])),
+        "\"model.layers.0.self_attn.q_proj.weight\" has shape [64, 64], expected [128, 64]",
+    );
+    assert_format(
+        load1(&config_json(&[("vocab_size", 65.into())])),
+        "\"model.embed_tokens.weight\" has shape [64, 64], expected [65, 64]",
+    );
+    let mut t = hf_tensors();
+    t.push((
+        "lm_head.weight".into(),
+        "F32",
+        vec![V / 2, H],
+        f32_bytes(V * H / 2, 9),
+    ));
+    assert_format(
+        load_safetensors_bytes(
+            &config_json(&[("tie_word_embeddings", false.into())]),
+            &[&st_file(&t)],
+        ),
+        "\"lm_head.weight\" has shape [32, 64], expected [64, 64]",
+    );
+    assert_format(
+        load1(&config_json(&[("model_type", "qwen3".into())])),
+        "lacks q_norm/k_norm, required by qwen3",
+    );
+    // A huge but valid string in an unused key is fine.
+    let big = "x".repeat(1 << 20);
+    load1(&config_json(&[("comment", big.into())])).unwrap();
+}

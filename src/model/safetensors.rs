@@ -158,12 +158,58 @@ impl Names for HfNames {
     }
 }
 
+/// The first key that occurs twice in a safetensors header's top-level JSON object. The
+/// `safetensors` crate reads the header into a map, which keeps the last of two entries with the
+/// same name silently; a file naming a tensor twice is ambiguous, so the loader rejects it. Any
+/// other header problem gives `None` here and is reported by the `safetensors` crate.
+fn duplicate_header_key(bytes: &[u8]) -> Option<String> {
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct FirstDuplicate(Option<String>);
+    impl<'de> Deserialize<'de> for FirstDuplicate {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = FirstDuplicate;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> std::result::Result<FirstDuplicate, A::Error> {
+                    let mut seen = std::collections::HashSet::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        map.next_value::<IgnoredAny>()?;
+                        if !seen.insert(key.clone()) {
+                            return Ok(FirstDuplicate(Some(key)));
+                        }
+                    }
+                    Ok(FirstDuplicate(None))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    // The safetensors crate's own limit (100 MB): a larger header is its error to report.
+    let len = usize::try_from(len).ok().filter(|&n| n <= 100_000_000)?;
+    let end = len.checked_add(8)?;
+    serde_json::from_slice::<FirstDuplicate>(bytes.get(8..end)?)
+        .ok()?
+        .0
+}
+
 /// Adds the tensors of one safetensors file to `out` (`file` names it in errors).
 fn read_tensors<'a>(
     bytes: &'a [u8],
     file: &str,
     out: &mut HashMap<String, (RawTensor<'a>, String)>,
 ) -> Result<()> {
+    if let Some(name) = duplicate_header_key(bytes) {
+        return err(format!(
+            "{file}: bad safetensors header: tensor {name:?} is listed twice"
+        ));
+    }
     let st = safetensors::SafeTensors::deserialize(bytes)
         .or_else(|e| err(format!("{file}: bad safetensors header: {e}")))?;
     for (name, view) in st.iter() {
