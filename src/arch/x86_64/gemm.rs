@@ -20,7 +20,7 @@
 //! Everything here is `#[inline(always)]`: the tier's `#[target_feature]` entry point in `mod.rs`
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
-use super::layout::{w_rec, ACT_CORR, ACT_D, ACT_REC};
+use super::layout::{w_rec, w_vecs, ACT_CORR, ACT_D, ACT_REC};
 use crate::kernels::matmul::GemmArgs;
 use crate::quant::QK;
 
@@ -59,6 +59,8 @@ pub(super) unsafe trait Isa {
     unsafe fn fzero() -> Self::F;
     /// Loads `C` f32 (any alignment).
     unsafe fn fload(p: *const f32) -> Self::F;
+    /// Loads `C` f16 (`2 * C` bytes, any alignment) and converts them to f32 (exact).
+    unsafe fn fload_f16(p: *const u8) -> Self::F;
     /// `x` in every lane.
     unsafe fn fset1(x: f32) -> Self::F;
     /// `a * b`.
@@ -158,7 +160,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
                 for v in 0..8 {
                     let mut wv = [I::vzero(); NG];
                     for g in 0..NG {
-                        wv[g] = I::load(wb.add(g * w_stride + 4 * I::C * (v + 1)));
+                        wv[g] = I::load(wb.add(g * w_stride + w_vecs(I::C) + 4 * I::C * v));
                     }
                     for r in 0..MR {
                         let av = I::bcast4(ab.add(r * a_stride + 4 * v));
@@ -172,7 +174,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
                     let mut lo = [I::vzero(); NG];
                     let mut hi = lo;
                     for g in 0..NG {
-                        let raw = I::load(wb.add(g * w_stride + 4 * I::C * (v + 1)));
+                        let raw = I::load(wb.add(g * w_stride + w_vecs(I::C) + 4 * I::C * v));
                         (lo[g], hi[g]) = I::nibbles(raw);
                     }
                     for r in 0..MR {
@@ -188,7 +190,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
             }
             let mut dw = [I::fzero(); NG];
             for g in 0..NG {
-                dw[g] = I::fload(wb.add(g * w_stride).cast::<f32>());
+                dw[g] = I::fload_f16(wb.add(g * w_stride));
             }
             for r in 0..MR {
                 let da = I::fset1(ab.add(r * a_stride + ACT_D).cast::<f32>().read_unaligned());
