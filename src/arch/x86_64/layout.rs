@@ -6,8 +6,12 @@
 //! nibbles `0..15` into the Q4_0 value `sum((nibble - 8) * a)`, exactly.
 //!
 //! **Weights**, for a column group width `C` (16 for zmm, 8 for ymm): N is padded to a multiple of
-//! `C` with zero blocks; group `g` (columns `g*C .. g*C + C`) is `k/32` consecutive records of
-//! `18 * C` bytes, one per block of 32 along K (as many bytes as the plain blocks):
+//! `PANEL * C` with zero blocks. Group `g` (columns `g*C .. g*C + C`) has `k/32` records of
+//! `18 * C` bytes, one per block of 32 along K (as many bytes as the plain blocks). The records
+//! of block `b` of the [`PANEL`] groups of a panel are adjacent, panel after panel, block after
+//! block ([`rec_at`]): a GEMV tile of `PANEL` groups then reads its weights as one contiguous
+//! stream, which the hardware prefetchers follow far better than one stream per group (decode is
+//! bound by that stream). A record holds:
 //! * `C` f16 scales, the `d` of each column as stored (the kernels convert them with F16C,
 //!   exactly);
 //! * 4 vectors `v = 0..3` of `4 * C` bytes: lane `j` of vector `v` holds bytes `4v .. 4v + 4` of
@@ -64,6 +68,20 @@ pub(super) const fn w_rec<const Q8: bool>(c: usize) -> usize {
     }
 }
 
+/// Column groups per panel (see the module notes).
+pub(super) const PANEL: usize = 2;
+
+/// Byte offset of block `b` of column group `g` in packed weights of `kb` blocks per column and
+/// records of `rec` bytes.
+pub(super) const fn rec_at(rec: usize, kb: usize, g: usize, b: usize) -> usize {
+    ((g / PANEL) * kb + b) * PANEL * rec + (g % PANEL) * rec
+}
+
+/// Bytes of packed weights: `n` columns of `kb` blocks, group width `c`, records of `rec` bytes.
+pub(super) const fn w_size(rec: usize, c: usize, n: usize, kb: usize) -> usize {
+    n.div_ceil(PANEL * c) * PANEL * kb * rec
+}
+
 /// Offset of the first weight vector in a record of group width `c` (after the `c` f16 scales).
 pub(super) const fn w_vecs(c: usize) -> usize {
     2 * c
@@ -77,12 +95,12 @@ pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> 
 #[allow(non_snake_case)]
 pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
-    let groups = n.div_ceil(C);
-    let mut buf = AlignedBuf::zeroed(groups * kb * w_rec::<false>(C));
+    let rl = w_rec::<false>(C);
+    let mut buf = AlignedBuf::zeroed(w_size(rl, C, n, kb));
     let bytes = buf.bytes_mut();
-    for g in 0..groups {
+    for g in 0..n.div_ceil(C) {
         for b in 0..kb {
-            let rec = &mut bytes[(g * kb + b) * w_rec::<false>(C)..][..w_rec::<false>(C)];
+            let rec = &mut bytes[rec_at(rl, kb, g, b)..][..rl];
             for j in 0..C {
                 let col = g * C + j;
                 if col >= n {
@@ -113,8 +131,11 @@ pub(super) fn unpack_groups(C: usize, buf: &AlignedBuf, n: usize, k: usize) -> V
     for col in 0..n {
         let (g, j) = (col / C, col % C);
         for b in 0..kb {
-            let rec = &bytes[(g * kb + b) * w_rec::<false>(C)..][..w_rec::<false>(C)];
-            let d = f16::from_bits(u16::from_ne_bytes(rec[2 * j..2 * j + 2].try_into().expect("2")));
+            let rl = w_rec::<false>(C);
+            let rec = &bytes[rec_at(rl, kb, g, b)..][..rl];
+            let d = f16::from_bits(u16::from_ne_bytes(
+                rec[2 * j..2 * j + 2].try_into().expect("2"),
+            ));
             let mut qs = [0u8; 16];
             for v in 0..4 {
                 let off = w_vecs(C) + v * 4 * C + 4 * j;
@@ -126,19 +147,19 @@ pub(super) fn unpack_groups(C: usize, buf: &AlignedBuf, n: usize, k: usize) -> V
     out
 }
 
-/// Q8_0 weights for group width `C`: as Q4_0 (N padded, group-major records of one block) with
+/// Q8_0 weights for group width `C`: as Q4_0 (N padded, records placed by [`rec_at`]) with
 /// records of `34 * C` bytes: `C` f16 scales, then 8 vectors `v = 0..7` of `4 * C` bytes whose
 /// lane `j` holds elements `4v .. 4v + 4` of column `j`, each offset by +128 to u8 (`q ^ 0x80`).
 #[allow(non_snake_case)]
 pub(super) fn pack_q8(C: usize, blocks: &[BlockQ8_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
     let rec_len = w_rec::<true>(C);
-    let mut buf = AlignedBuf::zeroed(n.div_ceil(C) * kb * rec_len);
+    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
     let bytes = buf.bytes_mut();
     for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
         let (g, j) = (col / C, col % C);
         for (b, blk) in row.iter().enumerate() {
-            let rec = &mut bytes[(g * kb + b) * rec_len..][..rec_len];
+            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
             rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
             for v in 0..8 {
                 let off = w_vecs(C) + v * 4 * C + 4 * j;
@@ -164,8 +185,10 @@ pub(super) fn unpack_row_q8(
     let rec_len = w_rec::<true>(C);
     let (g, j) = (row / C, row % C);
     for (b, o) in out[..kb].iter_mut().enumerate() {
-        let rec = &buf.bytes()[(g * kb + b) * rec_len..][..rec_len];
-        o.d = f16::from_bits(u16::from_ne_bytes(rec[2 * j..2 * j + 2].try_into().expect("2")));
+        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
+        o.d = f16::from_bits(u16::from_ne_bytes(
+            rec[2 * j..2 * j + 2].try_into().expect("2"),
+        ));
         for v in 0..8 {
             let off = w_vecs(C) + v * 4 * C + 4 * j;
             for t in 0..4 {
