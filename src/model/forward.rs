@@ -940,12 +940,7 @@ thread_local! {
 
 /// Quantizes `silu(gu[r][..f]) * gu[r][f..]` for every row `r` of `gu` (rows of `2 f` values)
 /// into `a`, one row at a time through a scratch row: the product is never written out whole.
-fn silu_mul_quantize(
-    tier: Tier,
-    gu: &[f32],
-    f: usize,
-    a: &mut QuantizedActivations,
-) -> Result<()> {
+fn silu_mul_quantize(tier: Tier, gu: &[f32], f: usize, a: &mut QuantizedActivations) -> Result<()> {
     let m = gu.len() / (2 * f);
     let mut err = None;
     SILU_ROW.with(|s| {
