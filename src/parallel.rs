@@ -6,11 +6,39 @@
 //! this module entirely.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 type Task = dyn Fn(usize) + Sync;
+
+/// How long an idle worker polls for the next job, and the caller for the workers to finish,
+/// before parking on a condition variable. A decode step runs several parallel matmuls per layer
+/// with only microseconds of serial work between them: waking a parked thread costs tens of
+/// microseconds (a futex round trip and a scheduler wake-up), polling costs nothing then. Past this
+/// time the thread parks, so an idle pool uses no CPU.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Polls `done()` for up to [`SPIN`]; whether it became true.
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        // Check the clock every 64 polls only (reading it costs more than a poll).
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        // With more runnable threads than cores (a shared machine, or more pool threads than
+        // cores), let the thread that has the work run.
+        std::thread::yield_now();
+        if start.elapsed() >= SPIN {
+            return done();
+        }
+    }
+}
 
 struct Job {
     /// Lifetime-erased borrow of the caller's closure; see the SAFETY note in [`ThreadPool::run`].
@@ -25,17 +53,23 @@ unsafe impl Send for Job {}
 #[derive(Default)]
 struct State {
     job: Option<Job>,
-    generation: u64,
-    /// Workers that have not finished the current job.
-    pending: usize,
     panic: Option<Box<dyn std::any::Any + Send>>,
     shutdown: bool,
+    /// Workers parked on `work`.
+    parked: usize,
+    /// The caller is parked on `done`.
+    caller_parked: bool,
 }
 
 struct Shared {
     state: Mutex<State>,
     work: Condvar,
     done: Condvar,
+    /// Job counter, incremented (under `state`'s lock) each time a job is published; workers poll
+    /// it while spinning.
+    generation: AtomicU64,
+    /// Workers that have not finished the current job.
+    pending: AtomicUsize,
     next: AtomicUsize,
 }
 
@@ -55,6 +89,8 @@ impl ThreadPool {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             done: Condvar::new(),
+            generation: AtomicU64::new(0),
+            pending: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
         });
         let workers = (1..threads.max(1))
@@ -105,15 +141,29 @@ impl ThreadPool {
                 std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Task>(task)
             };
             st.job = Some(Job { task, n_tasks });
-            st.generation += 1;
-            st.pending = self.workers.len();
-            shared.work.notify_all();
+            shared.pending.store(self.workers.len(), Ordering::Relaxed);
+            // Published under the lock: a worker reads the job under it after seeing the new
+            // generation, and a worker about to park checks the generation under it.
+            shared.generation.fetch_add(1, Ordering::Release);
+            if st.parked > 0 {
+                shared.work.notify_all();
+            }
         }
         let own = catch_unwind(AssertUnwindSafe(|| drain(shared, task, n_tasks)));
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        while st.pending > 0 {
-            st = shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
+        let finished = || shared.pending.load(Ordering::Acquire) == 0;
+        let mut st = if spin_until(finished) {
+            shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        } else {
+            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.caller_parked = true;
+            // A worker that brings `pending` to 0 takes the lock before it notifies, so checking
+            // under the lock cannot miss the wake-up.
+            while !finished() {
+                st = shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            st.caller_parked = false;
+            st
+        };
         st.job = None;
         let worker_panic = st.panic.take();
         drop(st);
@@ -154,15 +204,18 @@ fn drain(shared: &Shared, task: &(dyn Fn(usize) + Sync + '_), n_tasks: usize) {
 fn worker(shared: &Shared) {
     let mut seen = 0u64;
     loop {
+        spin_until(|| shared.generation.load(Ordering::Acquire) != seen);
         let (task, n_tasks) = {
             let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            while st.generation == seen && !st.shutdown {
+            while shared.generation.load(Ordering::Acquire) == seen && !st.shutdown {
+                st.parked += 1;
                 st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.parked -= 1;
             }
             if st.shutdown {
                 return;
             }
-            seen = st.generation;
+            seen = shared.generation.load(Ordering::Acquire);
             let job = st.job.as_ref().expect("a new generation carries a job");
             (job.task, job.n_tasks)
         };
@@ -170,13 +223,15 @@ fn worker(shared: &Shared) {
         let result = catch_unwind(AssertUnwindSafe(|| {
             drain(shared, unsafe { &*task }, n_tasks)
         }));
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(p) = result {
+            let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             st.panic.get_or_insert(p);
         }
-        st.pending -= 1;
-        if st.pending == 0 {
-            shared.done.notify_all();
+        if shared.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.caller_parked {
+                shared.done.notify_all();
+            }
         }
     }
 }
@@ -235,5 +290,35 @@ mod tests {
             count.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 16);
+    }
+
+    #[test]
+    fn parked_workers_wake_up_and_a_parked_caller_is_woken() {
+        // Idle longer than the spin time so workers park; tasks longer than it so the caller parks.
+        let pool = ThreadPool::new(3);
+        for round in 0..4 {
+            std::thread::sleep(SPIN * 5);
+            let count = AtomicU64::new(0);
+            pool.run(6, &|i| {
+                if round % 2 == 1 && i < 3 {
+                    std::thread::sleep(SPIN * 3);
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(count.load(Ordering::Relaxed), 6);
+        }
+    }
+
+    #[test]
+    fn many_short_jobs_in_a_row() {
+        let pool = ThreadPool::new(4);
+        let count = AtomicU64::new(0);
+        let jobs = if cfg!(miri) { 20 } else { 2000 };
+        for _ in 0..jobs {
+            pool.run(5, &|_| {
+                count.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        assert_eq!(count.load(Ordering::Relaxed), 5 * jobs);
     }
 }

@@ -247,7 +247,7 @@ pub enum Op {
     KvWrite,
     /// Attention over the cache.
     Attention,
-    /// Quantizing activations that no norm produces (attention output, SiLU output).
+    /// Quantizing the attention output (the one activation no fused producer quantizes).
     Quantize,
     /// The attention output projection.
     MatmulO,
@@ -255,7 +255,7 @@ pub enum Op {
     Residual,
     /// The fused gate/up projection.
     MatmulGateUp,
-    /// SiLU(gate) * up.
+    /// SiLU(gate) * up, fused with its quantization for the down projection.
     SiluMul,
     /// The down projection.
     MatmulDown,
@@ -304,7 +304,7 @@ impl Op {
             Op::MatmulO => "matmul o",
             Op::Residual => "residual add",
             Op::MatmulGateUp => "matmul gate+up",
-            Op::SiluMul => "silu*up",
+            Op::SiluMul => "silu*up+quantize",
             Op::MatmulDown => "matmul down",
             Op::Head => "output head",
         }
@@ -501,8 +501,6 @@ struct Scratch {
     proj: Vec<f32>,
     /// Fused gate/up output, `t x 2 ffn`.
     gu: Vec<f32>,
-    /// SiLU(gate) * up, `t x ffn`.
-    h: Vec<f32>,
     /// Final-norm rows handed to the head.
     logits: Vec<f32>,
 }
@@ -811,20 +809,17 @@ impl<'m> Session<'m> {
                 (Op::MatmulGateUp, Work::matmul(t, 2 * f, h)),
                 || matmul_parts(pool, &l.wgu, parts, None, gu),
             )?;
-            let hb = sized(&mut s.h, t * f);
+            let gu: &[f32] = gu;
             Self::timed(
                 times,
                 on,
                 (li, t),
-                (Op::SiluMul, Work::bytes(t * f * 12)),
-                || silu_mul_rows(pool, tier, gu, hb, f),
-            )?;
-            Self::timed(
-                times,
-                on,
-                (li, t),
-                (Op::Quantize, Work::bytes(t * f * 5)),
-                || quantize_parts(pool, parts, hb, f, &|x, a| a.quantize(x, x.len() / f, f)),
+                (Op::SiluMul, Work::bytes(t * f * 9)),
+                || {
+                    quantize_parts(pool, parts, gu, 2 * f, &|g, a| {
+                        silu_mul_quantize(tier, g, f, a)
+                    })
+                },
             )?;
             Self::timed(
                 times,
@@ -938,32 +933,24 @@ fn matmul_parts(
     Ok(())
 }
 
-/// Rows per task of [`silu_mul_rows`].
-const SILU_ROWS: usize = 8;
+thread_local! {
+    /// Scratch row of [`silu_mul_quantize`].
+    static SILU_ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
-/// `h[r] = silu(gu[r][..f]) * gu[r][f..]` for every row, rows split across the pool.
-fn silu_mul_rows(pool: &ThreadPool, tier: Tier, gu: &[f32], h: &mut [f32], f: usize) -> Result<()> {
-    let t = h.len() / f;
-    if t < 2 * SILU_ROWS {
-        for (g, o) in gu.chunks_exact(2 * f).zip(h.chunks_exact_mut(f)) {
-            silu_mul(tier, &g[..f], &g[f..], o)?;
-        }
-        return Ok(());
-    }
-    let outs: Vec<Mutex<&mut [f32]>> = h.chunks_mut(SILU_ROWS * f).map(Mutex::new).collect();
-    let err: Mutex<Option<Error>> = Mutex::new(None);
-    pool.run(outs.len(), &|i| {
-        let mut o = outs[i].lock().unwrap_or_else(|e| e.into_inner());
-        let g = &gu[i * SILU_ROWS * 2 * f..];
-        for (g, o) in g.chunks_exact(2 * f).zip(o.chunks_exact_mut(f)) {
-            if let Err(e) = silu_mul(tier, &g[..f], &g[f..], o) {
-                *err.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-                return;
+/// Quantizes `silu(gu[r][..f]) * gu[r][f..]` for every row `r` of `gu` (rows of `2 f` values)
+/// into `a`, one row at a time through a scratch row: the product is never written out whole.
+fn silu_mul_quantize(tier: Tier, gu: &[f32], f: usize, a: &mut QuantizedActivations) -> Result<()> {
+    let m = gu.len() / (2 * f);
+    let mut err = None;
+    SILU_ROW.with(|s| {
+        let mut scratch = s.borrow_mut();
+        a.quantize_with(m, f, &mut scratch, |i, row| {
+            let g = &gu[i * 2 * f..(i + 1) * 2 * f];
+            if let Err(e) = silu_mul(tier, &g[..f], &g[f..], row) {
+                err.get_or_insert(e);
             }
-        }
-    });
-    match err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+        })
+    })?;
+    err.map_or(Ok(()), Err)
 }

@@ -59,6 +59,11 @@ macro_rules! emu_isa {
                 // SAFETY: p is valid for C f32 (trait contract).
                 unsafe { p.cast::<Self::F>().read_unaligned() }
             }
+            unsafe fn fload_f16(p: *const u8) -> Self::F {
+                // SAFETY: p is valid for 2 * C bytes (trait contract).
+                let h = unsafe { p.cast::<[u16; $c]>().read_unaligned() };
+                h.map(|b| half::f16::from_bits(b).to_f32())
+            }
             unsafe fn fset1(x: f32) -> Self::F {
                 [x; $c]
             }

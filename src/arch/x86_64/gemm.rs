@@ -20,7 +20,7 @@
 //! Everything here is `#[inline(always)]`: the tier's `#[target_feature]` entry point in `mod.rs`
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
-use super::layout::{w_rec, ACT_CORR, ACT_D, ACT_REC};
+use super::layout::{rec_at, w_rec, w_size, w_vecs, ACT_CORR, ACT_D, ACT_REC, PANEL};
 use crate::kernels::matmul::GemmArgs;
 use crate::quant::QK;
 
@@ -59,6 +59,8 @@ pub(super) unsafe trait Isa {
     unsafe fn fzero() -> Self::F;
     /// Loads `C` f32 (any alignment).
     unsafe fn fload(p: *const f32) -> Self::F;
+    /// Loads `C` f16 (`2 * C` bytes, any alignment) and converts them to f32 (exact).
+    unsafe fn fload_f16(p: *const u8) -> Self::F;
     /// `x` in every lane.
     unsafe fn fset1(x: f32) -> Self::F;
     /// `a * b`.
@@ -118,9 +120,8 @@ unsafe fn store<I: Isa>(o: &Out<'_>, i: usize, j0: usize, mut y: I::F) {
 ///
 /// # Safety
 /// `I`'s tier is supported; `a` points to row `i0`'s first activation record (rows `a_stride`
-/// bytes apart, `kb` records each, `MR` rows readable); `w` to group `g0`'s first weight record
-/// (groups `w_stride` bytes apart, `NG` groups readable); `o` describes a valid output containing
-/// rows `i0 .. i0 + MR`.
+/// bytes apart, `kb` records each, `MR` rows readable); `w` to the packed weights, in which groups
+/// `g0 .. g0 + NG` exist; `o` describes a valid output containing rows `i0 .. i0 + MR`.
 // Index loops over the register tile read more plainly than iterator chains here.
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
@@ -128,20 +129,25 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
     a: *const u8,
     a_stride: usize,
     w: *const u8,
-    w_stride: usize,
     kb: usize,
     o: &Out<'_>,
     i0: usize,
     g0: usize,
 ) {
+    let rec = w_rec::<Q8>(I::C);
     // SAFETY: (whole body) every pointer formed below addresses a record of a row < MR or a group
     // < NG, block < kb, inside the buffers as stated in this function's contract; the Isa methods
     // run on a supported CPU.
     unsafe {
         let mut y = [[I::fzero(); NG]; MR];
+        // Block 0 of each group; block b is PANEL records further per block.
+        let mut wg = [w; NG];
+        for g in 0..NG {
+            wg[g] = w.add(rec_at(rec, kb, g0 + g, 0));
+        }
         for b in 0..kb {
             let ab = a.add(b * ACT_REC);
-            let wb = w.add(b * w_rec::<Q8>(I::C));
+            let wb = wg.map(|p| p.add(b * PANEL * rec));
             let mut corr = [0i32; MR];
             let mut acc = [[I::acc_init(0); NG]; MR];
             for r in 0..MR {
@@ -158,7 +164,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
                 for v in 0..8 {
                     let mut wv = [I::vzero(); NG];
                     for g in 0..NG {
-                        wv[g] = I::load(wb.add(g * w_stride + 4 * I::C * (v + 1)));
+                        wv[g] = I::load(wb[g].add(w_vecs(I::C) + 4 * I::C * v));
                     }
                     for r in 0..MR {
                         let av = I::bcast4(ab.add(r * a_stride + 4 * v));
@@ -172,7 +178,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
                     let mut lo = [I::vzero(); NG];
                     let mut hi = lo;
                     for g in 0..NG {
-                        let raw = I::load(wb.add(g * w_stride + 4 * I::C * (v + 1)));
+                        let raw = I::load(wb[g].add(w_vecs(I::C) + 4 * I::C * v));
                         (lo[g], hi[g]) = I::nibbles(raw);
                     }
                     for r in 0..MR {
@@ -188,7 +194,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
             }
             let mut dw = [I::fzero(); NG];
             for g in 0..NG {
-                dw[g] = I::fload(wb.add(g * w_stride).cast::<f32>());
+                dw[g] = I::fload_f16(wb[g]);
             }
             for r in 0..MR {
                 let da = I::fset1(ab.add(r * a_stride + ACT_D).cast::<f32>().read_unaligned());
@@ -228,7 +234,6 @@ pub(super) unsafe fn gemm<
     let c = I::C;
     let kb = args.k / QK;
     let a_stride = kb * ACT_REC;
-    let w_stride = kb * w_rec::<Q8>(c);
     let (g0, g1) = (args.cols.start / c, args.cols.end.div_ceil(c));
     let o = Out {
         ptr: args.out,
@@ -242,13 +247,12 @@ pub(super) unsafe fn gemm<
         a: args.a.bytes().as_ptr(),
         a_stride,
         w: args.w.bytes().as_ptr(),
-        w_stride,
         kb,
         o,
     };
     // Buffers hold what the tiles read: `m` rows of `kb` records, `ceil(n / C)` groups of `kb`.
     debug_assert!(args.a.bytes().len() >= args.m * a_stride);
-    debug_assert!(args.w.bytes().len() >= args.n.div_ceil(c) * w_stride);
+    debug_assert!(args.w.bytes().len() >= w_size(w_rec::<Q8>(c), c, args.n, kb));
 
     let rows = args.rows.clone();
     if rows.len() <= 3 {
@@ -281,7 +285,6 @@ struct Tiles<'a> {
     a: *const u8,
     a_stride: usize,
     w: *const u8,
-    w_stride: usize,
     kb: usize,
     o: Out<'a>,
 }
@@ -326,14 +329,13 @@ unsafe fn run<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const 
     g: usize,
     ng: usize,
 ) {
-    // SAFETY: row i and group g exist, so both offsets stay inside their buffers; the tile reads
-    // `mr` rows and `ng` groups from there, which exist by the contract.
+    // SAFETY: row i exists, so the offset stays inside the activations; the tile reads `mr` rows
+    // from there and `ng` groups from `g`, which exist by the contract.
     unsafe {
         let a = t.a.add(i * t.a_stride);
-        let w = t.w.add(g * t.w_stride);
         macro_rules! go {
             ($mr:expr, $ng:expr) => {
-                tile::<I, { $mr }, { $ng }, Q8>(a, t.a_stride, w, t.w_stride, t.kb, &t.o, i, g)
+                tile::<I, { $mr }, { $ng }, Q8>(a, t.a_stride, t.w, t.kb, &t.o, i, g)
             };
         }
         if mr == MR && ng == NG {

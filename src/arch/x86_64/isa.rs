@@ -61,6 +61,11 @@ macro_rules! ymm_common {
             unsafe { _mm256_loadu_ps(p) }
         }
         #[inline(always)]
+        unsafe fn fload_f16(p: *const u8) -> __m256 {
+            // SAFETY: p is valid for 16 bytes (trait contract); the tier includes F16C.
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+        }
+        #[inline(always)]
         unsafe fn fset1(x: f32) -> __m256 {
             // SAFETY: the tier is supported (trait contract).
             unsafe { _mm256_set1_ps(x) }
@@ -88,7 +93,7 @@ macro_rules! ymm_common {
     };
 }
 
-// SAFETY: the methods only use AVX2 and FMA, which the Avx2 tier includes.
+// SAFETY: the methods only use AVX2, FMA and F16C, which the Avx2 tier includes.
 unsafe impl Isa for Avx2 {
     ymm_common!();
     // vpmaddubsw saturates i16 pairs: exact for nibbles (see the type's note), not for any u8.
@@ -115,7 +120,8 @@ unsafe impl Isa for Avx2 {
     }
 }
 
-// SAFETY: the methods only use AVX2, FMA and AVX-VNNI, which the AvxVnni tier includes.
+// SAFETY: the methods only use AVX2, FMA, F16C and AVX-VNNI, which the AvxVnni tier includes
+// (`Tier::is_supported` requires the Avx2 tier, F16C included, for it).
 unsafe impl Isa for AvxVnni {
     ymm_common!();
     const U8_FULL_RANGE: bool = true;
@@ -196,6 +202,11 @@ unsafe impl Isa for Avx512Vnni {
     unsafe fn fload(p: *const f32) -> __m512 {
         // SAFETY: p is valid for 16 f32 (trait contract).
         unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn fload_f16(p: *const u8) -> __m512 {
+        // SAFETY: p is valid for 32 bytes (trait contract); vcvtph2ps zmm is AVX-512 F.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())) }
     }
     #[inline(always)]
     unsafe fn fset1(x: f32) -> __m512 {

@@ -6,10 +6,14 @@
 //! nibbles `0..15` into the Q4_0 value `sum((nibble - 8) * a)`, exactly.
 //!
 //! **Weights**, for a column group width `C` (16 for zmm, 8 for ymm): N is padded to a multiple of
-//! `C` with zero blocks; group `g` (columns `g*C .. g*C + C`) is `k/32` consecutive records of
-//! `20 * C` bytes, one per block of 32 along K:
-//! * `C` f32 scales (the f16 `d` of each column, converted exactly; a NaN keeps the f16 bits in
-//!   its payload so that unpacking gives back the same bits);
+//! `PANEL * C` with zero blocks. Group `g` (columns `g*C .. g*C + C`) has `k/32` records of
+//! `18 * C` bytes, one per block of 32 along K (as many bytes as the plain blocks). The records
+//! of block `b` of the [`PANEL`] groups of a panel are adjacent, panel after panel, block after
+//! block ([`rec_at`]): a GEMV tile of `PANEL` groups then reads its weights as one contiguous
+//! stream, which the hardware prefetchers follow far better than one stream per group (decode is
+//! bound by that stream). A record holds:
+//! * `C` f16 scales, the `d` of each column as stored (the kernels convert them with F16C,
+//!   exactly);
 //! * 4 vectors `v = 0..3` of `4 * C` bytes: lane `j` of vector `v` holds bytes `4v .. 4v + 4` of
 //!   column `j`'s `qs`. So the low nibbles of vector `v` are elements `4v .. 4v + 4` and the high
 //!   nibbles elements `16 + 4v .. 16 + 4v + 4`: one `vpdpbusd` per nibble half and vector, against
@@ -54,30 +58,33 @@ pub(super) fn unpack_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
         .collect()
 }
 
-/// The f32 a kernel multiplies by: exact for every f16; NaNs carry the f16 bits in the payload.
-fn scale_to_f32(d: f16) -> f32 {
-    if d.is_nan() {
-        f32::from_bits(0x7FC0_0000 | d.to_bits() as u32)
-    } else {
-        d.to_f32()
-    }
-}
-
-fn scale_from_f32(s: f32) -> f16 {
-    if s.is_nan() {
-        f16::from_bits(s.to_bits() as u16)
-    } else {
-        f16::from_f32(s)
-    }
-}
-
 /// Bytes of one weight record (one block of one column group of width `c`): Q4_0 or Q8_0.
+/// Both start with the `c` f16 scales; the weight vectors follow at [`w_vecs`].
 pub(super) const fn w_rec<const Q8: bool>(c: usize) -> usize {
     if Q8 {
-        36 * c
+        34 * c
     } else {
-        20 * c
+        18 * c
     }
+}
+
+/// Column groups per panel (see the module notes).
+pub(super) const PANEL: usize = 2;
+
+/// Byte offset of block `b` of column group `g` in packed weights of `kb` blocks per column and
+/// records of `rec` bytes.
+pub(super) const fn rec_at(rec: usize, kb: usize, g: usize, b: usize) -> usize {
+    ((g / PANEL) * kb + b) * PANEL * rec + (g % PANEL) * rec
+}
+
+/// Bytes of packed weights: `n` columns of `kb` blocks, group width `c`, records of `rec` bytes.
+pub(super) const fn w_size(rec: usize, c: usize, n: usize, kb: usize) -> usize {
+    n.div_ceil(PANEL * c) * PANEL * kb * rec
+}
+
+/// Offset of the first weight vector in a record of group width `c` (after the `c` f16 scales).
+pub(super) const fn w_vecs(c: usize) -> usize {
+    2 * c
 }
 
 pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
@@ -88,21 +95,21 @@ pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> 
 #[allow(non_snake_case)]
 pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
-    let groups = n.div_ceil(C);
-    let mut buf = AlignedBuf::zeroed(groups * kb * w_rec::<false>(C));
+    let rl = w_rec::<false>(C);
+    let mut buf = AlignedBuf::zeroed(w_size(rl, C, n, kb));
     let bytes = buf.bytes_mut();
-    for g in 0..groups {
+    for g in 0..n.div_ceil(C) {
         for b in 0..kb {
-            let rec = &mut bytes[(g * kb + b) * w_rec::<false>(C)..][..w_rec::<false>(C)];
+            let rec = &mut bytes[rec_at(rl, kb, g, b)..][..rl];
             for j in 0..C {
                 let col = g * C + j;
                 if col >= n {
                     break; // padding columns stay zero
                 }
                 let blk = &blocks[col * kb + b];
-                rec[4 * j..4 * j + 4].copy_from_slice(&scale_to_f32(blk.d).to_ne_bytes());
+                rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
                 for v in 0..4 {
-                    let off = 4 * C + v * 4 * C + 4 * j;
+                    let off = w_vecs(C) + v * 4 * C + 4 * j;
                     rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
                 }
             }
@@ -124,38 +131,38 @@ pub(super) fn unpack_groups(C: usize, buf: &AlignedBuf, n: usize, k: usize) -> V
     for col in 0..n {
         let (g, j) = (col / C, col % C);
         for b in 0..kb {
-            let rec = &bytes[(g * kb + b) * w_rec::<false>(C)..][..w_rec::<false>(C)];
-            let d = f32::from_ne_bytes(rec[4 * j..4 * j + 4].try_into().expect("4 bytes"));
+            let rl = w_rec::<false>(C);
+            let rec = &bytes[rec_at(rl, kb, g, b)..][..rl];
+            let d = f16::from_bits(u16::from_ne_bytes(
+                rec[2 * j..2 * j + 2].try_into().expect("2"),
+            ));
             let mut qs = [0u8; 16];
             for v in 0..4 {
-                let off = 4 * C + v * 4 * C + 4 * j;
+                let off = w_vecs(C) + v * 4 * C + 4 * j;
                 qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
             }
-            out.push(BlockQ4_0 {
-                d: scale_from_f32(d),
-                qs,
-            });
+            out.push(BlockQ4_0 { d, qs });
         }
     }
     out
 }
 
-/// Q8_0 weights for group width `C`: as Q4_0 (N padded, group-major records of one block) with
-/// records of `36 * C` bytes: `C` f32 scales, then 8 vectors `v = 0..7` of `4 * C` bytes whose
+/// Q8_0 weights for group width `C`: as Q4_0 (N padded, records placed by [`rec_at`]) with
+/// records of `34 * C` bytes: `C` f16 scales, then 8 vectors `v = 0..7` of `4 * C` bytes whose
 /// lane `j` holds elements `4v .. 4v + 4` of column `j`, each offset by +128 to u8 (`q ^ 0x80`).
 #[allow(non_snake_case)]
 pub(super) fn pack_q8(C: usize, blocks: &[BlockQ8_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
     let rec_len = w_rec::<true>(C);
-    let mut buf = AlignedBuf::zeroed(n.div_ceil(C) * kb * rec_len);
+    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
     let bytes = buf.bytes_mut();
     for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
         let (g, j) = (col / C, col % C);
         for (b, blk) in row.iter().enumerate() {
-            let rec = &mut bytes[(g * kb + b) * rec_len..][..rec_len];
-            rec[4 * j..4 * j + 4].copy_from_slice(&scale_to_f32(blk.d).to_ne_bytes());
+            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
+            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
             for v in 0..8 {
-                let off = 4 * C + v * 4 * C + 4 * j;
+                let off = w_vecs(C) + v * 4 * C + 4 * j;
                 for t in 0..4 {
                     rec[off + t] = blk.qs[4 * v + t] as u8 ^ 0x80;
                 }
@@ -178,11 +185,12 @@ pub(super) fn unpack_row_q8(
     let rec_len = w_rec::<true>(C);
     let (g, j) = (row / C, row % C);
     for (b, o) in out[..kb].iter_mut().enumerate() {
-        let rec = &buf.bytes()[(g * kb + b) * rec_len..][..rec_len];
-        let d = f32::from_ne_bytes(rec[4 * j..4 * j + 4].try_into().expect("4 bytes"));
-        o.d = scale_from_f32(d);
+        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
+        o.d = f16::from_bits(u16::from_ne_bytes(
+            rec[2 * j..2 * j + 2].try_into().expect("2"),
+        ));
         for v in 0..8 {
-            let off = 4 * C + v * 4 * C + 4 * j;
+            let off = w_vecs(C) + v * 4 * C + 4 * j;
             for t in 0..4 {
                 o.qs[4 * v + t] = (rec[off + t] ^ 0x80) as i8;
             }
@@ -193,17 +201,6 @@ pub(super) fn unpack_row_q8(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_f16_scale_round_trips() {
-        for bits in 0..=u16::MAX {
-            let d = f16::from_bits(bits);
-            assert_eq!(scale_from_f32(scale_to_f32(d)).to_bits(), bits);
-            if !d.is_nan() {
-                assert_eq!(scale_to_f32(d), d.to_f32());
-            }
-        }
-    }
 
     #[test]
     fn correction_is_minus_eight_times_the_sum() {

@@ -90,8 +90,8 @@ unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
 }
 
 /// # Safety
-/// See [`Q4Kernel::gemm`]; the CPU supports AVX2, FMA and AVX-VNNI.
-#[target_feature(enable = "avx2,fma,avxvnni")]
+/// See [`Q4Kernel::gemm`]; the CPU supports AVX2, FMA, F16C and AVX-VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
 unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
     unsafe { gemm::gemm::<isa::AvxVnni, 6, 1, 2, false>(args) }
