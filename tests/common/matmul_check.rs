@@ -64,6 +64,55 @@ pub trait WeightFormat {
     fn check_packed(_w: &Self::Packed, _blocks: &[Self::Block], _n: usize, _k: usize) {}
 }
 
+/// The entry points and the reference of a format: the same calls, with the format's functions.
+macro_rules! entry_points {
+    ($packed:ty, $block:ty, $module:ident :: {$range:ident, $whole:ident, $parallel:ident},
+     $to_ref:path, $ref_matmul:path, $block_dot:path) => {
+        fn matmul_range(
+            w: &$packed,
+            a: &QuantizedActivations,
+            rows: Range<usize>,
+            cols: Range<usize>,
+            bias: Option<&[f32]>,
+            out: &mut [f32],
+            ldo: usize,
+        ) -> Result<()> {
+            $module::$range(w, a, rows, cols, bias, out, ldo)
+        }
+        fn matmul(
+            w: &$packed,
+            a: &QuantizedActivations,
+            bias: Option<&[f32]>,
+            out: &mut [f32],
+        ) -> Result<()> {
+            $module::$whole(w, a, bias, out)
+        }
+        fn matmul_parallel(
+            pool: &ThreadPool,
+            w: &$packed,
+            a: &QuantizedActivations,
+            bias: Option<&[f32]>,
+            out: &mut [f32],
+        ) -> Result<()> {
+            $module::$parallel(pool, w, a, bias, out)
+        }
+        fn reference(
+            blocks: &[$block],
+            act: &[r::ActBlock],
+            n: usize,
+            k: usize,
+            bias: Option<&[f32]>,
+        ) -> (Vec<f64>, Vec<f64>) {
+            let rw = $to_ref(blocks);
+            let want = $ref_matmul(&rw, act, n, k, bias);
+            let scale = r::matmul_error_scale(&rw, act, n, k, bias, |w, a| {
+                (w.d.to_f64(), $block_dot(w, a))
+            });
+            (want, scale)
+        }
+    };
+}
+
 /// Q4_0 weights (`PackedQ4_0`, `matmul_range`).
 pub struct Q4;
 /// Q8_0 weights (`PackedQ8_0`, `matmul_q8_range`).
@@ -87,48 +136,14 @@ impl WeightFormat for Q4 {
     fn unpack(w: &PackedQ4_0) -> Vec<BlockQ4_0> {
         w.unpack()
     }
-    fn matmul_range(
-        w: &PackedQ4_0,
-        a: &QuantizedActivations,
-        rows: Range<usize>,
-        cols: Range<usize>,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        ldo: usize,
-    ) -> Result<()> {
-        matmul::matmul_range(w, a, rows, cols, bias, out, ldo)
-    }
-    fn matmul(
-        w: &PackedQ4_0,
-        a: &QuantizedActivations,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-    ) -> Result<()> {
-        matmul::matmul(w, a, bias, out)
-    }
-    fn matmul_parallel(
-        pool: &ThreadPool,
-        w: &PackedQ4_0,
-        a: &QuantizedActivations,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-    ) -> Result<()> {
-        matmul::matmul_parallel(pool, w, a, bias, out)
-    }
-    fn reference(
-        blocks: &[BlockQ4_0],
-        act: &[r::ActBlock],
-        n: usize,
-        k: usize,
-        bias: Option<&[f32]>,
-    ) -> (Vec<f64>, Vec<f64>) {
-        let rw = to_ref_q4(blocks);
-        let want = r::matmul_q4_0(&rw, act, n, k, bias);
-        let scale = r::matmul_error_scale(&rw, act, n, k, bias, |w, a| {
-            (w.d.to_f64(), r::block_dot_q4(w, a))
-        });
-        (want, scale)
-    }
+    entry_points!(
+        PackedQ4_0,
+        BlockQ4_0,
+        matmul::{matmul_range, matmul, matmul_parallel},
+        to_ref_q4,
+        r::matmul_q4_0,
+        r::block_dot_q4
+    );
 }
 
 /// qkern Q8_0 blocks as the reference crate's own type.
@@ -169,48 +184,14 @@ impl WeightFormat for Q8 {
     fn unpack(w: &PackedQ8_0) -> Vec<BlockQ8_0> {
         w.unpack()
     }
-    fn matmul_range(
-        w: &PackedQ8_0,
-        a: &QuantizedActivations,
-        rows: Range<usize>,
-        cols: Range<usize>,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        ldo: usize,
-    ) -> Result<()> {
-        matmul_q8::matmul_q8_range(w, a, rows, cols, bias, out, ldo)
-    }
-    fn matmul(
-        w: &PackedQ8_0,
-        a: &QuantizedActivations,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-    ) -> Result<()> {
-        matmul_q8::matmul_q8(w, a, bias, out)
-    }
-    fn matmul_parallel(
-        pool: &ThreadPool,
-        w: &PackedQ8_0,
-        a: &QuantizedActivations,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-    ) -> Result<()> {
-        matmul_q8::matmul_q8_parallel(pool, w, a, bias, out)
-    }
-    fn reference(
-        blocks: &[BlockQ8_0],
-        act: &[r::ActBlock],
-        n: usize,
-        k: usize,
-        bias: Option<&[f32]>,
-    ) -> (Vec<f64>, Vec<f64>) {
-        let rw = to_ref_q8(blocks);
-        let want = r::matmul_q8_0(&rw, act, n, k, bias);
-        let scale = r::matmul_error_scale(&rw, act, n, k, bias, |w, a| {
-            (w.d.to_f64(), r::block_dot_q8(w, a))
-        });
-        (want, scale)
-    }
+    entry_points!(
+        PackedQ8_0,
+        BlockQ8_0,
+        matmul_q8::{matmul_q8_range, matmul_q8, matmul_q8_parallel},
+        to_ref_q8,
+        r::matmul_q8_0,
+        r::block_dot_q8
+    );
     fn check_packed(w: &PackedQ8_0, blocks: &[BlockQ8_0], n: usize, k: usize) {
         assert_eq!((w.n(), w.k()), (n, k));
         let mut row = Guarded::filled(f32::NAN, k);
