@@ -24,15 +24,7 @@ set -eu
 verbose=0
 if [ "${1:-}" = "-v" ]; then verbose=1; shift; fi
 tier=${1:-neoni8mm}
-root=$(cd "$(dirname "$0")/.." && pwd)
-QCOUNT=${QCOUNT:-$root/../shared/tools/qcount}
-[ -d "$QCOUNT" ] || QCOUNT=/work/shared/tools/qcount
-build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
-make -s -C "$QCOUNT" B="$build" >/dev/null
-export QCOUNT_SO="$build/libqcount.so"
-
-cd "$root"
+. "$(dirname "$0")/qcount-env.sh"
 cargo build -q --release --example qcount_attention --target aarch64-unknown-linux-gnu
 # The matmul micro-kernels are assembly: a debug build counts the same instructions.
 cargo build -q --example qcount_matmul --target aarch64-unknown-linux-gnu

@@ -15,15 +15,7 @@ set -eu
 preset=${1:-0.5b}
 tokens=${2:-512}
 tiers=${3:-neoni8mm neondot}
-root=$(cd "$(dirname "$0")/.." && pwd)
-QCOUNT=${QCOUNT:-$root/../shared/tools/qcount}
-[ -d "$QCOUNT" ] || QCOUNT=/work/shared/tools/qcount
-build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
-make -s -C "$QCOUNT" B="$build" >/dev/null
-export QCOUNT_SO="$build/libqcount.so"
-
-cd "$root"
+. "$(dirname "$0")/qcount-env.sh"
 cargo build -q --release --example qcount_forward --target aarch64-unknown-linux-gnu
 bin="$root/target/aarch64-unknown-linux-gnu/release/examples/qcount_forward"
 case $preset in 0.5b) layers=24 ;; 1.5b) layers=28 ;; *) echo "preset: 0.5b or 1.5b" >&2; exit 2 ;; esac

@@ -10,15 +10,7 @@
 #
 # usage: scripts/qcount-matmul.sh            (QCOUNT=path/to/qcount to override the tool folder)
 set -eu
-root=$(cd "$(dirname "$0")/.." && pwd)
-QCOUNT=${QCOUNT:-$root/../shared/tools/qcount}
-[ -d "$QCOUNT" ] || QCOUNT=/work/shared/tools/qcount
-build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
-make -s -C "$QCOUNT" B="$build" >/dev/null
-export QCOUNT_SO="$build/libqcount.so"
-
-cd "$root"
+. "$(dirname "$0")/qcount-env.sh"
 # The micro-kernels are assembly: a debug build counts the same instructions and builds fast.
 cargo build -q --example qcount_matmul --target aarch64-unknown-linux-gnu
 bin="$root/target/aarch64-unknown-linux-gnu/debug/examples/qcount_matmul"
