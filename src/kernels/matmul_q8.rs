@@ -207,6 +207,33 @@ pub fn matmul_q8_range(
     out: &mut [f32],
     ldo: usize,
 ) -> Result<()> {
+    run(w, a, rows, cols, bias, out, ldo, None)
+}
+
+/// [`matmul_q8`] on all threads of `pool`, split into blocks of rows and columns handed out on
+/// demand.
+pub fn matmul_q8_parallel(
+    pool: &ThreadPool,
+    w: &PackedQ8_0,
+    a: &QuantizedActivations,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    run(w, a, 0..a.m(), 0..w.n, bias, out, w.n, Some(pool))
+}
+
+/// Validates one call and runs it: on the calling thread, or split across `pool`.
+#[allow(clippy::too_many_arguments)]
+fn run(
+    w: &PackedQ8_0,
+    a: &QuantizedActivations,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    ldo: usize,
+    pool: Option<&ThreadPool>,
+) -> Result<()> {
     let Some(args) = validate(w.view(), a, rows, cols, bias, out.len(), ldo)? else {
         return Ok(());
     };
@@ -228,38 +255,11 @@ pub fn matmul_q8_range(
     // SAFETY: `validate` checked the tiers (supported, matching), shapes, ranges, the bias length
     // and that `out` holds every element the ranges address with stride `ldo`; `acts_for` gives
     // the activation layout the kernel reads, for the same `m, k`.
-    unsafe { (kernel.gemm)(&args) };
-    Ok(())
-}
-
-/// [`matmul_q8`] on all threads of `pool`, split into blocks of rows and columns handed out on
-/// demand.
-pub fn matmul_q8_parallel(
-    pool: &ThreadPool,
-    w: &PackedQ8_0,
-    a: &QuantizedActivations,
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) -> Result<()> {
-    let Some(args) = validate(w.view(), a, 0..a.m(), 0..w.n, bias, out.len(), w.n)? else {
-        return Ok(());
-    };
-    let _iv = crate::signpost::interval(c"matmul", || {
-        format!(
-            "q8_0 M={} N={} K={}",
-            args.rows.len(),
-            args.cols.len(),
-            args.k
-        )
-    });
-    let kernel = q8_kernel(w.tier);
-    let acts = acts_for(kernel, a, &args);
-    let args = GemmArgs {
-        a: acts.buf(),
-        out: out.as_mut_ptr(),
-        ..args
-    };
-    // SAFETY: as in `matmul_q8_range`, for the whole m x n output.
-    unsafe { gemm_parallel(pool, &args, kernel.gemm) };
+    unsafe {
+        match pool {
+            Some(pool) => gemm_parallel(pool, &args, kernel.gemm),
+            None => (kernel.gemm)(&args),
+        }
+    }
     Ok(())
 }
