@@ -9,12 +9,11 @@
 //! (its M = 512 shapes take minutes each).
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use qkern::kernels::matmul::{
-    kernel_name, matmul, matmul_parallel, PackedQ4_0, QuantizedActivations,
-};
+use qkern::kernels::matmul::kernel_name;
 use qkern::parallel::ThreadPool;
 use qkern::quant::BlockQ4_0;
 use qkern::Tier;
+use qkern::{matmul, matmul_parallel, PackedQ4_0, QuantizedActivations};
 use std::time::Duration;
 
 const MS: [usize; 4] = [1, 16, 128, 512];
@@ -54,7 +53,7 @@ fn benches(c: &mut Criterion) {
             .sampling_mode(SamplingMode::Flat)
             .warm_up_time(Duration::from_millis(200))
             .measurement_time(Duration::from_millis(800));
-        eprintln!("tier {tier}: kernel {}", kernel_name(tier));
+        eprintln!("tier {tier}: kernel {}", kernel_name::<qkern::quant::BlockQ4_0>(tier).unwrap());
         for (n, k) in SHAPES {
             let blocks: Vec<BlockQ4_0> = (0..n * k / 32)
                 .map(|_| BlockQ4_0 {

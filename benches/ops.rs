@@ -5,13 +5,11 @@
 //! the other ops report GB/s of their inputs and outputs.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use qkern::kernels::attention::{attention, attention_path, KvCache, KvDtype};
-use qkern::kernels::elementwise::{add_assign, ops_kernel_name, silu_mul, softmax};
-use qkern::kernels::embedding::{embedding_row, EmbeddingTable};
-use qkern::kernels::matmul::QuantizedActivations;
-use qkern::kernels::norm::{rmsnorm, rmsnorm_quantize};
-use qkern::kernels::rope::Rope;
 use qkern::Tier;
+use qkern::{
+    add_assign, attention, embedding_row, rmsnorm, rmsnorm_quantize, silu_mul, softmax,
+    EmbeddingTable, KvCache, KvDtype, QuantizedActivations, Rope,
+};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -24,6 +22,10 @@ fn data(n: usize, seed: u32) -> Vec<f32> {
                 - 1.0
         })
         .collect()
+}
+
+fn kern(t: Tier) -> &'static qkern::Kernels {
+    qkern::Kernels::for_tier(t).expect("an available tier")
 }
 
 /// One tier per distinct implementation (e.g. `avxvnni` runs the `avx2` ops).
@@ -45,19 +47,19 @@ fn bench_attention(c: &mut Criterion) {
             let q = data(t * n_head * d, 1);
             let k = data(t * n_kv * d, 2);
             let v = data(t * n_kv * d, 3);
-            let mut cache = KvCache::new(1, n_kv, d, t, KvDtype::F16).unwrap();
-            cache.write(0, 0, &k, &v).unwrap();
             let mut out = vec![0f32; q.len()];
             let flops = 4 * n_head * d * t * (t + 1) / 2;
             g.throughput(Throughput::Elements(flops as u64));
-            for (tier, path) in tiers(|t| attention_path(t, KvDtype::F16).unwrap().to_string()) {
+            for (tier, path) in tiers(|t| kern(t).attention_name().to_string()) {
                 if tier == Tier::Scalar && t > 512 {
                     continue; // minutes per sample
                 }
+                let mut cache = KvCache::with_tier(1, n_kv, d, t, KvDtype::F16, tier).unwrap();
+                cache.write(0, 0, &k, &v).unwrap();
                 let id = BenchmarkId::new(format!("{path}/h{n_head}kv{n_kv}d{d}"), t);
                 g.bench_function(id, |b| {
                     b.iter(|| {
-                        attention(tier, black_box(&q), n_head, &cache, 0, 0, &mut out).unwrap()
+                        attention(black_box(&q), n_head, None, &cache, 0, 0, &mut out).unwrap()
                     })
                 });
             }
@@ -79,10 +81,10 @@ fn bench_ops(c: &mut Criterion) {
         .iter()
         .map(|&v| half::f16::from_f32(v))
         .collect();
-    for (tier, name) in tiers(|t| ops_kernel_name(t).to_string()) {
+    for (tier, name) in tiers(|t| kern(t).ops_name().to_string()) {
         g.throughput(Throughput::Bytes((3 * k * 4) as u64));
         g.bench_function(BenchmarkId::new("rmsnorm", &name), |b| {
-            b.iter(|| rmsnorm(tier, black_box(&x), &w, 1e-6, &mut out[..k]).unwrap())
+            b.iter(|| rmsnorm(kern(tier), black_box(&x), &w, 1e-6, &mut out[..k]).unwrap())
         });
         let mut qa = QuantizedActivations::with_tier(tier).unwrap();
         g.throughput(Throughput::Bytes((2 * k * 4 + k + k / 8) as u64));
@@ -91,12 +93,12 @@ fn bench_ops(c: &mut Criterion) {
         });
         g.throughput(Throughput::Bytes((3 * ff * 4) as u64));
         g.bench_function(BenchmarkId::new("silu_mul", &name), |b| {
-            b.iter(|| silu_mul(tier, black_box(&gate), &up, &mut out).unwrap())
+            b.iter(|| silu_mul(kern(tier), black_box(&gate), &up, &mut out).unwrap())
         });
         let mut acc = data(k, 9);
         g.throughput(Throughput::Bytes((3 * k * 4) as u64));
         g.bench_function(BenchmarkId::new("add_assign", &name), |b| {
-            b.iter(|| add_assign(tier, black_box(&mut acc), &x).unwrap())
+            b.iter(|| add_assign(kern(tier), black_box(&mut acc), &x).unwrap())
         });
         let row = data(2048, 10);
         let mut sm = row.clone();
@@ -104,7 +106,7 @@ fn bench_ops(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("softmax2048", &name), |b| {
             b.iter(|| {
                 sm.copy_from_slice(&row);
-                softmax(tier, black_box(&mut sm)).unwrap()
+                softmax(kern(tier), black_box(&mut sm)).unwrap()
             })
         });
         let mut qk = data(16 * 14 * 64, 11);
@@ -112,7 +114,7 @@ fn bench_ops(c: &mut Criterion) {
         g.throughput(Throughput::Bytes((2 * qk.len() * 4) as u64));
         g.bench_function(BenchmarkId::new("rope_16x14x64_bias", &name), |b| {
             b.iter(|| {
-                rope.apply(tier, black_box(&mut qk), 14, 100, Some(&bias))
+                rope.apply(kern(tier), black_box(&mut qk), 14, 100, Some(&bias))
                     .unwrap()
             })
         });
@@ -120,7 +122,7 @@ fn bench_ops(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("embedding_f16", &name), |b| {
             b.iter(|| {
                 embedding_row(
-                    tier,
+                    kern(tier),
                     EmbeddingTable::F16(&table16),
                     k,
                     black_box(5),

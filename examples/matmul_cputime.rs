@@ -4,9 +4,10 @@
 //! `cargo run --release --example matmul_cputime -- [tier] [M] [N] [K]` (defaults: the detected
 //! tier, 512, 1536, 1536). Prints GFLOPS by thread CPU time and by wall time.
 
-use qkern::kernels::matmul::{kernel_name, matmul, PackedQ4_0, QuantizedActivations};
+use qkern::kernels::matmul::kernel_name;
 use qkern::quant::BlockQ4_0;
 use qkern::Tier;
+use qkern::{matmul, PackedQ4_0, QuantizedActivations};
 
 fn thread_cpu_seconds() -> f64 {
     let mut ts = libc::timespec {
@@ -57,7 +58,7 @@ fn main() -> qkern::Result<()> {
     let (cpu, wall) = (thread_cpu_seconds() - c0, t0.elapsed().as_secs_f64());
     println!(
         "{tier} ({}) m={m} n={n} k={k}: {:.1} GFLOPS per CPU-second, {:.1} GFLOPS wall ({reps} reps)",
-        kernel_name(tier),
+        kernel_name::<qkern::quant::BlockQ4_0>(tier).unwrap(),
         flop * reps as f64 / cpu / 1e9,
         flop * reps as f64 / wall / 1e9
     );

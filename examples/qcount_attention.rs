@@ -8,8 +8,8 @@
 //!
 //! usage: qcount_attention TIER N_HEAD N_KV HEAD_DIM T REPEAT
 
-use qkern::kernels::attention::{attention, attention_path, KvCache, KvDtype};
 use qkern::Tier;
+use qkern::{attention, KvCache, KvDtype};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -38,11 +38,11 @@ fn main() {
     let mut out = vec![0f32; q.len()];
     for _ in 0..repeat {
         cache.write(0, 0, &k, &v).expect("write");
-        attention(tier, &q, n_head, &cache, 0, 0, &mut out).expect("attention");
+        attention(&q, n_head, None, &cache, 0, 0, &mut out).expect("attention");
     }
     let sum: f64 = out.iter().map(|&v| v as f64).sum();
     println!(
         "{tier} ({}) heads {n_head}/{n_kv} d={d} t={t} x{repeat}: checksum {sum:.6}",
-        attention_path(tier, KvDtype::F16).expect("path")
+        qkern::Kernels::for_tier(tier).unwrap().attention_name()
     );
 }

@@ -4,9 +4,9 @@
 //!
 //! usage: qcount_matmul TIER M N K [REPEAT]
 
-use qkern::kernels::matmul::{matmul, PackedQ4_0, QuantizedActivations};
 use qkern::quant::BlockQ4_0;
 use qkern::Tier;
+use qkern::{matmul, PackedQ4_0, QuantizedActivations};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -47,6 +47,6 @@ fn main() {
     let sum: f64 = out.iter().map(|&v| v as f64).sum();
     println!(
         "{tier} ({}) m={m} n={n} k={k} x{repeat}: checksum {sum:.6}",
-        qkern::kernels::matmul::kernel_name(tier)
+        qkern::kernels::matmul::kernel_name::<qkern::quant::BlockQ4_0>(tier).unwrap()
     );
 }

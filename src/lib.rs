@@ -11,15 +11,15 @@
 //! * Bad shapes, tiers or sizes return [`Error`]; nothing panics on caller input.
 //!
 //! ```
-//! use qkern::kernels::matmul::{matmul, PackedQ4_0, QuantizedActivations};
 //! use qkern::quant::{quantize_q4_0, BlockQ4_0};
+//! use qkern::{matmul, Packed, QuantizedActivations};
 //!
 //! # fn main() -> qkern::Result<()> {
 //! let (m, n, k) = (2, 3, 64);
 //! let w: Vec<f32> = (0..n * k).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
 //! let mut blocks = vec![BlockQ4_0 { d: half::f16::ZERO, qs: [0; 16] }; n * k / 32];
 //! quantize_q4_0(&w, &mut blocks)?;
-//! let w = PackedQ4_0::new(&blocks, n, k)?; // packed once, for the detected tier
+//! let w = Packed::<BlockQ4_0>::new(&blocks, n, k)?; // packed once, for the detected tier
 //!
 //! let x: Vec<f32> = (0..m * k).map(|i| (i as f32).sin()).collect();
 //! let mut a = QuantizedActivations::new();
@@ -36,6 +36,9 @@
 
 mod aligned;
 mod arch;
+mod contract;
+mod dispatch;
+mod drivers;
 mod error;
 pub mod kernels;
 pub mod model;
@@ -44,5 +47,16 @@ pub mod quant;
 pub mod signpost;
 mod tier;
 
+pub use contract::{Kernels, WeightFormat};
 pub use error::{Error, Result};
+pub use kernels::attention::{attention, attention_parallel};
+pub use kernels::dot::dot_i8;
+pub use kernels::elementwise::{add_assign, exp, silu_mul, silu_mul_quantize, softmax};
+pub use kernels::embedding::{embedding_row, EmbeddingTable};
+pub use kernels::kv_cache::{KvCache, KvDtype};
+pub use kernels::matmul::{
+    matmul, matmul_parallel, matmul_range, Packed, PackedQ4_0, PackedQ8_0, QuantizedActivations,
+};
+pub use kernels::norm::{rmsnorm, rmsnorm_quantize};
+pub use kernels::rope::Rope;
 pub use tier::{Tier, TIER_ENV};

@@ -4,22 +4,18 @@
 //! allocates what an overflowing size asks for.
 
 mod common;
+use common::kern;
 
 use common::{guard::Guarded, Rng};
-use qkern::kernels::attention::{attention, attention_parallel, KvCache, KvDtype};
-use qkern::kernels::dot::dot_i8_with_tier;
-use qkern::kernels::elementwise::{add_assign, exp, silu_mul, softmax};
-use qkern::kernels::embedding::{embedding_row, EmbeddingTable};
-use qkern::kernels::matmul::{
-    matmul, matmul_parallel, matmul_range, PackedQ4_0, QuantizedActivations,
-};
-use qkern::kernels::matmul_q8::{matmul_q8, matmul_q8_parallel, matmul_q8_range, PackedQ8_0};
-use qkern::kernels::norm::{rmsnorm, rmsnorm_quantize};
-use qkern::kernels::rope::Rope;
 use qkern::model::{Arch, Config, Model, ModelWeights, SessionOptions};
 use qkern::parallel::ThreadPool;
 use qkern::quant::{BlockQ4_0, BlockQ8_0};
 use qkern::Tier;
+use qkern::{
+    add_assign, attention, attention_parallel, dot_i8, embedding_row, exp, matmul, matmul_parallel,
+    matmul_range, rmsnorm, rmsnorm_quantize, silu_mul, softmax, EmbeddingTable, KvCache, KvDtype,
+    PackedQ4_0, PackedQ8_0, QuantizedActivations, Rope,
+};
 
 const BIG: usize = usize::MAX / 2 + 1;
 
@@ -147,36 +143,25 @@ fn q8_matmul() {
         let mut a = QuantizedActivations::with_tier(tier).unwrap();
         a.quantize(&[0.5; 3 * 64], 3, 64).unwrap();
         let mut out = Guarded::filled(0.0f32, 3 * 4);
-        matmul_q8(&w, &a, None, &mut out).unwrap();
-        err(matmul_q8(&w, &a, None, &mut out[..11]));
-        err(matmul_q8(&w, &a, Some(&[0.0; 3]), &mut out));
-        err(matmul_q8_parallel(&pool, &w, &a, None, &mut out[..11]));
-        err(matmul_q8_parallel(&pool, &w, &a, Some(&[0.0; 5]), &mut out));
-        err(matmul_q8_range(&w, &a, 0..4, 0..4, None, &mut out, 4));
-        err(matmul_q8_range(&w, &a, 0..3, 0..5, None, &mut out, 5));
-        err(matmul_q8_range(&w, &a, 0..3, 0..4, None, &mut out, 3));
-        err(matmul_q8_range(
-            &w,
-            &a,
-            0..3,
-            0..4,
-            None,
-            &mut out,
-            usize::MAX,
-        ));
+        matmul(&w, &a, None, &mut out).unwrap();
+        err(matmul(&w, &a, None, &mut out[..11]));
+        err(matmul(&w, &a, Some(&[0.0; 3]), &mut out));
+        err(matmul_parallel(&pool, &w, &a, None, &mut out[..11]));
+        err(matmul_parallel(&pool, &w, &a, Some(&[0.0; 5]), &mut out));
+        err(matmul_range(&w, &a, 0..4, 0..4, None, &mut out, 4));
+        err(matmul_range(&w, &a, 0..3, 0..5, None, &mut out, 5));
+        err(matmul_range(&w, &a, 0..3, 0..4, None, &mut out, 3));
+        err(matmul_range(&w, &a, 0..3, 0..4, None, &mut out, usize::MAX));
         let w2 = PackedQ8_0::with_tier(&q8(4), 4, 32, tier).unwrap();
-        err(matmul_q8(&w2, &a, None, &mut out));
+        err(matmul(&w2, &a, None, &mut out));
     }
 }
 
 #[test]
 fn dot() {
     for tier in Tier::available() {
-        err(dot_i8_with_tier(&[1; 32], &[1; 31], tier));
-        err(dot_i8_with_tier(&[1; 0], &[1; 1], tier));
-    }
-    if let Some(t) = unsupported() {
-        err(dot_i8_with_tier(&[1; 32], &[1; 32], t));
+        err(dot_i8(kern(tier), &[1; 32], &[1; 31]));
+        err(dot_i8(kern(tier), &[1; 0], &[1; 1]));
     }
 }
 
@@ -184,22 +169,29 @@ fn dot() {
 fn norm_and_elementwise() {
     for tier in Tier::available() {
         let mut out = Guarded::filled(0.0f32, 8);
-        err(rmsnorm(tier, &[0.0; 8], &[1.0; 3], 1e-6, &mut out));
-        err(rmsnorm(tier, &[0.0; 8], &[1.0; 4], 1e-6, &mut out[..7]));
-        err(rmsnorm(tier, &[], &[], 1e-6, &mut []));
-        err(silu_mul(tier, &[0.0; 8], &[0.0; 7], &mut out));
-        err(silu_mul(tier, &[0.0; 8], &[0.0; 8], &mut out[..7]));
-        err(silu_mul(tier, &[0.0; 7], &[0.0; 8], &mut out));
-        err(add_assign(tier, &mut out, &[0.0; 7]));
-        err(add_assign(tier, &mut out[..7], &[0.0; 8]));
-        err(softmax(tier, &mut []));
-        let _ = softmax(tier, &mut [f32::NAN, 1.0]); // NaN in, NaN out: visible, not silent
-        err(softmax(tier, &mut [f32::INFINITY, 1.0]));
-        let _ = exp(tier, &mut []);
+        err(rmsnorm(kern(tier), &[0.0; 8], &[1.0; 3], 1e-6, &mut out));
+        err(rmsnorm(
+            kern(tier),
+            &[0.0; 8],
+            &[1.0; 4],
+            1e-6,
+            &mut out[..7],
+        ));
+        err(rmsnorm(kern(tier), &[], &[], 1e-6, &mut []));
+        err(silu_mul(kern(tier), &[0.0; 8], &[0.0; 7], &mut out));
+        err(silu_mul(kern(tier), &[0.0; 8], &[0.0; 8], &mut out[..7]));
+        err(silu_mul(kern(tier), &[0.0; 7], &[0.0; 8], &mut out));
+        err(add_assign(kern(tier), &mut out, &[0.0; 7]));
+        err(add_assign(kern(tier), &mut out[..7], &[0.0; 8]));
+        err(softmax(kern(tier), &mut []));
+        let _ = softmax(kern(tier), &mut [f32::NAN, 1.0]); // NaN in, NaN out: visible, not silent
+        err(softmax(kern(tier), &mut [f32::INFINITY, 1.0]));
+        let _ = exp(kern(tier), &mut []);
     }
+    // Ops without packed operands take a `Kernels` handle, which a tier the CPU lacks never gets.
     if let Some(t) = unsupported() {
-        err(add_assign(t, &mut [0.0; 4], &[0.0; 4]));
-        err(rmsnorm(t, &[0.0; 4], &[1.0; 4], 1e-6, &mut [0.0; 4]));
+        err(qkern::Kernels::for_tier(t));
+        err(KvCache::with_tier(1, 1, 16, 8, KvDtype::F16, t));
     }
 }
 
@@ -217,16 +209,16 @@ fn rope() {
     let rope = Rope::new(16, 1e4, 8).unwrap();
     for tier in Tier::available() {
         let mut x = Guarded::filled(0.5f32, 2 * 32);
-        rope.apply(tier, &mut x, 2, 0, None).unwrap();
-        err(rope.apply(tier, &mut x[..63], 2, 0, None)); // not whole rows
-        err(rope.apply(tier, &mut [], 2, 0, None)); // empty
-        err(rope.apply(tier, &mut x, 0, 0, None)); // zero heads
-        err(rope.apply(tier, &mut x, BIG, 0, None)); // n_heads * head_dim overflows
-        err(rope.apply(tier, &mut x, 2, 7, None)); // rows at positions 7, 8: past the table
-        err(rope.apply(tier, &mut x, 2, 8, None));
-        err(rope.apply(tier, &mut x, 2, usize::MAX, None)); // pos0 + t overflows
-        err(rope.apply(tier, &mut x, 2, 0, Some(&[0.0; 31])));
-        err(rope.apply(tier, &mut x, 2, 0, Some(&[0.0; 33])));
+        rope.apply(kern(tier), &mut x, 2, 0, None).unwrap();
+        err(rope.apply(kern(tier), &mut x[..63], 2, 0, None)); // not whole rows
+        err(rope.apply(kern(tier), &mut [], 2, 0, None)); // empty
+        err(rope.apply(kern(tier), &mut x, 0, 0, None)); // zero heads
+        err(rope.apply(kern(tier), &mut x, BIG, 0, None)); // n_heads * head_dim overflows
+        err(rope.apply(kern(tier), &mut x, 2, 7, None)); // rows at positions 7, 8: past the table
+        err(rope.apply(kern(tier), &mut x, 2, 8, None));
+        err(rope.apply(kern(tier), &mut x, 2, usize::MAX, None)); // pos0 + t overflows
+        err(rope.apply(kern(tier), &mut x, 2, 0, Some(&[0.0; 31])));
+        err(rope.apply(kern(tier), &mut x, 2, 0, Some(&[0.0; 33])));
     }
 }
 
@@ -250,7 +242,7 @@ fn kv_cache_and_attention() {
         for dt in [F16, F32] {
             let (nl, nkv, d, cap) = (2, 2, 16, 8);
             let row = nkv * d;
-            let mut c = KvCache::new(nl, nkv, d, cap, dt).unwrap();
+            let mut c = KvCache::with_tier(nl, nkv, d, cap, dt, tier).unwrap();
             err(c.write(2, 0, &[0.0; 32], &[0.0; 32])); // layer out of range
             err(c.write(0, 1, &[0.0; 32], &[0.0; 32])); // a gap: pos0 past the layer's length
             err(c.write(0, usize::MAX, &[0.0; 32], &[0.0; 32]));
@@ -269,8 +261,11 @@ fn kv_cache_and_attention() {
             let n_head = 4;
             let q = vec![0.1f32; n_head * d];
             let mut out = Guarded::filled(0.0f32, n_head * d);
-            attention(tier, &q, n_head, &c, 0, 2, &mut out).unwrap();
-            attention_parallel(&pool, tier, &q, n_head, &c, 0, 2, &mut out).unwrap();
+            attention(&q, n_head, None, &c, 0, 2, &mut out).unwrap();
+            attention_parallel(&pool, &q, n_head, None, &c, 0, 2, &mut out).unwrap();
+            attention(&q, n_head, Some(0.5), &c, 0, 2, &mut out).unwrap();
+            err(attention(&q, n_head, Some(f32::NAN), &c, 0, 2, &mut out));
+            err(attention(&q, n_head, Some(f32::INFINITY), &c, 0, 2, &mut out));
             for (qq, nh, layer, pos0, olen) in [
                 (&q[..], 3, 0, 2, n_head * d),          // n_head not a multiple of n_kv
                 (&q[..], 0, 0, 2, n_head * d),          // zero heads
@@ -283,13 +278,9 @@ fn kv_cache_and_attention() {
                 (&q[..], BIG, 0, 0, n_head * d),        // n_head * head_dim overflows
                 (&[][..], n_head, 0, 2, 0),             // no query rows
             ] {
-                err(attention(tier, qq, nh, &c, layer, pos0, &mut out[..olen]));
-                err(attention_parallel(
-                    &pool,
-                    tier,
-                    qq,
-                    nh,
-                    &c,
+                err(attention(qq, nh, None, &c, layer, pos0, &mut out[..olen]));
+                err(attention_parallel(&pool,
+                    qq, nh, None, &c,
                     layer,
                     pos0,
                     &mut out[..olen],
@@ -306,37 +297,37 @@ fn embedding() {
     let q8b = q8(4 * 2);
     for tier in Tier::available() {
         let mut out = Guarded::filled(0.0f32, 64);
-        embedding_row(tier, EmbeddingTable::F32(&f), 64, 3, &mut out).unwrap();
+        embedding_row(kern(tier), EmbeddingTable::F32(&f), 64, 3, &mut out).unwrap();
         err(embedding_row(
-            tier,
+            kern(tier),
             EmbeddingTable::F32(&f),
             64,
             4,
             &mut out,
         ));
         err(embedding_row(
-            tier,
+            kern(tier),
             EmbeddingTable::F32(&f),
             64,
             usize::MAX,
             &mut out,
         ));
         err(embedding_row(
-            tier,
+            kern(tier),
             EmbeddingTable::F32(&f),
             0,
             0,
             &mut out[..0],
         ));
         err(embedding_row(
-            tier,
+            kern(tier),
             EmbeddingTable::F32(&f),
             60,
             0,
             &mut out[..60],
         ));
         err(embedding_row(
-            tier,
+            kern(tier),
             EmbeddingTable::F32(&f),
             64,
             0,
@@ -348,7 +339,7 @@ fn embedding() {
                 EmbeddingTable::Q8_0(b) => EmbeddingTable::Q8_0(b),
                 _ => unreachable!(),
             };
-            embedding_row(tier, t2, 64, 3, &mut out).unwrap();
+            embedding_row(kern(tier), t2, 64, 3, &mut out).unwrap();
             for (k, row, olen) in [
                 (48, 0, 48),
                 (0, 0, 0),
@@ -361,11 +352,11 @@ fn embedding() {
                     EmbeddingTable::Q8_0(b) => EmbeddingTable::Q8_0(b),
                     _ => unreachable!(),
                 };
-                err(embedding_row(tier, t3, k, row, &mut out[..olen]));
+                err(embedding_row(kern(tier), t3, k, row, &mut out[..olen]));
             }
         }
         err(embedding_row(
-            tier,
+            kern(tier),
             EmbeddingTable::Q4_0(&q),
             usize::MAX - 31,
             0,
@@ -474,7 +465,6 @@ fn model_and_session() {
 /// A KV cache far larger than memory (but without arithmetic overflow) is an error, not an abort.
 #[test]
 fn unallocatable_kv_cache_is_an_error() {
-    use qkern::kernels::attention::{KvCache, KvDtype};
     let r = KvCache::new(1, 1, 64, 1 << 42, KvDtype::F16);
     assert!(
         matches!(r, Err(qkern::Error::AllocationFailed(_))),

@@ -30,13 +30,13 @@
 //!   every path tightly, with inputs on which every path is exact (zero Q, so every weight is 1,
 //!   and small integer values, whose sums f16 holds exactly).
 mod common;
+use common::kern;
 
 use common::{guard::Guarded, Rng};
-use qkern::kernels::attention::{
-    attention, attention_parallel, attention_path, KvCache, KvDtype, KV_CHUNK,
-};
+use qkern::kernels::attention::KV_CHUNK;
 use qkern::parallel::ThreadPool;
 use qkern::Tier;
+use qkern::{attention, attention_parallel, KvCache, KvDtype};
 use qkern_reference as r;
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -64,8 +64,8 @@ fn stored(x: &[f32], dtype: KvDtype) -> Vec<f32> {
 }
 
 /// Whether the path for `tier` computes in fp16.
-fn is_fp16(tier: Tier, dtype: KvDtype) -> bool {
-    attention_path(tier, dtype).unwrap().contains("fp16")
+fn is_fp16(tier: Tier, _dtype: KvDtype) -> bool {
+    kern(tier).attention_name().contains("fp16")
 }
 
 /// Checks `out` (query rows `q_rows` of the full sequence, at positions `pos0..`) against the
@@ -186,7 +186,7 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
     let v = rng.vec(total * kw, 1.0);
     let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
     let fp16 = is_fp16(tier, dtype);
-    let mut cache = KvCache::new(2, s.n_kv, s.d, total + 5, dtype).unwrap();
+    let mut cache = KvCache::with_tier(2, s.n_kv, s.d, total + 5, dtype, tier).unwrap();
     let mut pos0 = 0;
     let mut worst = 0f64;
     for &t in chunks {
@@ -201,7 +201,7 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
             .unwrap();
         let qc = Guarded::from_slice(&q[pos0 * qw..(pos0 + t) * qw]);
         let mut out = Guarded::filled(f32::NAN, t * qw);
-        attention(tier, &qc, s.n_head, &cache, layer, pos0, &mut out).unwrap();
+        attention(&qc, s.n_head, None, &cache, layer, pos0, &mut out).unwrap();
         worst = worst.max(check_rows(tier, fp16, s, &qc, &ks, &vs, pos0, &out, "chunked").0);
         pos0 += t;
     }
@@ -320,11 +320,11 @@ fn chunked_equals_one_shot(tier: Tier) {
         rng.vec(total * kw, 2.0),
         rng.vec(total * kw, 1.0),
     );
-    let mut c1 = KvCache::new(1, s.n_kv, s.d, total, KvDtype::F16).unwrap();
+    let mut c1 = KvCache::with_tier(1, s.n_kv, s.d, total, KvDtype::F16, tier).unwrap();
     c1.write(0, 0, &k, &v).unwrap();
     let mut one = vec![0f32; total * qw];
-    attention(tier, &q, s.n_head, &c1, 0, 0, &mut one).unwrap();
-    let mut c2 = KvCache::new(1, s.n_kv, s.d, total, KvDtype::F16).unwrap();
+    attention(&q, s.n_head, None, &c1, 0, 0, &mut one).unwrap();
+    let mut c2 = KvCache::with_tier(1, s.n_kv, s.d, total, KvDtype::F16, tier).unwrap();
     let mut chunked = vec![0f32; total * qw];
     let mut pos0 = 0;
     for t in [10, 30, 1, 40, 19] {
@@ -335,11 +335,7 @@ fn chunked_equals_one_shot(tier: Tier) {
             &v[pos0 * kw..(pos0 + t) * kw],
         )
         .unwrap();
-        attention(
-            tier,
-            &q[pos0 * qw..(pos0 + t) * qw],
-            s.n_head,
-            &c2,
+        attention(&q[pos0 * qw..(pos0 + t) * qw], s.n_head, None, &c2,
             0,
             pos0,
             &mut chunked[pos0 * qw..(pos0 + t) * qw],
@@ -396,18 +392,14 @@ fn decode_parallel(tier: Tier) {
         );
         let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
         let fp16 = is_fp16(tier, dtype);
-        let mut cache = KvCache::new(1, s.n_kv, s.d, total, dtype).unwrap();
+        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, total, dtype, tier).unwrap();
         let pre = total - 3;
         cache.write(0, 0, &k[..pre * kw], &v[..pre * kw]).unwrap();
         // Parallel prefill of the last 12 prefilled rows (tasks over KV head x query block).
         let p0 = pre - 12;
         let mut out = vec![0f32; 12 * qw];
-        attention_parallel(
-            &pool,
-            tier,
-            &q[p0 * qw..pre * qw],
-            s.n_head,
-            &cache,
+        attention_parallel(&pool,
+            &q[p0 * qw..pre * qw], s.n_head, None, &cache,
             0,
             p0,
             &mut out,
@@ -438,10 +430,10 @@ fn decode_parallel(tier: Tier) {
                 .unwrap();
             let qr = Guarded::from_slice(&q[pos * qw..(pos + 1) * qw]);
             let mut par = Guarded::filled(f32::NAN, qw);
-            attention_parallel(&pool, tier, &qr, s.n_head, &cache, 0, pos, &mut par).unwrap();
+            attention_parallel(&pool, &qr, s.n_head, None, &cache, 0, pos, &mut par).unwrap();
             check_rows(tier, fp16, &s, &qr, &ks, &vs, pos, &par, "parallel decode");
             let mut seq = vec![0f32; qw];
-            attention(tier, &qr, s.n_head, &cache, 0, pos, &mut seq).unwrap();
+            attention(&qr, s.n_head, None, &cache, 0, pos, &mut seq).unwrap();
             check_rows(tier, fp16, &s, &qr, &ks, &vs, pos, &seq, "decode");
         }
     }
@@ -454,7 +446,7 @@ fn bad_inputs(tier: Tier) {
     assert!(KvCache::new(0, 2, 64, 10, KvDtype::F16).is_err());
     assert!(KvCache::new(1, 2, 64, 0, KvDtype::F16).is_err());
     assert!(KvCache::new(1 << 20, 1 << 20, 64, 1 << 20, KvDtype::F16).is_err()); // overflow
-    let mut c = KvCache::new(2, 2, 16, 10, KvDtype::F16).unwrap();
+    let mut c = KvCache::with_tier(2, 2, 16, 10, KvDtype::F16, tier).unwrap();
     assert_eq!(c.capacity(), 10);
     assert!(c.bytes() >= 2 * 2 * 2 * 10 * 16 * 2);
     let row = [0.5f32; 32];
@@ -466,18 +458,18 @@ fn bad_inputs(tier: Tier) {
     c.write(0, 0, &row, &row).unwrap();
     let q = [0.1f32; 4 * 16];
     let mut out = [0f32; 4 * 16];
-    attention(tier, &q, 4, &c, 0, 0, &mut out).unwrap();
+    attention(&q, 4, None, &c, 0, 0, &mut out).unwrap();
     assert!(out.iter().all(|&o| (o - 0.5).abs() < 1e-6));
-    assert!(attention(tier, &q, 4, &c, 0, 1, &mut out).is_err()); // position 1 not written
-    assert!(attention(tier, &q, 4, &c, 1, 0, &mut out).is_err()); // layer 1 empty
-    assert!(attention(tier, &q, 4, &c, 2, 0, &mut out).is_err()); // no layer 2
-    assert!(attention(tier, &q[..48], 3, &c, 0, 0, &mut out[..48]).is_err()); // 3 % 2 heads
-    assert!(attention(tier, &q, 4, &c, 0, 0, &mut out[..63]).is_err());
-    assert!(attention(tier, &q[..60], 4, &c, 0, 0, &mut out[..60]).is_err());
-    assert!(attention(tier, &q[..32], 2, &c, 0, 0, &mut out[..32]).is_ok());
-    assert!(attention(tier, &q, 0, &c, 0, 0, &mut out).is_err());
+    assert!(attention(&q, 4, None, &c, 0, 1, &mut out).is_err()); // position 1 not written
+    assert!(attention(&q, 4, None, &c, 1, 0, &mut out).is_err()); // layer 1 empty
+    assert!(attention(&q, 4, None, &c, 2, 0, &mut out).is_err()); // no layer 2
+    assert!(attention(&q[..48], 3, None, &c, 0, 0, &mut out[..48]).is_err()); // 3 % 2 heads
+    assert!(attention(&q, 4, None, &c, 0, 0, &mut out[..63]).is_err());
+    assert!(attention(&q[..60], 4, None, &c, 0, 0, &mut out[..60]).is_err());
+    assert!(attention(&q[..32], 2, None, &c, 0, 0, &mut out[..32]).is_ok());
+    assert!(attention(&q, 0, None, &c, 0, 0, &mut out).is_err());
     let pool = ThreadPool::new(2);
-    assert!(attention_parallel(&pool, tier, &q, 4, &c, 0, 1, &mut out).is_err());
+    assert!(attention_parallel(&pool, &q, 4, None, &c, 0, 1, &mut out).is_err());
     assert_eq!(c.read(0, 0, 1, true).unwrap(), vec![0.5; 16]);
     assert!(c.read(0, 1, 0, false).is_err());
 }
@@ -526,7 +518,7 @@ fn causal_mask_exact(tier: Tier) {
                 cum[(p + 1) * kw + col] = cum[p * kw + col] + v[p * kw + col] as f64;
             }
         }
-        let mut cache = KvCache::new(1, s.n_kv, s.d, t, KvDtype::F16).unwrap();
+        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::F16, tier).unwrap();
         let mut pos0 = 0;
         for &n in chunks {
             let q = vec![0f32; n * s.n_head * s.d];
@@ -539,7 +531,7 @@ fn causal_mask_exact(tier: Tier) {
                     &v[pos0 * kw..(pos0 + n) * kw],
                 )
                 .unwrap();
-            attention(tier, &q, s.n_head, &cache, 0, pos0, &mut out).unwrap();
+            attention(&q, s.n_head, None, &cache, 0, pos0, &mut out).unwrap();
             let group = s.n_head / s.n_kv;
             for i in 0..n {
                 let pos = pos0 + i;
@@ -569,7 +561,7 @@ fn fp16_accuracy(tier: Tier) {
     // Prints the measured worst error (relative to max |v|) of the path for the Qwen2.5 shapes,
     // with |q|, |k| up to 4 (scores up to ~30 at head_dim 128, a peaked softmax) and |v| up to 1.
     // The assertions are those of `check_rows`.
-    let path = attention_path(tier, KvDtype::F16).unwrap();
+    let path = kern(tier).attention_name();
     if cfg!(target_arch = "aarch64") && tier >= Tier::NeonDot {
         let has_fp16 = cfg!(target_arch = "aarch64") && {
             #[cfg(target_arch = "aarch64")]
@@ -609,10 +601,10 @@ fn fp16_accuracy(tier: Tier) {
             rng.vec(t * kw, 4.0),
             rng.vec(t * kw, 1.0),
         );
-        let mut cache = KvCache::new(1, s.n_kv, s.d, t, KvDtype::F16).unwrap();
+        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::F16, tier).unwrap();
         cache.write(0, 0, &k, &v).unwrap();
         let mut out = vec![0f32; t * qw];
-        attention(tier, &q, s.n_head, &cache, 0, 0, &mut out).unwrap();
+        attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
         let (ks, vs) = (stored(&k, KvDtype::F16), stored(&v, KvDtype::F16));
         let (worst, worst_a) = check_rows(
             tier,
@@ -649,9 +641,9 @@ fn count_attention_512() {
     let mut cache = KvCache::new(1, n_kv, d, t, KvDtype::F16).unwrap();
     cache.write(0, 0, &k, &v).unwrap();
     let mut out = vec![0f32; q.len()];
-    attention(Tier::active(), &q, n_head, &cache, 0, 0, &mut out).unwrap();
+    attention(&q, n_head, None, &cache, 0, 0, &mut out).unwrap();
     eprintln!(
         "path {}",
-        attention_path(Tier::active(), KvDtype::F16).unwrap()
+        kern(Tier::active()).attention_name()
     );
 }

@@ -5,8 +5,8 @@ mod common;
 
 use common::matmul_check::{self as mc, Q4};
 use common::{to_ref_act, Rng};
-use qkern::kernels::matmul::QuantizedActivations;
 use qkern::quant::BlockQ4_0;
+use qkern::QuantizedActivations;
 use qkern::{Error, Tier};
 use qkern_reference as r;
 

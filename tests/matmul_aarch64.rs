@@ -9,9 +9,10 @@
 mod common;
 
 use common::{guard::Guarded, to_ref_act, to_ref_q4, Rng};
-use qkern::kernels::matmul::{kernel_name, matmul_range, PackedQ4_0, QuantizedActivations};
+use qkern::kernels::matmul::kernel_name;
 use qkern::quant::BlockQ4_0;
 use qkern::Tier;
+use qkern::{matmul_range, PackedQ4_0, QuantizedActivations};
 use qkern_reference as r;
 use std::ops::Range;
 
@@ -95,7 +96,7 @@ fn kernel_names() {
             Tier::NeonDot => "neondot-sdot-asm",
             _ => "neoni8mm-smmla-asm",
         };
-        assert_eq!(kernel_name(t), want);
+        assert_eq!(kernel_name::<BlockQ4_0>(t).unwrap(), want);
     }
 }
 

@@ -5,9 +5,8 @@ mod common;
 
 use common::matmul_check::{self as mc, Region, Q4, Q8};
 use common::Rng;
-use qkern::kernels::matmul::{matmul, PackedQ4_0, QuantizedActivations};
-use qkern::kernels::matmul_q8::{matmul_q8, PackedQ8_0};
 use qkern::quant::BlockQ8_0;
+use qkern::{matmul, PackedQ4_0, PackedQ8_0, QuantizedActivations};
 use qkern::{Error, Tier};
 
 fn random_shapes(tier: Tier) {
@@ -64,8 +63,8 @@ fn parallel_matches_serial(tier: Tier) {
 fn shared_activations(tier: Tier) {
     let mut rng = Rng(99);
     let (m, n, k) = (3, 40, 128);
-    let q8 = <Q8 as mc::WeightFormat>::random_blocks(&mut rng, n * k / 32);
-    let q4 = <Q4 as mc::WeightFormat>::random_blocks(&mut rng, n * k / 32);
+    let q8 = <Q8 as mc::TestFormat>::random_blocks(&mut rng, n * k / 32);
+    let q4 = <Q4 as mc::TestFormat>::random_blocks(&mut rng, n * k / 32);
     let x = rng.vec(m * k, 1.0);
     let mut a = QuantizedActivations::with_tier(tier).unwrap();
     a.quantize(&x, m, k).unwrap();
@@ -73,7 +72,7 @@ fn shared_activations(tier: Tier) {
     let w4 = PackedQ4_0::with_tier(&q4, n, k, tier).unwrap();
     let mut y8 = vec![0f32; m * n];
     let mut y4 = vec![0f32; m * n];
-    matmul_q8(&w8, &a, None, &mut y8).unwrap();
+    matmul(&w8, &a, None, &mut y8).unwrap();
     matmul(&w4, &a, None, &mut y4).unwrap();
     mc::assert_matches_reference::<Q8>(&q8, &x, None, (m, n, k), Region::whole(m, n, &y8), tier);
     let mut fresh = QuantizedActivations::with_tier(tier).unwrap();

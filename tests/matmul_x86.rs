@@ -15,9 +15,9 @@
 mod common;
 
 use common::{guard::Guarded, to_ref_act, to_ref_q4, Rng};
-use qkern::kernels::matmul::{matmul_range, PackedQ4_0, QuantizedActivations};
 use qkern::quant::BlockQ4_0;
 use qkern::Tier;
+use qkern::{matmul_range, PackedQ4_0, QuantizedActivations};
 use qkern_reference as r;
 use std::ops::Range;
 

@@ -10,7 +10,6 @@
 //! attention path, as in tests/model_golden.rs), both small next to the
 //! spread of the logits (order 1), which a real bug (a wrong row, position or head) disturbs fully.
 
-use qkern::kernels::attention::{attention_path, KvDtype};
 use qkern::model::{Arch, Config, Model, ModelWeights, SessionOptions};
 use qkern::{Error, Tier};
 
@@ -167,7 +166,7 @@ fn every_tier_agrees() {
             let got = s.prefill_all(&toks).unwrap();
             // The aarch64 fp16 attention path rounds to f16, which moves int8 activation
             // roundings (see tests/model_golden.rs, TOL_KV_F16).
-            let fp16 = attention_path(tier, KvDtype::F16).unwrap().contains("fp16");
+            let fp16 = qkern::Kernels::for_tier(tier).unwrap().attention_name().contains("fp16");
             let tol = if fp16 { 0.06 } else { 2e-3 };
             assert_close(&got, &want, tol, &format!("{:?} tier {tier}", c.arch));
             let d = s.decode(5).unwrap();

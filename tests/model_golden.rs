@@ -13,8 +13,8 @@
 //! for these models), measured with `cargo test --test model_golden -- --nocapture`:
 //! see the constants for the measured values and the margins.
 
-use qkern::kernels::attention::{attention_path, KvDtype};
 use qkern::model::{load, Model, SessionOptions};
+use qkern::KvDtype;
 use qkern::Tier;
 use std::path::{Path, PathBuf};
 
@@ -162,7 +162,7 @@ fn check_model(name: &str, tier: Tier, kv: KvDtype, chunk: usize) -> f32 {
         let max = eq.iter().fold(0.0f32, |m, &e| m.max(e));
         // The aarch64 fp16 attention path (FEAT_FP16 at NeonDot and above) computes in half
         // precision whatever the cache type: the f16 tolerance applies.
-        let half = matches!(kv, KvDtype::F16) || attention_path(tier, kv).unwrap().contains("fp16");
+        let half = matches!(kv, KvDtype::F16) || qkern::Kernels::for_tier(tier).unwrap().attention_name().contains("fp16");
         match half {
             false => {
                 let loose = eq.iter().filter(|&&e| e > TOL_Q_ROW).count();
@@ -216,7 +216,7 @@ fn golden_logits_chunked_prefill() {
         let model = Model::new(load(&dir(name)).unwrap(), Tier::active(), 2).unwrap();
         let one = run(&model, &g, KvDtype::F32, 128);
         let tier = Tier::active();
-        let tol = if attention_path(tier, KvDtype::F32).unwrap().contains("fp16") {
+        let tol = if qkern::Kernels::for_tier(tier).unwrap().attention_name().contains("fp16") {
             TOL_KV_F16
         } else {
             TOL_Q_ROW

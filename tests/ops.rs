@@ -19,14 +19,15 @@
 //! * embedding: exact.
 
 mod common;
+use common::kern;
 
 use common::{guard::Guarded, Rng};
-use qkern::kernels::elementwise::{add_assign, exp, silu_mul, softmax, EXP_MAX_REL_ERROR};
-use qkern::kernels::embedding::{embedding_row, EmbeddingTable};
-use qkern::kernels::matmul::QuantizedActivations;
-use qkern::kernels::norm::{rmsnorm, rmsnorm_quantize};
-use qkern::kernels::rope::Rope;
+use qkern::kernels::elementwise::EXP_MAX_REL_ERROR;
 use qkern::quant::{quantize_q4_0, quantize_q8_0, BlockQ4_0, BlockQ8_0};
+use qkern::{
+    add_assign, embedding_row, exp, rmsnorm, rmsnorm_quantize, silu_mul, softmax, EmbeddingTable,
+    QuantizedActivations, Rope,
+};
 use qkern::{Error, Tier};
 use qkern_reference as r;
 
@@ -57,9 +58,9 @@ fn rmsnorm_case(tier: Tier) {
         let x = Guarded::from_slice(&rng.vec(m * k, 4.0));
         let w = Guarded::from_slice(&rng.vec(k, 2.0));
         let mut out = Guarded::filled(f32::NAN, m * k);
-        rmsnorm(tier, &x, &w, 1e-6, &mut out).unwrap();
+        rmsnorm(kern(tier), &x, &w, 1e-6, &mut out).unwrap();
         let mut scalar = vec![0f32; m * k];
-        rmsnorm(Tier::Scalar, &x, &w, 1e-6, &mut scalar).unwrap();
+        rmsnorm(kern(Tier::Scalar), &x, &w, 1e-6, &mut scalar).unwrap();
         assert_eq!(
             out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -77,10 +78,10 @@ fn rmsnorm_case(tier: Tier) {
     }
     // Bad shapes.
     let mut out = vec![0f32; 10];
-    assert!(rmsnorm(tier, &[0.0; 10], &[1.0; 3], 1e-6, &mut out).is_err());
-    assert!(rmsnorm(tier, &[0.0; 9], &[1.0; 3], 1e-6, &mut out).is_err());
-    assert!(rmsnorm(tier, &[], &[1.0; 3], 1e-6, &mut []).is_err());
-    assert!(rmsnorm(tier, &[0.0; 3], &[], 1e-6, &mut out[..3]).is_err());
+    assert!(rmsnorm(kern(tier), &[0.0; 10], &[1.0; 3], 1e-6, &mut out).is_err());
+    assert!(rmsnorm(kern(tier), &[0.0; 9], &[1.0; 3], 1e-6, &mut out).is_err());
+    assert!(rmsnorm(kern(tier), &[], &[1.0; 3], 1e-6, &mut []).is_err());
+    assert!(rmsnorm(kern(tier), &[0.0; 3], &[], 1e-6, &mut out[..3]).is_err());
 }
 per_tier_test!(rmsnorm_matches_reference, crate::rmsnorm_case);
 
@@ -96,7 +97,7 @@ fn rmsnorm_quantize_case(tier: Tier) {
         assert_eq!((qa.m(), qa.k()), (m, k));
         let got = qa.blocks();
         let mut y = vec![0f32; m * k];
-        rmsnorm(tier, &x, &w, 1e-6, &mut y).unwrap();
+        rmsnorm(kern(tier), &x, &w, 1e-6, &mut y).unwrap();
         let exact = r::quantize_activations(&y);
         for (b, (g, e)) in got.iter().zip(&exact).enumerate() {
             assert_eq!(g.d.to_bits(), e.d.to_bits(), "block {b} scale, m={m} k={k}");
@@ -136,7 +137,7 @@ fn exp_case(tier: Tier) {
         -0.346_573_6,
     ]);
     let mut y = Guarded::from_slice(&x);
-    exp(tier, &mut y).unwrap();
+    exp(kern(tier), &mut y).unwrap();
     let mut worst = 0f64;
     for (&xi, &yi) in x.iter().zip(y.iter()) {
         let want = (xi as f64).exp();
@@ -152,7 +153,7 @@ fn exp_case(tier: Tier) {
         worst / U
     );
     let mut edge = [-100.0f32, -88.0, f32::NEG_INFINITY, 100.0];
-    exp(tier, &mut edge).unwrap();
+    exp(kern(tier), &mut edge).unwrap();
     assert_eq!(&edge[..3], &[0.0, 0.0, 0.0]);
     assert!(edge[3].is_finite() && edge[3] > 1e38);
 }
@@ -171,7 +172,7 @@ fn silu_case(tier: Tier) {
         let up = rng.vec(n, 3.0);
         let (gg, ug) = (Guarded::from_slice(&g), Guarded::from_slice(&up));
         let mut out = Guarded::filled(f32::NAN, n);
-        silu_mul(tier, &gg, &ug, &mut out).unwrap();
+        silu_mul(kern(tier), &gg, &ug, &mut out).unwrap();
         let want = r::silu_mul(&g, &up);
         assert_close(
             &out,
@@ -181,8 +182,8 @@ fn silu_case(tier: Tier) {
         );
     }
     let mut out = [0f32; 3];
-    assert!(silu_mul(tier, &[0.0; 3], &[0.0; 2], &mut out).is_err());
-    assert!(silu_mul(tier, &[0.0; 3], &[0.0; 3], &mut out[..2]).is_err());
+    assert!(silu_mul(kern(tier), &[0.0; 3], &[0.0; 2], &mut out).is_err());
+    assert!(silu_mul(kern(tier), &[0.0; 3], &[0.0; 3], &mut out[..2]).is_err());
 }
 per_tier_test!(silu_mul_matches_reference, crate::silu_case);
 
@@ -194,7 +195,7 @@ fn softmax_case(tier: Tier) {
             x[2] = f32::NEG_INFINITY; // masked entries are allowed
         }
         let mut y = Guarded::from_slice(&x);
-        softmax(tier, &mut y).unwrap();
+        softmax(kern(tier), &mut y).unwrap();
         let want = r::softmax(&x);
         assert_close(
             &y,
@@ -203,9 +204,9 @@ fn softmax_case(tier: Tier) {
             &format!("softmax {tier} n={n}"),
         );
     }
-    assert!(softmax(tier, &mut []).is_err());
-    assert!(softmax(tier, &mut [1.0, f32::INFINITY]).is_err());
-    assert!(softmax(tier, &mut [f32::NEG_INFINITY; 4]).is_err());
+    assert!(softmax(kern(tier), &mut []).is_err());
+    assert!(softmax(kern(tier), &mut [1.0, f32::INFINITY]).is_err());
+    assert!(softmax(kern(tier), &mut [f32::NEG_INFINITY; 4]).is_err());
 }
 per_tier_test!(softmax_matches_reference, crate::softmax_case);
 
@@ -215,13 +216,13 @@ fn add_case(tier: Tier) {
         let a = rng.vec(n, 100.0);
         let b = rng.vec(n, 1.0);
         let mut x = Guarded::from_slice(&a);
-        add_assign(tier, &mut x, &Guarded::from_slice(&b)).unwrap();
+        add_assign(kern(tier), &mut x, &Guarded::from_slice(&b)).unwrap();
         let want = r::add(&a, &b);
         for (g, w) in x.iter().zip(&want) {
             assert_eq!(*g, *w as f32);
         }
     }
-    assert!(add_assign(tier, &mut [0.0; 3], &[0.0; 4]).is_err());
+    assert!(add_assign(kern(tier), &mut [0.0; 3], &[0.0; 4]).is_err());
 }
 per_tier_test!(add_assign_is_exact, crate::add_case);
 
@@ -241,7 +242,7 @@ fn rope_case(tier: Tier) {
         let b = bias.then(|| rng.vec(n_heads * d, 2.0));
         let mut x = Guarded::from_slice(&x0);
         let bg = b.as_deref().map(Guarded::from_slice);
-        rope.apply(tier, &mut x, n_heads, pos0, bg.as_deref())
+        rope.apply(kern(tier), &mut x, n_heads, pos0, bg.as_deref())
             .unwrap();
         let want = r::rope_neox_rows(&x0, n_heads, d, pos0, theta, b.as_deref());
         let w = n_heads * d;
@@ -265,10 +266,12 @@ fn rope_case(tier: Tier) {
     let rope = Rope::new(64, 10_000.0, 100).unwrap();
     assert_eq!((rope.head_dim(), rope.max_positions()), (64, 100));
     let mut x = vec![0f32; 2 * 64];
-    assert!(rope.apply(tier, &mut x, 1, 99, None).is_err()); // position 100 is out of the table
-    assert!(rope.apply(tier, &mut x, 3, 0, None).is_err());
-    assert!(rope.apply(tier, &mut x, 1, 0, Some(&[0.0; 63])).is_err());
-    assert!(rope.apply(tier, &mut x, 0, 0, None).is_err());
+    assert!(rope.apply(kern(tier), &mut x, 1, 99, None).is_err()); // position 100 is out of the table
+    assert!(rope.apply(kern(tier), &mut x, 3, 0, None).is_err());
+    assert!(rope
+        .apply(kern(tier), &mut x, 1, 0, Some(&[0.0; 63]))
+        .is_err());
+    assert!(rope.apply(kern(tier), &mut x, 0, 0, None).is_err());
     assert!(Rope::new(63, 10_000.0, 10).is_err());
     assert!(Rope::new(64, -1.0, 10).is_err());
     assert!(Rope::new(64, 10_000.0, 0).is_err());
@@ -323,18 +326,18 @@ fn embedding_case(tier: Tier) {
         ];
         for (table, want) in cases {
             let mut out = Guarded::filled(f32::NAN, k);
-            embedding_row(tier, table, k, row, &mut out).unwrap();
+            embedding_row(kern(tier), table, k, row, &mut out).unwrap();
             assert_eq!(&out[..], &want[..], "{table:?} row {row}");
         }
     }
     let mut out = vec![0f32; k];
-    assert!(embedding_row(tier, EmbeddingTable::F32(&data), k, rows, &mut out).is_err());
-    assert!(embedding_row(tier, EmbeddingTable::F32(&data), k, 0, &mut out[..5]).is_err());
-    assert!(embedding_row(tier, EmbeddingTable::F32(&data), 7, 0, &mut out[..7]).is_err());
+    assert!(embedding_row(kern(tier), EmbeddingTable::F32(&data), k, rows, &mut out).is_err());
+    assert!(embedding_row(kern(tier), EmbeddingTable::F32(&data), k, 0, &mut out[..5]).is_err());
+    assert!(embedding_row(kern(tier), EmbeddingTable::F32(&data), 7, 0, &mut out[..7]).is_err());
     assert!(matches!(
-        embedding_row(tier, EmbeddingTable::Q4_0(&q4), 48, 0, &mut out[..48]),
+        embedding_row(kern(tier), EmbeddingTable::Q4_0(&q4), 48, 0, &mut out[..48]),
         Err(Error::NotBlockAligned { .. })
     ));
-    assert!(embedding_row(tier, EmbeddingTable::F16(&f16s), 0, 0, &mut []).is_err());
+    assert!(embedding_row(kern(tier), EmbeddingTable::F16(&f16s), 0, 0, &mut []).is_err());
 }
 per_tier_test!(embedding_rows_are_exact, crate::embedding_case);

@@ -7,8 +7,8 @@
 mod common;
 
 use common::{guard::Guarded, Rng};
-use qkern::kernels::matmul::QuantizedActivations;
 use qkern::quant::quantize_activation_block;
+use qkern::QuantizedActivations;
 use qkern::Tier;
 
 /// Quantizes `x` as `m` rows on `tier` and checks every block against the rule.

@@ -13,12 +13,11 @@
 //! * SiLU * up: within `8 u |y| + 1e-35 |up|` (see `tests/ops.rs`).
 
 use half::f16;
-use qkern::kernels::elementwise::{add_assign, silu_mul};
-use qkern::kernels::matmul::{matmul_range, PackedQ4_0, QuantizedActivations};
-use qkern::kernels::matmul_q8::{matmul_q8_range, PackedQ8_0};
-use qkern::kernels::norm::rmsnorm;
 use qkern::quant::{ActBlock, BlockQ4_0, BlockQ8_0};
 use qkern::Tier;
+use qkern::{
+    add_assign, matmul_range, rmsnorm, silu_mul, PackedQ4_0, PackedQ8_0, QuantizedActivations,
+};
 use qkern_reference as r;
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
@@ -130,7 +129,7 @@ pub fn check(data: &[u8]) {
     let ldo = c1 - c0;
 
     let mut norm_scalar = vec![0f32; m * k];
-    rmsnorm(Tier::Scalar, &x, &wn, 1e-6, &mut norm_scalar).unwrap();
+    rmsnorm(kern(Tier::Scalar), &x, &wn, 1e-6, &mut norm_scalar).unwrap();
     let mut sum_want = x.clone();
     sum_want.iter_mut().zip(&y).for_each(|(a, b)| *a += b);
     let silu_want = r::silu_mul(&x, &y);
@@ -151,7 +150,7 @@ pub fn check(data: &[u8]) {
             if name == "q4_0" {
                 matmul_range(&w4, &a, r0..r1, c0..c1, bias.as_deref(), &mut out, ldo).unwrap();
             } else {
-                matmul_q8_range(&w8, &a, r0..r1, c0..c1, bias.as_deref(), &mut out, ldo).unwrap();
+                matmul_range(&w8, &a, r0..r1, c0..c1, bias.as_deref(), &mut out, ldo).unwrap();
             }
             for i in r0..r1 {
                 for j in c0..c1 {
@@ -168,7 +167,7 @@ pub fn check(data: &[u8]) {
         }
 
         let mut norm = vec![f32::NAN; m * k];
-        rmsnorm(tier, &x, &wn, 1e-6, &mut norm).unwrap();
+        rmsnorm(kern(tier), &x, &wn, 1e-6, &mut norm).unwrap();
         assert_eq!(
             norm.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             norm_scalar.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -185,7 +184,7 @@ pub fn check(data: &[u8]) {
         }
 
         let mut sum = x.clone();
-        add_assign(tier, &mut sum, &y).unwrap();
+        add_assign(kern(tier), &mut sum, &y).unwrap();
         assert_eq!(
             sum.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             sum_want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -193,7 +192,7 @@ pub fn check(data: &[u8]) {
         );
 
         let mut silu = vec![f32::NAN; m * k];
-        silu_mul(tier, &x, &y, &mut silu).unwrap();
+        silu_mul(kern(tier), &x, &y, &mut silu).unwrap();
         check_close(
             &silu,
             &silu_want,
@@ -201,4 +200,9 @@ pub fn check(data: &[u8]) {
             &format!("silu_mul {tier}"),
         );
     }
+}
+
+/// The kernels of a tier the CPU has (from `Tier::available`).
+fn kern(t: Tier) -> &'static qkern::Kernels {
+    qkern::Kernels::for_tier(t).expect("an available tier")
 }

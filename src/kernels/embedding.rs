@@ -1,9 +1,9 @@
 //! Token embedding lookup: one row of a table in any of the row formats a model keeps its
 //! embedding in, widened to f32.
 
-use crate::kernels::elementwise::ops_kernel;
+use crate::contract::Kernels;
 use crate::quant::{blocks_in, check_len, dequantize_q4_0, dequantize_q8_0, BlockQ4_0, BlockQ8_0};
-use crate::{Error, Result, Tier};
+use crate::{Error, Result};
 use half::{bf16, f16};
 
 /// An embedding table: rows of `k` values, row-major, in one format.
@@ -43,13 +43,13 @@ impl EmbeddingTable<'_> {
 
 /// Writes row `row` of `table` (rows of `k` values) into `out` (`k` values) as f32.
 pub fn embedding_row(
-    tier: Tier,
+    kernels: &Kernels,
     table: EmbeddingTable<'_>,
     k: usize,
     row: usize,
     out: &mut [f32],
 ) -> Result<()> {
-    let kern = ops_kernel(tier.check()?);
+    let kern = kernels.ops;
     let rows = table.rows(k)?;
     if row >= rows {
         return Err(Error::ShapeMismatch(format!(
@@ -59,7 +59,7 @@ pub fn embedding_row(
     check_len("embedding output", out.len(), k)?;
     match table {
         EmbeddingTable::F32(t) => out.copy_from_slice(&t[row * k..(row + 1) * k]),
-        // SAFETY: the tier passed `check`; both slices have `k` values.
+        // SAFETY: `Kernels` exist only for supported tiers; both slices have `k` values.
         EmbeddingTable::F16(t) => unsafe { (kern.f16_to_f32)(&t[row * k..(row + 1) * k], out) },
         EmbeddingTable::Bf16(t) => {
             for (o, v) in out.iter_mut().zip(&t[row * k..(row + 1) * k]) {

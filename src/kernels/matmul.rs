@@ -1,117 +1,113 @@
-//! Int4-weight x int8-activation matrix multiply: `y[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n])`.
+//! Quantized-weight x int8-activation matrix multiply:
+//! `y[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n])`, for every weight format.
 //!
-//! Weights are Q4_0 blocks along K, packed once into the layout of one tier ([`PackedQ4_0`]).
-//! Activations are f32, quantized per row and block of 32 into that tier's layout
-//! ([`QuantizedActivations`], reusable across calls and across the matmuls that read the same rows).
-//! The output is f32. Per block, the integer dot product is exact; the float combination
-//! (`d_w * d_x * isum`, summed over blocks) may differ from the f64 reference by rounding only, see
-//! `qkern_reference::matmul_error_scale` for the bound the tests use.
-//!
-//! A tier without a kernel of its own runs the kernel of the highest lower tier that has one
-//! ([`kernel_name`] says which); every tier is tested.
+//! Weights are blocks of a [`WeightFormat`] along K, packed once into the layout of one tier
+//! ([`Packed`]). Activations are f32, quantized per row and block of 32 into that tier's layout
+//! ([`QuantizedActivations`], reusable across calls and across the matmuls of any format that
+//! read the same rows). The output is f32. Per block, the integer dot product is exact; the float
+//! combination (`d_w * d_x * isum`, summed over blocks) may differ from the f64 reference by
+//! rounding only, see `qkern_reference::matmul_error_scale` for the bound the tests use.
 
 use crate::aligned::AlignedBuf;
-use crate::arch;
-use crate::quant::{blocks_in, check_len, ActBlock, BlockQ4_0};
+use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
+use crate::contract::{Kernels, WeightFormat};
+use crate::drivers::gemm::gemm_parallel;
+use crate::parallel::ThreadPool;
+use crate::quant::{blocks_in, check_len, ActBlock, QK};
 use crate::{Error, Result, Tier};
 use std::ops::Range;
 
-/// A tier's activation quantizer: its layout is what that tier's matmul kernels read.
-/// Rows are quantized one at a time so that fused producers (RMSNorm + quantize) can hand over a
-/// row while it is still in L1.
-pub(crate) struct ActKernel {
-    /// Bytes the layout needs for `m` rows of `k` values.
-    pub size: fn(m: usize, k: usize) -> usize,
-    /// Quantizes row `i` (`x.len() == k`) of an `m x k` matrix into `out` (`size(m, k)` bytes).
-    pub quantize_row: fn(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]),
-    /// The plain blocks of the quantized activations, `m * k / 32` in row order (for tests).
-    pub unpack: fn(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock>,
-}
-
-/// The arguments of one GEMM call, validated by [`matmul_range`] before any kernel sees them.
-pub(crate) struct GemmArgs<'a> {
-    pub w: &'a AlignedBuf,
-    pub n: usize,
-    pub k: usize,
-    pub a: &'a AlignedBuf,
-    pub m: usize,
-    pub rows: Range<usize>,
-    pub cols: Range<usize>,
-    pub bias: Option<&'a [f32]>,
-    /// Element `(rows.start, cols.start)`; element `(i, j)` is at `out + (i - rows.start) * ldo + (j - cols.start)`.
-    pub out: *mut f32,
-    pub ldo: usize,
-}
-
-/// A tier's Q4_0 weight kernel.
-pub(crate) struct Q4Kernel {
-    /// Name of the implementation (shown by benches and [`kernel_name`]).
-    pub name: &'static str,
-    /// Packs `n` rows of `k / 32` blocks.
-    pub pack: fn(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf,
-    /// Inverse of `pack`.
-    pub unpack: fn(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0>,
-    /// # Safety
-    /// The CPU supports the kernel's tier, `w` was made by `pack` for `n, k`, `a` by the matching
-    /// [`ActKernel`] for `m, k`, the ranges lie within `m` and `n` and are non-empty, `bias` has `n`
-    /// values, and `out` is valid for writes of every element of the ranges as described in [`GemmArgs`].
-    pub gemm: unsafe fn(args: &GemmArgs<'_>),
-}
-
-pub(crate) fn act_kernel(tier: Tier) -> &'static ActKernel {
-    match tier {
-        #[cfg(target_arch = "x86_64")]
-        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::act_kernel(tier),
-        #[cfg(target_arch = "aarch64")]
-        Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => arch::aarch64::act_kernel(tier),
-        _ => &arch::scalar::ACT_KERNEL,
-    }
-}
-
-fn q4_kernel(tier: Tier) -> &'static Q4Kernel {
-    match tier {
-        #[cfg(target_arch = "x86_64")]
-        Tier::Avx2 | Tier::AvxVnni | Tier::Avx512Vnni => arch::x86_64::q4_kernel(tier),
-        #[cfg(target_arch = "aarch64")]
-        Tier::Neon | Tier::NeonDot | Tier::NeonI8mm => arch::aarch64::q4_kernel(tier),
-        _ => &arch::scalar::Q4_KERNEL,
-    }
-}
-
-/// Name of the Q4_0 matmul implementation that runs for `tier` (e.g. `"scalar"`).
-pub fn kernel_name(tier: Tier) -> &'static str {
-    q4_kernel(tier).name
-}
-
-/// Q4_0 weights (`n` rows of `k` values) packed for one tier's kernels.
-pub struct PackedQ4_0 {
-    tier: Tier,
+/// Weights of format `F` (`n` rows of `k` values) packed for one tier's kernels.
+///
+/// ```
+/// # fn main() -> qkern::Result<()> {
+/// use qkern::quant::BlockQ8_0;
+/// let blocks = vec![BlockQ8_0::default(); 4 * 2]; // 4 rows of 64 values
+/// let w = qkern::Packed::<BlockQ8_0>::new(&blocks, 4, 64)?;
+/// assert_eq!(w.unpack(), blocks);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Packed<F: WeightFormat> {
+    kernels: &'static Kernels,
     n: usize,
     k: usize,
     buf: AlignedBuf,
+    _format: std::marker::PhantomData<F>,
 }
 
-impl PackedQ4_0 {
+/// Q4_0 weights packed for one tier.
+pub type PackedQ4_0 = Packed<crate::quant::BlockQ4_0>;
+/// Q8_0 weights packed for one tier.
+pub type PackedQ8_0 = Packed<crate::quant::BlockQ8_0>;
+
+impl<F: WeightFormat> Packed<F> {
     /// Packs `blocks` (`n` rows of `k / 32` blocks, row-major) for the process-wide tier.
-    pub fn new(blocks: &[BlockQ4_0], n: usize, k: usize) -> Result<Self> {
-        Self::with_tier(blocks, n, k, Tier::active())
+    pub fn new(blocks: &[F], n: usize, k: usize) -> Result<Self> {
+        Self::with_kernels(Kernels::active(), blocks, n, k)
     }
 
     /// Packs `blocks` for an explicit tier; an error if the CPU lacks it.
-    pub fn with_tier(blocks: &[BlockQ4_0], n: usize, k: usize, tier: Tier) -> Result<Self> {
-        check_weight_shape(tier, blocks.len(), n, k)?;
-        let buf = (q4_kernel(tier).pack)(blocks, n, k);
-        Ok(PackedQ4_0 { tier, n, k, buf })
+    pub fn with_tier(blocks: &[F], n: usize, k: usize, tier: Tier) -> Result<Self> {
+        Self::with_kernels(Kernels::for_tier(tier)?, blocks, n, k)
     }
 
-    /// The plain blocks back, exactly as given to [`PackedQ4_0::new`].
-    pub fn unpack(&self) -> Vec<BlockQ4_0> {
-        (q4_kernel(self.tier).unpack)(&self.buf, self.n, self.k)
+    /// Packs `blocks` for the tier of `kernels`.
+    pub fn with_kernels(
+        kernels: &'static Kernels,
+        blocks: &[F],
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        check_weight_shape(blocks.len(), n, k)?;
+        let buf = (F::kernel(kernels).pack)(blocks, n, k);
+        Ok(Packed {
+            kernels,
+            n,
+            k,
+            buf,
+            _format: std::marker::PhantomData,
+        })
+    }
+
+    fn kernel(&self) -> &'static WeightKernel<F> {
+        F::kernel(self.kernels)
+    }
+
+    /// The plain blocks back, exactly as given to [`Packed::new`].
+    pub fn unpack(&self) -> Vec<F> {
+        let kb = self.k / QK;
+        let mut blocks = vec![F::zeroed(); self.n * kb];
+        for (r, row) in blocks.chunks_exact_mut(kb).enumerate() {
+            (self.kernel().unpack_row)(&self.buf, self.n, self.k, r, row);
+        }
+        blocks
+    }
+
+    /// Row `row` dequantized into `out` (`k` values, with the format's reference
+    /// dequantization): lets a tied output head serve as the token embedding without a second
+    /// copy of the table.
+    pub fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        if row >= self.n {
+            return Err(Error::ShapeMismatch(format!(
+                "row {row} outside N = {}",
+                self.n
+            )));
+        }
+        check_len("dequantized row", out.len(), self.k)?;
+        let mut blocks = vec![F::zeroed(); self.k / QK];
+        (self.kernel().unpack_row)(&self.buf, self.n, self.k, row, &mut blocks);
+        F::dequantize(&blocks, out)
     }
 
     /// Tier the weights are packed for.
     pub fn tier(&self) -> Tier {
-        self.tier
+        self.kernels.tier
+    }
+
+    /// Name of the matmul implementation these weights run on (e.g. `"avx512vnni-8x16"`).
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernel().name
     }
 
     /// Output columns (weight rows).
@@ -128,21 +124,17 @@ impl PackedQ4_0 {
     pub fn packed_bytes(&self) -> usize {
         self.buf.bytes().len()
     }
-
-    fn view(&self) -> WeightView<'_> {
-        WeightView {
-            tier: self.tier,
-            n: self.n,
-            k: self.k,
-            buf: &self.buf,
-        }
-    }
 }
 
-/// Checks what packing a weight matrix of any block format assumes: a supported tier, `n > 0`,
-/// `k` a multiple of 32, `n_blocks == n * k / 32`, and a padded packed size far from overflow.
-pub(crate) fn check_weight_shape(tier: Tier, n_blocks: usize, n: usize, k: usize) -> Result<()> {
-    tier.check()?;
+/// Name of the matmul implementation of format `F` at `tier` (e.g. `"scalar"`); an error if the
+/// CPU lacks the tier.
+pub fn kernel_name<F: WeightFormat>(tier: Tier) -> Result<&'static str> {
+    Ok(F::kernel(Kernels::for_tier(tier)?).name)
+}
+
+/// Checks what packing a weight matrix of any block format assumes: `n > 0`, `k` a multiple of
+/// 32, `n_blocks == n * k / 32`, and a padded packed size far from overflow.
+fn check_weight_shape(n_blocks: usize, n: usize, k: usize) -> Result<()> {
     let kb = blocks_in(k, "K")?;
     if n == 0 {
         return Err(Error::ShapeMismatch("N must be non-zero".into()));
@@ -157,20 +149,11 @@ pub(crate) fn check_weight_shape(tier: Tier, n_blocks: usize, n: usize, k: usize
     Ok(())
 }
 
-/// A packed weight matrix of any format, as the shared validation and parallel driver see it.
-#[derive(Clone, Copy)]
-pub(crate) struct WeightView<'a> {
-    pub tier: Tier,
-    pub n: usize,
-    pub k: usize,
-    pub buf: &'a AlignedBuf,
-}
-
 /// `m` rows of `k` activations quantized to int8 blocks in one tier's layout. Reuse one value
 /// across calls: [`QuantizedActivations::quantize`] keeps its allocation.
 #[derive(Clone)]
 pub struct QuantizedActivations {
-    tier: Tier,
+    kernels: &'static Kernels,
     m: usize,
     k: usize,
     buf: AlignedBuf,
@@ -179,47 +162,50 @@ pub struct QuantizedActivations {
 impl QuantizedActivations {
     /// An empty buffer for the process-wide tier.
     pub fn new() -> Self {
-        Self::with_tier(Tier::active()).expect("the active tier is supported")
+        Self::with_kernels(Kernels::active())
     }
 
     /// An empty buffer for an explicit tier; an error if the CPU lacks it.
     pub fn with_tier(tier: Tier) -> Result<Self> {
-        tier.check()?;
-        Ok(QuantizedActivations {
-            tier,
+        Ok(Self::with_kernels(Kernels::for_tier(tier)?))
+    }
+
+    /// An empty buffer for the tier of `kernels`.
+    pub fn with_kernels(kernels: &'static Kernels) -> Self {
+        QuantizedActivations {
+            kernels,
             m: 0,
             k: 0,
             buf: AlignedBuf::default(),
-        })
+        }
     }
 
     /// Quantizes `m` rows of `k` values (`x.len() == m * k`) with the rule of
     /// [`crate::quant::quantize_activation_block`].
     pub fn quantize(&mut self, x: &[f32], m: usize, k: usize) -> Result<()> {
         check_len("activations", x.len(), self.prepare(m, k)?)?;
-        let kernel = act_kernel(self.tier);
+        let act = self.kernels.act;
         for (i, row) in x.chunks_exact(k).enumerate() {
-            (kernel.quantize_row)(row, i, m, k, self.buf.bytes_mut());
+            (act.quantize_row)(row, i, m, k, self.buf.bytes_mut());
         }
         Ok(())
     }
 
     /// Quantizes `m` rows of `k` values that `produce(i, row)` writes into a scratch row, one row
     /// at a time (for fused producers such as RMSNorm). `scratch` is resized to `k`.
-    #[allow(dead_code)] // first user: the fused RMSNorm + quantize op
     pub(crate) fn quantize_with(
         &mut self,
         m: usize,
         k: usize,
         scratch: &mut Vec<f32>,
-        mut produce: impl FnMut(usize, &mut [f32]),
+        mut produce: impl FnMut(usize, &mut [f32]) -> Result<()>,
     ) -> Result<()> {
         self.prepare(m, k)?;
         scratch.resize(k, 0.0);
-        let kernel = act_kernel(self.tier);
+        let act = self.kernels.act;
         for i in 0..m {
-            produce(i, scratch);
-            (kernel.quantize_row)(scratch, i, m, k, self.buf.bytes_mut());
+            produce(i, scratch)?;
+            (act.quantize_row)(scratch, i, m, k, self.buf.bytes_mut());
         }
         Ok(())
     }
@@ -232,7 +218,7 @@ impl QuantizedActivations {
         }
         let len = crate::error::mul(m, k, "M * K")?;
         crate::error::mul(m.saturating_add(64), k, "quantized activation size")?;
-        self.buf.resize((act_kernel(self.tier).size)(m, k));
+        self.buf.resize((self.kernels.act.size)(m, k));
         self.m = m;
         self.k = k;
         Ok(len)
@@ -243,12 +229,17 @@ impl QuantizedActivations {
         if self.m == 0 {
             return Vec::new();
         }
-        (act_kernel(self.tier).unpack)(self.buf.bytes(), self.m, self.k)
+        (self.kernels.act.unpack)(self.buf.bytes(), self.m, self.k)
     }
 
     /// Tier the activations are laid out for.
     pub fn tier(&self) -> Tier {
-        self.tier
+        self.kernels.tier
+    }
+
+    /// The kernels of that tier.
+    pub fn kernels(&self) -> &'static Kernels {
+        self.kernels
     }
 
     /// Rows.
@@ -269,20 +260,20 @@ impl Default for QuantizedActivations {
 }
 
 /// `out = a * w^T (+ bias)`, all `m x n` outputs, row-major with row stride `n`.
-pub fn matmul(
-    w: &PackedQ4_0,
+pub fn matmul<F: WeightFormat>(
+    w: &Packed<F>,
     a: &QuantizedActivations,
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) -> Result<()> {
-    matmul_range(w, a, 0..a.m, 0..w.n, bias, out, w.n)
+    run(w, a, 0..a.m, 0..w.n, bias, out, w.n, None)
 }
 
 /// Computes the outputs `(i, j)` for `i` in `rows`, `j` in `cols` only, writing `(i, j)` to
 /// `out[(i - rows.start) * ldo + (j - cols.start)]`. Other elements of `out` are left untouched.
 /// Use it to split one matmul across threads of your own.
-pub fn matmul_range(
-    w: &PackedQ4_0,
+pub fn matmul_range<F: WeightFormat>(
+    w: &Packed<F>,
     a: &QuantizedActivations,
     rows: Range<usize>,
     cols: Range<usize>,
@@ -290,42 +281,102 @@ pub fn matmul_range(
     out: &mut [f32],
     ldo: usize,
 ) -> Result<()> {
-    let args = validate(w.view(), a, rows, cols, bias, out.len(), ldo)?;
-    if let Some(args) = args {
-        let _iv = crate::signpost::interval(c"matmul", || {
-            format!(
-                "q4_0 M={} N={} K={}",
-                args.rows.len(),
-                args.cols.len(),
-                args.k
-            )
-        });
-        let args = GemmArgs {
-            out: out.as_mut_ptr(),
-            ..args
-        };
-        // SAFETY: `validate` checked the tiers (supported, matching), shapes, ranges, the bias
-        // length and that `out` holds every element the ranges address with stride `ldo`.
-        unsafe { (q4_kernel(w.tier).gemm)(&args) };
+    run(w, a, rows, cols, bias, out, ldo, None)
+}
+
+/// [`matmul`] on all threads of `pool`, split into blocks of rows and columns handed out on demand.
+pub fn matmul_parallel<F: WeightFormat>(
+    pool: &ThreadPool,
+    w: &Packed<F>,
+    a: &QuantizedActivations,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    run(w, a, 0..a.m, 0..w.n, bias, out, w.n, Some(pool))
+}
+
+/// Validates one call and runs it: on the calling thread, or split across `pool`.
+#[allow(clippy::too_many_arguments)]
+fn run<F: WeightFormat>(
+    w: &Packed<F>,
+    a: &QuantizedActivations,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    ldo: usize,
+    pool: Option<&ThreadPool>,
+) -> Result<()> {
+    validate(w, a, &rows, &cols, bias, out.len(), ldo)?;
+    if rows.is_empty() || cols.is_empty() {
+        return Ok(());
+    }
+    let _iv = crate::signpost::interval(c"matmul", || {
+        format!(
+            "{} M={} N={} K={}{}",
+            F::NAME,
+            rows.len(),
+            cols.len(),
+            w.k,
+            if pool.is_some() { " parallel" } else { "" }
+        )
+    });
+    let kernel = w.kernel();
+    let converted;
+    let acts = match kernel.acts {
+        ActInput::Plain if !a.kernels.act.plain => {
+            converted = plain_blocks(a);
+            &converted
+        }
+        _ => &a.buf,
+    };
+    let args = GemmArgs {
+        w: &w.buf,
+        n: w.n,
+        k: w.k,
+        a: acts,
+        m: a.m,
+        rows,
+        cols,
+        bias,
+        out: out.as_mut_ptr(),
+        ldo,
+    };
+    // SAFETY: `validate` checked the tiers (supported: the operands hold their tier's kernels;
+    // matching), shapes, ranges, the bias length and that `out` holds every element the ranges
+    // address with stride `ldo`; `acts` is in the layout the kernel reads, for the same `m, k`.
+    unsafe {
+        match pool {
+            Some(pool) => gemm_parallel(pool, &args, kernel.gemm),
+            None => (kernel.gemm)(&args),
+        }
     }
     Ok(())
 }
 
-/// Checks everything [`Q4Kernel::gemm`] (or any weight format's kernel) assumes; `None` for an
-/// empty range (nothing to do). The returned `out` pointer is null; the caller sets it.
-pub(crate) fn validate<'a>(
-    w: WeightView<'a>,
-    a: &'a QuantizedActivations,
-    rows: Range<usize>,
-    cols: Range<usize>,
-    bias: Option<&'a [f32]>,
+/// The activations as plain `ActBlock` rows, for kernels that read those (`ActInput::Plain`).
+fn plain_blocks(a: &QuantizedActivations) -> AlignedBuf {
+    let blocks = a.blocks();
+    let bytes: &[u8] = bytemuck::cast_slice(&blocks);
+    let mut buf = AlignedBuf::zeroed(bytes.len());
+    buf.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
+    buf
+}
+
+/// Checks everything [`WeightKernel::gemm`] assumes except non-empty ranges.
+fn validate<F: WeightFormat>(
+    w: &Packed<F>,
+    a: &QuantizedActivations,
+    rows: &Range<usize>,
+    cols: &Range<usize>,
+    bias: Option<&[f32]>,
     out_len: usize,
     ldo: usize,
-) -> Result<Option<GemmArgs<'a>>> {
-    if w.tier != a.tier {
+) -> Result<()> {
+    if w.tier() != a.tier() {
         return Err(Error::TierMismatch {
-            weights: w.tier,
-            activations: a.tier,
+            weights: w.tier(),
+            activations: a.tier(),
         });
     }
     if a.m == 0 {
@@ -347,7 +398,7 @@ pub(crate) fn validate<'a>(
         check_len("bias", b.len(), w.n)?;
     }
     if rows.is_empty() || cols.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     if ldo < cols.len() {
         return Err(Error::ShapeMismatch(format!(
@@ -365,102 +416,5 @@ pub(crate) fn validate<'a>(
             actual: out_len,
         });
     }
-    Ok(Some(GemmArgs {
-        w: w.buf,
-        n: w.n,
-        k: w.k,
-        a: &a.buf,
-        m: a.m,
-        rows,
-        cols,
-        bias,
-        out: std::ptr::null_mut(),
-        ldo,
-    }))
-}
-
-/// A pointer to the output that tasks of one parallel call share; each writes a disjoint region.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: tasks write disjoint elements (their row/column blocks) and `run` joins them all before
-// the borrow of `out` ends.
-unsafe impl Sync for SharedOut {}
-unsafe impl Send for SharedOut {}
-
-impl SharedOut {
-    /// A method (not the field) so closures capture the whole `Sync` wrapper.
-    fn ptr(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// Columns per task of [`matmul_parallel`]: a multiple of every kernel's column tile.
-const PAR_COLS: usize = 64;
-/// Rows per task of [`matmul_parallel`].
-const PAR_ROWS: usize = 64;
-
-/// [`matmul`] on all threads of `pool`, split into blocks of rows and columns handed out on demand.
-pub fn matmul_parallel(
-    pool: &crate::parallel::ThreadPool,
-    w: &PackedQ4_0,
-    a: &QuantizedActivations,
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) -> Result<()> {
-    let Some(args) = validate(w.view(), a, 0..a.m, 0..w.n, bias, out.len(), w.n)? else {
-        return Ok(());
-    };
-    let _iv = crate::signpost::interval(c"matmul", || {
-        format!("q4_0 M={} N={} K={} parallel", args.m, args.n, args.k)
-    });
-    let args = GemmArgs {
-        out: out.as_mut_ptr(),
-        ..args
-    };
-    // SAFETY: `validate` checked the whole m x n call into `out`, and `gemm` is the kernel of the
-    // tier both operands were prepared for.
-    unsafe { gemm_parallel(pool, &args, q4_kernel(w.tier).gemm) };
     Ok(())
-}
-
-/// Runs `gemm` over the whole call `args` on all threads of `pool`, in blocks of rows and columns
-/// handed out on demand, column blocks outer.
-///
-/// # Safety
-/// `args` covers rows `0..m` and columns `0..n` with `ldo == n`, and satisfies the contract of
-/// `gemm` (as after [`validate`], with `out` valid for the whole `m x n` output).
-pub(crate) unsafe fn gemm_parallel(
-    pool: &crate::parallel::ThreadPool,
-    args: &GemmArgs<'_>,
-    gemm: unsafe fn(&GemmArgs<'_>),
-) {
-    let out = SharedOut(args.out);
-    let (m, n, k) = (args.m, args.n, args.k);
-    let (w, a, bias) = (args.w, args.a, args.bias);
-    debug_assert!(args.rows == (0..m) && args.cols == (0..n) && args.ldo == n);
-    let row_blocks = m.div_ceil(PAR_ROWS);
-    let col_blocks = n.div_ceil(PAR_COLS);
-    pool.run(row_blocks * col_blocks, &|t| {
-        // Column blocks outer: consecutive tasks share a block of weights (read from memory
-        // once per call, then from cache), the activations stay in cache throughout.
-        let (rb, cb) = (t % row_blocks, t / row_blocks);
-        let rows = rb * PAR_ROWS..((rb + 1) * PAR_ROWS).min(m);
-        let cols = cb * PAR_COLS..((cb + 1) * PAR_COLS).min(n);
-        let sub = GemmArgs {
-            w,
-            n,
-            k,
-            a,
-            m,
-            // SAFETY (of the add): (rows.start, cols.start) is inside the m x n output.
-            out: unsafe { out.ptr().add(rows.start * n + cols.start) },
-            rows,
-            cols,
-            bias,
-            ldo: n,
-        };
-        // SAFETY: the caller validated the whole m x n call; this block is a sub-range of it and no
-        // other task writes its elements.
-        unsafe { gemm(&sub) };
-    });
 }

@@ -7,10 +7,11 @@
 //! bits on every tier, and [`rmsnorm_quantize`] gives exactly the blocks that quantizing
 //! [`rmsnorm`]'s output gives (tested bit for bit against `qkern_reference::quantize_activations`).
 
-use crate::kernels::elementwise::{ops_kernel, OpsKernel};
+use crate::contract::ops::OpsKernel;
+use crate::contract::Kernels;
 use crate::kernels::matmul::QuantizedActivations;
 use crate::quant::check_len;
-use crate::{Error, Result, Tier};
+use crate::{Error, Result};
 use std::cell::RefCell;
 
 /// Checks the shapes and returns the number of rows.
@@ -39,15 +40,15 @@ unsafe fn norm_row(k: &OpsKernel, x: &[f32], w: &[f32], eps: f32, out: &mut [f32
 }
 
 /// RMSNorm of `m` rows: `x` and `out` hold `m * weight.len()` values.
-pub fn rmsnorm(tier: Tier, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
-    let k = ops_kernel(tier.check()?);
+pub fn rmsnorm(k: &Kernels, x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) -> Result<()> {
+    let k = k.ops;
     rows(x.len(), weight.len())?;
     check_len("out", out.len(), x.len())?;
     for (xr, or) in x
         .chunks_exact(weight.len())
         .zip(out.chunks_exact_mut(weight.len()))
     {
-        // SAFETY: the tier passed `check`; the rows have the weight's length.
+        // SAFETY: `Kernels` exist only for supported tiers; the rows have the weight's length.
         unsafe { norm_row(k, xr, weight, eps, or) };
     }
     Ok(())
@@ -68,14 +69,16 @@ pub fn rmsnorm_quantize(
     eps: f32,
     out: &mut QuantizedActivations,
 ) -> Result<()> {
-    let k = ops_kernel(out.tier().check()?);
+    let k = out.kernels().ops;
     let n = weight.len();
     let m = rows(x.len(), n)?;
     SCRATCH.with(|s| {
         let mut scratch = s.borrow_mut();
         out.quantize_with(m, n, &mut scratch, |i, row| {
-            // SAFETY: the tier passed `check`; `row` has `n` values (quantize_with resizes it).
+            // SAFETY: `Kernels` exist only for supported tiers; `row` has `n` values
+            // (quantize_with resizes it).
             unsafe { norm_row(k, &x[i * n..(i + 1) * n], weight, eps, row) };
+            Ok(())
         })
     })
 }

@@ -6,9 +6,9 @@
 //! large positions). Applying it is one f32 rotation per pair; the optional bias (the Q/K
 //! projection bias of Qwen2) is added in the same pass.
 
-use crate::kernels::elementwise::ops_kernel;
+use crate::contract::Kernels;
 use crate::quant::check_len;
-use crate::{Error, Result, Tier};
+use crate::{Error, Result};
 
 /// A NEOX RoPE table for one head size, base `theta` and positions `0..max_positions`.
 #[derive(Clone, Debug)]
@@ -75,13 +75,13 @@ impl Rope {
     /// added to every row first.
     pub fn apply(
         &self,
-        tier: Tier,
+        k: &Kernels,
         x: &mut [f32],
         n_heads: usize,
         pos0: usize,
         bias: Option<&[f32]>,
     ) -> Result<()> {
-        let k = ops_kernel(tier.check()?);
+        let k = k.ops;
         let d = self.head_dim;
         let width = crate::error::mul(n_heads, d, "n_heads * head_dim")?;
         if width == 0 || x.is_empty() || !x.len().is_multiple_of(width) {
@@ -110,7 +110,7 @@ impl Rope {
             );
             for (h, head) in row.chunks_exact_mut(d).enumerate() {
                 let b = bias.map(|b| &b[h * d..(h + 1) * d]);
-                // SAFETY: the tier passed `check`; `head` has 2 * cos.len() values, `b` as many.
+                // SAFETY: `Kernels` exist only for supported tiers; `head` has 2 * cos.len() values, `b` as many.
                 unsafe { (k.rope)(head, cos, sin, b) };
             }
         }

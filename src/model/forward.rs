@@ -15,15 +15,13 @@
 //! ```
 //! then `logits = Whead · q8(rmsnorm(x))`.
 
-use crate::kernels::attention::{attention_parallel, KvCache, KvDtype};
-use crate::kernels::elementwise::{add_assign, silu_mul};
-use crate::kernels::embedding::{embedding_row, EmbeddingTable};
-use crate::kernels::matmul::{matmul_parallel, PackedQ4_0, QuantizedActivations};
-use crate::kernels::matmul_q8::{matmul_q8_parallel, PackedQ8_0};
-use crate::kernels::norm::{rmsnorm, rmsnorm_quantize};
-use crate::kernels::rope::Rope;
 use crate::parallel::ThreadPool;
 use crate::quant::{BlockQ4_0, BlockQ8_0};
+use crate::{
+    add_assign, attention_parallel, embedding_row, matmul_parallel, rmsnorm, rmsnorm_quantize,
+    silu_mul_quantize, EmbeddingTable, Kernels, KvCache, KvDtype, PackedQ4_0, PackedQ8_0,
+    QuantizedActivations, Rope,
+};
 use crate::{Error, Result, Tier};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -57,7 +55,7 @@ enum Embedding {
 /// A model ready to run: weights packed for one tier, and a thread pool.
 pub struct Model {
     config: Config,
-    tier: Tier,
+    kernels: &'static Kernels,
     pool: ThreadPool,
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
@@ -74,19 +72,20 @@ fn concat(parts: &[&[BlockQ4_0]]) -> Vec<BlockQ4_0> {
 }
 
 impl Layer {
-    fn pack(l: LayerWeights, c: &Config, tier: Tier) -> Result<Layer> {
+    fn pack(l: LayerWeights, c: &Config, kernels: &'static Kernels) -> Result<Layer> {
         let (h, q, kv, f) = (c.hidden, c.q_dim()?, c.kv_dim()?, c.ffn);
-        let wqkv = PackedQ4_0::with_tier(&concat(&[&l.wq, &l.wk, &l.wv]), q + 2 * kv, h, tier)?;
+        let wqkv =
+            PackedQ4_0::with_kernels(kernels, &concat(&[&l.wq, &l.wk, &l.wv]), q + 2 * kv, h)?;
         let bqkv = match (l.bq, l.bk, l.bv) {
             (Some(bq), Some(bk), Some(bv)) => Some([bq, bk, bv].concat()),
             (None, None, None) => None,
             _ => return Err(Error::Format("some but not all q/k/v biases".into())),
         };
-        let wo = PackedQ4_0::with_tier(&l.wo, h, q, tier)?;
+        let wo = PackedQ4_0::with_kernels(kernels, &l.wo, h, q)?;
         drop((l.wq, l.wk, l.wv, l.wo));
-        let wgu = PackedQ4_0::with_tier(&concat(&[&l.w_gate, &l.w_up]), 2 * f, h, tier)?;
+        let wgu = PackedQ4_0::with_kernels(kernels, &concat(&[&l.w_gate, &l.w_up]), 2 * f, h)?;
         drop((l.w_gate, l.w_up));
-        let wdown = PackedQ4_0::with_tier(&l.w_down, h, f, tier)?;
+        let wdown = PackedQ4_0::with_kernels(kernels, &l.w_down, h, f)?;
         Ok(Layer {
             attn_norm: l.attn_norm,
             wqkv,
@@ -105,7 +104,7 @@ impl Model {
     /// Validates `weights`, packs every weight once for `tier` (an error if the CPU lacks it) and
     /// drops the plain copies; runs on `threads` threads (0 counts as 1).
     pub fn new(weights: ModelWeights, tier: Tier, threads: usize) -> Result<Model> {
-        tier.check()?;
+        let kernels = Kernels::for_tier(tier)?;
         weights.validate()?;
         let ModelWeights {
             config,
@@ -117,21 +116,21 @@ impl Model {
         let mut packed = Vec::with_capacity(layers.len());
         // Pack layer by layer, freeing each plain layer as soon as it is packed.
         for l in layers {
-            packed.push(Layer::pack(l, &config, tier)?);
+            packed.push(Layer::pack(l, &config, kernels)?);
         }
         let (head, embedding) = match output {
             Some(out) => (
-                PackedQ8_0::with_tier(&out, config.vocab, config.hidden, tier)?,
+                PackedQ8_0::with_kernels(kernels, &out, config.vocab, config.hidden)?,
                 Embedding::Table(token_embd),
             ),
             None => (
-                PackedQ8_0::with_tier(&token_embd, config.vocab, config.hidden, tier)?,
+                PackedQ8_0::with_kernels(kernels, &token_embd, config.vocab, config.hidden)?,
                 Embedding::Head,
             ),
         };
         Ok(Model {
             config,
-            tier,
+            kernels,
             pool: ThreadPool::new(threads),
             layers: packed,
             output_norm,
@@ -147,7 +146,7 @@ impl Model {
 
     /// Tier the weights are packed for.
     pub fn tier(&self) -> Tier {
-        self.tier
+        self.kernels.tier()
     }
 
     /// Threads the model runs on.
@@ -196,7 +195,7 @@ impl Model {
         match &self.embedding {
             Embedding::Head => self.head.dequantize_row(row, out),
             Embedding::Table(t) => embedding_row(
-                self.tier,
+                self.kernels,
                 EmbeddingTable::Q8_0(t),
                 self.config.hidden,
                 row,
@@ -543,13 +542,20 @@ impl<'m> Session<'m> {
         }
         Ok(Session {
             model,
-            cache: KvCache::new(c.n_layers, c.n_kv_head, c.head_dim, capacity, o.kv_dtype)?,
+            cache: KvCache::with_kernels(
+                model.kernels,
+                c.n_layers,
+                c.n_kv_head,
+                c.head_dim,
+                capacity,
+                o.kv_dtype,
+            )?,
             rope: Rope::new(c.head_dim, c.rope_theta, capacity)?,
             pos: 0,
             chunk: o.chunk,
             profile: o.profile,
             times: OpTimes::new(c.n_layers),
-            parts: vec![QuantizedActivations::with_tier(model.tier)?],
+            parts: vec![QuantizedActivations::with_kernels(model.kernels)],
             s: Scratch::default(),
         })
     }
@@ -667,7 +673,7 @@ impl<'m> Session<'m> {
     fn chunk_forward(&mut self, tokens: &[u32], want: Want, logits: &mut Vec<f32>) -> Result<()> {
         let m = self.model;
         let c = &m.config;
-        let tier = m.tier;
+        let kern = m.kernels;
         let pool = &m.pool;
         let (t, h, f) = (tokens.len(), c.hidden, c.ffn);
         let (qd, kvd) = (c.q_dim()?, c.kv_dim()?);
@@ -682,7 +688,7 @@ impl<'m> Session<'m> {
         };
         let times = &mut self.times;
         while self.parts.len() < t.div_ceil(PART_ROWS) {
-            self.parts.push(QuantizedActivations::with_tier(tier)?);
+            self.parts.push(QuantizedActivations::with_kernels(kern));
         }
         let parts = &mut self.parts[..t.div_ceil(PART_ROWS)];
         let s = &mut self.s;
@@ -740,14 +746,14 @@ impl<'m> Session<'m> {
                     }
                     if let (Some(qn), Some(kn)) = (&l.q_norm, &l.k_norm) {
                         let nq = sized(normed, t * qd);
-                        rmsnorm(tier, q, qn, eps, nq)?;
+                        rmsnorm(kern, q, qn, eps, nq)?;
                         q.copy_from_slice(nq);
                         let nk = &mut nq[..t * kvd];
-                        rmsnorm(tier, k, kn, eps, nk)?;
+                        rmsnorm(kern, k, kn, eps, nk)?;
                         k.copy_from_slice(nk);
                     }
-                    rope.apply(tier, q, c.n_head, pos, None)?;
-                    rope.apply(tier, k, c.n_kv_head, pos, None)
+                    rope.apply(kern, q, c.n_head, pos, None)?;
+                    rope.apply(kern, k, c.n_kv_head, pos, None)
                 },
             )?;
             let cache = &mut self.cache;
@@ -760,7 +766,7 @@ impl<'m> Session<'m> {
             )?;
             let attn = sized(&mut s.attn, t * qd);
             Self::timed(times, on, (li, t), (Op::Attention, attn_work), || {
-                attention_parallel(pool, tier, q, c.n_head, cache, li, pos, attn)
+                attention_parallel(pool, q, c.n_head, None, cache, li, pos, attn)
             })?;
             Self::timed(
                 times,
@@ -786,7 +792,7 @@ impl<'m> Session<'m> {
                 on,
                 (li, t),
                 (Op::Residual, Work::bytes(t * h * 12)),
-                || add_assign(tier, x, proj),
+                || add_assign(kern, x, proj),
             )?;
 
             // Feed-forward block.
@@ -815,11 +821,7 @@ impl<'m> Session<'m> {
                 on,
                 (li, t),
                 (Op::SiluMul, Work::bytes(t * f * 9)),
-                || {
-                    quantize_parts(pool, parts, gu, 2 * f, &|g, a| {
-                        silu_mul_quantize(tier, g, f, a)
-                    })
-                },
+                || quantize_parts(pool, parts, gu, 2 * f, &|g, a| silu_mul_quantize(g, f, a)),
             )?;
             Self::timed(
                 times,
@@ -833,7 +835,7 @@ impl<'m> Session<'m> {
                 on,
                 (li, t),
                 (Op::Residual, Work::bytes(t * h * 12)),
-                || add_assign(tier, x, proj),
+                || add_assign(kern, x, proj),
             )?;
         }
         self.pos += t;
@@ -866,7 +868,7 @@ impl<'m> Session<'m> {
                 let mut rest = &mut out[..];
                 for a in parts {
                     let (head, tail) = rest.split_at_mut(a.m() * c.vocab);
-                    matmul_q8_parallel(pool, &m.head, a, None, head)?;
+                    matmul_parallel(pool, &m.head, a, None, head)?;
                     rest = tail;
                 }
                 Ok::<(), Error>(())
@@ -931,26 +933,4 @@ fn matmul_parts(
         rest = tail;
     }
     Ok(())
-}
-
-thread_local! {
-    /// Scratch row of [`silu_mul_quantize`].
-    static SILU_ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Quantizes `silu(gu[r][..f]) * gu[r][f..]` for every row `r` of `gu` (rows of `2 f` values)
-/// into `a`, one row at a time through a scratch row: the product is never written out whole.
-fn silu_mul_quantize(tier: Tier, gu: &[f32], f: usize, a: &mut QuantizedActivations) -> Result<()> {
-    let m = gu.len() / (2 * f);
-    let mut err = None;
-    SILU_ROW.with(|s| {
-        let mut scratch = s.borrow_mut();
-        a.quantize_with(m, f, &mut scratch, |i, row| {
-            let g = &gu[i * 2 * f..(i + 1) * 2 * f];
-            if let Err(e) = silu_mul(tier, &g[..f], &g[f..], row) {
-                err.get_or_insert(e);
-            }
-        })
-    })?;
-    err.map_or(Ok(()), Err)
 }

@@ -1,6 +1,7 @@
 //! One reference check for every weight format's matmul (Q4_0 in tests/matmul.rs, Q8_0 in
 //! tests/matmul_q8.rs): the formats differ only in how blocks are made, packed and multiplied,
-//! which `WeightFormat` names; shapes, sub-ranges, tolerance and misuse cases are shared.
+//! which `TestFormat` adds to the crate's `WeightFormat`
+//! (a new format gets this whole matrix by implementing `TestFormat`); shapes, sub-ranges, tolerance and misuse cases are shared.
 //!
 //! Tolerance: the kernel's integer block sums must be exact, so the only difference from the f64
 //! reference is f32 rounding of the block combination. `qkern_reference::matmul_error_scale` bounds
@@ -10,94 +11,47 @@
 
 use super::{guard::Guarded, to_ref_act, to_ref_q4, Rng};
 use proptest::prelude::*;
-use qkern::kernels::matmul::{self, PackedQ4_0, QuantizedActivations};
-use qkern::kernels::matmul_q8::{self, PackedQ8_0};
 use qkern::parallel::ThreadPool;
 use qkern::quant::{BlockQ4_0, BlockQ8_0};
-use qkern::{Error, Result, Tier};
+use qkern::{Error, Packed, QuantizedActivations, Tier, WeightFormat};
 use qkern_reference as r;
-use std::fmt::Debug;
 use std::ops::Range;
 
-/// A weight format with a packed matmul on every tier.
-pub trait WeightFormat {
-    type Block: Copy + PartialEq + Debug;
-    type Packed;
+/// What the test matrix needs of a weight format beyond the crate's [`WeightFormat`]: random and
+/// uniform blocks, and the reference.
+pub trait TestFormat: WeightFormat {
     /// Random blocks covering every quantized value, scales over several octaves.
-    fn random_blocks(rng: &mut Rng, n: usize) -> Vec<Self::Block>;
+    fn random_blocks(rng: &mut Rng, n: usize) -> Vec<Self>;
     /// A block with every quant the same (`byte` as the format stores it) and scale 1.
-    fn uniform_block(byte: u8) -> Self::Block;
-    fn pack(blocks: &[Self::Block], n: usize, k: usize, tier: Tier) -> Result<Self::Packed>;
-    fn unpack(w: &Self::Packed) -> Vec<Self::Block>;
-    #[allow(clippy::too_many_arguments)]
-    fn matmul_range(
-        w: &Self::Packed,
-        a: &QuantizedActivations,
-        rows: Range<usize>,
-        cols: Range<usize>,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        ldo: usize,
-    ) -> Result<()>;
-    fn matmul(
-        w: &Self::Packed,
-        a: &QuantizedActivations,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-    ) -> Result<()>;
-    fn matmul_parallel(
-        pool: &ThreadPool,
-        w: &Self::Packed,
-        a: &QuantizedActivations,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-    ) -> Result<()>;
+    fn uniform_block(byte: u8) -> Self;
     /// The f64 reference result and the per-element error scale (see the module comment).
     fn reference(
-        blocks: &[Self::Block],
+        blocks: &[Self],
         act: &[r::ActBlock],
         n: usize,
         k: usize,
         bias: Option<&[f32]>,
     ) -> (Vec<f64>, Vec<f64>);
-    /// Format-specific checks of a freshly packed matrix (row dequantization, accessors).
-    fn check_packed(_w: &Self::Packed, _blocks: &[Self::Block], _n: usize, _k: usize) {}
+    /// Format-specific checks of a freshly packed matrix.
+    fn check_packed(w: &Packed<Self>, blocks: &[Self], n: usize, k: usize) {
+        assert_eq!((w.n(), w.k()), (n, k));
+        // Row dequantization matches the format's reference dequantization of that row.
+        let kb = k / 32;
+        let mut row = Guarded::filled(f32::NAN, k);
+        let mut want = vec![0f32; k];
+        for j in [0, n / 2, n - 1] {
+            w.dequantize_row(j, &mut row).unwrap();
+            Self::dequantize(&blocks[j * kb..(j + 1) * kb], &mut want).unwrap();
+            assert_eq!(&row[..], &want[..]);
+        }
+    }
 }
 
-/// The entry points and the reference of a format: the same calls, with the format's functions.
-macro_rules! entry_points {
-    ($packed:ty, $block:ty, $module:ident :: {$range:ident, $whole:ident, $parallel:ident},
-     $to_ref:path, $ref_matmul:path, $block_dot:path) => {
-        fn matmul_range(
-            w: &$packed,
-            a: &QuantizedActivations,
-            rows: Range<usize>,
-            cols: Range<usize>,
-            bias: Option<&[f32]>,
-            out: &mut [f32],
-            ldo: usize,
-        ) -> Result<()> {
-            $module::$range(w, a, rows, cols, bias, out, ldo)
-        }
-        fn matmul(
-            w: &$packed,
-            a: &QuantizedActivations,
-            bias: Option<&[f32]>,
-            out: &mut [f32],
-        ) -> Result<()> {
-            $module::$whole(w, a, bias, out)
-        }
-        fn matmul_parallel(
-            pool: &ThreadPool,
-            w: &$packed,
-            a: &QuantizedActivations,
-            bias: Option<&[f32]>,
-            out: &mut [f32],
-        ) -> Result<()> {
-            $module::$parallel(pool, w, a, bias, out)
-        }
+/// The reference of a format from its block conversion, reference matmul and block dot product.
+macro_rules! reference_via {
+    ($to_ref:path, $ref_matmul:path, $block_dot:path) => {
         fn reference(
-            blocks: &[$block],
+            blocks: &[Self],
             act: &[r::ActBlock],
             n: usize,
             k: usize,
@@ -113,14 +67,12 @@ macro_rules! entry_points {
     };
 }
 
-/// Q4_0 weights (`PackedQ4_0`, `matmul_range`).
-pub struct Q4;
-/// Q8_0 weights (`PackedQ8_0`, `matmul_q8_range`).
-pub struct Q8;
+/// Q4_0 weights.
+pub type Q4 = BlockQ4_0;
+/// Q8_0 weights.
+pub type Q8 = BlockQ8_0;
 
-impl WeightFormat for Q4 {
-    type Block = BlockQ4_0;
-    type Packed = PackedQ4_0;
+impl TestFormat for BlockQ4_0 {
     fn random_blocks(rng: &mut Rng, n: usize) -> Vec<BlockQ4_0> {
         rng.q4_blocks(n)
     }
@@ -130,20 +82,7 @@ impl WeightFormat for Q4 {
             qs: [byte; 16],
         }
     }
-    fn pack(blocks: &[BlockQ4_0], n: usize, k: usize, tier: Tier) -> Result<PackedQ4_0> {
-        PackedQ4_0::with_tier(blocks, n, k, tier)
-    }
-    fn unpack(w: &PackedQ4_0) -> Vec<BlockQ4_0> {
-        w.unpack()
-    }
-    entry_points!(
-        PackedQ4_0,
-        BlockQ4_0,
-        matmul::{matmul_range, matmul, matmul_parallel},
-        to_ref_q4,
-        r::matmul_q4_0,
-        r::block_dot_q4
-    );
+    reference_via!(to_ref_q4, r::matmul_q4_0, r::block_dot_q4);
 }
 
 /// qkern Q8_0 blocks as the reference crate's own type.
@@ -153,9 +92,7 @@ pub fn to_ref_q8(b: &[BlockQ8_0]) -> Vec<r::BlockQ8_0> {
         .collect()
 }
 
-impl WeightFormat for Q8 {
-    type Block = BlockQ8_0;
-    type Packed = PackedQ8_0;
+impl TestFormat for BlockQ8_0 {
     /// Every int8 value including -128.
     fn random_blocks(rng: &mut Rng, n: usize) -> Vec<BlockQ8_0> {
         (0..n)
@@ -178,21 +115,8 @@ impl WeightFormat for Q8 {
             qs: [byte as i8; 32],
         }
     }
-    fn pack(blocks: &[BlockQ8_0], n: usize, k: usize, tier: Tier) -> Result<PackedQ8_0> {
-        PackedQ8_0::with_tier(blocks, n, k, tier)
-    }
-    fn unpack(w: &PackedQ8_0) -> Vec<BlockQ8_0> {
-        w.unpack()
-    }
-    entry_points!(
-        PackedQ8_0,
-        BlockQ8_0,
-        matmul_q8::{matmul_q8_range, matmul_q8, matmul_q8_parallel},
-        to_ref_q8,
-        r::matmul_q8_0,
-        r::block_dot_q8
-    );
-    fn check_packed(w: &PackedQ8_0, blocks: &[BlockQ8_0], n: usize, k: usize) {
+    reference_via!(to_ref_q8, r::matmul_q8_0, r::block_dot_q8);
+    fn check_packed(w: &Packed<BlockQ8_0>, blocks: &[BlockQ8_0], n: usize, k: usize) {
         assert_eq!((w.n(), w.k()), (n, k));
         let mut row = Guarded::filled(f32::NAN, k);
         for j in [0, n / 2, n - 1] {
@@ -223,8 +147,8 @@ impl<'a> Region<'a> {
 }
 
 /// Asserts that `region` holds the reference result of `x` times the blocks, within the bound.
-pub fn assert_matches_reference<F: WeightFormat>(
-    blocks: &[F::Block],
+pub fn assert_matches_reference<F: TestFormat>(
+    blocks: &[F],
     x: &[f32],
     bias: Option<&[f32]>,
     (m, n, k): (usize, usize, usize),
@@ -262,14 +186,14 @@ pub struct Case {
 
 /// Packs, quantizes and multiplies one case with guard-page inputs and outputs on `tier`, and
 /// compares packing, activation quantization and the result with the reference.
-pub fn check<F: WeightFormat>(tier: Tier, c: &Case) {
+pub fn check<F: TestFormat>(tier: Tier, c: &Case) {
     let mut rng = Rng(c.seed | 1);
     let blocks = F::random_blocks(&mut rng, c.n * c.k / 32);
     let x = Guarded::from_slice(&rng.vec(c.m * c.k, 3.0));
     let bias = c.bias.then(|| Guarded::from_slice(&rng.vec(c.n, 1.0)));
 
-    let w = F::pack(&blocks, c.n, c.k, tier).unwrap();
-    assert_eq!(F::unpack(&w), blocks, "packing must be lossless");
+    let w = Packed::<F>::with_tier(&blocks, c.n, c.k, tier).unwrap();
+    assert_eq!(w.unpack(), blocks, "packing must be lossless");
     F::check_packed(&w, &blocks, c.n, c.k);
     let mut a = QuantizedActivations::with_tier(tier).unwrap();
     a.quantize(&x, c.m, c.k).unwrap();
@@ -281,7 +205,7 @@ pub fn check<F: WeightFormat>(tier: Tier, c: &Case) {
 
     let ldo = c.cols.len();
     let mut out = Guarded::filled(f32::NAN, c.rows.len() * ldo);
-    F::matmul_range(
+    qkern::matmul_range(
         &w,
         &a,
         c.rows.clone(),
@@ -301,7 +225,7 @@ pub fn check<F: WeightFormat>(tier: Tier, c: &Case) {
 }
 
 /// Random shapes with tails in every dimension and random sub-ranges of rows and columns.
-pub fn random_shapes<F: WeightFormat>(tier: Tier) {
+pub fn random_shapes<F: TestFormat>(tier: Tier) {
     let cases = if cfg!(target_arch = "aarch64") {
         24
     } else {
@@ -346,7 +270,7 @@ pub fn random_shapes<F: WeightFormat>(tier: Tier) {
 }
 
 /// Fixed shapes at the edges of the register tiles, whole outputs, with and without bias.
-pub fn fixed_edges<F: WeightFormat>(tier: Tier, shapes: &[(usize, usize, usize)]) {
+pub fn fixed_edges<F: TestFormat>(tier: Tier, shapes: &[(usize, usize, usize)]) {
     for &(m, n, k) in shapes {
         for bias in [false, true] {
             let seed = (m * 1000 + n + k) as u64;
@@ -368,11 +292,7 @@ pub fn fixed_edges<F: WeightFormat>(tier: Tier, shapes: &[(usize, usize, usize)]
 
 /// Extreme activations: +-127 after rounding, tiny, zero rows and a row of only -absmax, against
 /// weights made of the format's extreme blocks.
-pub fn extreme_values<F: WeightFormat>(
-    tier: Tier,
-    blocks: &[F::Block],
-    (m, n, k): (usize, usize, usize),
-) {
+pub fn extreme_values<F: TestFormat>(tier: Tier, blocks: &[F], (m, n, k): (usize, usize, usize)) {
     let mut x: Vec<f32> = (0..m * k)
         .map(|i| match i % 7 {
             0 => 1e-3,
@@ -385,42 +305,42 @@ pub fn extreme_values<F: WeightFormat>(
         .collect();
     x[k..2 * k].fill(0.0);
     x[2 * k..3 * k].fill(-7.0);
-    let w = F::pack(blocks, n, k, tier).unwrap();
+    let w = Packed::<F>::with_tier(blocks, n, k, tier).unwrap();
     let mut a = QuantizedActivations::with_tier(tier).unwrap();
     a.quantize(&x, m, k).unwrap();
     assert_eq!(to_ref_act(&a.blocks()), r::quantize_activations(&x));
     let mut out = Guarded::filled(f32::NAN, m * n);
-    F::matmul(&w, &a, None, &mut out).unwrap();
+    qkern::matmul(&w, &a, None, &mut out).unwrap();
     assert_matches_reference::<F>(blocks, &x, None, (m, n, k), Region::whole(m, n, &out), tier);
 }
 
 /// Misuse of packing and of the matmul entry points is an error, never a panic.
-pub fn bad_input<F: WeightFormat>(tier: Tier) {
+pub fn bad_input<F: TestFormat>(tier: Tier) {
     let blocks = vec![F::uniform_block(0x11); 4];
     assert!(matches!(
-        F::pack(&blocks, 2, 48, tier),
+        Packed::<F>::with_tier(&blocks, 2, 48, tier),
         Err(Error::NotBlockAligned { .. })
     ));
     assert!(matches!(
-        F::pack(&blocks, 3, 64, tier),
+        Packed::<F>::with_tier(&blocks, 3, 64, tier),
         Err(Error::BadLength { .. })
     ));
-    assert!(F::pack(&blocks, 0, 64, tier).is_err());
+    assert!(Packed::<F>::with_tier(&blocks, 0, 64, tier).is_err());
     assert!(matches!(
-        F::pack(&blocks, usize::MAX / 2 + 1, 64, tier),
+        Packed::<F>::with_tier(&blocks, usize::MAX / 2 + 1, 64, tier),
         Err(Error::Overflow(_))
     ));
-    let w = F::pack(&blocks, 2, 64, tier).unwrap();
+    let w = Packed::<F>::with_tier(&blocks, 2, 64, tier).unwrap();
     let mut a = QuantizedActivations::with_tier(tier).unwrap();
     let mut out = vec![0f32; 8];
     assert!(
-        F::matmul_range(&w, &a, 0..1, 0..2, None, &mut out, 2).is_err(),
+        qkern::matmul_range(&w, &a, 0..1, 0..2, None, &mut out, 2).is_err(),
         "empty activations"
     );
     assert!(a.quantize(&[0.0; 64], 2, 64).is_err(), "short input");
     a.quantize(&[0.0; 64], 2, 32).unwrap();
     assert!(
-        F::matmul_range(&w, &a, 0..2, 0..2, None, &mut out, 2).is_err(),
+        qkern::matmul_range(&w, &a, 0..2, 0..2, None, &mut out, 2).is_err(),
         "K mismatch"
     );
     a.quantize(&[0.5; 128], 2, 64).unwrap();
@@ -442,38 +362,41 @@ pub fn bad_input<F: WeightFormat>(tier: Tier) {
     ];
     for (rows, cols, bias, len, ldo, what) in bad {
         assert!(
-            F::matmul_range(&w, &a, rows, cols, bias, &mut out[..len], ldo).is_err(),
+            qkern::matmul_range(&w, &a, rows, cols, bias, &mut out[..len], ldo).is_err(),
             "{what}"
         );
     }
-    assert!(F::matmul(&w, &a, None, &mut out[..3]).is_err(), "short out");
-    let pool = ThreadPool::new(2);
-    assert!(F::matmul_parallel(&pool, &w, &a, None, &mut out[..3]).is_err());
     assert!(
-        F::matmul_range(&w, &a, 1..1, 0..2, None, &mut [], 2).is_ok(),
+        qkern::matmul(&w, &a, None, &mut out[..3]).is_err(),
+        "short out"
+    );
+    let pool = ThreadPool::new(2);
+    assert!(qkern::matmul_parallel(&pool, &w, &a, None, &mut out[..3]).is_err());
+    assert!(
+        qkern::matmul_range(&w, &a, 1..1, 0..2, None, &mut [], 2).is_ok(),
         "empty range is a no-op"
     );
     if let Some(other) = Tier::available().into_iter().find(|&t| t != tier) {
         let b = QuantizedActivations::with_tier(other).unwrap();
-        assert!(F::matmul_range(&w, &b, 0..1, 0..1, None, &mut out, 2).is_err());
+        assert!(qkern::matmul_range(&w, &b, 0..1, 0..1, None, &mut out, 2).is_err());
     }
 }
 
 /// The parallel driver computes each element with the same kernel as a single call: bit-identical.
-pub fn parallel_matches_serial<F: WeightFormat>(tier: Tier) {
+pub fn parallel_matches_serial<F: TestFormat>(tier: Tier) {
     let pool = ThreadPool::new(3);
     let mut rng = Rng(77);
     for (m, n, k) in [(1, 200, 64), (70, 130, 96), (130, 65, 32)] {
         let blocks = F::random_blocks(&mut rng, n * k / 32);
         let x = rng.vec(m * k, 2.0);
         let bias = rng.vec(n, 1.0);
-        let w = F::pack(&blocks, n, k, tier).unwrap();
+        let w = Packed::<F>::with_tier(&blocks, n, k, tier).unwrap();
         let mut a = QuantizedActivations::with_tier(tier).unwrap();
         a.quantize(&x, m, k).unwrap();
         let mut serial = vec![0f32; m * n];
-        F::matmul(&w, &a, Some(&bias), &mut serial).unwrap();
+        qkern::matmul(&w, &a, Some(&bias), &mut serial).unwrap();
         let mut par = Guarded::filled(f32::NAN, m * n);
-        F::matmul_parallel(&pool, &w, &a, Some(&bias), &mut par).unwrap();
+        qkern::matmul_parallel(&pool, &w, &a, Some(&bias), &mut par).unwrap();
         assert_eq!(
             serial.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             par.iter().map(|v| v.to_bits()).collect::<Vec<_>>()

@@ -124,3 +124,8 @@ impl Rng {
             .collect()
     }
 }
+
+/// The kernels of a tier the test runs at (which the CPU has: per-tier tests skip other tiers).
+pub fn kern(t: Tier) -> &'static qkern::Kernels {
+    qkern::Kernels::for_tier(t).expect("the tier under test is supported")
+}

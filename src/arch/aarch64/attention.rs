@@ -6,33 +6,41 @@
 //! every aarch64 tier; FEAT_FP16 is detected at run time before the fp16 path is handed out) and
 //! assert their shapes.
 
-pub(crate) use super::attention_fp16::to_f16;
 use super::attention_fp16::{fits_fp16, FP16_PATH};
 use super::ops;
-use crate::kernels::attention::{f32_ops, path, AttnPath, F32, KV_TILE};
-use crate::Tier;
+use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, Problem, KV_TILE};
+use crate::drivers::attention::{path, F32};
 use std::arch::aarch64::*;
 
-pub(crate) fn path_name(tier: Tier) -> &'static str {
-    if tier >= Tier::NeonDot && fp16_available() {
-        "neon-fp16"
-    } else {
-        "neon-f32"
-    }
-}
+/// The attention of the `Neon` tier: NEON f32.
+pub(crate) const NEON_SELECT: AttnSelect = AttnSelect {
+    name: || "neon-f32",
+    select: |_| &NEON_PATH,
+};
+
+/// The attention of the `NeonDot` and `NeonI8mm` tiers: the fp16 path when the CPU has FEAT_FP16
+/// and the values are small enough for f16 partial sums ([`fits_fp16`]); NEON f32 otherwise.
+pub(crate) const DOT_SELECT: AttnSelect = AttnSelect {
+    name: || {
+        if fp16_available() {
+            "neon-fp16"
+        } else {
+            "neon-f32"
+        }
+    },
+    select: select_dot,
+};
 
 /// Whether the CPU has FEAT_FP16 (half-precision vector arithmetic).
 pub(crate) fn fp16_available() -> bool {
     std::arch::is_aarch64_feature_detected!("fp16")
 }
 
-/// The fp16 path at `NeonDot` and above when the CPU has FEAT_FP16 and the values are small
-/// enough for f16 partial sums ([`fits_fp16`]); NEON f32 otherwise.
-pub(crate) fn select(tier: Tier, amax: [f32; 2], q: &[f32], head_dim: usize) -> &'static AttnPath {
-    if tier >= Tier::NeonDot && fp16_available() {
+fn select_dot(p: &Problem<'_>) -> &'static AttnPath {
+    if fp16_available() {
         // SAFETY: NEON is present on every aarch64 tier.
-        let q_max = unsafe { ops::max_abs(q) };
-        if fits_fp16(amax, q_max, head_dim) {
+        let q_max = unsafe { ops::max_abs(p.q) };
+        if fits_fp16(p.kv.amax, q_max, p.d) {
             return &FP16_PATH;
         }
     }

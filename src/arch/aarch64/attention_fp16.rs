@@ -31,7 +31,8 @@
 //! largest |k| and |v| (tracked on write) and the largest |q| of the call bound every partial sum
 //! by 2^15 (see [`fits_fp16`]); otherwise the NEON f32 path runs.
 
-use crate::kernels::attention::{path, AttnKernel, AttnPath, Mask, Stats, Tile, KV_TILE};
+use crate::contract::attention::{AttnKernel, AttnPath, Mask, Stats, Tile, KV_TILE};
+use crate::drivers::attention::path;
 use half::f16;
 use std::arch::aarch64::*;
 

@@ -12,7 +12,7 @@
 
 use super::act::{self, GROUP_PAIRS};
 use super::pack::{self, NR, TILE_BLOCK};
-use crate::kernels::matmul::GemmArgs;
+use crate::contract::gemm::GemmArgs;
 use crate::quant::QK;
 use std::ops::Range;
 
@@ -305,7 +305,7 @@ impl Driver<'_> {
 /// on its own).
 ///
 /// # Safety
-/// See `Q4Kernel::gemm`; `w` was packed with the layout of `isa`.
+/// See `WeightKernel::gemm`; `w` was packed with the layout of `isa`.
 pub(crate) unsafe fn gemm(isa: Isa, args: &GemmArgs<'_>) {
     let (m, k) = (args.m, args.k);
     let out_len = (args.rows.len() - 1) * args.ldo + args.cols.len();

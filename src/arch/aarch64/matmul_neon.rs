@@ -5,7 +5,7 @@
 
 use super::act::{self, GROUP_PAIRS};
 use super::pack::{self, NR, TILE_BLOCK, TILE_NIBBLES};
-use crate::kernels::matmul::GemmArgs;
+use crate::contract::gemm::GemmArgs;
 use crate::quant::QK;
 use core::arch::aarch64::*;
 
@@ -90,7 +90,7 @@ fn tile_2x4(
 }
 
 /// # Safety
-/// See `Q4Kernel::gemm`; `w` was packed with [`pack::Layout::Mmla`].
+/// See `WeightKernel::gemm`; `w` was packed with [`pack::Layout::Mmla`].
 pub(crate) unsafe fn gemm(args: &GemmArgs<'_>) {
     let kb = args.k / QK;
     let (w, a) = (args.w.bytes(), args.a.bytes());

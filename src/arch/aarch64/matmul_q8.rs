@@ -12,8 +12,8 @@
 //! and copy the requested columns (plus bias) out, so nothing outside the ranges is written.
 
 use crate::aligned::AlignedBuf;
-use crate::kernels::matmul::GemmArgs;
-use crate::kernels::matmul_q8::{ActInput, Q8Kernel};
+use crate::contract::gemm::GemmArgs;
+use crate::contract::gemm::{ActInput, WeightKernel};
 use crate::quant::{ActBlock, BlockQ8_0, QK};
 use half::f16;
 use std::arch::aarch64::*;
@@ -30,7 +30,7 @@ const MR: usize = 4;
 const CHUNK_TILES: usize = 16;
 const SCRATCH_LD: usize = CHUNK_TILES * NR;
 
-pub(crate) static Q8_DOT: Q8Kernel = Q8Kernel {
+pub(crate) static Q8_DOT: WeightKernel<BlockQ8_0> = WeightKernel {
     name: "neondot-q8-sdot-asm",
     pack,
     unpack_row,
@@ -38,7 +38,7 @@ pub(crate) static Q8_DOT: Q8Kernel = Q8Kernel {
     gemm: gemm_dot,
 };
 
-pub(crate) static Q8_NEON: Q8Kernel = Q8Kernel {
+pub(crate) static Q8_NEON: WeightKernel<BlockQ8_0> = WeightKernel {
     name: "neon-q8-smull",
     pack,
     unpack_row,

@@ -2,15 +2,17 @@
 //! micro-kernels are the assembly routines in `asm/aarch64/` (assembled by `build.rs`, one
 //! `-march` per tier so a file cannot use a later tier's instructions).
 //!
-//! Safety contract, enforced in `crate::kernels`: an asm routine of a tier is only called through
-//! a safe wrapper here, reached through an operand whose tier passed `Tier::check`; the wrapper
+//! Safety contract, enforced by `crate::dispatch`: an asm routine of a tier is only called through
+//! a safe wrapper here, reached through the tier's table, which exists only for a tier that
+//! passed `Tier::check`; the wrapper
 //! checks every length and alignment the routine assumes.
 //!
 //! Q4_0 matmul: one activation layout for the three tiers ([`act`]), two weight layouts
 //! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`.
 
 use crate::aligned::AlignedBuf;
-use crate::kernels::matmul::{ActKernel, GemmArgs, Q4Kernel};
+use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
+use crate::contract::Kernels;
 use crate::quant::BlockQ4_0;
 use crate::Tier;
 
@@ -27,73 +29,101 @@ pub(crate) mod pack;
 use matmul_asm::Isa;
 use pack::Layout;
 
+/// The table of an aarch64 tier (`Scalar` included): the only `match` on a tier in the crate.
+pub(crate) fn table(tier: Tier) -> &'static Kernels {
+    match tier {
+        Tier::Neon => &NEON,
+        Tier::NeonDot => &NEON_DOT,
+        Tier::NeonI8mm => &NEON_I8MM,
+        _ => &crate::arch::scalar::TABLE,
+    }
+}
+
+static NEON: Kernels = Kernels {
+    tier: Tier::Neon,
+    act: &ACT_KERNEL,
+    q4_0: &NEON_Q4,
+    q8_0: &matmul_q8::Q8_NEON,
+    ops: &ops::NEON,
+    attn: attention::NEON_SELECT,
+};
+
+static NEON_DOT: Kernels = Kernels {
+    tier: Tier::NeonDot,
+    act: &ACT_KERNEL,
+    q4_0: &DOT_Q4,
+    q8_0: &matmul_q8::Q8_DOT,
+    ops: &ops::NEON_DOT,
+    attn: attention::DOT_SELECT,
+};
+
+static NEON_I8MM: Kernels = Kernels {
+    tier: Tier::NeonI8mm,
+    act: &ACT_KERNEL,
+    q4_0: &I8MM_Q4,
+    q8_0: &matmul_q8::Q8_DOT,
+    ops: &ops::NEON_DOT,
+    attn: attention::DOT_SELECT,
+};
+
+/// One activation layout for the three tiers.
 static ACT_KERNEL: ActKernel = ActKernel {
     size: act::size,
     quantize_row: act::quantize_row,
     unpack: act::unpack,
+    plain: false,
 };
 
 fn pack_mmla(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
     pack::pack(Layout::Mmla, blocks, n, k)
 }
-fn unpack_mmla(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
-    pack::unpack(Layout::Mmla, buf, n, k)
+fn unpack_row_mmla(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ4_0]) {
+    pack::unpack_row(Layout::Mmla, buf, k, row, out)
 }
 fn pack_dot(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
     pack::pack(Layout::Dot, blocks, n, k)
 }
-fn unpack_dot(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
-    pack::unpack(Layout::Dot, buf, n, k)
+fn unpack_row_dot(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ4_0]) {
+    pack::unpack_row(Layout::Dot, buf, k, row, out)
 }
 
 /// # Safety
-/// See [`Q4Kernel::gemm`].
+/// See [`WeightKernel::gemm`].
 unsafe fn gemm_neon(args: &GemmArgs<'_>) {
     // SAFETY: forwarded contract; NEON is baseline.
     unsafe { matmul_neon::gemm(args) }
 }
 /// # Safety
-/// See [`Q4Kernel::gemm`] (the tier, and so FEAT_DotProd, was checked).
+/// See [`WeightKernel::gemm`] (the tier, and so FEAT_DotProd, was checked).
 unsafe fn gemm_dot(args: &GemmArgs<'_>) {
     // SAFETY: forwarded contract; weights packed by `pack_dot`.
     unsafe { matmul_asm::gemm(Isa::Dot, args) }
 }
 /// # Safety
-/// See [`Q4Kernel::gemm`] (the tier, and so FEAT_I8MM, was checked).
+/// See [`WeightKernel::gemm`] (the tier, and so FEAT_I8MM, was checked).
 unsafe fn gemm_i8mm(args: &GemmArgs<'_>) {
     // SAFETY: forwarded contract; weights packed by `pack_mmla`.
     unsafe { matmul_asm::gemm(Isa::I8mm, args) }
 }
 
-static NEON_Q4: Q4Kernel = Q4Kernel {
+static NEON_Q4: WeightKernel<BlockQ4_0> = WeightKernel {
     name: "neon",
     pack: pack_mmla,
-    unpack: unpack_mmla,
+    unpack_row: unpack_row_mmla,
+    acts: ActInput::Native,
     gemm: gemm_neon,
 };
-static DOT_Q4: Q4Kernel = Q4Kernel {
+static DOT_Q4: WeightKernel<BlockQ4_0> = WeightKernel {
     name: "neondot-sdot-asm",
     pack: pack_dot,
-    unpack: unpack_dot,
+    unpack_row: unpack_row_dot,
+    acts: ActInput::Native,
     gemm: gemm_dot,
 };
-static I8MM_Q4: Q4Kernel = Q4Kernel {
+static I8MM_Q4: WeightKernel<BlockQ4_0> = WeightKernel {
     name: "neoni8mm-smmla-asm",
     pack: pack_mmla,
-    unpack: unpack_mmla,
+    unpack_row: unpack_row_mmla,
+    acts: ActInput::Native,
     gemm: gemm_i8mm,
 };
-
-/// The activation quantizer (and so the activation layout) for an aarch64 tier.
-pub(crate) fn act_kernel(_tier: Tier) -> &'static ActKernel {
-    &ACT_KERNEL
-}
-
-/// The Q4_0 kernel for an aarch64 tier.
-pub(crate) fn q4_kernel(tier: Tier) -> &'static Q4Kernel {
-    match tier {
-        Tier::NeonI8mm => &I8MM_Q4,
-        Tier::NeonDot => &DOT_Q4,
-        _ => &NEON_Q4,
-    }
-}

@@ -7,28 +7,53 @@
 use crate::arch::scalar::ops::{
     self as scalar, reduce_lanes, EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E, SS_LANES,
 };
-use crate::kernels::elementwise::OpsKernel;
-use crate::Tier;
+use crate::contract::ops::OpsKernel;
 use half::f16;
 use std::arch::aarch64::*;
 
-pub(crate) fn ops_kernel(_tier: Tier) -> &'static OpsKernel {
-    &NEON
-}
-
-static NEON: OpsKernel = OpsKernel {
+/// The layer ops of the `Neon` tier.
+pub(crate) static NEON: OpsKernel = OpsKernel {
     name: "neon",
     sum_squares,
     scale_mul,
     silu_mul,
     add_assign,
     max,
+    max_abs,
     exp_sub_sum,
     scale,
     exp,
     rope,
     f16_to_f32,
+    f32_to_f16,
+    dot_i8: dot_i8_neon,
 };
+
+/// The layer ops of the `NeonDot` and `NeonI8mm` tiers: `Neon`'s, with the SDOT dot product.
+pub(crate) static NEON_DOT: OpsKernel = OpsKernel {
+    dot_i8: dot_i8_sdot,
+    ..NEON
+};
+
+/// `dst = f16(src)`, rounding to nearest even (as `f16::from_f32`).
+fn f32_to_f16(src: &[f32], dst: &mut [f16]) {
+    super::attention_fp16::to_f16(src, 1.0, dst)
+}
+
+/// `sum a[i] * b[i]`: whole 16-byte chunks by the NEON asm routine, the tail here.
+fn dot_i8_neon(a: &[i8], b: &[i8]) -> i32 {
+    let done = a.len() / 16 * 16;
+    super::dot::dot_i8_chunks(a, b, false) + scalar::dot_i8(&a[done..], &b[done..])
+}
+
+/// As [`dot_i8_neon`] with the SDOT routine.
+///
+/// # Safety
+/// The CPU has FEAT_DotProd (the `NeonDot` tier was checked).
+unsafe fn dot_i8_sdot(a: &[i8], b: &[i8]) -> i32 {
+    let done = a.len() / 16 * 16;
+    super::dot::dot_i8_chunks(a, b, true) + scalar::dot_i8(&a[done..], &b[done..])
+}
 
 /// The shared exp approximation on 4 lanes (0 below `EXP_LO`, saturated above `EXP_HI`).
 #[inline]

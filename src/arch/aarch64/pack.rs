@@ -103,22 +103,24 @@ pub(crate) fn pack(layout: Layout, blocks: &[BlockQ4_0], n: usize, k: usize) -> 
     buf
 }
 
-pub(crate) fn unpack(layout: Layout, buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
+pub(crate) fn unpack_row(
+    layout: Layout,
+    buf: &AlignedBuf,
+    k: usize,
+    j: usize,
+    out: &mut [BlockQ4_0],
+) {
     let kb = k / QK;
     let bytes = buf.bytes();
-    let mut v = Vec::with_capacity(n * kb);
-    for j in 0..n {
-        let (t, c) = (j / NR, j % NR);
-        for b in 0..kb {
-            let o = tile_offset(t, kb) + b * TILE_BLOCK;
-            let qs = core::array::from_fn(|i| bytes[o + layout.offset(c, i)] ^ 0x88);
-            let so = o + TILE_NIBBLES + 4 * c;
-            let s = f32::from_ne_bytes(bytes[so..so + 4].try_into().expect("4 bytes"));
-            v.push(BlockQ4_0 {
-                d: scale_from_f32(s),
-                qs,
-            });
-        }
+    let (t, c) = (j / NR, j % NR);
+    for (b, o) in out.iter_mut().enumerate().take(kb) {
+        let off = tile_offset(t, kb) + b * TILE_BLOCK;
+        let qs = core::array::from_fn(|i| bytes[off + layout.offset(c, i)] ^ 0x88);
+        let so = off + TILE_NIBBLES + 4 * c;
+        let s = f32::from_ne_bytes(bytes[so..so + 4].try_into().expect("4 bytes"));
+        *o = BlockQ4_0 {
+            d: scale_from_f32(s),
+            qs,
+        };
     }
-    v
 }

@@ -3,8 +3,9 @@
 
 use super::ops;
 #[cfg(doc)]
-use crate::kernels::attention::F32Ops;
-use crate::kernels::attention::{f32_ops, path, AttnPath, F32, KV_TILE};
+use crate::contract::attention::F32Ops;
+use crate::contract::attention::{f32_ops, AttnPath, KV_TILE};
+use crate::drivers::attention::{path, F32};
 
 pub(crate) struct Scalar;
 

@@ -2,19 +2,21 @@
 //! `ActBlock` rows.
 
 use crate::aligned::AlignedBuf;
-use crate::kernels::matmul::{ActKernel, GemmArgs, Q4Kernel};
+use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, QK};
 
 pub(crate) static ACT_KERNEL: ActKernel = ActKernel {
     size: plain_act_size,
     quantize_row: quantize_row_plain,
     unpack: unpack_plain_acts,
+    plain: true,
 };
 
-pub(crate) static Q4_KERNEL: Q4Kernel = Q4Kernel {
+pub(crate) static Q4_KERNEL: WeightKernel<BlockQ4_0> = WeightKernel {
     name: "scalar",
     pack: pack_plain,
-    unpack: unpack_plain,
+    unpack_row: unpack_row_plain,
+    acts: ActInput::Native,
     gemm: gemm_scalar,
 };
 
@@ -36,15 +38,24 @@ fn unpack_plain_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
     bytemuck::cast_slice::<u8, ActBlock>(&buf[..plain_act_size(m, k)]).to_vec()
 }
 
-fn pack_plain(blocks: &[BlockQ4_0], _n: usize, _k: usize) -> AlignedBuf {
+/// The plain weight layout of any format: the blocks as given, row-major.
+pub(crate) fn pack_plain<B: bytemuck::Pod>(blocks: &[B], _n: usize, _k: usize) -> AlignedBuf {
     let mut buf = AlignedBuf::zeroed(std::mem::size_of_val(blocks));
     buf.bytes_mut()[..std::mem::size_of_val(blocks)].copy_from_slice(bytemuck::cast_slice(blocks));
     buf
 }
 
-fn unpack_plain(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
-    let len = n * (k / QK) * size_of::<BlockQ4_0>();
-    bytemuck::cast_slice::<u8, BlockQ4_0>(&buf.bytes()[..len]).to_vec()
+/// Row `row` of [`pack_plain`]'s layout into `out` (`k / 32` blocks).
+pub(crate) fn unpack_row_plain<B: bytemuck::Pod>(
+    buf: &AlignedBuf,
+    n: usize,
+    k: usize,
+    row: usize,
+    out: &mut [B],
+) {
+    let kb = k / QK;
+    let all: &[B] = bytemuck::cast_slice(&buf.bytes()[..n * kb * size_of::<B>()]);
+    out.copy_from_slice(&all[row * kb..(row + 1) * kb]);
 }
 
 /// Exact integer dot product of a Q4_0 block with an activation block.
@@ -59,7 +70,7 @@ pub(crate) fn block_dot(w: &BlockQ4_0, a: &ActBlock) -> i32 {
 }
 
 /// # Safety
-/// See [`Q4Kernel::gemm`].
+/// See [`WeightKernel::gemm`].
 unsafe fn gemm_scalar(args: &GemmArgs<'_>) {
     let kb = args.k / QK;
     let w: &[BlockQ4_0] =

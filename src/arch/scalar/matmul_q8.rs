@@ -1,37 +1,17 @@
 //! Portable Q8_0 matmul. Layouts: weights are the plain `BlockQ8_0` rows, activations plain
 //! `ActBlock` rows (every tier without its own Q8_0 kernel runs this one on plain activations).
 
-use crate::aligned::AlignedBuf;
-use crate::kernels::matmul::GemmArgs;
-use crate::kernels::matmul_q8::{ActInput, Q8Kernel};
+use super::matmul::{pack_plain, unpack_row_plain};
+use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{ActBlock, BlockQ8_0, QK};
 
-pub(crate) static Q8_KERNEL: Q8Kernel = Q8Kernel {
+pub(crate) static Q8_KERNEL: WeightKernel<BlockQ8_0> = WeightKernel {
     name: "scalar",
     pack: pack_plain,
     unpack_row: unpack_row_plain,
     acts: ActInput::Plain,
     gemm: gemm_scalar,
 };
-
-pub(crate) fn pack_plain(blocks: &[BlockQ8_0], _n: usize, _k: usize) -> AlignedBuf {
-    let bytes: &[u8] = bytemuck::cast_slice(blocks);
-    let mut buf = AlignedBuf::zeroed(bytes.len());
-    buf.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
-    buf
-}
-
-pub(crate) fn unpack_row_plain(
-    buf: &AlignedBuf,
-    n: usize,
-    k: usize,
-    row: usize,
-    out: &mut [BlockQ8_0],
-) {
-    let kb = k / QK;
-    let all: &[BlockQ8_0] = bytemuck::cast_slice(&buf.bytes()[..n * kb * size_of::<BlockQ8_0>()]);
-    out.copy_from_slice(&all[row * kb..(row + 1) * kb]);
-}
 
 /// Exact integer dot product of a Q8_0 block with an activation block (|sum| <= 32 * 128 * 127).
 #[inline]
@@ -40,7 +20,7 @@ fn block_dot(w: &[i8; 32], a: &[i8; 32]) -> i32 {
 }
 
 /// # Safety
-/// See [`Q8Kernel::gemm`]; `args.a` holds plain `ActBlock`s.
+/// See [`WeightKernel::gemm`]; `args.a` holds plain `ActBlock`s.
 unsafe fn gemm_scalar(args: &GemmArgs<'_>) {
     let kb = args.k / QK;
     let w: &[BlockQ8_0] =

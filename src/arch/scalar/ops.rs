@@ -1,7 +1,8 @@
 //! Portable layer ops (the `Scalar` tier, and the definition the SIMD tiers follow): RMSNorm
 //! pieces, SiLU * up, residual add, softmax pieces, RoPE rotation, f16 widening.
 
-use crate::kernels::elementwise::OpsKernel;
+use crate::contract::ops::OpsKernel;
+pub(crate) use crate::contract::ops::{exp_f32, EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E};
 use half::f16;
 
 pub(crate) static OPS_KERNEL: OpsKernel = OpsKernel {
@@ -16,6 +17,9 @@ pub(crate) static OPS_KERNEL: OpsKernel = OpsKernel {
     exp,
     rope,
     f16_to_f32,
+    f32_to_f16,
+    max_abs,
+    dot_i8,
 };
 
 /// Lanes of the canonical sum-of-squares order (see [`sum_squares`]).
@@ -110,38 +114,17 @@ pub(crate) fn f16_to_f32(src: &[f16], dst: &mut [f32]) {
     }
 }
 
-// The exp approximation shared (as a formula) by every tier. Range reduction
-// `x = n ln2 + r`, |r| <= ln2/2, with ln2 split in a high part exact in f32 and a low part;
-// e^r by Cephes' degree-6 polynomial (minimax for expf); 2^n built in the exponent bits.
-// Inputs are clamped to [EXP_LO, EXP_HI] so 2^n stays a normal number; below EXP_LO (where
-// e^x is below the smallest normal, 1.18e-38) the result is 0, above EXP_HI it is e^EXP_HI.
-// Maximum relative error over [EXP_LO, EXP_HI]: see `tests/ops.rs` (`exp_max_relative_error`).
-pub(crate) const EXP_LO: f32 = -87.336_54;
-pub(crate) const EXP_HI: f32 = 88.376_26;
-pub(crate) const LOG2E: f32 = std::f32::consts::LOG2_E;
-pub(crate) const LN2_HI: f32 = 0.693_359_4;
-pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
-pub(crate) const EXP_P: [f32; 6] = [
-    1.987_569_1e-4,
-    1.398_199_9e-3,
-    8.333_452e-3,
-    4.166_579_6e-2,
-    1.666_666_5e-1,
-    0.5,
-];
+pub(crate) fn f32_to_f16(src: &[f32], dst: &mut [f16]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = f16::from_f32(*s);
+    }
+}
 
-/// Scalar evaluation of the shared exp approximation.
-pub(crate) fn exp_f32(x: f32) -> f32 {
-    if x < EXP_LO || x.is_nan() {
-        return if x.is_nan() { x } else { 0.0 };
-    }
-    let x = x.min(EXP_HI);
-    let n = (x * LOG2E + 0.5).floor();
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = EXP_P[0];
-    for &c in &EXP_P[1..] {
-        p = p * r + c;
-    }
-    let e = p * (r * r) + r + 1.0;
-    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+/// Largest |x| (NaN ignored); 0 for an empty slice.
+pub(crate) fn max_abs(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
 }

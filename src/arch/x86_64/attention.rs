@@ -7,23 +7,21 @@
 //! (guaranteed by `Tier::check` before `select` hands out a path) and assert their shapes.
 
 use super::ops::{avx2 as ops2, avx512 as ops512};
-use crate::kernels::attention::{f32_ops, path, AttnPath, F32, KV_TILE};
-use crate::Tier;
+use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, KV_TILE};
+use crate::drivers::attention::{path, F32};
 use std::arch::x86_64::*;
 
-pub(crate) fn path_name(tier: Tier) -> &'static str {
-    match tier {
-        Tier::Avx512Vnni => "avx512-f32",
-        _ => "avx2-f32",
-    }
-}
+/// The attention of the `Avx2` and `AvxVnni` tiers.
+pub(crate) const AVX2_SELECT: AttnSelect = AttnSelect {
+    name: || "avx2-f32",
+    select: |_| &AVX2_PATH,
+};
 
-pub(crate) fn select(tier: Tier) -> &'static AttnPath {
-    match tier {
-        Tier::Avx512Vnni => &AVX512_PATH,
-        _ => &AVX2_PATH,
-    }
-}
+/// The attention of the `Avx512Vnni` tier.
+pub(crate) const AVX512_SELECT: AttnSelect = AttnSelect {
+    name: || "avx512-f32",
+    select: |_| &AVX512_PATH,
+};
 
 static AVX2_PATH: AttnPath = path::<F32<Avx2>>();
 static AVX512_PATH: AttnPath = path::<F32<Avx512>>();

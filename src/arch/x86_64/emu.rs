@@ -7,7 +7,7 @@
 use super::gemm::{gemm, Isa};
 use super::layout;
 use crate::aligned::AlignedBuf;
-use crate::kernels::matmul::GemmArgs;
+use crate::contract::gemm::GemmArgs;
 use crate::quant::{ActBlock, BlockQ4_0, BlockQ8_0};
 use std::ops::Range;
 
@@ -150,7 +150,12 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: b
             })
             .collect();
         let w = layout::pack_groups(I::C, &blocks, n, k);
-        assert_eq!(layout::unpack_groups(I::C, &w, n, k), blocks);
+        let kb = k / 32;
+        let mut row = vec![BlockQ4_0::default(); kb];
+        for col in 0..n {
+            layout::unpack_row_groups(I::C, &w, k, col, &mut row);
+            assert_eq!(row, blocks[col * kb..(col + 1) * kb]);
+        }
         let plain = blocks
             .iter()
             .map(|b| (b.d, b.values().map(|q| q as i32)))

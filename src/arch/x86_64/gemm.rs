@@ -21,7 +21,7 @@
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
 use super::layout::{rec_at, w_rec, w_size, w_vecs, ACT_CORR, ACT_D, ACT_REC, PANEL};
-use crate::kernels::matmul::GemmArgs;
+use crate::contract::gemm::GemmArgs;
 use crate::quant::QK;
 
 /// The vector operations the micro-kernel needs. Implementations call intrinsics of one tier.
@@ -216,7 +216,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
 /// `Q8`: the weights are Q8_0 (`layout::pack_q8`), else Q4_0 (`layout::pack`).
 ///
 /// # Safety
-/// `I`'s tier is supported and `args` satisfies the contract of `Q4Kernel::gemm`, with weights
+/// `I`'s tier is supported and `args` satisfies the contract of `WeightKernel::gemm`, with weights
 /// packed by `layout::pack` (or `layout::pack_q8` if `Q8`) for group width `I::C` and activations
 /// by `layout::quantize_row`.
 #[inline(always)]

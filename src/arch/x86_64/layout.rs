@@ -118,33 +118,42 @@ pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) ->
     buf
 }
 
-pub(super) fn unpack<const C: usize>(buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
-    unpack_groups(C, buf, n, k)
+pub(super) fn unpack_row<const C: usize>(
+    buf: &AlignedBuf,
+    _n: usize,
+    k: usize,
+    col: usize,
+    out: &mut [BlockQ4_0],
+) {
+    unpack_row_groups(C, buf, k, col, out)
 }
 
-/// [`unpack`] for a group width `C` given at run time.
+/// Weight row (output column) `col` of [`pack_groups`]'s layout for a group width `C` given at
+/// run time, into `out` (`k / 32` blocks).
 #[allow(non_snake_case)]
-pub(super) fn unpack_groups(C: usize, buf: &AlignedBuf, n: usize, k: usize) -> Vec<BlockQ4_0> {
+pub(super) fn unpack_row_groups(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    col: usize,
+    out: &mut [BlockQ4_0],
+) {
     let kb = k / QK;
     let bytes = buf.bytes();
-    let mut out = Vec::with_capacity(n * kb);
-    for col in 0..n {
-        let (g, j) = (col / C, col % C);
-        for b in 0..kb {
-            let rl = w_rec::<false>(C);
-            let rec = &bytes[rec_at(rl, kb, g, b)..][..rl];
-            let d = f16::from_bits(u16::from_ne_bytes(
-                rec[2 * j..2 * j + 2].try_into().expect("2"),
-            ));
-            let mut qs = [0u8; 16];
-            for v in 0..4 {
-                let off = w_vecs(C) + v * 4 * C + 4 * j;
-                qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
-            }
-            out.push(BlockQ4_0 { d, qs });
+    let (g, j) = (col / C, col % C);
+    for (b, o) in out.iter_mut().enumerate().take(kb) {
+        let rl = w_rec::<false>(C);
+        let rec = &bytes[rec_at(rl, kb, g, b)..][..rl];
+        let d = f16::from_bits(u16::from_ne_bytes(
+            rec[2 * j..2 * j + 2].try_into().expect("2"),
+        ));
+        let mut qs = [0u8; 16];
+        for v in 0..4 {
+            let off = w_vecs(C) + v * 4 * C + 4 * j;
+            qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
         }
+        *o = BlockQ4_0 { d, qs };
     }
-    out
 }
 
 /// Q8_0 weights for group width `C`: as Q4_0 (N padded, records placed by [`rec_at`]) with

@@ -1,27 +1,17 @@
 //! Q8_0 weight matmul for the x86_64 tiers: the AVX2 kernel below (also run by the AVX-VNNI tier)
-//! and the table entry of the Avx512Vnni tier's own kernel (in `super`).
+//! (the Avx512Vnni tier's own kernel is in `super`).
 //! Weights stay plain `BlockQ8_0` rows (the layout of the portable kernel, which packing and
 //! unpacking reuse); activations are read as plain `ActBlock`s, converted once per call by
-//! `crate::kernels::matmul_q8`. Used for the output head, whose GEMV in a decode step streams
+//! `crate::kernels::matmul`. Used for the output head, whose GEMV in a decode step streams
 //! `vocab x hidden` bytes: four weight rows at a time one weight row at a time.
 
-use crate::arch::scalar::matmul_q8::{pack_plain, unpack_row_plain};
-use crate::kernels::matmul::GemmArgs;
-use crate::kernels::matmul_q8::{ActInput, Q8Kernel};
+use crate::arch::scalar::matmul::{pack_plain, unpack_row_plain};
+use crate::contract::gemm::GemmArgs;
+use crate::contract::gemm::{ActInput, WeightKernel};
 use crate::quant::{ActBlock, BlockQ8_0, QK};
 use std::arch::x86_64::*;
 
-/// The Avx512Vnni tier's own kernel (`super::gemm_q8_avx512vnni`: `vpdpbusd` on the tier's
-/// activation layout, column groups of 16).
-pub(crate) static Q8_AVX512VNNI: Q8Kernel = Q8Kernel {
-    name: super::Q8_AVX512VNNI_NAME,
-    pack: super::pack_q8_avx512vnni,
-    unpack_row: super::unpack_row_q8_avx512vnni,
-    acts: ActInput::Native,
-    gemm: super::gemm_q8_avx512vnni,
-};
-
-pub(crate) static Q8_AVX2: Q8Kernel = Q8Kernel {
+pub(crate) static Q8_AVX2: WeightKernel<BlockQ8_0> = WeightKernel {
     name: "avx2-q8-4col",
     pack: pack_plain,
     unpack_row: unpack_row_plain,
@@ -99,7 +89,7 @@ fn scales8(w: &[BlockQ8_0]) -> __m256 {
 }
 
 /// # Safety
-/// See [`Q8Kernel::gemm`]; `args.a` holds plain `ActBlock`s and the CPU supports AVX2, FMA and F16C.
+/// See [`WeightKernel::gemm`]; `args.a` holds plain `ActBlock`s and the CPU supports AVX2, FMA and F16C.
 ///
 /// Every block's integer sum is reduced exactly (eight blocks at a time) before it is scaled, so
 /// the result differs from the f64 reference by float rounding only, as the contract requires.

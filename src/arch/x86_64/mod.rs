@@ -1,7 +1,7 @@
 //! x86_64 tiers: `Avx2`, `AvxVnni`, `Avx512Vnni` (Rust intrinsics; all stable).
 //!
-//! Safety contract, enforced in `crate::kernels`: a tier's `#[target_feature]` functions are only
-//! reached through a packed operand whose tier passed `Tier::check` (the CPU has every feature
+//! Safety contract, enforced by `crate::dispatch`: a tier's `#[target_feature]` functions are only
+//! reached through its table, which exists only for a tier that passed `Tier::check` (the CPU has every feature
 //! that `Tier::is_supported` lists for it).
 //!
 //! * `layout`: the packed weight and activation layouts (shared by the tiers, weights in column
@@ -31,58 +31,97 @@ mod quant;
 #[cfg(test)]
 mod emu;
 
-use crate::kernels::matmul::{ActKernel, GemmArgs, Q4Kernel};
-use crate::Tier;
-
 pub(crate) mod attention;
 pub(crate) mod matmul_q8;
 pub(crate) mod ops;
+
+use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
+use crate::contract::Kernels;
+use crate::quant::{BlockQ4_0, BlockQ8_0};
+use crate::Tier;
+
+/// The table of an x86_64 tier (`Scalar` included): the only `match` on a tier in the crate.
+pub(crate) fn table(tier: Tier) -> &'static Kernels {
+    match tier {
+        Tier::Avx2 => &AVX2,
+        Tier::AvxVnni => &AVXVNNI,
+        Tier::Avx512Vnni => &AVX512VNNI,
+        _ => &crate::arch::scalar::TABLE,
+    }
+}
+
+static AVX2: Kernels = Kernels {
+    tier: Tier::Avx2,
+    act: &ACT_KERNEL,
+    q4_0: &Q4_AVX2,
+    q8_0: &matmul_q8::Q8_AVX2,
+    ops: &ops::AVX2,
+    attn: attention::AVX2_SELECT,
+};
+
+static AVXVNNI: Kernels = Kernels {
+    tier: Tier::AvxVnni,
+    act: &ACT_KERNEL,
+    q4_0: &Q4_AVXVNNI,
+    q8_0: &matmul_q8::Q8_AVX2,
+    ops: &ops::AVX2,
+    attn: attention::AVX2_SELECT,
+};
+
+static AVX512VNNI: Kernels = Kernels {
+    tier: Tier::Avx512Vnni,
+    act: &ACT_KERNEL,
+    q4_0: &Q4_AVX512VNNI,
+    q8_0: &Q8_AVX512VNNI,
+    ops: &ops::AVX512,
+    attn: attention::AVX512_SELECT,
+};
 
 /// One activation layout for every x86_64 tier (see `layout`).
 static ACT_KERNEL: ActKernel = ActKernel {
     size: layout::act_size,
     quantize_row: quant::quantize_row,
     unpack: layout::unpack_acts,
+    plain: false,
 };
 
-static AVX2: Q4Kernel = Q4Kernel {
+static Q4_AVX2: WeightKernel<BlockQ4_0> = WeightKernel {
     name: "avx2-8x8",
     pack: layout::pack::<8>,
-    unpack: layout::unpack::<8>,
+    unpack_row: layout::unpack_row::<8>,
+    acts: ActInput::Native,
     gemm: gemm_avx2,
 };
 
-static AVXVNNI: Q4Kernel = Q4Kernel {
+static Q4_AVXVNNI: WeightKernel<BlockQ4_0> = WeightKernel {
     name: "avxvnni-6x8",
     pack: layout::pack::<8>,
-    unpack: layout::unpack::<8>,
+    unpack_row: layout::unpack_row::<8>,
+    acts: ActInput::Native,
     gemm: gemm_avxvnni,
 };
 
-static AVX512VNNI: Q4Kernel = Q4Kernel {
+static Q4_AVX512VNNI: WeightKernel<BlockQ4_0> = WeightKernel {
     name: "avx512vnni-8x16",
     pack: layout::pack::<16>,
-    unpack: layout::unpack::<16>,
+    unpack_row: layout::unpack_row::<16>,
+    acts: ActInput::Native,
     gemm: gemm_avx512vnni,
 };
 
-/// The activation quantizer (and so the activation layout) for an x86_64 tier.
-pub(crate) fn act_kernel(_tier: Tier) -> &'static ActKernel {
-    &ACT_KERNEL
-}
-
-/// The Q4_0 kernel for an x86_64 tier.
-pub(crate) fn q4_kernel(tier: Tier) -> &'static Q4Kernel {
-    match tier {
-        Tier::Avx512Vnni => &AVX512VNNI,
-        Tier::AvxVnni => &AVXVNNI,
-        _ => &AVX2,
-    }
-}
+/// Q8_0 weights on the Avx512Vnni tier (the model's output head): `vpdpbusd` on the tier's
+/// activation layout, weights in column groups of 16 (`layout::pack_q8`).
+static Q8_AVX512VNNI: WeightKernel<BlockQ8_0> = WeightKernel {
+    name: "avx512vnni-q8-8x16",
+    pack: pack_q8_avx512vnni,
+    unpack_row: unpack_row_q8_avx512vnni,
+    acts: ActInput::Native,
+    gemm: gemm_q8_avx512vnni,
+};
 
 /// Tiles (rows x column groups): GEMM `MR x NG`, GEMV (at most 3 rows) `rows x NGV`.
 /// # Safety
-/// See [`Q4Kernel::gemm`]; the CPU supports AVX2, FMA and F16C.
+/// See [`WeightKernel::gemm`]; the CPU supports AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
@@ -90,7 +129,7 @@ unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
 }
 
 /// # Safety
-/// See [`Q4Kernel::gemm`]; the CPU supports AVX2, FMA, F16C and AVX-VNNI.
+/// See [`WeightKernel::gemm`]; the CPU supports AVX2, FMA, F16C and AVX-VNNI.
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
 unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
@@ -98,54 +137,31 @@ unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
 }
 
 /// # Safety
-/// See [`Q4Kernel::gemm`]; the CPU supports AVX-512 F/BW/VL and AVX-512 VNNI.
+/// See [`WeightKernel::gemm`]; the CPU supports AVX-512 F/BW/VL and AVX-512 VNNI.
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemm_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
     unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, false>(args) }
 }
 
-// Q8_0 weights x int8 activations on the Avx512Vnni tier (the model's output head), for
-// `crate::kernels::matmul_q8`. Wire-up there, as a `Q8Kernel` arm for `Tier::Avx512Vnni`:
-// `name: Q8_AVX512VNNI_NAME, pack: pack_q8_avx512vnni, unpack_row: unpack_row_q8_avx512vnni,
-// acts: ActInput::Native (this module's activation layout), gemm: gemm_q8_avx512vnni`.
-
-/// Name of the Avx512Vnni Q8_0 kernel.
-#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
-pub(crate) const Q8_AVX512VNNI_NAME: &str = "avx512vnni-q8-8x16";
-
-/// Packs `n` rows of `k / 32` Q8_0 blocks for [`gemm_q8_avx512vnni`] (layout: `layout::pack_q8`,
-/// column groups of 16).
-#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
-pub(crate) fn pack_q8_avx512vnni(
-    blocks: &[crate::quant::BlockQ8_0],
-    n: usize,
-    k: usize,
-) -> crate::aligned::AlignedBuf {
+fn pack_q8_avx512vnni(blocks: &[BlockQ8_0], n: usize, k: usize) -> crate::aligned::AlignedBuf {
     layout::pack_q8(16, blocks, n, k)
 }
 
-/// Row `row < n` of weights packed by [`pack_q8_avx512vnni`], exactly as given, into `out`
-/// (`k / 32` blocks).
-#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
-pub(crate) fn unpack_row_q8_avx512vnni(
+fn unpack_row_q8_avx512vnni(
     buf: &crate::aligned::AlignedBuf,
     _n: usize,
     k: usize,
     row: usize,
-    out: &mut [crate::quant::BlockQ8_0],
+    out: &mut [BlockQ8_0],
 ) {
     layout::unpack_row_q8(16, buf, k, row, out)
 }
 
-/// Q8_0 GEMM/GEMV: `args.w` from [`pack_q8_avx512vnni`], `args.a` in this module's activation
-/// layout (`act_kernel`), otherwise the contract of `Q4Kernel::gemm`.
-///
 /// # Safety
-/// See [`Q4Kernel::gemm`]; the CPU supports the Avx512Vnni tier.
-#[allow(dead_code)] // first user: crate::kernels::matmul_q8 (model engineer)
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx512Vnni tier.
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) unsafe fn gemm_q8_avx512vnni(args: &GemmArgs<'_>) {
+unsafe fn gemm_q8_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
     unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, true>(args) }
 }

@@ -7,19 +7,11 @@
 use crate::arch::scalar::ops::{
     self as scalar, reduce_lanes, EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E, SS_LANES,
 };
-use crate::kernels::elementwise::OpsKernel;
-use crate::Tier;
+use crate::contract::ops::OpsKernel;
 use half::f16;
 use std::arch::x86_64::*;
 
-pub(crate) fn ops_kernel(tier: Tier) -> &'static OpsKernel {
-    match tier {
-        Tier::Avx512Vnni => &AVX512,
-        _ => &AVX2,
-    }
-}
-
-static AVX2: OpsKernel = OpsKernel {
+pub(crate) static AVX2: OpsKernel = OpsKernel {
     name: "avx2",
     sum_squares: avx2::sum_squares,
     scale_mul: avx2::scale_mul,
@@ -31,9 +23,12 @@ static AVX2: OpsKernel = OpsKernel {
     exp: avx2::exp,
     rope: avx2::rope,
     f16_to_f32: avx2::f16_to_f32,
+    f32_to_f16: avx2::f32_to_f16,
+    max_abs: scalar::max_abs,
+    dot_i8: scalar::dot_i8,
 };
 
-static AVX512: OpsKernel = OpsKernel {
+pub(crate) static AVX512: OpsKernel = OpsKernel {
     name: "avx512",
     sum_squares: avx512::sum_squares,
     scale_mul: avx512::scale_mul,
@@ -45,6 +40,9 @@ static AVX512: OpsKernel = OpsKernel {
     exp: avx512::exp,
     rope: avx2::rope,
     f16_to_f32: avx512::f16_to_f32,
+    f32_to_f16: avx2::f32_to_f16,
+    max_abs: scalar::max_abs,
+    dot_i8: scalar::dot_i8,
 };
 
 pub(crate) mod avx2 {
@@ -296,6 +294,23 @@ pub(crate) mod avx2 {
             }
         }
         scalar::f16_to_f32(&src[body..n], &mut dst[body..n]);
+    }
+
+    /// Round to nearest even, as `f16::from_f32`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn f32_to_f16(src: &[f32], dst: &mut [f16]) {
+        let n = src.len().min(dst.len());
+        let body = n / 8 * 8;
+        for i in (0..body).step_by(8) {
+            // SAFETY: i + 8 <= n; f16 is a transparent u16.
+            unsafe {
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(
+                    src.as_ptr().add(i),
+                ));
+                _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, h);
+            }
+        }
+        scalar::f32_to_f16(&src[body..n], &mut dst[body..n]);
     }
 }
 

@@ -1,0 +1,268 @@
+//! Attention contracts: the shapes the flash-attention driver (`crate::drivers::attention`) hands
+//! a path's micro-kernels, the micro-kernel trait every path implements, and the f32 arithmetic
+//! trait that the f32 paths share.
+
+use half::f16;
+
+/// Positions per KV tile (the key tile of the micro-kernels and the cache's tiling).
+pub const KV_TILE: usize = 64;
+
+/// Consecutive tiles of keys (`head_dim x KV_TILE` each, transposed) and the values of their
+/// positions (`positions x head_dim`) as stored.
+#[derive(Clone, Copy)]
+pub(crate) enum Tile<'a> {
+    F16 { kt: &'a [f16], v: &'a [f16] },
+    F32 { kt: &'a [f32], v: &'a [f32] },
+}
+
+/// The causal mask of one KV tile for the rows of a block: row `r` sees the first
+/// `clamp(first + r / group, 0, nk)` keys of the tile.
+#[derive(Clone, Copy)]
+pub(crate) struct Mask {
+    pub first: isize,
+    pub group: usize,
+}
+
+impl Mask {
+    /// Keys of an `nk`-key tile that row `r` sees.
+    #[inline]
+    pub(crate) fn valid(self, r: usize, nk: usize) -> usize {
+        (self.first + (r / self.group) as isize).clamp(0, nk as isize) as usize
+    }
+}
+
+/// Online-softmax state of a block's rows: running maximum, running sum, and the factor the
+/// last tile rescaled the output by.
+pub(crate) struct Stats<'a> {
+    pub m: &'a mut [f32],
+    pub l: &'a mut [f32],
+    pub corr: &'a mut [f32],
+}
+
+/// One path's attention micro-kernels, driven for every path by the one online-softmax driver
+/// (`crate::drivers::attention`). Every `unsafe fn` requires that the CPU supports the path's
+/// features (the tier's [`AttnSelect`] hands out only such paths); shapes are asserted by the
+/// implementations.
+pub(crate) trait AttnKernel {
+    /// Element type of Q blocks, key/value tiles and P.
+    type E: bytemuck::Pod;
+    /// Query rows per micro-tile. A block's rows are padded to a multiple of it: padding rows
+    /// have zero Q and zero P (the driver zeroes both buffers), their outputs are discarded.
+    const ROWS: usize;
+    /// Keys per step of the driver (a multiple of [`KV_TILE`]): the key tile of a step is
+    /// `nk.div_ceil(KV_TILE)` consecutive cache tiles (`d x 64` each, transposed), the scores and
+    /// weights are `rows x KEYS`.
+    const KEYS: usize = KV_TILE;
+    /// Extra f32 scratch per row after the `rows x KEYS` scores, for the kernel's own use between
+    /// `qk` and `softmax`.
+    const S_EXTRA: usize = 0;
+    /// Natural-log units per unit of the scores (and of the row maxima `m`): 1, or `ln 2` for a
+    /// kernel that scales Q by `log2 e` and computes its weights as powers of 2.
+    const M_UNIT: f32 = 1.0;
+    /// Writes query row `r` of the block, `src * scale` (`d = src.len()` values; times
+    /// `1 / M_UNIT`), into the Q buffer `qb` in the kernel's layout.
+    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [Self::E]);
+    /// The key tiles (`nk.div_ceil(64)` of `d x 64`) and the first `nk` value rows (`nk x d`) in
+    /// `Self::E`, converted into `kbuf` / `vbuf` if the storage type differs.
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [Self::E],
+        vbuf: &'a mut [Self::E],
+    ) -> (&'a [Self::E], &'a [Self::E]);
+    /// `s[r * KEYS + j] = sum_i q[r][i] * k_j[i]` for `r < rows` (a multiple of [`Self::ROWS`])
+    /// and at least every `j < nk` (`nk <= KEYS`; key `j` is column `j % 64` of tile `j / 64` of
+    /// `kt`; columns past `nk` may be left unwritten).
+    unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], nk: usize, s: &mut [f32]);
+    /// The online-softmax step of one tile for rows `r < rows` (unpadded): with
+    /// `v = mask.valid(r, nk)`, a row with `v = 0` gets `corr = 1` and zero weights; otherwise
+    /// `m' = max(m, s[r][..v])`, `corr = e^(m - m')`, `p[r][j] = e^(s[r][j] - m')` for `j < v`
+    /// and 0 for `v <= j < nk` (in the kernel's P layout), `l = l corr + sum_j p[r][j]`, `m = m'`
+    /// (exponentials in the kernel's units, see [`Self::M_UNIT`]). `s` may be overwritten.
+    unsafe fn softmax(
+        s: &mut [f32],
+        rows: usize,
+        nk: usize,
+        mask: Mask,
+        st: &mut Stats<'_>,
+        p: &mut [Self::E],
+    );
+    /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r][j] * v[j * d + i]` for
+    /// `r < rows` (a multiple of [`Self::ROWS`]; `nk <= KEYS`).
+    unsafe fn pv(
+        p: &[Self::E],
+        rows: usize,
+        nk: usize,
+        v: &[Self::E],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    );
+}
+
+/// The arithmetic of an f32 path (Scalar, NEON, AVX2, AVX-512); `drivers::attention::F32` turns
+/// it into an [`AttnKernel`] with row-major Q and P, f16 tiles widened once per block, and a
+/// per-row softmax. The `unsafe fn`s require the path's CPU features.
+pub(crate) trait F32Ops {
+    /// `dst = src` widened (same lengths).
+    unsafe fn widen(src: &[f16], dst: &mut [f32]);
+    /// Largest element.
+    unsafe fn max(x: &[f32]) -> f32;
+    /// `x[i] = e^(x[i] - m)` (`m` at least every `x[i]`); returns the sum.
+    unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32;
+    /// `qk` for `R <= 4` rows: `q` is `R x d`, `kt` `d x 64`, `s` `R x 64` (columns `< nk` at
+    /// least). The caller checked the shapes.
+    unsafe fn qk_rows<const R: usize>(
+        q: *const f32,
+        d: usize,
+        kt: *const f32,
+        nk: usize,
+        s: *mut f32,
+    );
+    /// `pv` for `R <= 4` rows: `p` is `R x 64`, `v` `nk x d`, `corr` `R`, `o` `R x d`. The
+    /// caller checked the shapes.
+    unsafe fn pv_rows<const R: usize>(
+        p: *const f32,
+        nk: usize,
+        v: *const f32,
+        d: usize,
+        corr: *const f32,
+        o: *mut f32,
+    );
+}
+
+/// Implements [`F32Ops`] for an ISA's marker type by forwarding to its functions: `widen`,
+/// `max`, `exp_sub_sum` (slices) and the row kernels `qk_rows::<R>(q, d, kt, nk, s)` and
+/// `pv_rows::<R>(p, nk, v, d, corr, o)`. Callers of `F32Ops` guarantee the CPU features and the
+/// shapes, as the functions require.
+macro_rules! f32_ops {
+    ($ty:ty {
+        widen: $widen:path,
+        max: $max:path,
+        exp_sub_sum: $exp:path,
+        qk_rows: $qk:ident,
+        pv_rows: $pv:ident $(,)?
+    }) => {
+        #[allow(unused_unsafe)]
+        impl $crate::contract::attention::F32Ops for $ty {
+            unsafe fn widen(src: &[half::f16], dst: &mut [f32]) {
+                // SAFETY: the path's CPU features (the trait's contract).
+                unsafe { $widen(src, dst) }
+            }
+
+            unsafe fn max(x: &[f32]) -> f32 {
+                // SAFETY: as above.
+                unsafe { $max(x) }
+            }
+
+            unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32 {
+                // SAFETY: as above.
+                unsafe { $exp(x, m) }
+            }
+
+            unsafe fn qk_rows<const R: usize>(
+                q: *const f32,
+                d: usize,
+                kt: *const f32,
+                nk: usize,
+                s: *mut f32,
+            ) {
+                // SAFETY: as above; the caller checked the shapes.
+                unsafe { $qk::<R>(q, d, kt, nk, s) }
+            }
+
+            unsafe fn pv_rows<const R: usize>(
+                p: *const f32,
+                nk: usize,
+                v: *const f32,
+                d: usize,
+                corr: *const f32,
+                o: *mut f32,
+            ) {
+                // SAFETY: as above.
+                unsafe { $pv::<R>(p, nk, v, d, corr, o) }
+            }
+        }
+    };
+}
+pub(crate) use f32_ops;
+
+/// The key and value storage of one cache layer, as the driver reads it.
+#[derive(Clone, Copy)]
+pub(crate) struct KvView<'a> {
+    /// The whole key and value storage of the cache (every layer and KV head).
+    pub store: Tile<'a>,
+    /// Offset of the layer's KV head 0 in `store`; head `g` starts at `layer_base + g * head_stride`.
+    /// Keys: tiles of `head_dim x KV_TILE` (transposed); values: `position x head_dim`.
+    pub layer_base: usize,
+    pub head_stride: usize,
+    /// Largest |k| and |v| ever written to the layer (the fp16 path's overflow guard).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    pub amax: [f32; 2],
+}
+
+impl KvView<'_> {
+    /// Offset of the first element of KV head `g` of the layer.
+    pub(crate) fn head_base(&self, g: usize) -> usize {
+        self.layer_base + g * self.head_stride
+    }
+}
+
+/// The validated shape of one attention call.
+#[derive(Clone, Copy)]
+pub(crate) struct Problem<'a> {
+    /// `t x n_head x d` query values.
+    pub q: &'a [f32],
+    pub n_head: usize,
+    pub d: usize,
+    /// Query heads per KV head.
+    pub group: usize,
+    /// Position of query row 0.
+    pub pos0: usize,
+    /// Query positions.
+    pub t: usize,
+    /// Factor applied to `q . k` before the softmax (usually `1 / sqrt(d)`).
+    pub scale: f32,
+    pub kv: KvView<'a>,
+}
+
+/// A pointer to the output shared by the tasks of one parallel call; tasks write disjoint
+/// elements, and the pool joins them all before the borrow of the output ends.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut(pub *mut f32);
+// SAFETY: every user writes disjoint elements from its tasks, and `ThreadPool::run` joins them
+// all before the borrow of the output ends.
+unsafe impl Sync for SharedOut {}
+unsafe impl Send for SharedOut {}
+
+impl SharedOut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    pub(crate) fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// A path's monomorphized entry points (made by `crate::drivers::attention::path`).
+pub(crate) struct AttnPath {
+    /// The kernel's rows per micro-tile ([`AttnKernel::ROWS`]).
+    pub rows: usize,
+    /// Runs block `(g, tile)` of a prefill call, writing its normalized rows to the output.
+    /// # Safety
+    /// The CPU supports the path; the output holds the call's `t * n_head * d` values and no
+    /// other thread writes this block's rows.
+    pub prefill: unsafe fn(&Problem<'_>, usize, usize, SharedOut),
+    /// Decode partial `[m, l, o[0..d]]` per row of KV head `g`'s group over cache positions.
+    /// # Safety
+    /// The CPU supports the path.
+    pub partial: unsafe fn(&Problem<'_>, usize, std::ops::Range<usize>, &mut [f32]),
+}
+
+/// How a tier picks its attention path for one call.
+pub(crate) struct AttnSelect {
+    /// Name of the path the tier runs on this CPU when the values allow its fastest path
+    /// (e.g. `"neon-fp16"`).
+    pub name: fn() -> &'static str,
+    /// The path for one validated call.
+    pub select: fn(&Problem<'_>) -> &'static AttnPath,
+}

@@ -1,0 +1,66 @@
+//! GEMM contracts: `y[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n])` on packed operands.
+
+use crate::aligned::AlignedBuf;
+use crate::quant::ActBlock;
+use std::ops::Range;
+
+/// The arguments of one GEMM call, validated by `crate::kernels::matmul` before any kernel sees
+/// them.
+pub(crate) struct GemmArgs<'a> {
+    pub w: &'a AlignedBuf,
+    pub n: usize,
+    pub k: usize,
+    pub a: &'a AlignedBuf,
+    pub m: usize,
+    pub rows: Range<usize>,
+    pub cols: Range<usize>,
+    pub bias: Option<&'a [f32]>,
+    /// Element `(rows.start, cols.start)`; element `(i, j)` is at `out + (i - rows.start) * ldo + (j - cols.start)`.
+    pub out: *mut f32,
+    pub ldo: usize,
+}
+
+/// A tier's activation quantizer: its layout is what that tier's matmul kernels read.
+/// Rows are quantized one at a time so that fused producers (RMSNorm + quantize) can hand over a
+/// row while it is still in L1.
+pub(crate) struct ActKernel {
+    /// Bytes the layout needs for `m` rows of `k` values.
+    pub size: fn(m: usize, k: usize) -> usize,
+    /// Quantizes row `i` (`x.len() == k`) of an `m x k` matrix into `out` (`size(m, k)` bytes).
+    pub quantize_row: fn(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]),
+    /// The plain blocks of the quantized activations, `m * k / 32` in row order.
+    pub unpack: fn(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock>,
+    /// Whether the layout already is plain `ActBlock` rows (what [`ActInput::Plain`] reads).
+    pub plain: bool,
+}
+
+/// How a weight kernel reads its activations.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ActInput {
+    /// The layout of the tier's [`ActKernel`].
+    Native,
+    /// Plain `ActBlock` rows (`m * k / 32` blocks in row order); the op converts the tier's
+    /// layout once per call when it differs.
+    Plain,
+}
+
+/// A tier's kernel for one weight format whose blocks are `B` (32 values each along K).
+///
+/// Public only so that the sealed [`crate::WeightFormat`] trait can name it; nothing outside
+/// the crate can reach its fields.
+pub struct WeightKernel<B: 'static> {
+    /// Name of the implementation (shown by benches and `Packed::kernel_name`).
+    pub(crate) name: &'static str,
+    /// Packs `n` rows of `k / 32` blocks.
+    pub(crate) pack: fn(blocks: &[B], n: usize, k: usize) -> AlignedBuf,
+    /// Inverse of `pack` for one row: writes the `k / 32` blocks of row `row < n` into `out`.
+    pub(crate) unpack_row: fn(buf: &AlignedBuf, n: usize, k: usize, row: usize, out: &mut [B]),
+    /// Activation layout `gemm` reads.
+    pub(crate) acts: ActInput,
+    /// # Safety
+    /// The CPU supports the kernel's tier, `w` was made by `pack` for `n, k`, `a` is in the
+    /// layout `acts` names for `m, k`, the ranges lie within `m` and `n` and are non-empty,
+    /// `bias` has `n` values, and `out` is valid for writes of every element of the ranges as
+    /// described in [`GemmArgs`].
+    pub(crate) gemm: unsafe fn(args: &GemmArgs<'_>),
+}

@@ -1,0 +1,324 @@
+//! The KV cache of causal attention: per layer and KV head, f16 (default) or f32. Keys are
+//! stored in tiles of [`KV_TILE`] positions, each tile transposed (`head_dim x 64`), so the
+//! `Q K^T` micro-kernel reads a tile as a plain row-major right-hand matrix without any per-call
+//! transposition; values are stored row-major (`position x head_dim`).
+//!
+//! The cache carries its tier's kernels (like packed weights): writes convert and scan through
+//! them, and [`crate::attention`] runs the tier's attention path on it.
+
+use crate::contract::attention::{KvView, Tile, KV_TILE};
+use crate::contract::Kernels;
+use crate::quant::check_len;
+use crate::{Error, Result, Tier};
+use half::f16;
+
+/// Element type of the KV cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KvDtype {
+    /// IEEE half precision (round to nearest even on write). The default.
+    #[default]
+    F16,
+    /// f32.
+    F32,
+}
+
+enum KvStore {
+    F16 { k: Vec<f16>, v: Vec<f16> },
+    F32 { k: Vec<f32>, v: Vec<f32> },
+}
+
+/// Keys and values of every layer, for positions `0..capacity`.
+pub struct KvCache {
+    kernels: &'static Kernels,
+    n_layers: usize,
+    n_kv: usize,
+    head_dim: usize,
+    capacity: usize,
+    /// `capacity` rounded up to a whole tile.
+    cap_pad: usize,
+    store: KvStore,
+    /// Positions written per layer.
+    len: Vec<usize>,
+    /// Per layer: largest |k| and |v| ever written (guards the fp16 path against overflow).
+    amax: Vec<[f32; 2]>,
+}
+
+impl KvCache {
+    /// A zeroed cache for the process-wide tier. `head_dim` must be a non-zero multiple of 16;
+    /// all sizes non-zero.
+    pub fn new(
+        n_layers: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        capacity: usize,
+        dtype: KvDtype,
+    ) -> Result<Self> {
+        Self::with_kernels(
+            Kernels::active(),
+            n_layers,
+            n_kv_heads,
+            head_dim,
+            capacity,
+            dtype,
+        )
+    }
+
+    /// [`KvCache::new`] for an explicit tier; an error if the CPU lacks it.
+    pub fn with_tier(
+        n_layers: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        capacity: usize,
+        dtype: KvDtype,
+        tier: Tier,
+    ) -> Result<Self> {
+        let kernels = Kernels::for_tier(tier)?;
+        Self::with_kernels(kernels, n_layers, n_kv_heads, head_dim, capacity, dtype)
+    }
+
+    /// [`KvCache::new`] for the tier of `kernels`.
+    pub fn with_kernels(
+        kernels: &'static Kernels,
+        n_layers: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+        capacity: usize,
+        dtype: KvDtype,
+    ) -> Result<Self> {
+        check_head_dim(head_dim)?;
+        if n_layers == 0 || n_kv_heads == 0 || capacity == 0 {
+            return Err(Error::ShapeMismatch(format!(
+                "KV cache with {n_layers} layers, {n_kv_heads} KV heads, capacity {capacity}"
+            )));
+        }
+        let cap_pad = capacity
+            .checked_next_multiple_of(KV_TILE)
+            .ok_or(Error::Overflow("KV capacity"))?;
+        let len = crate::error::mul(n_layers, n_kv_heads, "KV cache size")?;
+        let len = crate::error::mul(len, cap_pad, "KV cache size")?;
+        let len = crate::error::mul(len, head_dim, "KV cache size")?;
+        crate::error::mul(len, 8, "KV cache bytes")?;
+        let store = match dtype {
+            KvDtype::F16 => KvStore::F16 {
+                k: zeroed_vec(len)?,
+                v: zeroed_vec(len)?,
+            },
+            KvDtype::F32 => KvStore::F32 {
+                k: zeroed_vec(len)?,
+                v: zeroed_vec(len)?,
+            },
+        };
+        Ok(KvCache {
+            kernels,
+            n_layers,
+            n_kv: n_kv_heads,
+            head_dim,
+            capacity,
+            cap_pad,
+            store,
+            len: vec![0; n_layers],
+            amax: vec![[0.0; 2]; n_layers],
+        })
+    }
+
+    /// Tier the cache is written and read at.
+    pub fn tier(&self) -> Tier {
+        self.kernels.tier
+    }
+
+    /// The kernels of that tier.
+    pub fn kernels(&self) -> &'static Kernels {
+        self.kernels
+    }
+
+    /// Positions the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Layers.
+    pub fn n_layers(&self) -> usize {
+        self.n_layers
+    }
+
+    /// KV heads.
+    pub fn n_kv_heads(&self) -> usize {
+        self.n_kv
+    }
+
+    /// Head vector length.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> KvDtype {
+        match self.store {
+            KvStore::F16 { .. } => KvDtype::F16,
+            KvStore::F32 { .. } => KvDtype::F32,
+        }
+    }
+
+    /// Positions of `layer` written so far (`0` for a layer out of range).
+    pub fn len(&self, layer: usize) -> usize {
+        self.len.get(layer).copied().unwrap_or(0)
+    }
+
+    /// Whether no layer holds any position.
+    pub fn is_empty(&self) -> bool {
+        self.len.iter().all(|&l| l == 0)
+    }
+
+    /// Forgets every position of every layer (the memory is kept).
+    pub fn clear(&mut self) {
+        self.len.iter_mut().for_each(|l| *l = 0);
+        self.amax.iter_mut().for_each(|a| *a = [0.0; 2]);
+    }
+
+    /// Bytes of key and value storage.
+    pub fn bytes(&self) -> usize {
+        match &self.store {
+            KvStore::F16 { k, v } => (k.len() + v.len()) * 2,
+            KvStore::F32 { k, v } => (k.len() + v.len()) * 4,
+        }
+    }
+
+    /// Stores `t` rows of keys and values (`n_kv_heads * head_dim` values per row) at positions
+    /// `pos0..pos0 + t` of `layer`. `pos0` may not exceed what the layer holds (no gaps); the
+    /// layer then holds `pos0 + t` positions (writing at an earlier position drops later ones).
+    pub fn write(&mut self, layer: usize, pos0: usize, k: &[f32], v: &[f32]) -> Result<()> {
+        if layer >= self.n_layers {
+            return Err(Error::ShapeMismatch(format!(
+                "layer {layer} of a {}-layer KV cache",
+                self.n_layers
+            )));
+        }
+        let width = self.n_kv * self.head_dim;
+        if k.is_empty() || !k.len().is_multiple_of(width) {
+            return Err(Error::ShapeMismatch(format!(
+                "k has {} values, not a non-zero multiple of n_kv_heads * head_dim = {width}",
+                k.len()
+            )));
+        }
+        check_len("v", v.len(), k.len())?;
+        let t = k.len() / width;
+        if pos0 > self.len[layer] {
+            return Err(Error::ShapeMismatch(format!(
+                "writing at position {pos0} but layer {layer} holds only {}",
+                self.len[layer]
+            )));
+        }
+        if t > self.capacity - pos0 {
+            return Err(Error::ShapeMismatch(format!(
+                "positions {pos0}..{} exceed the KV capacity {}",
+                pos0 + t,
+                self.capacity
+            )));
+        }
+        let ops = self.kernels.ops;
+        let a = &mut self.amax[layer];
+        // SAFETY (all kernel calls below): the cache's kernels exist only for a supported tier;
+        // source and destination slices have equal lengths.
+        a[0] = a[0].max(unsafe { (ops.max_abs)(k) });
+        a[1] = a[1].max(unsafe { (ops.max_abs)(v) });
+        let d = self.head_dim;
+        let mut buf = [f16::ZERO; KV_TILE];
+        for g in 0..self.n_kv {
+            let base = self.head_base(layer, g);
+            for r in 0..t {
+                let pos = pos0 + r;
+                let src_k = &k[(r * self.n_kv + g) * d..][..d];
+                let src_v = &v[(r * self.n_kv + g) * d..][..d];
+                // Key element i of the position goes to row i of its tile (stride KV_TILE).
+                let kt = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE;
+                let vo = base + pos * d;
+                match &mut self.store {
+                    KvStore::F16 { k, v } => {
+                        for (c, chunk) in src_k.chunks(KV_TILE).enumerate() {
+                            let h = &mut buf[..chunk.len()];
+                            unsafe { (ops.f32_to_f16)(chunk, h) };
+                            let col = &mut k[kt + c * KV_TILE * KV_TILE..];
+                            for (o, &x) in col.iter_mut().step_by(KV_TILE).zip(h.iter()) {
+                                *o = x;
+                            }
+                        }
+                        unsafe { (ops.f32_to_f16)(src_v, &mut v[vo..vo + d]) };
+                    }
+                    KvStore::F32 { k, v } => {
+                        for (o, &x) in k[kt..].iter_mut().step_by(KV_TILE).zip(src_k) {
+                            *o = x;
+                        }
+                        v[vo..vo + d].copy_from_slice(src_v);
+                    }
+                }
+            }
+        }
+        self.len[layer] = pos0 + t;
+        Ok(())
+    }
+
+    /// Offset of the first element of `(layer, kv head g)` in `k` and `v`.
+    fn head_base(&self, layer: usize, g: usize) -> usize {
+        (layer * self.n_kv + g) * self.cap_pad * self.head_dim
+    }
+
+    /// The storage of `layer` as the attention driver reads it (`layer` is in range).
+    pub(crate) fn view(&self, layer: usize) -> KvView<'_> {
+        KvView {
+            store: match &self.store {
+                KvStore::F16 { k, v } => Tile::F16 { kt: k, v },
+                KvStore::F32 { k, v } => Tile::F32 { kt: k, v },
+            },
+            layer_base: self.head_base(layer, 0),
+            head_stride: self.cap_pad * self.head_dim,
+            amax: self.amax[layer],
+        }
+    }
+
+    /// The stored values of one key or value row, as f32 (for tests and debugging).
+    pub fn read(&self, layer: usize, pos: usize, kv_head: usize, value: bool) -> Result<Vec<f32>> {
+        if layer >= self.n_layers || kv_head >= self.n_kv || pos >= self.len[layer] {
+            return Err(Error::ShapeMismatch(format!(
+                "no KV row at layer {layer}, position {pos}, head {kv_head}"
+            )));
+        }
+        let d = self.head_dim;
+        let base = self.head_base(layer, kv_head);
+        let idx: Vec<usize> = if value {
+            (0..d).map(|i| base + pos * d + i).collect()
+        } else {
+            (0..d)
+                .map(|i| base + pos / KV_TILE * KV_TILE * d + i * KV_TILE + pos % KV_TILE)
+                .collect()
+        };
+        Ok(match &self.store {
+            KvStore::F16 { k, v } => {
+                let s = if value { v } else { k };
+                idx.iter().map(|&i| s[i].to_f32()).collect()
+            }
+            KvStore::F32 { k, v } => {
+                let s = if value { v } else { k };
+                idx.iter().map(|&i| s[i]).collect()
+            }
+        })
+    }
+}
+
+fn check_head_dim(d: usize) -> Result<()> {
+    if d == 0 || !d.is_multiple_of(16) {
+        return Err(Error::ShapeMismatch(format!(
+            "attention head_dim {d} is not a non-zero multiple of 16"
+        )));
+    }
+    Ok(())
+}
+
+/// `len` zeros, or an error (not an abort) when the allocation fails: a cache capacity comes from
+/// the caller and may be far larger than memory.
+fn zeroed_vec<T: Clone + num_traits::Zero>(len: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::AllocationFailed("KV cache"))?;
+    v.resize(len, T::zero());
+    Ok(v)
+}
