@@ -9,8 +9,12 @@
 # allocator_may_return_null=1: a fallible allocation (`try_reserve`) of an impossible size gets a
 # null pointer, as from the system allocator, so the code's Error::AllocationFailed path runs;
 # ASan's default aborts on any request above its 1 TiB limit (tests/api_misuse.rs asks for more).
+# Installs what it needs if missing: the nightly toolchain (minimal profile) and its rust-src
+# component (for -Zbuild-std).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/prereqs.sh
+need_nightly rust-src
 target=$(rustc +nightly -vV | sed -n 's/^host: //p')
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--workspace --lib --bins --tests)

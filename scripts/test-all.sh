@@ -12,22 +12,15 @@ log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
 
 # --- prerequisites -----------------------------------------------------------------------------
-need_pkgs=()
-command -v qemu-aarch64 >/dev/null || need_pkgs+=(qemu-user)
-command -v aarch64-linux-gnu-gcc >/dev/null || need_pkgs+=(gcc-aarch64-linux-gnu)
-[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || need_pkgs+=(libc6-dev-arm64-cross)
-command -v clang >/dev/null || need_pkgs+=(clang)
-command -v c++ >/dev/null || need_pkgs+=(g++) # libFuzzer (libfuzzer-sys) for the fuzz smoke run
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  echo "== installing ${need_pkgs[*]}"
-  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
-installed_targets=$(rustup target list --installed)
-for t in aarch64-unknown-linux-gnu aarch64-apple-darwin aarch64-apple-ios; do
-  grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
-done
+. scripts/lib/prereqs.sh
+missing=()
+command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+[ -e /usr/aarch64-linux-gnu/lib/libc.so.6 ] || missing+=(libc6-dev-arm64-cross)
+command -v clang >/dev/null || missing+=(clang)
+command -v c++ >/dev/null || missing+=(g++) # libFuzzer (libfuzzer-sys) for the fuzz smoke run
+need_debian_pkgs ${missing[@]+"${missing[@]}"}
+need_rustup_targets aarch64-unknown-linux-gnu aarch64-apple-darwin aarch64-apple-ios
 
 # --- which tiers each CPU must have ------------------------------------------------------------
 # The host's tiers come from /proc/cpuinfo, independently of the crate's own detection, so the

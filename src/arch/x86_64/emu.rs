@@ -255,6 +255,7 @@ fn zmm_tiles_of_the_avx512vnni_q8_kernel() {
 
 /// Wider tiles than the tiers use today, so that a retune of `MR`/`NG` stays covered.
 #[test]
+#[cfg_attr(miri, ignore)] // 25+ minutes under Miri; the other sweeps cover the same code paths
 fn wider_tiles() {
     sweep::<Zmm, 6, 2, 3, false>();
     sweep::<Zmm, 6, 2, 3, true>();
