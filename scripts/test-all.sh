@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test of the crate: the host tiers, then the aarch64 tiers under qemu-aarch64
-# (cortex-a72 -> Neon, neoverse-n1 -> NeonDot, max -> NeonI8mm), then checks that the Apple targets
-# build, then the fuzz smoke run (scripts/fuzz-smoke.sh: every fuzz target replays its committed
-# inputs and runs FUZZ_SECONDS, default 30; QKERN_SKIP_FUZZ=1 skips it). Installs what is missing
-# first (rustup targets; Debian packages, as root or with sudo). Prints how many per-tier tests ran
-# on each tier.
+# Runs every test of the crate: the host tiers, then the host tiers again without the default
+# feature `model` (the kernels alone: what `default-features = false` users get), then the aarch64
+# tiers under qemu-aarch64 (cortex-a72 -> Neon, neoverse-n1 -> NeonDot, max -> NeonI8mm), then
+# checks that aarch64 Linux and the Apple targets build with and without `model`, then the fuzz
+# smoke run (scripts/fuzz-smoke.sh: every fuzz target replays its committed inputs and runs
+# FUZZ_SECONDS, default 30; QKERN_SKIP_FUZZ=1 skips it). Installs what is missing first (rustup
+# targets; Debian packages, as root or with sudo). Prints how many per-tier tests ran on each tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +62,12 @@ case $(uname -m) in
   x86_64) run_tests host "$(host_tiers)" "$host_all" --workspace ;;
   *) run_tests host "scalar" "$host_all,$arm_all" --workspace ;;
 esac
+# The kernels without the model, its loaders and their dependencies (the model's tests, benches,
+# examples and the CLI have required-features = ["model"] and drop out).
+case $(uname -m) in
+  x86_64) run_tests host-kernels-only "$(host_tiers)" "$host_all" --no-default-features --lib --tests ;;
+  *) run_tests host-kernels-only "scalar" "$host_all,$arm_all" --no-default-features --lib --tests ;;
+esac
 
 export QKERN_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
@@ -69,12 +76,16 @@ for cpu in cortex-a72:scalar,neon neoverse-n1:scalar,neon,neondot max:scalar,neo
   QEMU_CPU=${cpu%%:*} run_tests "qemu-${cpu%%:*}" "${cpu#*:}" "$arm_all" --workspace --target aarch64-unknown-linux-gnu
 done
 
-echo "== build checks: aarch64 benches, Apple targets (Mach-O assembly)"
+echo "== build checks: aarch64 benches, aarch64 without model, Apple targets (Mach-O assembly)"
 cargo build -q --benches --target aarch64-unknown-linux-gnu
+cargo build -q --no-default-features --target aarch64-unknown-linux-gnu
+echo "built aarch64-unknown-linux-gnu (without model)"
 sdk=$(mktemp -d)
 for t in aarch64-apple-darwin aarch64-apple-ios; do
   SDKROOT=$sdk CC_aarch64_apple_darwin=clang CC_aarch64_apple_ios=clang cargo build -q --lib --target "$t" --features signposts
   echo "built $t (with signposts)"
+  SDKROOT=$sdk CC_aarch64_apple_darwin=clang CC_aarch64_apple_ios=clang cargo build -q --lib --target "$t" --no-default-features --features signposts
+  echo "built $t (with signposts, without model)"
 done
 rmdir "$sdk"
 
@@ -86,7 +97,7 @@ echo
 echo "== per-tier tests that ran (name suffix ::tier_<name>)"
 tiers="$host_all,${arm_all#scalar,}"
 printf '%-18s' "run"; for t in ${tiers//,/ }; do printf ' %11s' "$t"; done; echo
-for label in host qemu-cortex-a72 qemu-neoverse-n1 qemu-max; do
+for label in host host-kernels-only qemu-cortex-a72 qemu-neoverse-n1 qemu-max; do
   f="$log_dir/$label.log"
   printf '%-18s' "$label"
   for t in ${tiers//,/ }; do

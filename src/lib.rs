@@ -9,6 +9,8 @@
 //!   and every entry point can also take an explicit tier (an error if the CPU lacks it).
 //! * Every kernel has a scalar twin in the `qkern-reference` crate, its test oracle.
 //! * Bad shapes, tiers or sizes return [`Error`]; nothing panics on caller input.
+//! * The model (`qkern::model`), its loaders and the `qkern` CLI are the default feature `model`;
+//!   `default-features = false` gives the kernels alone, without the loaders' dependencies.
 //!
 //! ```
 //! use qkern::quant::{quantize_q4_0, BlockQ4_0};
@@ -41,6 +43,7 @@ mod dispatch;
 mod drivers;
 mod error;
 pub mod kernels;
+#[cfg(feature = "model")]
 pub mod model;
 pub mod parallel;
 pub mod quant;
