@@ -41,7 +41,7 @@ pub mod kernels;
 pub mod model;
 pub mod parallel;
 pub mod quant;
-pub mod signpost;
+pub(crate) mod signpost;
 mod tier;
 
 pub use error::{Error, Result};

@@ -923,7 +923,7 @@ pub fn attention(
     out: &mut [f32],
 ) -> Result<()> {
     let p = validate(tier, q, n_head, cache, layer, pos0, out.len())?;
-    let _iv = crate::signpost::interval(c"attention", || {
+    let _iv = crate::signpost::interval(crate::signpost::ATTENTION, || {
         format!("L{layer} T={} heads={n_head} pos0={pos0}", p.t)
     });
     let path = select(&p, tier);
@@ -959,7 +959,7 @@ pub fn attention_parallel(
     out: &mut [f32],
 ) -> Result<()> {
     let p = validate(tier, q, n_head, cache, layer, pos0, out.len())?;
-    let _iv = crate::signpost::interval(c"attention", || {
+    let _iv = crate::signpost::interval(crate::signpost::ATTENTION, || {
         format!("L{layer} T={} heads={n_head} pos0={pos0}", p.t)
     });
     let path = select(&p, tier);

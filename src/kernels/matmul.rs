@@ -292,7 +292,7 @@ pub fn matmul_range(
 ) -> Result<()> {
     let args = validate(w.view(), a, rows, cols, bias, out.len(), ldo)?;
     if let Some(args) = args {
-        let _iv = crate::signpost::interval(c"matmul", || {
+        let _iv = crate::signpost::interval(crate::signpost::MATMUL, || {
             format!(
                 "q4_0 M={} N={} K={}",
                 args.rows.len(),
@@ -410,7 +410,7 @@ pub fn matmul_parallel(
     let Some(args) = validate(w.view(), a, 0..a.m, 0..w.n, bias, out.len(), w.n)? else {
         return Ok(());
     };
-    let _iv = crate::signpost::interval(c"matmul", || {
+    let _iv = crate::signpost::interval(crate::signpost::MATMUL, || {
         format!("q4_0 M={} N={} K={} parallel", args.m, args.n, args.k)
     });
     let args = GemmArgs {

@@ -237,7 +237,7 @@ fn run(
     let Some(args) = validate(w.view(), a, rows, cols, bias, out.len(), ldo)? else {
         return Ok(());
     };
-    let _iv = crate::signpost::interval(c"matmul", || {
+    let _iv = crate::signpost::interval(crate::signpost::MATMUL, || {
         format!(
             "q8_0 M={} N={} K={}",
             args.rows.len(),
