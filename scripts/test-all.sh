@@ -88,6 +88,8 @@ for t in aarch64-apple-darwin aarch64-apple-ios; do
   echo "built $t (with signposts, without model)"
 done
 rmdir "$sdk"
+# The signpost names and format string sit in __TEXT,__oslogstring as Apple's macros put them.
+scripts/check-oslogstring.sh "${CARGO_TARGET_DIR:-target}"/{aarch64-apple-darwin,aarch64-apple-ios}/debug/libqkern.rlib
 
 if [ "${QKERN_SKIP_FUZZ:-0}" != 1 ]; then
   scripts/fuzz-smoke.sh

@@ -47,7 +47,7 @@ pub mod kernels;
 pub mod model;
 pub mod parallel;
 pub mod quant;
-pub mod signpost;
+pub(crate) mod signpost;
 mod tier;
 
 pub use contract::{Kernels, WeightFormat};

@@ -18,15 +18,7 @@
 //   weight bytes per block and column and is bound by memory bandwidth, not the SIMD pipes.
 // Integer block sums are exact (|sum| <= 32 * 128 * 127 < 2^31); the f32 combination rounds.
 #include "qkern_asm.h"
-
-// Argument block (`Q8Args` in src/arch/aarch64/matmul_q8.rs, 8 bytes per field).
-#define ARG8_W       0   /* weights of the first tile, block 0 */
-#define ARG8_A       8   /* activation row 0, block 0 */
-#define ARG8_AROW   16   /* bytes from one activation row to the next */
-#define ARG8_KB     24   /* blocks of 32 along K (>= 1) */
-#define ARG8_NTILES 32   /* column tiles of 4 (>= 1) */
-#define ARG8_OUT    40   /* output row 0, first tile */
-#define ARG8_LDO    48   /* bytes from one output row to the next */
+#include "q8_gemv.h" // the argument block: offsets ARG8_*
 
 // Registers: v0-v7 weight groups, v20 weight scales, v16-v19 f32 accumulators of rows 0-3,
 // v21-v25 / v26-v30 per-row temporaries (alternating rows): scale, 2 x 16 activation bytes,

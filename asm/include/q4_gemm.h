@@ -6,6 +6,15 @@
 #ifndef QKERN_Q4_GEMM_H
 #define QKERN_Q4_GEMM_H
 
+/* load_args loads field pairs with one ldp: (W, A), (AS, ASTRIDE), (KB, NTILES), (OUT, LDO),
+ * (BIAS, BIASINC). */
+.if ARG_A != ARG_W + 8 || ARG_ASTRIDE != ARG_AS + 8 || ARG_NTILES != ARG_KB + 8
+.error "q4_gemm.h: an ldp field pair is not adjacent"
+.endif
+.if ARG_LDO != ARG_OUT + 8 || ARG_BIASINC != ARG_BIAS + 8
+.error "q4_gemm.h: an ldp field pair is not adjacent"
+.endif
+
 .macro load_args
     ldp     x1, x2, [x0, #ARG_W]
     ldp     x3, x4, [x0, #ARG_AS]

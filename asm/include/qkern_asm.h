@@ -66,7 +66,10 @@ EXTERN\name:
 .endm
 
 /* Offsets in the argument block that every q4 matmul micro-kernel takes in x0
- * (`KernelArgs` in src/arch/aarch64/matmul_asm.rs, 8 bytes per field). */
+ * (`KernelArgs` in src/arch/aarch64/matmul_asm.rs, 8 bytes per field). build.rs turns each
+ * `#define ARG... <number>` line of the asm/include headers into a Rust constant that
+ * matmul_asm.rs checks against `offset_of!`: an offset changed here or in the struct alone
+ * fails the build. */
 #define ARG_W        0   /* packed weights, first tile, block 0 */
 #define ARG_A        8   /* activation values of the first row pair, block 0 */
 #define ARG_AS      16   /* activation scales of the first row pair, block 0 */
@@ -79,5 +82,6 @@ EXTERN\name:
 #define ARG_BIASINC 72   /* bytes from one tile's bias to the next (16, or 0 for a zero bias) */
 #define ARG_ZEROS   80   /* 64 zero bytes */
 #define ARG_NROWS   88   /* rows to store (1 .. 2 * row pairs), from the first */
+#define ARG_SIZE    96   /* size of the block */
 
 #endif

@@ -121,7 +121,7 @@ fn run(
     out: &mut [f32],
 ) -> Result<()> {
     let p = validate(q, n_head, scale, cache, layer, pos0, out.len())?;
-    let _iv = crate::signpost::interval(c"attention", || {
+    let _iv = crate::signpost::interval(crate::signpost::ATTENTION, || {
         format!("L{layer} T={} heads={n_head} pos0={pos0}", p.t)
     });
     let path = (cache.kernels().attn.select)(&p);

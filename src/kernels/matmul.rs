@@ -311,7 +311,7 @@ fn run<F: WeightFormat>(
     if rows.is_empty() || cols.is_empty() {
         return Ok(());
     }
-    let _iv = crate::signpost::interval(c"matmul", || {
+    let _iv = crate::signpost::interval(crate::signpost::MATMUL, || {
         format!(
             "{} M={} N={} K={}{}",
             F::NAME,

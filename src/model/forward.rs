@@ -281,12 +281,13 @@ impl Op {
     ];
 
     /// Name of the op's signpost interval (the op kind; the message carries layer and shape).
-    fn signpost_name(self) -> &'static std::ffi::CStr {
+    fn signpost_name(self) -> crate::signpost::Name {
+        use crate::signpost::{ATTENTION, ELEMENTWISE, MATMUL, QUANTIZE};
         match self {
-            Op::MatmulQkv | Op::MatmulO | Op::MatmulGateUp | Op::MatmulDown | Op::Head => c"matmul",
-            Op::Attention => c"attention",
-            Op::NormQuant | Op::Quantize => c"quantize",
-            _ => c"elementwise",
+            Op::MatmulQkv | Op::MatmulO | Op::MatmulGateUp | Op::MatmulDown | Op::Head => MATMUL,
+            Op::Attention => ATTENTION,
+            Op::NormQuant | Op::Quantize => QUANTIZE,
+            _ => ELEMENTWISE,
         }
     }
 
