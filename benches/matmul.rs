@@ -53,7 +53,10 @@ fn benches(c: &mut Criterion) {
             .sampling_mode(SamplingMode::Flat)
             .warm_up_time(Duration::from_millis(200))
             .measurement_time(Duration::from_millis(800));
-        eprintln!("tier {tier}: kernel {}", kernel_name::<qkern::quant::BlockQ4_0>(tier).unwrap());
+        eprintln!(
+            "tier {tier}: kernel {}",
+            kernel_name::<qkern::quant::BlockQ4_0>(tier).unwrap()
+        );
         for (n, k) in SHAPES {
             let blocks: Vec<BlockQ4_0> = (0..n * k / 32)
                 .map(|_| BlockQ4_0 {

@@ -63,3 +63,8 @@ pub use kernels::matmul::{
 pub use kernels::norm::{rmsnorm, rmsnorm_quantize};
 pub use kernels::rope::Rope;
 pub use tier::{Tier, TIER_ENV};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -265,7 +265,15 @@ fn kv_cache_and_attention() {
             attention_parallel(&pool, &q, n_head, None, &c, 0, 2, &mut out).unwrap();
             attention(&q, n_head, Some(0.5), &c, 0, 2, &mut out).unwrap();
             err(attention(&q, n_head, Some(f32::NAN), &c, 0, 2, &mut out));
-            err(attention(&q, n_head, Some(f32::INFINITY), &c, 0, 2, &mut out));
+            err(attention(
+                &q,
+                n_head,
+                Some(f32::INFINITY),
+                &c,
+                0,
+                2,
+                &mut out,
+            ));
             for (qq, nh, layer, pos0, olen) in [
                 (&q[..], 3, 0, 2, n_head * d),          // n_head not a multiple of n_kv
                 (&q[..], 0, 0, 2, n_head * d),          // zero heads
@@ -279,8 +287,12 @@ fn kv_cache_and_attention() {
                 (&[][..], n_head, 0, 2, 0),             // no query rows
             ] {
                 err(attention(qq, nh, None, &c, layer, pos0, &mut out[..olen]));
-                err(attention_parallel(&pool,
-                    qq, nh, None, &c,
+                err(attention_parallel(
+                    &pool,
+                    qq,
+                    nh,
+                    None,
+                    &c,
                     layer,
                     pos0,
                     &mut out[..olen],

@@ -335,7 +335,11 @@ fn chunked_equals_one_shot(tier: Tier) {
             &v[pos0 * kw..(pos0 + t) * kw],
         )
         .unwrap();
-        attention(&q[pos0 * qw..(pos0 + t) * qw], s.n_head, None, &c2,
+        attention(
+            &q[pos0 * qw..(pos0 + t) * qw],
+            s.n_head,
+            None,
+            &c2,
             0,
             pos0,
             &mut chunked[pos0 * qw..(pos0 + t) * qw],
@@ -398,8 +402,12 @@ fn decode_parallel(tier: Tier) {
         // Parallel prefill of the last 12 prefilled rows (tasks over KV head x query block).
         let p0 = pre - 12;
         let mut out = vec![0f32; 12 * qw];
-        attention_parallel(&pool,
-            &q[p0 * qw..pre * qw], s.n_head, None, &cache,
+        attention_parallel(
+            &pool,
+            &q[p0 * qw..pre * qw],
+            s.n_head,
+            None,
+            &cache,
             0,
             p0,
             &mut out,
@@ -642,8 +650,5 @@ fn count_attention_512() {
     cache.write(0, 0, &k, &v).unwrap();
     let mut out = vec![0f32; q.len()];
     attention(&q, n_head, None, &cache, 0, 0, &mut out).unwrap();
-    eprintln!(
-        "path {}",
-        kern(Tier::active()).attention_name()
-    );
+    eprintln!("path {}", kern(Tier::active()).attention_name());
 }

@@ -166,7 +166,10 @@ fn every_tier_agrees() {
             let got = s.prefill_all(&toks).unwrap();
             // The aarch64 fp16 attention path rounds to f16, which moves int8 activation
             // roundings (see tests/model_golden.rs, TOL_KV_F16).
-            let fp16 = qkern::Kernels::for_tier(tier).unwrap().attention_name().contains("fp16");
+            let fp16 = qkern::Kernels::for_tier(tier)
+                .unwrap()
+                .attention_name()
+                .contains("fp16");
             let tol = if fp16 { 0.06 } else { 2e-3 };
             assert_close(&got, &want, tol, &format!("{:?} tier {tier}", c.arch));
             let d = s.decode(5).unwrap();

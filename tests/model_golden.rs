@@ -162,7 +162,11 @@ fn check_model(name: &str, tier: Tier, kv: KvDtype, chunk: usize) -> f32 {
         let max = eq.iter().fold(0.0f32, |m, &e| m.max(e));
         // The aarch64 fp16 attention path (FEAT_FP16 at NeonDot and above) computes in half
         // precision whatever the cache type: the f16 tolerance applies.
-        let half = matches!(kv, KvDtype::F16) || qkern::Kernels::for_tier(tier).unwrap().attention_name().contains("fp16");
+        let half = matches!(kv, KvDtype::F16)
+            || qkern::Kernels::for_tier(tier)
+                .unwrap()
+                .attention_name()
+                .contains("fp16");
         match half {
             false => {
                 let loose = eq.iter().filter(|&&e| e > TOL_Q_ROW).count();
@@ -216,7 +220,11 @@ fn golden_logits_chunked_prefill() {
         let model = Model::new(load(&dir(name)).unwrap(), Tier::active(), 2).unwrap();
         let one = run(&model, &g, KvDtype::F32, 128);
         let tier = Tier::active();
-        let tol = if qkern::Kernels::for_tier(tier).unwrap().attention_name().contains("fp16") {
+        let tol = if qkern::Kernels::for_tier(tier)
+            .unwrap()
+            .attention_name()
+            .contains("fp16")
+        {
             TOL_KV_F16
         } else {
             TOL_Q_ROW
