@@ -64,9 +64,11 @@ macro_rules! oslog_str {
 pub const MATMUL: Name = oslog_str!("matmul");
 /// Interval name of attention.
 pub const ATTENTION: Name = oslog_str!("attention");
-/// Interval name of RMS norm + quantization and of activation quantization.
+/// Interval name of RMS norm + quantization and of activation quantization (forward-pass ops).
+#[cfg_attr(not(feature = "model"), allow(dead_code))]
 pub const QUANTIZE: Name = oslog_str!("quantize");
-/// Interval name of the other, memory-bound ops.
+/// Interval name of the other, memory-bound ops (forward-pass ops).
+#[cfg_attr(not(feature = "model"), allow(dead_code))]
 pub const ELEMENTWISE: Name = oslog_str!("elementwise");
 
 /// An open signpost interval; it ends when dropped.

@@ -142,14 +142,13 @@ fn layers_point_down_and_files_import_no_cycle() {
         for r in crate_refs(&f.code) {
             let Some(their) = rank(&r[0]) else { continue };
             let kernels_to_drivers = f.module[0] == "kernels" && r[0] == "drivers";
-            if their > own || (their == own && r[0] != f.module[0] && own != 0) {
-                if !kernels_to_drivers {
-                    bad.push(format!("{} -> crate::{}", f.path.display(), r.join("::")));
-                }
+            let against = their > own || (their == own && r[0] != f.module[0] && own != 0);
+            if against && !kernels_to_drivers {
+                bad.push(format!("{} -> crate::{}", f.path.display(), r.join("::")));
             }
             let target = (1..=r.len())
                 .rev()
-                .find_map(|n| by_module.get(&r[..n].to_vec()).copied());
+                .find_map(|n| by_module.get(&r[..n]).copied());
             if let Some(j) = target.filter(|&j| j != i) {
                 edges.push((i, j));
             }
