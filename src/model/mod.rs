@@ -1,23 +1,31 @@
-//! The Qwen model: configuration, weights and their loaders.
+//! The Qwen model: configuration, weights and their loaders, and the forward pass.
 //!
 //! * [`Config`] and [`ModelWeights`] hold a model in the formats the forward pass reads
 //!   (DESIGN.md §6): linear weights Q4_0, token embedding and output head Q8_0, norms and biases f32.
 //! * [`load_gguf`] reads a GGUF v3 file as written by llama.cpp (`qwen2`, `qwen3`);
 //!   [`load_safetensors_dir`] a Hugging Face folder; [`load`] picks by path.
+//! * [`Model`] (`packed.rs`) packs the weights for one tier; a [`Session`] (`session.rs`) runs one
+//!   sequence through them, prefill in chunks and decode with a KV cache, using the row-part
+//!   helpers of `parts.rs`; [`OpTimes`] (`profile.rs`) holds its per-op times when profiling.
 
 mod config;
 mod convert;
-mod forward;
 mod gguf;
+mod packed;
+mod parts;
+mod profile;
 mod q6k;
 mod random;
 mod safetensors;
+mod session;
 mod weights;
 
 pub use config::{Arch, Config};
-pub use forward::{Model, Op, OpTimes, Session, SessionOptions, Work};
 pub use gguf::{load_gguf, load_gguf_bytes};
+pub use packed::Model;
+pub use profile::{Op, OpTimes, Work};
 pub use safetensors::{load_safetensors_bytes, load_safetensors_dir};
+pub use session::{Session, SessionOptions};
 pub use weights::{LayerWeights, ModelWeights};
 
 use crate::Result;
