@@ -276,6 +276,53 @@ fn gqa_ratios(tier: Tier) {
 }
 per_tier_test!(gqa_ratios_vs_reference, crate::gqa_ratios);
 
+/// The softmax scale is a parameter: `None` is `1 / sqrt(head_dim)`, and scaling by `2 / sqrt(d)`
+/// gives exactly the output of doubled queries at the default scale (a factor of 2 is exact in
+/// every path's arithmetic, so the two calls see the same scaled Q bit for bit).
+fn softmax_scale(tier: Tier) {
+    let (n_head, n_kv, d, t) = (4, 2, 64, 70);
+    let mut rng = Rng(0x5ca1e);
+    let q = rng.vec(t * n_head * d, 1.0);
+    let q2: Vec<f32> = q.iter().map(|x| 2.0 * x).collect();
+    let k = rng.vec(t * n_kv * d, 1.0);
+    let v = rng.vec(t * n_kv * d, 1.0);
+    for dtype in [KvDtype::F16, KvDtype::F32] {
+        let mut cache = KvCache::with_tier(1, n_kv, d, t, dtype, tier).unwrap();
+        cache.write(0, 0, &k, &v).unwrap();
+        let run = |q: &[f32], scale: Option<f32>| {
+            let mut out = vec![f32::NAN; q.len()];
+            attention(q, n_head, scale, &cache, 0, 0, &mut out).unwrap();
+            out
+        };
+        let r = 1.0 / (d as f32).sqrt();
+        let default = run(&q, None);
+        assert_eq!(
+            run(&q, Some(r)),
+            default,
+            "{tier} {dtype:?}: explicit 1/sqrt(d)"
+        );
+        let scaled = run(&q, Some(2.0 * r));
+        assert_eq!(scaled, run(&q2, None), "{tier} {dtype:?}: scale 2/sqrt(d)");
+        assert_ne!(
+            scaled, default,
+            "{tier} {dtype:?}: the scale must change the output"
+        );
+        // A large scale: scores past f16's range if a path ignored the scale in its choice.
+        let big = run(&q, Some(4000.0 * r));
+        let mut scalar = KvCache::with_tier(1, n_kv, d, t, dtype, Tier::Scalar).unwrap();
+        scalar.write(0, 0, &k, &v).unwrap();
+        let mut want = vec![0f32; q.len()];
+        attention(&q, n_head, Some(4000.0 * r), &scalar, 0, 0, &mut want).unwrap();
+        for (i, (g, w)) in big.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-2,
+                "{tier} {dtype:?} scale 4000/sqrt(d) at {i}: {g} vs {w}"
+            );
+        }
+    }
+}
+per_tier_test!(softmax_scale_is_a_parameter, crate::softmax_scale);
+
 fn lengths_and_chunks(tier: Tier) {
     // One sequence of 300 checks every length 1..=300 (row i sees exactly i + 1 keys); the
     // chunks cross tile (64) and block boundaries, continuing the cache.

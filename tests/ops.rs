@@ -25,8 +25,8 @@ use common::{guard::Guarded, Rng};
 use qkern::kernels::elementwise::EXP_MAX_REL_ERROR;
 use qkern::quant::{quantize_q4_0, quantize_q8_0, BlockQ4_0, BlockQ8_0};
 use qkern::{
-    add_assign, embedding_row, exp, rmsnorm, rmsnorm_quantize, silu_mul, softmax, EmbeddingTable,
-    QuantizedActivations, Rope,
+    add_assign, embedding_row, exp, rmsnorm, rmsnorm_quantize, silu_mul, silu_mul_quantize,
+    softmax, EmbeddingTable, QuantizedActivations, Rope,
 };
 use qkern::{Error, Tier};
 use qkern_reference as r;
@@ -186,6 +186,36 @@ fn silu_case(tier: Tier) {
     assert!(silu_mul(kern(tier), &[0.0; 3], &[0.0; 3], &mut out[..2]).is_err());
 }
 per_tier_test!(silu_mul_matches_reference, crate::silu_case);
+
+/// The fused SwiGLU + quantize equals quantizing `silu_mul`'s output (checked against the
+/// reference above) with the reference quantizer, bit for bit.
+fn silu_mul_quantize_case(tier: Tier) {
+    let mut rng = Rng(0x5eed_0009);
+    for &(m, f) in &[(1usize, 32usize), (3, 96), (2, 4864)] {
+        let mut gu = rng.vec(m * 2 * f, 8.0);
+        gu[f / 2] = 40.0; // an outlier gate
+        let gg = Guarded::from_slice(&gu);
+        let mut qa = QuantizedActivations::with_tier(tier).unwrap();
+        silu_mul_quantize(&gg, f, &mut qa).unwrap();
+        assert_eq!((qa.m(), qa.k()), (m, f));
+        let mut y = vec![0f32; m * f];
+        for (row, yr) in gu.chunks_exact(2 * f).zip(y.chunks_exact_mut(f)) {
+            silu_mul(kern(tier), &row[..f], &row[f..], yr).unwrap();
+        }
+        let want = r::quantize_activations(&y);
+        for (b, (g, e)) in qa.blocks().iter().zip(&want).enumerate() {
+            assert_eq!(g.d.to_bits(), e.d.to_bits(), "block {b} scale, m={m} f={f}");
+            assert_eq!(g.qs, e.qs, "block {b} values, m={m} f={f}");
+        }
+    }
+    let mut qa = QuantizedActivations::with_tier(tier).unwrap();
+    assert!(silu_mul_quantize(&[0.0; 96], 48, &mut qa).is_err()); // f not a multiple of 32
+    assert!(silu_mul_quantize(&[0.0; 96], 32, &mut qa).is_err()); // not whole rows
+    assert!(silu_mul_quantize(&[], 32, &mut qa).is_err());
+    assert!(silu_mul_quantize(&[0.0; 64], 0, &mut qa).is_err());
+    assert!(silu_mul_quantize(&[0.0; 64], usize::MAX, &mut qa).is_err()); // 2 f overflows
+}
+per_tier_test!(silu_mul_quantize_is_exact, crate::silu_mul_quantize_case);
 
 fn softmax_case(tier: Tier) {
     let mut rng = Rng(0x5eed_0004);

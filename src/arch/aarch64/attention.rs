@@ -40,7 +40,7 @@ fn select_dot(p: &Problem<'_>) -> &'static AttnPath {
     if fp16_available() {
         // SAFETY: NEON is present on every aarch64 tier.
         let q_max = unsafe { ops::max_abs(p.q) };
-        if fits_fp16(p.kv.amax, q_max, p.d) {
+        if fits_fp16(p.kv.amax, q_max, p.scale) {
             return &FP16_PATH;
         }
     }

@@ -45,10 +45,10 @@ const CHUNK: usize = 64;
 const KEYS: usize = 2 * KV_TILE;
 
 /// Whether no f16 partial sum can exceed 2^15: `CHUNK * max|q| * scale * log2 e * max|k|` for
-/// scores, `KEYS * 1 * max|v|` for outputs (softmax weights are at most 1); and every input
-/// value fits f16 (below 65504 with margin).
-pub(crate) fn fits_fp16(amax: [f32; 2], q_max: f32, head_dim: usize) -> bool {
-    let scale = std::f32::consts::LOG2_E / (head_dim as f32).sqrt();
+/// scores (`scale` the call's softmax scale), `KEYS * 1 * max|v|` for outputs (softmax weights
+/// are at most 1); and every input value fits f16 (below 65504 with margin).
+pub(crate) fn fits_fp16(amax: [f32; 2], q_max: f32, scale: f32) -> bool {
+    let scale = scale.abs() * std::f32::consts::LOG2_E;
     q_max * scale <= 60000.0
         && q_max * scale * amax[0] <= 32768.0 / CHUNK as f32
         && amax[1] <= 32768.0 / KEYS as f32
