@@ -3,10 +3,13 @@
 //! Hand-tuned SIMD kernels for quantized LLM inference on CPUs (first of all Apple A15+ P-cores),
 //! and a minimal Qwen forward pass built on them.
 //!
-//! * Weights are Q4_0 ([`quant::BlockQ4_0`], GGUF layout), activations are quantized on the fly to
-//!   int8 blocks of 32 ([`quant::quantize_activation_block`] states the exact rule), outputs are f32.
-//! * Every kernel runs at a [`Tier`]: the best one the CPU has is detected once ([`Tier::active`]),
-//!   and every entry point can also take an explicit tier (an error if the CPU lacks it).
+//! * Weights are blocks of a [`WeightFormat`] (Q4_0, Q8_0; GGUF layouts) packed once for a tier
+//!   ([`Packed`]); activations are quantized on the fly to int8 blocks of 32
+//!   ([`quant::quantize_activation_block`] states the exact rule); outputs are f32.
+//! * Every kernel runs at a [`Tier`]: the best one the CPU has is detected once ([`Tier::active`]).
+//!   Operands laid out for a tier ([`Packed`], [`QuantizedActivations`], [`KvCache`]) carry it
+//!   (`new` for the detected tier, `with_tier` for another one); ops without such operands take a
+//!   [`Kernels`] handle, which exists only for a tier the CPU has.
 //! * Every kernel has a scalar twin in the `qkern-reference` crate, its test oracle.
 //! * Bad shapes, tiers or sizes return [`Error`]; nothing panics on caller input.
 //! * The model (`qkern::model`), its loaders and the `qkern` CLI are the default feature `model`;
