@@ -1073,7 +1073,7 @@ fn empty_and_missing_files() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// More malformed files: the cases of issue 7's list that the tests above do not reach.
+// More malformed files: hostile cases the tests above do not reach.
 
 /// Asserts an `Error::Overflow` naming `want`.
 #[track_caller]

@@ -3,7 +3,7 @@
 use crate::error::mul;
 use crate::{Error, Result};
 
-/// The model family, which decides the attention details (DESIGN.md §6).
+/// The model family, which decides the attention details.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
     /// Qwen2 / Qwen2.5: q/k/v projections with bias, no q/k norms.

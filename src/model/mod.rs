@@ -1,7 +1,7 @@
 //! The Qwen model: configuration, weights and their loaders, and the forward pass.
 //!
-//! * [`Config`] and [`ModelWeights`] hold a model in the formats the forward pass reads
-//!   (DESIGN.md §6): linear weights Q4_0, token embedding and output head Q8_0, norms and biases f32.
+//! * [`Config`] and [`ModelWeights`] hold a model in the formats the forward pass reads: linear
+//!   weights Q4_0, token embedding and output head Q8_0, norms and biases f32.
 //! * [`load_gguf`] reads a GGUF v3 file as written by llama.cpp (`qwen2`, `qwen3`);
 //!   [`load_safetensors_dir`] a Hugging Face folder; [`load`] picks by path.
 //! * [`Model`] (`packed.rs`) packs the weights for one tier; a [`Session`] (`session.rs`) runs one

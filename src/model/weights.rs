@@ -1,4 +1,4 @@
-//! The loaded weights, already in the formats the forward pass reads (DESIGN.md §6): every 2-D
+//! The loaded weights, already in the formats the forward pass reads: every 2-D
 //! linear weight in Q4_0, the token embedding and the output head in Q8_0, norms and biases in f32.
 
 use super::config::{Arch, Config};
