@@ -1,13 +1,13 @@
-//! [`WeightFormat`]: what a block type of 32 weights provides so that `Packed<F>` and the generic
+//! [`WeightFormat`]: what a weight block type provides so that `Packed<F>` and the generic
 //! matmuls work for it on every tier.
 //!
-//! Adding a format: its block type and reference (de)quantizer in `crate::quant`, an impl here
-//! naming its field of [`Kernels`], a field in [`Kernels`], and a kernel per architecture in
-//! `crate::arch::<isa>` registered in that architecture's `table`. Nothing public changes.
+//! Adding a format: its block type and reference dequantizer in `crate::quant`, a field in
+//! [`Kernels`] and a line in the table below naming it, and a kernel per architecture in
+//! `crate::arch::<isa>` registered in that architecture's tier tables. Nothing public changes.
 
 use super::gemm::WeightKernel;
 use super::table::Kernels;
-use crate::quant::{dequantize_q4_0, dequantize_q8_0, BlockQ4_0, BlockQ8_0};
+use crate::quant::*;
 use crate::Result;
 use std::fmt::Debug;
 
@@ -16,37 +16,49 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A weight block format: 32 weights along K per block, a kernel on every tier.
+/// A weight block format: `BLOCK_LEN` weights along K per block, a kernel on every tier.
 pub trait WeightFormat:
     sealed::Sealed + bytemuck::Pod + Debug + PartialEq + Send + Sync + 'static
 {
-    /// Lower-case name as GGUF spells the type (`"q4_0"`).
+    /// Lower-case name as GGUF spells the type (`"q4_0"`, `"q4_k"`).
     const NAME: &'static str;
-    /// Reference dequantization of `blocks` into `out` (`32 * blocks.len()` values).
+    /// Values per block (32, or 256 for the K-quants): K must be a multiple of it.
+    const BLOCK_LEN: usize;
+    /// The activation format the kernels read.
+    const ACT: ActFormat;
+    /// Reference dequantization of `blocks` into `out` (`BLOCK_LEN * blocks.len()` values).
     fn dequantize(blocks: &[Self], out: &mut [f32]) -> Result<()>;
     /// The format's kernel in a tier's table.
     #[doc(hidden)]
     fn kernel(k: &Kernels) -> &'static WeightKernel<Self>;
 }
 
-impl sealed::Sealed for BlockQ4_0 {}
-impl WeightFormat for BlockQ4_0 {
-    const NAME: &'static str = "q4_0";
-    fn dequantize(blocks: &[Self], out: &mut [f32]) -> Result<()> {
-        dequantize_q4_0(blocks, out)
-    }
-    fn kernel(k: &Kernels) -> &'static WeightKernel<Self> {
-        k.q4_0
-    }
+/// One line per format: block type, name, block length, activation format, dequantizer, and its
+/// field of [`Kernels`].
+macro_rules! weight_formats {
+    ($($block:ty: $name:literal, $len:expr, $act:ident, $deq:path, $field:ident;)*) => {$(
+        impl sealed::Sealed for $block {}
+        impl WeightFormat for $block {
+            const NAME: &'static str = $name;
+            const BLOCK_LEN: usize = $len;
+            const ACT: ActFormat = ActFormat::$act;
+            fn dequantize(blocks: &[Self], out: &mut [f32]) -> Result<()> {
+                $deq(blocks, out)
+            }
+            fn kernel(k: &Kernels) -> &'static WeightKernel<Self> {
+                k.$field
+            }
+        }
+    )*};
 }
 
-impl sealed::Sealed for BlockQ8_0 {}
-impl WeightFormat for BlockQ8_0 {
-    const NAME: &'static str = "q8_0";
-    fn dequantize(blocks: &[Self], out: &mut [f32]) -> Result<()> {
-        dequantize_q8_0(blocks, out)
-    }
-    fn kernel(k: &Kernels) -> &'static WeightKernel<Self> {
-        k.q8_0
-    }
+weight_formats! {
+    BlockQ4_0: "q4_0", QK, Q8_32, dequantize_q4_0, q4_0;
+    BlockQ8_0: "q8_0", QK, Q8_32, dequantize_q8_0, q8_0;
+    BlockQ4_1: "q4_1", QK, Q8_32, dequantize_q4_1, q4_1;
+    BlockQ5_0: "q5_0", QK, Q8_32, dequantize_q5_0, q5_0;
+    BlockQ5_1: "q5_1", QK, Q8_32, dequantize_q5_1, q5_1;
+    BlockQ4K: "q4_k", QK_K, Q8_256, dequantize_q4_k, q4_k;
+    BlockQ5K: "q5_k", QK_K, Q8_256, dequantize_q5_k, q5_k;
+    BlockQ6K: "q6_k", QK_K, Q8_256, dequantize_q6_k, q6_k;
 }

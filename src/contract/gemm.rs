@@ -1,7 +1,6 @@
 //! GEMM contracts: `y[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n])` on packed operands.
 
 use crate::aligned::AlignedBuf;
-use crate::quant::ActBlock;
 use std::ops::Range;
 
 /// The arguments of one GEMM call, validated by `crate::kernels::matmul` before any kernel sees
@@ -20,17 +19,18 @@ pub(crate) struct GemmArgs<'a> {
     pub ldo: usize,
 }
 
-/// A tier's activation quantizer: its layout is what that tier's matmul kernels read.
+/// A tier's activation quantizer for one activation format whose plain blocks are `A`
+/// (`ActBlock`, `ActBlockK`): its layout is what that tier's weight kernels of that format read.
 /// Rows are quantized one at a time so that fused producers (RMSNorm + quantize) can hand over a
 /// row while it is still in L1.
-pub(crate) struct ActKernel {
+pub(crate) struct ActKernel<A: 'static> {
     /// Bytes the layout needs for `m` rows of `k` values.
     pub size: fn(m: usize, k: usize) -> usize,
     /// Quantizes row `i` (`x.len() == k`) of an `m x k` matrix into `out` (`size(m, k)` bytes).
     pub quantize_row: fn(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]),
-    /// The plain blocks of the quantized activations, `m * k / 32` in row order.
-    pub unpack: fn(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock>,
-    /// Whether the layout already is plain `ActBlock` rows (what [`ActInput::Plain`] reads).
+    /// The plain blocks of the quantized activations, `m * k / block length` in row order.
+    pub unpack: fn(buf: &[u8], m: usize, k: usize) -> Vec<A>,
+    /// Whether the layout already is plain `A` rows (what [`ActInput::Plain`] reads).
     pub plain: bool,
 }
 
@@ -44,16 +44,17 @@ pub(crate) enum ActInput {
     Plain,
 }
 
-/// A tier's kernel for one weight format whose blocks are `B` (32 values each along K).
+/// A tier's kernel for one weight format whose blocks are `B` (`B::BLOCK_LEN` values each along
+/// K), reading activations of the format `B::ACT`.
 ///
 /// Public only so that the sealed [`crate::WeightFormat`] trait can name it; nothing outside
 /// the crate can reach its fields.
 pub struct WeightKernel<B: 'static> {
     /// Name of the implementation (shown by benches and `Packed::kernel_name`).
     pub(crate) name: &'static str,
-    /// Packs `n` rows of `k / 32` blocks.
+    /// Packs `n` rows of `k / B::BLOCK_LEN` blocks.
     pub(crate) pack: fn(blocks: &[B], n: usize, k: usize) -> AlignedBuf,
-    /// Inverse of `pack` for one row: writes the `k / 32` blocks of row `row < n` into `out`.
+    /// Inverse of `pack` for one row: writes the blocks of row `row < n` into `out`.
     pub(crate) unpack_row: fn(buf: &AlignedBuf, n: usize, k: usize, row: usize, out: &mut [B]),
     /// Activation layout `gemm` reads.
     pub(crate) acts: ActInput,

@@ -5,7 +5,10 @@
 use super::attention::AttnSelect;
 use super::gemm::{ActKernel, WeightKernel};
 use super::ops::OpsKernel;
-use crate::quant::{BlockQ4_0, BlockQ8_0};
+use crate::quant::{
+    ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8_0,
+};
 use crate::Tier;
 use std::fmt;
 
@@ -17,11 +20,19 @@ use std::fmt;
 /// (packed weights, quantized activations, the KV cache) carry their tier's kernels instead.
 pub struct Kernels {
     pub(crate) tier: Tier,
-    /// Activation quantizer (the activation layout of the tier's weight kernels).
-    pub(crate) act: &'static ActKernel,
+    /// Activation quantizers: blocks of 32 (the layout of the tier's 32-block weight kernels)
+    /// and of 256 (K-quants).
+    pub(crate) act: &'static ActKernel<ActBlock>,
+    pub(crate) act_k: &'static ActKernel<ActBlockK>,
     /// Weight kernels, one per format.
     pub(crate) q4_0: &'static WeightKernel<BlockQ4_0>,
     pub(crate) q8_0: &'static WeightKernel<BlockQ8_0>,
+    pub(crate) q4_1: &'static WeightKernel<BlockQ4_1>,
+    pub(crate) q5_0: &'static WeightKernel<BlockQ5_0>,
+    pub(crate) q5_1: &'static WeightKernel<BlockQ5_1>,
+    pub(crate) q4_k: &'static WeightKernel<BlockQ4K>,
+    pub(crate) q5_k: &'static WeightKernel<BlockQ5K>,
+    pub(crate) q6_k: &'static WeightKernel<BlockQ6K>,
     /// Small layer ops.
     pub(crate) ops: &'static OpsKernel,
     /// Attention path selection.

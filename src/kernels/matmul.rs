@@ -13,7 +13,7 @@ use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::contract::{Kernels, WeightFormat};
 use crate::drivers::gemm::gemm_parallel;
 use crate::parallel::ThreadPool;
-use crate::quant::{blocks_in, check_len, ActBlock, QK};
+use crate::quant::{check_len, ActBlock, ActBlockK, ActFormat};
 use crate::{Error, Result, Tier};
 use std::ops::Range;
 
@@ -59,7 +59,7 @@ impl<F: WeightFormat> Packed<F> {
         n: usize,
         k: usize,
     ) -> Result<Self> {
-        check_weight_shape(blocks.len(), n, k)?;
+        check_weight_shape(blocks.len(), n, k, F::BLOCK_LEN)?;
         let buf = (F::kernel(kernels).pack)(blocks, n, k);
         Ok(Packed {
             kernels,
@@ -76,7 +76,7 @@ impl<F: WeightFormat> Packed<F> {
 
     /// The plain blocks back, exactly as given to [`Packed::new`].
     pub fn unpack(&self) -> Vec<F> {
-        let kb = self.k / QK;
+        let kb = self.k / F::BLOCK_LEN;
         let mut blocks = vec![F::zeroed(); self.n * kb];
         for (r, row) in blocks.chunks_exact_mut(kb).enumerate() {
             (self.kernel().unpack_row)(&self.buf, self.n, self.k, r, row);
@@ -95,7 +95,7 @@ impl<F: WeightFormat> Packed<F> {
             )));
         }
         check_len("dequantized row", out.len(), self.k)?;
-        let mut blocks = vec![F::zeroed(); self.k / QK];
+        let mut blocks = vec![F::zeroed(); self.k / F::BLOCK_LEN];
         (self.kernel().unpack_row)(&self.buf, self.n, self.k, row, &mut blocks);
         F::dequantize(&blocks, out)
     }
@@ -103,6 +103,12 @@ impl<F: WeightFormat> Packed<F> {
     /// Tier the weights are packed for.
     pub fn tier(&self) -> Tier {
         self.kernels.tier
+    }
+
+    /// The activation format the matmuls of these weights read (see
+    /// [`QuantizedActivations::require`]).
+    pub fn act_format(&self) -> ActFormat {
+        F::ACT
     }
 
     /// Name of the matmul implementation these weights run on (e.g. `"avx512vnni-8x16"`).
@@ -132,31 +138,44 @@ pub fn kernel_name<F: WeightFormat>(tier: Tier) -> Result<&'static str> {
     Ok(F::kernel(Kernels::for_tier(tier)?).name)
 }
 
-/// Checks what packing a weight matrix of any block format assumes: `n > 0`, `k` a multiple of
-/// 32, `n_blocks == n * k / 32`, and a padded packed size far from overflow.
-fn check_weight_shape(n_blocks: usize, n: usize, k: usize) -> Result<()> {
-    let kb = blocks_in(k, "K")?;
+/// Checks what packing a weight matrix of any block format assumes: `n > 0`, `k` a non-zero
+/// multiple of the block length, `n_blocks == n * k / block_len`, and a padded packed size far
+/// from overflow.
+fn check_weight_shape(n_blocks: usize, n: usize, k: usize, block_len: usize) -> Result<()> {
+    let kb = blocks_of(k, block_len)?;
     if n == 0 {
         return Err(Error::ShapeMismatch("N must be non-zero".into()));
     }
     check_len(
         "weight blocks",
         n_blocks,
-        crate::error::mul(n, kb, "N * K / 32")?,
+        crate::error::mul(n, kb, "N * K / block length")?,
     )?;
     // Packed layouts pad N to a tile; keep the byte size well inside usize/isize.
     crate::error::mul(n.saturating_add(64), k, "packed weight size")?;
     Ok(())
 }
 
-/// `m` rows of `k` activations quantized to int8 blocks in one tier's layout. Reuse one value
-/// across calls: [`QuantizedActivations::quantize`] keeps its allocation.
+/// `k / block_len`, or [`Error::NotBlockAligned`] unless `k` is a non-zero multiple of it.
+fn blocks_of(k: usize, block_len: usize) -> Result<usize> {
+    if k == 0 || !k.is_multiple_of(block_len) {
+        return Err(Error::NotBlockAligned { what: "K", value: k });
+    }
+    Ok(k / block_len)
+}
+
+/// `m` rows of `k` activations quantized to int8 blocks in one tier's layouts, in each
+/// [`ActFormat`] the weights that read them need: `Q8_32` by default, `Q8_256` too once
+/// [`require`](Self::require)d (K-quant weights). Reuse one value across calls:
+/// [`QuantizedActivations::quantize`] keeps its allocations.
 #[derive(Clone)]
 pub struct QuantizedActivations {
     kernels: &'static Kernels,
     m: usize,
     k: usize,
-    buf: AlignedBuf,
+    /// Per format (index `ActFormat as usize`): whether it is quantized, and its layout.
+    wanted: [bool; 2],
+    bufs: [AlignedBuf; 2],
 }
 
 impl QuantizedActivations {
@@ -176,17 +195,33 @@ impl QuantizedActivations {
             kernels,
             m: 0,
             k: 0,
-            buf: AlignedBuf::default(),
+            wanted: [true, false],
+            bufs: [AlignedBuf::default(), AlignedBuf::default()],
         }
     }
 
+    /// Also quantize into `format` from the next [`quantize`](Self::quantize) on (for weights
+    /// whose [`Packed::act_format`] is `format`). `Q8_256` needs row lengths that are multiples
+    /// of 256.
+    pub fn require(&mut self, format: ActFormat) {
+        self.wanted[format as usize] = true;
+    }
+
+    /// Whether the current rows are quantized in `format`.
+    pub fn has(&self, format: ActFormat) -> bool {
+        self.m > 0 && self.wanted[format as usize]
+    }
+
     /// Quantizes `m` rows of `k` values (`x.len() == m * k`) with the rule of
-    /// [`crate::quant::quantize_activation_block`].
+    /// [`crate::quant::quantize_activation_block`] (per 32 values; per 256 for `Q8_256`).
     pub fn quantize(&mut self, x: &[f32], m: usize, k: usize) -> Result<()> {
-        check_len("activations", x.len(), self.prepare(m, k)?)?;
-        let act = self.kernels.act;
+        let len = self.prepare(m, k)?;
+        if let Err(e) = check_len("activations", x.len(), len) {
+            self.m = 0; // nothing valid in the buffers
+            return Err(e);
+        }
         for (i, row) in x.chunks_exact(k).enumerate() {
-            (act.quantize_row)(row, i, m, k, self.buf.bytes_mut());
+            self.quantize_row(row, i);
         }
         Ok(())
     }
@@ -202,34 +237,65 @@ impl QuantizedActivations {
     ) -> Result<()> {
         self.prepare(m, k)?;
         scratch.resize(k, 0.0);
-        let act = self.kernels.act;
         for i in 0..m {
-            produce(i, scratch)?;
-            (act.quantize_row)(scratch, i, m, k, self.buf.bytes_mut());
+            if let Err(e) = produce(i, scratch) {
+                self.m = 0; // the rows are incomplete
+                return Err(e);
+            }
+            self.quantize_row(scratch, i);
         }
         Ok(())
     }
 
-    /// Validates the shape, sizes the buffer for it and records it; returns `m * k`.
+    /// Quantizes row `i` (of the prepared shape) into every wanted format.
+    fn quantize_row(&mut self, row: &[f32], i: usize) {
+        let (m, k) = (self.m, self.k);
+        if self.wanted[0] {
+            (self.kernels.act.quantize_row)(row, i, m, k, self.bufs[0].bytes_mut());
+        }
+        if self.wanted[1] {
+            (self.kernels.act_k.quantize_row)(row, i, m, k, self.bufs[1].bytes_mut());
+        }
+    }
+
+    /// Validates the shape, sizes the buffers for it and records it; returns `m * k`.
     fn prepare(&mut self, m: usize, k: usize) -> Result<usize> {
-        blocks_in(k, "K")?;
+        self.m = 0; // not quantized until the shape is valid
+        for f in ActFormat::ALL {
+            if self.wanted[f as usize] {
+                blocks_of(k, f.block_len())?;
+            }
+        }
         if m == 0 {
             return Err(Error::ShapeMismatch("M must be non-zero".into()));
         }
         let len = crate::error::mul(m, k, "M * K")?;
         crate::error::mul(m.saturating_add(64), k, "quantized activation size")?;
-        self.buf.resize((self.kernels.act.size)(m, k));
+        if self.wanted[0] {
+            self.bufs[0].resize((self.kernels.act.size)(m, k));
+        }
+        if self.wanted[1] {
+            self.bufs[1].resize((self.kernels.act_k.size)(m, k));
+        }
         self.m = m;
         self.k = k;
         Ok(len)
     }
 
-    /// The plain blocks, `m * k / 32` in row order.
+    /// The plain `Q8_32` blocks, `m * k / 32` in row order (empty if not quantized so).
     pub fn blocks(&self) -> Vec<ActBlock> {
-        if self.m == 0 {
+        if !self.has(ActFormat::Q8_32) {
             return Vec::new();
         }
-        (self.kernels.act.unpack)(self.buf.bytes(), self.m, self.k)
+        (self.kernels.act.unpack)(self.bufs[0].bytes(), self.m, self.k)
+    }
+
+    /// The plain `Q8_256` blocks, `m * k / 256` in row order (empty if not quantized so).
+    pub fn blocks_k(&self) -> Vec<ActBlockK> {
+        if !self.has(ActFormat::Q8_256) {
+            return Vec::new();
+        }
+        (self.kernels.act_k.unpack)(self.bufs[1].bytes(), self.m, self.k)
     }
 
     /// Tier the activations are laid out for.
@@ -323,12 +389,12 @@ fn run<F: WeightFormat>(
     });
     let kernel = w.kernel();
     let converted;
-    let acts = match kernel.acts {
-        ActInput::Plain if !a.kernels.act.plain => {
+    let acts = match (F::ACT, kernel.acts) {
+        (ActFormat::Q8_32, ActInput::Plain) if !a.kernels.act.plain => {
             converted = plain_blocks(a);
             &converted
         }
-        _ => &a.buf,
+        (format, _) => &a.bufs[format as usize],
     };
     let args = GemmArgs {
         w: &w.buf,
@@ -381,6 +447,14 @@ fn validate<F: WeightFormat>(
     }
     if a.m == 0 {
         return Err(Error::ShapeMismatch("activations are empty".into()));
+    }
+    if !a.has(F::ACT) {
+        return Err(Error::ShapeMismatch(format!(
+            "{} weights read {:?} activations, which these were not quantized into \
+             (QuantizedActivations::require before quantizing)",
+            F::NAME,
+            F::ACT
+        )));
     }
     if a.k != w.k {
         return Err(Error::ShapeMismatch(format!(

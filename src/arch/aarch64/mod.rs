@@ -13,7 +13,7 @@
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
-use crate::quant::BlockQ4_0;
+use crate::quant::{ActBlock, BlockQ4_0};
 use crate::Tier;
 
 pub(crate) mod act;
@@ -46,6 +46,7 @@ static NEON: Kernels = Kernels {
     q8_0: &matmul_q8::Q8_NEON,
     ops: &ops::NEON,
     attn: attention::NEON_SELECT,
+    ..crate::arch::scalar::PORTABLE
 };
 
 static NEON_DOT: Kernels = Kernels {
@@ -55,6 +56,7 @@ static NEON_DOT: Kernels = Kernels {
     q8_0: &matmul_q8::Q8_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
+    ..crate::arch::scalar::PORTABLE
 };
 
 static NEON_I8MM: Kernels = Kernels {
@@ -64,10 +66,11 @@ static NEON_I8MM: Kernels = Kernels {
     q8_0: &matmul_q8::Q8_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
+    ..crate::arch::scalar::PORTABLE
 };
 
 /// One activation layout for the three tiers.
-static ACT_KERNEL: ActKernel = ActKernel {
+static ACT_KERNEL: ActKernel<ActBlock> = ActKernel {
     size: act::size,
     quantize_row: act::quantize_row,
     unpack: act::unpack,

@@ -3,9 +3,13 @@
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
-use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, QK};
+use crate::contract::WeightFormat;
+use crate::quant::{
+    quantize_activation_block, quantize_activation_block_k, ActBlock, ActBlockK, BlockQ4_0, QK,
+    QK_K,
+};
 
-pub(crate) static ACT_KERNEL: ActKernel = ActKernel {
+pub(crate) static ACT_KERNEL: ActKernel<ActBlock> = ActKernel {
     size: plain_act_size,
     quantize_row: quantize_row_plain,
     unpack: unpack_plain_acts,
@@ -38,22 +42,47 @@ fn unpack_plain_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
     bytemuck::cast_slice::<u8, ActBlock>(&buf[..plain_act_size(m, k)]).to_vec()
 }
 
+/// The `Q8_256` activations of every tier: `m * k / 256` plain `ActBlockK`s in row order.
+pub(crate) static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
+    size: plain_act_k_size,
+    quantize_row: quantize_row_plain_k,
+    unpack: unpack_plain_acts_k,
+    plain: true,
+};
+
+fn plain_act_k_size(m: usize, k: usize) -> usize {
+    m * (k / QK_K) * size_of::<ActBlockK>()
+}
+
+fn quantize_row_plain_k(x: &[f32], i: usize, _m: usize, k: usize, out: &mut [u8]) {
+    let kb = k / QK_K;
+    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(&mut out[..plain_act_k_size(i + 1, k)])
+        [i * kb..];
+    for (o, xb) in row.iter_mut().zip(x.chunks_exact(QK_K)) {
+        *o = quantize_activation_block_k(xb.try_into().expect("chunk of 256"));
+    }
+}
+
+fn unpack_plain_acts_k(buf: &[u8], m: usize, k: usize) -> Vec<ActBlockK> {
+    bytemuck::cast_slice::<u8, ActBlockK>(&buf[..plain_act_k_size(m, k)]).to_vec()
+}
+
 /// The plain weight layout of any format: the blocks as given, row-major.
-pub(crate) fn pack_plain<B: bytemuck::Pod>(blocks: &[B], _n: usize, _k: usize) -> AlignedBuf {
+pub(crate) fn pack_plain<B: WeightFormat>(blocks: &[B], _n: usize, _k: usize) -> AlignedBuf {
     let mut buf = AlignedBuf::zeroed(std::mem::size_of_val(blocks));
     buf.bytes_mut()[..std::mem::size_of_val(blocks)].copy_from_slice(bytemuck::cast_slice(blocks));
     buf
 }
 
-/// Row `row` of [`pack_plain`]'s layout into `out` (`k / 32` blocks).
-pub(crate) fn unpack_row_plain<B: bytemuck::Pod>(
+/// Row `row` of [`pack_plain`]'s layout into `out` (`k / B::BLOCK_LEN` blocks).
+pub(crate) fn unpack_row_plain<B: WeightFormat>(
     buf: &AlignedBuf,
     n: usize,
     k: usize,
     row: usize,
     out: &mut [B],
 ) {
-    let kb = k / QK;
+    let kb = k / B::BLOCK_LEN;
     let all: &[B] = bytemuck::cast_slice(&buf.bytes()[..n * kb * size_of::<B>()]);
     out.copy_from_slice(&all[row * kb..(row + 1) * kb]);
 }

@@ -37,7 +37,7 @@ pub(crate) mod ops;
 
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
-use crate::quant::{BlockQ4_0, BlockQ8_0};
+use crate::quant::{ActBlock, BlockQ4_0, BlockQ8_0};
 use crate::Tier;
 
 /// The table of an x86_64 tier (`Scalar` included): the only `match` on a tier in the crate.
@@ -57,6 +57,7 @@ static AVX2: Kernels = Kernels {
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
+    ..crate::arch::scalar::PORTABLE
 };
 
 static AVXVNNI: Kernels = Kernels {
@@ -66,6 +67,7 @@ static AVXVNNI: Kernels = Kernels {
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
+    ..crate::arch::scalar::PORTABLE
 };
 
 static AVX512VNNI: Kernels = Kernels {
@@ -75,10 +77,11 @@ static AVX512VNNI: Kernels = Kernels {
     q8_0: &Q8_AVX512VNNI,
     ops: &ops::AVX512,
     attn: attention::AVX512_SELECT,
+    ..crate::arch::scalar::PORTABLE
 };
 
 /// One activation layout for every x86_64 tier (see `layout`).
-static ACT_KERNEL: ActKernel = ActKernel {
+static ACT_KERNEL: ActKernel<ActBlock> = ActKernel {
     size: layout::act_size,
     quantize_row: quant::quantize_row,
     unpack: layout::unpack_acts,
