@@ -6,8 +6,8 @@ use super::attention::AttnSelect;
 use super::gemm::{ActKernel, WeightKernel};
 use super::ops::OpsKernel;
 use crate::quant::{
-    ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
-    BlockQ6K, BlockQ8_0,
+    ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8_0,
 };
 use crate::Tier;
 use std::fmt;

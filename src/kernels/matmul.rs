@@ -159,7 +159,10 @@ fn check_weight_shape(n_blocks: usize, n: usize, k: usize, block_len: usize) -> 
 /// `k / block_len`, or [`Error::NotBlockAligned`] unless `k` is a non-zero multiple of it.
 fn blocks_of(k: usize, block_len: usize) -> Result<usize> {
     if k == 0 || !k.is_multiple_of(block_len) {
-        return Err(Error::NotBlockAligned { what: "K", value: k });
+        return Err(Error::NotBlockAligned {
+            what: "K",
+            value: k,
+        });
     }
     Ok(k / block_len)
 }

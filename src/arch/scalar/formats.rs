@@ -108,8 +108,7 @@ impl BlockDot for BlockQ6K {
 unsafe fn gemm_plain<B: BlockDot>(args: &GemmArgs<'_>) {
     let kb = args.k / B::BLOCK_LEN;
     let w: &[B] = bytemuck::cast_slice(&args.w.bytes()[..args.n * kb * size_of::<B>()]);
-    let a: &[B::Act] =
-        bytemuck::cast_slice(&args.a.bytes()[..args.m * kb * size_of::<B::Act>()]);
+    let a: &[B::Act] = bytemuck::cast_slice(&args.a.bytes()[..args.m * kb * size_of::<B::Act>()]);
     // One weight row at a time (it stays in L1 across the activation rows).
     for j in args.cols.clone() {
         let wrow = &w[j * kb..(j + 1) * kb];

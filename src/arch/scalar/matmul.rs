@@ -56,8 +56,9 @@ fn plain_act_k_size(m: usize, k: usize) -> usize {
 
 fn quantize_row_plain_k(x: &[f32], i: usize, _m: usize, k: usize, out: &mut [u8]) {
     let kb = k / QK_K;
-    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(&mut out[..plain_act_k_size(i + 1, k)])
-        [i * kb..];
+    let row =
+        &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(&mut out[..plain_act_k_size(i + 1, k)])
+            [i * kb..];
     for (o, xb) in row.iter_mut().zip(x.chunks_exact(QK_K)) {
         *o = quantize_activation_block_k(xb.try_into().expect("chunk of 256"));
     }

@@ -8,7 +8,7 @@ use super::gemm::{gemm, Isa};
 use super::layout;
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::GemmArgs;
-use crate::quant::{ActBlock, BlockQ4_0, BlockQ8_0};
+use crate::quant::{ActBlock, BlockQ4_0, BlockQ5_0, BlockQ8_0};
 use std::ops::Range;
 
 macro_rules! emu_isa {
@@ -31,6 +31,15 @@ macro_rules! emu_isa {
             }
             unsafe fn nibbles(v: Self::V) -> (Self::V, Self::V) {
                 (v.map(|b| b & 0x0F), v.map(|b| b >> 4))
+            }
+            unsafe fn fifth_bits(h: Self::V, shift: i32) -> Self::V {
+                std::array::from_fn(|i| {
+                    let lane = u32::from_ne_bytes(h[i / 4 * 4..i / 4 * 4 + 4].try_into().unwrap());
+                    (((lane >> (shift as u32 + (i % 4) as u32)) & 1) << 4) as u8
+                })
+            }
+            unsafe fn or(a: Self::V, b: Self::V) -> Self::V {
+                std::array::from_fn(|i| a[i] | b[i])
             }
             unsafe fn bcast4(p: *const u8) -> Self::V {
                 // SAFETY: p is valid for 4 bytes (trait contract).
@@ -101,10 +110,10 @@ impl Rng {
     }
 }
 
-/// One call through the emulated kernel (Q4_0 or, if `Q8`, Q8_0 weights) vs an f64 sum of exact
+/// One call through the emulated kernel (Q4_0, Q8_0 or Q5_0 weights, by `KIND`) vs an f64 sum of exact
 /// block dot products of the plain blocks, within the bound of `tests/matmul.rs`: f32 rounding of
 /// the block combination only (computed here in f64 from the same blocks).
-fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: bool>(
+fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIND: u8>(
     m: usize,
     n: usize,
     k: usize,
@@ -118,7 +127,26 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: b
     let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
     let bias: Option<Vec<f32>> = bias.then(|| (0..n).map(|_| rng.f32()).collect());
     // Weights as (f16 scale, 32 signed values) per block, packed in the format under test.
-    let (w, wblocks): (AlignedBuf, Vec<(half::f16, [i32; 32])>) = if Q8 {
+    let (w, wblocks): (AlignedBuf, Vec<(half::f16, [i32; 32])>) = if KIND == layout::Q5 {
+        let blocks: Vec<BlockQ5_0> = (0..n * kb)
+            .map(|_| BlockQ5_0 {
+                d: half::f16::from_f32(rng.f32() * 0.05),
+                qh: (rng.next() as u32).to_le_bytes(),
+                qs: std::array::from_fn(|_| rng.next() as u8),
+            })
+            .collect();
+        let w = layout::pack_q5(I::C, &blocks, n, k);
+        let mut row = vec![BlockQ5_0::default(); kb];
+        for (r, want) in blocks.chunks_exact(kb).enumerate() {
+            layout::unpack_row_q5(I::C, &w, k, r, &mut row);
+            assert_eq!(row, want);
+        }
+        let plain = blocks
+            .iter()
+            .map(|b| (b.d, b.values().map(|q| q as i32)))
+            .collect();
+        (w, plain)
+    } else if KIND == layout::Q8 {
         let blocks: Vec<BlockQ8_0> = (0..n * kb)
             .map(|_| BlockQ8_0 {
                 d: half::f16::from_f32(rng.f32() * 0.01),
@@ -186,7 +214,7 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: b
     };
     // SAFETY: the emulated Isa runs anywhere; buffers were made by the layout functions for
     // these shapes; ranges are non-empty and inside m x n; out holds rows x ldo elements.
-    unsafe { gemm::<I, MR, NG, NGV, Q8>(&args) };
+    unsafe { gemm::<I, MR, NG, NGV, KIND>(&args) };
 
     for (ri, i) in rows.clone().enumerate() {
         for c in 0..ldo {
@@ -218,19 +246,19 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: b
     }
 }
 
-fn sweep<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: bool>() {
+fn sweep<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIND: u8>() {
     let c = I::C;
     let mut seed = 1;
     for m in [1, 2, 3, 4, MR - 1, MR, MR + 1, 2 * MR + 3, 17] {
         for n in [1, c - 1, c, c + 1, 2 * c + 5, 5 * c - 3, 64 + 2 * c + 1] {
             for k in [32, 96] {
                 seed += 1;
-                check::<I, MR, NG, NGV, Q8>(m, n, k, 0..m, 0..n, seed % 2 == 0, seed);
+                check::<I, MR, NG, NGV, KIND>(m, n, k, 0..m, 0..n, seed % 2 == 0, seed);
                 // A sub-range starting and ending inside a tile in both dimensions.
                 let (r0, r1) = (m / 3, m - m / 4);
                 let (c0, c1) = (n / 3, n - n / 5);
                 if r0 < r1 && c0 < c1 {
-                    check::<I, MR, NG, NGV, Q8>(m, n, k, r0..r1, c0..c1, true, seed);
+                    check::<I, MR, NG, NGV, KIND>(m, n, k, r0..r1, c0..c1, true, seed);
                 }
             }
         }
@@ -239,25 +267,32 @@ fn sweep<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: b
 
 #[test]
 fn zmm_tiles_of_the_avx512vnni_tier() {
-    sweep::<Zmm, 8, 1, 2, false>();
+    sweep::<Zmm, 8, 1, 2, { layout::Q4 }>();
 }
 
 #[test]
 fn ymm_tiles_of_the_avxvnni_tier() {
-    sweep::<Ymm, 4, 1, 2, false>();
+    sweep::<Ymm, 4, 1, 2, { layout::Q4 }>();
 }
 
 /// The Q8_0 kernel of the Avx512Vnni tier (`gemm_q8_avx512vnni`).
 #[test]
 fn zmm_tiles_of_the_avx512vnni_q8_kernel() {
-    sweep::<Zmm, 8, 1, 2, true>();
+    sweep::<Zmm, 8, 1, 2, { layout::Q8 }>();
+}
+
+/// The Q5_0 kernels of the VNNI tiers.
+#[test]
+fn zmm_and_ymm_tiles_of_the_q5_0_kernels() {
+    sweep::<Zmm, 8, 1, 2, { layout::Q5 }>();
+    sweep::<Ymm, 6, 1, 2, { layout::Q5 }>();
 }
 
 /// Wider tiles than the tiers use today, so that a retune of `MR`/`NG` stays covered.
 #[test]
 #[cfg_attr(miri, ignore)] // 25+ minutes under Miri; the other sweeps cover the same code paths
 fn wider_tiles() {
-    sweep::<Zmm, 6, 2, 3, false>();
-    sweep::<Zmm, 6, 2, 3, true>();
-    sweep::<Ymm, 5, 2, 3, false>();
+    sweep::<Zmm, 6, 2, 3, { layout::Q4 }>();
+    sweep::<Zmm, 6, 2, 3, { layout::Q8 }>();
+    sweep::<Ymm, 5, 2, 3, { layout::Q4 }>();
 }

@@ -13,14 +13,16 @@
 //! groups); calls of at most 3 rows (GEMV) use tiles of `NGV` groups. Columns are walked in panels
 //! of about 64 so that a panel's weights stay in L2 while every row tile passes over them.
 //!
-//! The same driver runs Q8_0 weights (`Q8 = true`, VNNI tiers only): 8 weight vectors per block
+//! The same driver runs Q8_0 weights (`KIND = Q8`, VNNI tiers only): 8 weight vectors per block
 //! and column group, stored offset by +128 as u8, against the row's correction times 16
-//! (`-128 * sum(a)`), the rest unchanged.
+//! (`-128 * sum(a)`); and Q5_0 weights (`KIND = Q5`, VNNI tiers only): the Q4_0 nibbles with each
+//! column's fifth bits ORed in as 0x10 per byte (so `q` = 0..31), against the correction times 2
+//! (`-16 * sum(a)`). The rest is unchanged.
 //!
 //! Everything here is `#[inline(always)]`: the tier's `#[target_feature]` entry point in `mod.rs`
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
-use super::layout::{rec_at, w_rec, w_size, w_vecs, ACT_CORR, ACT_D, ACT_REC, PANEL};
+use super::layout::{rec_at, w_rec, w_size, w_vecs, ACT_CORR, ACT_D, ACT_REC, PANEL, Q5, Q8};
 use crate::contract::gemm::GemmArgs;
 use crate::quant::QK;
 
@@ -47,6 +49,10 @@ pub(super) unsafe trait Isa {
     unsafe fn load(p: *const u8) -> Self::V;
     /// `(v & 0x0F, (v >> 4) & 0x0F)` per byte.
     unsafe fn nibbles(v: Self::V) -> (Self::V, Self::V);
+    /// Per 32-bit lane `h`: byte `t` (0..4) is `((h >> (shift + t)) & 1) << 4` (`shift` < 29).
+    unsafe fn fifth_bits(h: Self::V, shift: i32) -> Self::V;
+    /// `a | b`.
+    unsafe fn or(a: Self::V, b: Self::V) -> Self::V;
     /// The 4 bytes at `p` (any alignment) in every 32-bit lane.
     unsafe fn bcast4(p: *const u8) -> Self::V;
     /// A block accumulator for a row whose correction is `corr`.
@@ -125,7 +131,7 @@ unsafe fn store<I: Isa>(o: &Out<'_>, i: usize, j0: usize, mut y: I::F) {
 // Index loops over the register tile read more plainly than iterator chains here.
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
-unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
+unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
     a: *const u8,
     a_stride: usize,
     w: *const u8,
@@ -134,7 +140,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
     i0: usize,
     g0: usize,
 ) {
-    let rec = w_rec::<Q8>(I::C);
+    let rec = w_rec::<KIND>(I::C);
     // SAFETY: (whole body) every pointer formed below addresses a record of a row < MR or a group
     // < NG, block < kb, inside the buffers as stated in this function's contract; the Isa methods
     // run on a supported CPU.
@@ -155,12 +161,14 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
                     .add(r * a_stride + ACT_CORR)
                     .cast::<i32>()
                     .read_unaligned();
-                if Q8 {
-                    corr[r] *= 16; // -128 * sum(a) for weights offset by +128
+                match KIND {
+                    Q8 => corr[r] *= 16, // -128 * sum(a) for weights offset by +128
+                    Q5 => corr[r] *= 2,  // -16 * sum(a) for the 5-bit values q - 16
+                    _ => {}
                 }
                 acc[r] = [I::acc_init(corr[r]); NG];
             }
-            if Q8 {
+            if KIND == Q8 {
                 for v in 0..8 {
                     let mut wv = [I::vzero(); NG];
                     for g in 0..NG {
@@ -174,12 +182,22 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
                     }
                 }
             } else {
+                let mut qh = [I::vzero(); NG];
+                if KIND == Q5 {
+                    for g in 0..NG {
+                        qh[g] = I::load(wb[g].add(w_vecs(I::C) + 16 * I::C));
+                    }
+                }
                 for v in 0..4 {
                     let mut lo = [I::vzero(); NG];
                     let mut hi = lo;
                     for g in 0..NG {
                         let raw = I::load(wb[g].add(w_vecs(I::C) + 4 * I::C * v));
                         (lo[g], hi[g]) = I::nibbles(raw);
+                        if KIND == Q5 {
+                            lo[g] = I::or(lo[g], I::fifth_bits(qh[g], 4 * v as i32));
+                            hi[g] = I::or(hi[g], I::fifth_bits(qh[g], 16 + 4 * v as i32));
+                        }
                     }
                     for r in 0..MR {
                         let ar = ab.add(r * a_stride);
@@ -213,11 +231,12 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const Q8: bool>(
 }
 
 /// The whole GEMM of `args` with tiles `MR x NG` (calls of more than 3 rows) and `1..=3 x NGV`.
-/// `Q8`: the weights are Q8_0 (`layout::pack_q8`), else Q4_0 (`layout::pack`).
+/// `KIND`: the weights are Q4_0 (`layout::pack`), Q8_0 (`layout::pack_q8`) or Q5_0
+/// (`layout::pack_q5`).
 ///
 /// # Safety
 /// `I`'s tier is supported and `args` satisfies the contract of `WeightKernel::gemm`, with weights
-/// packed by `layout::pack` (or `layout::pack_q8` if `Q8`) for group width `I::C` and activations
+/// packed for `KIND` for group width `I::C` and activations
 /// by `layout::quantize_row`.
 #[inline(always)]
 pub(super) unsafe fn gemm<
@@ -225,12 +244,13 @@ pub(super) unsafe fn gemm<
     const MR: usize,
     const NG: usize,
     const NGV: usize,
-    const Q8: bool,
+    const KIND: u8,
 >(
     args: &GemmArgs<'_>,
 ) {
-    // Q8_0 weights offset to u8 reach 255 * 127 per product: only exact with vpdpbusd.
-    const { assert!(!Q8 || I::U8_FULL_RANGE) };
+    // Q8_0 weights offset to u8 reach 255 * 127 per product, Q5_0's 31 * 127 with 8 pairs per
+    // i16 lane: only exact with vpdpbusd.
+    const { assert!(KIND == super::layout::Q4 || I::U8_FULL_RANGE) };
     let c = I::C;
     let kb = args.k / QK;
     let a_stride = kb * ACT_REC;
@@ -252,12 +272,12 @@ pub(super) unsafe fn gemm<
     };
     // Buffers hold what the tiles read: `m` rows of `kb` records, `ceil(n / C)` groups of `kb`.
     debug_assert!(args.a.bytes().len() >= args.m * a_stride);
-    debug_assert!(args.w.bytes().len() >= w_size(w_rec::<Q8>(c), c, args.n, kb));
+    debug_assert!(args.w.bytes().len() >= w_size(w_rec::<KIND>(c), c, args.n, kb));
 
     let rows = args.rows.clone();
     if rows.len() <= 3 {
         // SAFETY: the tiles cover exactly the call's rows (<= m) and groups g0..g1 (< ceil(n / C)).
-        unsafe { cols::<I, MR, NG, NGV, Q8>(&t, rows.start, rows.len(), g0, g1, NGV) };
+        unsafe { cols::<I, MR, NG, NGV, KIND>(&t, rows.start, rows.len(), g0, g1, NGV) };
         return;
     }
     let panel = (64 / c).div_ceil(NG) * NG;
@@ -273,7 +293,7 @@ pub(super) unsafe fn gemm<
                 (left.min(3), NGV)
             };
             // SAFETY: rows i .. i + mr lie in the call's rows, groups p .. pend in g0..g1.
-            unsafe { cols::<I, MR, NG, NGV, Q8>(&t, i, mr, p, pend, ng) };
+            unsafe { cols::<I, MR, NG, NGV, KIND>(&t, i, mr, p, pend, ng) };
             i += mr;
         }
         p = pend;
@@ -294,7 +314,7 @@ struct Tiles<'a> {
 /// # Safety
 /// As [`run`] for every tile.
 #[inline(always)]
-unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: bool>(
+unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIND: u8>(
     t: &Tiles<'_>,
     i: usize,
     mr: usize,
@@ -306,11 +326,11 @@ unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const
     // SAFETY: the caller's contract, tile by tile.
     unsafe {
         while g + ng <= end {
-            run::<I, MR, NG, NGV, Q8>(t, i, mr, g, ng);
+            run::<I, MR, NG, NGV, KIND>(t, i, mr, g, ng);
             g += ng;
         }
         for g in g..end {
-            run::<I, MR, NG, NGV, Q8>(t, i, mr, g, 1);
+            run::<I, MR, NG, NGV, KIND>(t, i, mr, g, 1);
         }
     }
 }
@@ -322,7 +342,7 @@ unsafe fn cols<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const
 /// `I`'s tier is supported, rows `i .. i + mr` are rows of the call and groups `g .. g + ng` exist
 /// in the packed weights.
 #[inline(always)]
-unsafe fn run<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const Q8: bool>(
+unsafe fn run<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIND: u8>(
     t: &Tiles<'_>,
     i: usize,
     mr: usize,
@@ -335,7 +355,7 @@ unsafe fn run<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const 
         let a = t.a.add(i * t.a_stride);
         macro_rules! go {
             ($mr:expr, $ng:expr) => {
-                tile::<I, { $mr }, { $ng }, Q8>(a, t.a_stride, t.w, t.kb, &t.o, i, g)
+                tile::<I, { $mr }, { $ng }, KIND>(a, t.a_stride, t.w, t.kb, &t.o, i, g)
             };
         }
         if mr == MR && ng == NG {

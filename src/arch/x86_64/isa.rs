@@ -46,6 +46,29 @@ macro_rules! ymm_common {
             }
         }
         #[inline(always)]
+        unsafe fn fifth_bits(h: __m256i, shift: i32) -> __m256i {
+            // SAFETY: the tier (AVX2) is supported (trait contract).
+            unsafe {
+                let t = _mm256_srl_epi32(h, _mm_cvtsi32_si128(shift));
+                // Byte 0 of each lane into its 4 bytes, then one bit per byte.
+                let rep = _mm256_shuffle_epi8(
+                    t,
+                    _mm256_setr_epi8(
+                        0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12, 0, 0, 0, 0, 4, 4, 4, 4,
+                        8, 8, 8, 8, 12, 12, 12, 12,
+                    ),
+                );
+                let m = _mm256_set1_epi32(0x0804_0201);
+                let set = _mm256_cmpeq_epi8(_mm256_and_si256(rep, m), m);
+                _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+            }
+        }
+        #[inline(always)]
+        unsafe fn or(a: __m256i, b: __m256i) -> __m256i {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe { _mm256_or_si256(a, b) }
+        }
+        #[inline(always)]
         unsafe fn bcast4(p: *const u8) -> __m256i {
             // SAFETY: p is valid for 4 bytes (trait contract).
             unsafe { _mm256_set1_epi32(p.cast::<i32>().read_unaligned()) }
@@ -172,6 +195,23 @@ unsafe impl Isa for Avx512Vnni {
                 _mm512_and_si512(_mm512_srli_epi16::<4>(v), m),
             )
         }
+    }
+    #[inline(always)]
+    unsafe fn fifth_bits(h: __m512i, shift: i32) -> __m512i {
+        // SAFETY: the tier (AVX-512 F/BW) is supported (trait contract).
+        unsafe {
+            let t = _mm512_srl_epi32(h, _mm_cvtsi32_si128(shift));
+            // Byte 0 of each lane into its 4 bytes, then one bit per byte.
+            let pattern = _mm_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+            let rep = _mm512_shuffle_epi8(t, _mm512_broadcast_i32x4(pattern));
+            let set = _mm512_test_epi8_mask(rep, _mm512_set1_epi32(0x0804_0201));
+            _mm512_maskz_mov_epi8(set, _mm512_set1_epi8(0x10))
+        }
+    }
+    #[inline(always)]
+    unsafe fn or(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_or_si512(a, b) }
     }
     #[inline(always)]
     unsafe fn bcast4(p: *const u8) -> __m512i {

@@ -20,7 +20,7 @@
 //!   the matching 4 activation bytes broadcast to every lane.
 
 use crate::aligned::AlignedBuf;
-use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, BlockQ8_0, QK};
+use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, BlockQ5_0, BlockQ8_0, QK};
 use half::f16;
 
 /// Bytes of one activation record.
@@ -58,13 +58,18 @@ pub(super) fn unpack_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
         .collect()
 }
 
-/// Bytes of one weight record (one block of one column group of width `c`): Q4_0 or Q8_0.
-/// Both start with the `c` f16 scales; the weight vectors follow at [`w_vecs`].
-pub(super) const fn w_rec<const Q8: bool>(c: usize) -> usize {
-    if Q8 {
-        34 * c
-    } else {
-        18 * c
+/// Weight kinds of the generic driver: Q4_0 ([`pack`]), Q8_0 ([`pack_q8`]), Q5_0 ([`pack_q5`]).
+pub(super) const Q4: u8 = 0;
+pub(super) const Q8: u8 = 1;
+pub(super) const Q5: u8 = 2;
+
+/// Bytes of one weight record (one block of one column group of width `c`) of a weight kind.
+/// All start with the `c` f16 scales; the weight vectors follow at [`w_vecs`].
+pub(super) const fn w_rec<const KIND: u8>(c: usize) -> usize {
+    match KIND {
+        Q8 => 34 * c,
+        Q5 => 22 * c,
+        _ => 18 * c,
     }
 }
 
@@ -95,7 +100,7 @@ pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> 
 #[allow(non_snake_case)]
 pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
-    let rl = w_rec::<false>(C);
+    let rl = w_rec::<Q4>(C);
     let mut buf = AlignedBuf::zeroed(w_size(rl, C, n, kb));
     let bytes = buf.bytes_mut();
     for g in 0..n.div_ceil(C) {
@@ -142,7 +147,7 @@ pub(super) fn unpack_row_groups(
     let bytes = buf.bytes();
     let (g, j) = (col / C, col % C);
     for (b, o) in out.iter_mut().enumerate().take(kb) {
-        let rl = w_rec::<false>(C);
+        let rl = w_rec::<Q4>(C);
         let rec = &bytes[rec_at(rl, kb, g, b)..][..rl];
         let d = f16::from_bits(u16::from_ne_bytes(
             rec[2 * j..2 * j + 2].try_into().expect("2"),
@@ -162,7 +167,7 @@ pub(super) fn unpack_row_groups(
 #[allow(non_snake_case)]
 pub(super) fn pack_q8(C: usize, blocks: &[BlockQ8_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
-    let rec_len = w_rec::<true>(C);
+    let rec_len = w_rec::<Q8>(C);
     let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
     let bytes = buf.bytes_mut();
     for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
@@ -191,7 +196,7 @@ pub(super) fn unpack_row_q8(
     out: &mut [BlockQ8_0],
 ) {
     let kb = k / QK;
-    let rec_len = w_rec::<true>(C);
+    let rec_len = w_rec::<Q8>(C);
     let (g, j) = (row / C, row % C);
     for (b, o) in out[..kb].iter_mut().enumerate() {
         let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
@@ -222,5 +227,56 @@ mod tests {
             let corr = i32::from_ne_bytes(rec[ACT_CORR..ACT_CORR + 4].try_into().unwrap());
             assert_eq!(corr, -8 * blk.qs.iter().map(|&q| q as i32).sum::<i32>());
         }
+    }
+}
+
+/// Q5_0 weights for group width `C`: as Q4_0 (the `C` f16 scales, then the 4 nibble vectors of
+/// the low 4 bits), followed by `C` u32: lane `j` holds column `j`'s fifth bits (`qh` as stored).
+/// Records of `22 * C` bytes, as many as the plain blocks.
+#[allow(non_snake_case)]
+pub(super) fn pack_q5(C: usize, blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK;
+    let rec_len = w_rec::<Q5>(C);
+    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
+    let bytes = buf.bytes_mut();
+    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
+        let (g, j) = (col / C, col % C);
+        for (b, blk) in row.iter().enumerate() {
+            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
+            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+            for v in 0..4 {
+                let off = w_vecs(C) + v * 4 * C + 4 * j;
+                rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
+            }
+            let off = w_vecs(C) + 16 * C + 4 * j;
+            rec[off..off + 4].copy_from_slice(&blk.qh);
+        }
+    }
+    buf
+}
+
+/// Row `row` of Q5_0 weights packed by [`pack_q5`], exactly as given, into `out`.
+#[allow(non_snake_case)]
+pub(super) fn unpack_row_q5(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ5_0],
+) {
+    let kb = k / QK;
+    let rec_len = w_rec::<Q5>(C);
+    let (g, j) = (row / C, row % C);
+    for (b, o) in out[..kb].iter_mut().enumerate() {
+        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
+        o.d = f16::from_bits(u16::from_ne_bytes(
+            rec[2 * j..2 * j + 2].try_into().expect("2"),
+        ));
+        for v in 0..4 {
+            let off = w_vecs(C) + v * 4 * C + 4 * j;
+            o.qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+        }
+        let off = w_vecs(C) + 16 * C + 4 * j;
+        o.qh.copy_from_slice(&rec[off..off + 4]);
     }
 }

@@ -37,7 +37,7 @@ pub(crate) mod ops;
 
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
-use crate::quant::{ActBlock, BlockQ4_0, BlockQ8_0};
+use crate::quant::{ActBlock, BlockQ4_0, BlockQ5_0, BlockQ8_0};
 use crate::Tier;
 
 /// The table of an x86_64 tier (`Scalar` included): the only `match` on a tier in the crate.
@@ -64,6 +64,7 @@ static AVXVNNI: Kernels = Kernels {
     tier: Tier::AvxVnni,
     act: &ACT_KERNEL,
     q4_0: &Q4_AVXVNNI,
+    q5_0: &Q5_AVXVNNI,
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
@@ -75,6 +76,7 @@ static AVX512VNNI: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &Q4_AVX512VNNI,
     q8_0: &Q8_AVX512VNNI,
+    q5_0: &Q5_AVX512VNNI,
     ops: &ops::AVX512,
     attn: attention::AVX512_SELECT,
     ..crate::arch::scalar::PORTABLE
@@ -128,7 +130,7 @@ static Q8_AVX512VNNI: WeightKernel<BlockQ8_0> = WeightKernel {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::Avx2, 8, 1, 2, false>(args) }
+    unsafe { gemm::gemm::<isa::Avx2, 8, 1, 2, { layout::Q4 }>(args) }
 }
 
 /// # Safety
@@ -136,7 +138,7 @@ unsafe fn gemm_avx2(args: &GemmArgs<'_>) {
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
 unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::AvxVnni, 6, 1, 2, false>(args) }
+    unsafe { gemm::gemm::<isa::AvxVnni, 6, 1, 2, { layout::Q4 }>(args) }
 }
 
 /// # Safety
@@ -144,7 +146,7 @@ unsafe fn gemm_avxvnni(args: &GemmArgs<'_>) {
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemm_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, false>(args) }
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q4 }>(args) }
 }
 
 fn pack_q8_avx512vnni(blocks: &[BlockQ8_0], n: usize, k: usize) -> crate::aligned::AlignedBuf {
@@ -166,5 +168,39 @@ fn unpack_row_q8_avx512vnni(
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemm_q8_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
-    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, true>(args) }
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q8 }>(args) }
+}
+
+/// Q5_0 weights on the VNNI tiers: the Q4_0 driver with the fifth bits ORed into the nibbles
+/// (`layout::pack_q5`), column groups of 8 (ymm) or 16 (zmm).
+static Q5_AVXVNNI: WeightKernel<BlockQ5_0> = WeightKernel {
+    name: "avxvnni-q5_0-6x8",
+    pack: |b, n, k| layout::pack_q5(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q5(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q5_avxvnni,
+};
+
+static Q5_AVX512VNNI: WeightKernel<BlockQ5_0> = WeightKernel {
+    name: "avx512vnni-q5_0-8x16",
+    pack: |b, n, k| layout::pack_q5(16, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q5(16, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q5_avx512vnni,
+};
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the AvxVnni tier.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn gemm_q5_avxvnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::AvxVnni, 6, 1, 2, { layout::Q5 }>(args) }
+}
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx512Vnni tier.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_q5_avx512vnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q5 }>(args) }
 }
