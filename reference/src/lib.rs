@@ -3,11 +3,19 @@
 //! This crate is the test oracle. It has no `unsafe`, no SIMD and no dependency on `qkern`, and it
 //! is written to be obviously correct rather than fast: integer parts are computed exactly, float
 //! combinations in `f64`, angles per index. Block types are its own plain structs so that a bug in
-//! `qkern`'s layout code cannot hide in a shared definition.
+//! `qkern`'s layout code cannot hide in a shared definition; the GGUF weight blocks added with the
+//! other formats (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) are `#[repr(C)]` and `bytemuck::Pod`, so raw file
+//! bytes cast to them directly.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use half::{bf16, f16};
+
+mod kquants;
+mod legacy;
+
+pub use kquants::*;
+pub use legacy::*;
 
 /// Elements per quantization block (Q4_0, Q8_0 and activation blocks).
 pub const QK: usize = 32;
@@ -133,20 +141,61 @@ pub fn quantize_activations(x: &[f32]) -> Vec<ActBlock> {
     assert_eq!(x.len() % QK, 0, "length must be a multiple of 32");
     x.chunks_exact(QK)
         .map(|b| {
-            let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d == 0.0 || !(1.0 / d).is_finite() {
-                0.0
-            } else {
-                1.0 / d
-            };
             let mut qs = [0i8; 32];
-            for (q, &v) in qs.iter_mut().zip(b) {
-                *q = (v * id).round() as i8;
-            }
+            let d = quantize_block(b, &mut qs);
             ActBlock { d, qs }
         })
         .collect()
+}
+
+/// The rule of [`quantize_activations`] for one block of any length: writes `qs` and returns `d`.
+pub(crate) fn quantize_block(b: &[f32], qs: &mut [i8]) -> f32 {
+    let amax = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d == 0.0 || !(1.0 / d).is_finite() {
+        0.0
+    } else {
+        1.0 / d
+    };
+    for (q, &v) in qs.iter_mut().zip(b) {
+        *q = (v * id).round() as i8;
+    }
+    d
+}
+
+/// Shared driver of the block matmuls: `y[i][j] = sum_b sum_t terms(w[j][b], x[i][b])[t] (+ bias[j])`,
+/// or with `abs`, the sum of the absolute values of the same terms (an error scale). `w` holds N
+/// rows of `k / block` blocks, `x` M rows of activation blocks of the same length.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_terms<W, A, const T: usize>(
+    w: &[W],
+    x: &[A],
+    n: usize,
+    k: usize,
+    block: usize,
+    bias: Option<&[f32]>,
+    abs: bool,
+    terms: impl Fn(&W, &A) -> [f64; T],
+) -> Vec<f64> {
+    assert_eq!(k % block, 0, "k must be a multiple of the block length");
+    let kb = k / block;
+    assert_eq!(w.len(), n * kb, "w must hold n rows of k / block blocks");
+    assert_eq!(x.len() % kb.max(1), 0, "x must hold whole rows");
+    let m = x.len().checked_div(kb).unwrap_or(0);
+    let f = |v: f64| if abs { v.abs() } else { v };
+    let mut y = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = bias.map_or(0.0, |b| f(b[j] as f64));
+            for b in 0..kb {
+                for t in terms(&w[j * kb + b], &x[i * kb + b]) {
+                    acc += f(t);
+                }
+            }
+            y[i * n + j] = acc;
+        }
+    }
+    y
 }
 
 /// Exact integer dot product of one Q4_0 block with one activation block.
