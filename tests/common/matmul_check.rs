@@ -12,7 +12,9 @@
 use super::{guard::Guarded, to_ref_act, to_ref_q4, Rng};
 use proptest::prelude::*;
 use qkern::parallel::ThreadPool;
-use qkern::quant::{BlockQ4_0, BlockQ8_0};
+use qkern::quant::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
+};
 use qkern::{Error, Packed, QuantizedActivations, Tier, WeightFormat};
 use qkern_reference as r;
 use std::ops::Range;
@@ -24,10 +26,11 @@ pub trait TestFormat: WeightFormat {
     fn random_blocks(rng: &mut Rng, n: usize) -> Vec<Self>;
     /// A block with every quant the same (`byte` as the format stores it) and scale 1.
     fn uniform_block(byte: u8) -> Self;
-    /// The f64 reference result and the per-element error scale (see the module comment).
+    /// The f64 reference result of `x` (quantized by the reference in the format's activation
+    /// format) times the blocks, and the per-element error scale (see the module comment).
     fn reference(
         blocks: &[Self],
-        act: &[r::ActBlock],
+        x: &[f32],
         n: usize,
         k: usize,
         bias: Option<&[f32]>,
@@ -36,7 +39,7 @@ pub trait TestFormat: WeightFormat {
     fn check_packed(w: &Packed<Self>, blocks: &[Self], n: usize, k: usize) {
         assert_eq!((w.n(), w.k()), (n, k));
         // Row dequantization matches the format's reference dequantization of that row.
-        let kb = k / 32;
+        let kb = k / Self::BLOCK_LEN;
         let mut row = Guarded::filled(f32::NAN, k);
         let mut want = vec![0f32; k];
         for j in [0, n / 2, n - 1] {
@@ -52,11 +55,12 @@ macro_rules! reference_via {
     ($to_ref:path, $ref_matmul:path, $block_dot:path) => {
         fn reference(
             blocks: &[Self],
-            act: &[r::ActBlock],
+            x: &[f32],
             n: usize,
             k: usize,
             bias: Option<&[f32]>,
         ) -> (Vec<f64>, Vec<f64>) {
+            let act = &r::quantize_activations(x)[..];
             let rw = $to_ref(blocks);
             let want = $ref_matmul(&rw, act, n, k, bias);
             let scale = r::matmul_error_scale(&rw, act, n, k, bias, |w, a| {
@@ -126,6 +130,152 @@ impl TestFormat for BlockQ8_0 {
     }
 }
 
+/// Random blocks of a GGUF format whose bytes are all quants and packed scales except for the f16
+/// fields: every byte random, then each f16 field set by `fix` to a finite scale.
+fn random_pod<B: bytemuck::Pod>(rng: &mut Rng, n: usize, fix: impl Fn(&mut B, &mut Rng)) -> Vec<B> {
+    (0..n)
+        .map(|_| {
+            let mut b = B::zeroed();
+            for byte in bytemuck::bytes_of_mut(&mut b) {
+                *byte = rng.next_u64() as u8;
+            }
+            fix(&mut b, rng);
+            b
+        })
+        .collect()
+}
+
+/// A scale over several octaves, either sign.
+fn scale(rng: &mut Rng, unit: f32) -> half::f16 {
+    let e = (rng.next_u64() % 8) as i32 - 6;
+    half::f16::from_f32(rng.f32() * unit * 2f32.powi(e))
+}
+
+/// A block with every byte `byte` and scales 1 (mins 1).
+fn uniform_pod<B: bytemuck::Pod>(byte: u8, fix: impl Fn(&mut B)) -> B {
+    let mut b = B::zeroed();
+    bytemuck::bytes_of_mut(&mut b).fill(byte);
+    fix(&mut b);
+    b
+}
+
+/// The formats that arrive quantized in model files: their `TestFormat` from the reference's
+/// functions (blocks cast to the reference's identical layout).
+macro_rules! file_format {
+    ($block:ty, $ref_block:ty, $quant_acts:path, $ref_matmul:path, $ref_scale:path,
+     |$b:ident, $rng:ident| $fix:block, |$u:ident| $ufix:block) => {
+        impl TestFormat for $block {
+            fn random_blocks(rng: &mut Rng, n: usize) -> Vec<Self> {
+                random_pod(rng, n, |$b: &mut Self, $rng: &mut Rng| $fix)
+            }
+            fn uniform_block(byte: u8) -> Self {
+                uniform_pod(byte, |$u: &mut Self| $ufix)
+            }
+            fn reference(
+                blocks: &[Self],
+                x: &[f32],
+                n: usize,
+                k: usize,
+                bias: Option<&[f32]>,
+            ) -> (Vec<f64>, Vec<f64>) {
+                let rw: &[$ref_block] = bytemuck::cast_slice(blocks);
+                let act = $quant_acts(x);
+                (
+                    $ref_matmul(rw, &act, n, k, bias),
+                    $ref_scale(rw, &act, n, k, bias),
+                )
+            }
+        }
+    };
+}
+
+file_format!(
+    BlockQ4_1,
+    r::BlockQ4_1,
+    r::quantize_activations,
+    r::matmul_q4_1,
+    r::matmul_error_scale_q4_1,
+    |b, rng| {
+        b.d = scale(rng, 0.1);
+        b.m = scale(rng, 1.0);
+    },
+    |u| {
+        u.d = half::f16::ONE;
+        u.m = half::f16::ONE;
+    }
+);
+file_format!(
+    BlockQ5_0,
+    r::BlockQ5_0,
+    r::quantize_activations,
+    r::matmul_q5_0,
+    r::matmul_error_scale_q5_0,
+    |b, rng| {
+        b.d = scale(rng, 0.05);
+    },
+    |u| {
+        u.d = half::f16::ONE;
+    }
+);
+file_format!(
+    BlockQ5_1,
+    r::BlockQ5_1,
+    r::quantize_activations,
+    r::matmul_q5_1,
+    r::matmul_error_scale_q5_1,
+    |b, rng| {
+        b.d = scale(rng, 0.05);
+        b.m = scale(rng, 1.0);
+    },
+    |u| {
+        u.d = half::f16::ONE;
+        u.m = half::f16::ONE;
+    }
+);
+file_format!(
+    BlockQ4K,
+    r::BlockQ4K,
+    r::quantize_activations_k,
+    r::matmul_q4k,
+    r::matmul_error_scale_q4k,
+    |b, rng| {
+        b.d = scale(rng, 0.01);
+        b.dmin = scale(rng, 0.01);
+    },
+    |u| {
+        u.d = half::f16::ONE;
+        u.dmin = half::f16::ONE;
+    }
+);
+file_format!(
+    BlockQ5K,
+    r::BlockQ5K,
+    r::quantize_activations_k,
+    r::matmul_q5k,
+    r::matmul_error_scale_q5k,
+    |b, rng| {
+        b.d = scale(rng, 0.01);
+        b.dmin = scale(rng, 0.01);
+    },
+    |u| {
+        u.d = half::f16::ONE;
+        u.dmin = half::f16::ONE;
+    }
+);
+file_format!(
+    BlockQ6K,
+    r::BlockQ6K,
+    r::quantize_activations_k,
+    r::matmul_q6k,
+    r::matmul_error_scale_q6k,
+    |b, rng| {
+        b.d = scale(rng, 0.001);
+    },
+    |u| {
+        u.d = half::f16::ONE;
+    }
+);
+
 /// The outputs of one call: rows x cols written to `out` with row stride `ldo`.
 pub struct Region<'a> {
     pub rows: Range<usize>,
@@ -155,8 +305,7 @@ pub fn assert_matches_reference<F: TestFormat>(
     region: Region<'_>,
     tier: Tier,
 ) {
-    let act = r::quantize_activations(x);
-    let (want, scale) = F::reference(blocks, &act, n, k, bias);
+    let (want, scale) = F::reference(blocks, x, n, k, bias);
     let tol_factor = 2.0 * (k / 32 + 3) as f64 * 2f64.powi(-24);
     for i in region.rows.clone() {
         for j in region.cols.clone() {
@@ -188,20 +337,14 @@ pub struct Case {
 /// compares packing, activation quantization and the result with the reference.
 pub fn check<F: TestFormat>(tier: Tier, c: &Case) {
     let mut rng = Rng(c.seed | 1);
-    let blocks = F::random_blocks(&mut rng, c.n * c.k / 32);
+    let blocks = F::random_blocks(&mut rng, c.n * c.k / F::BLOCK_LEN);
     let x = Guarded::from_slice(&rng.vec(c.m * c.k, 3.0));
     let bias = c.bias.then(|| Guarded::from_slice(&rng.vec(c.n, 1.0)));
 
     let w = Packed::<F>::with_tier(&blocks, c.n, c.k, tier).unwrap();
     assert_eq!(w.unpack(), blocks, "packing must be lossless");
     F::check_packed(&w, &blocks, c.n, c.k);
-    let mut a = QuantizedActivations::with_tier(tier).unwrap();
-    a.quantize(&x, c.m, c.k).unwrap();
-    assert_eq!(
-        to_ref_act(&a.blocks()),
-        r::quantize_activations(&x),
-        "activation quantization must be exact"
-    );
+    let a = activations::<F>(tier, &x, c.m, c.k);
 
     let ldo = c.cols.len();
     let mut out = Guarded::filled(f32::NAN, c.rows.len() * ldo);
@@ -251,7 +394,8 @@ pub fn random_shapes<F: TestFormat>(tier: Tier) {
             let c1 = c0 + 1 + cut[3] as usize % (n - c0);
             let rows = r0..r1;
             let cols = c0..c1;
-            let k = kb * 32;
+            // Fewer super-blocks for the 256-value formats, the same range of K.
+            let k = (kb - 1) % (320 / F::BLOCK_LEN) * F::BLOCK_LEN + F::BLOCK_LEN;
             check::<F>(
                 tier,
                 &Case {
@@ -306,9 +450,7 @@ pub fn extreme_values<F: TestFormat>(tier: Tier, blocks: &[F], (m, n, k): (usize
     x[k..2 * k].fill(0.0);
     x[2 * k..3 * k].fill(-7.0);
     let w = Packed::<F>::with_tier(blocks, n, k, tier).unwrap();
-    let mut a = QuantizedActivations::with_tier(tier).unwrap();
-    a.quantize(&x, m, k).unwrap();
-    assert_eq!(to_ref_act(&a.blocks()), r::quantize_activations(&x));
+    let a = activations::<F>(tier, &x, m, k);
     let mut out = Guarded::filled(f32::NAN, m * n);
     qkern::matmul(&w, &a, None, &mut out).unwrap();
     assert_matches_reference::<F>(blocks, &x, None, (m, n, k), Region::whole(m, n, &out), tier);
@@ -316,34 +458,39 @@ pub fn extreme_values<F: TestFormat>(tier: Tier, blocks: &[F], (m, n, k): (usize
 
 /// Misuse of packing and of the matmul entry points is an error, never a panic.
 pub fn bad_input<F: TestFormat>(tier: Tier) {
+    let l = F::BLOCK_LEN;
     let blocks = vec![F::uniform_block(0x11); 4];
     assert!(matches!(
-        Packed::<F>::with_tier(&blocks, 2, 48, tier),
+        Packed::<F>::with_tier(&blocks, 2, l + l / 2, tier),
         Err(Error::NotBlockAligned { .. })
     ));
     assert!(matches!(
-        Packed::<F>::with_tier(&blocks, 3, 64, tier),
+        Packed::<F>::with_tier(&blocks, 3, 2 * l, tier),
         Err(Error::BadLength { .. })
     ));
-    assert!(Packed::<F>::with_tier(&blocks, 0, 64, tier).is_err());
+    assert!(Packed::<F>::with_tier(&blocks, 0, 2 * l, tier).is_err());
     assert!(matches!(
-        Packed::<F>::with_tier(&blocks, usize::MAX / 2 + 1, 64, tier),
+        Packed::<F>::with_tier(&blocks, usize::MAX / 2 + 1, 2 * l, tier),
         Err(Error::Overflow(_))
     ));
-    let w = Packed::<F>::with_tier(&blocks, 2, 64, tier).unwrap();
+    let w = Packed::<F>::with_tier(&blocks, 2, 2 * l, tier).unwrap();
     let mut a = QuantizedActivations::with_tier(tier).unwrap();
+    a.require(F::ACT);
     let mut out = vec![0f32; 8];
     assert!(
         qkern::matmul_range(&w, &a, 0..1, 0..2, None, &mut out, 2).is_err(),
         "empty activations"
     );
-    assert!(a.quantize(&[0.0; 64], 2, 64).is_err(), "short input");
-    a.quantize(&[0.0; 64], 2, 32).unwrap();
+    assert!(
+        a.quantize(&vec![0.0; 2 * l], 2, 2 * l).is_err(),
+        "short input"
+    );
+    a.quantize(&vec![0.0; 2 * l], 2, l).unwrap();
     assert!(
         qkern::matmul_range(&w, &a, 0..2, 0..2, None, &mut out, 2).is_err(),
         "K mismatch"
     );
-    a.quantize(&[0.5; 128], 2, 64).unwrap();
+    a.quantize(&vec![0.5; 4 * l], 2, 2 * l).unwrap();
     type BadCall<'a> = (
         Range<usize>,
         Range<usize>,
@@ -377,21 +524,66 @@ pub fn bad_input<F: TestFormat>(tier: Tier) {
         "empty range is a no-op"
     );
     if let Some(other) = Tier::available().into_iter().find(|&t| t != tier) {
-        let b = QuantizedActivations::with_tier(other).unwrap();
-        assert!(qkern::matmul_range(&w, &b, 0..1, 0..1, None, &mut out, 2).is_err());
+        let mut b = QuantizedActivations::with_tier(other).unwrap();
+        b.require(F::ACT);
+        b.quantize(&vec![0.5; 4 * l], 2, 2 * l).unwrap();
+        assert!(
+            matches!(
+                qkern::matmul_range(&w, &b, 0..1, 0..1, None, &mut out, 2),
+                Err(Error::TierMismatch { .. })
+            ),
+            "activations of another tier"
+        );
     }
+    // Activations not quantized into the format the weights read.
+    if F::ACT != qkern::quant::ActFormat::Q8_32 {
+        let mut c = QuantizedActivations::with_tier(tier).unwrap();
+        c.quantize(&vec![0.5; 4 * l], 2, 2 * l).unwrap();
+        assert!(qkern::matmul_range(&w, &c, 0..2, 0..2, None, &mut out, 2).is_err());
+    }
+}
+
+/// `x` (`m x k`) quantized on `tier` in the activation format `F` reads, checked bit for bit
+/// against the reference quantizer of that format.
+pub fn activations<F: TestFormat>(
+    tier: Tier,
+    x: &[f32],
+    m: usize,
+    k: usize,
+) -> QuantizedActivations {
+    let mut a = QuantizedActivations::with_tier(tier).unwrap();
+    a.require(F::ACT);
+    a.quantize(x, m, k).unwrap();
+    assert_eq!(
+        to_ref_act(&a.blocks()),
+        r::quantize_activations(x),
+        "activation quantization must be exact"
+    );
+    if F::ACT == qkern::quant::ActFormat::Q8_256 {
+        let got = a.blocks_k();
+        let want = r::quantize_activations_k(x);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.d.to_bits(), w.d.to_bits(), "Q8_256 scale");
+            assert_eq!(g.qs, w.qs, "Q8_256 values");
+            assert_eq!(g.bsums, w.bsums, "Q8_256 sums");
+        }
+    }
+    a
 }
 
 /// The parallel driver computes each element with the same kernel as a single call: bit-identical.
 pub fn parallel_matches_serial<F: TestFormat>(tier: Tier) {
     let pool = ThreadPool::new(3);
     let mut rng = Rng(77);
-    for (m, n, k) in [(1, 200, 64), (70, 130, 96), (130, 65, 32)] {
-        let blocks = F::random_blocks(&mut rng, n * k / 32);
+    for (m, n, kb) in [(1, 200, 2), (70, 130, 3), (130, 65, 1)] {
+        let k = kb * F::BLOCK_LEN;
+        let blocks = F::random_blocks(&mut rng, n * kb);
         let x = rng.vec(m * k, 2.0);
         let bias = rng.vec(n, 1.0);
         let w = Packed::<F>::with_tier(&blocks, n, k, tier).unwrap();
         let mut a = QuantizedActivations::with_tier(tier).unwrap();
+        a.require(F::ACT);
         a.quantize(&x, m, k).unwrap();
         let mut serial = vec![0f32; m * n];
         qkern::matmul(&w, &a, Some(&bias), &mut serial).unwrap();
