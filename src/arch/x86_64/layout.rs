@@ -212,24 +212,6 @@ pub(super) fn unpack_row_q8(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn correction_is_minus_eight_times_the_sum() {
-        let x: Vec<f32> = (0..96)
-            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.3)
-            .collect();
-        let mut buf = vec![0u8; act_size(1, 96)];
-        quantize_row(&x, 0, 1, 96, &mut buf);
-        for (rec, blk) in buf.chunks_exact(ACT_REC).zip(unpack_acts(&buf, 1, 96)) {
-            let corr = i32::from_ne_bytes(rec[ACT_CORR..ACT_CORR + 4].try_into().unwrap());
-            assert_eq!(corr, -8 * blk.qs.iter().map(|&q| q as i32).sum::<i32>());
-        }
-    }
-}
-
 /// Q5_0 weights for group width `C`: as Q4_0 (the `C` f16 scales, then the 4 nibble vectors of
 /// the low 4 bits), followed by `C` u32: lane `j` holds column `j`'s fifth bits (`qh` as stored).
 /// Records of `22 * C` bytes, as many as the plain blocks.
@@ -278,5 +260,23 @@ pub(super) fn unpack_row_q5(
         }
         let off = w_vecs(C) + 16 * C + 4 * j;
         o.qh.copy_from_slice(&rec[off..off + 4]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correction_is_minus_eight_times_the_sum() {
+        let x: Vec<f32> = (0..96)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.3)
+            .collect();
+        let mut buf = vec![0u8; act_size(1, 96)];
+        quantize_row(&x, 0, 1, 96, &mut buf);
+        for (rec, blk) in buf.chunks_exact(ACT_REC).zip(unpack_acts(&buf, 1, 96)) {
+            let corr = i32::from_ne_bytes(rec[ACT_CORR..ACT_CORR + 4].try_into().unwrap());
+            assert_eq!(corr, -8 * blk.qs.iter().map(|&q| q as i32).sum::<i32>());
+        }
     }
 }
