@@ -699,3 +699,110 @@ fn k_matmul_uses_bsums_for_the_min_term() {
         vec![want.abs() + 2.0]
     );
 }
+
+/// A plain f32 evaluation, as a kernel might do it: one f32 value per block from the exact integer
+/// sums, accumulated in f32 in block order.
+fn f32_eval<W, A>(
+    w: &[W],
+    a: &[A],
+    n: usize,
+    kb: usize,
+    block: impl Fn(&W, &A) -> f32,
+) -> Vec<f32> {
+    let m = a.len() / kb;
+    let mut y = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            y[i * n + j] = (0..kb).fold(0f32, |acc, b| acc + block(&w[j * kb + b], &a[i * kb + b]));
+        }
+    }
+    y
+}
+
+fn check_tolerance(y32: &[f32], y: &[f64], scale: &[f64], k: usize, what: &str) {
+    let tol = (k / 32 + 3) as f64 * 2f64.powi(-24);
+    for (i, ((&g, &r), &s)) in y32.iter().zip(y).zip(scale).enumerate() {
+        assert!(
+            (g as f64 - r).abs() <= tol * s,
+            "{what}: output {i}: f32 {g}, reference {r}, scale {s}"
+        );
+    }
+}
+
+#[test]
+fn error_scales_bound_an_f32_evaluation() {
+    for e in vectors() {
+        let (n, k) = (e.rows, e.cols);
+        let x = activations(4, k, 7 + e.ty as u64);
+        let what = format!("type {} {}", e.ty, e.name);
+        match e.ty {
+            Q4_1 | Q5_0 | Q5_1 => {
+                let a = r::quantize_activations(&x);
+                let kb = k / 32;
+                let (y32, y, s) = match e.ty {
+                    Q4_1 => {
+                        let w = blocks::<r::BlockQ4_1>(&e.raw);
+                        let y32 = f32_eval(&w, &a, n, kb, |w, a| {
+                            let (isum, asum) = r::block_dot_q4_1(w, a);
+                            w.d.to_f32() * a.d * isum as f32 + w.m.to_f32() * a.d * asum as f32
+                        });
+                        let y = r::matmul_q4_1(&w, &a, n, k, None);
+                        (y32, y, r::matmul_error_scale_q4_1(&w, &a, n, k, None))
+                    }
+                    Q5_0 => {
+                        let w = blocks::<r::BlockQ5_0>(&e.raw);
+                        let y32 = f32_eval(&w, &a, n, kb, |w, a| {
+                            w.d.to_f32() * a.d * r::block_dot_q5_0(w, a) as f32
+                        });
+                        let y = r::matmul_q5_0(&w, &a, n, k, None);
+                        (y32, y, r::matmul_error_scale_q5_0(&w, &a, n, k, None))
+                    }
+                    _ => {
+                        let w = blocks::<r::BlockQ5_1>(&e.raw);
+                        let y32 = f32_eval(&w, &a, n, kb, |w, a| {
+                            let (isum, asum) = r::block_dot_q5_1(w, a);
+                            w.d.to_f32() * a.d * isum as f32 + w.m.to_f32() * a.d * asum as f32
+                        });
+                        let y = r::matmul_q5_1(&w, &a, n, k, None);
+                        (y32, y, r::matmul_error_scale_q5_1(&w, &a, n, k, None))
+                    }
+                };
+                check_tolerance(&y32, &y, &s, k, &what);
+            }
+            Q4_K | Q5_K | Q6_K => {
+                let a = r::quantize_activations_k(&x);
+                let kb = k / 256;
+                let (y32, y, s) = match e.ty {
+                    Q4_K => {
+                        let w = blocks::<r::BlockQ4K>(&e.raw);
+                        let y32 = f32_eval(&w, &a, n, kb, |w, a| {
+                            let (s, m) = r::block_dot_q4k(w, a);
+                            a.d * w.d.to_f32() * s as f32 - a.d * w.dmin.to_f32() * m as f32
+                        });
+                        let y = r::matmul_q4k(&w, &a, n, k, None);
+                        (y32, y, r::matmul_error_scale_q4k(&w, &a, n, k, None))
+                    }
+                    Q5_K => {
+                        let w = blocks::<r::BlockQ5K>(&e.raw);
+                        let y32 = f32_eval(&w, &a, n, kb, |w, a| {
+                            let (s, m) = r::block_dot_q5k(w, a);
+                            a.d * w.d.to_f32() * s as f32 - a.d * w.dmin.to_f32() * m as f32
+                        });
+                        let y = r::matmul_q5k(&w, &a, n, k, None);
+                        (y32, y, r::matmul_error_scale_q5k(&w, &a, n, k, None))
+                    }
+                    _ => {
+                        let w = blocks::<r::BlockQ6K>(&e.raw);
+                        let y32 = f32_eval(&w, &a, n, kb, |w, a| {
+                            a.d * w.d.to_f32() * r::block_dot_q6k(w, a) as f32
+                        });
+                        let y = r::matmul_q6k(&w, &a, n, k, None);
+                        (y32, y, r::matmul_error_scale_q6k(&w, &a, n, k, None))
+                    }
+                };
+                check_tolerance(&y32, &y, &s, k, &what);
+            }
+            _ => {}
+        }
+    }
+}
