@@ -17,7 +17,7 @@ mod legacy;
 pub use kquants::*;
 pub use legacy::*;
 
-/// Elements per quantization block (Q4_0, Q8_0 and activation blocks).
+/// Elements per quantization block (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and [`ActBlock`]).
 pub const QK: usize = 32;
 
 /// One Q4_0 block in GGUF layout: element `j` is the low nibble of `qs[j]`, element `j + 16` the high
