@@ -1,6 +1,7 @@
 //! Shared test harness: per-tier test instantiation and guard-page buffers.
 #![allow(dead_code)]
 
+pub mod format_vectors;
 pub mod guard;
 pub mod matmul_check;
 
