@@ -68,6 +68,14 @@ fn to_q8(t: &QuantTensor) -> QuantTensor {
         .into()
 }
 
+/// `t` dequantized and quantized to Q4_0.
+fn requant(t: &QuantTensor) -> QuantTensor {
+    let x = t.dequantize().unwrap();
+    let mut b = vec![BlockQ4_0::default(); x.len() / 32];
+    quantize_q4_0(&x, &mut b).unwrap();
+    QuantTensor::from(b)
+}
+
 /// Logits of every position of a 140-token prompt (two activation parts of 128 rows), plus two
 /// decode steps.
 fn run(w: ModelWeights) -> Vec<f32> {
@@ -128,12 +136,6 @@ fn q4_0_head_and_embedding_match_their_q8_0_form() {
     for c in configs() {
         // The random Q8_0 embedding (and head) re-quantized to Q4_0, against its exact Q8_0 form.
         let mut q4 = ModelWeights::random(&c, 9).unwrap();
-        let requant = |t: &QuantTensor| {
-            let x = t.dequantize().unwrap();
-            let mut b = vec![BlockQ4_0::default(); x.len() / 32];
-            quantize_q4_0(&x, &mut b).unwrap();
-            QuantTensor::from(b)
-        };
         q4.token_embd = requant(&q4.token_embd);
         q4.output = q4.output.as_ref().map(requant);
         let mut q8 = q4.clone();

@@ -140,7 +140,12 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--tokens" => a.tokens = Some(parse_tokens(v)?),
             "--out" => a.out = Some(PathBuf::from(v)),
             "-n" => a.n = Some(parse_num(flag, v)?),
-            "--quant" => a.quant = v.parse().map_err(|e| format!("--quant: {e}"))?,
+            "--quant" => {
+                a.quant = v.parse().map_err(|e| {
+                    let known: Vec<_> = QuantType::ALL.iter().map(|t| t.name()).collect();
+                    format!("--quant: {e} (known: {})", known.join(", "))
+                })?
+            }
             _ => unreachable!("flag list above"),
         }
     }

@@ -59,13 +59,7 @@ impl FromStr for QuantType {
             .iter()
             .copied()
             .find(|t| t.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let names: Vec<_> = QuantType::ALL.iter().map(|t| t.name()).collect();
-                Error::Format(format!(
-                    "unknown quantization type {s:?} (supported: {})",
-                    names.join(", ")
-                ))
-            })
+            .ok_or_else(|| Error::UnknownQuantType(s.to_string()))
     }
 }
 
@@ -210,7 +204,7 @@ impl QuantTensor {
         match_quant!(self, b => {
             let per_row = k / values_per_block(b);
             let rows = b.len().checked_div(per_row).unwrap_or(0);
-            if per_row == 0 || k % values_per_block(b) != 0 || row >= rows || out.len() != k {
+            if per_row == 0 || !k.is_multiple_of(values_per_block(b)) || row >= rows || out.len() != k {
                 return Err(Error::ShapeMismatch(format!(
                     "row {row} of {} blocks with rows of {k} values into {} values",
                     b.len(),
