@@ -13,9 +13,8 @@ use std::str::FromStr;
 ///
 /// Adding a format the kernels run (a [`WeightFormat`]) is one line in each of: this enum and
 /// [`QuantType::ALL`], `with_format!`, [`QuantTensor`] and `match_quant!`, the `tensor_format!`
-/// list below,
-/// `PackedTensor` / `match_packed!` / `PackedTensor::pack` in `packed.rs`, and the loader's
-/// native-type table (`convert.rs`).
+/// list below, `PackedTensor` / `match_packed!` / `PackedTensor::pack` in `packed.rs`, and the
+/// loader's `native` table (`convert.rs`; plus its `DType` and the GGUF type code if new there).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QuantType {
     /// [`BlockQ4_0`]: 4-bit values, one f16 scale per 32.
@@ -118,10 +117,10 @@ pub trait TensorFormat: WeightFormat {
 }
 
 macro_rules! tensor_format {
-    ($($variant:ident: $block:ty, $quantize:path;)*) => {$(
+    ($($variant:ident: $block:ty, $values:expr, $quantize:path;)*) => {$(
         impl TensorFormat for $block {
             const TYPE: QuantType = QuantType::$variant;
-            const BLOCK_VALUES: usize = QK;
+            const BLOCK_VALUES: usize = $values;
             fn into_tensor(blocks: Vec<Self>) -> QuantTensor {
                 QuantTensor::$variant(blocks)
             }
@@ -145,8 +144,8 @@ macro_rules! tensor_format {
 }
 
 tensor_format! {
-    Q4_0: BlockQ4_0, quantize_q4_0;
-    Q8_0: BlockQ8_0, quantize_q8_0;
+    Q4_0: BlockQ4_0, QK, quantize_q4_0;
+    Q8_0: BlockQ8_0, QK, quantize_q8_0;
 }
 
 fn values_per_block<F: TensorFormat>(_: &[F]) -> usize {
