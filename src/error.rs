@@ -40,6 +40,8 @@ pub enum Error {
     },
     /// A tier name that is not known.
     UnknownTier(String),
+    /// A quantization type name that is not known (`qkern::model::QuantType` lists the known).
+    UnknownQuantType(String),
     /// A model or tensor file is malformed.
     Format(String),
     /// A tensor type the crate does not support.
@@ -76,6 +78,7 @@ impl fmt::Display for Error {
                 "weights packed for tier {weights} but activations quantized for tier {activations}"
             ),
             Error::UnknownTier(s) => write!(f, "unknown tier name {s:?}"),
+            Error::UnknownQuantType(s) => write!(f, "unknown quantization type {s:?}"),
             Error::Format(s) => write!(f, "malformed file: {s}"),
             Error::UnsupportedType { tensor, ty } => {
                 write!(f, "tensor {tensor:?} has unsupported type {ty}")

@@ -3,10 +3,11 @@
 //! dequantizer, and malformed files, each with its specific error.
 
 use qkern::model::{
-    load, load_gguf, load_gguf_bytes, load_safetensors_bytes, load_safetensors_dir, Arch, Config,
-    ModelWeights,
+    load, load_gguf, load_gguf_bytes, load_gguf_bytes_with, load_safetensors_bytes,
+    load_safetensors_bytes_with, load_safetensors_dir, load_with, Arch, Config, LoadOptions,
+    ModelWeights, QuantTensor, QuantType,
 };
-use qkern::quant::{dequantize_q8_0, quantize_q8_0, BlockQ8_0};
+use qkern::quant::{dequantize_q8_0, quantize_q4_0, quantize_q8_0, BlockQ4_0, BlockQ8_0};
 use qkern::Error;
 use std::path::{Path, PathBuf};
 
@@ -122,6 +123,8 @@ fn q6_k_tensors_convert_like_the_reference_dequantizer() {
         ("q6k_token_embd.f32", &w.token_embd),
         ("q6k_output.f32", w.output.as_ref().unwrap()),
     ] {
+        // Q6_K is converted to Q8_0 (until it has kernels of its own).
+        let got = got.blocks::<BlockQ8_0>().expect("Q6_K loads as Q8_0");
         // The reference: the gguf package's numpy dequantization of the same Q6_K bytes.
         let reference = read_f32(&d.join(file));
         assert_eq!(reference.len(), got.len() * 32);
@@ -136,7 +139,7 @@ fn q6_k_tensors_convert_like_the_reference_dequantizer() {
         ];
         quantize_q8_0(&reference, &mut want).unwrap();
         assert!(
-            *got == want,
+            got == want,
             "{file}: Q8_0 blocks differ from the reference's"
         );
         // And the stated conversion error holds: |err| <= absmax * (1/254 + 1/2048) per block.
@@ -701,7 +704,207 @@ fn gguf_other_types_convert() {
         w.layers[0].ffn_norm,
         (0..H).map(|i| -(i as f32)).collect::<Vec<_>>()
     );
-    assert_eq!(bytemuck::cast_slice::<_, u8>(&w.token_embd), &blocks[..]);
+    assert_eq!(w.token_embd.bytes(), &blocks[..]);
+}
+
+const LINEAR: [&str; 7] = [
+    "blk.0.attn_q.weight",
+    "blk.0.attn_k.weight",
+    "blk.0.attn_v.weight",
+    "blk.0.attn_output.weight",
+    "blk.0.ffn_gate.weight",
+    "blk.0.ffn_up.weight",
+    "blk.0.ffn_down.weight",
+];
+
+/// The f32 values of an F32 tensor of the writer's file.
+fn f32_values(t: &Tensor) -> Vec<f32> {
+    t.data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// Stores `name` (an F32 tensor) as Q8_0 (`q8`) or Q4_0, quantized by the reference rule.
+fn requantize(g: &mut Gguf, name: &str, q8: bool) -> Vec<u8> {
+    let t = g.tensor(name);
+    let x = f32_values(t);
+    t.data = if q8 {
+        let mut b = vec![BlockQ8_0::default(); x.len() / 32];
+        quantize_q8_0(&x, &mut b).unwrap();
+        bytemuck::cast_slice(&b).to_vec()
+    } else {
+        let mut b = vec![BlockQ4_0::default(); x.len() / 32];
+        quantize_q4_0(&x, &mut b).unwrap();
+        bytemuck::cast_slice(&b).to_vec()
+    };
+    t.ty = if q8 { 8 } else { 2 };
+    t.data.clone()
+}
+
+/// The layer's linear weights in `LINEAR` order.
+fn linear(w: &ModelWeights) -> [&QuantTensor; 7] {
+    let l = &w.layers[0];
+    [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+}
+
+#[test]
+fn gguf_quantized_weights_keep_their_type() {
+    // A Q8_0 file: every linear weight stays Q8_0, bytes unchanged, whatever the options say.
+    let mut g = Gguf::valid();
+    let bytes: Vec<Vec<u8>> = LINEAR.iter().map(|n| requantize(&mut g, n, true)).collect();
+    for quant in [QuantType::Q4_0, QuantType::Q8_0] {
+        let w = load_gguf_bytes_with(&g.build().0, &LoadOptions { quant }).unwrap();
+        for ((t, b), name) in linear(&w).iter().zip(&bytes).zip(LINEAR) {
+            assert_eq!(t.quant_type(), QuantType::Q8_0, "{name} with {quant}");
+            assert_eq!(t.bytes(), &b[..], "{name}");
+        }
+        assert_eq!(w.linear_types(), [(QuantType::Q8_0, 7)]);
+        // The F32 embedding becomes Q8_0 either way.
+        assert_eq!(w.token_embd.quant_type(), QuantType::Q8_0);
+    }
+    // The same weights as F32 quantized at load to Q8_0 give the same model; by default Q4_0.
+    let f32_file = Gguf::valid().build().0;
+    let a = load_gguf_bytes_with(
+        &f32_file,
+        &LoadOptions {
+            quant: QuantType::Q8_0,
+        },
+    )
+    .unwrap();
+    assert_same(
+        &a,
+        &load_gguf_bytes(&g.build().0).unwrap(),
+        "F32 -> Q8_0 at load",
+    );
+    let d = load_gguf_bytes(&f32_file).unwrap();
+    assert_eq!(d.linear_types(), [(QuantType::Q4_0, 7)]);
+    assert_eq!(LoadOptions::default().quant, QuantType::Q4_0);
+
+    // Mixed types within a layer: Q4_0 q, Q8_0 k and gate, F32 (quantized at load) the rest.
+    let mut g = Gguf::valid();
+    let q = requantize(&mut g, "blk.0.attn_q.weight", false);
+    let k = requantize(&mut g, "blk.0.attn_k.weight", true);
+    let gate = requantize(&mut g, "blk.0.ffn_gate.weight", true);
+    for (quant, want) in [
+        (
+            QuantType::Q4_0,
+            [(QuantType::Q4_0, 5), (QuantType::Q8_0, 2)],
+        ),
+        (
+            QuantType::Q8_0,
+            [(QuantType::Q4_0, 1), (QuantType::Q8_0, 6)],
+        ),
+    ] {
+        let w = load_gguf_bytes_with(&g.build().0, &LoadOptions { quant }).unwrap();
+        let l = &w.layers[0];
+        assert_eq!(
+            l.wq.blocks::<BlockQ4_0>().unwrap(),
+            bytemuck::cast_slice(&q)
+        );
+        assert_eq!(
+            l.wk.blocks::<BlockQ8_0>().unwrap(),
+            bytemuck::cast_slice(&k)
+        );
+        assert_eq!(
+            l.w_gate.blocks::<BlockQ8_0>().unwrap(),
+            bytemuck::cast_slice(&gate)
+        );
+        assert_eq!(l.wv.quant_type(), quant);
+        assert_eq!(w.linear_types(), want);
+    }
+}
+
+#[test]
+fn q6_k_linear_weights_convert_to_q8_0() {
+    // A model whose rows are 256 long (Q6_K super-blocks): hidden 256, 4 heads of 64, 2 kv heads,
+    // ffn 256; the gate projection in Q6_K.
+    let mut g = Gguf::valid();
+    g.kv_set(
+        "qwen2.embedding_length",
+        T_U32,
+        256u32.to_le_bytes().to_vec(),
+    );
+    g.kv_set(
+        "qwen2.feed_forward_length",
+        T_U32,
+        256u32.to_le_bytes().to_vec(),
+    );
+    for t in &mut g.tensors {
+        for d in &mut t.ne {
+            *d = match *d as usize {
+                H | FF => 256,
+                32 => 128, // kv_dim
+                v => v as u64,
+            };
+        }
+        if t.name == b"token_embd.weight" {
+            t.ne[1] = V as u64; // the vocabulary is 64 too
+        }
+        t.data = f32_bytes(t.ne.iter().product::<u64>() as usize, t.name.len() as u32);
+    }
+    g.load().unwrap();
+    // Q6_K blocks with every 6-bit value 0 (q - 32 = -32), d = 1/64 and scale i + 1 for the i-th
+    // group of 16: value p of a block is -(p / 16 + 1) / 2.
+    let blocks = 256 * 256 / 256;
+    let mut block = vec![0u8; 192];
+    block.extend((1..=16).map(|s: u8| s));
+    block.extend(half::f16::from_f32(1.0 / 64.0).to_le_bytes());
+    let t = g.tensor("blk.0.ffn_gate.weight");
+    t.ty = 14;
+    t.data = block.repeat(blocks);
+    let want: Vec<f32> = (0..256 * 256)
+        .map(|i| -(((i % 256) / 16 + 1) as f32) / 2.0)
+        .collect();
+    for quant in [QuantType::Q4_0, QuantType::Q8_0] {
+        let w = load_gguf_bytes_with(&g.build().0, &LoadOptions { quant }).unwrap();
+        let gate = &w.layers[0].w_gate;
+        // Q8_0, never Q4_0, whatever the options say for float weights.
+        assert_eq!(gate.quant_type(), QuantType::Q8_0, "with {quant}");
+        assert_eq!(w.layers[0].w_up.quant_type(), quant);
+        let got = gate.dequantize().unwrap();
+        assert_eq!(got.len(), want.len());
+        for (r, b) in want.chunks_exact(32).zip(got.chunks_exact(32)) {
+            let amax = r.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (x, y) in r.iter().zip(b) {
+                assert!((x - y).abs() <= amax * (1.0 / 254.0 + 1.0 / 2048.0) * 1.0001);
+            }
+        }
+    }
+}
+
+#[test]
+fn load_options_choose_the_type_of_float_linear_weights() {
+    // A safetensors folder (float weights): linear weights in the chosen type, embedding Q8_0.
+    let name = "qwen2_untied";
+    let q8 = LoadOptions {
+        quant: QuantType::Q8_0,
+    };
+    let w = load_with(&dir(name), &q8).unwrap();
+    let d = load_safetensors_dir(&dir(name)).unwrap();
+    assert_eq!(w.linear_types(), [(QuantType::Q8_0, 7 * w.config.n_layers)]);
+    assert_eq!(d.linear_types(), [(QuantType::Q4_0, 7 * d.config.n_layers)]);
+    for m in [&w, &d] {
+        assert_eq!(m.token_embd.quant_type(), QuantType::Q8_0);
+        assert_eq!(m.output.as_ref().unwrap().quant_type(), QuantType::Q8_0);
+    }
+    // The options do not touch a GGUF's Q4_0 weights.
+    let gguf = dir(name).join("model-q4_0.gguf");
+    assert_same(&load_with(&gguf, &q8).unwrap(), &load(&gguf).unwrap(), name);
+    // Bytes loaders take options too.
+    let cfg = std::fs::read(dir(name).join("config.json")).unwrap();
+    let st = std::fs::read(dir(name).join("model.safetensors")).unwrap();
+    assert_same(
+        &load_safetensors_bytes_with(&cfg, &[&st], &q8).unwrap(),
+        &w,
+        name,
+    );
+    // Type names parse both ways.
+    for &t in QuantType::ALL {
+        assert_eq!(t.name().parse::<QuantType>().unwrap(), t);
+        assert_eq!(t.to_string(), t.name());
+    }
+    assert!("q6_k".parse::<QuantType>().is_err());
 }
 
 // ---------------------------------------------------------------------------------------------

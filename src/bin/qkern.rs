@@ -1,14 +1,18 @@
 //! `qkern`: benchmark and run Qwen models with qkern's kernels.
 //!
 //! ```text
-//! qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile]
-//! qkern logits   --model PATH --tokens 1,2,3 [--all] --out FILE [--threads N] [--tier T]
-//! qkern generate --model PATH --tokens 1,2,3 [-n 32] [--threads N] [--tier T]
+//! qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile] [--quant Q]
+//! qkern logits   --model PATH --tokens 1,2,3 [--all] --out FILE [--threads N] [--tier T] [--quant Q]
+//! qkern generate --model PATH --tokens 1,2,3 [-n 32] [--threads N] [--tier T] [--quant Q]
 //! ```
 //! `PATH` is a GGUF file or a Hugging Face folder. `bench` without `--model` builds a model with
-//! the exact Qwen2.5-0.5B shapes and seeded random weights in memory.
+//! the exact Qwen2.5-0.5B shapes and seeded random weights in memory. `--quant q4_0|q8_0` is the
+//! type float linear weights are quantized to at load (Q4_0 and Q8_0 tensors of a file keep their
+//! type); for the random model, the type of its linear weights.
 
-use qkern::model::{load, Config, Model, ModelWeights, Op, OpTimes, SessionOptions};
+use qkern::model::{
+    load_with, Config, LoadOptions, Model, ModelWeights, Op, OpTimes, QuantType, SessionOptions,
+};
 use qkern::Tier;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,9 +20,9 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage:
-  qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile]
-  qkern logits   --model PATH --tokens 1,2,3 [--all] --out FILE [--threads N] [--tier T]
-  qkern generate --model PATH --tokens 1,2,3 [-n N] [--threads N] [--tier T]
+  qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile] [--quant Q]
+  qkern logits   --model PATH --tokens 1,2,3 [--all] --out FILE [--threads N] [--tier T] [--quant Q]
+  qkern generate --model PATH --tokens 1,2,3 [-n N] [--threads N] [--tier T] [--quant Q]
 
 PATH is a .gguf file or a Hugging Face folder (config.json + *.safetensors).
 bench without --model builds the Qwen2.5-0.5B shapes with seeded random Q4_0 weights in memory and
@@ -26,6 +30,9 @@ reports prefill of 128 and 512 tokens (or --prompt N), decode, per-op times and 
 --profile adds achieved GFLOP/s or GB/s per op kind and a per-layer table.
 logits writes raw f32 little-endian logits of the last position (--all: of every position).
 generate prints greedy token ids.
+--quant q4_0|q8_0 (default q4_0): type float linear weights are quantized to at load; Q4_0 and
+Q8_0 tensors of a file keep their type (Q6_K becomes Q8_0). For the random model: the type of its
+linear weights. bench prints the types the model runs.
 --threads defaults to the available parallelism; --tier lowers the kernel tier (also QKERN_TIER).";
 
 /// Parsed command-line options (every command takes the subset it needs).
@@ -44,6 +51,7 @@ struct Args {
     profile: bool,
     out: Option<PathBuf>,
     n: Option<usize>,
+    quant: QuantType,
 }
 
 fn parse_num(flag: &str, v: &str) -> Result<usize, String> {
@@ -78,6 +86,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--tier",
             "--chunk",
             "--profile",
+            "--quant",
         ],
         "logits" => &[
             "--model",
@@ -86,8 +95,16 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--out",
             "--threads",
             "--tier",
+            "--quant",
         ],
-        "generate" => &["--model", "--tokens", "-n", "--threads", "--tier"],
+        "generate" => &[
+            "--model",
+            "--tokens",
+            "-n",
+            "--threads",
+            "--tier",
+            "--quant",
+        ],
         _ => return Err(format!("unknown command {cmd:?}")),
     };
     let mut a = Args::default();
@@ -123,6 +140,12 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--tokens" => a.tokens = Some(parse_tokens(v)?),
             "--out" => a.out = Some(PathBuf::from(v)),
             "-n" => a.n = Some(parse_num(flag, v)?),
+            "--quant" => {
+                a.quant = v.parse().map_err(|e| {
+                    let known: Vec<_> = QuantType::ALL.iter().map(|t| t.name()).collect();
+                    format!("--quant: {e} (known: {})", known.join(", "))
+                })?
+            }
             _ => unreachable!("flag list above"),
         }
     }
@@ -136,7 +159,9 @@ fn threads(a: &Args) -> usize {
 
 fn load_model(a: &Args) -> Result<Model, String> {
     let path = a.model.as_ref().ok_or("--model is required")?;
-    let weights = load(path).map_err(|e| format!("loading {}: {e}", path.display()))?;
+    let options = LoadOptions { quant: a.quant };
+    let weights =
+        load_with(path, &options).map_err(|e| format!("loading {}: {e}", path.display()))?;
     let tier = a.tier.unwrap_or_else(Tier::active);
     Model::new(weights, tier, threads(a)).map_err(|e| format!("preparing the model: {e}"))
 }
@@ -361,6 +386,27 @@ fn print_breakdown(what: &str, times: &OpTimes, wall: Duration, profile: bool) {
     }
 }
 
+/// Converts every linear weight of `w` to `quant` (through f32; a no-op for weights already in
+/// that type).
+fn requantize_linear(w: &mut ModelWeights, quant: QuantType) -> qkern::Result<()> {
+    for l in &mut w.layers {
+        for t in [
+            &mut l.wq,
+            &mut l.wk,
+            &mut l.wv,
+            &mut l.wo,
+            &mut l.w_gate,
+            &mut l.w_up,
+            &mut l.w_down,
+        ] {
+            if t.quant_type() != quant {
+                *t = quant.quantize(&t.dequantize()?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn bench(a: &Args) -> Result<(), String> {
     let n_threads = threads(a);
     let tier = a.tier.unwrap_or_else(Tier::active);
@@ -369,7 +415,8 @@ fn bench(a: &Args) -> Result<(), String> {
         Some(p) => (load_model(a)?, p.display().to_string()),
         None => {
             let config = Config::qwen25_0_5b();
-            let w = ModelWeights::random(&config, 0x5eed).map_err(|e| e.to_string())?;
+            let mut w = ModelWeights::random(&config, 0x5eed).map_err(|e| e.to_string())?;
+            requantize_linear(&mut w, a.quant).map_err(|e| e.to_string())?;
             let m = Model::new(w, tier, n_threads).map_err(|e| e.to_string())?;
             (m, "random weights, Qwen2.5-0.5B shapes".to_string())
         }
@@ -389,6 +436,17 @@ fn bench(a: &Args) -> Result<(), String> {
         model.threads(),
         mib(model.weight_bytes() as u64),
         t0.elapsed().as_secs_f64()
+    );
+    let types: Vec<String> = model
+        .linear_types()
+        .iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect();
+    println!(
+        "  linear weights: {}; head {}; embedding {}",
+        types.join(", "),
+        model.head_type(),
+        model.embedding_type()
     );
     let prompts = match a.prompt {
         Some(n) => vec![n],

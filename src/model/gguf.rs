@@ -6,7 +6,7 @@
 //! and shape is checked against the file before use; a problem is an [`Error::Format`] naming it.
 
 use super::convert::{build_weights, byte_size, DType, Names, Part, RawTensor};
-use super::{Arch, Config, ModelWeights};
+use super::{Arch, Config, LoadOptions, ModelWeights};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -547,17 +547,28 @@ impl Names for GgufNames {
 
 /// Loads a model from the bytes of a GGUF file (what [`load_gguf`] does after mapping the file).
 pub fn load_gguf_bytes(bytes: &[u8]) -> Result<ModelWeights> {
+    load_gguf_bytes_with(bytes, &LoadOptions::default())
+}
+
+/// [`load_gguf_bytes`] with explicit [`LoadOptions`].
+pub fn load_gguf_bytes_with(bytes: &[u8], options: &LoadOptions) -> Result<ModelWeights> {
     let g = parse(bytes)?;
     let config = g.config()?;
     let mut tensors = g.raw_tensors()?;
-    build_weights(config, &mut tensors, &GgufNames)
+    build_weights(config, &mut tensors, &GgufNames, options)
 }
 
-/// Loads a GGUF v3 file (llama.cpp names and keys, `qwen2` or `qwen3`): memory-maps it, converts
-/// every tensor to the formats of [`ModelWeights`] (linear weights Q4_0, token embedding and
-/// output head Q8_0, norms and biases f32; Q6_K goes through f32, see `q6k.rs` for its error),
-/// and releases the mapping. A tied model (no `output.weight`) gets `output: None`.
+/// Loads a GGUF v3 file (llama.cpp names and keys, `qwen2` or `qwen3`) with the default
+/// [`LoadOptions`]: memory-maps it, converts every tensor to the formats of [`ModelWeights`] by
+/// the loader's rules ([`LoadOptions`]: Q4_0 / Q8_0 tensors kept as they are, float linear weights
+/// quantized to Q4_0, Q6_K converted to Q8_0; norms and biases f32), and releases the mapping. A
+/// tied model (no `output.weight`) gets `output: None`.
 pub fn load_gguf(path: &Path) -> Result<ModelWeights> {
+    load_gguf_with(path, &LoadOptions::default())
+}
+
+/// [`load_gguf`] with explicit [`LoadOptions`].
+pub fn load_gguf_with(path: &Path, options: &LoadOptions) -> Result<ModelWeights> {
     let file =
         std::fs::File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
     // SAFETY: the mapping is read-only and private to this function; the file must not be
@@ -565,7 +576,7 @@ pub fn load_gguf(path: &Path) -> Result<ModelWeights> {
     // which every mmap-based model loader shares). Every read is bounds-checked against its length.
     let map = unsafe { memmap2::Mmap::map(&file) }
         .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-    let w = load_gguf_bytes(&map).map_err(|e| match e {
+    let w = load_gguf_bytes_with(&map, options).map_err(|e| match e {
         Error::Format(s) => Error::Format(format!("{}: {s}", path.display())),
         e => e,
     });

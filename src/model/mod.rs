@@ -1,9 +1,11 @@
 //! The Qwen model: configuration, weights and their loaders, and the forward pass.
 //!
 //! * [`Config`] and [`ModelWeights`] hold a model in the formats the forward pass reads: linear
-//!   weights Q4_0, token embedding and output head Q8_0, norms and biases f32.
+//!   weights, token embedding and output head each a [`QuantTensor`] in its own [`QuantType`]
+//!   (Q4_0 or Q8_0; a layer may mix them), norms and biases f32.
 //! * [`load_gguf`] reads a GGUF v3 file as written by llama.cpp (`qwen2`, `qwen3`);
-//!   [`load_safetensors_dir`] a Hugging Face folder; [`load`] picks by path.
+//!   [`load_safetensors_dir`] a Hugging Face folder; [`load`] picks by path. Each has a `_with`
+//!   twin taking [`LoadOptions`]; the rules for each tensor's type are on [`LoadOptions`].
 //! * [`Model`] (`packed.rs`) packs the weights for one tier; a [`Session`] (`session.rs`) runs one
 //!   sequence through them, prefill in chunks and decode with a KV cache, using the row-part
 //!   helpers of `parts.rs`; [`OpTimes`] (`profile.rs`) holds its per-op times when profiling.
@@ -21,33 +23,63 @@ mod session;
 mod weights;
 
 pub use config::{Arch, Config};
-pub use gguf::{load_gguf, load_gguf_bytes};
+pub use gguf::{load_gguf, load_gguf_bytes, load_gguf_bytes_with, load_gguf_with};
 pub use packed::Model;
 pub use profile::{Op, OpTimes, Work};
-pub use safetensors::{load_safetensors_bytes, load_safetensors_dir};
+pub use safetensors::{
+    load_safetensors_bytes, load_safetensors_bytes_with, load_safetensors_dir,
+    load_safetensors_dir_with,
+};
 pub use session::{Session, SessionOptions};
-pub use weights::{LayerWeights, ModelWeights};
+pub use weights::{LayerWeights, ModelWeights, QuantTensor, QuantType, TensorFormat};
 
 use crate::Result;
 use std::path::Path;
 
+/// How the loaders choose the type of each weight.
+///
+/// * A tensor whose file type the kernels run natively (Q4_0, Q8_0) is kept in that type, bytes
+///   unchanged, whatever the options say: a Q8_0 GGUF runs at Q8_0, and a file that mixes types
+///   (even within a layer) runs them mixed.
+/// * F32 / F16 / BF16 linear weights of the layers are quantized to [`LoadOptions::quant`]; a
+///   float token embedding or output head to Q8_0.
+/// * A quantized type without native kernels yet is converted to the closest supported type that
+///   loses no accuracy silently: Q6_K becomes Q8_0 (error bound in `q6k.rs`). This is temporary,
+///   until the kernels run it natively.
+/// * Any other type is an [`Error::UnsupportedType`](crate::Error::UnsupportedType) naming the
+///   tensor and the type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Type float linear weights are quantized to (default Q4_0).
+    pub quant: QuantType,
+}
+
 /// Loads a model from a `.gguf` file or from a Hugging Face folder (`config.json` plus
 /// safetensors): a directory, or a `config.json` / `*.safetensors` / `*.safetensors.index.json`
-/// file inside one, is read as a folder; any other path as GGUF.
+/// file inside one, is read as a folder; any other path as GGUF. Uses the default
+/// [`LoadOptions`].
 pub fn load(path: &Path) -> Result<ModelWeights> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`] with explicit [`LoadOptions`].
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<ModelWeights> {
     if path.is_dir() {
-        return load_safetensors_dir(path);
+        return load_safetensors_dir_with(path, options);
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let in_folder = name == "config.json"
         || name.ends_with(".safetensors")
         || name.ends_with(".safetensors.index.json");
     match path.parent() {
-        Some(dir) if in_folder => load_safetensors_dir(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        }),
-        _ => load_gguf(path),
+        Some(dir) if in_folder => load_safetensors_dir_with(
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            },
+            options,
+        ),
+        _ => load_gguf_with(path, options),
     }
 }

@@ -1,39 +1,197 @@
 //! [`Model`]: the weights packed once for one tier, and the thread pool that runs them.
 //!
-//! [`Model::new`] packs every weight once (linear weights as [`PackedQ4_0`], with q/k/v fused into
-//! one matrix and gate/up into another, so each normalised row is quantized once and read by one
-//! parallel matmul; the output head as [`PackedQ8_0`], a tied head doubling as the embedding
-//! table) and drops the plain copies. The forward pass itself is in [`super::session`].
+//! [`Model::new`] packs every weight once, each in the format it was loaded in
+//! ([`PackedTensor`], one variant per [`QuantType`]), and drops the plain copies. Q/k/v are fused
+//! into one matrix and gate/up into another when their parts share a type, so each normalised row
+//! is quantized once and read by one parallel matmul; parts of different types run one matmul
+//! each and their outputs are assembled into the same row layout ([`Linear`]). A tied output head
+//! doubles as the embedding table. The forward pass itself is in [`super::session`].
 
 use crate::parallel::ThreadPool;
-use crate::quant::{BlockQ4_0, BlockQ8_0};
-use crate::{embedding_row, EmbeddingTable, Kernels, PackedQ4_0, PackedQ8_0};
+use crate::{matmul_parallel, Kernels, Packed, PackedQ4_0, PackedQ8_0, QuantizedActivations};
 use crate::{Error, Result, Tier};
 
-use super::{Config, LayerWeights, ModelWeights, Session, SessionOptions};
+use super::weights::{count_types, match_quant, TensorFormat};
+use super::{Config, LayerWeights, ModelWeights, QuantTensor, QuantType, Session, SessionOptions};
+
+/// A weight matrix packed for one tier, in one of the formats a [`QuantTensor`] holds.
+pub(super) enum PackedTensor {
+    Q4_0(PackedQ4_0),
+    Q8_0(PackedQ8_0),
+}
+
+/// `match_packed!(w, p => expr)`: `expr` with `p` bound to the [`Packed`] matrix of whatever
+/// format the [`PackedTensor`] `w` holds; `expr` is compiled once per format.
+macro_rules! match_packed {
+    ($w:expr, $p:ident => $e:expr) => {
+        match $w {
+            PackedTensor::Q4_0($p) => $e,
+            PackedTensor::Q8_0($p) => $e,
+        }
+    };
+}
+
+impl PackedTensor {
+    /// Packs `t` (`n` rows of `k` values) for the tier of `kernels`, keeping its format.
+    fn pack(kernels: &'static Kernels, t: &QuantTensor, n: usize, k: usize) -> Result<Self> {
+        Ok(match t {
+            QuantTensor::Q4_0(b) => PackedTensor::Q4_0(Packed::with_kernels(kernels, b, n, k)?),
+            QuantTensor::Q8_0(b) => PackedTensor::Q8_0(Packed::with_kernels(kernels, b, n, k)?),
+        })
+    }
+
+    pub(super) fn quant_type(&self) -> QuantType {
+        fn ty<F: TensorFormat>(_: &Packed<F>) -> QuantType {
+            F::TYPE
+        }
+        match_packed!(self, p => ty(p))
+    }
+
+    fn packed_bytes(&self) -> usize {
+        match_packed!(self, p => p.packed_bytes())
+    }
+
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        match_packed!(self, p => p.dequantize_row(row, out))
+    }
+
+    /// `out = a * w^T (+ bias)` on all threads of `pool` ([`matmul_parallel`]).
+    pub(super) fn matmul_parallel(
+        &self,
+        pool: &ThreadPool,
+        a: &QuantizedActivations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> Result<()> {
+        match_packed!(self, p => matmul_parallel(pool, p, a, bias, out))
+    }
+}
+
+/// A linear layer whose output rows are the concatenation of the outputs of one or more weights
+/// read from the same input (`[q | k | v]`, `[gate | up]`, or a single weight).
+pub(super) struct Linear {
+    /// Output columns of each part.
+    cols: Vec<usize>,
+    /// One matrix of every part's rows when the parts share a type; otherwise one per part.
+    mats: Vec<PackedTensor>,
+}
+
+/// The parts' blocks concatenated (rows of the first, then of the second, ...), if they all have
+/// the type of the first.
+fn concat_same(parts: &[&QuantTensor]) -> Option<QuantTensor> {
+    fn cat<F: TensorFormat>(_first: &[F], parts: &[&QuantTensor]) -> Option<QuantTensor> {
+        let mut v = Vec::with_capacity(parts.iter().map(|p| p.blocks_len()).sum());
+        for p in parts {
+            v.extend_from_slice(p.blocks::<F>()?);
+        }
+        Some(F::into_tensor(v))
+    }
+    match_quant!(parts.first()?, b => cat(b, parts))
+}
+
+impl Linear {
+    /// Packs `parts` (part `i` has `cols[i]` rows of `k` values).
+    fn pack(
+        kernels: &'static Kernels,
+        parts: &[&QuantTensor],
+        cols: &[usize],
+        k: usize,
+    ) -> Result<Linear> {
+        let n = cols.iter().sum();
+        let mats = match parts {
+            [one] => vec![PackedTensor::pack(kernels, one, n, k)?],
+            _ => match concat_same(parts) {
+                Some(all) => vec![PackedTensor::pack(kernels, &all, n, k)?],
+                None => parts
+                    .iter()
+                    .zip(cols)
+                    .map(|(p, &c)| PackedTensor::pack(kernels, p, c, k))
+                    .collect::<Result<_>>()?,
+            },
+        };
+        Ok(Linear {
+            cols: cols.to_vec(),
+            mats,
+        })
+    }
+
+    /// Output columns.
+    pub(super) fn n(&self) -> usize {
+        self.cols.iter().sum()
+    }
+
+    /// The type of each part, in order.
+    fn part_types(&self) -> Vec<QuantType> {
+        match &self.mats[..] {
+            [one] => vec![one.quant_type(); self.cols.len()],
+            mats => mats.iter().map(|m| m.quant_type()).collect(),
+        }
+    }
+
+    fn packed_bytes(&self) -> usize {
+        self.mats.iter().map(|m| m.packed_bytes()).sum()
+    }
+
+    /// `out = a * w^T (+ bias)`, `a.m()` rows of [`Linear::n`] values, on all threads of `pool`.
+    /// Split parts run one matmul each into `scratch` and are copied into their columns.
+    pub(super) fn matmul_parallel(
+        &self,
+        pool: &ThreadPool,
+        a: &QuantizedActivations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) -> Result<()> {
+        if let [one] = &self.mats[..] {
+            return one.matmul_parallel(pool, a, bias, out);
+        }
+        let n = self.n();
+        if out.len() != crate::error::mul(a.m(), n, "output size")? {
+            return Err(Error::ShapeMismatch(format!(
+                "matmul output of {} values for {} rows of {n}",
+                out.len(),
+                a.m()
+            )));
+        }
+        if bias.is_some_and(|b| b.len() != n) {
+            return Err(Error::ShapeMismatch(format!("bias length is not {n}")));
+        }
+        let mut start = 0;
+        for (mat, &cols) in self.mats.iter().zip(&self.cols) {
+            let tmp = super::session::sized(scratch, a.m() * cols);
+            let part_bias = bias.map(|b| &b[start..start + cols]);
+            mat.matmul_parallel(pool, a, part_bias, tmp)?;
+            for (o, t) in out.chunks_exact_mut(n).zip(tmp.chunks_exact(cols)) {
+                o[start..start + cols].copy_from_slice(t);
+            }
+            start += cols;
+        }
+        Ok(())
+    }
+}
 
 /// One transformer block, packed.
 pub(super) struct Layer {
     pub(super) attn_norm: Vec<f32>,
-    /// Rows: `q_dim` of Wq, then `kv_dim` of Wk, then `kv_dim` of Wv.
-    pub(super) wqkv: PackedQ4_0,
+    /// Output rows `[q (q_dim) | k (kv_dim) | v (kv_dim)]`.
+    pub(super) wqkv: Linear,
     /// `[bq | bk | bv]` (Qwen2), added in the matmul epilogue.
     pub(super) bqkv: Option<Vec<f32>>,
     pub(super) q_norm: Option<Vec<f32>>,
     pub(super) k_norm: Option<Vec<f32>>,
-    pub(super) wo: PackedQ4_0,
+    pub(super) wo: Linear,
     pub(super) ffn_norm: Vec<f32>,
-    /// Rows: `ffn` of W_gate, then `ffn` of W_up.
-    pub(super) wgu: PackedQ4_0,
-    pub(super) wdown: PackedQ4_0,
+    /// Output rows `[gate (ffn) | up (ffn)]`.
+    pub(super) wgu: Linear,
+    pub(super) wdown: Linear,
 }
 
 /// Where token embeddings are read from.
 enum Embedding {
     /// The tied output head (one copy for both uses).
     Head,
-    /// An untied table, plain Q8_0 rows.
-    Table(Vec<BlockQ8_0>),
+    /// An untied table, plain rows.
+    Table(QuantTensor),
 }
 
 /// A model ready to run: weights packed for one tier, and a thread pool.
@@ -43,33 +201,24 @@ pub struct Model {
     pub(super) pool: ThreadPool,
     pub(super) layers: Vec<Layer>,
     pub(super) output_norm: Vec<f32>,
-    pub(super) head: PackedQ8_0,
+    pub(super) head: PackedTensor,
     embedding: Embedding,
-}
-
-fn concat(parts: &[&[BlockQ4_0]]) -> Vec<BlockQ4_0> {
-    let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        v.extend_from_slice(p);
-    }
-    v
 }
 
 impl Layer {
     fn pack(l: LayerWeights, c: &Config, kernels: &'static Kernels) -> Result<Layer> {
         let (h, q, kv, f) = (c.hidden, c.q_dim()?, c.kv_dim()?, c.ffn);
-        let wqkv =
-            PackedQ4_0::with_kernels(kernels, &concat(&[&l.wq, &l.wk, &l.wv]), q + 2 * kv, h)?;
+        let wqkv = Linear::pack(kernels, &[&l.wq, &l.wk, &l.wv], &[q, kv, kv], h)?;
         let bqkv = match (l.bq, l.bk, l.bv) {
             (Some(bq), Some(bk), Some(bv)) => Some([bq, bk, bv].concat()),
             (None, None, None) => None,
             _ => return Err(Error::Format("some but not all q/k/v biases".into())),
         };
-        let wo = PackedQ4_0::with_kernels(kernels, &l.wo, h, q)?;
+        let wo = Linear::pack(kernels, &[&l.wo], &[h], q)?;
         drop((l.wq, l.wk, l.wv, l.wo));
-        let wgu = PackedQ4_0::with_kernels(kernels, &concat(&[&l.w_gate, &l.w_up]), 2 * f, h)?;
+        let wgu = Linear::pack(kernels, &[&l.w_gate, &l.w_up], &[f, f], h)?;
         drop((l.w_gate, l.w_up));
-        let wdown = PackedQ4_0::with_kernels(kernels, &l.w_down, h, f)?;
+        let wdown = Linear::pack(kernels, &[&l.w_down], &[h], f)?;
         Ok(Layer {
             attn_norm: l.attn_norm,
             wqkv,
@@ -104,11 +253,11 @@ impl Model {
         }
         let (head, embedding) = match output {
             Some(out) => (
-                PackedQ8_0::with_kernels(kernels, &out, config.vocab, config.hidden)?,
+                PackedTensor::pack(kernels, &out, config.vocab, config.hidden)?,
                 Embedding::Table(token_embd),
             ),
             None => (
-                PackedQ8_0::with_kernels(kernels, &token_embd, config.vocab, config.hidden)?,
+                PackedTensor::pack(kernels, &token_embd, config.vocab, config.hidden)?,
                 Embedding::Head,
             ),
         };
@@ -158,9 +307,32 @@ impl Model {
             .sum();
         let embd = match &self.embedding {
             Embedding::Head => 0,
-            Embedding::Table(t) => std::mem::size_of_val(t.as_slice()),
+            Embedding::Table(t) => t.bytes().len(),
         };
         layers + f(&self.output_norm) + self.head.packed_bytes() + embd
+    }
+
+    /// How many of the layers' linear weights (seven per layer: wq, wk, wv, wo, w_gate, w_up,
+    /// w_down) run in each type, in [`QuantType`] order; types that do not occur are left out.
+    pub fn linear_types(&self) -> Vec<(QuantType, usize)> {
+        count_types(self.layers.iter().flat_map(|l| {
+            [&l.wqkv, &l.wo, &l.wgu, &l.wdown]
+                .into_iter()
+                .flat_map(|w| w.part_types())
+        }))
+    }
+
+    /// Type the output head runs in.
+    pub fn head_type(&self) -> QuantType {
+        self.head.quant_type()
+    }
+
+    /// Type the token embedding is read from (the head's when tied).
+    pub fn embedding_type(&self) -> QuantType {
+        match &self.embedding {
+            Embedding::Head => self.head.quant_type(),
+            Embedding::Table(t) => t.quant_type(),
+        }
     }
 
     /// A new sequence.
@@ -179,13 +351,7 @@ impl Model {
         }
         match &self.embedding {
             Embedding::Head => self.head.dequantize_row(row, out),
-            Embedding::Table(t) => embedding_row(
-                self.kernels,
-                EmbeddingTable::Q8_0(t),
-                self.config.hidden,
-                row,
-                out,
-            ),
+            Embedding::Table(t) => t.dequantize_row(self.config.hidden, row, out),
         }
     }
 }

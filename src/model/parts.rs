@@ -1,8 +1,9 @@
 //! Row-part helpers: a chunk's activations are quantized in parts of [`PART_ROWS`] rows, in
 //! parallel, and each part feeds its own parallel matmul call.
 
+use super::packed::Linear;
 use crate::parallel::ThreadPool;
-use crate::{matmul_parallel, PackedQ4_0, QuantizedActivations};
+use crate::QuantizedActivations;
 use crate::{Error, Result};
 use std::sync::Mutex;
 
@@ -41,13 +42,15 @@ pub(super) fn quantize_parts(
     }
 }
 
-/// `out = parts * w^T (+ bias)`: one parallel matmul per part, into consecutive rows of `out`.
+/// `out = parts * w^T (+ bias)`: one parallel matmul per part, into consecutive rows of `out`
+/// (`scratch`: see [`Linear::matmul_parallel`]).
 pub(super) fn matmul_parts(
     pool: &ThreadPool,
-    w: &PackedQ4_0,
+    w: &Linear,
     parts: &[QuantizedActivations],
     bias: Option<&[f32]>,
     out: &mut [f32],
+    scratch: &mut Vec<f32>,
 ) -> Result<()> {
     let mut rest = out;
     for a in parts {
@@ -56,7 +59,7 @@ pub(super) fn matmul_parts(
             return Err(Error::ShapeMismatch("matmul output too short".into()));
         }
         let (head, tail) = rest.split_at_mut(len);
-        matmul_parallel(pool, w, a, bias, head)?;
+        w.matmul_parallel(pool, a, bias, head, scratch)?;
         rest = tail;
     }
     Ok(())

@@ -31,7 +31,7 @@ pub enum Op {
     SiluMul,
     /// The down projection.
     MatmulDown,
-    /// The output head (Q8_0).
+    /// The output head.
     Head,
 }
 

@@ -1,5 +1,7 @@
 //! GGUF's Q6_K format (read only): super-blocks of 256 values, converted at load to f32 and then
-//! to Q8_0 (token embedding, output head) or Q4_0 (linear weights).
+//! to Q8_0, for every tensor (linear weights, token embedding, output head), never to Q4_0, which
+//! would lose accuracy silently. Temporary, until the kernels run Q6_K natively (see `stand_in` in
+//! `convert.rs`).
 //!
 //! Error of the Q6_K -> Q8_0 conversion: a Q6_K value is `d * sc * q` with `q` in `-32..=31` and
 //! one int8 scale `sc` per 16 values. Decoding to f32 is exact up to one f32 rounding (relative

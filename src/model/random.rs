@@ -5,7 +5,7 @@
 //! depth: each linear weight has standard deviation `0.5 / sqrt(k)` (its output has about half the
 //! RMS of its RMS-normalised input), the token embedding about 0.02, norms about 1, biases about 0.1.
 
-use super::{Arch, Config, LayerWeights, ModelWeights};
+use super::{Arch, Config, LayerWeights, ModelWeights, QuantTensor};
 use crate::quant::{BlockQ4_0, BlockQ8_0, QK};
 use half::f16;
 
@@ -34,9 +34,9 @@ impl Gen {
 
     /// `n` rows of `k` Q4_0 values with standard deviation about `std`: uniform nibbles (std of
     /// `q - 8` about 4.6), block scales spread by +-50% around `std / 4.6`.
-    fn q4(&mut self, n: usize, k: usize, std: f32) -> Vec<BlockQ4_0> {
+    fn q4(&mut self, n: usize, k: usize, std: f32) -> QuantTensor {
         let d0 = std / 4.6;
-        (0..n * k / QK)
+        let blocks: Vec<BlockQ4_0> = (0..n * k / QK)
             .map(|_| {
                 let mut qs = [0u8; 16];
                 qs[..8].copy_from_slice(&self.next().to_le_bytes());
@@ -46,13 +46,14 @@ impl Gen {
                     qs,
                 }
             })
-            .collect()
+            .collect();
+        blocks.into()
     }
 
     /// `n` rows of `k` Q8_0 values with standard deviation about `std` (uniform int8, std about 73).
-    fn q8(&mut self, n: usize, k: usize, std: f32) -> Vec<BlockQ8_0> {
+    fn q8(&mut self, n: usize, k: usize, std: f32) -> QuantTensor {
         let d0 = std / 73.0;
-        (0..n * k / QK)
+        let blocks: Vec<BlockQ8_0> = (0..n * k / QK)
             .map(|_| {
                 let mut qs = [0i8; 32];
                 for c in qs.chunks_exact_mut(8) {
@@ -66,7 +67,8 @@ impl Gen {
                     qs,
                 }
             })
-            .collect()
+            .collect();
+        blocks.into()
     }
 
     /// `n` values `center + spread * uniform(-1, 1)`.

@@ -3,7 +3,7 @@
 //! or BF16.
 
 use super::convert::{build_weights, DType, Names, Part, RawTensor};
-use super::{Arch, Config, ModelWeights};
+use super::{Arch, Config, LoadOptions, ModelWeights};
 use crate::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -240,24 +240,34 @@ fn read_tensors<'a>(
 fn build(
     config: Config,
     tensors: HashMap<String, (RawTensor<'_>, String)>,
+    options: &LoadOptions,
 ) -> Result<ModelWeights> {
     let mut tensors: HashMap<_, _> = tensors.into_iter().map(|(k, (t, _))| (k, t)).collect();
     if config.tied_embeddings {
         // Transformers ties lm_head to the embedding and ignores a stored copy.
         tensors.remove(HfNames.output());
     }
-    build_weights(config, &mut tensors, &HfNames)
+    build_weights(config, &mut tensors, &HfNames, options)
 }
 
 /// Loads a model from the bytes of `config.json` and of one or more safetensors files (what
 /// [`load_safetensors_dir`] does after mapping the files).
 pub fn load_safetensors_bytes(config_json: &[u8], files: &[&[u8]]) -> Result<ModelWeights> {
+    load_safetensors_bytes_with(config_json, files, &LoadOptions::default())
+}
+
+/// [`load_safetensors_bytes`] with explicit [`LoadOptions`].
+pub fn load_safetensors_bytes_with(
+    config_json: &[u8],
+    files: &[&[u8]],
+    options: &LoadOptions,
+) -> Result<ModelWeights> {
     let config = parse_config(config_json)?;
     let mut tensors = HashMap::new();
     for (i, f) in files.iter().enumerate() {
         read_tensors(f, &format!("file {i}"), &mut tensors)?;
     }
-    build(config, tensors)
+    build(config, tensors, options)
 }
 
 fn map(path: &Path) -> Result<memmap2::Mmap> {
@@ -305,9 +315,15 @@ fn parse_index(json: &[u8]) -> Result<(Vec<String>, HashMap<String, String>)> {
 /// Loads a Hugging Face folder: `config.json` and `model.safetensors`, or the shards listed by
 /// `model.safetensors.index.json` (each tensor must be in the shard the index names, and every
 /// tensor of the index must exist). Every file is memory-mapped, converted to the formats of
-/// [`ModelWeights`] (linear weights Q4_0 by ggml's rule, embedding and output head Q8_0, norms
-/// and biases f32), and unmapped.
+/// [`ModelWeights`] with the default [`LoadOptions`] (linear weights Q4_0 by ggml's rule,
+/// embedding and output head Q8_0, norms and biases f32), and unmapped.
 pub fn load_safetensors_dir(dir: &Path) -> Result<ModelWeights> {
+    load_safetensors_dir_with(dir, &LoadOptions::default())
+}
+
+/// [`load_safetensors_dir`] with explicit [`LoadOptions`] ([`LoadOptions::quant`]: the type of
+/// the linear weights).
+pub fn load_safetensors_dir_with(dir: &Path, options: &LoadOptions) -> Result<ModelWeights> {
     let with_path = |e: Error, p: &Path| match e {
         Error::Format(s) => Error::Format(format!("{}: {s}", p.display())),
         e => e,
@@ -322,7 +338,7 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<ModelWeights> {
         let m = map(&single)?;
         let mut tensors = HashMap::new();
         read_tensors(&m, "model.safetensors", &mut tensors).map_err(|e| with_path(e, &single))?;
-        return build(config, tensors).map_err(|e| with_path(e, dir));
+        return build(config, tensors, options).map_err(|e| with_path(e, dir));
     }
     let idx = std::fs::read(&index).map_err(|e| {
         Error::Io(format!(
@@ -364,5 +380,5 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<ModelWeights> {
             dir,
         ));
     }
-    build(config, tensors).map_err(|e| with_path(e, dir))
+    build(config, tensors, options).map_err(|e| with_path(e, dir))
 }

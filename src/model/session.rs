@@ -13,8 +13,8 @@
 //! then `logits = Whead · q8(rmsnorm(x))`. Each op runs through a [`Profiler`].
 
 use crate::{
-    add_assign, attention_parallel, matmul_parallel, rmsnorm, rmsnorm_quantize, silu_mul_quantize,
-    KvCache, KvDtype, QuantizedActivations, Rope,
+    add_assign, attention_parallel, rmsnorm, rmsnorm_quantize, silu_mul_quantize, KvCache, KvDtype,
+    QuantizedActivations, Rope,
 };
 use crate::{Error, Result};
 
@@ -68,9 +68,11 @@ struct Scratch {
     gu: Vec<f32>,
     /// Final-norm rows handed to the head.
     logits: Vec<f32>,
+    /// One part's output of a linear layer whose parts have different types.
+    split: Vec<f32>,
 }
 
-fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(super) fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     v.resize(len, 0.0);
     &mut v[..len]
 }
@@ -229,6 +231,7 @@ impl<'m> Session<'m> {
         }
         let parts = &mut self.parts[..t.div_ceil(PART_ROWS)];
         let s = &mut self.s;
+        let split = &mut s.split;
 
         let x = sized(&mut s.x, t * h);
         prof.op(outside, Op::Embed, Work::bytes(t * h * 4), || {
@@ -247,7 +250,7 @@ impl<'m> Session<'m> {
             })?;
             let qkv = sized(&mut s.qkv, t * qkvd);
             prof.op(li, Op::MatmulQkv, Work::matmul(t, qkvd, h), || {
-                matmul_parts(pool, &l.wqkv, parts, l.bqkv.as_deref(), qkv)
+                matmul_parts(pool, &l.wqkv, parts, l.bqkv.as_deref(), qkv, split)
             })?;
             let q = sized(&mut s.q, t * qd);
             let k = sized(&mut s.k, t * kvd);
@@ -291,7 +294,7 @@ impl<'m> Session<'m> {
             })?;
             let proj = sized(&mut s.proj, t * h);
             prof.op(li, Op::MatmulO, Work::matmul(t, h, qd), || {
-                matmul_parts(pool, &l.wo, parts, None, proj)
+                matmul_parts(pool, &l.wo, parts, None, proj, split)
             })?;
             prof.op(li, Op::Residual, Work::bytes(t * h * 12), || {
                 add_assign(kern, x, proj)
@@ -305,14 +308,14 @@ impl<'m> Session<'m> {
             })?;
             let gu = sized(&mut s.gu, t * 2 * f);
             prof.op(li, Op::MatmulGateUp, Work::matmul(t, 2 * f, h), || {
-                matmul_parts(pool, &l.wgu, parts, None, gu)
+                matmul_parts(pool, &l.wgu, parts, None, gu, split)
             })?;
             let gu: &[f32] = gu;
             prof.op(li, Op::SiluMul, Work::bytes(t * f * 9), || {
                 quantize_parts(pool, parts, gu, 2 * f, &|g, a| silu_mul_quantize(g, f, a))
             })?;
             prof.op(li, Op::MatmulDown, Work::matmul(t, h, f), || {
-                matmul_parts(pool, &l.wdown, parts, None, proj)
+                matmul_parts(pool, &l.wdown, parts, None, proj, split)
             })?;
             prof.op(li, Op::Residual, Work::bytes(t * h * 12), || {
                 add_assign(kern, x, proj)
@@ -338,7 +341,7 @@ impl<'m> Session<'m> {
             let mut rest = &mut out[..];
             for a in parts {
                 let (head, tail) = rest.split_at_mut(a.m() * c.vocab);
-                matmul_parallel(pool, &m.head, a, None, head)?;
+                m.head.matmul_parallel(pool, a, None, head)?;
                 rest = tail;
             }
             Ok::<(), Error>(())
