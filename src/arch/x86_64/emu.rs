@@ -61,6 +61,36 @@ macro_rules! emu_isa {
             unsafe fn finish(acc: Self::Acc, _corr: i32) -> Self::F {
                 acc.map(|v| v as f32)
             }
+            unsafe fn acc_i32(acc: Self::Acc) -> Self::V {
+                bytemuck::cast(acc)
+            }
+            unsafe fn load_u8_i32(p: *const u8) -> Self::V {
+                // SAFETY: p is valid for C bytes (trait contract).
+                let b = unsafe { p.cast::<[u8; $c]>().read_unaligned() };
+                bytemuck::cast(b.map(|v| v as i32))
+            }
+            unsafe fn mullo_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V {
+                let (acc, a, b): ([i32; $c], [i32; $c], [i32; $c]) =
+                    (bytemuck::cast(acc), bytemuck::cast(a), bytemuck::cast(b));
+                bytemuck::cast::<[i32; $c], _>(std::array::from_fn(|j| {
+                    acc[j].wrapping_add(a[j].wrapping_mul(b[j]))
+                }))
+            }
+            unsafe fn madd16_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V {
+                let (acc, a, b): ([i32; $c], [i16; 2 * $c], [i16; 2 * $c]) =
+                    (bytemuck::cast(acc), bytemuck::cast(a), bytemuck::cast(b));
+                bytemuck::cast::<[i32; $c], _>(std::array::from_fn(|j| {
+                    acc[j]
+                        .wrapping_add(a[2 * j] as i32 * b[2 * j] as i32)
+                        .wrapping_add(a[2 * j + 1] as i32 * b[2 * j + 1] as i32)
+                }))
+            }
+            unsafe fn cvt(v: Self::V) -> Self::F {
+                bytemuck::cast::<_, [i32; $c]>(v).map(|x| x as f32)
+            }
+            unsafe fn fnmadd(a: Self::F, b: Self::F, c: Self::F) -> Self::F {
+                std::array::from_fn(|j| (-a[j]).mul_add(b[j], c[j]))
+            }
             unsafe fn fzero() -> Self::F {
                 [0.0; $c]
             }

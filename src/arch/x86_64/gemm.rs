@@ -22,9 +22,12 @@
 //! Everything here is `#[inline(always)]`: the tier's `#[target_feature]` entry point in `mod.rs`
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
-use super::layout::{rec_at, w_rec, w_size, w_vecs, ACT_CORR, ACT_D, ACT_REC, PANEL, Q5, Q8};
+use super::layout::{
+    k_dmin, k_mins, k_qs, k_sc, rec_at, w_rec, w_size, w_vecs, ACT_CORR, ACT_D, ACT_REC, AK_BSUMS,
+    AK_D, AK_QS, AK_REC, PANEL, Q4K, Q5, Q8,
+};
 use crate::contract::gemm::GemmArgs;
-use crate::quant::QK;
+use crate::quant::{QK, QK_K};
 
 /// The vector operations the micro-kernel needs. Implementations call intrinsics of one tier.
 ///
@@ -61,6 +64,18 @@ pub(super) unsafe trait Isa {
     unsafe fn dot(acc: Self::Acc, w: Self::V, a: Self::V) -> Self::Acc;
     /// The exact integer block sum (`corr` included) per lane, as f32.
     unsafe fn finish(acc: Self::Acc, corr: i32) -> Self::F;
+    /// The exact block sum per lane as i32 lanes (no correction; K-quant sub-blocks).
+    unsafe fn acc_i32(acc: Self::Acc) -> Self::V;
+    /// `C` bytes at `p` (any alignment), zero-extended to `C` i32 lanes.
+    unsafe fn load_u8_i32(p: *const u8) -> Self::V;
+    /// Per i32 lane: `acc + a * b` (low 32 bits of the product; exact for the K-quants' ranges).
+    unsafe fn mullo_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
+    /// Per i32 lane: `acc + a.lo16 * b.lo16 + a.hi16 * b.hi16` (i16 pairs, exact).
+    unsafe fn madd16_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
+    /// i32 lanes to f32 (exact below 2^24).
+    unsafe fn cvt(v: Self::V) -> Self::F;
+    /// `c - a * b`, fused.
+    unsafe fn fnmadd(a: Self::F, b: Self::F, c: Self::F) -> Self::F;
     /// All lanes 0.
     unsafe fn fzero() -> Self::F;
     /// Loads `C` f32 (any alignment).
@@ -140,6 +155,10 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
     i0: usize,
     g0: usize,
 ) {
+    if KIND == Q4K {
+        // SAFETY: forwarded (the same contract, with Q4_K records and Q8_256 activations).
+        return unsafe { tile_k::<I, MR, NG>(a, a_stride, w, kb, o, i0, g0) };
+    }
     let rec = w_rec::<KIND>(I::C);
     // SAFETY: (whole body) every pointer formed below addresses a record of a row < MR or a group
     // < NG, block < kb, inside the buffers as stated in this function's contract; the Isa methods
@@ -230,6 +249,103 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
     }
 }
 
+/// [`tile`] for Q4_K weights (`layout::pack_q4k`, `kb` super-blocks) and `Q8_256` activations
+/// (plain `ActBlockK` records of `AK_REC` bytes). Per super-block, row and column group: for each
+/// sub-block of 32 the exact integer dot (`dot`, 8 vectors of 4 values), times the column's
+/// 6-bit scale, summed in i32 (`mullo_add`); the mins term `sum_j m_j asum_j` from the row's
+/// per-32 sums (i16 pairs, `madd16_add`); then one float step per super-block:
+/// `y += S * (d_w d_a) - M * (dmin_w d_a)`.
+///
+/// # Safety
+/// As [`tile`].
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
+    a: *const u8,
+    a_stride: usize,
+    w: *const u8,
+    kb: usize,
+    o: &Out<'_>,
+    i0: usize,
+    g0: usize,
+) {
+    let c = I::C;
+    let rec = w_rec::<Q4K>(c);
+    // SAFETY: (whole body) as in `tile`: every pointer addresses a record of a row < MR or a group
+    // < NG, super-block < kb, inside the buffers of the contract.
+    unsafe {
+        let mut y = [[I::fzero(); NG]; MR];
+        let mut wg = [w; NG];
+        for g in 0..NG {
+            wg[g] = w.add(rec_at(rec, kb, g0 + g, 0));
+        }
+        for b in 0..kb {
+            let ab = a.add(b * AK_REC);
+            let wb = wg.map(|p| p.add(b * PANEL * rec));
+            // Per row: the sums of each sub-block of 32 as i16 pairs (sub-blocks 2h, 2h + 1).
+            let mut pairs = [[0u32; 4]; MR];
+            for r in 0..MR {
+                let bs = ab
+                    .add(r * a_stride + AK_BSUMS)
+                    .cast::<[i16; 16]>()
+                    .read_unaligned();
+                for h in 0..4 {
+                    let lo = (bs[4 * h] + bs[4 * h + 1]) as u16 as u32;
+                    let hi = (bs[4 * h + 2] + bs[4 * h + 3]) as u16 as u32;
+                    pairs[r][h] = lo | (hi << 16);
+                }
+            }
+            let mut tot = [[I::vzero(); NG]; MR];
+            for q in 0..4 {
+                for half in 0..2 {
+                    let j = 2 * q + half;
+                    let mut acc = [[I::acc_init(0); NG]; MR];
+                    for t in 0..8 {
+                        let mut wv = [I::vzero(); NG];
+                        for g in 0..NG {
+                            let raw = I::load(wb[g].add(k_qs(c) + (8 * q + t) * 4 * c));
+                            let (lo, hi) = I::nibbles(raw);
+                            wv[g] = if half == 0 { lo } else { hi };
+                        }
+                        for r in 0..MR {
+                            let av = I::bcast4(ab.add(r * a_stride + AK_QS + 32 * j + 4 * t));
+                            for g in 0..NG {
+                                acc[r][g] = I::dot(acc[r][g], wv[g], av);
+                            }
+                        }
+                    }
+                    for g in 0..NG {
+                        let sc = I::load_u8_i32(wb[g].add(k_sc(c) + j * c));
+                        for r in 0..MR {
+                            tot[r][g] = I::mullo_add(tot[r][g], I::acc_i32(acc[r][g]), sc);
+                        }
+                    }
+                }
+            }
+            for g in 0..NG {
+                let dw = I::fload_f16(wb[g]);
+                let dm = I::fload_f16(wb[g].add(k_dmin(c)));
+                for r in 0..MR {
+                    let mut mins = I::vzero();
+                    for h in 0..4 {
+                        let m = I::load(wb[g].add(k_mins(c) + h * 4 * c));
+                        let s = I::bcast4(pairs[r].as_ptr().add(h).cast());
+                        mins = I::madd16_add(mins, m, s);
+                    }
+                    let da = I::fset1(ab.add(r * a_stride + AK_D).cast::<f32>().read_unaligned());
+                    y[r][g] = I::fmadd(I::cvt(tot[r][g]), I::fmul(dw, da), y[r][g]);
+                    y[r][g] = I::fnmadd(I::cvt(mins), I::fmul(dm, da), y[r][g]);
+                }
+            }
+        }
+        for r in 0..MR {
+            for g in 0..NG {
+                store::<I>(o, i0 + r, (g0 + g) * I::C, y[r][g]);
+            }
+        }
+    }
+}
+
 /// The whole GEMM of `args` with tiles `MR x NG` (calls of more than 3 rows) and `1..=3 x NGV`.
 /// `KIND`: the weights are Q4_0 (`layout::pack`), Q8_0 (`layout::pack_q8`) or Q5_0
 /// (`layout::pack_q5`).
@@ -249,11 +365,15 @@ pub(super) unsafe fn gemm<
     args: &GemmArgs<'_>,
 ) {
     // Q8_0 weights offset to u8 reach 255 * 127 per product, Q5_0's 31 * 127 with 8 pairs per
-    // i16 lane: only exact with vpdpbusd.
-    const { assert!(KIND == super::layout::Q4 || I::U8_FULL_RANGE) };
+    // i16 lane: only exact with vpdpbusd. Nibbles (Q4_0, Q4_K: 8 pairs per i16 lane and block or
+    // sub-block) are exact on every tier.
+    const { assert!(KIND == super::layout::Q4 || KIND == Q4K || I::U8_FULL_RANGE) };
     let c = I::C;
-    let kb = args.k / QK;
-    let a_stride = kb * ACT_REC;
+    let (kb, a_stride) = if KIND == Q4K {
+        (args.k / QK_K, args.k / QK_K * AK_REC)
+    } else {
+        (args.k / QK, args.k / QK * ACT_REC)
+    };
     let (g0, g1) = (args.cols.start / c, args.cols.end.div_ceil(c));
     let o = Out {
         ptr: args.out,

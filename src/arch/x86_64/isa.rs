@@ -74,6 +74,31 @@ macro_rules! ymm_common {
             unsafe { _mm256_set1_epi32(p.cast::<i32>().read_unaligned()) }
         }
         #[inline(always)]
+        unsafe fn load_u8_i32(p: *const u8) -> __m256i {
+            // SAFETY: p is valid for 8 bytes (trait contract).
+            unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())) }
+        }
+        #[inline(always)]
+        unsafe fn mullo_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe { _mm256_add_epi32(acc, _mm256_mullo_epi32(a, b)) }
+        }
+        #[inline(always)]
+        unsafe fn madd16_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) }
+        }
+        #[inline(always)]
+        unsafe fn cvt(v: __m256i) -> __m256 {
+            // SAFETY: the tier is supported (trait contract).
+            unsafe { _mm256_cvtepi32_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn fnmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+            // SAFETY: the tier (which includes FMA) is supported (trait contract).
+            unsafe { _mm256_fnmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
         unsafe fn fzero() -> __m256 {
             // SAFETY: the tier is supported (trait contract).
             unsafe { _mm256_setzero_ps() }
@@ -141,6 +166,11 @@ unsafe impl Isa for Avx2 {
             _mm256_cvtepi32_ps(_mm256_add_epi32(s, _mm256_set1_epi32(corr)))
         }
     }
+    #[inline(always)]
+    unsafe fn acc_i32(acc: __m256i) -> __m256i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm256_madd_epi16(acc, _mm256_set1_epi16(1)) }
+    }
 }
 
 // SAFETY: the methods only use AVX2, FMA, F16C and AVX-VNNI, which the AvxVnni tier includes
@@ -164,6 +194,10 @@ unsafe impl Isa for AvxVnni {
     unsafe fn finish(acc: __m256i, _corr: i32) -> __m256 {
         // SAFETY: the tier is supported (trait contract).
         unsafe { _mm256_cvtepi32_ps(acc) }
+    }
+    #[inline(always)]
+    unsafe fn acc_i32(acc: __m256i) -> __m256i {
+        acc
     }
 }
 
@@ -232,6 +266,35 @@ unsafe impl Isa for Avx512Vnni {
     unsafe fn finish(acc: __m512i, _corr: i32) -> __m512 {
         // SAFETY: the tier is supported (trait contract).
         unsafe { _mm512_cvtepi32_ps(acc) }
+    }
+    #[inline(always)]
+    unsafe fn acc_i32(acc: __m512i) -> __m512i {
+        acc
+    }
+    #[inline(always)]
+    unsafe fn load_u8_i32(p: *const u8) -> __m512i {
+        // SAFETY: p is valid for 16 bytes (trait contract).
+        unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn mullo_add(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_add_epi32(acc, _mm512_mullo_epi32(a, b)) }
+    }
+    #[inline(always)]
+    unsafe fn madd16_add(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: the tier (AVX-512 VNNI) is supported (trait contract).
+        unsafe { _mm512_dpwssd_epi32(acc, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn cvt(v: __m512i) -> __m512 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_cvtepi32_ps(v) }
+    }
+    #[inline(always)]
+    unsafe fn fnmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_fnmadd_ps(a, b, c) }
     }
     #[inline(always)]
     unsafe fn fzero() -> __m512 {

@@ -20,7 +20,10 @@
 //!   the matching 4 activation bytes broadcast to every lane.
 
 use crate::aligned::AlignedBuf;
-use crate::quant::{quantize_activation_block, ActBlock, BlockQ4_0, BlockQ5_0, BlockQ8_0, QK};
+use crate::quant::{
+    quantize_activation_block, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ8_0, QK,
+    QK_K,
+};
 use half::f16;
 
 /// Bytes of one activation record.
@@ -62,6 +65,7 @@ pub(super) fn unpack_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
 pub(super) const Q4: u8 = 0;
 pub(super) const Q8: u8 = 1;
 pub(super) const Q5: u8 = 2;
+pub(super) const Q4K: u8 = 3;
 
 /// Bytes of one weight record (one block of one column group of width `c`) of a weight kind.
 /// All start with the `c` f16 scales; the weight vectors follow at [`w_vecs`].
@@ -69,6 +73,7 @@ pub(super) const fn w_rec<const KIND: u8>(c: usize) -> usize {
     match KIND {
         Q8 => 34 * c,
         Q5 => 22 * c,
+        Q4K => 156 * c,
         _ => 18 * c,
     }
 }
@@ -261,6 +266,108 @@ pub(super) fn unpack_row_q5(
         let off = w_vecs(C) + 16 * C + 4 * j;
         o.qh.copy_from_slice(&rec[off..off + 4]);
     }
+}
+
+/// Bytes of one `Q8_256` activation record: the plain `ActBlockK` (every tier reads it as is).
+pub(super) const AK_REC: usize = size_of::<ActBlockK>();
+/// Offsets in it: the f32 scale, the 256 quants, the 16 i16 sums of 16.
+pub(super) const AK_D: usize = 0;
+pub(super) const AK_QS: usize = 4;
+pub(super) const AK_BSUMS: usize = 260;
+const _: () = assert!(AK_REC == 292 && std::mem::offset_of!(ActBlockK, bsums) == AK_BSUMS);
+const _: () = assert!(std::mem::offset_of!(ActBlockK, qs) == AK_QS);
+
+/// Offsets in a Q4_K weight record of group width `c` (`156 * c` bytes per super-block, placed by
+/// [`rec_at`]): `c` f16 `d`, `c` f16 `dmin`, then the sub-block scales (8 x `c` bytes: sub-block
+/// `j`'s scales of the `c` columns at `K_SC + j * c`), the mins as i16 pairs (4 vectors of `4 c`
+/// bytes: lane `j` of vector `h` holds `(m[2h], m[2h + 1])` of column `j`), and the quants: 32
+/// vectors of `4 c` bytes, vector `8 q + t` holding in lane `j` bytes `32 q + 4 t ..` of column
+/// `j`'s `qs` (low nibbles: sub-block `2 q`, high nibbles: `2 q + 1`, values `4 t .. 4 t + 4`).
+pub(super) const fn k_dmin(c: usize) -> usize {
+    2 * c
+}
+pub(super) const fn k_sc(c: usize) -> usize {
+    4 * c
+}
+pub(super) const fn k_mins(c: usize) -> usize {
+    12 * c
+}
+pub(super) const fn k_qs(c: usize) -> usize {
+    28 * c
+}
+
+/// Packs Q4_K super-blocks for group width `C` (see [`k_qs`] for the record).
+#[allow(non_snake_case)]
+pub(super) fn pack_q4k(C: usize, blocks: &[BlockQ4K], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK_K;
+    let rec_len = w_rec::<Q4K>(C);
+    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
+    let bytes = buf.bytes_mut();
+    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
+        let (g, j) = (col / C, col % C);
+        for (b, blk) in row.iter().enumerate() {
+            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
+            let p = blk.parts();
+            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+            rec[k_dmin(C) + 2 * j..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
+            for s in 0..8 {
+                rec[k_sc(C) + s * C + j] = p.sc[s];
+            }
+            for h in 0..4 {
+                let off = k_mins(C) + h * 4 * C + 4 * j;
+                rec[off..off + 2].copy_from_slice(&(p.m[2 * h] as i16).to_ne_bytes());
+                rec[off + 2..off + 4].copy_from_slice(&(p.m[2 * h + 1] as i16).to_ne_bytes());
+            }
+            for v in 0..32 {
+                let off = k_qs(C) + v * 4 * C + 4 * j;
+                rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
+            }
+        }
+    }
+    buf
+}
+
+/// Row `row` of Q4_K weights packed by [`pack_q4k`], exactly as given, into `out`.
+#[allow(non_snake_case)]
+pub(super) fn unpack_row_q4k(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ4K],
+) {
+    let kb = k / QK_K;
+    let rec_len = w_rec::<Q4K>(C);
+    let (g, j) = (row / C, row % C);
+    for (b, o) in out[..kb].iter_mut().enumerate() {
+        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
+        let f16_at = |p: usize| f16::from_bits(u16::from_ne_bytes([rec[p], rec[p + 1]]));
+        o.d = f16_at(2 * j);
+        o.dmin = f16_at(k_dmin(C) + 2 * j);
+        let mut sc = [0u8; 8];
+        let mut m = [0u8; 8];
+        for s in 0..8 {
+            sc[s] = rec[k_sc(C) + s * C + j];
+            m[s] = rec[k_mins(C) + (s / 2) * 4 * C + 4 * j + 2 * (s % 2)];
+        }
+        o.scales = pack_scale_min(&sc, &m);
+        for v in 0..32 {
+            let off = k_qs(C) + v * 4 * C + 4 * j;
+            o.qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+        }
+    }
+}
+
+/// The 12 bytes of Q4_K / Q5_K scales and mins from the 6-bit values (the inverse of ggml's
+/// `get_scale_min_k4`; the 96 bits are all used, so the packing is a bijection).
+fn pack_scale_min(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
+    let mut q = [0u8; 12];
+    for j in 0..4 {
+        q[j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+        q[j + 4] = m[j] | ((m[j + 4] >> 4) << 6);
+        q[j + 8] = (sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4);
+    }
+    q
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub(crate) mod ops;
 
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
-use crate::quant::{ActBlock, BlockQ4_0, BlockQ5_0, BlockQ8_0};
+use crate::quant::{ActBlock, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ8_0};
 use crate::Tier;
 
 /// The table of an x86_64 tier (`Scalar` included): the only `match` on a tier in the crate.
@@ -54,6 +54,7 @@ static AVX2: Kernels = Kernels {
     tier: Tier::Avx2,
     act: &ACT_KERNEL,
     q4_0: &Q4_AVX2,
+    q4_k: &Q4K_AVX2,
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
@@ -65,6 +66,7 @@ static AVXVNNI: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &Q4_AVXVNNI,
     q5_0: &Q5_AVXVNNI,
+    q4_k: &Q4K_AVXVNNI,
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
@@ -77,6 +79,7 @@ static AVX512VNNI: Kernels = Kernels {
     q4_0: &Q4_AVX512VNNI,
     q8_0: &Q8_AVX512VNNI,
     q5_0: &Q5_AVX512VNNI,
+    q4_k: &Q4K_AVX512VNNI,
     ops: &ops::AVX512,
     attn: attention::AVX512_SELECT,
     ..crate::arch::scalar::PORTABLE
@@ -203,4 +206,55 @@ unsafe fn gemm_q5_avxvnni(args: &GemmArgs<'_>) {
 unsafe fn gemm_q5_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
     unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q5 }>(args) }
+}
+
+/// Q4_K weights (`layout::pack_q4k`) against `Q8_256` activations, on every x86_64 tier: one
+/// integer sum per super-block and column, one float step per super-block (`gemm::tile_k`).
+/// Tiles: 4 x 8 on ymm (16 registers), 8 x 16 on zmm.
+static Q4K_AVX2: WeightKernel<BlockQ4K> = WeightKernel {
+    name: "avx2-q4_k-4x8",
+    pack: |b, n, k| layout::pack_q4k(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q4k(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q4k_avx2,
+};
+
+static Q4K_AVXVNNI: WeightKernel<BlockQ4K> = WeightKernel {
+    name: "avxvnni-q4_k-4x8",
+    pack: |b, n, k| layout::pack_q4k(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q4k(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q4k_avxvnni,
+};
+
+static Q4K_AVX512VNNI: WeightKernel<BlockQ4K> = WeightKernel {
+    name: "avx512vnni-q4_k-8x16",
+    pack: |b, n, k| layout::pack_q4k(16, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q4k(16, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q4k_avx512vnni,
+};
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx2 tier.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_q4k_avx2(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx2, 4, 1, 1, { layout::Q4K }>(args) }
+}
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the AvxVnni tier.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn gemm_q4k_avxvnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::AvxVnni, 4, 1, 1, { layout::Q4K }>(args) }
+}
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx512Vnni tier.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_q4k_avx512vnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q4K }>(args) }
 }
