@@ -8,7 +8,9 @@ use super::gemm::{gemm, Isa};
 use super::layout;
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::GemmArgs;
-use crate::quant::{ActBlock, BlockQ4_0, BlockQ5_0, BlockQ8_0};
+use crate::quant::{
+    quantize_activation_block_k, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ8_0,
+};
 use std::ops::Range;
 
 macro_rules! emu_isa {
@@ -309,6 +311,115 @@ fn ymm_tiles_of_the_avxvnni_tier() {
 #[test]
 fn zmm_tiles_of_the_avx512vnni_q8_kernel() {
     sweep::<Zmm, 8, 1, 2, { layout::Q8 }>();
+}
+
+/// One Q4_K call through the emulated kernel vs an f64 sum of the exact super-block terms
+/// (`d_a d S - d_a dmin M`), within the bound of `tests/matmul_formats.rs`.
+fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+    m: usize,
+    n: usize,
+    kb: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    seed: u64,
+) {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let k = kb * 256;
+    let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
+    let blocks: Vec<BlockQ4K> = (0..n * kb)
+        .map(|_| {
+            let mut b = BlockQ4K::default();
+            for byte in bytemuck::bytes_of_mut(&mut b) {
+                *byte = rng.next() as u8;
+            }
+            b.d = half::f16::from_f32(rng.f32() * 0.01);
+            b.dmin = half::f16::from_f32(rng.f32() * 0.01);
+            b
+        })
+        .collect();
+    let w = layout::pack_q4k(I::C, &blocks, n, k);
+    let mut row = vec![BlockQ4K::default(); kb];
+    for (r, want) in blocks.chunks_exact(kb).enumerate() {
+        layout::unpack_row_q4k(I::C, &w, k, r, &mut row);
+        assert_eq!(row, want);
+    }
+    let acts: Vec<ActBlockK> = x
+        .chunks_exact(256)
+        .map(|c| quantize_activation_block_k(c.try_into().unwrap()))
+        .collect();
+    let bytes: &[u8] = bytemuck::cast_slice(&acts);
+    let mut a = AlignedBuf::zeroed(bytes.len());
+    a.bytes_mut()[..bytes.len()].copy_from_slice(bytes);
+    let ldo = cols.len() + 3;
+    let mut out = vec![f32::NAN; rows.len() * ldo];
+    let args = GemmArgs {
+        w: &w,
+        n,
+        k,
+        a: &a,
+        m,
+        rows: rows.clone(),
+        cols: cols.clone(),
+        bias: None,
+        out: out.as_mut_ptr(),
+        ldo,
+    };
+    // SAFETY: the emulated Isa runs anywhere; buffers made for these shapes; ranges inside.
+    unsafe { gemm::<I, MR, NG, NGV, { layout::Q4K }>(&args) };
+    for (ri, i) in rows.clone().enumerate() {
+        for c in 0..ldo {
+            let got = out[ri * ldo + c];
+            let j = cols.start + c;
+            if c >= cols.len() {
+                assert!(got.is_nan(), "wrote outside the range at ({i}, {j})");
+                continue;
+            }
+            let (mut want, mut scale) = (0f64, 0f64);
+            for b in 0..kb {
+                let (wb, ab) = (&blocks[j * kb + b], &acts[i * kb + b]);
+                let p = wb.parts();
+                let (mut s, mut mn) = (0i64, 0i64);
+                for sb in 0..8 {
+                    let isum: i64 = (0..32)
+                        .map(|e| p.q[32 * sb + e] as i64 * ab.qs[32 * sb + e] as i64)
+                        .sum();
+                    let asum: i64 = ab.qs[32 * sb..32 * sb + 32].iter().map(|&q| q as i64).sum();
+                    s += p.sc[sb] as i64 * isum;
+                    mn += p.m[sb] as i64 * asum;
+                }
+                let t1 = ab.d as f64 * wb.d.to_f64() * s as f64;
+                let t2 = ab.d as f64 * wb.dmin.to_f64() * mn as f64;
+                want += t1 - t2;
+                scale += t1.abs() + t2.abs();
+            }
+            let tol = 2.0 * (k / 32 + 3) as f64 * 2f64.powi(-24) * scale + f64::MIN_POSITIVE;
+            assert!(
+                (got as f64 - want).abs() <= tol,
+                "C={} m={m} n={n} k={k} at ({i},{j}): {got} vs {want}",
+                I::C
+            );
+        }
+    }
+}
+
+/// The Q4_K kernels of the VNNI tiers, with their tiles.
+#[test]
+fn zmm_and_ymm_tiles_of_the_q4_k_kernels() {
+    let mut seed = 1;
+    for m in [1, 2, 3, 4, 5, 8, 9, 17] {
+        for n in [1, 7, 8, 9, 16, 17, 40, 97] {
+            for kb in [1, 2] {
+                seed += 1;
+                check_k::<Zmm, 8, 1, 2>(m, n, kb, 0..m, 0..n, seed);
+                check_k::<Ymm, 4, 1, 1>(m, n, kb, 0..m, 0..n, seed);
+                let (r0, r1, c0, c1) = (m / 3, m - m / 4, n / 3, n - n / 5);
+                if r0 < r1 && c0 < c1 {
+                    check_k::<Zmm, 8, 1, 2>(m, n, kb, r0..r1, c0..c1, seed);
+                    check_k::<Ymm, 4, 1, 1>(m, n, kb, r0..r1, c0..c1, seed);
+                }
+            }
+        }
+    }
 }
 
 /// The Q5_0 kernels of the VNNI tiers.
