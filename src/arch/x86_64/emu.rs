@@ -9,7 +9,8 @@ use super::layout;
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::GemmArgs;
 use crate::quant::{
-    quantize_activation_block_k, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ8_0,
+    quantize_activation_block_k, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K,
+    BlockQ8_0,
 };
 use std::ops::Range;
 
@@ -70,6 +71,14 @@ macro_rules! emu_isa {
                 // SAFETY: p is valid for C bytes (trait contract).
                 let b = unsafe { p.cast::<[u8; $c]>().read_unaligned() };
                 bytemuck::cast(b.map(|v| v as i32))
+            }
+            unsafe fn load_i8_i32(p: *const u8) -> Self::V {
+                // SAFETY: p is valid for C bytes (trait contract).
+                let b = unsafe { p.cast::<[i8; $c]>().read_unaligned() };
+                bytemuck::cast(b.map(|v| v as i32))
+            }
+            unsafe fn two_bits(v: Self::V, shift: i32) -> Self::V {
+                v.map(|b| ((b >> shift) & 3) << 4)
             }
             unsafe fn mullo_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V {
                 let (acc, a, b): ([i32; $c], [i32; $c], [i32; $c]) =
@@ -313,9 +322,10 @@ fn zmm_tiles_of_the_avx512vnni_q8_kernel() {
     sweep::<Zmm, 8, 1, 2, { layout::Q8 }>();
 }
 
-/// One Q4_K call through the emulated kernel vs an f64 sum of the exact super-block terms
-/// (`d_a d S - d_a dmin M`), within the bound of `tests/matmul_formats.rs`.
-fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
+/// One Q4_K (`KIND = Q4K`) or Q6_K (`Q6K`) call through the emulated kernel vs an f64 sum of the
+/// exact super-block terms (`d_a d S - d_a dmin M`, `d_a d S`), within the bound of
+/// `tests/matmul_formats.rs`.
+fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIND: u8>(
     m: usize,
     n: usize,
     kb: usize,
@@ -326,23 +336,37 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let k = kb * 256;
     let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
-    let blocks: Vec<BlockQ4K> = (0..n * kb)
-        .map(|_| {
-            let mut b = BlockQ4K::default();
-            for byte in bytemuck::bytes_of_mut(&mut b) {
-                *byte = rng.next() as u8;
-            }
-            b.d = half::f16::from_f32(rng.f32() * 0.01);
-            b.dmin = half::f16::from_f32(rng.f32() * 0.01);
-            b
-        })
-        .collect();
-    let w = layout::pack_q4k(I::C, &blocks, n, k);
-    let mut row = vec![BlockQ4K::default(); kb];
-    for (r, want) in blocks.chunks_exact(kb).enumerate() {
-        layout::unpack_row_q4k(I::C, &w, k, r, &mut row);
-        assert_eq!(row, want);
-    }
+    let mut random = || -> (BlockQ4K, BlockQ6K) {
+        let (mut b4, mut b6) = (BlockQ4K::default(), BlockQ6K::default());
+        for byte in bytemuck::bytes_of_mut(&mut b4) {
+            *byte = rng.next() as u8;
+        }
+        for byte in bytemuck::bytes_of_mut(&mut b6) {
+            *byte = rng.next() as u8;
+        }
+        b4.d = half::f16::from_f32(rng.f32() * 0.01);
+        b4.dmin = half::f16::from_f32(rng.f32() * 0.01);
+        b6.d = half::f16::from_f32(rng.f32() * 0.001);
+        (b4, b6)
+    };
+    let (blocks4, blocks6): (Vec<BlockQ4K>, Vec<BlockQ6K>) = (0..n * kb).map(|_| random()).unzip();
+    let w = if KIND == layout::Q4K {
+        let w = layout::pack_q4k(I::C, &blocks4, n, k);
+        let mut row = vec![BlockQ4K::default(); kb];
+        for (r, want) in blocks4.chunks_exact(kb).enumerate() {
+            layout::unpack_row_q4k(I::C, &w, k, r, &mut row);
+            assert_eq!(row, want);
+        }
+        w
+    } else {
+        let w = layout::pack_q6k(I::C, &blocks6, n, k);
+        let mut row = vec![BlockQ6K::default(); kb];
+        for (r, want) in blocks6.chunks_exact(kb).enumerate() {
+            layout::unpack_row_q6k(I::C, &w, k, r, &mut row);
+            assert_eq!(row, want);
+        }
+        w
+    };
     let acts: Vec<ActBlockK> = x
         .chunks_exact(256)
         .map(|c| quantize_activation_block_k(c.try_into().unwrap()))
@@ -365,7 +389,7 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
         ldo,
     };
     // SAFETY: the emulated Isa runs anywhere; buffers made for these shapes; ranges inside.
-    unsafe { gemm::<I, MR, NG, NGV, { layout::Q4K }>(&args) };
+    unsafe { gemm::<I, MR, NG, NGV, KIND>(&args) };
     for (ri, i) in rows.clone().enumerate() {
         for c in 0..ldo {
             let got = out[ri * ldo + c];
@@ -376,19 +400,34 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
             }
             let (mut want, mut scale) = (0f64, 0f64);
             for b in 0..kb {
-                let (wb, ab) = (&blocks[j * kb + b], &acts[i * kb + b]);
-                let p = wb.parts();
-                let (mut s, mut mn) = (0i64, 0i64);
-                for sb in 0..8 {
-                    let isum: i64 = (0..32)
-                        .map(|e| p.q[32 * sb + e] as i64 * ab.qs[32 * sb + e] as i64)
-                        .sum();
-                    let asum: i64 = ab.qs[32 * sb..32 * sb + 32].iter().map(|&q| q as i64).sum();
-                    s += p.sc[sb] as i64 * isum;
-                    mn += p.m[sb] as i64 * asum;
-                }
-                let t1 = ab.d as f64 * wb.d.to_f64() * s as f64;
-                let t2 = ab.d as f64 * wb.dmin.to_f64() * mn as f64;
+                let ab = &acts[i * kb + b];
+                let dot = |q: &[i64], sb: usize, len: usize| -> i64 {
+                    (0..len)
+                        .map(|e| q[len * sb + e] * ab.qs[len * sb + e] as i64)
+                        .sum()
+                };
+                let (t1, t2) = if KIND == layout::Q4K {
+                    let wb = &blocks4[j * kb + b];
+                    let p = wb.parts();
+                    let q = p.q.map(|v| v as i64);
+                    let (mut s, mut mn) = (0i64, 0i64);
+                    for sb in 0..8 {
+                        let asum: i64 =
+                            ab.qs[32 * sb..32 * sb + 32].iter().map(|&q| q as i64).sum();
+                        s += p.sc[sb] as i64 * dot(&q, sb, 32);
+                        mn += p.m[sb] as i64 * asum;
+                    }
+                    (
+                        ab.d as f64 * wb.d.to_f64() * s as f64,
+                        ab.d as f64 * wb.dmin.to_f64() * mn as f64,
+                    )
+                } else {
+                    let wb = &blocks6[j * kb + b];
+                    let (sc, q) = wb.parts();
+                    let q = q.map(|v| v as i64);
+                    let s: i64 = (0..16).map(|sb| sc[sb] as i64 * dot(&q, sb, 16)).sum();
+                    (ab.d as f64 * wb.d.to_f64() * s as f64, 0.0)
+                };
                 want += t1 - t2;
                 scale += t1.abs() + t2.abs();
             }
@@ -402,20 +441,23 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize>(
     }
 }
 
-/// The Q4_K kernels of the VNNI tiers, with their tiles.
+/// The Q4_K and Q6_K kernels of the VNNI tiers, with their tiles.
 #[test]
-fn zmm_and_ymm_tiles_of_the_q4_k_kernels() {
+fn zmm_and_ymm_tiles_of_the_k_quant_kernels() {
     let mut seed = 1;
     for m in [1, 2, 3, 4, 5, 8, 9, 17] {
         for n in [1, 7, 8, 9, 16, 17, 40, 97] {
             for kb in [1, 2] {
                 seed += 1;
-                check_k::<Zmm, 8, 1, 2>(m, n, kb, 0..m, 0..n, seed);
-                check_k::<Ymm, 4, 1, 1>(m, n, kb, 0..m, 0..n, seed);
                 let (r0, r1, c0, c1) = (m / 3, m - m / 4, n / 3, n - n / 5);
-                if r0 < r1 && c0 < c1 {
-                    check_k::<Zmm, 8, 1, 2>(m, n, kb, r0..r1, c0..c1, seed);
-                    check_k::<Ymm, 4, 1, 1>(m, n, kb, r0..r1, c0..c1, seed);
+                let sub = r0 < r1 && c0 < c1;
+                check_k::<Zmm, 8, 1, 2, { layout::Q4K }>(m, n, kb, 0..m, 0..n, seed);
+                check_k::<Ymm, 4, 1, 1, { layout::Q4K }>(m, n, kb, 0..m, 0..n, seed);
+                check_k::<Zmm, 8, 1, 2, { layout::Q6K }>(m, n, kb, 0..m, 0..n, seed);
+                check_k::<Ymm, 4, 1, 1, { layout::Q6K }>(m, n, kb, 0..m, 0..n, seed);
+                if sub {
+                    check_k::<Zmm, 8, 1, 2, { layout::Q4K }>(m, n, kb, r0..r1, c0..c1, seed);
+                    check_k::<Ymm, 4, 1, 1, { layout::Q6K }>(m, n, kb, r0..r1, c0..c1, seed);
                 }
             }
         }

@@ -23,8 +23,8 @@
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
 use super::layout::{
-    k_dmin, k_mins, k_qs, k_sc, rec_at, w_rec, w_size, w_vecs, ACT_CORR, ACT_D, ACT_REC, AK_BSUMS,
-    AK_D, AK_QS, AK_REC, PANEL, Q4K, Q5, Q8,
+    k6_qh, k6_ql, k6_sc, k_dmin, k_mins, k_qs, k_sc, rec_at, w_rec, w_size, w_vecs, ACT_CORR,
+    ACT_D, ACT_REC, AK_BSUMS, AK_D, AK_QS, AK_REC, PANEL, Q4K, Q5, Q6K, Q8,
 };
 use crate::contract::gemm::GemmArgs;
 use crate::quant::{QK, QK_K};
@@ -68,6 +68,10 @@ pub(super) unsafe trait Isa {
     unsafe fn acc_i32(acc: Self::Acc) -> Self::V;
     /// `C` bytes at `p` (any alignment), zero-extended to `C` i32 lanes.
     unsafe fn load_u8_i32(p: *const u8) -> Self::V;
+    /// `C` bytes at `p` (any alignment), sign-extended to `C` i32 lanes.
+    unsafe fn load_i8_i32(p: *const u8) -> Self::V;
+    /// Per byte: `((v >> shift) & 3) << 4` (`shift` <= 6).
+    unsafe fn two_bits(v: Self::V, shift: i32) -> Self::V;
     /// Per i32 lane: `acc + a * b` (low 32 bits of the product; exact for the K-quants' ranges).
     unsafe fn mullo_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
     /// Per i32 lane: `acc + a.lo16 * b.lo16 + a.hi16 * b.hi16` (i16 pairs, exact).
@@ -158,6 +162,10 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
     if KIND == Q4K {
         // SAFETY: forwarded (the same contract, with Q4_K records and Q8_256 activations).
         return unsafe { tile_k::<I, MR, NG>(a, a_stride, w, kb, o, i0, g0) };
+    }
+    if KIND == Q6K {
+        // SAFETY: forwarded (the same contract, with Q6_K records and Q8_256 activations).
+        return unsafe { tile_k6::<I, MR, NG>(a, a_stride, w, kb, o, i0, g0) };
     }
     let rec = w_rec::<KIND>(I::C);
     // SAFETY: (whole body) every pointer formed below addresses a record of a row < MR or a group
@@ -346,6 +354,88 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
     }
 }
 
+/// [`tile`] for Q6_K weights (`layout::pack_q6k`) and `Q8_256` activations. Per super-block, row
+/// and column group: for each sub-block of 16 the exact dot of the unsigned 6-bit values with the
+/// activations, started at `-32 * bsum` (so it is the dot of `q - 32`), times the column's i8 scale,
+/// summed in i32; then `y += S * (d_w d_a)` once per super-block.
+///
+/// # Safety
+/// As [`tile`]; the tier has an exact u8 x i8 `dot` (`U8_FULL_RANGE`).
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn tile_k6<I: Isa, const MR: usize, const NG: usize>(
+    a: *const u8,
+    a_stride: usize,
+    w: *const u8,
+    kb: usize,
+    o: &Out<'_>,
+    i0: usize,
+    g0: usize,
+) {
+    let c = I::C;
+    let rec = w_rec::<Q6K>(c);
+    // SAFETY: (whole body) as in `tile`.
+    unsafe {
+        let mut y = [[I::fzero(); NG]; MR];
+        let mut wg = [w; NG];
+        for g in 0..NG {
+            wg[g] = w.add(rec_at(rec, kb, g0 + g, 0));
+        }
+        for b in 0..kb {
+            let ab = a.add(b * AK_REC);
+            let wb = wg.map(|p| p.add(b * PANEL * rec));
+            let mut bsums = [[0i16; 16]; MR];
+            for r in 0..MR {
+                bsums[r] = ab
+                    .add(r * a_stride + AK_BSUMS)
+                    .cast::<[i16; 16]>()
+                    .read_unaligned();
+            }
+            let mut tot = [[I::vzero(); NG]; MR];
+            for s in 0..16 {
+                let mut acc = [[I::acc_init(0); NG]; MR];
+                for r in 0..MR {
+                    acc[r] = [I::acc_init(-32 * bsums[r][s] as i32); NG];
+                }
+                for uu in 0..4 {
+                    let u = 4 * s + uu;
+                    let mut wv = [I::vzero(); NG];
+                    for g in 0..NG {
+                        let (lo, hi) = I::nibbles(I::load(wb[g].add(k6_ql(c) + (u % 32) * 4 * c)));
+                        let hb = I::load(wb[g].add(k6_qh(c) + (u % 16) * 4 * c));
+                        let nib = if u < 32 { lo } else { hi };
+                        wv[g] = I::or(nib, I::two_bits(hb, 2 * (u / 16) as i32));
+                    }
+                    for r in 0..MR {
+                        let av = I::bcast4(ab.add(r * a_stride + AK_QS + 4 * u));
+                        for g in 0..NG {
+                            acc[r][g] = I::dot(acc[r][g], wv[g], av);
+                        }
+                    }
+                }
+                for g in 0..NG {
+                    let sc = I::load_i8_i32(wb[g].add(k6_sc(c) + s * c));
+                    for r in 0..MR {
+                        tot[r][g] = I::mullo_add(tot[r][g], I::acc_i32(acc[r][g]), sc);
+                    }
+                }
+            }
+            for g in 0..NG {
+                let dw = I::fload_f16(wb[g]);
+                for r in 0..MR {
+                    let da = I::fset1(ab.add(r * a_stride + AK_D).cast::<f32>().read_unaligned());
+                    y[r][g] = I::fmadd(I::cvt(tot[r][g]), I::fmul(dw, da), y[r][g]);
+                }
+            }
+        }
+        for r in 0..MR {
+            for g in 0..NG {
+                store::<I>(o, i0 + r, (g0 + g) * I::C, y[r][g]);
+            }
+        }
+    }
+}
+
 /// The whole GEMM of `args` with tiles `MR x NG` (calls of more than 3 rows) and `1..=3 x NGV`.
 /// `KIND`: the weights are Q4_0 (`layout::pack`), Q8_0 (`layout::pack_q8`) or Q5_0
 /// (`layout::pack_q5`).
@@ -369,7 +459,7 @@ pub(super) unsafe fn gemm<
     // sub-block) are exact on every tier.
     const { assert!(KIND == super::layout::Q4 || KIND == Q4K || I::U8_FULL_RANGE) };
     let c = I::C;
-    let (kb, a_stride) = if KIND == Q4K {
+    let (kb, a_stride) = if KIND == Q4K || KIND == Q6K {
         (args.k / QK_K, args.k / QK_K * AK_REC)
     } else {
         (args.k / QK, args.k / QK * ACT_REC)

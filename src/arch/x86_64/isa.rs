@@ -79,6 +79,20 @@ macro_rules! ymm_common {
             unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())) }
         }
         #[inline(always)]
+        unsafe fn load_i8_i32(p: *const u8) -> __m256i {
+            // SAFETY: p is valid for 8 bytes (trait contract).
+            unsafe { _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())) }
+        }
+        #[inline(always)]
+        unsafe fn two_bits(v: __m256i, shift: i32) -> __m256i {
+            // SAFETY: the tier is supported (trait contract). Values <= 3 shifted left by 4 stay
+            // inside their byte of the 16-bit lane.
+            unsafe {
+                let t = _mm256_srl_epi16(v, _mm_cvtsi32_si128(shift));
+                _mm256_slli_epi16::<4>(_mm256_and_si256(t, _mm256_set1_epi8(3)))
+            }
+        }
+        #[inline(always)]
         unsafe fn mullo_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
             // SAFETY: the tier is supported (trait contract).
             unsafe { _mm256_add_epi32(acc, _mm256_mullo_epi32(a, b)) }
@@ -275,6 +289,19 @@ unsafe impl Isa for Avx512Vnni {
     unsafe fn load_u8_i32(p: *const u8) -> __m512i {
         // SAFETY: p is valid for 16 bytes (trait contract).
         unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn load_i8_i32(p: *const u8) -> __m512i {
+        // SAFETY: p is valid for 16 bytes (trait contract).
+        unsafe { _mm512_cvtepi8_epi32(_mm_loadu_si128(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn two_bits(v: __m512i, shift: i32) -> __m512i {
+        // SAFETY: the tier (AVX-512 BW) is supported (trait contract).
+        unsafe {
+            let t = _mm512_srl_epi16(v, _mm_cvtsi32_si128(shift));
+            _mm512_slli_epi16::<4>(_mm512_and_si512(t, _mm512_set1_epi8(3)))
+        }
     }
     #[inline(always)]
     unsafe fn mullo_add(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {

@@ -21,8 +21,8 @@
 
 use crate::aligned::AlignedBuf;
 use crate::quant::{
-    quantize_activation_block, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ8_0, QK,
-    QK_K,
+    quantize_activation_block, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K,
+    BlockQ8_0, QK, QK_K,
 };
 use half::f16;
 
@@ -66,6 +66,7 @@ pub(super) const Q4: u8 = 0;
 pub(super) const Q8: u8 = 1;
 pub(super) const Q5: u8 = 2;
 pub(super) const Q4K: u8 = 3;
+pub(super) const Q6K: u8 = 4;
 
 /// Bytes of one weight record (one block of one column group of width `c`) of a weight kind.
 /// All start with the `c` f16 scales; the weight vectors follow at [`w_vecs`].
@@ -74,6 +75,7 @@ pub(super) const fn w_rec<const KIND: u8>(c: usize) -> usize {
         Q8 => 34 * c,
         Q5 => 22 * c,
         Q4K => 156 * c,
+        Q6K => 210 * c,
         _ => 18 * c,
     }
 }
@@ -368,6 +370,115 @@ fn pack_scale_min(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
         q[j + 8] = (sc[j + 4] & 0x0F) | ((m[j + 4] & 0x0F) << 4);
     }
     q
+}
+
+/// Offsets in a Q6_K weight record of group width `c` (`210 * c` bytes per super-block, as many
+/// as the plain blocks): `c` f16 `d`; the 16 sub-block scales (i8, `c` bytes per sub-block at
+/// `K6_SC + s * c`); 32 nibble vectors of `4 c` bytes at [`k6_ql`]; 16 high-bit vectors at
+/// [`k6_qh`]. With `q` the unsigned 6-bit values (0..=63) of a column and "vector `u`" its values
+/// `4 u .. 4 u + 4` (one per byte of a 32-bit lane): nibble vector `p` holds vector `p` in its low
+/// nibbles and vector `p + 32` in its high nibbles; byte `t` of high-bit vector `h` holds bits
+/// 4..5 of value `t` of vector `h + 16 s` at bits `2 s .. 2 s + 2` (`s` = 0..4).
+pub(super) const fn k6_sc(c: usize) -> usize {
+    2 * c
+}
+pub(super) const fn k6_ql(c: usize) -> usize {
+    18 * c
+}
+pub(super) const fn k6_qh(c: usize) -> usize {
+    146 * c
+}
+
+/// Packs Q6_K super-blocks for group width `C` (see [`k6_sc`] for the record).
+#[allow(non_snake_case)]
+pub(super) fn pack_q6k(C: usize, blocks: &[BlockQ6K], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK_K;
+    let rec_len = w_rec::<Q6K>(C);
+    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
+    let bytes = buf.bytes_mut();
+    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
+        let (g, j) = (col / C, col % C);
+        for (b, blk) in row.iter().enumerate() {
+            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
+            let (sc, q) = blk.parts();
+            let q = q.map(|v| (v + 32) as u8);
+            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+            for s in 0..16 {
+                rec[k6_sc(C) + s * C + j] = sc[s] as u8;
+            }
+            for p in 0..32 {
+                for t in 0..4 {
+                    let v = (q[4 * p + t] & 0x0F) | ((q[4 * (p + 32) + t] & 0x0F) << 4);
+                    rec[k6_ql(C) + p * 4 * C + 4 * j + t] = v;
+                }
+            }
+            for h in 0..16 {
+                for t in 0..4 {
+                    let mut v = 0u8;
+                    for s in 0..4 {
+                        v |= (q[4 * (h + 16 * s) + t] >> 4) << (2 * s);
+                    }
+                    rec[k6_qh(C) + h * 4 * C + 4 * j + t] = v;
+                }
+            }
+        }
+    }
+    buf
+}
+
+/// Row `row` of Q6_K weights packed by [`pack_q6k`], exactly as given, into `out`.
+#[allow(non_snake_case)]
+pub(super) fn unpack_row_q6k(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ6K],
+) {
+    let kb = k / QK_K;
+    let rec_len = w_rec::<Q6K>(C);
+    let (g, j) = (row / C, row % C);
+    for (b, o) in out[..kb].iter_mut().enumerate() {
+        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
+        o.d = f16::from_bits(u16::from_ne_bytes([rec[2 * j], rec[2 * j + 1]]));
+        let mut sc = [0i8; 16];
+        for (s, v) in sc.iter_mut().enumerate() {
+            *v = rec[k6_sc(C) + s * C + j] as i8;
+        }
+        let mut q = [0u8; 256];
+        for u in 0..64 {
+            for t in 0..4 {
+                let nib = rec[k6_ql(C) + (u % 32) * 4 * C + 4 * j + t];
+                let lo = if u < 32 { nib & 0x0F } else { nib >> 4 };
+                let hb = rec[k6_qh(C) + (u % 16) * 4 * C + 4 * j + t];
+                q[4 * u + t] = lo | (((hb >> (2 * (u / 16))) & 3) << 4);
+            }
+        }
+        *o = q6k_from_parts(o.d, &sc, &q);
+    }
+}
+
+/// The Q6_K block of scale `d`, sub-block scales `sc` (element order) and unsigned values `q`
+/// (element order, 0..=63): the inverse of `BlockQ6K::parts`.
+fn q6k_from_parts(d: f16, sc: &[i8; 16], q: &[u8; 256]) -> BlockQ6K {
+    let mut o = BlockQ6K {
+        d,
+        ..BlockQ6K::default()
+    };
+    for half in 0..2 {
+        for l in 0..32 {
+            let e = 128 * half + l;
+            let (q1, q2, q3, q4) = (q[e], q[e + 32], q[e + 64], q[e + 96]);
+            o.ql[64 * half + l] = (q1 & 0x0F) | ((q3 & 0x0F) << 4);
+            o.ql[64 * half + l + 32] = (q2 & 0x0F) | ((q4 & 0x0F) << 4);
+            o.qh[32 * half + l] =
+                (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+        }
+    }
+    for (s, &v) in sc.iter().enumerate() {
+        o.scales[8 * (s / 8) + s % 2 + 2 * ((s % 8) / 2)] = v;
+    }
+    o
 }
 
 #[cfg(test)]

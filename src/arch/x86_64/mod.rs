@@ -37,7 +37,7 @@ pub(crate) mod ops;
 
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
-use crate::quant::{ActBlock, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ8_0};
+use crate::quant::{ActBlock, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8_0};
 use crate::Tier;
 
 /// The table of an x86_64 tier (`Scalar` included): the only `match` on a tier in the crate.
@@ -67,6 +67,7 @@ static AVXVNNI: Kernels = Kernels {
     q4_0: &Q4_AVXVNNI,
     q5_0: &Q5_AVXVNNI,
     q4_k: &Q4K_AVXVNNI,
+    q6_k: &Q6K_AVXVNNI,
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
@@ -80,6 +81,7 @@ static AVX512VNNI: Kernels = Kernels {
     q8_0: &Q8_AVX512VNNI,
     q5_0: &Q5_AVX512VNNI,
     q4_k: &Q4K_AVX512VNNI,
+    q6_k: &Q6K_AVX512VNNI,
     ops: &ops::AVX512,
     attn: attention::AVX512_SELECT,
     ..crate::arch::scalar::PORTABLE
@@ -257,4 +259,39 @@ unsafe fn gemm_q4k_avxvnni(args: &GemmArgs<'_>) {
 unsafe fn gemm_q4k_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
     unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q4K }>(args) }
+}
+
+/// Q6_K weights (`layout::pack_q6k`, as many bytes as the file's) against `Q8_256` activations,
+/// on the VNNI tiers (`gemm::tile_k6`; the 6-bit products overflow `vpmaddubsw`'s i16 pairs, so
+/// the Avx2 tier keeps the portable kernel).
+static Q6K_AVXVNNI: WeightKernel<BlockQ6K> = WeightKernel {
+    name: "avxvnni-q6_k-4x8",
+    pack: |b, n, k| layout::pack_q6k(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q6k(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q6k_avxvnni,
+};
+
+static Q6K_AVX512VNNI: WeightKernel<BlockQ6K> = WeightKernel {
+    name: "avx512vnni-q6_k-8x16",
+    pack: |b, n, k| layout::pack_q6k(16, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q6k(16, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q6k_avx512vnni,
+};
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the AvxVnni tier.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn gemm_q6k_avxvnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::AvxVnni, 4, 1, 1, { layout::Q6K }>(args) }
+}
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx512Vnni tier.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_q6k_avx512vnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q6K }>(args) }
 }
