@@ -304,16 +304,18 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
                 }
             }
             let mut tot = [[I::vzero(); NG]; MR];
-            for q in 0..4 {
-                for half in 0..2 {
-                    let j = 2 * q + half;
+            // Sub-block `j = 2 q + HALF`: the low (HALF 0) or high nibbles of vectors 8 q ..;
+            // a macro so that the choice of nibble is fixed in each copy.
+            macro_rules! sub_block {
+                ($q:expr, $half:literal) => {{
+                    let j = 2 * $q + $half;
                     let mut acc = [[I::acc_init(0); NG]; MR];
                     for t in 0..8 {
                         let mut wv = [I::vzero(); NG];
                         for g in 0..NG {
-                            let raw = I::load(wb[g].add(k_qs(c) + (8 * q + t) * 4 * c));
+                            let raw = I::load(wb[g].add(k_qs(c) + (8 * $q + t) * 4 * c));
                             let (lo, hi) = I::nibbles(raw);
-                            wv[g] = if half == 0 { lo } else { hi };
+                            wv[g] = if $half == 0 { lo } else { hi };
                         }
                         for r in 0..MR {
                             let av = I::bcast4(ab.add(r * a_stride + AK_QS + 32 * j + 4 * t));
@@ -328,7 +330,11 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
                             tot[r][g] = I::mullo_add(tot[r][g], I::acc_i32(acc[r][g]), sc);
                         }
                     }
-                }
+                }};
+            }
+            for q in 0..4 {
+                sub_block!(q, 0);
+                sub_block!(q, 1);
             }
             for g in 0..NG {
                 let dw = I::fload_f16(wb[g]);
@@ -392,34 +398,44 @@ unsafe fn tile_k6<I: Isa, const MR: usize, const NG: usize>(
                     .read_unaligned();
             }
             let mut tot = [[I::vzero(); NG]; MR];
-            for s in 0..16 {
-                let mut acc = [[I::acc_init(0); NG]; MR];
-                for r in 0..MR {
-                    acc[r] = [I::acc_init(-32 * bsums[r][s] as i32); NG];
-                }
-                for uu in 0..4 {
-                    let u = 4 * s + uu;
-                    let mut wv = [I::vzero(); NG];
-                    for g in 0..NG {
-                        let (lo, hi) = I::nibbles(I::load(wb[g].add(k6_ql(c) + (u % 32) * 4 * c)));
-                        let hb = I::load(wb[g].add(k6_qh(c) + (u % 16) * 4 * c));
-                        let nib = if u < 32 { lo } else { hi };
-                        wv[g] = I::or(nib, I::two_bits(hb, 2 * (u / 16) as i32));
-                    }
-                    for r in 0..MR {
-                        let av = I::bcast4(ab.add(r * a_stride + AK_QS + 4 * u));
+            // Sub-block `s` (values 16 s ..): vectors `u = 4 s ..`, in the low nibbles for
+            // s < 8 (`HIGH` 0) and the high ones above; a macro so that the choice is fixed in
+            // each copy.
+            macro_rules! sub_blocks {
+                ($high:literal) => {
+                    for s in 8 * $high..8 * $high + 8 {
+                        let mut acc = [[I::acc_init(0); NG]; MR];
+                        for r in 0..MR {
+                            acc[r] = [I::acc_init(-32 * bsums[r][s] as i32); NG];
+                        }
+                        for uu in 0..4 {
+                            let u = 4 * s + uu;
+                            let mut wv = [I::vzero(); NG];
+                            for g in 0..NG {
+                                let raw = I::load(wb[g].add(k6_ql(c) + (u % 32) * 4 * c));
+                                let (lo, hi) = I::nibbles(raw);
+                                let hb = I::load(wb[g].add(k6_qh(c) + (u % 16) * 4 * c));
+                                let nib = if $high == 0 { lo } else { hi };
+                                wv[g] = I::or(nib, I::two_bits(hb, 2 * (u / 16) as i32));
+                            }
+                            for r in 0..MR {
+                                let av = I::bcast4(ab.add(r * a_stride + AK_QS + 4 * u));
+                                for g in 0..NG {
+                                    acc[r][g] = I::dot(acc[r][g], wv[g], av);
+                                }
+                            }
+                        }
                         for g in 0..NG {
-                            acc[r][g] = I::dot(acc[r][g], wv[g], av);
+                            let sc = I::load_i8_i32(wb[g].add(k6_sc(c) + s * c));
+                            for r in 0..MR {
+                                tot[r][g] = I::mullo_add(tot[r][g], I::acc_i32(acc[r][g]), sc);
+                            }
                         }
                     }
-                }
-                for g in 0..NG {
-                    let sc = I::load_i8_i32(wb[g].add(k6_sc(c) + s * c));
-                    for r in 0..MR {
-                        tot[r][g] = I::mullo_add(tot[r][g], I::acc_i32(acc[r][g]), sc);
-                    }
-                }
+                };
             }
+            sub_blocks!(0);
+            sub_blocks!(1);
             for g in 0..NG {
                 let dw = I::fload_f16(wb[g]);
                 for r in 0..MR {
