@@ -67,6 +67,12 @@ macro_rules! emu_isa {
             unsafe fn acc_i32(acc: Self::Acc) -> Self::V {
                 bytemuck::cast(acc)
             }
+            unsafe fn acc_sum(acc: Self::Acc, _corr: i32, part: Self::V) -> Self::V {
+                let part: [i32; $c] = bytemuck::cast(part);
+                bytemuck::cast::<[i32; $c], _>(std::array::from_fn(|j| {
+                    acc[j].wrapping_add(part[j])
+                }))
+            }
             unsafe fn load_u8_i32(p: *const u8) -> Self::V {
                 // SAFETY: p is valid for C bytes (trait contract).
                 let b = unsafe { p.cast::<[u8; $c]>().read_unaligned() };

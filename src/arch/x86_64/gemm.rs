@@ -66,6 +66,10 @@ pub(super) unsafe trait Isa {
     unsafe fn finish(acc: Self::Acc, corr: i32) -> Self::F;
     /// The exact block sum per lane as i32 lanes (no correction; K-quant sub-blocks).
     unsafe fn acc_i32(acc: Self::Acc) -> Self::V;
+    /// `part` plus the exact block sum per lane, `corr` included (as `finish`), as i32 lanes: for
+    /// tiers whose `dot` must be flushed to i32 within a block (`U8_FULL_RANGE` false, 5- and
+    /// 6-bit weights).
+    unsafe fn acc_sum(acc: Self::Acc, corr: i32, part: Self::V) -> Self::V;
     /// `C` bytes at `p` (any alignment), zero-extended to `C` i32 lanes.
     unsafe fn load_u8_i32(p: *const u8) -> Self::V;
     /// `C` bytes at `p` (any alignment), sign-extended to `C` i32 lanes.
@@ -195,6 +199,8 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
                 }
                 acc[r] = [I::acc_init(corr[r]); NG];
             }
+            // i32 partial sums of the first half block (only where `split` below).
+            let mut part = [[I::vzero(); NG]; MR];
             if KIND == Q8 {
                 for v in 0..8 {
                     let mut wv = [I::vzero(); NG];
@@ -215,7 +221,18 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
                         qh[g] = I::load(wb[g].add(w_vecs(I::C) + 16 * I::C));
                     }
                 }
+                // Without vpdpbusd the i16 pair sums of 5-bit weights are flushed to i32 after
+                // half the block (4 dots of at most 2 * 31 * 127 per i16 lane).
+                let split = KIND == Q5 && !I::U8_FULL_RANGE;
                 for v in 0..4 {
+                    if split && v == 2 {
+                        for r in 0..MR {
+                            for g in 0..NG {
+                                part[r][g] = I::acc_i32(acc[r][g]);
+                                acc[r][g] = I::acc_init(corr[r]);
+                            }
+                        }
+                    }
                     let mut lo = [I::vzero(); NG];
                     let mut hi = lo;
                     for g in 0..NG {
@@ -244,7 +261,11 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
             for r in 0..MR {
                 let da = I::fset1(ab.add(r * a_stride + ACT_D).cast::<f32>().read_unaligned());
                 for g in 0..NG {
-                    let isum = I::finish(acc[r][g], corr[r]);
+                    let isum = if KIND == Q5 && !I::U8_FULL_RANGE {
+                        I::cvt(I::acc_sum(acc[r][g], corr[r], part[r][g]))
+                    } else {
+                        I::finish(acc[r][g], corr[r])
+                    };
                     y[r][g] = I::fmadd(isum, I::fmul(dw[g], da), y[r][g]);
                 }
             }
@@ -366,7 +387,7 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
 /// summed in i32; then `y += S * (d_w d_a)` once per super-block.
 ///
 /// # Safety
-/// As [`tile`]; the tier has an exact u8 x i8 `dot` (`U8_FULL_RANGE`).
+/// As [`tile`].
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn tile_k6<I: Isa, const MR: usize, const NG: usize>(
@@ -408,7 +429,19 @@ unsafe fn tile_k6<I: Isa, const MR: usize, const NG: usize>(
                         for r in 0..MR {
                             acc[r] = [I::acc_init(-32 * bsums[r][s] as i32); NG];
                         }
+                        // Without vpdpbusd, flush the i16 sums after 2 of the 4 dots (6-bit values:
+                        // at most 2 * 63 * 127 per dot and i16 lane).
+                        let split = !I::U8_FULL_RANGE;
+                        let mut part = [[I::vzero(); NG]; MR];
                         for uu in 0..4 {
+                            if split && uu == 2 {
+                                for r in 0..MR {
+                                    for g in 0..NG {
+                                        part[r][g] = I::acc_i32(acc[r][g]);
+                                        acc[r][g] = I::acc_init(0);
+                                    }
+                                }
+                            }
                             let u = 4 * s + uu;
                             let mut wv = [I::vzero(); NG];
                             for g in 0..NG {
@@ -428,7 +461,12 @@ unsafe fn tile_k6<I: Isa, const MR: usize, const NG: usize>(
                         for g in 0..NG {
                             let sc = I::load_i8_i32(wb[g].add(k6_sc(c) + s * c));
                             for r in 0..MR {
-                                tot[r][g] = I::mullo_add(tot[r][g], I::acc_i32(acc[r][g]), sc);
+                                let isum = if split {
+                                    I::acc_sum(acc[r][g], -32 * bsums[r][s] as i32, part[r][g])
+                                } else {
+                                    I::acc_i32(acc[r][g])
+                                };
+                                tot[r][g] = I::mullo_add(tot[r][g], isum, sc);
                             }
                         }
                     }
@@ -470,10 +508,9 @@ pub(super) unsafe fn gemm<
 >(
     args: &GemmArgs<'_>,
 ) {
-    // Q8_0 weights offset to u8 reach 255 * 127 per product, Q5_0's 31 * 127 with 8 pairs per
-    // i16 lane: only exact with vpdpbusd. Nibbles (Q4_0, Q4_K: 8 pairs per i16 lane and block or
-    // sub-block) are exact on every tier.
-    const { assert!(KIND == super::layout::Q4 || KIND == Q4K || I::U8_FULL_RANGE) };
+    // Q8_0 weights offset to u8 reach 255 * 127 per product: only exact with vpdpbusd. The 5- and
+    // 6-bit formats flush their i16 sums to i32 often enough on the other tiers (`split`).
+    const { assert!(KIND != Q8 || I::U8_FULL_RANGE) };
     let c = I::C;
     let (kb, a_stride) = if KIND == Q4K || KIND == Q6K {
         (args.k / QK_K, args.k / QK_K * AK_REC)

@@ -185,6 +185,14 @@ unsafe impl Isa for Avx2 {
         // SAFETY: the tier is supported (trait contract).
         unsafe { _mm256_madd_epi16(acc, _mm256_set1_epi16(1)) }
     }
+    #[inline(always)]
+    unsafe fn acc_sum(acc: __m256i, corr: i32, part: __m256i) -> __m256i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe {
+            let s = _mm256_madd_epi16(acc, _mm256_set1_epi16(1));
+            _mm256_add_epi32(_mm256_add_epi32(s, part), _mm256_set1_epi32(corr))
+        }
+    }
 }
 
 // SAFETY: the methods only use AVX2, FMA, F16C and AVX-VNNI, which the AvxVnni tier includes
@@ -212,6 +220,11 @@ unsafe impl Isa for AvxVnni {
     #[inline(always)]
     unsafe fn acc_i32(acc: __m256i) -> __m256i {
         acc
+    }
+    #[inline(always)]
+    unsafe fn acc_sum(acc: __m256i, _corr: i32, part: __m256i) -> __m256i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm256_add_epi32(acc, part) }
     }
 }
 
@@ -284,6 +297,11 @@ unsafe impl Isa for Avx512Vnni {
     #[inline(always)]
     unsafe fn acc_i32(acc: __m512i) -> __m512i {
         acc
+    }
+    #[inline(always)]
+    unsafe fn acc_sum(acc: __m512i, _corr: i32, part: __m512i) -> __m512i {
+        // SAFETY: the tier is supported (trait contract).
+        unsafe { _mm512_add_epi32(acc, part) }
     }
     #[inline(always)]
     unsafe fn load_u8_i32(p: *const u8) -> __m512i {

@@ -55,6 +55,8 @@ static AVX2: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &Q4_AVX2,
     q4_k: &Q4K_AVX2,
+    q5_0: &Q5_AVX2,
+    q6_k: &Q6K_AVX2,
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
@@ -68,7 +70,7 @@ static AVXVNNI: Kernels = Kernels {
     q5_0: &Q5_AVXVNNI,
     q4_k: &Q4K_AVXVNNI,
     q6_k: &Q6K_AVXVNNI,
-    q8_0: &matmul_q8::Q8_AVX2,
+    q8_0: &Q8_AVXVNNI,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
     ..crate::arch::scalar::PORTABLE
@@ -294,4 +296,55 @@ unsafe fn gemm_q6k_avxvnni(args: &GemmArgs<'_>) {
 unsafe fn gemm_q6k_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
     unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q6K }>(args) }
+}
+
+/// Q8_0 weights on the AvxVnni tier: the Avx512Vnni kernel's driver on ymm (column groups of 8).
+static Q8_AVXVNNI: WeightKernel<BlockQ8_0> = WeightKernel {
+    name: "avxvnni-q8-6x8",
+    pack: |b, n, k| layout::pack_q8(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q8(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q8_avxvnni,
+};
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the AvxVnni tier.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn gemm_q8_avxvnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::AvxVnni, 6, 1, 2, { layout::Q8 }>(args) }
+}
+
+/// Q5_0 and Q6_K weights on the Avx2 tier: the VNNI tiers' layouts and tiles, with the
+/// `vpmaddubsw` i16 sums flushed to i32 within each block (`gemm::tile`, `gemm::tile_k6`).
+static Q5_AVX2: WeightKernel<BlockQ5_0> = WeightKernel {
+    name: "avx2-q5_0-4x8",
+    pack: |b, n, k| layout::pack_q5(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q5(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q5_avx2,
+};
+
+static Q6K_AVX2: WeightKernel<BlockQ6K> = WeightKernel {
+    name: "avx2-q6_k-4x8",
+    pack: |b, n, k| layout::pack_q6k(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q6k(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q6k_avx2,
+};
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx2 tier.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_q5_avx2(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx2, 4, 1, 1, { layout::Q5 }>(args) }
+}
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx2 tier.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_q6k_avx2(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx2, 4, 1, 1, { layout::Q6K }>(args) }
 }
