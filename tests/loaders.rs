@@ -1,14 +1,15 @@
 //! Loader tests: every generated model (tests/data/models, made by scripts/gen_golden.py) in both
-//! formats, GGUF vs safetensors agreement, Q6_K conversion against the gguf package's numpy
-//! dequantizer, and malformed files, each with its specific error.
+//! formats, GGUF vs safetensors agreement, Q6_K tensors kept as they are and dequantized like the
+//! gguf package's numpy reference, and malformed files, each with its specific error.
 
 use qkern::model::{
     load, load_gguf, load_gguf_bytes, load_gguf_bytes_with, load_safetensors_bytes,
     load_safetensors_bytes_with, load_safetensors_dir, load_with, Arch, Config, LoadOptions,
     ModelWeights, QuantTensor, QuantType,
 };
-use qkern::quant::{dequantize_q8_0, quantize_q4_0, quantize_q8_0, BlockQ4_0, BlockQ8_0};
-use qkern::Error;
+use qkern::model::{Model, SessionOptions};
+use qkern::quant::{quantize_q4_0, quantize_q8_0, BlockQ4_0, BlockQ6K, BlockQ8_0};
+use qkern::{Error, Tier};
 use std::path::{Path, PathBuf};
 
 const MODELS: [&str; 4] = ["qwen2_tied", "qwen2_untied", "qwen2_gqa_hd128", "qwen3"];
@@ -115,7 +116,7 @@ fn read_f32(path: &Path) -> Vec<f32> {
 }
 
 #[test]
-fn q6_k_tensors_convert_like_the_reference_dequantizer() {
+fn q6_k_tensors_keep_their_type_and_dequantize_like_the_reference() {
     let d = dir("qwen2_gqa_hd128");
     let w = load_gguf(&d.join("model-q6k.gguf")).unwrap();
     let base = load_gguf(&d.join("model-q4_0.gguf")).unwrap();
@@ -123,33 +124,25 @@ fn q6_k_tensors_convert_like_the_reference_dequantizer() {
         ("q6k_token_embd.f32", &w.token_embd),
         ("q6k_output.f32", w.output.as_ref().unwrap()),
     ] {
-        // Q6_K is converted to Q8_0 (until it has kernels of its own).
-        let got = got.blocks::<BlockQ8_0>().expect("Q6_K loads as Q8_0");
-        // The reference: the gguf package's numpy dequantization of the same Q6_K bytes.
+        // Kept in Q6_K (the kernels run it), every super-block as in the file.
+        let blocks = got.blocks::<BlockQ6K>().expect("Q6_K stays Q6_K");
+        assert_eq!(got.quant_type(), QuantType::Q6K);
+        // The reference: the gguf package's numpy dequantization of the same Q6_K bytes; ours
+        // does the same f32 operations (d * scale * q), so bit for bit.
         let reference = read_f32(&d.join(file));
-        assert_eq!(reference.len(), got.len() * 32);
-        // Decoding matches the reference bit for bit (same f32 operations, d * scale * q), so
-        // the Q8_0 blocks equal the reference quantized by the Q8_0 rule.
-        let mut want = vec![
-            BlockQ8_0 {
-                d: half::f16::ZERO,
-                qs: [0; 32]
-            };
-            got.len()
-        ];
-        quantize_q8_0(&reference, &mut want).unwrap();
+        assert_eq!(reference.len(), blocks.len() * 256);
+        let back = got.dequantize().unwrap();
         assert!(
-            got == want,
-            "{file}: Q8_0 blocks differ from the reference's"
+            back.iter()
+                .zip(&reference)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{file}: dequantized values differ from the reference"
         );
-        // And the stated conversion error holds: |err| <= absmax * (1/254 + 1/2048) per block.
-        let mut back = vec![0f32; reference.len()];
-        dequantize_q8_0(got, &mut back).unwrap();
-        for (r, b) in reference.chunks_exact(32).zip(back.chunks_exact(32)) {
-            let amax = r.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (x, y) in r.iter().zip(b) {
-                assert!((x - y).abs() <= amax * (1.0 / 254.0 + 1.0 / 2048.0) * 1.0001);
-            }
+        // Row by row (the embedding path) too.
+        let mut row = vec![0f32; 256];
+        for r in [0, 17, 255] {
+            got.dequantize_row(256, r, &mut row).unwrap();
+            assert_eq!(row, reference[r * 256..(r + 1) * 256], "{file} row {r}");
         }
     }
     // Everything else is as in the Q4_0 file.
@@ -655,7 +648,7 @@ fn gguf_tensor_errors() {
 
 #[test]
 fn gguf_unsupported_types_name_the_tensor() {
-    for (code, name, bytes) in [(12u32, "Q4_K", 144usize), (99, "ggml type 99", 0)] {
+    for (code, name, bytes) in [(11u32, "Q3_K", 110usize), (99, "ggml type 99", 0)] {
         let mut g = Gguf::valid();
         let t = g.tensor("blk.0.ffn_up.weight");
         t.ty = code;
@@ -816,9 +809,10 @@ fn gguf_quantized_weights_keep_their_type() {
 }
 
 #[test]
-fn q6_k_linear_weights_convert_to_q8_0() {
+fn q6_k_linear_weights_keep_their_type_and_run() {
     // A model whose rows are 256 long (Q6_K super-blocks): hidden 256, 4 heads of 64, 2 kv heads,
-    // ffn 256; the gate projection in Q6_K.
+    // ffn 256; the gate projection in Q6_K, so the fused gate/up matmul mixes a K-quant part
+    // (Q8_256 activations) with a Q4_0 or Q8_0 one (Q8_32).
     let mut g = Gguf::valid();
     g.kv_set(
         "qwen2.embedding_length",
@@ -859,16 +853,34 @@ fn q6_k_linear_weights_convert_to_q8_0() {
     for quant in [QuantType::Q4_0, QuantType::Q8_0] {
         let w = load_gguf_bytes_with(&g.build().0, &LoadOptions { quant }).unwrap();
         let gate = &w.layers[0].w_gate;
-        // Q8_0, never Q4_0, whatever the options say for float weights.
-        assert_eq!(gate.quant_type(), QuantType::Q8_0, "with {quant}");
+        // Q6_K as in the file, whatever the options say for float weights.
+        assert_eq!(gate.quant_type(), QuantType::Q6K, "with {quant}");
+        assert_eq!(gate.bytes(), &block.repeat(blocks)[..]);
         assert_eq!(w.layers[0].w_up.quant_type(), quant);
-        let got = gate.dequantize().unwrap();
-        assert_eq!(got.len(), want.len());
-        for (r, b) in want.chunks_exact(32).zip(got.chunks_exact(32)) {
-            let amax = r.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (x, y) in r.iter().zip(b) {
-                assert!((x - y).abs() <= amax * (1.0 / 254.0 + 1.0 / 2048.0) * 1.0001);
-            }
+        // Exact: d * scale * (q - 32) with d = 1/64 is a multiple of 1/2.
+        assert_eq!(gate.dequantize().unwrap(), want);
+        // The mixed layer runs on every tier, and every tier agrees with the scalar one (the
+        // same integer products; only float summation order differs).
+        let run = |tier: Tier| {
+            let m = Model::new(w.clone(), tier, 1).unwrap();
+            assert_eq!(m.linear_types(), [(quant, 6), (QuantType::Q6K, 1)]);
+            let mut s = m.session(SessionOptions::default()).unwrap();
+            let mut out = s.prefill(&[1, 5, 9, 63]).unwrap();
+            out.extend(s.decode(7).unwrap());
+            out
+        };
+        let want_logits = run(Tier::Scalar);
+        assert!(want_logits.iter().all(|v| v.is_finite()));
+        let scale = want_logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for tier in Tier::available() {
+            let got = run(tier);
+            let err = got
+                .iter()
+                .zip(&want_logits)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            // Float-order noise (about 1e-6 of max |logit|), or one int8 rounding flip (< 3 %,
+            // as in tests/model_golden.rs).
+            assert!(err <= 0.03 * scale, "{tier} with {quant}: {err} of {scale}");
         }
     }
 }
@@ -904,7 +916,22 @@ fn load_options_choose_the_type_of_float_linear_weights() {
         assert_eq!(t.name().parse::<QuantType>().unwrap(), t);
         assert_eq!(t.to_string(), t.name());
     }
-    assert!("q6_k".parse::<QuantType>().is_err());
+    assert!("q2_k".parse::<QuantType>().is_err());
+    // Only Q4_0 and Q8_0 have quantizers: the others are read from files, never chosen for float
+    // weights (an error naming the first float weight met).
+    assert_eq!(QuantType::QUANTIZABLE, [QuantType::Q4_0, QuantType::Q8_0]);
+    for &t in QuantType::ALL {
+        assert_eq!(t.can_quantize(), QuantType::QUANTIZABLE.contains(&t));
+        if !t.can_quantize() {
+            assert!(t.quantize(&[0.5; 256]).is_err(), "{t}");
+            match load_with(&dir(name), &LoadOptions { quant: t }) {
+                Err(Error::UnsupportedType { tensor, .. }) => {
+                    assert_eq!(tensor, "model.layers.0.self_attn.q_proj.weight", "{t}")
+                }
+                r => panic!("{t}: {:?}", r.map(|_| ())),
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1477,6 +1504,34 @@ fn gguf_size_and_type_errors() {
     arr.extend(vec![0; 400_000]);
     g.kv_set("general.big", T_ARR, arr);
     g.load().unwrap();
+}
+
+#[test]
+fn gguf_k_quant_shape_errors() {
+    // A K-quant tensor whose row length (64) is not a multiple of its super-block (256): an error
+    // naming the tensor, for each K-quant type.
+    for (code, name) in [(12u32, "Q4_K"), (13, "Q5_K"), (14, "Q6_K")] {
+        let mut g = Gguf::valid();
+        g.tensor("blk.0.attn_output.weight").ty = code;
+        assert_format(
+            g.load(),
+            &format!(
+                "tensor \"blk.0.attn_output.weight\" row length 64 is not a multiple of the \
+                 {name} block size 256"
+            ),
+        );
+    }
+    // A real llama-quantize Q4_K_M file cut inside the last super-block (or the one before) of
+    // the last tensor in file order (blk.1.ffn_up.weight, Q4_K, super-blocks of 144 bytes): an
+    // error naming that tensor, never a short read.
+    let file = std::fs::read(dir("qwen2_gqa_hd128").join("model-q4_k_m.gguf")).unwrap();
+    for cut in [1, 100, 143, 145] {
+        assert_format(
+            load_gguf_bytes(&file[..file.len() - cut]),
+            "tensor \"blk.1.ffn_up.weight\" data",
+        );
+    }
+    load_gguf_bytes(&file).unwrap();
 }
 
 /// A safetensors header with explicit entries (name, dtype, shape, offsets) and raw data.

@@ -7,8 +7,8 @@
 //! ```
 //! `PATH` is a GGUF file or a Hugging Face folder. `bench` without `--model` builds a model with
 //! the exact Qwen2.5-0.5B shapes and seeded random weights in memory. `--quant q4_0|q8_0` is the
-//! type float linear weights are quantized to at load (Q4_0 and Q8_0 tensors of a file keep their
-//! type); for the random model, the type of its linear weights.
+//! type float linear weights are quantized to at load (quantized tensors of a file, Q4_0, Q8_0,
+//! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, keep their type); for the random model, the type of its linear weights.
 
 use qkern::model::{
     load_with, Config, LoadOptions, Model, ModelWeights, Op, OpTimes, QuantType, SessionOptions,
@@ -30,9 +30,9 @@ reports prefill of 128 and 512 tokens (or --prompt N), decode, per-op times and 
 --profile adds achieved GFLOP/s or GB/s per op kind and a per-layer table.
 logits writes raw f32 little-endian logits of the last position (--all: of every position).
 generate prints greedy token ids.
---quant q4_0|q8_0 (default q4_0): type float linear weights are quantized to at load; Q4_0 and
-Q8_0 tensors of a file keep their type (Q6_K becomes Q8_0). For the random model: the type of its
-linear weights. bench prints the types the model runs.
+--quant q4_0|q8_0 (default q4_0): type float linear weights are quantized to at load; quantized
+tensors of a file (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) keep their type. For the random
+model: the type of its linear weights. bench prints the types the model runs.
 --threads defaults to the available parallelism; --tier lowers the kernel tier (also QKERN_TIER).";
 
 /// Parsed command-line options (every command takes the subset it needs).
@@ -141,10 +141,21 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--out" => a.out = Some(PathBuf::from(v)),
             "-n" => a.n = Some(parse_num(flag, v)?),
             "--quant" => {
-                a.quant = v.parse().map_err(|e| {
-                    let known: Vec<_> = QuantType::ALL.iter().map(|t| t.name()).collect();
-                    format!("--quant: {e} (known: {})", known.join(", "))
-                })?
+                let known = || {
+                    let names: Vec<_> = QuantType::QUANTIZABLE.iter().map(|t| t.name()).collect();
+                    names.join(", ")
+                };
+                let t: QuantType = v
+                    .parse()
+                    .map_err(|e| format!("--quant: {e} (known: {})", known()))?;
+                if !t.can_quantize() {
+                    return Err(format!(
+                        "--quant: {t} has no quantizer (float weights can become: {}; files \
+                         in {t} load as they are)",
+                        known()
+                    ));
+                }
+                a.quant = t
             }
             _ => unreachable!("flag list above"),
         }

@@ -1,20 +1,19 @@
 //! Conversion of a raw tensor from a file (any supported element type) to the formats of
 //! [`ModelWeights`](super::ModelWeights). The rules for a 2-D weight ([`RawTensor::to_quant`]):
 //!
-//! * a type the kernels run natively ([`native`]: Q4_0, Q8_0) is kept as it is, bytes unchanged;
+//! * a quantized type (every one the loaders read: Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
+//!   Q6_K; [`native`]) is kept as it is, bytes unchanged: the kernels run them all;
 //! * F32 / F16 / BF16 is quantized to the caller's choice: [`LoadOptions::quant`] for the layers'
 //!   linear weights, Q8_0 for the token embedding and output head;
-//! * a quantized type without native kernels yet is converted to its stand-in ([`stand_in`]), the
-//!   closest supported type that loses no accuracy silently (Q6_K -> Q8_0);
 //! * anything else is an error naming the tensor and its type (the parsers reject those types).
 //!
 //! Norms and biases become f32. Conversion goes one row at a time, so no f32 copy of a whole
 //! tensor is ever made.
 
 use super::weights::{with_format, TensorFormat};
-use super::{q6k, Config, LayerWeights, LoadOptions, ModelWeights, QuantTensor, QuantType};
+use super::{Config, LayerWeights, LoadOptions, ModelWeights, QuantTensor, QuantType};
 use crate::quant::QK;
-use crate::{Error, Result};
+use crate::{Error, Result, WeightFormat};
 use half::{bf16, f16};
 use std::collections::HashMap;
 
@@ -24,9 +23,8 @@ pub(crate) enum DType {
     F32,
     F16,
     BF16,
-    Q8_0,
-    Q4_0,
-    Q6K,
+    /// A block format, read as it is.
+    Quant(QuantType),
 }
 
 impl DType {
@@ -35,32 +33,17 @@ impl DType {
         match self {
             DType::F32 => (1, 4),
             DType::F16 | DType::BF16 => (1, 2),
-            DType::Q8_0 => (QK, 34),
-            DType::Q4_0 => (QK, 18),
-            DType::Q6K => (q6k::QK_K, q6k::BLOCK_BYTES),
+            DType::Quant(t) => with_format!(t, F => (F::BLOCK_VALUES, std::mem::size_of::<F>())),
         }
     }
 }
 
-/// The [`QuantType`] of a file type the kernels run natively: such a tensor is kept as it is.
+/// The [`QuantType`] of a quantized file type: such a tensor is kept as it is (the kernels run
+/// every type the loaders read).
 fn native(dtype: DType) -> Option<QuantType> {
     match dtype {
-        DType::Q4_0 => Some(QuantType::Q4_0),
-        DType::Q8_0 => Some(QuantType::Q8_0),
-        DType::F32 | DType::F16 | DType::BF16 | DType::Q6K => None,
-    }
-}
-
-/// The type a quantized file type without native kernels is converted to: the closest supported
-/// type that loses no accuracy silently.
-///
-/// Temporary, until the kernels run these types natively (then they move to [`native`]): Q6_K
-/// becomes Q8_0, not Q4_0; the error this adds is bounded in `q6k.rs` (at most 0.44 % of the
-/// largest value of each block of 32, below Q6_K's own step).
-fn stand_in(dtype: DType) -> Option<QuantType> {
-    match dtype {
-        DType::Q6K => Some(QuantType::Q8_0),
-        DType::F32 | DType::F16 | DType::BF16 | DType::Q4_0 | DType::Q8_0 => None,
+        DType::Quant(t) => Some(t),
+        DType::F32 | DType::F16 | DType::BF16 => None,
     }
 }
 
@@ -105,8 +88,9 @@ impl RawTensor<'_> {
         Ok(())
     }
 
-    /// Decodes the values `start..start + out.len()` (a whole number of blocks) into f32.
-    fn decode(&self, start: usize, out: &mut [f32]) {
+    /// Decodes the values `start..start + out.len()` (a whole number of blocks) into f32, quantized
+    /// types with the crate's reference dequantizers.
+    fn decode(&self, start: usize, out: &mut [f32]) -> Result<()> {
         let (bv, bb) = self.dtype.block();
         let src = &self.data[start / bv * bb..(start + out.len()) / bv * bb];
         match self.dtype {
@@ -125,25 +109,13 @@ impl RawTensor<'_> {
                     *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
                 }
             }
-            DType::Q8_0 => {
-                for (o, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(34)) {
-                    let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                    for (o, &q) in o.iter_mut().zip(&b[2..]) {
-                        *o = q as i8 as f32 * d;
-                    }
-                }
-            }
-            DType::Q4_0 => {
-                for (o, b) in out.chunks_exact_mut(QK).zip(src.chunks_exact(18)) {
-                    let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                    for (j, &q) in b[2..].iter().enumerate() {
-                        o[j] = ((q & 0xF) as i32 - 8) as f32 * d;
-                        o[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
-                    }
-                }
-            }
-            DType::Q6K => q6k::dequantize(src, out),
+            DType::Quant(t) => with_format!(t, F => {
+                // Copied, as file bytes need not be aligned for the block type.
+                let blocks: Vec<F> = bytemuck::pod_collect_to_vec(src);
+                WeightFormat::dequantize(&blocks, out)?
+            }),
         }
+        Ok(())
     }
 
     /// All values as f32, after checking the shape (norms, biases).
@@ -151,16 +123,18 @@ impl RawTensor<'_> {
         self.expect_shape(expected)?;
         let n = self.shape.iter().product::<usize>();
         let mut out = vec![0f32; n];
-        self.decode(0, &mut out);
+        self.decode(0, &mut out)?;
         Ok(out)
     }
 
-    /// Checks that the tensor is `[n, k]` with `k` a multiple of 32.
+    /// Checks that the tensor is `[n, k]` with `k` a multiple of 32 and of its type's block length
+    /// (256 for the K-quants).
     fn matrix(&self, n: usize, k: usize) -> Result<()> {
         self.expect_shape(&[n, k])?;
-        if !k.is_multiple_of(QK) {
+        let block = self.dtype.block().0.max(QK);
+        if !k.is_multiple_of(block) {
             return Err(Error::Format(format!(
-                "tensor {:?}: row length {k} is not a multiple of 32",
+                "tensor {:?}: row length {k} is not a multiple of {block}",
                 self.name
             )));
         }
@@ -168,8 +142,8 @@ impl RawTensor<'_> {
     }
 
     /// Converts an `[n, k]` matrix by the rules of the module docs: kept as it is if its type is
-    /// [`native`], else converted to its [`stand_in`] if it has one, else (a float type) quantized
-    /// to `float_to` with the target's reference rule.
+    /// [`native`], else (a float type) quantized to `float_to` with the target's reference rule
+    /// (an error if `float_to` has no quantizer, [`QuantType::can_quantize`]).
     pub(crate) fn to_quant(&self, n: usize, k: usize, float_to: QuantType) -> Result<QuantTensor> {
         self.matrix(n, k)?;
         if let Some(t) = native(self.dtype) {
@@ -177,8 +151,16 @@ impl RawTensor<'_> {
                 F::into_tensor(bytemuck::pod_collect_to_vec::<u8, F>(self.data))
             }));
         }
-        let target = stand_in(self.dtype).unwrap_or(float_to);
-        with_format!(target, F => self.quantize_rows::<F>(n, k))
+        if !float_to.can_quantize() {
+            return Err(Error::UnsupportedType {
+                tensor: self.name.clone(),
+                ty: format!(
+                    "{:?} quantized to {float_to}, which has no quantizer",
+                    self.dtype
+                ),
+            });
+        }
+        with_format!(float_to, F => self.quantize_rows::<F>(n, k))
     }
 
     /// Decodes the matrix row by row and quantizes each row to `F`.
@@ -194,7 +176,7 @@ impl RawTensor<'_> {
         let mut out = vec![F::zeroed(); n * k / F::BLOCK_VALUES];
         let mut row = vec![0f32; k];
         for (r, o) in out.chunks_exact_mut(k / F::BLOCK_VALUES).enumerate() {
-            self.decode(r * k, &mut row);
+            self.decode(r * k, &mut row)?;
             F::quantize(&row, o)?;
         }
         Ok(F::into_tensor(out))

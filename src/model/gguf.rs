@@ -6,7 +6,7 @@
 //! and shape is checked against the file before use; a problem is an [`Error::Format`] naming it.
 
 use super::convert::{build_weights, byte_size, DType, Names, Part, RawTensor};
-use super::{Arch, Config, LoadOptions, ModelWeights};
+use super::{Arch, Config, LoadOptions, ModelWeights, QuantType};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -162,17 +162,17 @@ fn ggml_type(code: u32) -> Option<(&'static str, usize, usize, Option<DType>)> {
     Some(match code {
         0 => ("F32", 1, 4, Some(DType::F32)),
         1 => ("F16", 1, 2, Some(DType::F16)),
-        2 => ("Q4_0", 32, 18, Some(DType::Q4_0)),
-        3 => ("Q4_1", 32, 20, None),
-        6 => ("Q5_0", 32, 22, None),
-        7 => ("Q5_1", 32, 24, None),
-        8 => ("Q8_0", 32, 34, Some(DType::Q8_0)),
+        2 => ("Q4_0", 32, 18, Some(DType::Quant(QuantType::Q4_0))),
+        3 => ("Q4_1", 32, 20, Some(DType::Quant(QuantType::Q4_1))),
+        6 => ("Q5_0", 32, 22, Some(DType::Quant(QuantType::Q5_0))),
+        7 => ("Q5_1", 32, 24, Some(DType::Quant(QuantType::Q5_1))),
+        8 => ("Q8_0", 32, 34, Some(DType::Quant(QuantType::Q8_0))),
         9 => ("Q8_1", 32, 36, None),
         10 => ("Q2_K", 256, 84, None),
         11 => ("Q3_K", 256, 110, None),
-        12 => ("Q4_K", 256, 144, None),
-        13 => ("Q5_K", 256, 176, None),
-        14 => ("Q6_K", 256, 210, Some(DType::Q6K)),
+        12 => ("Q4_K", 256, 144, Some(DType::Quant(QuantType::Q4K))),
+        13 => ("Q5_K", 256, 176, Some(DType::Quant(QuantType::Q5K))),
+        14 => ("Q6_K", 256, 210, Some(DType::Quant(QuantType::Q6K))),
         15 => ("Q8_K", 256, 292, None),
         24 => ("I8", 1, 1, None),
         25 => ("I16", 1, 2, None),
@@ -560,8 +560,8 @@ pub fn load_gguf_bytes_with(bytes: &[u8], options: &LoadOptions) -> Result<Model
 
 /// Loads a GGUF v3 file (llama.cpp names and keys, `qwen2` or `qwen3`) with the default
 /// [`LoadOptions`]: memory-maps it, converts every tensor to the formats of [`ModelWeights`] by
-/// the loader's rules ([`LoadOptions`]: Q4_0 / Q8_0 tensors kept as they are, float linear weights
-/// quantized to Q4_0, Q6_K converted to Q8_0; norms and biases f32), and releases the mapping. A
+/// the loader's rules ([`LoadOptions`]: quantized tensors kept in their type, bytes unchanged;
+/// float linear weights quantized to Q4_0; norms and biases f32), and releases the mapping. A
 /// tied model (no `output.weight`) gets `output: None`.
 pub fn load_gguf(path: &Path) -> Result<ModelWeights> {
     load_gguf_with(path, &LoadOptions::default())

@@ -2,7 +2,8 @@
 //!
 //! * [`Config`] and [`ModelWeights`] hold a model in the formats the forward pass reads: linear
 //!   weights, token embedding and output head each a [`QuantTensor`] in its own [`QuantType`]
-//!   (Q4_0 or Q8_0; a layer may mix them), norms and biases f32.
+//!   (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K; a layer may mix them), norms and biases
+//!   f32.
 //! * [`load_gguf`] reads a GGUF v3 file as written by llama.cpp (`qwen2`, `qwen3`);
 //!   [`load_safetensors_dir`] a Hugging Face folder; [`load`] picks by path. Each has a `_with`
 //!   twin taking [`LoadOptions`]; the rules for each tensor's type are on [`LoadOptions`].
@@ -16,7 +17,6 @@ mod gguf;
 mod packed;
 mod parts;
 mod profile;
-mod q6k;
 mod random;
 mod safetensors;
 mod session;
@@ -38,14 +38,16 @@ use std::path::Path;
 
 /// How the loaders choose the type of each weight.
 ///
-/// * A tensor whose file type the kernels run natively (Q4_0, Q8_0) is kept in that type, bytes
-///   unchanged, whatever the options say: a Q8_0 GGUF runs at Q8_0, and a file that mixes types
-///   (even within a layer) runs them mixed.
-/// * F32 / F16 / BF16 linear weights of the layers are quantized to [`LoadOptions::quant`]; a
-///   float token embedding or output head to Q8_0.
-/// * A quantized type without native kernels yet is converted to the closest supported type that
-///   loses no accuracy silently: Q6_K becomes Q8_0 (error bound in `q6k.rs`). This is temporary,
-///   until the kernels run it natively.
+/// * A quantized tensor (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K: every type the kernels
+///   run) is kept in that type, bytes unchanged, whatever the options say: a Q8_0 GGUF runs at
+///   Q8_0, a Q4_K_M file at its Q4_K / Q6_K / fallback mix, and a file that mixes types (even
+///   within a layer) runs them mixed. An embedding table in any of them is read row by row with
+///   the format's dequantizer.
+/// * F32 / F16 / BF16 linear weights of the layers are quantized to [`LoadOptions::quant`]
+///   (Q4_0 or Q8_0, [`QuantType::QUANTIZABLE`]; another type is an error); a float token embedding
+///   or output head to Q8_0.
+/// * A row length that is not a multiple of the type's block length (32; 256 for the K-quants)
+///   is an error naming the tensor.
 /// * Any other type is an [`Error::UnsupportedType`](crate::Error::UnsupportedType) naming the
 ///   tensor and the type.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -8,7 +8,10 @@
 //! doubles as the embedding table. The forward pass itself is in [`super::session`].
 
 use crate::parallel::ThreadPool;
-use crate::{matmul_parallel, Kernels, Packed, PackedQ4_0, PackedQ8_0, QuantizedActivations};
+use crate::quant::{
+    ActFormat, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
+};
+use crate::{matmul_parallel, Kernels, Packed, QuantizedActivations};
 use crate::{Error, Result, Tier};
 
 use super::weights::{count_types, match_quant, TensorFormat};
@@ -16,8 +19,14 @@ use super::{Config, LayerWeights, ModelWeights, QuantTensor, QuantType, Session,
 
 /// A weight matrix packed for one tier, in one of the formats a [`QuantTensor`] holds.
 pub(super) enum PackedTensor {
-    Q4_0(PackedQ4_0),
-    Q8_0(PackedQ8_0),
+    Q4_0(Packed<BlockQ4_0>),
+    Q8_0(Packed<BlockQ8_0>),
+    Q4_1(Packed<BlockQ4_1>),
+    Q5_0(Packed<BlockQ5_0>),
+    Q5_1(Packed<BlockQ5_1>),
+    Q4K(Packed<BlockQ4K>),
+    Q5K(Packed<BlockQ5K>),
+    Q6K(Packed<BlockQ6K>),
 }
 
 /// `match_packed!(w, p => expr)`: `expr` with `p` bound to the [`Packed`] matrix of whatever
@@ -27,6 +36,12 @@ macro_rules! match_packed {
         match $w {
             PackedTensor::Q4_0($p) => $e,
             PackedTensor::Q8_0($p) => $e,
+            PackedTensor::Q4_1($p) => $e,
+            PackedTensor::Q5_0($p) => $e,
+            PackedTensor::Q5_1($p) => $e,
+            PackedTensor::Q4K($p) => $e,
+            PackedTensor::Q5K($p) => $e,
+            PackedTensor::Q6K($p) => $e,
         }
     };
 }
@@ -37,6 +52,12 @@ impl PackedTensor {
         Ok(match t {
             QuantTensor::Q4_0(b) => PackedTensor::Q4_0(Packed::with_kernels(kernels, b, n, k)?),
             QuantTensor::Q8_0(b) => PackedTensor::Q8_0(Packed::with_kernels(kernels, b, n, k)?),
+            QuantTensor::Q4_1(b) => PackedTensor::Q4_1(Packed::with_kernels(kernels, b, n, k)?),
+            QuantTensor::Q5_0(b) => PackedTensor::Q5_0(Packed::with_kernels(kernels, b, n, k)?),
+            QuantTensor::Q5_1(b) => PackedTensor::Q5_1(Packed::with_kernels(kernels, b, n, k)?),
+            QuantTensor::Q4K(b) => PackedTensor::Q4K(Packed::with_kernels(kernels, b, n, k)?),
+            QuantTensor::Q5K(b) => PackedTensor::Q5K(Packed::with_kernels(kernels, b, n, k)?),
+            QuantTensor::Q6K(b) => PackedTensor::Q6K(Packed::with_kernels(kernels, b, n, k)?),
         })
     }
 
@@ -49,6 +70,16 @@ impl PackedTensor {
 
     fn packed_bytes(&self) -> usize {
         match_packed!(self, p => p.packed_bytes())
+    }
+
+    /// The activation format its matmul reads.
+    fn act_format(&self) -> ActFormat {
+        match_packed!(self, p => p.act_format())
+    }
+
+    /// Whether its input must be quantized in `Q8_256` (a K-quant).
+    pub(super) fn needs_k(&self) -> bool {
+        self.act_format() == ActFormat::Q8_256
     }
 
     fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
@@ -74,6 +105,8 @@ pub(super) struct Linear {
     cols: Vec<usize>,
     /// One matrix of every part's rows when the parts share a type; otherwise one per part.
     mats: Vec<PackedTensor>,
+    /// Whether a part reads `Q8_256` activations (a K-quant): its input must be quantized so too.
+    needs_k: bool,
 }
 
 /// The parts' blocks concatenated (rows of the first, then of the second, ...), if they all have
@@ -109,10 +142,18 @@ impl Linear {
                     .collect::<Result<_>>()?,
             },
         };
+        let needs_k = mats.iter().any(|m| m.act_format() == ActFormat::Q8_256);
         Ok(Linear {
             cols: cols.to_vec(),
             mats,
+            needs_k,
         })
+    }
+
+    /// Whether its input must be quantized in `Q8_256` too (a part is a K-quant; see
+    /// [`QuantizedActivations::require`]).
+    pub(super) fn needs_k(&self) -> bool {
+        self.needs_k
     }
 
     /// Output columns.

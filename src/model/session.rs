@@ -11,7 +11,14 @@
 //! x += Wdown · q8(silu(gate) * up)      where gate|up = Wgu · q8(rmsnorm(x))
 //! ```
 //! then `logits = Whead · q8(rmsnorm(x))`. Each op runs through a [`Profiler`].
+//!
+//! `q8` is per block of 32 (`Q8_32`); an input that feeds a K-quant weight is quantized per block
+//! of 256 (`Q8_256`) as well, into a second set of buffers that [`QuantizedActivations::require`]s
+//! it. Which of the five inputs of each layer (attention input -> Wqkv, attention output -> Wo,
+//! feed-forward input -> Wgu, silu output -> Wdown) and the final norm (-> head) need it is fixed
+//! when the model is packed ([`super::packed::Linear::needs_k`]).
 
+use crate::quant::ActFormat;
 use crate::{
     add_assign, attention_parallel, rmsnorm, rmsnorm_quantize, silu_mul_quantize, KvCache, KvDtype,
     QuantizedActivations, Rope,
@@ -86,8 +93,13 @@ pub struct Session<'m> {
     chunk: usize,
     profile: bool,
     times: OpTimes,
-    /// Quantized activations of the current chunk, [`PART_ROWS`] rows per part.
+    /// Quantized activations of the current chunk, [`PART_ROWS`] rows per part, in `Q8_32`.
     parts: Vec<QuantizedActivations>,
+    /// The same in `Q8_32` and `Q8_256`, for inputs of K-quant weights; empty unless the model has
+    /// some.
+    parts_k: Vec<QuantizedActivations>,
+    /// Whether any weight of the model is a K-quant.
+    needs_k: bool,
     s: Scratch,
 }
 
@@ -124,6 +136,13 @@ impl<'m> Session<'m> {
             profile: o.profile,
             times: OpTimes::new(c.n_layers),
             parts: vec![QuantizedActivations::with_kernels(model.kernels)],
+            parts_k: Vec::new(),
+            needs_k: model.head.needs_k()
+                || model.layers.iter().any(|l| {
+                    [&l.wqkv, &l.wo, &l.wgu, &l.wdown]
+                        .iter()
+                        .any(|w| w.needs_k())
+                }),
             s: Scratch::default(),
         })
     }
@@ -226,10 +245,18 @@ impl<'m> Session<'m> {
             bytes: 0.0,
         };
         let mut prof = Profiler::new(&mut self.times, self.profile, t);
-        while self.parts.len() < t.div_ceil(PART_ROWS) {
+        let n_parts = t.div_ceil(PART_ROWS);
+        while self.parts.len() < n_parts {
             self.parts.push(QuantizedActivations::with_kernels(kern));
         }
-        let parts = &mut self.parts[..t.div_ceil(PART_ROWS)];
+        while self.needs_k && self.parts_k.len() < n_parts {
+            let mut a = QuantizedActivations::with_kernels(kern);
+            a.require(ActFormat::Q8_256);
+            self.parts_k.push(a);
+        }
+        let n_k = if self.needs_k { n_parts } else { 0 };
+        // The two sets of buffers, indexed by whether the weight that reads them is a K-quant.
+        let sets = [&mut self.parts[..n_parts], &mut self.parts_k[..n_k]];
         let s = &mut self.s;
         let split = &mut s.split;
 
@@ -243,6 +270,7 @@ impl<'m> Session<'m> {
 
         for (li, l) in m.layers.iter().enumerate() {
             // Attention block.
+            let parts = &mut *sets[usize::from(l.wqkv.needs_k())];
             prof.op(li, Op::NormQuant, Work::bytes(t * h * 5), || {
                 quantize_parts(pool, parts, x, h, &|x, a| {
                     rmsnorm_quantize(x, &l.attn_norm, eps, a)
@@ -287,6 +315,7 @@ impl<'m> Session<'m> {
             prof.op(li, Op::Attention, attn_work, || {
                 attention_parallel(pool, q, c.n_head, None, cache, li, pos, attn)
             })?;
+            let parts = &mut *sets[usize::from(l.wo.needs_k())];
             prof.op(li, Op::Quantize, Work::bytes(t * qd * 5), || {
                 quantize_parts(pool, parts, attn, qd, &|x, a| {
                     a.quantize(x, x.len() / qd, qd)
@@ -301,6 +330,7 @@ impl<'m> Session<'m> {
             })?;
 
             // Feed-forward block.
+            let parts = &mut *sets[usize::from(l.wgu.needs_k())];
             prof.op(li, Op::NormQuant, Work::bytes(t * h * 5), || {
                 quantize_parts(pool, parts, x, h, &|x, a| {
                     rmsnorm_quantize(x, &l.ffn_norm, eps, a)
@@ -311,6 +341,7 @@ impl<'m> Session<'m> {
                 matmul_parts(pool, &l.wgu, parts, None, gu, split)
             })?;
             let gu: &[f32] = gu;
+            let parts = &mut *sets[usize::from(l.wdown.needs_k())];
             prof.op(li, Op::SiluMul, Work::bytes(t * f * 9), || {
                 quantize_parts(pool, parts, gu, 2 * f, &|g, a| silu_mul_quantize(g, f, a))
             })?;
@@ -330,6 +361,7 @@ impl<'m> Session<'m> {
         };
         let n_rows = rows.len() / h;
         prof.set_rows(n_rows);
+        let parts = &mut *sets[usize::from(m.head.needs_k())];
         prof.op(outside, Op::NormQuant, Work::bytes(n_rows * h * 5), || {
             quantize_parts(pool, parts, rows, h, &|x, a| {
                 rmsnorm_quantize(x, &m.output_norm, eps, a)

@@ -3,7 +3,10 @@
 //! chosen per tensor, so a layer may mix formats), norms and biases in f32.
 
 use super::config::{Arch, Config};
-use crate::quant::{quantize_q4_0, quantize_q8_0, BlockQ4_0, BlockQ8_0, QK};
+use crate::quant::{
+    quantize_q4_0, quantize_q8_0, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8_0, QK, QK_K,
+};
 use crate::{Error, Result, WeightFormat};
 use bytemuck::Zeroable;
 use std::fmt;
@@ -15,6 +18,9 @@ use std::str::FromStr;
 /// [`QuantType::ALL`], `with_format!`, [`QuantTensor`] and `match_quant!`, the `tensor_format!`
 /// list below, `PackedTensor` / `match_packed!` / `PackedTensor::pack` in `packed.rs`, and the
 /// loader's `native` table (`convert.rs`; plus its `DType` and the GGUF type code if new there).
+///
+/// Only some types have a quantizer here ([`QuantType::can_quantize`]: Q4_0, Q8_0), the choices
+/// for float weights; the others are read from files as they are.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QuantType {
     /// [`BlockQ4_0`]: 4-bit values, one f16 scale per 32.
@@ -22,11 +28,50 @@ pub enum QuantType {
     Q4_0,
     /// [`BlockQ8_0`]: 8-bit values, one f16 scale per 32.
     Q8_0,
+    /// [`BlockQ4_1`]: 4-bit values, f16 scale and minimum per 32.
+    Q4_1,
+    /// [`BlockQ5_0`]: 5-bit values, one f16 scale per 32.
+    Q5_0,
+    /// [`BlockQ5_1`]: 5-bit values, f16 scale and minimum per 32.
+    Q5_1,
+    /// [`BlockQ4K`]: 4-bit values in super-blocks of 256 (6-bit scales and minimums per 32).
+    Q4K,
+    /// [`BlockQ5K`]: 5-bit values in super-blocks of 256 (6-bit scales and minimums per 32).
+    Q5K,
+    /// [`BlockQ6K`]: 6-bit values in super-blocks of 256 (int8 scales per 16).
+    Q6K,
 }
 
 impl QuantType {
     /// Every type, in declaration order.
-    pub const ALL: &'static [QuantType] = &[QuantType::Q4_0, QuantType::Q8_0];
+    pub const ALL: &'static [QuantType] = &[
+        QuantType::Q4_0,
+        QuantType::Q8_0,
+        QuantType::Q4_1,
+        QuantType::Q5_0,
+        QuantType::Q5_1,
+        QuantType::Q4K,
+        QuantType::Q5K,
+        QuantType::Q6K,
+    ];
+
+    /// The types [`QuantType::quantize`] can produce (the choices for float weights).
+    pub const QUANTIZABLE: &'static [QuantType] = &[QuantType::Q4_0, QuantType::Q8_0];
+
+    /// Whether [`QuantType::quantize`] supports this type.
+    pub fn can_quantize(self) -> bool {
+        Self::QUANTIZABLE.contains(&self)
+    }
+
+    /// Values per block (32, or 256 for the K-quants).
+    pub fn block_values(self) -> usize {
+        with_format!(self, F => F::BLOCK_VALUES)
+    }
+
+    /// The activation format the kernels read for weights of this type.
+    pub fn act_format(self) -> crate::quant::ActFormat {
+        with_format!(self, F => F::ACT)
+    }
 
     /// Lower-case name as GGUF spells the type (`"q4_0"`).
     pub fn name(self) -> &'static str {
@@ -34,7 +79,8 @@ impl QuantType {
     }
 
     /// Quantizes f32 values (a whole number of blocks) to this type with its reference rule
-    /// (ggml's).
+    /// (ggml's); an [`Error::UnsupportedType`] for a type that has no quantizer here
+    /// ([`QuantType::can_quantize`]).
     pub fn quantize(self, x: &[f32]) -> Result<QuantTensor> {
         with_format!(self, F => {
             let mut out = vec![F::zeroed(); x.len() / F::BLOCK_VALUES];
@@ -70,6 +116,18 @@ pub enum QuantTensor {
     Q4_0(Vec<BlockQ4_0>),
     /// Q8_0 blocks.
     Q8_0(Vec<BlockQ8_0>),
+    /// Q4_1 blocks.
+    Q4_1(Vec<BlockQ4_1>),
+    /// Q5_0 blocks.
+    Q5_0(Vec<BlockQ5_0>),
+    /// Q5_1 blocks.
+    Q5_1(Vec<BlockQ5_1>),
+    /// Q4_K super-blocks.
+    Q4K(Vec<BlockQ4K>),
+    /// Q5_K super-blocks.
+    Q5K(Vec<BlockQ5K>),
+    /// Q6_K super-blocks.
+    Q6K(Vec<BlockQ6K>),
 }
 
 /// `match_quant!(t, b => expr)`: `expr` with `b` bound to the blocks of whatever format the
@@ -79,6 +137,12 @@ macro_rules! match_quant {
         match $t {
             $crate::model::QuantTensor::Q4_0($b) => $e,
             $crate::model::QuantTensor::Q8_0($b) => $e,
+            $crate::model::QuantTensor::Q4_1($b) => $e,
+            $crate::model::QuantTensor::Q5_0($b) => $e,
+            $crate::model::QuantTensor::Q5_1($b) => $e,
+            $crate::model::QuantTensor::Q4K($b) => $e,
+            $crate::model::QuantTensor::Q5K($b) => $e,
+            $crate::model::QuantTensor::Q6K($b) => $e,
         }
     };
 }
@@ -97,6 +161,30 @@ macro_rules! with_format {
                 type $f = $crate::quant::BlockQ8_0;
                 $e
             }
+            $crate::model::QuantType::Q4_1 => {
+                type $f = $crate::quant::BlockQ4_1;
+                $e
+            }
+            $crate::model::QuantType::Q5_0 => {
+                type $f = $crate::quant::BlockQ5_0;
+                $e
+            }
+            $crate::model::QuantType::Q5_1 => {
+                type $f = $crate::quant::BlockQ5_1;
+                $e
+            }
+            $crate::model::QuantType::Q4K => {
+                type $f = $crate::quant::BlockQ4K;
+                $e
+            }
+            $crate::model::QuantType::Q5K => {
+                type $f = $crate::quant::BlockQ5K;
+                $e
+            }
+            $crate::model::QuantType::Q6K => {
+                type $f = $crate::quant::BlockQ6K;
+                $e
+            }
         }
     };
 }
@@ -112,7 +200,8 @@ pub trait TensorFormat: WeightFormat {
     fn into_tensor(blocks: Vec<Self>) -> QuantTensor;
     /// The blocks of `t` if it is of this format.
     fn blocks(t: &QuantTensor) -> Option<&[Self]>;
-    /// Quantizes `x` (`BLOCK_VALUES * out.len()` values) with the format's reference rule.
+    /// Quantizes `x` (`BLOCK_VALUES * out.len()` values) with the format's reference rule; an
+    /// [`Error::UnsupportedType`] for a format without a quantizer here.
     fn quantize(x: &[f32], out: &mut [Self]) -> Result<()>;
 }
 
@@ -143,9 +232,31 @@ macro_rules! tensor_format {
     )*};
 }
 
+/// The quantizer of the formats that are only read from files, never made here.
+fn no_quantizer<F: TensorFormat>(_x: &[f32], _out: &mut [F]) -> Result<()> {
+    Err(Error::UnsupportedType {
+        tensor: "(f32 values to quantize)".into(),
+        ty: format!(
+            "{} has no quantizer here (only {})",
+            F::NAME,
+            QuantType::QUANTIZABLE
+                .iter()
+                .map(|t| t.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
 tensor_format! {
     Q4_0: BlockQ4_0, QK, quantize_q4_0;
     Q8_0: BlockQ8_0, QK, quantize_q8_0;
+    Q4_1: BlockQ4_1, QK, no_quantizer;
+    Q5_0: BlockQ5_0, QK, no_quantizer;
+    Q5_1: BlockQ5_1, QK, no_quantizer;
+    Q4K: BlockQ4K, QK_K, no_quantizer;
+    Q5K: BlockQ5K, QK_K, no_quantizer;
+    Q6K: BlockQ6K, QK_K, no_quantizer;
 }
 
 fn values_per_block<F: TensorFormat>(_: &[F]) -> usize {
