@@ -9,8 +9,8 @@ use super::layout;
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::GemmArgs;
 use crate::quant::{
-    quantize_activation_block_k, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K,
-    BlockQ8_0,
+    quantize_activation_block_k, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0,
+    BlockQ6K, BlockQ8_0,
 };
 use std::ops::Range;
 
@@ -85,6 +85,9 @@ macro_rules! emu_isa {
             }
             unsafe fn two_bits(v: Self::V, shift: i32) -> Self::V {
                 v.map(|b| ((b >> shift) & 3) << 4)
+            }
+            unsafe fn one_bit(v: Self::V, shift: i32) -> Self::V {
+                v.map(|b| ((b >> shift) & 1) << 4)
             }
             unsafe fn mullo_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V {
                 let (acc, a, b): ([i32; $c], [i32; $c], [i32; $c]) =
@@ -328,7 +331,7 @@ fn zmm_tiles_of_the_avx512vnni_q8_kernel() {
     sweep::<Zmm, 8, 1, 2, { layout::Q8 }>();
 }
 
-/// One Q4_K (`KIND = Q4K`) or Q6_K (`Q6K`) call through the emulated kernel vs an f64 sum of the
+/// One Q4_K (`KIND = Q4K`), Q5_K (`Q5K`) or Q6_K (`Q6K`) call through the emulated kernel vs an f64 sum of the
 /// exact super-block terms (`d_a d S - d_a dmin M`, `d_a d S`), within the bound of
 /// `tests/matmul_formats.rs`.
 fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIND: u8>(
@@ -342,21 +345,40 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIN
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let k = kb * 256;
     let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
-    let mut random = || -> (BlockQ4K, BlockQ6K) {
-        let (mut b4, mut b6) = (BlockQ4K::default(), BlockQ6K::default());
+    let mut random = || -> ((BlockQ4K, BlockQ5K), BlockQ6K) {
+        let (mut b4, mut b5, mut b6) = (
+            BlockQ4K::default(),
+            BlockQ5K::default(),
+            BlockQ6K::default(),
+        );
         for byte in bytemuck::bytes_of_mut(&mut b4) {
             *byte = rng.next() as u8;
         }
+        for byte in bytemuck::bytes_of_mut(&mut b5) {
+            *byte = rng.next() as u8;
+        }
+        b5.d = half::f16::from_f32(rng.f32() * 0.01);
+        b5.dmin = half::f16::from_f32(rng.f32() * 0.01);
         for byte in bytemuck::bytes_of_mut(&mut b6) {
             *byte = rng.next() as u8;
         }
         b4.d = half::f16::from_f32(rng.f32() * 0.01);
         b4.dmin = half::f16::from_f32(rng.f32() * 0.01);
         b6.d = half::f16::from_f32(rng.f32() * 0.001);
-        (b4, b6)
+        ((b4, b5), b6)
     };
-    let (blocks4, blocks6): (Vec<BlockQ4K>, Vec<BlockQ6K>) = (0..n * kb).map(|_| random()).unzip();
-    let w = if KIND == layout::Q4K {
+    let (blocks45, blocks6): (Vec<(BlockQ4K, BlockQ5K)>, Vec<BlockQ6K>) =
+        (0..n * kb).map(|_| random()).unzip();
+    let (blocks4, blocks5): (Vec<BlockQ4K>, Vec<BlockQ5K>) = blocks45.into_iter().unzip();
+    let w = if KIND == layout::Q5K {
+        let w = layout::pack_q5k(I::C, &blocks5, n, k);
+        let mut row = vec![BlockQ5K::default(); kb];
+        for (r, want) in blocks5.chunks_exact(kb).enumerate() {
+            layout::unpack_row_q5k(I::C, &w, k, r, &mut row);
+            assert_eq!(row, want);
+        }
+        w
+    } else if KIND == layout::Q4K {
         let w = layout::pack_q4k(I::C, &blocks4, n, k);
         let mut row = vec![BlockQ4K::default(); kb];
         for (r, want) in blocks4.chunks_exact(kb).enumerate() {
@@ -412,9 +434,14 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIN
                         .map(|e| q[len * sb + e] * ab.qs[len * sb + e] as i64)
                         .sum()
                 };
-                let (t1, t2) = if KIND == layout::Q4K {
-                    let wb = &blocks4[j * kb + b];
-                    let p = wb.parts();
+                let (t1, t2) = if KIND == layout::Q4K || KIND == layout::Q5K {
+                    let (p, d, dmin) = if KIND == layout::Q4K {
+                        let wb = &blocks4[j * kb + b];
+                        (wb.parts(), wb.d, wb.dmin)
+                    } else {
+                        let wb = &blocks5[j * kb + b];
+                        (wb.parts(), wb.d, wb.dmin)
+                    };
                     let q = p.q.map(|v| v as i64);
                     let (mut s, mut mn) = (0i64, 0i64);
                     for sb in 0..8 {
@@ -424,8 +451,8 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIN
                         mn += p.m[sb] as i64 * asum;
                     }
                     (
-                        ab.d as f64 * wb.d.to_f64() * s as f64,
-                        ab.d as f64 * wb.dmin.to_f64() * mn as f64,
+                        ab.d as f64 * d.to_f64() * s as f64,
+                        ab.d as f64 * dmin.to_f64() * mn as f64,
                     )
                 } else {
                     let wb = &blocks6[j * kb + b];
@@ -447,7 +474,7 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIN
     }
 }
 
-/// The Q4_K and Q6_K kernels of the VNNI tiers, with their tiles.
+/// The K-quant kernels of the VNNI tiers, with their tiles.
 #[test]
 fn zmm_and_ymm_tiles_of_the_k_quant_kernels() {
     let mut seed = 1;
@@ -461,6 +488,8 @@ fn zmm_and_ymm_tiles_of_the_k_quant_kernels() {
                 check_k::<Ymm, 4, 1, 1, { layout::Q4K }>(m, n, kb, 0..m, 0..n, seed);
                 check_k::<Zmm, 8, 1, 2, { layout::Q6K }>(m, n, kb, 0..m, 0..n, seed);
                 check_k::<Ymm, 4, 1, 1, { layout::Q6K }>(m, n, kb, 0..m, 0..n, seed);
+                check_k::<Zmm, 8, 1, 2, { layout::Q5K }>(m, n, kb, 0..m, 0..n, seed);
+                check_k::<Ymm, 4, 1, 1, { layout::Q5K }>(m, n, kb, 0..m, 0..n, seed);
                 if sub {
                     check_k::<Zmm, 8, 1, 2, { layout::Q4K }>(m, n, kb, r0..r1, c0..c1, seed);
                     check_k::<Ymm, 4, 1, 1, { layout::Q6K }>(m, n, kb, r0..r1, c0..c1, seed);

@@ -23,8 +23,8 @@
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
 use super::layout::{
-    k6_qh, k6_ql, k6_sc, k_dmin, k_mins, k_qs, k_sc, rec_at, w_rec, w_size, w_vecs, ACT_CORR,
-    ACT_D, ACT_REC, AK_BSUMS, AK_D, AK_QS, AK_REC, PANEL, Q4K, Q5, Q6K, Q8,
+    k6_qh, k6_ql, k6_sc, k_dmin, k_mins, k_qh, k_qs, k_sc, rec_at, w_rec, w_size, w_vecs, ACT_CORR,
+    ACT_D, ACT_REC, AK_BSUMS, AK_D, AK_QS, AK_REC, PANEL, Q4K, Q5, Q5K, Q6K, Q8,
 };
 use crate::contract::gemm::GemmArgs;
 use crate::quant::{QK, QK_K};
@@ -76,6 +76,8 @@ pub(super) unsafe trait Isa {
     unsafe fn load_i8_i32(p: *const u8) -> Self::V;
     /// Per byte: `((v >> shift) & 3) << 4` (`shift` <= 6).
     unsafe fn two_bits(v: Self::V, shift: i32) -> Self::V;
+    /// Per byte: `((v >> shift) & 1) << 4` (`shift` <= 7).
+    unsafe fn one_bit(v: Self::V, shift: i32) -> Self::V;
     /// Per i32 lane: `acc + a * b` (low 32 bits of the product; exact for the K-quants' ranges).
     unsafe fn mullo_add(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
     /// Per i32 lane: `acc + a.lo16 * b.lo16 + a.hi16 * b.hi16` (i16 pairs, exact).
@@ -163,9 +165,9 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
     i0: usize,
     g0: usize,
 ) {
-    if KIND == Q4K {
-        // SAFETY: forwarded (the same contract, with Q4_K records and Q8_256 activations).
-        return unsafe { tile_k::<I, MR, NG>(a, a_stride, w, kb, o, i0, g0) };
+    if KIND == Q4K || KIND == Q5K {
+        // SAFETY: forwarded (the same contract, with Q4_K / Q5_K records and Q8_256 activations).
+        return unsafe { tile_k::<I, MR, NG, KIND>(a, a_stride, w, kb, o, i0, g0) };
     }
     if KIND == Q6K {
         // SAFETY: forwarded (the same contract, with Q6_K records and Q8_256 activations).
@@ -278,7 +280,8 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
     }
 }
 
-/// [`tile`] for Q4_K weights (`layout::pack_q4k`, `kb` super-blocks) and `Q8_256` activations
+/// [`tile`] for Q4_K weights (`layout::pack_q4k`, `kb` super-blocks; Q5_K: `layout::pack_q5k`,
+/// the fifth bits ORed into the nibbles) and `Q8_256` activations
 /// (plain `ActBlockK` records of `AK_REC` bytes). Per super-block, row and column group: for each
 /// sub-block of 32 the exact integer dot (`dot`, 8 vectors of 4 values), times the column's
 /// 6-bit scale, summed in i32 (`mullo_add`); the mins term `sum_j m_j asum_j` from the row's
@@ -289,7 +292,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
 /// As [`tile`].
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 #[inline(always)]
-unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
+unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
     a: *const u8,
     a_stride: usize,
     w: *const u8,
@@ -299,7 +302,9 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
     g0: usize,
 ) {
     let c = I::C;
-    let rec = w_rec::<Q4K>(c);
+    let rec = w_rec::<KIND>(c);
+    // Without vpdpbusd the i16 sums of 5-bit values are flushed to i32 after 4 of the 8 dots.
+    let split = KIND == Q5K && !I::U8_FULL_RANGE;
     // SAFETY: (whole body) as in `tile`: every pointer addresses a record of a row < MR or a group
     // < NG, super-block < kb, inside the buffers of the contract.
     unsafe {
@@ -331,12 +336,25 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
                 ($q:expr, $half:literal) => {{
                     let j = 2 * $q + $half;
                     let mut acc = [[I::acc_init(0); NG]; MR];
+                    let mut part = [[I::vzero(); NG]; MR];
                     for t in 0..8 {
+                        if split && t == 4 {
+                            for r in 0..MR {
+                                for g in 0..NG {
+                                    part[r][g] = I::acc_i32(acc[r][g]);
+                                    acc[r][g] = I::acc_init(0);
+                                }
+                            }
+                        }
                         let mut wv = [I::vzero(); NG];
                         for g in 0..NG {
                             let raw = I::load(wb[g].add(k_qs(c) + (8 * $q + t) * 4 * c));
                             let (lo, hi) = I::nibbles(raw);
                             wv[g] = if $half == 0 { lo } else { hi };
+                            if KIND == Q5K {
+                                let qh = I::load(wb[g].add(k_qh(c) + t * 4 * c));
+                                wv[g] = I::or(wv[g], I::one_bit(qh, j as i32));
+                            }
                         }
                         for r in 0..MR {
                             let av = I::bcast4(ab.add(r * a_stride + AK_QS + 32 * j + 4 * t));
@@ -348,7 +366,12 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize>(
                     for g in 0..NG {
                         let sc = I::load_u8_i32(wb[g].add(k_sc(c) + j * c));
                         for r in 0..MR {
-                            tot[r][g] = I::mullo_add(tot[r][g], I::acc_i32(acc[r][g]), sc);
+                            let isum = if split {
+                                I::acc_sum(acc[r][g], 0, part[r][g])
+                            } else {
+                                I::acc_i32(acc[r][g])
+                            };
+                            tot[r][g] = I::mullo_add(tot[r][g], isum, sc);
                         }
                     }
                 }};
@@ -512,7 +535,7 @@ pub(super) unsafe fn gemm<
     // 6-bit formats flush their i16 sums to i32 often enough on the other tiers (`split`).
     const { assert!(KIND != Q8 || I::U8_FULL_RANGE) };
     let c = I::C;
-    let (kb, a_stride) = if KIND == Q4K || KIND == Q6K {
+    let (kb, a_stride) = if KIND == Q4K || KIND == Q5K || KIND == Q6K {
         (args.k / QK_K, args.k / QK_K * AK_REC)
     } else {
         (args.k / QK, args.k / QK * ACT_REC)

@@ -93,6 +93,14 @@ macro_rules! ymm_common {
             }
         }
         #[inline(always)]
+        unsafe fn one_bit(v: __m256i, shift: i32) -> __m256i {
+            // SAFETY: the tier is supported (trait contract); see `two_bits`.
+            unsafe {
+                let t = _mm256_srl_epi16(v, _mm_cvtsi32_si128(shift));
+                _mm256_slli_epi16::<4>(_mm256_and_si256(t, _mm256_set1_epi8(1)))
+            }
+        }
+        #[inline(always)]
         unsafe fn mullo_add(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
             // SAFETY: the tier is supported (trait contract).
             unsafe { _mm256_add_epi32(acc, _mm256_mullo_epi32(a, b)) }
@@ -319,6 +327,14 @@ unsafe impl Isa for Avx512Vnni {
         unsafe {
             let t = _mm512_srl_epi16(v, _mm_cvtsi32_si128(shift));
             _mm512_slli_epi16::<4>(_mm512_and_si512(t, _mm512_set1_epi8(3)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn one_bit(v: __m512i, shift: i32) -> __m512i {
+        // SAFETY: the tier (AVX-512 BW) is supported (trait contract).
+        unsafe {
+            let t = _mm512_srl_epi16(v, _mm_cvtsi32_si128(shift));
+            _mm512_slli_epi16::<4>(_mm512_and_si512(t, _mm512_set1_epi8(1)))
         }
     }
     #[inline(always)]

@@ -21,8 +21,8 @@
 
 use crate::aligned::AlignedBuf;
 use crate::quant::{
-    quantize_activation_block, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K,
-    BlockQ8_0, QK, QK_K,
+    quantize_activation_block, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0,
+    BlockQ6K, BlockQ8_0, QK, QK_K,
 };
 use half::f16;
 
@@ -67,6 +67,7 @@ pub(super) const Q8: u8 = 1;
 pub(super) const Q5: u8 = 2;
 pub(super) const Q4K: u8 = 3;
 pub(super) const Q6K: u8 = 4;
+pub(super) const Q5K: u8 = 5;
 
 /// Bytes of one weight record (one block of one column group of width `c`) of a weight kind.
 /// All start with the `c` f16 scales; the weight vectors follow at [`w_vecs`].
@@ -76,6 +77,7 @@ pub(super) const fn w_rec<const KIND: u8>(c: usize) -> usize {
         Q5 => 22 * c,
         Q4K => 156 * c,
         Q6K => 210 * c,
+        Q5K => 188 * c,
         _ => 18 * c,
     }
 }
@@ -356,6 +358,84 @@ pub(super) fn unpack_row_q4k(
         for v in 0..32 {
             let off = k_qs(C) + v * 4 * C + 4 * j;
             o.qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+        }
+    }
+}
+
+/// Offset of the fifth-bit vectors in a Q5_K record (`188 * c` bytes: the Q4_K record, then 8
+/// vectors of `4 c` bytes, vector `t` holding in lane `j` bytes `4 t .. 4 t + 4` of column `j`'s
+/// `qh`; bit `s` of `qh[l]` is the fifth bit of value `l` of sub-block `s`).
+pub(super) const fn k_qh(c: usize) -> usize {
+    156 * c
+}
+
+/// Packs Q5_K super-blocks for group width `C`: the Q4_K record of [`pack_q4k`] plus the fifth
+/// bits at [`k_qh`].
+#[allow(non_snake_case)]
+pub(super) fn pack_q5k(C: usize, blocks: &[BlockQ5K], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK_K;
+    let rec_len = w_rec::<Q5K>(C);
+    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
+    let bytes = buf.bytes_mut();
+    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
+        let (g, j) = (col / C, col % C);
+        for (b, blk) in row.iter().enumerate() {
+            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
+            let p = blk.parts();
+            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+            rec[k_dmin(C) + 2 * j..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
+            for s in 0..8 {
+                rec[k_sc(C) + s * C + j] = p.sc[s];
+            }
+            for h in 0..4 {
+                let off = k_mins(C) + h * 4 * C + 4 * j;
+                rec[off..off + 2].copy_from_slice(&(p.m[2 * h] as i16).to_ne_bytes());
+                rec[off + 2..off + 4].copy_from_slice(&(p.m[2 * h + 1] as i16).to_ne_bytes());
+            }
+            for v in 0..32 {
+                let off = k_qs(C) + v * 4 * C + 4 * j;
+                rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
+            }
+            for t in 0..8 {
+                let off = k_qh(C) + t * 4 * C + 4 * j;
+                rec[off..off + 4].copy_from_slice(&blk.qh[4 * t..4 * t + 4]);
+            }
+        }
+    }
+    buf
+}
+
+/// Row `row` of Q5_K weights packed by [`pack_q5k`], exactly as given, into `out`.
+#[allow(non_snake_case)]
+pub(super) fn unpack_row_q5k(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ5K],
+) {
+    let kb = k / QK_K;
+    let rec_len = w_rec::<Q5K>(C);
+    let (g, j) = (row / C, row % C);
+    for (b, o) in out[..kb].iter_mut().enumerate() {
+        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
+        let f16_at = |p: usize| f16::from_bits(u16::from_ne_bytes([rec[p], rec[p + 1]]));
+        o.d = f16_at(2 * j);
+        o.dmin = f16_at(k_dmin(C) + 2 * j);
+        let mut sc = [0u8; 8];
+        let mut m = [0u8; 8];
+        for s in 0..8 {
+            sc[s] = rec[k_sc(C) + s * C + j];
+            m[s] = rec[k_mins(C) + (s / 2) * 4 * C + 4 * j + 2 * (s % 2)];
+        }
+        o.scales = pack_scale_min(&sc, &m);
+        for v in 0..32 {
+            let off = k_qs(C) + v * 4 * C + 4 * j;
+            o.qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+        }
+        for t in 0..8 {
+            let off = k_qh(C) + t * 4 * C + 4 * j;
+            o.qh[4 * t..4 * t + 4].copy_from_slice(&rec[off..off + 4]);
         }
     }
 }

@@ -37,7 +37,7 @@ pub(crate) mod ops;
 
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
-use crate::quant::{ActBlock, BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8_0};
+use crate::quant::{ActBlock, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8_0};
 use crate::Tier;
 
 /// The table of an x86_64 tier (`Scalar` included): the only `match` on a tier in the crate.
@@ -55,6 +55,7 @@ static AVX2: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &Q4_AVX2,
     q4_k: &Q4K_AVX2,
+    q5_k: &Q5K_AVX2,
     q5_0: &Q5_AVX2,
     q6_k: &Q6K_AVX2,
     q8_0: &matmul_q8::Q8_AVX2,
@@ -69,6 +70,7 @@ static AVXVNNI: Kernels = Kernels {
     q4_0: &Q4_AVXVNNI,
     q5_0: &Q5_AVXVNNI,
     q4_k: &Q4K_AVXVNNI,
+    q5_k: &Q5K_AVXVNNI,
     q6_k: &Q6K_AVXVNNI,
     q8_0: &Q8_AVXVNNI,
     ops: &ops::AVX2,
@@ -83,6 +85,7 @@ static AVX512VNNI: Kernels = Kernels {
     q8_0: &Q8_AVX512VNNI,
     q5_0: &Q5_AVX512VNNI,
     q4_k: &Q4K_AVX512VNNI,
+    q5_k: &Q5K_AVX512VNNI,
     q6_k: &Q6K_AVX512VNNI,
     ops: &ops::AVX512,
     attn: attention::AVX512_SELECT,
@@ -347,4 +350,54 @@ unsafe fn gemm_q5_avx2(args: &GemmArgs<'_>) {
 unsafe fn gemm_q6k_avx2(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
     unsafe { gemm::gemm::<isa::Avx2, 4, 1, 1, { layout::Q6K }>(args) }
+}
+
+/// Q5_K weights (`layout::pack_q5k`) against `Q8_256` activations: the Q4_K tiles with the fifth
+/// bits ORed in (flushed to i32 mid-sub-block on Avx2).
+static Q5K_AVX2: WeightKernel<BlockQ5K> = WeightKernel {
+    name: "avx2-q5_k-4x8",
+    pack: |b, n, k| layout::pack_q5k(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q5k(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q5k_avx2,
+};
+
+static Q5K_AVXVNNI: WeightKernel<BlockQ5K> = WeightKernel {
+    name: "avxvnni-q5_k-4x8",
+    pack: |b, n, k| layout::pack_q5k(8, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q5k(8, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q5k_avxvnni,
+};
+
+static Q5K_AVX512VNNI: WeightKernel<BlockQ5K> = WeightKernel {
+    name: "avx512vnni-q5_k-8x16",
+    pack: |b, n, k| layout::pack_q5k(16, b, n, k),
+    unpack_row: |buf, _n, k, row, out| layout::unpack_row_q5k(16, buf, k, row, out),
+    acts: ActInput::Native,
+    gemm: gemm_q5k_avx512vnni,
+};
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx2 tier.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm_q5k_avx2(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx2, 4, 1, 1, { layout::Q5K }>(args) }
+}
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the AvxVnni tier.
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+unsafe fn gemm_q5k_avxvnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::AvxVnni, 4, 1, 1, { layout::Q5K }>(args) }
+}
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; the CPU supports the Avx512Vnni tier.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_q5k_avx512vnni(args: &GemmArgs<'_>) {
+    // SAFETY: the tier is supported and args is valid (this function's contract).
+    unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q5K }>(args) }
 }
