@@ -95,3 +95,35 @@ format_tests! {
     q5_k: BlockQ5K;
     q6_k: BlockQ6K;
 }
+
+/// Activations quantized only in `Q8_256` serve K-quant weights and are refused by 32-value ones;
+/// an empty format list is an error.
+fn activation_formats(tier: Tier) {
+    use qkern::quant::{ActFormat, BlockQ4_0};
+    use qkern::{Packed, QuantizedActivations};
+    let mut rng = common::Rng(31);
+    let (m, n, k) = (3, 5, 512);
+    let x = rng.vec(m * k, 1.0);
+    let mut a = QuantizedActivations::with_tier(tier).unwrap();
+    assert!(a.set_formats(&[]).is_err());
+    a.set_formats(&[ActFormat::Q8_256]).unwrap();
+    a.quantize(&x, m, k).unwrap();
+    assert!(a.has(ActFormat::Q8_256) && !a.has(ActFormat::Q8_32));
+    assert!(a.blocks().is_empty());
+    let wk = Packed::<BlockQ4K>::with_tier(&BlockQ4K::random_blocks(&mut rng, n * 2), n, k, tier)
+        .unwrap();
+    let mut out = vec![0f32; m * n];
+    qkern::matmul(&wk, &a, None, &mut out).unwrap();
+    let w0 =
+        Packed::<BlockQ4_0>::with_tier(&BlockQ4_0::random_blocks(&mut rng, n * 16), n, k, tier)
+            .unwrap();
+    assert!(qkern::matmul(&w0, &a, None, &mut out).is_err());
+    // The same K-quant product with both formats quantized: identical bits.
+    let mut b = QuantizedActivations::with_tier(tier).unwrap();
+    b.require(ActFormat::Q8_256);
+    b.quantize(&x, m, k).unwrap();
+    let mut out2 = vec![0f32; m * n];
+    qkern::matmul(&wk, &b, None, &mut out2).unwrap();
+    assert_eq!(out, out2);
+}
+per_tier_test!(activation_formats_are_chosen, crate::activation_formats);

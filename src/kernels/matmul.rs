@@ -210,6 +210,20 @@ impl QuantizedActivations {
         self.wanted[format as usize] = true;
     }
 
+    /// Quantize into exactly `formats` from the next [`quantize`](Self::quantize) on (for
+    /// activations that only K-quant weights read: `&[ActFormat::Q8_256]`, which skips the
+    /// `Q8_32` layout). An empty list is an error.
+    pub fn set_formats(&mut self, formats: &[ActFormat]) -> Result<()> {
+        if formats.is_empty() {
+            return Err(Error::ShapeMismatch(
+                "activations need at least one format".into(),
+            ));
+        }
+        self.wanted = ActFormat::ALL.map(|f| formats.contains(&f));
+        self.m = 0; // the current rows may lack a format now wanted
+        Ok(())
+    }
+
     /// Whether the current rows are quantized in `format`.
     pub fn has(&self, format: ActFormat) -> bool {
         self.m > 0 && self.wanted[format as usize]

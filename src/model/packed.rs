@@ -156,6 +156,11 @@ impl Linear {
         self.needs_k
     }
 
+    /// Whether its input must (also) be quantized in `Q8_32` (a part is a 32-value format).
+    pub(super) fn needs_32(&self) -> bool {
+        self.mats.iter().any(|m| m.act_format() == ActFormat::Q8_32)
+    }
+
     /// Output columns.
     pub(super) fn n(&self) -> usize {
         self.cols.iter().sum()

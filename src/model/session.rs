@@ -100,6 +100,9 @@ pub struct Session<'m> {
     parts_k: Vec<QuantizedActivations>,
     /// Whether any weight of the model is a K-quant.
     needs_k: bool,
+    /// Whether a linear layer mixes K-quant and 32-value parts: then the `parts_k` rows are
+    /// quantized in `Q8_32` too, else only in `Q8_256`.
+    mixed_k: bool,
     s: Scratch,
 }
 
@@ -143,6 +146,11 @@ impl<'m> Session<'m> {
                         .iter()
                         .any(|w| w.needs_k())
                 }),
+            mixed_k: model.layers.iter().any(|l| {
+                [&l.wqkv, &l.wo, &l.wgu, &l.wdown]
+                    .iter()
+                    .any(|w| w.needs_k() && w.needs_32())
+            }),
             s: Scratch::default(),
         })
     }
@@ -251,7 +259,11 @@ impl<'m> Session<'m> {
         }
         while self.needs_k && self.parts_k.len() < n_parts {
             let mut a = QuantizedActivations::with_kernels(kern);
-            a.require(ActFormat::Q8_256);
+            a.set_formats(if self.mixed_k {
+                &[ActFormat::Q8_32, ActFormat::Q8_256]
+            } else {
+                &[ActFormat::Q8_256]
+            })?;
             self.parts_k.push(a);
         }
         let n_k = if self.needs_k { n_parts } else { 0 };
