@@ -9,8 +9,8 @@ use super::layout;
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::GemmArgs;
 use crate::quant::{
-    quantize_activation_block_k, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0,
-    BlockQ6K, BlockQ8_0,
+    quantize_activation_block_k, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K,
+    BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
 };
 use std::ops::Range;
 
@@ -177,69 +177,116 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIND:
     let x: Vec<f32> = (0..m * k).map(|_| rng.f32() * 4.0).collect();
     let bias: Option<Vec<f32>> = bias.then(|| (0..n).map(|_| rng.f32()).collect());
     // Weights as (f16 scale, 32 signed values) per block, packed in the format under test.
-    let (w, wblocks): (AlignedBuf, Vec<(half::f16, [i32; 32])>) = if KIND == layout::Q5 {
-        let blocks: Vec<BlockQ5_0> = (0..n * kb)
-            .map(|_| BlockQ5_0 {
-                d: half::f16::from_f32(rng.f32() * 0.05),
-                qh: (rng.next() as u32).to_le_bytes(),
-                qs: std::array::from_fn(|_| rng.next() as u8),
-            })
-            .collect();
-        let w = layout::pack_q5(I::C, &blocks, n, k);
-        let mut row = vec![BlockQ5_0::default(); kb];
-        for (r, want) in blocks.chunks_exact(kb).enumerate() {
-            layout::unpack_row_q5(I::C, &w, k, r, &mut row);
-            assert_eq!(row, want);
-        }
-        let plain = blocks
-            .iter()
-            .map(|b| (b.d, b.values().map(|q| q as i32)))
-            .collect();
-        (w, plain)
-    } else if KIND == layout::Q8 {
-        let blocks: Vec<BlockQ8_0> = (0..n * kb)
-            .map(|_| BlockQ8_0 {
-                d: half::f16::from_f32(rng.f32() * 0.01),
-                qs: std::array::from_fn(|_| rng.next() as i8),
-            })
-            .collect();
-        let w = layout::pack_q8(I::C, &blocks, n, k);
-        let mut row = vec![
-            BlockQ8_0 {
-                d: half::f16::ZERO,
-                qs: [0; 32]
+    // Q4_1 / Q5_1: the mins, added per block as `m * d_a * sum(a)` below.
+    let mut mins: Vec<f64> = vec![0.0; n * kb];
+    let (w, wblocks): (AlignedBuf, Vec<(half::f16, [i32; 32])>) =
+        if KIND == layout::Q41 || KIND == layout::Q51 {
+            let blocks: Vec<BlockQ5_1> = (0..n * kb)
+                .map(|_| BlockQ5_1 {
+                    d: half::f16::from_f32(rng.f32() * 0.05),
+                    m: half::f16::from_f32(rng.f32()),
+                    qh: if KIND == layout::Q51 {
+                        (rng.next() as u32).to_le_bytes()
+                    } else {
+                        [0; 4]
+                    },
+                    qs: std::array::from_fn(|_| rng.next() as u8),
+                })
+                .collect();
+            mins = blocks.iter().map(|b| b.m.to_f64()).collect();
+            let w = if KIND == layout::Q51 {
+                let w = layout::pack_q5_1(I::C, &blocks, n, k);
+                let mut row = vec![BlockQ5_1::default(); kb];
+                for (r, want) in blocks.chunks_exact(kb).enumerate() {
+                    layout::unpack_row_q5_1(I::C, &w, k, r, &mut row);
+                    assert_eq!(row, want);
+                }
+                w
+            } else {
+                let b41: Vec<BlockQ4_1> = blocks
+                    .iter()
+                    .map(|b| BlockQ4_1 {
+                        d: b.d,
+                        m: b.m,
+                        qs: b.qs,
+                    })
+                    .collect();
+                let w = layout::pack_q4_1(I::C, &b41, n, k);
+                let mut row = vec![BlockQ4_1::default(); kb];
+                for (r, want) in b41.chunks_exact(kb).enumerate() {
+                    layout::unpack_row_q4_1(I::C, &w, k, r, &mut row);
+                    assert_eq!(row, want);
+                }
+                w
             };
-            kb
-        ];
-        for (r, want) in blocks.chunks_exact(kb).enumerate() {
-            layout::unpack_row_q8(I::C, &w, k, r, &mut row);
-            assert_eq!(row, want);
-        }
-        let plain = blocks
-            .iter()
-            .map(|b| (b.d, b.qs.map(|q| q as i32)))
-            .collect();
-        (w, plain)
-    } else {
-        let blocks: Vec<BlockQ4_0> = (0..n * kb)
-            .map(|_| BlockQ4_0 {
-                d: half::f16::from_f32(rng.f32() * 0.1),
-                qs: std::array::from_fn(|_| rng.next() as u8),
-            })
-            .collect();
-        let w = layout::pack_groups(I::C, &blocks, n, k);
-        let kb = k / 32;
-        let mut row = vec![BlockQ4_0::default(); kb];
-        for col in 0..n {
-            layout::unpack_row_groups(I::C, &w, k, col, &mut row);
-            assert_eq!(row, blocks[col * kb..(col + 1) * kb]);
-        }
-        let plain = blocks
-            .iter()
-            .map(|b| (b.d, b.values().map(|q| q as i32)))
-            .collect();
-        (w, plain)
-    };
+            let plain = blocks
+                .iter()
+                .map(|b| (b.d, b.values().map(|q| q as i32)))
+                .collect();
+            (w, plain)
+        } else if KIND == layout::Q5 {
+            let blocks: Vec<BlockQ5_0> = (0..n * kb)
+                .map(|_| BlockQ5_0 {
+                    d: half::f16::from_f32(rng.f32() * 0.05),
+                    qh: (rng.next() as u32).to_le_bytes(),
+                    qs: std::array::from_fn(|_| rng.next() as u8),
+                })
+                .collect();
+            let w = layout::pack_q5(I::C, &blocks, n, k);
+            let mut row = vec![BlockQ5_0::default(); kb];
+            for (r, want) in blocks.chunks_exact(kb).enumerate() {
+                layout::unpack_row_q5(I::C, &w, k, r, &mut row);
+                assert_eq!(row, want);
+            }
+            let plain = blocks
+                .iter()
+                .map(|b| (b.d, b.values().map(|q| q as i32)))
+                .collect();
+            (w, plain)
+        } else if KIND == layout::Q8 {
+            let blocks: Vec<BlockQ8_0> = (0..n * kb)
+                .map(|_| BlockQ8_0 {
+                    d: half::f16::from_f32(rng.f32() * 0.01),
+                    qs: std::array::from_fn(|_| rng.next() as i8),
+                })
+                .collect();
+            let w = layout::pack_q8(I::C, &blocks, n, k);
+            let mut row = vec![
+                BlockQ8_0 {
+                    d: half::f16::ZERO,
+                    qs: [0; 32]
+                };
+                kb
+            ];
+            for (r, want) in blocks.chunks_exact(kb).enumerate() {
+                layout::unpack_row_q8(I::C, &w, k, r, &mut row);
+                assert_eq!(row, want);
+            }
+            let plain = blocks
+                .iter()
+                .map(|b| (b.d, b.qs.map(|q| q as i32)))
+                .collect();
+            (w, plain)
+        } else {
+            let blocks: Vec<BlockQ4_0> = (0..n * kb)
+                .map(|_| BlockQ4_0 {
+                    d: half::f16::from_f32(rng.f32() * 0.1),
+                    qs: std::array::from_fn(|_| rng.next() as u8),
+                })
+                .collect();
+            let w = layout::pack_groups(I::C, &blocks, n, k);
+            let kb = k / 32;
+            let mut row = vec![BlockQ4_0::default(); kb];
+            for col in 0..n {
+                layout::unpack_row_groups(I::C, &w, k, col, &mut row);
+                assert_eq!(row, blocks[col * kb..(col + 1) * kb]);
+            }
+            let plain = blocks
+                .iter()
+                .map(|b| (b.d, b.values().map(|q| q as i32)))
+                .collect();
+            (w, plain)
+        };
     let mut a = AlignedBuf::zeroed(layout::act_size(m, k));
     for (i, row) in x.chunks_exact(k).enumerate() {
         layout::quantize_row(row, i, m, k, a.bytes_mut());
@@ -279,8 +326,10 @@ fn check<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIND:
                 let ((dw, wq), xb) = (&wblocks[j * kb + b], &ab[i * kb + b]);
                 let isum: i32 = wq.iter().zip(&xb.qs).map(|(&w, &a)| w * a as i32).sum();
                 let t = dw.to_f64() * xb.d as f64 * isum as f64;
-                want += t;
-                scale += t.abs();
+                let asum: i32 = xb.qs.iter().map(|&a| a as i32).sum();
+                let tm = mins[j * kb + b] * xb.d as f64 * asum as f64;
+                want += t + tm;
+                scale += t.abs() + tm.abs();
             }
             if let Some(bv) = &bias {
                 want += bv[j] as f64;
@@ -476,6 +525,7 @@ fn check_k<I: Isa, const MR: usize, const NG: usize, const NGV: usize, const KIN
 
 /// The K-quant kernels of the VNNI tiers, with their tiles.
 #[test]
+#[cfg_attr(miri, ignore)] // minutes under Miri; the Q4_0 / Q8_0 sweeps cover the driver's paths
 fn zmm_and_ymm_tiles_of_the_k_quant_kernels() {
     let mut seed = 1;
     for m in [1, 2, 3, 4, 5, 8, 9, 17] {
@@ -499,11 +549,14 @@ fn zmm_and_ymm_tiles_of_the_k_quant_kernels() {
     }
 }
 
-/// The Q5_0 kernels of the VNNI tiers.
+/// The Q5_0, Q4_1 and Q5_1 kernels of the VNNI tiers.
 #[test]
-fn zmm_and_ymm_tiles_of_the_q5_0_kernels() {
+#[cfg_attr(miri, ignore)] // minutes under Miri; the Q4_0 / Q8_0 sweeps cover the driver's paths
+fn zmm_and_ymm_tiles_of_the_q5_0_q4_1_q5_1_kernels() {
     sweep::<Zmm, 8, 1, 2, { layout::Q5 }>();
     sweep::<Ymm, 6, 1, 2, { layout::Q5 }>();
+    sweep::<Zmm, 8, 1, 2, { layout::Q41 }>();
+    sweep::<Ymm, 6, 1, 2, { layout::Q51 }>();
 }
 
 /// Wider tiles than the tiers use today, so that a retune of `MR`/`NG` stays covered.

@@ -23,8 +23,9 @@
 //! instantiates it, so the intrinsics inside the [`Isa`] methods compile with that tier's features.
 
 use super::layout::{
-    k6_qh, k6_ql, k6_sc, k_dmin, k_mins, k_qh, k_qs, k_sc, rec_at, w_rec, w_size, w_vecs, ACT_CORR,
-    ACT_D, ACT_REC, AK_BSUMS, AK_D, AK_QS, AK_REC, PANEL, Q4K, Q5, Q5K, Q6K, Q8,
+    k6_qh, k6_ql, k6_sc, k_dmin, k_mins, k_qh, k_qs, k_sc, rec_at, w_rec, w_size, w_vecs_of,
+    ACT_CORR, ACT_D, ACT_REC, AK_BSUMS, AK_D, AK_QS, AK_REC, PANEL, Q41, Q4K, Q5, Q51, Q5K, Q6K,
+    Q8,
 };
 use crate::contract::gemm::GemmArgs;
 use crate::quant::{QK, QK_K};
@@ -188,6 +189,8 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
             let ab = a.add(b * ACT_REC);
             let wb = wg.map(|p| p.add(b * PANEL * rec));
             let mut corr = [0i32; MR];
+            // Q4_1 / Q5_1: the row's `sum(a)` for the min term (their quants have no offset).
+            let mut asum = [0i32; MR];
             let mut acc = [[I::acc_init(0); NG]; MR];
             for r in 0..MR {
                 corr[r] = ab
@@ -197,6 +200,10 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
                 match KIND {
                     Q8 => corr[r] *= 16, // -128 * sum(a) for weights offset by +128
                     Q5 => corr[r] *= 2,  // -16 * sum(a) for the 5-bit values q - 16
+                    Q41 | Q51 => {
+                        asum[r] = corr[r] / -8;
+                        corr[r] = 0;
+                    }
                     _ => {}
                 }
                 acc[r] = [I::acc_init(corr[r]); NG];
@@ -207,7 +214,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
                 for v in 0..8 {
                     let mut wv = [I::vzero(); NG];
                     for g in 0..NG {
-                        wv[g] = I::load(wb[g].add(w_vecs(I::C) + 4 * I::C * v));
+                        wv[g] = I::load(wb[g].add(w_vecs_of::<KIND>(I::C) + 4 * I::C * v));
                     }
                     for r in 0..MR {
                         let av = I::bcast4(ab.add(r * a_stride + 4 * v));
@@ -217,15 +224,16 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
                     }
                 }
             } else {
+                let five = KIND == Q5 || KIND == Q51;
                 let mut qh = [I::vzero(); NG];
-                if KIND == Q5 {
+                if five {
                     for g in 0..NG {
-                        qh[g] = I::load(wb[g].add(w_vecs(I::C) + 16 * I::C));
+                        qh[g] = I::load(wb[g].add(w_vecs_of::<KIND>(I::C) + 16 * I::C));
                     }
                 }
                 // Without vpdpbusd the i16 pair sums of 5-bit weights are flushed to i32 after
                 // half the block (4 dots of at most 2 * 31 * 127 per i16 lane).
-                let split = KIND == Q5 && !I::U8_FULL_RANGE;
+                let split = five && !I::U8_FULL_RANGE;
                 for v in 0..4 {
                     if split && v == 2 {
                         for r in 0..MR {
@@ -238,9 +246,9 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
                     let mut lo = [I::vzero(); NG];
                     let mut hi = lo;
                     for g in 0..NG {
-                        let raw = I::load(wb[g].add(w_vecs(I::C) + 4 * I::C * v));
+                        let raw = I::load(wb[g].add(w_vecs_of::<KIND>(I::C) + 4 * I::C * v));
                         (lo[g], hi[g]) = I::nibbles(raw);
-                        if KIND == Q5 {
+                        if five {
                             lo[g] = I::or(lo[g], I::fifth_bits(qh[g], 4 * v as i32));
                             hi[g] = I::or(hi[g], I::fifth_bits(qh[g], 16 + 4 * v as i32));
                         }
@@ -257,18 +265,26 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
                 }
             }
             let mut dw = [I::fzero(); NG];
+            let mut mw = [I::fzero(); NG];
             for g in 0..NG {
                 dw[g] = I::fload_f16(wb[g]);
+                if KIND == Q41 || KIND == Q51 {
+                    mw[g] = I::fload_f16(wb[g].add(2 * I::C));
+                }
             }
             for r in 0..MR {
                 let da = I::fset1(ab.add(r * a_stride + ACT_D).cast::<f32>().read_unaligned());
                 for g in 0..NG {
-                    let isum = if KIND == Q5 && !I::U8_FULL_RANGE {
+                    let isum = if (KIND == Q5 || KIND == Q51) && !I::U8_FULL_RANGE {
                         I::cvt(I::acc_sum(acc[r][g], corr[r], part[r][g]))
                     } else {
                         I::finish(acc[r][g], corr[r])
                     };
                     y[r][g] = I::fmadd(isum, I::fmul(dw[g], da), y[r][g]);
+                    if KIND == Q41 || KIND == Q51 {
+                        let asum = I::fset1(asum[r] as f32);
+                        y[r][g] = I::fmadd(asum, I::fmul(mw[g], da), y[r][g]);
+                    }
                 }
             }
         }

@@ -21,8 +21,8 @@
 
 use crate::aligned::AlignedBuf;
 use crate::quant::{
-    quantize_activation_block, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0,
-    BlockQ6K, BlockQ8_0, QK, QK_K,
+    quantize_activation_block, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K,
+    BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QK, QK_K,
 };
 use half::f16;
 
@@ -68,6 +68,8 @@ pub(super) const Q5: u8 = 2;
 pub(super) const Q4K: u8 = 3;
 pub(super) const Q6K: u8 = 4;
 pub(super) const Q5K: u8 = 5;
+pub(super) const Q41: u8 = 6;
+pub(super) const Q51: u8 = 7;
 
 /// Bytes of one weight record (one block of one column group of width `c`) of a weight kind.
 /// All start with the `c` f16 scales; the weight vectors follow at [`w_vecs`].
@@ -78,6 +80,8 @@ pub(super) const fn w_rec<const KIND: u8>(c: usize) -> usize {
         Q4K => 156 * c,
         Q6K => 210 * c,
         Q5K => 188 * c,
+        Q41 => 20 * c,
+        Q51 => 24 * c,
         _ => 18 * c,
     }
 }
@@ -99,6 +103,14 @@ pub(super) const fn w_size(rec: usize, c: usize, n: usize, kb: usize) -> usize {
 /// Offset of the first weight vector in a record of group width `c` (after the `c` f16 scales).
 pub(super) const fn w_vecs(c: usize) -> usize {
     2 * c
+}
+
+/// [`w_vecs`] of a weight kind: after the scales and, for Q4_1 / Q5_1, the `c` f16 mins.
+pub(super) const fn w_vecs_of<const KIND: u8>(c: usize) -> usize {
+    match KIND {
+        Q41 | Q51 => 4 * c,
+        _ => 2 * c,
+    }
 }
 
 pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
@@ -269,6 +281,119 @@ pub(super) fn unpack_row_q5(
         }
         let off = w_vecs(C) + 16 * C + 4 * j;
         o.qh.copy_from_slice(&rec[off..off + 4]);
+    }
+}
+
+/// Q4_1 (`KIND = Q41`, `20 * C` bytes) or Q5_1 (`Q51`, `24 * C`) weights for group width `C`:
+/// the `C` f16 scales, the `C` f16 mins, the 4 nibble vectors as in Q4_0, and for Q5_1 the `C`
+/// u32 of fifth bits.
+#[allow(non_snake_case)]
+pub(super) fn pack_min<const KIND: u8>(
+    C: usize,
+    d: impl Fn(usize) -> (f16, f16, [u8; 16], [u8; 4]),
+    n: usize,
+    k: usize,
+) -> AlignedBuf {
+    let kb = k / QK;
+    let rec_len = w_rec::<KIND>(C);
+    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
+    let bytes = buf.bytes_mut();
+    for col in 0..n {
+        let (g, j) = (col / C, col % C);
+        for b in 0..kb {
+            let (scale, min, qs, qh) = d(col * kb + b);
+            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
+            rec[2 * j..2 * j + 2].copy_from_slice(&scale.to_bits().to_ne_bytes());
+            rec[2 * C + 2 * j..][..2].copy_from_slice(&min.to_bits().to_ne_bytes());
+            for v in 0..4 {
+                let off = w_vecs_of::<KIND>(C) + v * 4 * C + 4 * j;
+                rec[off..off + 4].copy_from_slice(&qs[4 * v..4 * v + 4]);
+            }
+            if KIND == Q51 {
+                let off = w_vecs_of::<KIND>(C) + 16 * C + 4 * j;
+                rec[off..off + 4].copy_from_slice(&qh);
+            }
+        }
+    }
+    buf
+}
+
+/// The `(d, m, qs, qh)` of block `b` of row `row` packed by [`pack_min`].
+#[allow(non_snake_case)]
+pub(super) fn unpack_min<const KIND: u8>(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    b: usize,
+) -> (f16, f16, [u8; 16], [u8; 4]) {
+    let kb = k / QK;
+    let rec_len = w_rec::<KIND>(C);
+    let (g, j) = (row / C, row % C);
+    let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
+    let f16_at = |p: usize| f16::from_bits(u16::from_ne_bytes([rec[p], rec[p + 1]]));
+    let mut qs = [0u8; 16];
+    for v in 0..4 {
+        let off = w_vecs_of::<KIND>(C) + v * 4 * C + 4 * j;
+        qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+    }
+    let mut qh = [0u8; 4];
+    if KIND == Q51 {
+        let off = w_vecs_of::<KIND>(C) + 16 * C + 4 * j;
+        qh.copy_from_slice(&rec[off..off + 4]);
+    }
+    (f16_at(2 * j), f16_at(2 * C + 2 * j), qs, qh)
+}
+
+/// [`pack_min`] of Q4_1 blocks.
+#[allow(non_snake_case)]
+pub(super) fn pack_q4_1(C: usize, blocks: &[BlockQ4_1], n: usize, k: usize) -> AlignedBuf {
+    pack_min::<Q41>(
+        C,
+        |i| (blocks[i].d, blocks[i].m, blocks[i].qs, [0; 4]),
+        n,
+        k,
+    )
+}
+
+/// [`pack_min`] of Q5_1 blocks.
+#[allow(non_snake_case)]
+pub(super) fn pack_q5_1(C: usize, blocks: &[BlockQ5_1], n: usize, k: usize) -> AlignedBuf {
+    pack_min::<Q51>(
+        C,
+        |i| (blocks[i].d, blocks[i].m, blocks[i].qs, blocks[i].qh),
+        n,
+        k,
+    )
+}
+
+/// Row `row` of [`pack_q4_1`] into `out`.
+#[allow(non_snake_case)]
+pub(super) fn unpack_row_q4_1(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ4_1],
+) {
+    for (b, o) in out[..k / QK].iter_mut().enumerate() {
+        let (d, m, qs, _) = unpack_min::<Q41>(C, buf, k, row, b);
+        *o = BlockQ4_1 { d, m, qs };
+    }
+}
+
+/// Row `row` of [`pack_q5_1`] into `out`.
+#[allow(non_snake_case)]
+pub(super) fn unpack_row_q5_1(
+    C: usize,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ5_1],
+) {
+    for (b, o) in out[..k / QK].iter_mut().enumerate() {
+        let (d, m, qs, qh) = unpack_min::<Q51>(C, buf, k, row, b);
+        *o = BlockQ5_1 { d, m, qh, qs };
     }
 }
 

@@ -37,7 +37,9 @@ pub(crate) mod ops;
 
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
-use crate::quant::{ActBlock, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8_0};
+use crate::quant::{
+    ActBlock, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
+};
 use crate::Tier;
 
 /// The table of an x86_64 tier (`Scalar` included): the only `match` on a tier in the crate.
@@ -55,6 +57,8 @@ static AVX2: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &Q4_AVX2,
     q4_k: &Q4K_AVX2,
+    q4_1: &Q41_AVX2,
+    q5_1: &Q51_AVX2,
     q5_k: &Q5K_AVX2,
     q5_0: &Q5_AVX2,
     q6_k: &Q6K_AVX2,
@@ -70,6 +74,8 @@ static AVXVNNI: Kernels = Kernels {
     q4_0: &Q4_AVXVNNI,
     q5_0: &Q5_AVXVNNI,
     q4_k: &Q4K_AVXVNNI,
+    q4_1: &Q41_AVXVNNI,
+    q5_1: &Q51_AVXVNNI,
     q5_k: &Q5K_AVXVNNI,
     q6_k: &Q6K_AVXVNNI,
     q8_0: &Q8_AVXVNNI,
@@ -85,6 +91,8 @@ static AVX512VNNI: Kernels = Kernels {
     q8_0: &Q8_AVX512VNNI,
     q5_0: &Q5_AVX512VNNI,
     q4_k: &Q4K_AVX512VNNI,
+    q4_1: &Q41_AVX512VNNI,
+    q5_1: &Q51_AVX512VNNI,
     q5_k: &Q5K_AVX512VNNI,
     q6_k: &Q6K_AVX512VNNI,
     ops: &ops::AVX512,
@@ -400,4 +408,44 @@ unsafe fn gemm_q5k_avxvnni(args: &GemmArgs<'_>) {
 unsafe fn gemm_q5k_avx512vnni(args: &GemmArgs<'_>) {
     // SAFETY: the tier is supported and args is valid (this function's contract).
     unsafe { gemm::gemm::<isa::Avx512Vnni, 8, 1, 2, { layout::Q5K }>(args) }
+}
+
+/// Q4_1 and Q5_1 weights (`layout::pack_q4_1`, `pack_q5_1`): the Q4_0 / Q5_0 tiles without the
+/// offset correction, plus the min term `y += sum(a) * (m_w d_a)` per block.
+macro_rules! min_kernels {
+    ($($stat:ident, $block:ty, $name:literal, $c:literal, $pack:path, $unpack:path, $gemm:ident,
+       $isa:ty, $features:literal, $mr:literal, $ngv:literal, $kind:path;)*) => {$(
+        static $stat: WeightKernel<$block> = WeightKernel {
+            name: $name,
+            pack: |b, n, k| $pack($c, b, n, k),
+            unpack_row: |buf, _n, k, row, out| $unpack($c, buf, k, row, out),
+            acts: ActInput::Native,
+            gemm: $gemm,
+        };
+
+        /// # Safety
+        /// See [`WeightKernel::gemm`]; the CPU supports the kernel's tier.
+        #[target_feature(enable = $features)]
+        unsafe fn $gemm(args: &GemmArgs<'_>) {
+            // SAFETY: the tier is supported and args is valid (this function's contract).
+            unsafe { gemm::gemm::<$isa, $mr, 1, $ngv, { $kind }>(args) }
+        }
+    )*};
+}
+
+min_kernels! {
+    Q41_AVX2, BlockQ4_1, "avx2-q4_1-4x8", 8, layout::pack_q4_1, layout::unpack_row_q4_1,
+        gemm_q41_avx2, isa::Avx2, "avx2,fma,f16c", 4, 1, layout::Q41;
+    Q51_AVX2, BlockQ5_1, "avx2-q5_1-4x8", 8, layout::pack_q5_1, layout::unpack_row_q5_1,
+        gemm_q51_avx2, isa::Avx2, "avx2,fma,f16c", 4, 1, layout::Q51;
+    Q41_AVXVNNI, BlockQ4_1, "avxvnni-q4_1-6x8", 8, layout::pack_q4_1, layout::unpack_row_q4_1,
+        gemm_q41_avxvnni, isa::AvxVnni, "avx2,fma,f16c,avxvnni", 6, 2, layout::Q41;
+    Q51_AVXVNNI, BlockQ5_1, "avxvnni-q5_1-6x8", 8, layout::pack_q5_1, layout::unpack_row_q5_1,
+        gemm_q51_avxvnni, isa::AvxVnni, "avx2,fma,f16c,avxvnni", 6, 2, layout::Q51;
+    Q41_AVX512VNNI, BlockQ4_1, "avx512vnni-q4_1-8x16", 16, layout::pack_q4_1,
+        layout::unpack_row_q4_1, gemm_q41_avx512vnni, isa::Avx512Vnni,
+        "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni", 8, 2, layout::Q41;
+    Q51_AVX512VNNI, BlockQ5_1, "avx512vnni-q5_1-8x16", 16, layout::pack_q5_1,
+        layout::unpack_row_q5_1, gemm_q51_avx512vnni, isa::Avx512Vnni,
+        "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni", 8, 2, layout::Q51;
 }
