@@ -7,16 +7,21 @@
 //!   the block combination, bounded by `qkern_reference::matmul_error_scale`:
 //!   `|y - y_ref| <= (K/32 + 3) * 2^-24 * sum_b |d_w d_x isum_b|` (+ |bias|); we allow 2x, as
 //!   `tests/matmul.rs` does. Activation quantization must match the reference bit for bit.
+//! * Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K matmul (`check_file_formats`): the same bound with each
+//!   format's error scale; blocks of arbitrary bytes with finite scales.
 //! * RMSNorm: bit-identical across tiers, and within `(k + 8) u |y|` of the f64 reference (sum of
 //!   `k` squares, then a few roundings; see `tests/ops.rs`).
 //! * residual add: exact against `(a + b) as f32`.
 //! * SiLU * up: within `8 u |y| + 1e-35 |up|` (see `tests/ops.rs`).
 
 use half::f16;
-use qkern::quant::{ActBlock, BlockQ4_0, BlockQ8_0};
+use qkern::quant::{
+    ActBlock, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
+};
 use qkern::Tier;
 use qkern::{
-    add_assign, matmul_range, rmsnorm, silu_mul, PackedQ4_0, PackedQ8_0, QuantizedActivations,
+    add_assign, matmul_range, rmsnorm, silu_mul, Packed, PackedQ4_0, PackedQ8_0,
+    QuantizedActivations, WeightFormat,
 };
 use qkern_reference as r;
 
@@ -199,6 +204,79 @@ pub fn check(data: &[u8]) {
             |i| 8.0 * U * silu_want[i].abs() + 1e-35 * (y[i] as f64).abs(),
             &format!("silu_mul {tier}"),
         );
+    }
+    check_file_formats(&mut b);
+}
+
+/// The weight formats that arrive quantized in files, each on every host tier against the
+/// reference on a sub-range with an optional bias: blocks of input bytes (every bit pattern of
+/// the quants and packed scales) with finite f16 scales, activations in the format's layout.
+fn check_file_formats(b: &mut Bytes<'_>) {
+    let m = b.range(1, 6);
+    let n = b.range(1, 24);
+    let kb = b.range(1, 2);
+    let r0 = b.range(0, m - 1);
+    let r1 = b.range(r0 + 1, m);
+    let c0 = b.range(0, n - 1);
+    let c1 = b.range(c0 + 1, n);
+    let bias: Option<Vec<f32>> = (b.u8() & 1 == 1).then(|| (0..n).map(|_| b.f32()).collect());
+    macro_rules! formats {
+        ($($block:ty, $ref:ty, $len:expr, $acts:path, $mm:path, $scale:path, |$w:ident| $fix:block;)*) => {$(
+            let k = kb * $len;
+            let blocks: Vec<$block> = (0..n * k / <$block as WeightFormat>::BLOCK_LEN)
+                .map(|_| {
+                    let mut $w = <$block>::default();
+                    for byte in bytemuck::bytes_of_mut(&mut $w) {
+                        *byte = b.u8();
+                    }
+                    $fix
+                    $w
+                })
+                .collect();
+            let x: Vec<f32> = (0..m * k).map(|_| b.f32()).collect();
+            let rw: &[$ref] = bytemuck::cast_slice(&blocks);
+            let act = $acts(&x);
+            let want = $mm(rw, &act, n, k, bias.as_deref());
+            let scale = $scale(rw, &act, n, k, bias.as_deref());
+            let tol_factor = 2.0 * (k / 32 + 3) as f64 * U;
+            for tier in Tier::available() {
+                let w = Packed::<$block>::with_tier(&blocks, n, k, tier).unwrap();
+                assert_eq!(w.unpack(), blocks, "{} {tier}: packing", <$block as WeightFormat>::NAME);
+                let mut a = QuantizedActivations::with_tier(tier).unwrap();
+                a.require(w.act_format());
+                a.quantize(&x, m, k).unwrap();
+                let ldo = c1 - c0;
+                let mut out = vec![f32::NAN; (r1 - r0) * ldo];
+                matmul_range(&w, &a, r0..r1, c0..c1, bias.as_deref(), &mut out, ldo).unwrap();
+                for i in r0..r1 {
+                    for j in c0..c1 {
+                        let got = out[(i - r0) * ldo + (j - c0)] as f64;
+                        let idx = i * n + j;
+                        let tol = tol_factor * scale[idx] + f64::MIN_POSITIVE;
+                        assert!(
+                            (got - want[idx]).abs() <= tol,
+                            "{} tier {tier} m={m} n={n} k={k} at ({i},{j}): got {got}, want {}, tol {tol}",
+                            <$block as WeightFormat>::NAME,
+                            want[idx]
+                        );
+                    }
+                }
+            }
+        )*};
+    }
+    formats! {
+        BlockQ4_1, r::BlockQ4_1, 32, r::quantize_activations, r::matmul_q4_1,
+            r::matmul_error_scale_q4_1, |w| { w.d = b.f16(); w.m = b.f16(); };
+        BlockQ5_0, r::BlockQ5_0, 32, r::quantize_activations, r::matmul_q5_0,
+            r::matmul_error_scale_q5_0, |w| { w.d = b.f16(); };
+        BlockQ5_1, r::BlockQ5_1, 32, r::quantize_activations, r::matmul_q5_1,
+            r::matmul_error_scale_q5_1, |w| { w.d = b.f16(); w.m = b.f16(); };
+        BlockQ4K, r::BlockQ4K, 256, r::quantize_activations_k, r::matmul_q4k,
+            r::matmul_error_scale_q4k, |w| { w.d = b.f16(); w.dmin = b.f16(); };
+        BlockQ5K, r::BlockQ5K, 256, r::quantize_activations_k, r::matmul_q5k,
+            r::matmul_error_scale_q5k, |w| { w.d = b.f16(); w.dmin = b.f16(); };
+        BlockQ6K, r::BlockQ6K, 256, r::quantize_activations_k, r::matmul_q6k,
+            r::matmul_error_scale_q6k, |w| { w.d = b.f16(); };
     }
 }
 
