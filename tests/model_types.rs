@@ -3,8 +3,12 @@
 //!
 //! Every variant is the same model: a Q4_0 block converts to Q8_0 exactly (same scale, `q - 8`
 //! stored), so each variant computes the same products and only the kernels' float summation
-//! order may differ. Logits must agree within 1e-4 of their largest magnitude (as in
-//! tests/model.rs), far below what a wrong column offset, part order or bias slice would cause.
+//! order may differ. At the `Scalar` tier, whose Q4_0 and Q8_0 kernels sum in the same order,
+//! logits must agree within 1e-4 of their largest magnitude (as in tests/model.rs), far below
+//! what a wrong column offset, part order or bias slice would cause (the mixing logic is the same
+//! at every tier). At the process tier, whose Q4_0 and Q8_0 kernels may be different routines
+//! (aarch64), a last-bit difference can flip int8 activation roundings, which move logits by up
+//! to about 1% in these tiny models (measured 0.9% under qemu): 2% is allowed there.
 
 use qkern::model::{Arch, Config, Model, ModelWeights, QuantTensor, QuantType, SessionOptions};
 use qkern::quant::{quantize_q4_0, BlockQ4_0, BlockQ8_0};
@@ -76,11 +80,29 @@ fn requant(t: &QuantTensor) -> QuantTensor {
     QuantTensor::from(b)
 }
 
+/// `assert_close` of two variants' logits at the `Scalar` tier (1e-4) and at the process tier (2%).
+#[track_caller]
+fn assert_same(a: &ModelWeights, b: &ModelWeights, what: &str) {
+    assert_close(
+        &run_at(a.clone(), Tier::Scalar),
+        &run_at(b.clone(), Tier::Scalar),
+        1e-4,
+        what,
+    );
+    let t = Tier::active();
+    assert_close(
+        &run_at(a.clone(), t),
+        &run_at(b.clone(), t),
+        0.02,
+        &format!("{what} ({t})"),
+    );
+}
+
 /// Logits of every position of a 140-token prompt (two activation parts of 128 rows), plus two
 /// decode steps.
-fn run(w: ModelWeights) -> Vec<f32> {
+fn run_at(w: ModelWeights, tier: Tier) -> Vec<f32> {
     let c = w.config.clone();
-    let m = Model::new(w, Tier::active(), 2).unwrap();
+    let m = Model::new(w, tier, 2).unwrap();
     let mut s = m.session(SessionOptions::default()).unwrap();
     let mut out = s.prefill_all(&tokens(140, c.vocab)).unwrap();
     out.extend(s.decode(5).unwrap());
@@ -92,7 +114,6 @@ fn run(w: ModelWeights) -> Vec<f32> {
 fn mixed_types_within_a_layer_give_the_same_logits() {
     for c in configs() {
         let base = ModelWeights::random(&c, 7).unwrap();
-        let want = run(base.clone());
 
         // Layer 0: q and up in Q8_0 (q/k/v and gate/up split), down Q8_0; layer 1: v and gate.
         let mut mixed = base.clone();
@@ -109,7 +130,7 @@ fn mixed_types_within_a_layer_give_the_same_logits() {
         );
         let m = Model::new(mixed.clone(), Tier::active(), 1).unwrap();
         assert_eq!(m.linear_types(), mixed.linear_types());
-        assert_close(&run(mixed), &want, 1e-4, &format!("{c:?}: mixed"));
+        assert_same(&mixed, &base, &format!("{c:?}: mixed"));
 
         // Every linear weight Q8_0 (fused again, in the other format).
         let mut all8 = base.clone();
@@ -127,7 +148,7 @@ fn mixed_types_within_a_layer_give_the_same_logits() {
             }
         }
         assert_eq!(all8.linear_types(), [(QuantType::Q8_0, 14)]);
-        assert_close(&run(all8), &want, 1e-4, &format!("{c:?}: all Q8_0"));
+        assert_same(&all8, &base, &format!("{c:?}: all Q8_0"));
     }
 }
 
@@ -144,7 +165,7 @@ fn q4_0_head_and_embedding_match_their_q8_0_form() {
         let m = Model::new(q4.clone(), Tier::active(), 1).unwrap();
         assert_eq!(m.head_type(), QuantType::Q4_0);
         assert_eq!(m.embedding_type(), QuantType::Q4_0);
-        assert_close(&run(q4), &run(q8), 1e-4, &format!("{c:?}: Q4_0 head"));
+        assert_same(&q4, &q8, &format!("{c:?}: Q4_0 head"));
     }
 }
 
