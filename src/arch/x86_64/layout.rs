@@ -22,7 +22,7 @@
 use crate::aligned::AlignedBuf;
 use crate::quant::{
     quantize_activation_block, ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K,
-    BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QK, QK_K,
+    BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, KParts, QK, QK_K,
 };
 use half::f16;
 
@@ -61,7 +61,9 @@ pub(super) fn unpack_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
         .collect()
 }
 
-/// Weight kinds of the generic driver: Q4_0 ([`pack`]), Q8_0 ([`pack_q8`]), Q5_0 ([`pack_q5`]).
+/// Weight kinds of the generic driver: Q4_0 ([`pack_groups`]), Q8_0 ([`pack_q8`]), Q5_0
+/// ([`pack_q5`]), Q4_K ([`pack_q4k`]), Q6_K ([`pack_q6k`]), Q5_K ([`pack_q5k`]), Q4_1 and Q5_1
+/// ([`pack_min`]).
 pub(super) const Q4: u8 = 0;
 pub(super) const Q8: u8 = 1;
 pub(super) const Q5: u8 = 2;
@@ -113,11 +115,7 @@ pub(super) const fn w_vecs_of<const KIND: u8>(c: usize) -> usize {
     }
 }
 
-pub(super) fn pack<const C: usize>(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
-    pack_groups(C, blocks, n, k)
-}
-
-/// [`pack`] for a group width `C` given at run time.
+/// Packs Q4_0 blocks for a group width `C` (16 for zmm, 8 for ymm; see the module notes).
 #[allow(non_snake_case)]
 pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
@@ -142,16 +140,6 @@ pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) ->
         }
     }
     buf
-}
-
-pub(super) fn unpack_row<const C: usize>(
-    buf: &AlignedBuf,
-    _n: usize,
-    k: usize,
-    col: usize,
-    out: &mut [BlockQ4_0],
-) {
-    unpack_row_groups(C, buf, k, col, out)
 }
 
 /// Weight row (output column) `col` of [`pack_groups`]'s layout for a group width `C` given at
@@ -425,6 +413,48 @@ pub(super) const fn k_qs(c: usize) -> usize {
     28 * c
 }
 
+/// Writes the Q4_K part of column `j`'s record (`d`, `dmin`, scales, mins, quants).
+#[allow(non_snake_case)]
+fn write_k4(rec: &mut [u8], C: usize, j: usize, d: f16, dmin: f16, p: &KParts, qs: &[u8; 128]) {
+    rec[2 * j..2 * j + 2].copy_from_slice(&d.to_bits().to_ne_bytes());
+    rec[k_dmin(C) + 2 * j..][..2].copy_from_slice(&dmin.to_bits().to_ne_bytes());
+    for s in 0..8 {
+        rec[k_sc(C) + s * C + j] = p.sc[s];
+    }
+    for h in 0..4 {
+        let off = k_mins(C) + h * 4 * C + 4 * j;
+        rec[off..off + 2].copy_from_slice(&(p.m[2 * h] as i16).to_ne_bytes());
+        rec[off + 2..off + 4].copy_from_slice(&(p.m[2 * h + 1] as i16).to_ne_bytes());
+    }
+    for v in 0..32 {
+        let off = k_qs(C) + v * 4 * C + 4 * j;
+        rec[off..off + 4].copy_from_slice(&qs[4 * v..4 * v + 4]);
+    }
+}
+
+/// Reads back what [`write_k4`] wrote: `(d, dmin, packed scales, quants)`.
+#[allow(non_snake_case)]
+fn read_k4(rec: &[u8], C: usize, j: usize) -> (f16, f16, [u8; 12], [u8; 128]) {
+    let f16_at = |p: usize| f16::from_bits(u16::from_ne_bytes([rec[p], rec[p + 1]]));
+    let mut sc = [0u8; 8];
+    let mut m = [0u8; 8];
+    for s in 0..8 {
+        sc[s] = rec[k_sc(C) + s * C + j];
+        m[s] = rec[k_mins(C) + (s / 2) * 4 * C + 4 * j + 2 * (s % 2)];
+    }
+    let mut qs = [0u8; 128];
+    for v in 0..32 {
+        let off = k_qs(C) + v * 4 * C + 4 * j;
+        qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+    }
+    (
+        f16_at(2 * j),
+        f16_at(k_dmin(C) + 2 * j),
+        pack_scale_min(&sc, &m),
+        qs,
+    )
+}
+
 /// Packs Q4_K super-blocks for group width `C` (see [`k_qs`] for the record).
 #[allow(non_snake_case)]
 pub(super) fn pack_q4k(C: usize, blocks: &[BlockQ4K], n: usize, k: usize) -> AlignedBuf {
@@ -436,21 +466,7 @@ pub(super) fn pack_q4k(C: usize, blocks: &[BlockQ4K], n: usize, k: usize) -> Ali
         let (g, j) = (col / C, col % C);
         for (b, blk) in row.iter().enumerate() {
             let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
-            let p = blk.parts();
-            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-            rec[k_dmin(C) + 2 * j..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
-            for s in 0..8 {
-                rec[k_sc(C) + s * C + j] = p.sc[s];
-            }
-            for h in 0..4 {
-                let off = k_mins(C) + h * 4 * C + 4 * j;
-                rec[off..off + 2].copy_from_slice(&(p.m[2 * h] as i16).to_ne_bytes());
-                rec[off + 2..off + 4].copy_from_slice(&(p.m[2 * h + 1] as i16).to_ne_bytes());
-            }
-            for v in 0..32 {
-                let off = k_qs(C) + v * 4 * C + 4 * j;
-                rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
-            }
+            write_k4(rec, C, j, blk.d, blk.dmin, &blk.parts(), &blk.qs);
         }
     }
     buf
@@ -470,20 +486,7 @@ pub(super) fn unpack_row_q4k(
     let (g, j) = (row / C, row % C);
     for (b, o) in out[..kb].iter_mut().enumerate() {
         let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
-        let f16_at = |p: usize| f16::from_bits(u16::from_ne_bytes([rec[p], rec[p + 1]]));
-        o.d = f16_at(2 * j);
-        o.dmin = f16_at(k_dmin(C) + 2 * j);
-        let mut sc = [0u8; 8];
-        let mut m = [0u8; 8];
-        for s in 0..8 {
-            sc[s] = rec[k_sc(C) + s * C + j];
-            m[s] = rec[k_mins(C) + (s / 2) * 4 * C + 4 * j + 2 * (s % 2)];
-        }
-        o.scales = pack_scale_min(&sc, &m);
-        for v in 0..32 {
-            let off = k_qs(C) + v * 4 * C + 4 * j;
-            o.qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
-        }
+        (o.d, o.dmin, o.scales, o.qs) = read_k4(rec, C, j);
     }
 }
 
@@ -506,21 +509,7 @@ pub(super) fn pack_q5k(C: usize, blocks: &[BlockQ5K], n: usize, k: usize) -> Ali
         let (g, j) = (col / C, col % C);
         for (b, blk) in row.iter().enumerate() {
             let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
-            let p = blk.parts();
-            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-            rec[k_dmin(C) + 2 * j..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
-            for s in 0..8 {
-                rec[k_sc(C) + s * C + j] = p.sc[s];
-            }
-            for h in 0..4 {
-                let off = k_mins(C) + h * 4 * C + 4 * j;
-                rec[off..off + 2].copy_from_slice(&(p.m[2 * h] as i16).to_ne_bytes());
-                rec[off + 2..off + 4].copy_from_slice(&(p.m[2 * h + 1] as i16).to_ne_bytes());
-            }
-            for v in 0..32 {
-                let off = k_qs(C) + v * 4 * C + 4 * j;
-                rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
-            }
+            write_k4(rec, C, j, blk.d, blk.dmin, &blk.parts(), &blk.qs);
             for t in 0..8 {
                 let off = k_qh(C) + t * 4 * C + 4 * j;
                 rec[off..off + 4].copy_from_slice(&blk.qh[4 * t..4 * t + 4]);
@@ -544,20 +533,7 @@ pub(super) fn unpack_row_q5k(
     let (g, j) = (row / C, row % C);
     for (b, o) in out[..kb].iter_mut().enumerate() {
         let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
-        let f16_at = |p: usize| f16::from_bits(u16::from_ne_bytes([rec[p], rec[p + 1]]));
-        o.d = f16_at(2 * j);
-        o.dmin = f16_at(k_dmin(C) + 2 * j);
-        let mut sc = [0u8; 8];
-        let mut m = [0u8; 8];
-        for s in 0..8 {
-            sc[s] = rec[k_sc(C) + s * C + j];
-            m[s] = rec[k_mins(C) + (s / 2) * 4 * C + 4 * j + 2 * (s % 2)];
-        }
-        o.scales = pack_scale_min(&sc, &m);
-        for v in 0..32 {
-            let off = k_qs(C) + v * 4 * C + 4 * j;
-            o.qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
-        }
+        (o.d, o.dmin, o.scales, o.qs) = read_k4(rec, C, j);
         for t in 0..8 {
             let off = k_qh(C) + t * 4 * C + 4 * j;
             o.qh[4 * t..4 * t + 4].copy_from_slice(&rec[off..off + 4]);
