@@ -115,31 +115,70 @@ pub(super) const fn w_vecs_of<const KIND: u8>(c: usize) -> usize {
     }
 }
 
-/// Packs Q4_0 blocks for a group width `C` (16 for zmm, 8 for ymm; see the module notes).
-#[allow(non_snake_case)]
-pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK;
-    let rl = w_rec::<Q4>(C);
-    let mut buf = AlignedBuf::zeroed(w_size(rl, C, n, kb));
+/// Packs `n` rows of `kb` blocks into records of `rec_len` bytes placed by [`rec_at`] for group
+/// width `c` (N padded with zero columns): `write(rec, j, block)` fills column `j`'s part of the
+/// record of `block`.
+fn pack_records<B>(
+    c: usize,
+    rec_len: usize,
+    blocks: &[B],
+    n: usize,
+    kb: usize,
+    write: impl Fn(&mut [u8], usize, &B),
+) -> AlignedBuf {
+    let mut buf = AlignedBuf::zeroed(w_size(rec_len, c, n, kb));
     let bytes = buf.bytes_mut();
-    for g in 0..n.div_ceil(C) {
-        for b in 0..kb {
-            let rec = &mut bytes[rec_at(rl, kb, g, b)..][..rl];
-            for j in 0..C {
-                let col = g * C + j;
-                if col >= n {
-                    break; // padding columns stay zero
-                }
-                let blk = &blocks[col * kb + b];
-                rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-                for v in 0..4 {
-                    let off = w_vecs(C) + v * 4 * C + 4 * j;
-                    rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
-                }
-            }
+    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
+        let (g, j) = (col / c, col % c);
+        for (b, blk) in row.iter().enumerate() {
+            write(&mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len], j, blk);
         }
     }
     buf
+}
+
+/// The `kb` blocks of row `row` from records made by [`pack_records`]: `read(rec, j)` is column
+/// `j`'s block of a record.
+fn unpack_records<B>(
+    c: usize,
+    rec_len: usize,
+    buf: &AlignedBuf,
+    kb: usize,
+    row: usize,
+    out: &mut [B],
+    read: impl Fn(&[u8], usize) -> B,
+) {
+    let (g, j) = (row / c, row % c);
+    for (b, o) in out[..kb].iter_mut().enumerate() {
+        *o = read(&buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len], j);
+    }
+}
+
+/// Writes `bytes` (a multiple of 4 long) as lane `j` of consecutive vectors of `4 c` bytes from
+/// `off`: bytes `4 v .. 4 v + 4` into vector `v`.
+fn put_vectors(rec: &mut [u8], off: usize, c: usize, j: usize, bytes: &[u8]) {
+    for (v, four) in bytes.chunks_exact(4).enumerate() {
+        rec[off + v * 4 * c + 4 * j..][..4].copy_from_slice(four);
+    }
+}
+
+/// Reads back what [`put_vectors`] wrote.
+fn get_vectors<const N: usize>(rec: &[u8], off: usize, c: usize, j: usize) -> [u8; N] {
+    std::array::from_fn(|i| rec[off + (i / 4) * 4 * c + 4 * j + i % 4])
+}
+
+/// The f16 at byte `p`.
+fn f16_at(rec: &[u8], p: usize) -> f16 {
+    f16::from_bits(u16::from_ne_bytes([rec[p], rec[p + 1]]))
+}
+
+/// Packs Q4_0 blocks for a group width `C` (16 for zmm, 8 for ymm; see the module notes).
+#[allow(non_snake_case)]
+pub(super) fn pack_groups(C: usize, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
+    pack_records(C, w_rec::<Q4>(C), blocks, n, k / QK, |rec, j, blk| {
+        rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+        put_vectors(rec, w_vecs(C), C, j, &blk.qs);
+    })
 }
 
 /// Weight row (output column) `col` of [`pack_groups`]'s layout for a group width `C` given at
@@ -152,22 +191,12 @@ pub(super) fn unpack_row_groups(
     col: usize,
     out: &mut [BlockQ4_0],
 ) {
-    let kb = k / QK;
-    let bytes = buf.bytes();
-    let (g, j) = (col / C, col % C);
-    for (b, o) in out.iter_mut().enumerate().take(kb) {
-        let rl = w_rec::<Q4>(C);
-        let rec = &bytes[rec_at(rl, kb, g, b)..][..rl];
-        let d = f16::from_bits(u16::from_ne_bytes(
-            rec[2 * j..2 * j + 2].try_into().expect("2"),
-        ));
-        let mut qs = [0u8; 16];
-        for v in 0..4 {
-            let off = w_vecs(C) + v * 4 * C + 4 * j;
-            qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+    unpack_records(C, w_rec::<Q4>(C), buf, k / QK, col, out, |rec, j| {
+        BlockQ4_0 {
+            d: f16_at(rec, 2 * j),
+            qs: get_vectors(rec, w_vecs(C), C, j),
         }
-        *o = BlockQ4_0 { d, qs };
-    }
+    })
 }
 
 /// Q8_0 weights for group width `C`: as Q4_0 (N padded, records placed by [`rec_at`]) with
@@ -175,24 +204,10 @@ pub(super) fn unpack_row_groups(
 /// lane `j` holds elements `4v .. 4v + 4` of column `j`, each offset by +128 to u8 (`q ^ 0x80`).
 #[allow(non_snake_case)]
 pub(super) fn pack_q8(C: usize, blocks: &[BlockQ8_0], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK;
-    let rec_len = w_rec::<Q8>(C);
-    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
-    let bytes = buf.bytes_mut();
-    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
-        let (g, j) = (col / C, col % C);
-        for (b, blk) in row.iter().enumerate() {
-            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
-            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-            for v in 0..8 {
-                let off = w_vecs(C) + v * 4 * C + 4 * j;
-                for t in 0..4 {
-                    rec[off + t] = blk.qs[4 * v + t] as u8 ^ 0x80;
-                }
-            }
-        }
-    }
-    buf
+    pack_records(C, w_rec::<Q8>(C), blocks, n, k / QK, |rec, j, blk| {
+        rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+        put_vectors(rec, w_vecs(C), C, j, &blk.qs.map(|q| q as u8 ^ 0x80));
+    })
 }
 
 /// Row `row` of Q8_0 weights packed by [`pack_q8`], exactly as given, into `out` (`k / 32` blocks).
@@ -204,21 +219,12 @@ pub(super) fn unpack_row_q8(
     row: usize,
     out: &mut [BlockQ8_0],
 ) {
-    let kb = k / QK;
-    let rec_len = w_rec::<Q8>(C);
-    let (g, j) = (row / C, row % C);
-    for (b, o) in out[..kb].iter_mut().enumerate() {
-        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
-        o.d = f16::from_bits(u16::from_ne_bytes(
-            rec[2 * j..2 * j + 2].try_into().expect("2"),
-        ));
-        for v in 0..8 {
-            let off = w_vecs(C) + v * 4 * C + 4 * j;
-            for t in 0..4 {
-                o.qs[4 * v + t] = (rec[off + t] ^ 0x80) as i8;
-            }
+    unpack_records(C, w_rec::<Q8>(C), buf, k / QK, row, out, |rec, j| {
+        BlockQ8_0 {
+            d: f16_at(rec, 2 * j),
+            qs: get_vectors::<32>(rec, w_vecs(C), C, j).map(|q| (q ^ 0x80) as i8),
         }
-    }
+    })
 }
 
 /// Q5_0 weights for group width `C`: as Q4_0 (the `C` f16 scales, then the 4 nibble vectors of
@@ -226,24 +232,11 @@ pub(super) fn unpack_row_q8(
 /// Records of `22 * C` bytes, as many as the plain blocks.
 #[allow(non_snake_case)]
 pub(super) fn pack_q5(C: usize, blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK;
-    let rec_len = w_rec::<Q5>(C);
-    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
-    let bytes = buf.bytes_mut();
-    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
-        let (g, j) = (col / C, col % C);
-        for (b, blk) in row.iter().enumerate() {
-            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
-            rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-            for v in 0..4 {
-                let off = w_vecs(C) + v * 4 * C + 4 * j;
-                rec[off..off + 4].copy_from_slice(&blk.qs[4 * v..4 * v + 4]);
-            }
-            let off = w_vecs(C) + 16 * C + 4 * j;
-            rec[off..off + 4].copy_from_slice(&blk.qh);
-        }
-    }
-    buf
+    pack_records(C, w_rec::<Q5>(C), blocks, n, k / QK, |rec, j, blk| {
+        rec[2 * j..2 * j + 2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+        put_vectors(rec, w_vecs(C), C, j, &blk.qs);
+        put_vectors(rec, w_vecs(C) + 16 * C, C, j, &blk.qh);
+    })
 }
 
 /// Row `row` of Q5_0 weights packed by [`pack_q5`], exactly as given, into `out`.
@@ -255,21 +248,13 @@ pub(super) fn unpack_row_q5(
     row: usize,
     out: &mut [BlockQ5_0],
 ) {
-    let kb = k / QK;
-    let rec_len = w_rec::<Q5>(C);
-    let (g, j) = (row / C, row % C);
-    for (b, o) in out[..kb].iter_mut().enumerate() {
-        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
-        o.d = f16::from_bits(u16::from_ne_bytes(
-            rec[2 * j..2 * j + 2].try_into().expect("2"),
-        ));
-        for v in 0..4 {
-            let off = w_vecs(C) + v * 4 * C + 4 * j;
-            o.qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
+    unpack_records(C, w_rec::<Q5>(C), buf, k / QK, row, out, |rec, j| {
+        BlockQ5_0 {
+            d: f16_at(rec, 2 * j),
+            qs: get_vectors(rec, w_vecs(C), C, j),
+            qh: get_vectors(rec, w_vecs(C) + 16 * C, C, j),
         }
-        let off = w_vecs(C) + 16 * C + 4 * j;
-        o.qh.copy_from_slice(&rec[off..off + 4]);
-    }
+    })
 }
 
 /// Q4_1 (`KIND = Q41`, `20 * C` bytes) or Q5_1 (`Q51`, `24 * C`) weights for group width `C`:
@@ -458,18 +443,9 @@ fn read_k4(rec: &[u8], C: usize, j: usize) -> (f16, f16, [u8; 12], [u8; 128]) {
 /// Packs Q4_K super-blocks for group width `C` (see [`k_qs`] for the record).
 #[allow(non_snake_case)]
 pub(super) fn pack_q4k(C: usize, blocks: &[BlockQ4K], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK_K;
-    let rec_len = w_rec::<Q4K>(C);
-    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
-    let bytes = buf.bytes_mut();
-    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
-        let (g, j) = (col / C, col % C);
-        for (b, blk) in row.iter().enumerate() {
-            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
-            write_k4(rec, C, j, blk.d, blk.dmin, &blk.parts(), &blk.qs);
-        }
-    }
-    buf
+    pack_records(C, w_rec::<Q4K>(C), blocks, n, k / QK_K, |rec, j, blk| {
+        write_k4(rec, C, j, blk.d, blk.dmin, &blk.parts(), &blk.qs);
+    })
 }
 
 /// Row `row` of Q4_K weights packed by [`pack_q4k`], exactly as given, into `out`.
@@ -481,13 +457,15 @@ pub(super) fn unpack_row_q4k(
     row: usize,
     out: &mut [BlockQ4K],
 ) {
-    let kb = k / QK_K;
-    let rec_len = w_rec::<Q4K>(C);
-    let (g, j) = (row / C, row % C);
-    for (b, o) in out[..kb].iter_mut().enumerate() {
-        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
-        (o.d, o.dmin, o.scales, o.qs) = read_k4(rec, C, j);
-    }
+    unpack_records(C, w_rec::<Q4K>(C), buf, k / QK_K, row, out, |rec, j| {
+        let (d, dmin, scales, qs) = read_k4(rec, C, j);
+        BlockQ4K {
+            d,
+            dmin,
+            scales,
+            qs,
+        }
+    })
 }
 
 /// Offset of the fifth-bit vectors in a Q5_K record (`188 * c` bytes: the Q4_K record, then 8
@@ -501,22 +479,10 @@ pub(super) const fn k_qh(c: usize) -> usize {
 /// bits at [`k_qh`].
 #[allow(non_snake_case)]
 pub(super) fn pack_q5k(C: usize, blocks: &[BlockQ5K], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK_K;
-    let rec_len = w_rec::<Q5K>(C);
-    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
-    let bytes = buf.bytes_mut();
-    for (col, row) in blocks.chunks_exact(kb).enumerate().take(n) {
-        let (g, j) = (col / C, col % C);
-        for (b, blk) in row.iter().enumerate() {
-            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
-            write_k4(rec, C, j, blk.d, blk.dmin, &blk.parts(), &blk.qs);
-            for t in 0..8 {
-                let off = k_qh(C) + t * 4 * C + 4 * j;
-                rec[off..off + 4].copy_from_slice(&blk.qh[4 * t..4 * t + 4]);
-            }
-        }
-    }
-    buf
+    pack_records(C, w_rec::<Q5K>(C), blocks, n, k / QK_K, |rec, j, blk| {
+        write_k4(rec, C, j, blk.d, blk.dmin, &blk.parts(), &blk.qs);
+        put_vectors(rec, k_qh(C), C, j, &blk.qh);
+    })
 }
 
 /// Row `row` of Q5_K weights packed by [`pack_q5k`], exactly as given, into `out`.
@@ -528,17 +494,16 @@ pub(super) fn unpack_row_q5k(
     row: usize,
     out: &mut [BlockQ5K],
 ) {
-    let kb = k / QK_K;
-    let rec_len = w_rec::<Q5K>(C);
-    let (g, j) = (row / C, row % C);
-    for (b, o) in out[..kb].iter_mut().enumerate() {
-        let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
-        (o.d, o.dmin, o.scales, o.qs) = read_k4(rec, C, j);
-        for t in 0..8 {
-            let off = k_qh(C) + t * 4 * C + 4 * j;
-            o.qh[4 * t..4 * t + 4].copy_from_slice(&rec[off..off + 4]);
+    unpack_records(C, w_rec::<Q5K>(C), buf, k / QK_K, row, out, |rec, j| {
+        let (d, dmin, scales, qs) = read_k4(rec, C, j);
+        BlockQ5K {
+            d,
+            dmin,
+            scales,
+            qh: get_vectors(rec, k_qh(C), C, j),
+            qs,
         }
-    }
+    })
 }
 
 /// The 12 bytes of Q4_K / Q5_K scales and mins from the 6-bit values (the inverse of ggml's
