@@ -20,6 +20,7 @@ pub(crate) mod act;
 pub(crate) mod attention;
 mod attention_fp16;
 pub(crate) mod dot;
+mod formats;
 pub(crate) mod matmul_asm;
 mod matmul_neon;
 pub(crate) mod matmul_q8;
@@ -44,6 +45,12 @@ static NEON: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &NEON_Q4,
     q8_0: &matmul_q8::Q8_NEON,
+    q4_1: &formats::Q4_1_NEON,
+    q5_0: &formats::Q5_0_NEON,
+    q5_1: &formats::Q5_1_NEON,
+    q4_k: &formats::Q4_K_NEON,
+    q5_k: &formats::Q5_K_NEON,
+    q6_k: &formats::Q6_K_NEON,
     ops: &ops::NEON,
     attn: attention::NEON_SELECT,
     ..crate::arch::scalar::PORTABLE
@@ -54,6 +61,12 @@ static NEON_DOT: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &DOT_Q4,
     q8_0: &matmul_q8::Q8_DOT,
+    q4_1: &formats::Q4_1_DOT,
+    q5_0: &formats::Q5_0_DOT,
+    q5_1: &formats::Q5_1_DOT,
+    q4_k: &formats::Q4_K_DOT,
+    q5_k: &formats::Q5_K_DOT,
+    q6_k: &formats::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
     ..crate::arch::scalar::PORTABLE
@@ -64,6 +77,12 @@ static NEON_I8MM: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &I8MM_Q4,
     q8_0: &matmul_q8::Q8_DOT,
+    q4_1: &formats::Q4_1_DOT,
+    q5_0: &formats::Q5_0_DOT,
+    q5_1: &formats::Q5_1_DOT,
+    q4_k: &formats::Q4_K_DOT,
+    q5_k: &formats::Q5_K_DOT,
+    q6_k: &formats::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
     ..crate::arch::scalar::PORTABLE
