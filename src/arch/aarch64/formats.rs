@@ -420,7 +420,7 @@ impl Isa for Neon {
         w: &[int8x16_t; 8],
         a: &[*const i8; R],
     ) -> [int32x4_t; R] {
-        const { assert!(NV % 4 == 0 && NV <= 8) };
+        const { assert!(NV.is_multiple_of(4) && NV <= 8) };
         // SAFETY: NEON is baseline; the loads read `4 NV` bytes from each `a[r]` (caller).
         unsafe {
             let mut lo = [vdupq_n_s16(0); R];
@@ -468,7 +468,7 @@ impl Isa for Dot {
         w: &[int8x16_t; 8],
         a: &[*const i8; R],
     ) -> [int32x4_t; R] {
-        const { assert!(NV % 4 == 0 && NV <= 8) };
+        const { assert!(NV.is_multiple_of(4) && NV <= 8) };
         // SAFETY: the loads read `4 NV` bytes from each `a[r]` (caller). SDOT (by element, inline
         // asm on registers only): the calling function is compiled with FEAT_DotProd enabled and
         // only reached on a CPU that has it (the tier's table, re-checked by the wrapper).
@@ -603,7 +603,7 @@ impl Vecs for BlockQ4K {
         // SAFETY: the 128 bytes of pair j / 2 < 4, within the 512 bytes of nibbles.
         unsafe {
             let p = p.add(128 * (j / 2));
-            if j % 2 == 0 {
+            if j.is_multiple_of(2) {
                 nibble_vecs::<false>(p)
             } else {
                 nibble_vecs::<true>(p)
