@@ -643,15 +643,19 @@ trait Kern {
     const BYTES: usize;
     /// Bytes per plain activation block.
     const ABYTES: usize;
+    /// Whether `tile` reads `d_a * asum` per activation block (the min term of Q4_1, Q5_1).
+    const ASUM: bool = false;
     /// `out[r][c]` = row `r < R` (activation blocks `kb` per row from `a`) times column `c` of
     /// the tile at `w` (`kb` tile blocks).
     ///
     /// # Safety
-    /// `w` is valid for `kb * BYTES` bytes, `a` for `R * kb * ABYTES` bytes, and the tier's CPU
+    /// `w` is valid for `kb * BYTES` bytes, `a` for `R * kb * ABYTES` bytes, with `ASUM` `s` for
+    /// `R * kb` floats (`d_a * sum of the block's quants`, same order), and the tier's CPU
     /// features are present (enabled in the calling function for [`Dot`]).
     unsafe fn tile<const R: usize>(
         w: *const u8,
         a: *const u8,
+        s: *const f32,
         kb: usize,
         out: &mut [[f32; NR]; MR],
     );
@@ -666,15 +670,17 @@ impl<F: Vecs, I: Isa, const MIN: bool, const D: usize, const M: usize> Kern
     const LEN: usize = QK;
     const BYTES: usize = F::BYTES;
     const ABYTES: usize = ACT32;
+    const ASUM: bool = MIN;
     #[inline(always)]
     unsafe fn tile<const R: usize>(
         w: *const u8,
         a: *const u8,
+        s: *const f32,
         kb: usize,
         out: &mut [[f32; NR]; MR],
     ) {
-        // SAFETY: every pointer addresses tile block b < kb of `w` or block b of a row < R of
-        // `a`, within the caller's bounds.
+        // SAFETY: every pointer addresses tile block b < kb of `w`, block b of a row < R of `a`
+        // or its sum in `s`, within the caller's bounds.
         unsafe {
             let mut y = [vdupq_n_f32(0.0); R];
             for b in 0..kb {
@@ -683,14 +689,12 @@ impl<F: Vecs, I: Isa, const MIN: bool, const D: usize, const M: usize> Kern
                 let wv = F::vecs(wb, 0);
                 let isum = I::dots::<R, 8>(&wv, &ab.map(|p| p.add(4).cast()));
                 let d = f16x4(wb.add(D));
+                let m = if MIN { f16x4(wb.add(M)) } else { d };
                 for r in 0..R {
                     let da = ab[r].cast::<f32>().read_unaligned();
                     y[r] = vfmaq_f32(y[r], vcvtq_f32_s32(isum[r]), vmulq_n_f32(d, da));
                     if MIN {
-                        let q = ab[r].add(4).cast::<i8>();
-                        let asum =
-                            vaddlvq_s8(vld1q_s8(q)) as i32 + vaddlvq_s8(vld1q_s8(q.add(16))) as i32;
-                        y[r] = vfmaq_n_f32(y[r], f16x4(wb.add(M)), da * asum as f32);
+                        y[r] = vfmaq_n_f32(y[r], m, *s.add(r * kb + b));
                     }
                 }
             }
@@ -731,6 +735,7 @@ impl<
     unsafe fn tile<const R: usize>(
         w: *const u8,
         a: *const u8,
+        _s: *const f32,
         kb: usize,
         out: &mut [[f32; NR]; MR],
     ) {
@@ -743,9 +748,10 @@ impl<
                 let ab: [*const u8; R] = std::array::from_fn(|r| a.add((r * kb + b) * ACTK));
                 // Whole super-block in int32: sum_j sc_j isum_j per column.
                 let mut tot = [vdupq_n_s32(0); R];
+                // Running activation pointers (sub-block j at 4 + 4 NV j).
+                let mut aj = ab.map(|p| p.add(4).cast::<i8>());
                 for j in 0..NSUB {
                     let wv = F::vecs(wb, j);
-                    let aj = ab.map(|p| p.add(4 + 4 * F::NV * j).cast::<i8>());
                     let s = if F::NV == 8 {
                         I::dots::<R, 8>(&wv, &aj)
                     } else {
@@ -760,6 +766,7 @@ impl<
                     for r in 0..R {
                         tot[r] = vmlaq_s32(tot[r], s[r], sc);
                     }
+                    aj = aj.map(|p| p.add(4 * F::NV));
                 }
                 let d = f16x4(wb.add(D));
                 if MIN {
@@ -825,6 +832,18 @@ unsafe fn drive<K: Kern>(args: &GemmArgs<'_>) {
     if let Some(b) = args.bias {
         assert!(b.len() >= args.n);
     }
+    // `d_a * asum` of every activation block of the rows, once per call (not per tile).
+    let sums: Vec<f32> = if K::ASUM {
+        a[rows.start * kb * K::ABYTES..rows.end * kb * K::ABYTES]
+            .chunks_exact(K::ABYTES)
+            .map(|blk| {
+                let d = f32::from_ne_bytes([blk[0], blk[1], blk[2], blk[3]]);
+                d * blk[4..].iter().map(|&q| q as i8 as i32).sum::<i32>() as f32
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut tmp = [[0f32; NR]; MR];
     for t in cols.start / NR..cols.end.div_ceil(NR) {
         // SAFETY: tile t < tiles(n): its kb tile blocks lie within `w` (asserted).
@@ -837,11 +856,13 @@ unsafe fn drive<K: Kern>(args: &GemmArgs<'_>) {
             // are the caller's.
             unsafe {
                 let ar = a.as_ptr().add(r0 * kb * K::ABYTES);
+                // Rows r0 - rows.start .. + nr of `sums` (R * kb floats when ASUM).
+                let sr = sums.as_ptr().wrapping_add((r0 - rows.start) * kb);
                 match nr {
-                    1 => K::tile::<1>(wt, ar, kb, &mut tmp),
-                    2 => K::tile::<2>(wt, ar, kb, &mut tmp),
-                    3 => K::tile::<3>(wt, ar, kb, &mut tmp),
-                    _ => K::tile::<4>(wt, ar, kb, &mut tmp),
+                    1 => K::tile::<1>(wt, ar, sr, kb, &mut tmp),
+                    2 => K::tile::<2>(wt, ar, sr, kb, &mut tmp),
+                    3 => K::tile::<3>(wt, ar, sr, kb, &mut tmp),
+                    _ => K::tile::<4>(wt, ar, sr, kb, &mut tmp),
                 }
             }
             for (i, y) in tmp.iter().enumerate().take(nr) {
