@@ -16,7 +16,7 @@
 //! | format | per tile and block |
 //! |---|---|
 //! | Q4_1 | 4 nibble vectors (low nibbles: group vectors 0..4, high: 4..8), `d[4]`, `m[4]` f16: 80 bytes |
-//! | Q5_0 | 8 group vectors of `q - 16` as i8, `d[4]`: 136 bytes |
+//! | Q5_0 | 4 nibble vectors as Q4_1, a plane of inverted fifth bits (bit `g` of byte `i` for group vector `g`), `d[4]`: 88 bytes (22 per column, as GGUF) |
 //! | Q5_1 | 8 group vectors of `q` (0..=31), `d[4]`, `m[4]`: 144 bytes |
 //! | Q4_K | per sub-block pair `p` 8 nibble vectors (low: sub-block `2p`, high: `2p + 1`); scales u8 `[8][4]`, mins u8 `[8][4]`; `d[4]`, `dmin[4]`: 592 bytes |
 //! | Q5_K | 8 group vectors of `q` (0..=31) per sub-block; scales, mins, `d`, `dmin` as Q4_K: 1104 bytes |
@@ -176,18 +176,36 @@ impl Tiled for BlockQ4_1 {
 
 impl Tiled for BlockQ5_0 {
     const LEN: usize = QK;
-    const BYTES: usize = 136;
+    const BYTES: usize = 88;
+    /// 4 nibble vectors of `q` (low nibbles: group vectors 0..4, high: 4..8), then the plane of
+    /// inverted fifth bits (bit `g` of byte `i`: NOT bit 4 of group vector `g`'s byte `i`, i.e.
+    /// whether `q - 16` is negative), then `d[4]`.
     fn put(b: &[Self; NR], dst: &mut [u8]) {
-        let v = b.map(|b| b.values().map(|q| q as u8));
-        interleave(v.each_ref().map(|v| &v[..]), dst);
-        put_f16(b.map(|b| b.d), &mut dst[128..]);
+        let v = b.map(|b| b.values().map(|q| (q + 16) as u8));
+        let mut u = [0u8; 128];
+        interleave(v.each_ref().map(|v| &v[..]), &mut u);
+        for i in 0..64 {
+            dst[i] = (u[i] & 0x0F) | ((u[i + 64] & 0x0F) << 4);
+        }
+        for i in 0..16 {
+            dst[64 + i] = (0..8).map(|g| (1 - (u[16 * g + i] >> 4)) << g).sum();
+        }
+        put_f16(b.map(|b| b.d), &mut dst[80..]);
     }
     fn get(src: &[u8], c: usize) -> Self {
+        let mut u = [0u8; 128];
+        for i in 0..64 {
+            u[i] = src[i] & 0x0F;
+            u[i + 64] = src[i] >> 4;
+        }
+        for (e, x) in u.iter_mut().enumerate() {
+            *x |= (1 - ((src[64 + e % 16] >> (e / 16)) & 1)) << 4;
+        }
         let mut v = [0u8; 32];
-        deinterleave(src, c, &mut v);
-        let (qs, qh) = five_bit_fields(&v.map(|q| (q as i8 + 16) as u8));
+        deinterleave(&u, c, &mut v);
+        let (qs, qh) = five_bit_fields(&v);
         BlockQ5_0 {
-            d: get_f16(&src[128..], c),
+            d: get_f16(&src[80..], c),
             qh,
             qs,
         }
@@ -580,10 +598,36 @@ impl Vecs for BlockQ4_1 {
 
 impl Vecs for BlockQ5_0 {
     const NV: usize = 8;
+    /// Group vector `g` = `q - 16` as i8: its low nibble is `q`'s, its high nibble all ones
+    /// when the fifth bit is clear. The sign byte comes from the plane (bit `g` to bit 7, then
+    /// an arithmetic shift: 0xFF or 0), the nibble is inserted with BSL (low nibbles) or SRI
+    /// (high nibbles): 3 instructions per vector.
     #[inline(always)]
     unsafe fn vecs(p: *const u8, _j: usize) -> [int8x16_t; 8] {
-        // SAFETY: the first 128 bytes of the tile block.
-        unsafe { plain_vecs(p) }
+        // SAFETY: NEON is baseline; 5 loads of 16 bytes within the first 80 of the tile block.
+        unsafe {
+            let raw: [uint8x16_t; 4] = std::array::from_fn(|r| vld1q_u8(p.add(16 * r)));
+            let plane = vld1q_s8(p.add(64).cast());
+            let sign = [
+                vshrq_n_s8::<7>(vshlq_n_s8::<7>(plane)),
+                vshrq_n_s8::<7>(vshlq_n_s8::<6>(plane)),
+                vshrq_n_s8::<7>(vshlq_n_s8::<5>(plane)),
+                vshrq_n_s8::<7>(vshlq_n_s8::<4>(plane)),
+                vshrq_n_s8::<7>(vshlq_n_s8::<3>(plane)),
+                vshrq_n_s8::<7>(vshlq_n_s8::<2>(plane)),
+                vshrq_n_s8::<7>(vshlq_n_s8::<1>(plane)),
+                vshrq_n_s8::<7>(plane),
+            ]
+            .map(|v| vreinterpretq_u8_s8(v));
+            let low = vdupq_n_u8(0x0F);
+            std::array::from_fn(|g| {
+                vreinterpretq_s8_u8(if g < 4 {
+                    vbslq_u8(low, raw[g], sign[g])
+                } else {
+                    vsriq_n_u8::<4>(sign[g], raw[g - 4])
+                })
+            })
+        }
     }
 }
 
@@ -928,7 +972,7 @@ macro_rules! kernels {
 }
 
 kernels!(BlockQ4_1, Q4_1_NEON, Q4_1_DOT, "neon-q4_1-smlal", "neondot-q4_1-sdot", K32<true, 64, 72>);
-kernels!(BlockQ5_0, Q5_0_NEON, Q5_0_DOT, "neon-q5_0-smlal", "neondot-q5_0-sdot", K32<false, 128, 128>);
+kernels!(BlockQ5_0, Q5_0_NEON, Q5_0_DOT, "neon-q5_0-smlal", "neondot-q5_0-sdot", K32<false, 80, 80>);
 kernels!(BlockQ5_1, Q5_1_NEON, Q5_1_DOT, "neon-q5_1-smlal", "neondot-q5_1-sdot", K32<true, 128, 136>);
 kernels!(BlockQ4K, Q4_K_NEON, Q4_K_DOT, "neon-q4_k-smlal", "neondot-q4_k-sdot", KK<8, false, true, 512, 576>);
 kernels!(BlockQ5K, Q5_K_NEON, Q5_K_DOT, "neon-q5_k-smlal", "neondot-q5_k-sdot", KK<8, false, true, 1024, 1088>);
