@@ -546,6 +546,15 @@ trait Vecs: Tiled {
     /// # Safety
     /// `p` addresses a whole tile block (`BYTES` readable bytes).
     unsafe fn vecs(p: *const u8, j: usize) -> [int8x16_t; 8];
+    /// The group vectors of sub-blocks `2 pair` and `2 pair + 1` (K-quants).
+    ///
+    /// # Safety
+    /// As [`Vecs::vecs`].
+    #[inline(always)]
+    unsafe fn vecs2(p: *const u8, pair: usize) -> [[int8x16_t; 8]; 2] {
+        // SAFETY: forwarded contract.
+        unsafe { [Self::vecs(p, 2 * pair), Self::vecs(p, 2 * pair + 1)] }
+    }
 }
 
 /// 8 group vectors of int8 at `p`.
@@ -643,6 +652,11 @@ impl Vecs for BlockQ5_1 {
 impl Vecs for BlockQ4K {
     const NV: usize = 8;
     #[inline(always)]
+    unsafe fn vecs2(p: *const u8, pair: usize) -> [[int8x16_t; 8]; 2] {
+        // SAFETY: forwarded contract (pair < 4: the caller's sub-blocks are < 8).
+        unsafe { Self::pair_vecs(p, pair) }
+    }
+    #[inline(always)]
     unsafe fn vecs(p: *const u8, j: usize) -> [int8x16_t; 8] {
         // SAFETY: the 128 bytes of pair j / 2 < 4, within the 512 bytes of nibbles.
         unsafe {
@@ -652,6 +666,26 @@ impl Vecs for BlockQ4K {
             } else {
                 nibble_vecs::<true>(p)
             }
+        }
+    }
+}
+
+impl BlockQ4K {
+    /// Both sub-blocks of a pair from one load of its 8 nibble vectors.
+    ///
+    /// # Safety
+    /// As [`Vecs::vecs`], `pair < 4`.
+    #[inline(always)]
+    unsafe fn pair_vecs(p: *const u8, pair: usize) -> [[int8x16_t; 8]; 2] {
+        // SAFETY: NEON is baseline; 8 loads of 16 bytes of pair `pair`'s 128 bytes.
+        unsafe {
+            let raw: [uint8x16_t; 8] =
+                std::array::from_fn(|g| vld1q_u8(p.add(128 * pair + 16 * g)));
+            let m = vdupq_n_u8(0x0F);
+            [
+                raw.map(|v| vreinterpretq_s8_u8(vandq_u8(v, m))),
+                raw.map(|v| vreinterpretq_s8_u8(vshrq_n_u8::<4>(v))),
+            ]
         }
     }
 }
@@ -794,23 +828,30 @@ impl<
                 let mut tot = [vdupq_n_s32(0); R];
                 // Running activation pointers (sub-block j at 4 + 4 NV j).
                 let mut aj = ab.map(|p| p.add(4).cast::<i8>());
-                for j in 0..NSUB {
-                    let wv = F::vecs(wb, j);
-                    let s = if F::NV == 8 {
-                        I::dots::<R, 8>(&wv, &aj)
-                    } else {
-                        I::dots::<R, 4>(&wv, &aj)
-                    };
-                    let s8 = vld1_u8(wb.add(SC + 4 * j));
-                    let sc = if SIGNED {
-                        vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u8(s8))))
-                    } else {
-                        vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(s8))))
-                    };
-                    for r in 0..R {
-                        tot[r] = vmlaq_s32(tot[r], s[r], sc);
-                    }
-                    aj = aj.map(|p| p.add(4 * F::NV));
+                // Sub-block j of group vectors `wv`: its dot products times its scale.
+                macro_rules! sub_block {
+                    ($wv:expr, $j:expr) => {{
+                        let s = if F::NV == 8 {
+                            I::dots::<R, 8>($wv, &aj)
+                        } else {
+                            I::dots::<R, 4>($wv, &aj)
+                        };
+                        let s8 = vld1_u8(wb.add(SC + 4 * $j));
+                        let sc = if SIGNED {
+                            vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u8(s8))))
+                        } else {
+                            vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(s8))))
+                        };
+                        for r in 0..R {
+                            tot[r] = vmlaq_s32(tot[r], s[r], sc);
+                        }
+                        aj = aj.map(|p| p.add(4 * F::NV));
+                    }};
+                }
+                for pair in 0..NSUB / 2 {
+                    let [v0, v1] = F::vecs2(wb, pair);
+                    sub_block!(&v0, 2 * pair);
+                    sub_block!(&v1, 2 * pair + 1);
                 }
                 let d = f16x4(wb.add(D));
                 if MIN {
