@@ -20,7 +20,7 @@
 //! | Q5_1 | 8 group vectors of `q` (0..=31), `d[4]`, `m[4]`: 144 bytes |
 //! | Q4_K | per sub-block pair `p` 8 nibble vectors (low: sub-block `2p`, high: `2p + 1`); scales u8 `[8][4]`, mins u8 `[8][4]`; `d[4]`, `dmin[4]`: 592 bytes |
 //! | Q5_K | 8 group vectors of `q` (0..=31) per sub-block; scales, mins, `d`, `dmin` as Q4_K: 1104 bytes |
-//! | Q6_K | 4 group vectors of `q` (-32..=31) per sub-block of 16; scales i8 `[16][4]`; `d[4]`: 1096 bytes |
+//! | Q6_K | per 32 values: 4 nibble vectors of the low 4 bits, 2 planes of the high 2 bits (XOR 2, 2 bits per group vector); scales i8 `[16][4]`; `d[4]`: 840 bytes (210 per column, as GGUF) |
 //!
 //! # Arithmetic
 //!
@@ -329,30 +329,53 @@ fn get_sc_mins(src: &[u8], c: usize) -> ([u8; 12], f16, f16) {
 
 impl Tiled for BlockQ6K {
     const LEN: usize = 256;
-    const BYTES: usize = 1024 + 64 + 8;
+    const BYTES: usize = 768 + 64 + 8;
+    /// Per group `G` of 32 values (sub-blocks `2G`, `2G + 1`), 96 bytes: 4 nibble vectors of the
+    /// low 4 bits (low nibbles: group vectors 0..4, high: 4..8), then two planes of the high 2
+    /// bits XOR 2 (`q / 16 - 2` in two's complement), bits `2k, 2k + 1` of byte `i` for group
+    /// vector `k` (plane 0) or `4 + k` (plane 1). Then scales i8 `[16][4]`, `d[4]`.
     fn put(b: &[Self; NR], dst: &mut [u8]) {
         let p = b.map(|b| b.parts());
-        let q = p.each_ref().map(|(_, q)| q.map(|x| x as u8));
-        for s in 0..16 {
-            interleave(
-                q.each_ref().map(|q| &q[16 * s..16 * s + 16]),
-                &mut dst[64 * s..],
-            );
+        let u = p.each_ref().map(|(_, q)| q.map(|x| (x as i32 + 32) as u8));
+        for grp in 0..8 {
+            let mut t = [0u8; 128];
+            interleave(u.each_ref().map(|u| &u[32 * grp..32 * grp + 32]), &mut t);
+            let dst = &mut dst[96 * grp..96 * grp + 96];
+            for i in 0..64 {
+                dst[i] = (t[i] & 0x0F) | ((t[i + 64] & 0x0F) << 4);
+            }
+            for plane in 0..2 {
+                for i in 0..16 {
+                    dst[64 + 16 * plane + i] = (0..4)
+                        .map(|k| ((t[16 * (4 * plane + k) + i] >> 4) ^ 2) << (2 * k))
+                        .sum();
+                }
+            }
         }
         for (c, (sc, _)) in p.iter().enumerate() {
             for s in 0..16 {
-                dst[1024 + 4 * s + c] = sc[s] as u8;
+                dst[768 + 4 * s + c] = sc[s] as u8;
             }
         }
-        put_f16(b.map(|b| b.d), &mut dst[1088..]);
+        put_f16(b.map(|b| b.d), &mut dst[832..]);
     }
     fn get(src: &[u8], c: usize) -> Self {
-        let mut q = [0u8; 256];
-        for s in 0..16 {
-            deinterleave(&src[64 * s..], c, &mut q[16 * s..16 * s + 16]);
+        let mut u = [0u8; 256];
+        for grp in 0..8 {
+            let g = &src[96 * grp..96 * grp + 96];
+            let mut t = [0u8; 128];
+            for i in 0..64 {
+                t[i] = g[i] & 0x0F;
+                t[i + 64] = g[i] >> 4;
+            }
+            for (e, x) in t.iter_mut().enumerate() {
+                let (v, i) = (e / 16, e % 16);
+                let h = ((g[64 + 16 * (v / 4) + i] >> (2 * (v % 4))) & 3) ^ 2;
+                *x |= h << 4;
+            }
+            deinterleave(&t, c, &mut u[32 * grp..32 * grp + 32]);
         }
-        // Back to 0..=63 and GGUF's bit positions (inverse of `BlockQ6K::parts`).
-        let u = q.map(|x| (x as i8 + 32) as u8);
+        // GGUF's bit positions (inverse of `BlockQ6K::parts`).
         let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
         for half in 0..2 {
             for l in 0..32 {
@@ -366,12 +389,12 @@ impl Tiled for BlockQ6K {
             }
         }
         // `parts` reads sub-block s's scale at index s.
-        let scales: [i8; 16] = std::array::from_fn(|s| src[1024 + 4 * s + c] as i8);
+        let scales: [i8; 16] = std::array::from_fn(|s| src[768 + 4 * s + c] as i8);
         BlockQ6K {
             ql,
             qh,
             scales,
-            d: get_f16(&src[1088..], c),
+            d: get_f16(&src[832..], c),
         }
     }
 }
@@ -609,7 +632,7 @@ impl Vecs for BlockQ5_0 {
     const NV: usize = 8;
     /// Group vector `g` = `q - 16` as i8: its low nibble is `q`'s, its high nibble all ones
     /// when the fifth bit is clear. The sign byte comes from the plane (bit `g` to bit 7, then
-    /// an arithmetic shift: 0xFF or 0), the nibble is inserted with BSL (low nibbles) or SRI
+    /// an arithmetic shift: 0xFF or 0), combined with the nibble by SLI (low nibbles) or SRI
     /// (high nibbles): 3 instructions per vector.
     #[inline(always)]
     unsafe fn vecs(p: *const u8, _j: usize) -> [int8x16_t; 8] {
@@ -628,14 +651,10 @@ impl Vecs for BlockQ5_0 {
                 vshrq_n_s8::<7>(plane),
             ]
             .map(|v| vreinterpretq_u8_s8(v));
-            let low = vdupq_n_u8(0x0F);
-            std::array::from_fn(|g| {
-                vreinterpretq_s8_u8(if g < 4 {
-                    vbslq_u8(low, raw[g], sign[g])
-                } else {
-                    vsriq_n_u8::<4>(sign[g], raw[g - 4])
-                })
-            })
+            // High nibbles first (SRI reads `raw`), then SLI of the sign above the low nibbles.
+            let hi: [uint8x16_t; 4] = std::array::from_fn(|k| vsriq_n_u8::<4>(sign[4 + k], raw[k]));
+            let lo: [uint8x16_t; 4] = std::array::from_fn(|k| vsliq_n_u8::<4>(raw[k], sign[k]));
+            std::array::from_fn(|g| vreinterpretq_s8_u8(if g < 4 { lo[g] } else { hi[g - 4] }))
         }
     }
 }
@@ -703,10 +722,50 @@ impl Vecs for BlockQ6K {
     const NV: usize = 4;
     #[inline(always)]
     unsafe fn vecs(p: *const u8, j: usize) -> [int8x16_t; 8] {
-        // SAFETY: the 64 bytes of sub-block j < 16, within the 1024 bytes of quants.
-        let v: [int8x16_t; 4] =
-            std::array::from_fn(|g| unsafe { vld1q_s8(p.add(64 * j + 16 * g).cast()) });
-        [v[0], v[1], v[2], v[3], v[0], v[1], v[2], v[3]]
+        // SAFETY: forwarded contract (group j / 2 < 8).
+        unsafe { Self::vecs2(p, j / 2)[j % 2] }
+    }
+    /// Group `pair`'s 8 group vectors, `q - 32` as i8: the plane's 2 bits to bits 6, 7, an
+    /// arithmetic shift (sign-extended `q / 16 - 2`), combined with the nibble by SLI (low
+    /// nibbles) or SRI (high nibbles): 3 instructions per vector, no mask register.
+    #[inline(always)]
+    unsafe fn vecs2(p: *const u8, pair: usize) -> [[int8x16_t; 8]; 2] {
+        // SAFETY: NEON is baseline; 6 loads of 16 bytes within group `pair`'s 96 bytes.
+        unsafe {
+            let p = p.add(96 * pair);
+            let raw: [uint8x16_t; 4] = std::array::from_fn(|r| vld1q_u8(p.add(16 * r)));
+            let pl = [vld1q_s8(p.add(64).cast()), vld1q_s8(p.add(80).cast())];
+            // Group vectors 4..8 (high nibbles): the 2 bits sign-extended into bits 4..7, the
+            // nibble shifted in with SRI (reads `raw`).
+            let top: [uint8x16_t; 4] = std::array::from_fn(|k| {
+                let x = pl[1];
+                vreinterpretq_u8_s8(match k {
+                    0 => vshrq_n_s8::<2>(vshlq_n_s8::<6>(x)),
+                    1 => vshrq_n_s8::<2>(vshlq_n_s8::<4>(x)),
+                    2 => vshrq_n_s8::<2>(vshlq_n_s8::<2>(x)),
+                    _ => vshrq_n_s8::<2>(x),
+                })
+            });
+            let hi: [uint8x16_t; 4] = std::array::from_fn(|k| vsriq_n_u8::<4>(top[k], raw[k]));
+            // Group vectors 0..4 (low nibbles): the 2 bits sign-extended to a byte, inserted
+            // above the nibble with SLI (overwrites `raw`, after its last use above).
+            let lo: [uint8x16_t; 4] = std::array::from_fn(|k| {
+                let x = pl[0];
+                let h = vreinterpretq_u8_s8(match k {
+                    0 => vshrq_n_s8::<6>(vshlq_n_s8::<6>(x)),
+                    1 => vshrq_n_s8::<6>(vshlq_n_s8::<4>(x)),
+                    2 => vshrq_n_s8::<6>(vshlq_n_s8::<2>(x)),
+                    _ => vshrq_n_s8::<6>(x),
+                });
+                vsliq_n_u8::<4>(raw[k], h)
+            });
+            let v: [int8x16_t; 8] =
+                std::array::from_fn(|g| vreinterpretq_s8_u8(if g < 4 { lo[g] } else { hi[g - 4] }));
+            [
+                [v[0], v[1], v[2], v[3], v[0], v[1], v[2], v[3]],
+                [v[4], v[5], v[6], v[7], v[4], v[5], v[6], v[7]],
+            ]
+        }
     }
 }
 
@@ -1017,4 +1076,4 @@ kernels!(BlockQ5_0, Q5_0_NEON, Q5_0_DOT, "neon-q5_0-smlal", "neondot-q5_0-sdot",
 kernels!(BlockQ5_1, Q5_1_NEON, Q5_1_DOT, "neon-q5_1-smlal", "neondot-q5_1-sdot", K32<true, 128, 136>);
 kernels!(BlockQ4K, Q4_K_NEON, Q4_K_DOT, "neon-q4_k-smlal", "neondot-q4_k-sdot", KK<8, false, true, 512, 576>);
 kernels!(BlockQ5K, Q5_K_NEON, Q5_K_DOT, "neon-q5_k-smlal", "neondot-q5_k-sdot", KK<8, false, true, 1024, 1088>);
-kernels!(BlockQ6K, Q6_K_NEON, Q6_K_DOT, "neon-q6_k-smlal", "neondot-q6_k-sdot", KK<16, true, false, 1024, 1088>);
+kernels!(BlockQ6K, Q6_K_NEON, Q6_K_DOT, "neon-q6_k-smlal", "neondot-q6_k-sdot", KK<16, true, false, 768, 832>);
