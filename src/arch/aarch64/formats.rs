@@ -17,9 +17,9 @@
 //! |---|---|
 //! | Q4_1 | 4 nibble vectors (low nibbles: group vectors 0..4, high: 4..8), `d[4]`, `m[4]` f16: 80 bytes |
 //! | Q5_0 | 4 nibble vectors as Q4_1, a plane of inverted fifth bits (bit `g` of byte `i` for group vector `g`), `d[4]`: 88 bytes (22 per column, as GGUF) |
-//! | Q5_1 | 8 group vectors of `q` (0..=31), `d[4]`, `m[4]`: 144 bytes |
+//! | Q5_1 | as Q5_0 with the fifth bits as they are, `d[4]`, `m[4]`: 96 bytes (24 per column) |
 //! | Q4_K | per sub-block pair `p` 8 nibble vectors (low: sub-block `2p`, high: `2p + 1`); scales u8 `[8][4]`, mins u8 `[8][4]`; `d[4]`, `dmin[4]`: 592 bytes |
-//! | Q5_K | 8 group vectors of `q` (0..=31) per sub-block; scales, mins, `d`, `dmin` as Q4_K: 1104 bytes |
+//! | Q5_K | per sub-block pair 8 nibble vectors as Q4_K and 2 planes of fifth bits; scales, mins, `d`, `dmin` as Q4_K: 720 bytes (180 per column) |
 //! | Q6_K | per 32 values: 4 nibble vectors of the low 4 bits, 2 planes of the high 2 bits (XOR 2, 2 bits per group vector); scales i8 `[16][4]`; `d[4]`: 840 bytes (210 per column, as GGUF) |
 //!
 //! # Arithmetic
@@ -174,35 +174,45 @@ impl Tiled for BlockQ4_1 {
     }
 }
 
+/// 8 group vectors of five-bit values `t` (128 bytes) as 4 nibble vectors (low nibbles:
+/// vectors 0..4, high: 4..8) and a plane of fifth bits XOR `inv` (bit `g` of byte `i` for
+/// vector `g`): 80 bytes at `dst`.
+fn put_five(t: &[u8; 128], inv: u8, dst: &mut [u8]) {
+    for i in 0..64 {
+        dst[i] = (t[i] & 0x0F) | ((t[i + 64] & 0x0F) << 4);
+    }
+    for i in 0..16 {
+        dst[64 + i] = (0..8).map(|g| ((t[16 * g + i] >> 4) ^ inv) << g).sum();
+    }
+}
+
+/// Inverse of [`put_five`].
+fn get_five(src: &[u8], inv: u8) -> [u8; 128] {
+    let mut t = [0u8; 128];
+    for i in 0..64 {
+        t[i] = src[i] & 0x0F;
+        t[i + 64] = src[i] >> 4;
+    }
+    for (e, x) in t.iter_mut().enumerate() {
+        *x |= (((src[64 + e % 16] >> (e / 16)) & 1) ^ inv) << 4;
+    }
+    t
+}
+
 impl Tiled for BlockQ5_0 {
     const LEN: usize = QK;
     const BYTES: usize = 88;
-    /// 4 nibble vectors of `q` (low nibbles: group vectors 0..4, high: 4..8), then the plane of
-    /// inverted fifth bits (bit `g` of byte `i`: NOT bit 4 of group vector `g`'s byte `i`, i.e.
-    /// whether `q - 16` is negative), then `d[4]`.
+    /// [`put_five`] of `q` with inverted fifth bits (bit set: `q - 16` negative), then `d[4]`.
     fn put(b: &[Self; NR], dst: &mut [u8]) {
         let v = b.map(|b| b.values().map(|q| (q + 16) as u8));
-        let mut u = [0u8; 128];
-        interleave(v.each_ref().map(|v| &v[..]), &mut u);
-        for i in 0..64 {
-            dst[i] = (u[i] & 0x0F) | ((u[i + 64] & 0x0F) << 4);
-        }
-        for i in 0..16 {
-            dst[64 + i] = (0..8).map(|g| (1 - (u[16 * g + i] >> 4)) << g).sum();
-        }
+        let mut t = [0u8; 128];
+        interleave(v.each_ref().map(|v| &v[..]), &mut t);
+        put_five(&t, 1, dst);
         put_f16(b.map(|b| b.d), &mut dst[80..]);
     }
     fn get(src: &[u8], c: usize) -> Self {
-        let mut u = [0u8; 128];
-        for i in 0..64 {
-            u[i] = src[i] & 0x0F;
-            u[i + 64] = src[i] >> 4;
-        }
-        for (e, x) in u.iter_mut().enumerate() {
-            *x |= (1 - ((src[64 + e % 16] >> (e / 16)) & 1)) << 4;
-        }
         let mut v = [0u8; 32];
-        deinterleave(&u, c, &mut v);
+        deinterleave(&get_five(src, 1), c, &mut v);
         let (qs, qh) = five_bit_fields(&v);
         BlockQ5_0 {
             d: get_f16(&src[80..], c),
@@ -214,20 +224,23 @@ impl Tiled for BlockQ5_0 {
 
 impl Tiled for BlockQ5_1 {
     const LEN: usize = QK;
-    const BYTES: usize = 144;
+    const BYTES: usize = 96;
+    /// [`put_five`] of `q`, then `d[4]`, `m[4]`.
     fn put(b: &[Self; NR], dst: &mut [u8]) {
         let v = b.map(|b| b.values());
-        interleave(v.each_ref().map(|v| &v[..]), dst);
-        put_f16(b.map(|b| b.d), &mut dst[128..]);
-        put_f16(b.map(|b| b.m), &mut dst[136..]);
+        let mut t = [0u8; 128];
+        interleave(v.each_ref().map(|v| &v[..]), &mut t);
+        put_five(&t, 0, dst);
+        put_f16(b.map(|b| b.d), &mut dst[80..]);
+        put_f16(b.map(|b| b.m), &mut dst[88..]);
     }
     fn get(src: &[u8], c: usize) -> Self {
         let mut v = [0u8; 32];
-        deinterleave(src, c, &mut v);
+        deinterleave(&get_five(src, 0), c, &mut v);
         let (qs, qh) = five_bit_fields(&v);
         BlockQ5_1 {
-            d: get_f16(&src[128..], c),
-            m: get_f16(&src[136..], c),
+            d: get_f16(&src[80..], c),
+            m: get_f16(&src[88..], c),
             qh,
             qs,
         }
@@ -269,21 +282,42 @@ impl Tiled for BlockQ4K {
 
 impl Tiled for BlockQ5K {
     const LEN: usize = 256;
-    const BYTES: usize = 1024 + 32 + 32 + 16;
+    const BYTES: usize = 640 + 32 + 32 + 16;
+    /// Per sub-block pair `p`, 160 bytes: 8 nibble vectors (low: sub-block `2p`, high: `2p + 1`)
+    /// and the planes of fifth bits of the two sub-blocks (bit `g` of byte `i`: vector `g`).
     fn put(b: &[Self; NR], dst: &mut [u8]) {
         let p = b.map(|b| b.parts());
-        for j in 0..8 {
-            interleave(
-                p.each_ref().map(|p| &p.q[32 * j..32 * j + 32]),
-                &mut dst[128 * j..],
-            );
+        for pair in 0..4 {
+            let mut t = [[0u8; 128]; 2];
+            for (h, t) in t.iter_mut().enumerate() {
+                let j = 2 * pair + h;
+                interleave(p.each_ref().map(|p| &p.q[32 * j..32 * j + 32]), t);
+            }
+            let dst = &mut dst[160 * pair..160 * pair + 160];
+            for i in 0..128 {
+                dst[i] = (t[0][i] & 0x0F) | ((t[1][i] & 0x0F) << 4);
+            }
+            for (h, t) in t.iter().enumerate() {
+                for i in 0..16 {
+                    dst[128 + 16 * h + i] = (0..8).map(|g| (t[16 * g + i] >> 4) << g).sum();
+                }
+            }
         }
-        put_sc_mins(&p, b.map(|b| b.d), b.map(|b| b.dmin), &mut dst[1024..]);
+        put_sc_mins(&p, b.map(|b| b.d), b.map(|b| b.dmin), &mut dst[640..]);
     }
     fn get(src: &[u8], c: usize) -> Self {
         let mut q = [0u8; 256];
-        for j in 0..8 {
-            deinterleave(&src[128 * j..], c, &mut q[32 * j..32 * j + 32]);
+        for pair in 0..4 {
+            let g = &src[160 * pair..160 * pair + 160];
+            for h in 0..2 {
+                let mut t = [0u8; 128];
+                for (e, x) in t.iter_mut().enumerate() {
+                    let nib = if h == 0 { g[e] & 0x0F } else { g[e] >> 4 };
+                    *x = nib | (((g[128 + 16 * h + e % 16] >> (e / 16)) & 1) << 4);
+                }
+                let j = 2 * pair + h;
+                deinterleave(&t, c, &mut q[32 * j..32 * j + 32]);
+            }
         }
         let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
         for c4 in 0..4 {
@@ -293,7 +327,7 @@ impl Tiled for BlockQ5K {
                 qh[l] |= ((lo >> 4) << (2 * c4)) | ((hi >> 4) << (2 * c4 + 1));
             }
         }
-        let (scales, d, dmin) = get_sc_mins(&src[1024..], c);
+        let (scales, d, dmin) = get_sc_mins(&src[640..], c);
         BlockQ5K {
             d,
             dmin,
@@ -580,16 +614,6 @@ trait Vecs: Tiled {
     }
 }
 
-/// 8 group vectors of int8 at `p`.
-///
-/// # Safety
-/// 128 readable bytes at `p`.
-#[inline(always)]
-unsafe fn plain_vecs(p: *const u8) -> [int8x16_t; 8] {
-    // SAFETY: 8 loads of 16 bytes within the caller's 128.
-    std::array::from_fn(|g| unsafe { vld1q_s8(p.add(16 * g).cast()) })
-}
-
 /// 8 nibble vectors at `p`: their low (`HIGH` false) or high nibbles.
 ///
 /// # Safety
@@ -628,34 +652,90 @@ impl Vecs for BlockQ4_1 {
     }
 }
 
+/// `plane` shifted left by `7 - g`: bit `g` to bit 7 (`g` < 8).
+///
+/// # Safety
+/// NEON (baseline).
+#[inline(always)]
+unsafe fn bit_to_7(plane: uint8x16_t, g: usize) -> uint8x16_t {
+    // SAFETY: register-only NEON shifts.
+    unsafe {
+        match g {
+            0 => vshlq_n_u8::<7>(plane),
+            1 => vshlq_n_u8::<6>(plane),
+            2 => vshlq_n_u8::<5>(plane),
+            3 => vshlq_n_u8::<4>(plane),
+            4 => vshlq_n_u8::<3>(plane),
+            5 => vshlq_n_u8::<2>(plane),
+            6 => vshlq_n_u8::<1>(plane),
+            _ => plane,
+        }
+    }
+}
+
+/// Five-bit group vectors from nibbles and a plane bit, 3 instructions each. `SIGNED` (the
+/// plane holds inverted fifth bits): `q - 16`, the bit spread to 0xFF / 0 by an arithmetic shift
+/// (high nibble all ones when negative). Unsigned: `q`, the bit moved to bit 4 (with SRI) or
+/// bit 0 (with SLI) by a logical shift. `lo` takes its nibble from the low nibbles of `raw`
+/// (SLI, which overwrites its copy of `raw`), `hi` from the high nibbles (SRI).
+///
+/// # Safety
+/// NEON (baseline).
+#[inline(always)]
+unsafe fn five_lo<const SIGNED: bool>(raw: uint8x16_t, plane: uint8x16_t, g: usize) -> int8x16_t {
+    // SAFETY: register-only NEON operations.
+    unsafe {
+        let x = bit_to_7(plane, g);
+        let b = if SIGNED {
+            vreinterpretq_u8_s8(vshrq_n_s8::<7>(vreinterpretq_s8_u8(x)))
+        } else {
+            vshrq_n_u8::<7>(x)
+        };
+        vreinterpretq_s8_u8(vsliq_n_u8::<4>(raw, b))
+    }
+}
+
+/// See [`five_lo`].
+///
+/// # Safety
+/// NEON (baseline).
+#[inline(always)]
+unsafe fn five_hi<const SIGNED: bool>(raw: uint8x16_t, plane: uint8x16_t, g: usize) -> int8x16_t {
+    // SAFETY: register-only NEON operations.
+    unsafe {
+        let x = bit_to_7(plane, g);
+        let b = if SIGNED {
+            vreinterpretq_u8_s8(vshrq_n_s8::<7>(vreinterpretq_s8_u8(x)))
+        } else {
+            vshrq_n_u8::<3>(x)
+        };
+        vreinterpretq_s8_u8(vsriq_n_u8::<4>(b, raw))
+    }
+}
+
+/// The 8 group vectors of a [`put_five`] layout at `p`.
+///
+/// # Safety
+/// 80 readable bytes at `p`.
+#[inline(always)]
+unsafe fn five_vecs<const SIGNED: bool>(p: *const u8) -> [int8x16_t; 8] {
+    // SAFETY: NEON is baseline; 5 loads of 16 bytes within the caller's 80.
+    unsafe {
+        let raw: [uint8x16_t; 4] = std::array::from_fn(|r| vld1q_u8(p.add(16 * r)));
+        let plane = vld1q_u8(p.add(64));
+        // High nibbles first (SRI reads `raw`), then SLI over the low nibbles.
+        let hi: [int8x16_t; 4] = std::array::from_fn(|k| five_hi::<SIGNED>(raw[k], plane, 4 + k));
+        let lo: [int8x16_t; 4] = std::array::from_fn(|k| five_lo::<SIGNED>(raw[k], plane, k));
+        std::array::from_fn(|g| if g < 4 { lo[g] } else { hi[g - 4] })
+    }
+}
+
 impl Vecs for BlockQ5_0 {
     const NV: usize = 8;
-    /// Group vector `g` = `q - 16` as i8: its low nibble is `q`'s, its high nibble all ones
-    /// when the fifth bit is clear. The sign byte comes from the plane (bit `g` to bit 7, then
-    /// an arithmetic shift: 0xFF or 0), combined with the nibble by SLI (low nibbles) or SRI
-    /// (high nibbles): 3 instructions per vector.
     #[inline(always)]
     unsafe fn vecs(p: *const u8, _j: usize) -> [int8x16_t; 8] {
-        // SAFETY: NEON is baseline; 5 loads of 16 bytes within the first 80 of the tile block.
-        unsafe {
-            let raw: [uint8x16_t; 4] = std::array::from_fn(|r| vld1q_u8(p.add(16 * r)));
-            let plane = vld1q_s8(p.add(64).cast());
-            let sign = [
-                vshrq_n_s8::<7>(vshlq_n_s8::<7>(plane)),
-                vshrq_n_s8::<7>(vshlq_n_s8::<6>(plane)),
-                vshrq_n_s8::<7>(vshlq_n_s8::<5>(plane)),
-                vshrq_n_s8::<7>(vshlq_n_s8::<4>(plane)),
-                vshrq_n_s8::<7>(vshlq_n_s8::<3>(plane)),
-                vshrq_n_s8::<7>(vshlq_n_s8::<2>(plane)),
-                vshrq_n_s8::<7>(vshlq_n_s8::<1>(plane)),
-                vshrq_n_s8::<7>(plane),
-            ]
-            .map(|v| vreinterpretq_u8_s8(v));
-            // High nibbles first (SRI reads `raw`), then SLI of the sign above the low nibbles.
-            let hi: [uint8x16_t; 4] = std::array::from_fn(|k| vsriq_n_u8::<4>(sign[4 + k], raw[k]));
-            let lo: [uint8x16_t; 4] = std::array::from_fn(|k| vsliq_n_u8::<4>(raw[k], sign[k]));
-            std::array::from_fn(|g| vreinterpretq_s8_u8(if g < 4 { lo[g] } else { hi[g - 4] }))
-        }
+        // SAFETY: the first 80 bytes of the tile block.
+        unsafe { five_vecs::<true>(p) }
     }
 }
 
@@ -663,8 +743,8 @@ impl Vecs for BlockQ5_1 {
     const NV: usize = 8;
     #[inline(always)]
     unsafe fn vecs(p: *const u8, _j: usize) -> [int8x16_t; 8] {
-        // SAFETY: the first 128 bytes of the tile block.
-        unsafe { plain_vecs(p) }
+        // SAFETY: the first 80 bytes of the tile block.
+        unsafe { five_vecs::<false>(p) }
     }
 }
 
@@ -713,8 +793,22 @@ impl Vecs for BlockQ5K {
     const NV: usize = 8;
     #[inline(always)]
     unsafe fn vecs(p: *const u8, j: usize) -> [int8x16_t; 8] {
-        // SAFETY: the 128 bytes of sub-block j < 8, within the 1024 bytes of quants.
-        unsafe { plain_vecs(p.add(128 * j)) }
+        // SAFETY: forwarded contract (pair j / 2 < 4).
+        unsafe { Self::vecs2(p, j / 2)[j % 2] }
+    }
+    /// Both sub-blocks of a pair from one load of its nibble vectors and planes.
+    #[inline(always)]
+    unsafe fn vecs2(p: *const u8, pair: usize) -> [[int8x16_t; 8]; 2] {
+        // SAFETY: NEON is baseline; 10 loads of 16 bytes within pair `pair`'s 160 bytes.
+        unsafe {
+            let p = p.add(160 * pair);
+            let raw: [uint8x16_t; 8] = std::array::from_fn(|g| vld1q_u8(p.add(16 * g)));
+            let pl = [vld1q_u8(p.add(128)), vld1q_u8(p.add(144))];
+            // Sub-block 2 pair + 1 first (SRI reads `raw`), then 2 pair (SLI overwrites it).
+            let hi: [int8x16_t; 8] = std::array::from_fn(|g| five_hi::<false>(raw[g], pl[1], g));
+            let lo: [int8x16_t; 8] = std::array::from_fn(|g| five_lo::<false>(raw[g], pl[0], g));
+            [lo, hi]
+        }
     }
 }
 
@@ -1073,7 +1167,7 @@ macro_rules! kernels {
 
 kernels!(BlockQ4_1, Q4_1_NEON, Q4_1_DOT, "neon-q4_1-smlal", "neondot-q4_1-sdot", K32<true, 64, 72>);
 kernels!(BlockQ5_0, Q5_0_NEON, Q5_0_DOT, "neon-q5_0-smlal", "neondot-q5_0-sdot", K32<false, 80, 80>);
-kernels!(BlockQ5_1, Q5_1_NEON, Q5_1_DOT, "neon-q5_1-smlal", "neondot-q5_1-sdot", K32<true, 128, 136>);
+kernels!(BlockQ5_1, Q5_1_NEON, Q5_1_DOT, "neon-q5_1-smlal", "neondot-q5_1-sdot", K32<true, 80, 88>);
 kernels!(BlockQ4K, Q4_K_NEON, Q4_K_DOT, "neon-q4_k-smlal", "neondot-q4_k-sdot", KK<8, false, true, 512, 576>);
-kernels!(BlockQ5K, Q5_K_NEON, Q5_K_DOT, "neon-q5_k-smlal", "neondot-q5_k-sdot", KK<8, false, true, 1024, 1088>);
+kernels!(BlockQ5K, Q5_K_NEON, Q5_K_DOT, "neon-q5_k-smlal", "neondot-q5_k-sdot", KK<8, false, true, 640, 704>);
 kernels!(BlockQ6K, Q6_K_NEON, Q6_K_DOT, "neon-q6_k-smlal", "neondot-q6_k-sdot", KK<16, true, false, 768, 832>);
