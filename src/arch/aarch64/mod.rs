@@ -9,6 +9,9 @@
 //!
 //! Q4_0 matmul: one activation layout for the three tiers ([`act`]), two weight layouts
 //! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`.
+//!
+//! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
+//! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`.
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
