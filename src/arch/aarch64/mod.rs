@@ -29,6 +29,7 @@ mod matmul_neon;
 pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
+mod q8_mmla;
 
 use matmul_asm::Isa;
 use pack::Layout;
@@ -79,7 +80,7 @@ static NEON_I8MM: Kernels = Kernels {
     tier: Tier::NeonI8mm,
     act: &ACT_KERNEL,
     q4_0: &I8MM_Q4,
-    q8_0: &matmul_q8::Q8_DOT,
+    q8_0: &q8_mmla::Q8_MMLA,
     q4_1: &formats::Q4_1_DOT,
     q5_0: &formats::Q5_0_DOT,
     q5_1: &formats::Q5_1_DOT,
