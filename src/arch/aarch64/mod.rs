@@ -9,6 +9,9 @@
 //!
 //! Q4_0 matmul: one activation layout for the three tiers ([`act`]), two weight layouts
 //! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`.
+//!
+//! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
+//! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`.
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -20,11 +23,13 @@ pub(crate) mod act;
 pub(crate) mod attention;
 mod attention_fp16;
 pub(crate) mod dot;
+mod formats;
 pub(crate) mod matmul_asm;
 mod matmul_neon;
 pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
+mod q8_mmla;
 
 use matmul_asm::Isa;
 use pack::Layout;
@@ -44,6 +49,12 @@ static NEON: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &NEON_Q4,
     q8_0: &matmul_q8::Q8_NEON,
+    q4_1: &formats::Q4_1_NEON,
+    q5_0: &formats::Q5_0_NEON,
+    q5_1: &formats::Q5_1_NEON,
+    q4_k: &formats::Q4_K_NEON,
+    q5_k: &formats::Q5_K_NEON,
+    q6_k: &formats::Q6_K_NEON,
     ops: &ops::NEON,
     attn: attention::NEON_SELECT,
     ..crate::arch::scalar::PORTABLE
@@ -54,6 +65,12 @@ static NEON_DOT: Kernels = Kernels {
     act: &ACT_KERNEL,
     q4_0: &DOT_Q4,
     q8_0: &matmul_q8::Q8_DOT,
+    q4_1: &formats::Q4_1_DOT,
+    q5_0: &formats::Q5_0_DOT,
+    q5_1: &formats::Q5_1_DOT,
+    q4_k: &formats::Q4_K_DOT,
+    q5_k: &formats::Q5_K_DOT,
+    q6_k: &formats::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
     ..crate::arch::scalar::PORTABLE
@@ -63,7 +80,13 @@ static NEON_I8MM: Kernels = Kernels {
     tier: Tier::NeonI8mm,
     act: &ACT_KERNEL,
     q4_0: &I8MM_Q4,
-    q8_0: &matmul_q8::Q8_DOT,
+    q8_0: &q8_mmla::Q8_MMLA,
+    q4_1: &formats::Q4_1_DOT,
+    q5_0: &formats::Q5_0_DOT,
+    q5_1: &formats::Q5_1_DOT,
+    q4_k: &formats::Q4_K_DOT,
+    q5_k: &formats::Q5_K_DOT,
+    q6_k: &formats::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
     ..crate::arch::scalar::PORTABLE
