@@ -78,6 +78,11 @@ macro_rules! emu_isa {
                 let b = unsafe { p.cast::<[u8; $c]>().read_unaligned() };
                 bytemuck::cast(b.map(|v| v as i32))
             }
+            unsafe fn load_u8_i16(p: *const u8) -> Self::V {
+                // SAFETY: p is valid for 2 C bytes (trait contract).
+                let b = unsafe { p.cast::<[u8; 2 * $c]>().read_unaligned() };
+                bytemuck::cast(b.map(|v| v as i16))
+            }
             unsafe fn load_i8_i32(p: *const u8) -> Self::V {
                 // SAFETY: p is valid for C bytes (trait contract).
                 let b = unsafe { p.cast::<[i8; $c]>().read_unaligned() };

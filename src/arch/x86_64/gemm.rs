@@ -73,6 +73,8 @@ pub(super) unsafe trait Isa {
     unsafe fn acc_sum(acc: Self::Acc, corr: i32, part: Self::V) -> Self::V;
     /// `C` bytes at `p` (any alignment), zero-extended to `C` i32 lanes.
     unsafe fn load_u8_i32(p: *const u8) -> Self::V;
+    /// `2 C` bytes at `p` (any alignment), zero-extended to `2 C` i16 (pairs per i32 lane).
+    unsafe fn load_u8_i16(p: *const u8) -> Self::V;
     /// `C` bytes at `p` (any alignment), sign-extended to `C` i32 lanes.
     unsafe fn load_i8_i32(p: *const u8) -> Self::V;
     /// Per byte: `((v >> shift) & 3) << 4` (`shift` <= 6).
@@ -402,7 +404,7 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
                 for r in 0..MR {
                     let mut mins = I::vzero();
                     for h in 0..4 {
-                        let m = I::load(wb[g].add(k_mins(c) + h * 4 * c));
+                        let m = I::load_u8_i16(wb[g].add(k_mins(c) + h * 2 * c));
                         let s = I::bcast4(pairs[r].as_ptr().add(h).cast());
                         mins = I::madd16_add(mins, m, s);
                     }

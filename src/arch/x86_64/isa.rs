@@ -79,6 +79,11 @@ macro_rules! ymm_common {
             unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())) }
         }
         #[inline(always)]
+        unsafe fn load_u8_i16(p: *const u8) -> __m256i {
+            // SAFETY: p is valid for 16 bytes (trait contract).
+            unsafe { _mm256_cvtepu8_epi16(_mm_loadu_si128(p.cast())) }
+        }
+        #[inline(always)]
         unsafe fn load_i8_i32(p: *const u8) -> __m256i {
             // SAFETY: p is valid for 8 bytes (trait contract).
             unsafe { _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())) }
@@ -315,6 +320,11 @@ unsafe impl Isa for Avx512Vnni {
     unsafe fn load_u8_i32(p: *const u8) -> __m512i {
         // SAFETY: p is valid for 16 bytes (trait contract).
         unsafe { _mm512_cvtepu8_epi32(_mm_loadu_si128(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn load_u8_i16(p: *const u8) -> __m512i {
+        // SAFETY: p is valid for 32 bytes (trait contract); vpmovzxbw zmm is AVX-512 BW.
+        unsafe { _mm512_cvtepu8_epi16(_mm256_loadu_si256(p.cast())) }
     }
     #[inline(always)]
     unsafe fn load_i8_i32(p: *const u8) -> __m512i {

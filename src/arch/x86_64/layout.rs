@@ -79,9 +79,9 @@ pub(super) const fn w_rec<const KIND: u8>(c: usize) -> usize {
     match KIND {
         Q8 => 34 * c,
         Q5 => 22 * c,
-        Q4K => 156 * c,
+        Q4K => 148 * c,
         Q6K => 210 * c,
-        Q5K => 188 * c,
+        Q5K => 180 * c,
         Q41 => 20 * c,
         Q51 => 24 * c,
         _ => 18 * c,
@@ -379,10 +379,11 @@ pub(super) const AK_BSUMS: usize = 260;
 const _: () = assert!(AK_REC == 292 && std::mem::offset_of!(ActBlockK, bsums) == AK_BSUMS);
 const _: () = assert!(std::mem::offset_of!(ActBlockK, qs) == AK_QS);
 
-/// Offsets in a Q4_K weight record of group width `c` (`156 * c` bytes per super-block, placed by
-/// [`rec_at`]): `c` f16 `d`, `c` f16 `dmin`, then the sub-block scales (8 x `c` bytes: sub-block
-/// `j`'s scales of the `c` columns at `K_SC + j * c`), the mins as i16 pairs (4 vectors of `4 c`
-/// bytes: lane `j` of vector `h` holds `(m[2h], m[2h + 1])` of column `j`), and the quants: 32
+/// Offsets in a Q4_K weight record of group width `c` (`148 * c` bytes per super-block, placed by
+/// [`rec_at`]; the file has 144): `c` f16 `d`, `c` f16 `dmin`, then the sub-block scales (8 x `c`
+/// bytes: sub-block `j`'s scales of the `c` columns at `K_SC + j * c`), the mins as u8 pairs (4
+/// groups of `2 c` bytes: bytes `2 j, 2 j + 1` of group `h` hold `(m[2h], m[2h + 1])` of column `j`,
+/// widened to i16 pairs in the kernel), and the quants: 32
 /// vectors of `4 c` bytes, vector `8 q + t` holding in lane `j` bytes `32 q + 4 t ..` of column
 /// `j`'s `qs` (low nibbles: sub-block `2 q`, high nibbles: `2 q + 1`, values `4 t .. 4 t + 4`).
 pub(super) const fn k_dmin(c: usize) -> usize {
@@ -395,7 +396,7 @@ pub(super) const fn k_mins(c: usize) -> usize {
     12 * c
 }
 pub(super) const fn k_qs(c: usize) -> usize {
-    28 * c
+    20 * c
 }
 
 /// Writes the Q4_K part of column `j`'s record (`d`, `dmin`, scales, mins, quants).
@@ -407,9 +408,9 @@ fn write_k4(rec: &mut [u8], C: usize, j: usize, d: f16, dmin: f16, p: &KParts, q
         rec[k_sc(C) + s * C + j] = p.sc[s];
     }
     for h in 0..4 {
-        let off = k_mins(C) + h * 4 * C + 4 * j;
-        rec[off..off + 2].copy_from_slice(&(p.m[2 * h] as i16).to_ne_bytes());
-        rec[off + 2..off + 4].copy_from_slice(&(p.m[2 * h + 1] as i16).to_ne_bytes());
+        let off = k_mins(C) + h * 2 * C + 2 * j;
+        rec[off] = p.m[2 * h];
+        rec[off + 1] = p.m[2 * h + 1];
     }
     for v in 0..32 {
         let off = k_qs(C) + v * 4 * C + 4 * j;
@@ -425,7 +426,7 @@ fn read_k4(rec: &[u8], C: usize, j: usize) -> (f16, f16, [u8; 12], [u8; 128]) {
     let mut m = [0u8; 8];
     for s in 0..8 {
         sc[s] = rec[k_sc(C) + s * C + j];
-        m[s] = rec[k_mins(C) + (s / 2) * 4 * C + 4 * j + 2 * (s % 2)];
+        m[s] = rec[k_mins(C) + (s / 2) * 2 * C + 2 * j + s % 2];
     }
     let mut qs = [0u8; 128];
     for v in 0..32 {
@@ -468,11 +469,11 @@ pub(super) fn unpack_row_q4k(
     })
 }
 
-/// Offset of the fifth-bit vectors in a Q5_K record (`188 * c` bytes: the Q4_K record, then 8
+/// Offset of the fifth-bit vectors in a Q5_K record (`180 * c` bytes: the Q4_K record, then 8
 /// vectors of `4 c` bytes, vector `t` holding in lane `j` bytes `4 t .. 4 t + 4` of column `j`'s
 /// `qh`; bit `s` of `qh[l]` is the fifth bit of value `l` of sub-block `s`).
 pub(super) const fn k_qh(c: usize) -> usize {
-    156 * c
+    148 * c
 }
 
 /// Packs Q5_K super-blocks for group width `C`: the Q4_K record of [`pack_q4k`] plus the fifth
