@@ -8,12 +8,16 @@ Run by hand, not by CI (numpy, gguf and safetensors only; no torch):
     python3 -m venv /tmp/golden-venv
     /tmp/golden-venv/bin/pip install numpy==2.4.6 gguf==0.19.0 safetensors==0.8.0
     eval "$(../shared/tools/peer-llamacpp.sh)"      # builds llama.cpp once; sets $LLAMA_QUANTIZE
-    LLAMA_QUANTIZE=$LLAMA_QUANTIZE /tmp/golden-venv/bin/python scripts/gen_golden_formats.py
+    LLAMA_QUANTIZE=$LLAMA_QUANTIZE /tmp/golden-venv/bin/python scripts/gen_golden_formats.py [MODEL...]
+
+(MODEL...: only those folders' files and formats.json; every model when none given.)
 
 llama.cpp and its build stay outside the repository (never commit them).
 
 The models are gen_golden.py's (their config is read from each folder's golden.json and
-config.json, their weights from the committed safetensors, so nothing is regenerated); for each
+config.json, their weights from the committed safetensors, so nothing is regenerated), plus
+NUMPY_MODELS (qwen2_h384), made here from a seed with gen_golden.py's recipe: their golden.json and
+logits_f32.bin (this script's numpy forward on the float32 weights) are written each run; for each
 (model, llama-quantize type) in FILES below:
 
 1. the folder's weights are written as an F32 GGUF (llama.cpp's keys and names, as gen_golden.py
@@ -63,9 +67,22 @@ FILES = [
     ("qwen3", "Q5_0"),
     ("qwen3", "Q4_1"),
     ("qwen2_untied", "Q5_1"),
+    ("qwen2_h384", "Q4_K_M"),
 ]
-# Q4_K_M on a 384-wide model (fallbacks to Q5_0 / Q8_0) is not made: no committed model has rows
-# of 384, and adding one is left for later.
+
+# Models made here, in numpy, rather than by gen_golden.py (no safetensors committed: the weights
+# are regenerated from the seed, numpy's PCG64 normal stream being stable across versions).
+# qwen2_h384: hidden 384 (not a multiple of 256, as Qwen2.5-0.5B's 896) with ffn 256, so
+# llama-quantize's Q4_K_M mixes types inside one layer: rows of 384 fall back (Q4_K -> Q5_0,
+# Q6_K -> Q8_0) while ffn_down (rows of 256) stays Q4_K / Q6_K. Tied, as Qwen2.5-0.5B. q_dim must
+# equal hidden (qwen2 GGUFs carry no key_length), so heads 6 x 64; ffn 256 rather than 512 keeps
+# the file near 1 MB (ffn 512: 1.49 MB).
+NUMPY_MODELS = {
+    "qwen2_h384": dict(arch="qwen2", hidden=384, n_head=6, n_kv=2, head_dim=64, ffn=256,
+                       vocab=256, tied=True, theta=1e6, seed=3000),
+}
+PROMPT_LEN = 9
+DECODE_STEPS = 3
 
 MAX_FILE_BYTES = 1_500_000
 
@@ -134,7 +151,75 @@ def gguf_name(hf):
     return f"blk.{i}.{HF_TO_GGUF[rest]}"
 
 
+def numpy_weights(m):
+    """gen_golden.py's make_weights recipe (same standard deviations) with numpy's generator;
+    {gguf name: float32 array}."""
+    rng = np.random.default_rng(m["seed"])
+    h, f, v, hd = m["hidden"], m["ffn"], m["vocab"], m["head_dim"]
+    q, kv = m["n_head"] * hd, m["n_kv"] * hd
+
+    def n(*shape, std=1.0, mean=0.0):
+        return (rng.standard_normal(shape) * std + mean).astype(np.float32)
+
+    w = {"token_embd.weight": n(v, h, std=0.2 if m["tied"] else 1.0)}
+    for i in range(2):
+        p = f"blk.{i}."
+        w[p + "attn_norm.weight"] = n(h, std=0.1, mean=1.0)
+        w[p + "attn_q.weight"] = n(q, h, std=1.6 / h**0.5)
+        w[p + "attn_k.weight"] = n(kv, h, std=1.6 / h**0.5)
+        w[p + "attn_v.weight"] = n(kv, h, std=1 / h**0.5)
+        w[p + "attn_output.weight"] = n(h, q, std=1 / q**0.5)
+        w[p + "attn_q.bias"] = n(q, std=0.5)
+        w[p + "attn_k.bias"] = n(kv, std=0.5)
+        w[p + "attn_v.bias"] = n(kv, std=0.5)
+        w[p + "ffn_norm.weight"] = n(h, std=0.1, mean=1.0)
+        w[p + "ffn_gate.weight"] = n(f, h, std=1 / h**0.5)
+        w[p + "ffn_up.weight"] = n(f, h, std=1 / h**0.5)
+        w[p + "ffn_down.weight"] = n(h, f, std=1 / f**0.5)
+    w["output_norm.weight"] = n(h, std=0.1, mean=1.0)
+    if not m["tied"]:
+        w["output.weight"] = n(v, h, std=3 / h**0.5)
+    return w
+
+
+def make_numpy_model(name):
+    """A NUMPY_MODELS folder: golden.json (as gen_golden.py's) and logits_f32.bin, the numpy
+    forward on the float32 weights (checked against transformers on the other models)."""
+    m = NUMPY_MODELS[name]
+    d = os.path.join(ROOT, name)
+    os.makedirs(d, exist_ok=True)
+    w = numpy_weights(m)
+    rng = np.random.default_rng(m["seed"] + 1)
+    tokens = [int(t) for t in rng.integers(0, m["vocab"], PROMPT_LEN + DECODE_STEPS)]
+    g = {
+        "arch": m["arch"],
+        "config": {
+            "n_layers": 2, "hidden": m["hidden"], "n_head": m["n_head"],
+            "n_kv_head": m["n_kv"], "head_dim": m["head_dim"], "ffn": m["ffn"],
+            "vocab": m["vocab"], "rope_theta": m["theta"], "rms_eps": 1e-6,
+            "max_positions": 512, "tied_embeddings": m["tied"],
+        },
+        "made_by": "scripts/gen_golden_formats.py (numpy weights, seed %d; no safetensors)"
+                   % m["seed"],
+        "tokens": tokens,
+        "prompt_len": PROMPT_LEN,
+        "decode_steps": DECODE_STEPS,
+        "logits_shape": [len(tokens), m["vocab"]],
+        "logits_f32": "logits_f32.bin",
+    }
+    logits = forward(g, w, {}, tokens, False)
+    g["max_abs_logit_f32"] = float(np.abs(logits).max())
+    g["versions"] = {"gguf": getattr(gguf, "__version__", "0.19.0"), "numpy": np.__version__}
+    logits.astype("<f4").tofile(os.path.join(d, "logits_f32.bin"))
+    with open(os.path.join(d, "golden.json"), "w") as fh:
+        json.dump(g, fh, indent=2)
+        fh.write("\n")
+    return g, w
+
+
 def load_model(name):
+    if name in NUMPY_MODELS:
+        return make_numpy_model(name)
     d = os.path.join(ROOT, name)
     with open(os.path.join(d, "golden.json")) as fh:
         g = json.load(fh)
@@ -316,7 +401,10 @@ def main():
     check_forward()
     index = {}
     with tempfile.TemporaryDirectory() as tmp:
+        only = sys.argv[1:]  # model folders to (re)make; all when none given
         for name, qtype in FILES:
+            if only and name not in only:
+                continue
             d = os.path.join(ROOT, name)
             g, w = load_model(name)
             src = os.path.join(tmp, f"{name}-f32.gguf")
