@@ -13,7 +13,7 @@ use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::contract::{Kernels, WeightFormat};
 use crate::drivers::gemm::gemm_parallel;
 use crate::parallel::ThreadPool;
-use crate::quant::{check_len, ActBlock, ActBlockK, ActFormat};
+use crate::quant::{blocks_of, check_len, ActBlock, ActBlockK, ActFormat};
 use crate::{Error, Result, Tier};
 use std::ops::Range;
 
@@ -142,7 +142,7 @@ pub fn kernel_name<F: WeightFormat>(tier: Tier) -> Result<&'static str> {
 /// multiple of the block length, `n_blocks == n * k / block_len`, and a padded packed size far
 /// from overflow.
 fn check_weight_shape(n_blocks: usize, n: usize, k: usize, block_len: usize) -> Result<()> {
-    let kb = blocks_of(k, block_len)?;
+    let kb = blocks_of(k, block_len, "K")?;
     if n == 0 {
         return Err(Error::ShapeMismatch("N must be non-zero".into()));
     }
@@ -154,17 +154,6 @@ fn check_weight_shape(n_blocks: usize, n: usize, k: usize, block_len: usize) -> 
     // Packed layouts pad N to a tile; keep the byte size well inside usize/isize.
     crate::error::mul(n.saturating_add(64), k, "packed weight size")?;
     Ok(())
-}
-
-/// `k / block_len`, or [`Error::NotBlockAligned`] unless `k` is a non-zero multiple of it.
-fn blocks_of(k: usize, block_len: usize) -> Result<usize> {
-    if k == 0 || !k.is_multiple_of(block_len) {
-        return Err(Error::NotBlockAligned {
-            what: "K",
-            value: k,
-        });
-    }
-    Ok(k / block_len)
 }
 
 /// `m` rows of `k` activations quantized to int8 blocks in one tier's layouts, in each
@@ -280,7 +269,7 @@ impl QuantizedActivations {
         self.m = 0; // not quantized until the shape is valid
         for f in ActFormat::ALL {
             if self.wanted[f as usize] {
-                blocks_of(k, f.block_len())?;
+                blocks_of(k, f.block_len(), "K")?;
             }
         }
         if m == 0 {

@@ -34,10 +34,15 @@ pub const QK: usize = 32;
 
 /// Checks that `k` is a non-zero multiple of [`QK`] and returns the number of blocks.
 pub(crate) fn blocks_in(k: usize, what: &'static str) -> crate::Result<usize> {
-    if k == 0 || !k.is_multiple_of(QK) {
+    blocks_of(k, QK, what)
+}
+
+/// Checks that `k` is a non-zero multiple of `block_len` and returns the number of blocks.
+pub(crate) fn blocks_of(k: usize, block_len: usize, what: &'static str) -> crate::Result<usize> {
+    if k == 0 || !k.is_multiple_of(block_len) {
         return Err(crate::Error::NotBlockAligned { what, value: k });
     }
-    Ok(k / QK)
+    Ok(k / block_len)
 }
 
 /// Checks `x.len() == expected`.

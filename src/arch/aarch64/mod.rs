@@ -60,7 +60,8 @@ static NEON: Kernels = Kernels {
     ..crate::arch::scalar::PORTABLE
 };
 
-static NEON_DOT: Kernels = Kernels {
+/// The `NeonDot` table; `NeonI8mm` is the same with its SMMLA kernels.
+const DOT: Kernels = Kernels {
     tier: Tier::NeonDot,
     act: &ACT_KERNEL,
     q4_0: &DOT_Q4,
@@ -76,20 +77,13 @@ static NEON_DOT: Kernels = Kernels {
     ..crate::arch::scalar::PORTABLE
 };
 
+static NEON_DOT: Kernels = DOT;
+
 static NEON_I8MM: Kernels = Kernels {
     tier: Tier::NeonI8mm,
-    act: &ACT_KERNEL,
     q4_0: &I8MM_Q4,
     q8_0: &q8_mmla::Q8_MMLA,
-    q4_1: &formats::Q4_1_DOT,
-    q5_0: &formats::Q5_0_DOT,
-    q5_1: &formats::Q5_1_DOT,
-    q4_k: &formats::Q4_K_DOT,
-    q5_k: &formats::Q5_K_DOT,
-    q6_k: &formats::Q6_K_DOT,
-    ops: &ops::NEON_DOT,
-    attn: attention::DOT_SELECT,
-    ..crate::arch::scalar::PORTABLE
+    ..DOT
 };
 
 /// One activation layout for the three tiers.

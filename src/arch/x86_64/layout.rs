@@ -63,7 +63,7 @@ pub(super) fn unpack_acts(buf: &[u8], m: usize, k: usize) -> Vec<ActBlock> {
 
 /// Weight kinds of the generic driver: Q4_0 ([`pack_groups`]), Q8_0 ([`pack_q8`]), Q5_0
 /// ([`pack_q5`]), Q4_K ([`pack_q4k`]), Q6_K ([`pack_q6k`]), Q5_K ([`pack_q5k`]), Q4_1 and Q5_1
-/// ([`pack_min`]).
+/// ([`pack_q4_1`], [`pack_q5_1`]).
 pub(super) const Q4: u8 = 0;
 pub(super) const Q8: u8 = 1;
 pub(super) const Q5: u8 = 2;
@@ -257,87 +257,24 @@ pub(super) fn unpack_row_q5(
     })
 }
 
-/// Q4_1 (`KIND = Q41`, `20 * C` bytes) or Q5_1 (`Q51`, `24 * C`) weights for group width `C`:
-/// the `C` f16 scales, the `C` f16 mins, the 4 nibble vectors as in Q4_0, and for Q5_1 the `C`
-/// u32 of fifth bits.
-#[allow(non_snake_case)]
-pub(super) fn pack_min<const KIND: u8>(
-    C: usize,
-    d: impl Fn(usize) -> (f16, f16, [u8; 16], [u8; 4]),
-    n: usize,
-    k: usize,
-) -> AlignedBuf {
-    let kb = k / QK;
-    let rec_len = w_rec::<KIND>(C);
-    let mut buf = AlignedBuf::zeroed(w_size(rec_len, C, n, kb));
-    let bytes = buf.bytes_mut();
-    for col in 0..n {
-        let (g, j) = (col / C, col % C);
-        for b in 0..kb {
-            let (scale, min, qs, qh) = d(col * kb + b);
-            let rec = &mut bytes[rec_at(rec_len, kb, g, b)..][..rec_len];
-            rec[2 * j..2 * j + 2].copy_from_slice(&scale.to_bits().to_ne_bytes());
-            rec[2 * C + 2 * j..][..2].copy_from_slice(&min.to_bits().to_ne_bytes());
-            for v in 0..4 {
-                let off = w_vecs_of::<KIND>(C) + v * 4 * C + 4 * j;
-                rec[off..off + 4].copy_from_slice(&qs[4 * v..4 * v + 4]);
-            }
-            if KIND == Q51 {
-                let off = w_vecs_of::<KIND>(C) + 16 * C + 4 * j;
-                rec[off..off + 4].copy_from_slice(&qh);
-            }
-        }
-    }
-    buf
-}
-
-/// The `(d, m, qs, qh)` of block `b` of row `row` packed by [`pack_min`].
-#[allow(non_snake_case)]
-pub(super) fn unpack_min<const KIND: u8>(
-    C: usize,
-    buf: &AlignedBuf,
-    k: usize,
-    row: usize,
-    b: usize,
-) -> (f16, f16, [u8; 16], [u8; 4]) {
-    let kb = k / QK;
-    let rec_len = w_rec::<KIND>(C);
-    let (g, j) = (row / C, row % C);
-    let rec = &buf.bytes()[rec_at(rec_len, kb, g, b)..][..rec_len];
-    let f16_at = |p: usize| f16::from_bits(u16::from_ne_bytes([rec[p], rec[p + 1]]));
-    let mut qs = [0u8; 16];
-    for v in 0..4 {
-        let off = w_vecs_of::<KIND>(C) + v * 4 * C + 4 * j;
-        qs[4 * v..4 * v + 4].copy_from_slice(&rec[off..off + 4]);
-    }
-    let mut qh = [0u8; 4];
-    if KIND == Q51 {
-        let off = w_vecs_of::<KIND>(C) + 16 * C + 4 * j;
-        qh.copy_from_slice(&rec[off..off + 4]);
-    }
-    (f16_at(2 * j), f16_at(2 * C + 2 * j), qs, qh)
-}
-
-/// [`pack_min`] of Q4_1 blocks.
+/// Q4_1 (`20 * C` bytes) and Q5_1 (`24 * C`) records for group width `C`: the `C` f16 scales,
+/// the `C` f16 mins, the 4 nibble vectors as in Q4_0, and for Q5_1 the `C` u32 of fifth bits.
 #[allow(non_snake_case)]
 pub(super) fn pack_q4_1(C: usize, blocks: &[BlockQ4_1], n: usize, k: usize) -> AlignedBuf {
-    pack_min::<Q41>(
-        C,
-        |i| (blocks[i].d, blocks[i].m, blocks[i].qs, [0; 4]),
-        n,
-        k,
-    )
+    pack_records(C, w_rec::<Q41>(C), blocks, n, k / QK, |rec, j, blk| {
+        put_scale_min(rec, C, j, blk.d, blk.m);
+        put_vectors(rec, w_vecs_of::<Q41>(C), C, j, &blk.qs);
+    })
 }
 
-/// [`pack_min`] of Q5_1 blocks.
+/// See [`pack_q4_1`].
 #[allow(non_snake_case)]
 pub(super) fn pack_q5_1(C: usize, blocks: &[BlockQ5_1], n: usize, k: usize) -> AlignedBuf {
-    pack_min::<Q51>(
-        C,
-        |i| (blocks[i].d, blocks[i].m, blocks[i].qs, blocks[i].qh),
-        n,
-        k,
-    )
+    pack_records(C, w_rec::<Q51>(C), blocks, n, k / QK, |rec, j, blk| {
+        put_scale_min(rec, C, j, blk.d, blk.m);
+        put_vectors(rec, w_vecs_of::<Q51>(C), C, j, &blk.qs);
+        put_vectors(rec, w_vecs_of::<Q51>(C) + 16 * C, C, j, &blk.qh);
+    })
 }
 
 /// Row `row` of [`pack_q4_1`] into `out`.
@@ -349,10 +286,13 @@ pub(super) fn unpack_row_q4_1(
     row: usize,
     out: &mut [BlockQ4_1],
 ) {
-    for (b, o) in out[..k / QK].iter_mut().enumerate() {
-        let (d, m, qs, _) = unpack_min::<Q41>(C, buf, k, row, b);
-        *o = BlockQ4_1 { d, m, qs };
-    }
+    unpack_records(C, w_rec::<Q41>(C), buf, k / QK, row, out, |rec, j| {
+        BlockQ4_1 {
+            d: f16_at(rec, 2 * j),
+            m: f16_at(rec, 2 * C + 2 * j),
+            qs: get_vectors(rec, w_vecs_of::<Q41>(C), C, j),
+        }
+    })
 }
 
 /// Row `row` of [`pack_q5_1`] into `out`.
@@ -364,10 +304,21 @@ pub(super) fn unpack_row_q5_1(
     row: usize,
     out: &mut [BlockQ5_1],
 ) {
-    for (b, o) in out[..k / QK].iter_mut().enumerate() {
-        let (d, m, qs, qh) = unpack_min::<Q51>(C, buf, k, row, b);
-        *o = BlockQ5_1 { d, m, qh, qs };
-    }
+    unpack_records(C, w_rec::<Q51>(C), buf, k / QK, row, out, |rec, j| {
+        BlockQ5_1 {
+            d: f16_at(rec, 2 * j),
+            m: f16_at(rec, 2 * C + 2 * j),
+            qh: get_vectors(rec, w_vecs_of::<Q51>(C) + 16 * C, C, j),
+            qs: get_vectors(rec, w_vecs_of::<Q51>(C), C, j),
+        }
+    })
+}
+
+/// Column `j`'s f16 scale and min in a Q4_1 / Q5_1 record.
+#[allow(non_snake_case)]
+fn put_scale_min(rec: &mut [u8], C: usize, j: usize, d: f16, m: f16) {
+    rec[2 * j..2 * j + 2].copy_from_slice(&d.to_bits().to_ne_bytes());
+    rec[2 * C + 2 * j..][..2].copy_from_slice(&m.to_bits().to_ne_bytes());
 }
 
 /// Bytes of one `Q8_256` activation record: the plain `ActBlockK` (every tier reads it as is).
