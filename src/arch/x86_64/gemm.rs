@@ -28,7 +28,29 @@ use super::layout::{
     Q8,
 };
 use crate::contract::gemm::GemmArgs;
+use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 use crate::quant::{QK, QK_K};
+
+/// How far ahead GEMV tiles prefetch their weights, in bytes.
+const PREFETCH: usize = 2048;
+
+/// A GEMV tile (at most 3 rows) is bound by its weight stream from memory, and the hardware
+/// prefetchers alone kept a Q4_K GEMV at 20 GB/s on one Zen 5 core (Q4_0: 34): prefetch the
+/// panels' next `PANEL * rec` bytes (one block) [`PREFETCH`] bytes ahead. `wb`: the tile's groups
+/// at the current block.
+#[inline(always)]
+fn prefetch<const MR: usize, const NG: usize>(wb: &[*const u8; NG], rec: usize) {
+    if MR > 3 {
+        return;
+    }
+    for g in (0..NG).step_by(PANEL) {
+        let ahead = wb[g].wrapping_add(PREFETCH);
+        for line in (0..PANEL * rec).step_by(64) {
+            // SAFETY: a prefetch only hints the cache; it never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line).cast()) };
+        }
+    }
+}
 
 /// The vector operations the micro-kernel needs. Implementations call intrinsics of one tier.
 ///
@@ -190,6 +212,7 @@ unsafe fn tile<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
         for b in 0..kb {
             let ab = a.add(b * ACT_REC);
             let wb = wg.map(|p| p.add(b * PANEL * rec));
+            prefetch::<MR, NG>(&wb, rec);
             let mut corr = [0i32; MR];
             // Q4_1 / Q5_1: the row's `sum(a)` for the min term (their quants have no offset).
             let mut asum = [0i32; MR];
@@ -334,6 +357,7 @@ unsafe fn tile_k<I: Isa, const MR: usize, const NG: usize, const KIND: u8>(
         for b in 0..kb {
             let ab = a.add(b * AK_REC);
             let wb = wg.map(|p| p.add(b * PANEL * rec));
+            prefetch::<MR, NG>(&wb, rec);
             // Per row: the sums of each sub-block of 32 as i16 pairs (sub-blocks 2h, 2h + 1).
             let mut pairs = [[0u32; 4]; MR];
             for r in 0..MR {
@@ -452,6 +476,7 @@ unsafe fn tile_k6<I: Isa, const MR: usize, const NG: usize>(
         for b in 0..kb {
             let ab = a.add(b * AK_REC);
             let wb = wg.map(|p| p.add(b * PANEL * rec));
+            prefetch::<MR, NG>(&wb, rec);
             let mut bsums = [[0i16; 16]; MR];
             for r in 0..MR {
                 bsums[r] = ab

@@ -182,7 +182,7 @@ weight_kernels! {
         gemm_q4k_avxvnni, isa::AvxVnni, "avx2,fma,f16c,avxvnni", 4 x 1 / 1, layout::Q4K;
     Q4K_AVX512VNNI: BlockQ4K, "avx512vnni-q4_k-8x16", 16, layout::pack_q4k,
         layout::unpack_row_q4k, gemm_q4k_avx512vnni, isa::Avx512Vnni,
-        "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni", 8 x 1 / 4, layout::Q4K;
+        "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni", 8 x 1 / 2, layout::Q4K;
     Q5K_AVX2: BlockQ5K, "avx2-q5_k-4x8", 8, layout::pack_q5k, layout::unpack_row_q5k,
         gemm_q5k_avx2, isa::Avx2, "avx2,fma,f16c", 4 x 1 / 1, layout::Q5K;
     Q5K_AVXVNNI: BlockQ5K, "avxvnni-q5_k-4x8", 8, layout::pack_q5k, layout::unpack_row_q5k,
@@ -196,5 +196,5 @@ weight_kernels! {
         gemm_q6k_avxvnni, isa::AvxVnni, "avx2,fma,f16c,avxvnni", 4 x 1 / 1, layout::Q6K;
     Q6K_AVX512VNNI: BlockQ6K, "avx512vnni-q6_k-8x16", 16, layout::pack_q6k,
         layout::unpack_row_q6k, gemm_q6k_avx512vnni, isa::Avx512Vnni,
-        "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni", 8 x 1 / 4, layout::Q6K;
+        "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni", 8 x 1 / 2, layout::Q6K;
 }
