@@ -31,7 +31,12 @@ enum Value<'a> {
     Float(f64),
     Bool(bool),
     Str(&'a str),
-    Array { elem_type: u32, len: usize },
+    /// `data`: the bytes of the elements (for the tokenizer's arrays).
+    Array {
+        elem_type: u32,
+        len: usize,
+        data: &'a [u8],
+    },
 }
 
 impl Value<'_> {
@@ -139,6 +144,7 @@ impl<'a> Reader<'a> {
                     t => return err(format!("{what}: unknown array element type {t}")),
                 };
                 let len = self.count(min, &format!("{what}: array length"))?;
+                let start = self.pos;
                 if elem_type != 8 && elem_type != 9 {
                     self.bytes(len * min, what)?; // fixed-size elements: skip at once
                 } else {
@@ -146,7 +152,11 @@ impl<'a> Reader<'a> {
                         self.value(elem_type, depth + 1, what)?;
                     }
                 }
-                Value::Array { elem_type, len }
+                Value::Array {
+                    elem_type,
+                    len,
+                    data: &self.buf[start..self.pos],
+                }
             }
             10 => Value::Uint(self.u64(what)?),
             11 => Value::Int(i64::from_le_bytes(self.array(what)?)),
@@ -509,6 +519,136 @@ impl<'a> Gguf<'a> {
         c.validate()?;
         Ok(c)
     }
+}
+
+/// The tokenizer metadata of a GGUF file (`tokenizer.ggml.*`), as plain values.
+pub(crate) struct GgufVocab {
+    pub tokens: Vec<String>,
+    pub merges: Vec<String>,
+    /// llama.cpp token types (1 normal, 2 unknown, 3 control, 4 user defined, 5 unused, 6 byte);
+    /// empty if the file has none.
+    pub types: Vec<i32>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub eot: Option<u32>,
+    pub add_bos: bool,
+    pub chat_template: Option<String>,
+}
+
+fn tok_err<T>(s: impl Into<String>) -> Result<T> {
+    Err(Error::Tokenizer(s.into()))
+}
+
+impl<'a> Gguf<'a> {
+    /// The strings of a string array.
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(&Value::Array {
+                elem_type: 8,
+                len,
+                data,
+            }) => {
+                let mut r = Reader { buf: data, pos: 0 };
+                (0..len)
+                    .map(|i| r.string(&format!("{key}[{i}]")).map(str::to_string))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
+            }
+            Some(v) => tok_err(format!(
+                "{key} must be an array of strings, got a {}",
+                v.type_name()
+            )),
+        }
+    }
+
+    /// The values of an integer array (any integer element type).
+    fn ints(&self, key: &str) -> Result<Option<Vec<i64>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(&Value::Array {
+                elem_type: ty @ (0..=5 | 10 | 11),
+                len,
+                data,
+            }) => {
+                let mut r = Reader { buf: data, pos: 0 };
+                (0..len)
+                    .map(|_| match r.value(ty, 1, key)? {
+                        Value::Uint(v) => Ok(v as i64),
+                        Value::Int(v) => Ok(v),
+                        _ => unreachable!("integer element types"),
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
+            }
+            Some(v) => tok_err(format!(
+                "{key} must be an array of integers, got a {}",
+                v.type_name()
+            )),
+        }
+    }
+
+    fn token_id(&self, key: &str, n: usize) -> Result<Option<u32>> {
+        match self.uint(key)? {
+            None => Ok(None),
+            Some(id) if id < n => Ok(Some(id as u32)),
+            Some(id) => tok_err(format!("{key} = {id} is outside the {n} tokens")),
+        }
+    }
+
+    fn vocab(&self) -> Result<GgufVocab> {
+        let model = self.str("tokenizer.ggml.model")?;
+        match model {
+            Some("gpt2") => {}
+            None => return tok_err("the file has no tokenizer (no tokenizer.ggml.model)"),
+            Some(m) => {
+                return tok_err(format!(
+                    "tokenizer.ggml.model {m:?} is not supported (gpt2, as Qwen's byte-level BPE)"
+                ))
+            }
+        }
+        let tokens = self
+            .strings("tokenizer.ggml.tokens")?
+            .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.tokens is missing".into()))?;
+        let merges = self
+            .strings("tokenizer.ggml.merges")?
+            .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing".into()))?;
+        match self.str("tokenizer.ggml.pre")? {
+            Some("qwen2") => {}
+            p => {
+                return tok_err(format!(
+                    "tokenizer.ggml.pre {p:?} is not supported (qwen2: Qwen2 / Qwen2.5 / Qwen3)"
+                ))
+            }
+        }
+        let types = self.ints("tokenizer.ggml.token_type")?.unwrap_or_default();
+        if !types.is_empty() && types.len() != tokens.len() {
+            return tok_err(format!(
+                "tokenizer.ggml.token_type has {} entries for {} tokens",
+                types.len(),
+                tokens.len()
+            ));
+        }
+        let n = tokens.len();
+        Ok(GgufVocab {
+            bos: self.token_id("tokenizer.ggml.bos_token_id", n)?,
+            eos: self.token_id("tokenizer.ggml.eos_token_id", n)?,
+            eot: self.token_id("tokenizer.ggml.eot_token_id", n)?,
+            add_bos: matches!(
+                self.get("tokenizer.ggml.add_bos_token"),
+                Some(Value::Bool(true))
+            ),
+            chat_template: self.str("tokenizer.chat_template")?.map(str::to_string),
+            types: types.into_iter().map(|t| t as i32).collect(),
+            tokens,
+            merges,
+        })
+    }
+}
+
+/// Reads the tokenizer metadata of a GGUF file (tensors are not read).
+pub(crate) fn read_vocab(bytes: &[u8]) -> Result<GgufVocab> {
+    parse(bytes)?.vocab()
 }
 
 /// llama.cpp's tensor names.

@@ -20,6 +20,7 @@ mod profile;
 mod random;
 mod safetensors;
 mod session;
+mod tokenizer;
 mod weights;
 
 pub use config::{Arch, Config};
@@ -31,6 +32,7 @@ pub use safetensors::{
     load_safetensors_dir_with,
 };
 pub use session::{Session, SessionOptions};
+pub use tokenizer::{AddedToken, StreamDecoder, Tokenizer, QWEN2_SPLIT_REGEX};
 pub use weights::{LayerWeights, ModelWeights, QuantTensor, QuantType, TensorFormat};
 
 use crate::Result;

@@ -1,0 +1,410 @@
+//! The Qwen tokenizer against Hugging Face `tokenizers` (scripts/gen_tokenizer_vectors.py), with
+//! the real Qwen2.5 and Qwen3 vocabularies, from `tokenizer.json` and from GGUF metadata; the
+//! streaming decoder; bad input; and the CLI's text modes on a small model with a small
+//! tokenizer.
+
+use flate2::read::GzDecoder;
+use qkern::model::{StreamDecoder, Tokenizer};
+use qkern::Error;
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use unicode_normalization::UnicodeNormalization;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/tokenizer")
+        .join(name)
+}
+
+fn gunzip(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    GzDecoder::new(std::fs::File::open(data(name)).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn qwen25_json() -> &'static [u8] {
+    static J: OnceLock<Vec<u8>> = OnceLock::new();
+    J.get_or_init(|| gunzip("qwen2_5_tokenizer.json.gz"))
+}
+
+/// Qwen3's tokenizer.json, rebuilt as the generator script does (and checks against the real
+/// file): Qwen2.5's with Qwen3's added tokens, merges written as pairs.
+fn qwen3_json() -> &'static [u8] {
+    static J: OnceLock<Vec<u8>> = OnceLock::new();
+    J.get_or_init(|| {
+        let mut t: Value = serde_json::from_slice(qwen25_json()).unwrap();
+        let c: Value =
+            serde_json::from_slice(&std::fs::read(data("qwen3_tokenizer_config.json")).unwrap())
+                .unwrap();
+        let mut added: Vec<(u64, Value)> = c["added_tokens_decoder"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(id, v)| {
+                let mut v = v.clone();
+                let id: u64 = id.parse().unwrap();
+                v["id"] = id.into();
+                (id, v)
+            })
+            .collect();
+        added.sort_by_key(|a| a.0);
+        t["added_tokens"] = Value::Array(added.into_iter().map(|a| a.1).collect());
+        let merges: Vec<Value> = t["model"]["merges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let (a, b) = m.as_str().unwrap().split_once(' ').unwrap();
+                Value::Array(vec![a.into(), b.into()])
+            })
+            .collect();
+        t["model"]["merges"] = Value::Array(merges);
+        serde_json::to_vec(&t).unwrap()
+    })
+}
+
+fn qwen25() -> &'static Tokenizer {
+    static T: OnceLock<Tokenizer> = OnceLock::new();
+    T.get_or_init(|| {
+        let c = std::fs::read(data("qwen2_5_tokenizer_config.json")).unwrap();
+        Tokenizer::from_hf_json(qwen25_json(), Some(&c)).unwrap()
+    })
+}
+
+fn qwen3() -> &'static Tokenizer {
+    static T: OnceLock<Tokenizer> = OnceLock::new();
+    T.get_or_init(|| {
+        let c = std::fs::read(data("qwen3_tokenizer_config.json")).unwrap();
+        Tokenizer::from_hf_json(qwen3_json(), Some(&c)).unwrap()
+    })
+}
+
+/// The test strings, in the generator's order: corpus lines, then groups of 5 lines joined by
+/// "\n", then groups of 7 joined by "\r\n".
+fn strings() -> (usize, Vec<String>) {
+    let corpus = String::from_utf8(std::fs::read(data("corpus.txt")).unwrap()).unwrap();
+    let lines: Vec<&str> = corpus.split('\n').collect();
+    let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+    for (n, sep) in [(5, "\n"), (7, "\r\n")] {
+        out.extend(lines.chunks(n).map(|c| c.join(sep)));
+    }
+    (lines.len(), out)
+}
+
+fn expected(name: &str) -> Vec<Vec<u32>> {
+    let text = String::from_utf8(gunzip(name)).unwrap();
+    text.lines()
+        .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
+        .collect()
+}
+
+/// Encodes every test string and compares with the reference ids; returns (strings, ids).
+fn check(tok: &Tokenizer, name: &str) -> (usize, usize) {
+    let (n_lines, strings) = strings();
+    let want = expected(name);
+    assert_eq!(
+        want.len(),
+        strings.len(),
+        "{name}: number of reference rows"
+    );
+    assert!(n_lines >= 3000, "corpus has {n_lines} lines");
+    let mut failures = Vec::new();
+    let mut n_ids = 0;
+    for (i, (s, w)) in strings.iter().zip(&want).enumerate() {
+        let got = tok.encode(s);
+        n_ids += w.len();
+        if &got != w {
+            failures.push(format!("string {i} {s:?}:\n  got  {got:?}\n  want {w:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} strings differ from Hugging Face; first:\n{}",
+        failures.len(),
+        strings.len(),
+        failures[..failures.len().min(5)].join("\n")
+    );
+    (strings.len(), n_ids)
+}
+
+#[test]
+fn qwen25_matches_hugging_face() {
+    let (n, ids) = check(qwen25(), "expected_qwen2_5.txt.gz");
+    eprintln!("qwen2.5: {n} strings, {ids} ids identical");
+}
+
+#[test]
+fn qwen3_matches_hugging_face() {
+    let (n, ids) = check(qwen3(), "expected_qwen3.txt.gz");
+    eprintln!("qwen3: {n} strings, {ids} ids identical");
+}
+
+/// NFC of the text outside added tokens (what Hugging Face's normalizer gives back).
+fn round_trip_target(tok: &Tokenizer, s: &str) -> String {
+    // Decoding the ids of each added token and each stretch between them separately gives the
+    // same bytes; the stretches are normalized, the tokens not.
+    let ids = tok.encode(s);
+    let mut out = String::new();
+    let mut plain = Vec::new();
+    for id in ids {
+        if tok.is_added(id) {
+            out += &tok.decode(&plain).unwrap();
+            plain.clear();
+            out += &tok.decode(&[id]).unwrap();
+        } else {
+            plain.push(id);
+        }
+    }
+    out + &tok.decode(&plain).unwrap()
+}
+
+#[test]
+fn decode_inverts_encode() {
+    let tok = qwen3();
+    let (_, strings) = strings();
+    let mut changed = 0;
+    for s in &strings {
+        let is_nfc = s.nfc().eq(s.chars());
+        let ids = tok.encode(s);
+        let back = tok.decode(&ids).unwrap();
+        assert_eq!(back, round_trip_target(tok, s));
+        if back != *s {
+            // Only NFC may change the text.
+            changed += 1;
+            assert!(!is_nfc, "{s:?} came back as {back:?}");
+        }
+        // Streaming, one id at a time, gives the same text.
+        let mut d = StreamDecoder::new();
+        let mut streamed = String::new();
+        for &id in &ids {
+            streamed += &d.push(tok, id).unwrap();
+        }
+        streamed += &d.flush();
+        assert_eq!(streamed, back);
+        // Bytes in, bytes out.
+        assert_eq!(tok.encode_bytes(s.as_bytes()), ids);
+    }
+    eprintln!(
+        "{} strings round-trip, {changed} as their NFC",
+        strings.len()
+    );
+}
+
+#[test]
+fn invalid_utf8_is_bytes() {
+    let tok = qwen25();
+    for raw in [
+        &b"\xff"[..],
+        b"abc\xffdef",
+        b"\xc3",
+        b"caf\xc3",
+        b"\xe2\x82",
+        b"ok \xed\xa0\x80 surrogate",
+        b"\x80\x80\x80<|im_end|>\xfe",
+    ] {
+        let ids = tok.encode_bytes(raw);
+        assert_eq!(tok.decode_bytes(&ids).unwrap(), raw, "{raw:?}");
+        // Lossy text decoding never fails.
+        let _ = tok.decode(&ids).unwrap();
+    }
+    let mut d = StreamDecoder::new();
+    let ids = tok.encode("é"); // one token
+    assert_eq!(d.push(tok, ids[0]).unwrap(), "é");
+}
+
+#[test]
+fn special_tokens_and_unknown_ids() {
+    let tok = qwen3();
+    let im_end = tok.token_id("<|im_end|>").unwrap();
+    assert_eq!(im_end, 151645);
+    assert_eq!(tok.encode("<|im_end|>"), [im_end]);
+    assert!(tok.encode_ordinary("<|im_end|>").len() > 1);
+    // Unknown special-looking text is ordinary text.
+    assert!(!tok
+        .encode("<|not_a_token|>")
+        .iter()
+        .any(|&i| tok.is_added(i)));
+    assert_eq!(tok.token_id("<think>"), Some(151667));
+    assert_eq!(qwen25().token_id("<think>"), None);
+    assert!(tok.stop_ids().contains(&151643) && tok.stop_ids().contains(&151645));
+    assert_eq!(tok.eos(), Some(151645));
+    assert!(!tok.add_bos());
+    for bad in [tok.vocab_size() as u32, u32::MAX, 151_700] {
+        assert!(matches!(tok.decode(&[bad]), Err(Error::Tokenizer(_))));
+        assert!(StreamDecoder::new().push(tok, bad).is_err());
+    }
+}
+
+// ---- GGUF -------------------------------------------------------------------------------------
+
+/// Metadata entries of a GGUF file, written by hand (keys and values as llama.cpp writes them).
+#[derive(Default)]
+struct Kv {
+    bytes: Vec<u8>,
+    n: u64,
+}
+
+impl Kv {
+    fn key(&mut self, k: &str, ty: u32) {
+        self.n += 1;
+        self.bytes.extend((k.len() as u64).to_le_bytes());
+        self.bytes.extend(k.as_bytes());
+        self.bytes.extend(ty.to_le_bytes());
+    }
+    fn str_raw(&mut self, s: &str) {
+        self.bytes.extend((s.len() as u64).to_le_bytes());
+        self.bytes.extend(s.as_bytes());
+    }
+    fn string(&mut self, k: &str, v: &str) {
+        self.key(k, 8);
+        self.str_raw(v);
+    }
+    fn u32(&mut self, k: &str, v: u32) {
+        self.key(k, 4);
+        self.bytes.extend(v.to_le_bytes());
+    }
+    fn bool(&mut self, k: &str, v: bool) {
+        self.key(k, 7);
+        self.bytes.push(v as u8);
+    }
+    fn strings(&mut self, k: &str, v: &[String]) {
+        self.key(k, 9);
+        self.bytes.extend(8u32.to_le_bytes());
+        self.bytes.extend((v.len() as u64).to_le_bytes());
+        for s in v {
+            self.str_raw(s);
+        }
+    }
+    fn i32s(&mut self, k: &str, v: &[i32]) {
+        self.key(k, 9);
+        self.bytes.extend(5u32.to_le_bytes());
+        self.bytes.extend((v.len() as u64).to_le_bytes());
+        for x in v {
+            self.bytes.extend(x.to_le_bytes());
+        }
+    }
+}
+
+/// The GGUF tokenizer metadata of a Hugging Face tokenizer.json, as llama.cpp's converter
+/// writes it: tokens by id (added tokens as their text), merges "a b", types (1 normal, 3
+/// control = special added token, 4 user defined = other added token).
+fn gguf_tokenizer_kv(json: &[u8], kv: &mut Kv, eos: u32) {
+    let t: Value = serde_json::from_slice(json).unwrap();
+    let vocab = t["model"]["vocab"].as_object().unwrap();
+    let added = t["added_tokens"].as_array().unwrap();
+    let n = vocab.len() + added.len();
+    let mut tokens = vec![String::new(); n];
+    let mut types = vec![1i32; n];
+    for (s, id) in vocab {
+        tokens[id.as_u64().unwrap() as usize] = s.clone();
+    }
+    for a in added {
+        let id = a["id"].as_u64().unwrap() as usize;
+        tokens[id] = a["content"].as_str().unwrap().to_string();
+        types[id] = if a["special"].as_bool().unwrap() {
+            3
+        } else {
+            4
+        };
+    }
+    let merges: Vec<String> = t["model"]["merges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| match m {
+            Value::String(s) => s.clone(),
+            Value::Array(p) => format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap()),
+            _ => panic!("merge"),
+        })
+        .collect();
+    kv.string("tokenizer.ggml.model", "gpt2");
+    kv.string("tokenizer.ggml.pre", "qwen2");
+    kv.strings("tokenizer.ggml.tokens", &tokens);
+    kv.i32s("tokenizer.ggml.token_type", &types);
+    kv.strings("tokenizer.ggml.merges", &merges);
+    kv.u32("tokenizer.ggml.eos_token_id", eos);
+    kv.u32("tokenizer.ggml.padding_token_id", 151643);
+    kv.u32("tokenizer.ggml.bos_token_id", 151643);
+    kv.bool("tokenizer.ggml.add_bos_token", false);
+}
+
+/// A GGUF file with metadata only (no tensors).
+fn gguf_file(kv: &Kv) -> Vec<u8> {
+    let mut f = b"GGUF".to_vec();
+    f.extend(3u32.to_le_bytes());
+    f.extend(0u64.to_le_bytes());
+    f.extend(kv.n.to_le_bytes());
+    f.extend(&kv.bytes);
+    f.resize(f.len().next_multiple_of(32), 0); // the (empty) data section is aligned
+    f
+}
+
+#[test]
+fn gguf_metadata_gives_the_same_ids() {
+    let mut kv = Kv::default();
+    kv.string("general.architecture", "qwen3");
+    gguf_tokenizer_kv(qwen3_json(), &mut kv, 151645);
+    let tok = Tokenizer::from_gguf_bytes(&gguf_file(&kv)).unwrap();
+    assert_eq!(tok.vocab_size(), qwen3().vocab_size());
+    assert_eq!(tok.eos(), Some(151645));
+    assert_eq!(tok.stop_ids(), qwen3().stop_ids());
+    let (n, ids) = check(&tok, "expected_qwen3.txt.gz");
+    eprintln!("qwen3 from GGUF metadata: {n} strings, {ids} ids identical");
+}
+
+#[test]
+fn gguf_without_tokenizer_is_an_error() {
+    // The golden test models carry a token list but no merges.
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models/qwen2_tied/model-q4_0.gguf");
+    let e = Tokenizer::load(&model).unwrap_err();
+    assert!(matches!(e, Error::Tokenizer(_)), "{e}");
+    assert!(e.to_string().contains("merges"), "{e}");
+    // No tokenizer keys at all; a Hugging Face folder without tokenizer.json.
+    let mut kv = Kv::default();
+    kv.string("general.architecture", "qwen2");
+    let e = Tokenizer::from_gguf_bytes(&gguf_file(&kv)).unwrap_err();
+    assert!(e.to_string().contains("no tokenizer"), "{e}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models/qwen3");
+    assert!(matches!(Tokenizer::load(&dir), Err(Error::Tokenizer(_))));
+    // Other tokenizers, broken files: errors, never panics.
+    for (key, val) in [
+        ("tokenizer.ggml.model", "llama"),
+        ("tokenizer.ggml.pre", "gpt-4o"),
+    ] {
+        let mut kv = Kv::default();
+        kv.string(key, val);
+        if key != "tokenizer.ggml.model" {
+            kv.string("tokenizer.ggml.model", "gpt2");
+            kv.strings("tokenizer.ggml.tokens", &["a".into(), "b".into()]);
+            kv.strings("tokenizer.ggml.merges", &["a b".into()]);
+        }
+        let e = Tokenizer::from_gguf_bytes(&gguf_file(&kv)).unwrap_err();
+        assert!(e.to_string().contains(val), "{e}");
+    }
+    let mut kv = Kv::default();
+    kv.string("tokenizer.ggml.model", "gpt2");
+    kv.string("tokenizer.ggml.pre", "qwen2");
+    kv.strings("tokenizer.ggml.tokens", &["a".into(), "b".into()]);
+    kv.strings("tokenizer.ggml.merges", &["a b".into()]);
+    assert!(Tokenizer::from_gguf_bytes(&gguf_file(&kv)).is_err()); // no byte tokens
+    let full = gguf_file(&kv);
+    for cut in 0..full.len() {
+        assert!(Tokenizer::from_gguf_bytes(&full[..cut]).is_err());
+    }
+    for bad in [
+        &b"{"[..],
+        b"{}",
+        b"{\"model\":{\"type\":\"Unigram\"}}",
+        b"[1,2]",
+    ] {
+        assert!(matches!(
+            Tokenizer::from_hf_json(bad, None),
+            Err(Error::Tokenizer(_))
+        ));
+    }
+}
