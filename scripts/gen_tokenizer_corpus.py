@@ -215,7 +215,9 @@ def main():
               "<|im_start|>user\rHello<|im_end|>", "<|im_start|>assistant", "<think></think>",
               "<|endoftext|><|endoftext|>", "<|im_start|>system", "café", "cafe\u0301",
               "👨‍👩‍👧‍👦👍🏽", "你好，世界！", "こんにちは世界", "안녕하세요 세계", "مرحبا بالعالم",
-              "नमस्ते दुनिया", "สวัสดีชาวโลก", "\u200b\u200d", "a\u0300\u0301b", "\ufeffBOM"]
+              "नमस्ते दुनिया", "สวัสดีชาวโลก", "\u200b\u200d", "a\u0300\u0301b", "\ufeffBOM",
+              "'\u017f", "IT'\u017f", "x'\ufb05", "\x1c\x1d\x1e\x1f", "a\x0b\x0cb", "\x85x",
+              "a\u0338>\u0338", "<think>\u0338", "\u1e9b\u0323"]
     weights = [w for _, w in GEN]
     while len(lines) < 4000:
         f = R.choices([g for g, _ in GEN], weights)[0]
