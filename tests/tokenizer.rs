@@ -408,3 +408,419 @@ fn gguf_without_tokenizer_is_an_error() {
         ));
     }
 }
+
+// ---- A small model with a small tokenizer: Generator and the CLI ---------------------------------
+
+/// Skips one metadata value of GGUF type `ty` at `pos`.
+fn skip_value(b: &[u8], pos: &mut usize, ty: u32) {
+    let u64_at = |p: usize| u64::from_le_bytes(b[p..p + 8].try_into().unwrap()) as usize;
+    match ty {
+        0 | 1 | 7 => *pos += 1,
+        2 | 3 => *pos += 2,
+        4..=6 => *pos += 4,
+        10..=12 => *pos += 8,
+        8 => *pos += 8 + u64_at(*pos),
+        9 => {
+            let elem = u32::from_le_bytes(b[*pos..*pos + 4].try_into().unwrap());
+            let n = u64_at(*pos + 4);
+            *pos += 12;
+            for _ in 0..n {
+                skip_value(b, pos, elem);
+            }
+        }
+        t => panic!("type {t}"),
+    }
+}
+
+/// `src` (a GGUF file with the default alignment) with its `tokenizer.*` metadata replaced by
+/// `tok`.
+fn with_tokenizer(src: &[u8], tok: &Kv) -> Vec<u8> {
+    let u64_at = |p: usize| u64::from_le_bytes(src[p..p + 8].try_into().unwrap()) as usize;
+    let n_t = u64_at(8);
+    let n_kv = u64_at(16);
+    let mut pos = 24;
+    let mut kv = Kv::default();
+    for _ in 0..n_kv {
+        let klen = u64_at(pos);
+        let key = std::str::from_utf8(&src[pos + 8..pos + 8 + klen])
+            .unwrap()
+            .to_string();
+        pos += 8 + klen;
+        let ty = u32::from_le_bytes(src[pos..pos + 4].try_into().unwrap());
+        pos += 4;
+        let start = pos;
+        skip_value(src, &mut pos, ty);
+        assert_ne!(key, "general.alignment");
+        if !key.starts_with("tokenizer.") {
+            kv.key(&key, ty);
+            kv.bytes.extend(&src[start..pos]);
+        }
+    }
+    kv.bytes.extend(&tok.bytes);
+    kv.n += tok.n;
+    let infos = pos;
+    for _ in 0..n_t {
+        pos += 8 + u64_at(pos);
+        let dims = u32::from_le_bytes(src[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += 4 + 8 * dims + 4 + 8;
+    }
+    let mut f = b"GGUF".to_vec();
+    f.extend(3u32.to_le_bytes());
+    f.extend((n_t as u64).to_le_bytes());
+    f.extend(kv.n.to_le_bytes());
+    f.extend(&kv.bytes);
+    f.extend(&src[infos..pos]);
+    f.resize(f.len().next_multiple_of(32), 0);
+    f.extend(&src[pos.next_multiple_of(32)..]);
+    f
+}
+
+/// qwen2_untied (vocab 320) with a 320-token tokenizer: the 256 byte tokens, the first 61 merges
+/// of Qwen's list that apply to them, and <|endoftext|>, <|im_start|>, <|im_end|> (CONTROL).
+fn tiny_model() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let t: Value = serde_json::from_slice(qwen25_json()).unwrap();
+        let vocab = t["model"]["vocab"].as_object().unwrap();
+        let mut by_id: Vec<(u64, &str)> = vocab
+            .iter()
+            .map(|(s, id)| (id.as_u64().unwrap(), s.as_str()))
+            .collect();
+        by_id.sort();
+        let mut tokens: Vec<String> = by_id[..256].iter().map(|x| x.1.to_string()).collect();
+        let mut merges = Vec::new();
+        for m in t["model"]["merges"].as_array().unwrap() {
+            let (a, b) = m.as_str().unwrap().split_once(' ').unwrap();
+            let ab = format!("{a}{b}");
+            if tokens.iter().any(|x| x == a)
+                && tokens.iter().any(|x| x == b)
+                && !tokens.contains(&ab)
+            {
+                tokens.push(ab);
+                merges.push(format!("{a} {b}"));
+                if merges.len() == 61 {
+                    break;
+                }
+            }
+        }
+        let mut types = vec![1i32; tokens.len()];
+        for s in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] {
+            tokens.push(s.to_string());
+            types.push(3);
+        }
+        assert_eq!(tokens.len(), 320);
+        let mut kv = Kv::default();
+        kv.string("tokenizer.ggml.model", "gpt2");
+        kv.string("tokenizer.ggml.pre", "qwen2");
+        kv.strings("tokenizer.ggml.tokens", &tokens);
+        kv.i32s("tokenizer.ggml.token_type", &types);
+        kv.strings("tokenizer.ggml.merges", &merges);
+        kv.u32("tokenizer.ggml.eos_token_id", 319);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let src =
+            std::fs::read(root.join("tests/data/models/qwen2_untied/model-q4_0.gguf")).unwrap();
+        let path =
+            std::env::temp_dir().join(format!("qkern-tokenizer-test-{}.gguf", std::process::id()));
+        std::fs::write(&path, with_tokenizer(&src, &kv)).unwrap();
+        path
+    })
+}
+
+fn tiny() -> (qkern::model::Model, Tokenizer) {
+    let path = tiny_model();
+    let w = qkern::model::load(path).unwrap();
+    let m = qkern::model::Model::new(w, qkern::Tier::active(), 1).unwrap();
+    (m, Tokenizer::load(path).unwrap())
+}
+
+#[test]
+fn generator_streams_what_greedy_decoding_gives() {
+    use qkern::model::{Sampler, SamplerOptions, SessionOptions, Stop};
+    let (model, tok) = tiny();
+    assert_eq!(tok.vocab_size(), 320);
+    let prompt =
+        tok.encode("<|im_start|>user\nHello there, it's me.<|im_end|>\n<|im_start|>assistant\n");
+    let opts = SessionOptions {
+        capacity: Some(64),
+        ..SessionOptions::default()
+    };
+    // Reference: argmax loop on prefill / decode.
+    let mut s = model.session(opts.clone()).unwrap();
+    let mut logits = s.prefill(&prompt).unwrap();
+    let mut want = Vec::new();
+    for _ in 0..20 {
+        let t = qkern::model::argmax(&logits).unwrap();
+        want.push(t);
+        if tok.stop_ids().contains(&t) {
+            break;
+        }
+        logits = s.decode(t).unwrap();
+    }
+    let mut s = model.session(opts.clone()).unwrap();
+    let sampler = Sampler::new(SamplerOptions::default()).unwrap();
+    let mut g = s.generate(&tok, &prompt, sampler, 20).unwrap();
+    let text: String = g.by_ref().map(|p| p.unwrap()).collect();
+    assert_eq!(g.tokens(), &want[..]);
+    let shown: Vec<u32> = want
+        .iter()
+        .copied()
+        .filter(|t| !tok.stop_ids().contains(t))
+        .collect();
+    assert_eq!(text, tok.decode(&shown).unwrap());
+    match g.stop() {
+        Some(Stop::Token(t)) => assert_eq!(Some(t), want.last().copied()),
+        Some(Stop::Length) => assert_eq!(want.len(), 20),
+        None => panic!("not stopped"),
+    }
+    assert_eq!(g.pending(), want.last().copied());
+    drop(g);
+    assert_eq!(s.pos(), prompt.len() + want.len() - 1);
+    // Seeded sampling repeats itself.
+    let sample = |seed| {
+        let mut s = model.session(opts.clone()).unwrap();
+        let o = SamplerOptions {
+            temperature: 1.0,
+            top_p: 0.9,
+            seed,
+            ..SamplerOptions::default()
+        };
+        let mut g = s
+            .generate(&tok, &prompt, Sampler::new(o).unwrap(), 15)
+            .unwrap();
+        let _: Vec<_> = g.by_ref().collect();
+        g.tokens().to_vec()
+    };
+    assert_eq!(sample(5), sample(5));
+    // A prompt longer than the context, an empty prompt: errors.
+    let mut s = model
+        .session(SessionOptions {
+            capacity: Some(8),
+            ..opts.clone()
+        })
+        .unwrap();
+    let e = s.generate(
+        &tok,
+        &prompt,
+        Sampler::new(SamplerOptions::default()).unwrap(),
+        4,
+    );
+    assert!(matches!(e, Err(Error::ContextFull { .. })));
+    assert!(s
+        .generate(
+            &tok,
+            &[],
+            Sampler::new(SamplerOptions::default()).unwrap(),
+            4
+        )
+        .is_err());
+    // The budget also ends at the end of the context, without an error.
+    let mut s = model
+        .session(SessionOptions {
+            capacity: Some(prompt.len() + 2),
+            ..opts
+        })
+        .unwrap();
+    let mut g = s
+        .generate(
+            &tok,
+            &prompt,
+            Sampler::new(SamplerOptions::default()).unwrap(),
+            100,
+        )
+        .unwrap();
+    assert!(g.by_ref().all(|p| p.is_ok()));
+    assert!(g.tokens().len() <= 3);
+}
+
+fn qkern(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::process::{Command, Stdio};
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qkern"));
+    c.args(args).env("QKERN_THREADS", "1");
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(s) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_text_modes() {
+    let m = tiny_model().to_str().unwrap();
+    let (_, tok) = tiny();
+    // tokenize
+    let text = "Hello <|im_end|> world, it's 2024!";
+    let (ok, out, err) = qkern(&["tokenize", "--model", m, "--text", text], None);
+    assert!(ok, "{err}");
+    let ids: Vec<String> = tok.encode(text).iter().map(u32::to_string).collect();
+    assert_eq!(out.trim(), ids.join(","));
+    // generate --prompt --chat, seeded: streams text, reports speeds, repeats itself.
+    let args = [
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "Hi!",
+        "--chat",
+        "--system",
+        "Be brief.",
+        "-n",
+        "12",
+        "--temp",
+        "0.9",
+        "--top-k",
+        "50",
+        "--top-p",
+        "0.95",
+        "--min-p",
+        "0.01",
+        "--repeat-penalty",
+        "1.1",
+        "--seed",
+        "7",
+        "--threads",
+        "1",
+    ];
+    let (ok, out1, err) = qkern(&args, None);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("prefill:") && err.contains("tokens/s"),
+        "{err}"
+    );
+    let (_, out2, _) = qkern(&args, None);
+    assert_eq!(out1, out2);
+    // Plain text continuation, greedy.
+    let (ok, _, err) = qkern(
+        &["generate", "--model", m, "--prompt", "Once upon", "-n", "5"],
+        None,
+    );
+    assert!(ok, "{err}");
+    // The old token-id mode still prints ids.
+    let (ok, out, err) = qkern(
+        &["generate", "--model", m, "--tokens", "1,2,3", "-n", "4"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.split_whitespace()
+            .filter(|t| t.parse::<u32>().is_ok())
+            .count(),
+        4,
+        "{out}"
+    );
+    // chat: two lines, two replies, one KV cache.
+    let (ok, out, err) = qkern(
+        &["chat", "--model", m, "-n", "6", "--no-think"],
+        Some("Hello\nAnd again?\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(err.matches("[prefill").count(), 2, "{err}");
+    assert!(out.lines().count() >= 2, "{out:?}");
+    // Bad input: clear errors, exit code 1, no panic.
+    let long = "word ".repeat(400);
+    let (ok, _, err) = qkern(
+        &["generate", "--model", m, "--prompt", &long, "-n", "4"],
+        None,
+    );
+    assert!(!ok && err.contains("context"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let untokenized =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models/qwen2_tied/model-q4_0.gguf");
+    let (ok, _, err) = qkern(
+        &[
+            "generate",
+            "--model",
+            untokenized.to_str().unwrap(),
+            "--prompt",
+            "Hi",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("tokenizer"), "{err}");
+    let (ok, _, err) = qkern(
+        &["generate", "--model", m, "--prompt", "Hi", "--temp", "-1"],
+        None,
+    );
+    assert!(!ok && err.contains("temperature"), "{err}");
+    let (ok, _, err) = qkern(
+        &["generate", "--model", m, "--prompt", "Hi", "--no-think"],
+        None,
+    );
+    assert!(!ok && err.contains("--chat"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn cli_non_utf8_argument_is_an_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_qkern"))
+        .args([
+            "tokenize",
+            "--model",
+            tiny_model().to_str().unwrap(),
+            "--text",
+        ])
+        .arg(std::ffi::OsStr::from_bytes(b"bad \xff"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not valid UTF-8") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_logits_decode_tokens() {
+    use qkern::model::SessionOptions;
+    let m = tiny_model().to_str().unwrap();
+    let out = std::env::temp_dir().join(format!("qkern-tok-logits-{}.bin", std::process::id()));
+    let (ok, _, err) = qkern(
+        &[
+            "logits",
+            "--model",
+            m,
+            "--tokens",
+            "10,20,30",
+            "--decode-tokens",
+            "5,6,7",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).ok();
+    let got: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(got.len(), 4 * 320);
+    // The same rows as a prefill of the whole sequence (positions 2..6).
+    let (model, _) = tiny();
+    let mut s = model.session(SessionOptions::default()).unwrap();
+    let all = s.prefill_all(&[10, 20, 30, 5, 6, 7]).unwrap();
+    let want = &all[2 * 320..];
+    let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        diff <= 1e-3 * scale,
+        "decode rows differ from prefill by {diff} (scale {scale})"
+    );
+}
