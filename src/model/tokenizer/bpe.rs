@@ -31,22 +31,57 @@ pub(crate) type Merges = HashMap<(u32, u32), (u32, u32)>;
 
 /// Runs BPE on one piece whose bytes are the ids `syms` (one per byte, already looked up),
 /// appending the final ids to `out`. Repeatedly merges the adjacent pair of lowest rank, the
-/// leftmost one first among equal ranks (as Hugging Face's BPE does).
-pub(crate) fn merge(syms: &mut Vec<u32>, merges: &Merges, out: &mut Vec<u32>) {
-    loop {
-        let mut best: Option<(u32, usize, u32)> = None;
-        for (i, w) in syms.windows(2).enumerate() {
-            if let Some(&(rank, id)) = merges.get(&(w[0], w[1])) {
-                if best.is_none_or(|(r, _, _)| rank < r) {
-                    best = Some((rank, i, id));
-                }
+/// leftmost one first among equal ranks, as Hugging Face's BPE does and the same way: a heap of
+/// candidate merges over a linked list of symbols, O(n log n) in the piece length (a long piece,
+/// say a run of letters without spaces, costs no more than its length).
+pub(crate) fn merge(syms: &mut [u32], merges: &Merges, out: &mut Vec<u32>) {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n = syms.len();
+    if n < 2 {
+        out.extend_from_slice(syms);
+        return;
+    }
+    // prev / next links (usize::MAX: none) and whether a symbol is still there.
+    let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
+    let mut next: Vec<usize> = (1..=n)
+        .map(|i| if i == n { usize::MAX } else { i })
+        .collect();
+    let mut alive = vec![true; n];
+    let mut heap = BinaryHeap::new();
+    for i in 0..n - 1 {
+        if let Some(&(rank, id)) = merges.get(&(syms[i], syms[i + 1])) {
+            heap.push(Reverse((rank, i, id)));
+        }
+    }
+    while let Some(Reverse((_, i, id))) = heap.pop() {
+        let j = next[i];
+        if !alive[i] || j == usize::MAX {
+            continue;
+        }
+        // Skip a stale entry: the pair at i is no longer the one this merge was for.
+        if merges.get(&(syms[i], syms[j])).map(|m| m.1) != Some(id) {
+            continue;
+        }
+        syms[i] = id;
+        alive[j] = false;
+        next[i] = next[j];
+        if next[j] != usize::MAX {
+            prev[next[j]] = i;
+        }
+        let p = prev[i];
+        if p != usize::MAX {
+            if let Some(&(rank, m)) = merges.get(&(syms[p], id)) {
+                heap.push(Reverse((rank, p, m)));
             }
         }
-        let Some((_, i, id)) = best else { break };
-        syms[i] = id;
-        syms.remove(i + 1);
+        if next[i] != usize::MAX {
+            if let Some(&(rank, m)) = merges.get(&(id, syms[next[i]])) {
+                heap.push(Reverse((rank, i, m)));
+            }
+        }
     }
-    out.extend_from_slice(syms);
+    out.extend(syms.iter().zip(&alive).filter(|x| *x.1).map(|x| *x.0));
 }
 
 #[cfg(test)]
@@ -72,10 +107,10 @@ mod tests {
         // a=0 b=1; (a,a)->2 rank 0; (2,a)->3 rank 1
         let merges: Merges = [((0, 0), (0, 2)), ((2, 0), (1, 3))].into_iter().collect();
         let mut out = Vec::new();
-        merge(&mut vec![0, 0, 0], &merges, &mut out);
+        merge(&mut [0, 0, 0], &merges, &mut out);
         assert_eq!(out, [3]);
         out.clear();
-        merge(&mut vec![0, 0, 0, 0], &merges, &mut out);
+        merge(&mut [0, 0, 0, 0], &merges, &mut out);
         assert_eq!(out, [2, 2]);
     }
 }

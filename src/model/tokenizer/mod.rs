@@ -803,6 +803,8 @@ mod tests {
         let raw = b"a\xffb\xc3";
         assert_eq!(t.decode_bytes(&t.encode_bytes(raw)).unwrap(), raw);
         assert_eq!(t.stop_ids(), [258]);
+        // A long piece costs about its length (the heap BPE), not its square.
+        assert_eq!(t.encode(&"ab".repeat(100_000)), vec![256; 100_000]);
     }
 
     #[test]
