@@ -170,7 +170,9 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
     let mut a = Args::default();
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
-        if !allowed.contains(&flag.as_str()) && !(sampling && SAMPLING.contains(&flag.as_str())) {
+        let known =
+            allowed.contains(&flag.as_str()) || (sampling && SAMPLING.contains(&flag.as_str()));
+        if !known {
             return Err(format!("unknown option {flag:?}"));
         }
         if matches!(

@@ -219,10 +219,8 @@ impl Sampler {
 pub fn argmax(v: &[f32]) -> Option<u32> {
     let mut best: Option<(usize, f32)> = None;
     for (i, &x) in v.iter().enumerate() {
-        if x.is_finite() || x == f32::INFINITY {
-            if best.is_none_or(|(_, b)| x > b) {
-                best = Some((i, x));
-            }
+        if !x.is_nan() && x != f32::NEG_INFINITY && best.is_none_or(|(_, b)| x > b) {
+            best = Some((i, x));
         }
     }
     best.map(|(i, _)| i as u32)
