@@ -354,6 +354,53 @@ fn gguf_metadata_gives_the_same_ids() {
     assert_eq!(tok.stop_ids(), qwen3().stop_ids());
     let (n, ids) = check(&tok, "expected_qwen3.txt.gz");
     eprintln!("qwen3 from GGUF metadata: {n} strings, {ids} ids identical");
+
+    // From a file whose metadata is larger than the first read (8 MiB: a 9 MiB chat template),
+    // followed by bytes that are not metadata; padding tokens (UNUSED) have no text.
+    let mut kv = Kv::default();
+    gguf_tokenizer_kv(qwen3_json(), &mut kv, 151645);
+    kv.string("tokenizer.chat_template", &"x".repeat(9 << 20));
+    let mut f = gguf_file(&kv);
+    f.extend(vec![0xaa; 1 << 20]);
+    let path = std::env::temp_dir().join(format!("qkern-tok-meta-{}.gguf", std::process::id()));
+    std::fs::write(&path, &f).unwrap();
+    let tok = Tokenizer::load(&path);
+    std::fs::remove_file(&path).ok();
+    let tok = tok.unwrap();
+    assert_eq!(tok.chat_template().map(str::len), Some(9 << 20));
+    assert_eq!(tok.encode("Hello <think>"), qwen3().encode("Hello <think>"));
+}
+
+#[test]
+fn gguf_padding_tokens_have_no_text() {
+    let mut kv = Kv::default();
+    let mut tokens: Vec<String> = (0..256).map(|i| byte_char(i).to_string()).collect();
+    tokens.push("[PAD256]".into());
+    tokens.push("[PAD257]".into());
+    let mut types = vec![1; 256];
+    types.extend([5, 5]);
+    kv.string("tokenizer.ggml.model", "gpt2");
+    kv.string("tokenizer.ggml.pre", "qwen2");
+    kv.strings("tokenizer.ggml.tokens", &tokens);
+    kv.i32s("tokenizer.ggml.token_type", &types);
+    kv.strings("tokenizer.ggml.merges", &[]);
+    let tok = Tokenizer::from_gguf_bytes(&gguf_file(&kv)).unwrap();
+    assert_eq!(tok.vocab_size(), 258);
+    assert!(tok.has_token(255) && !tok.has_token(256) && !tok.has_token(257));
+    assert!(tok.decode(&[256]).is_err());
+    assert_eq!(tok.decode(&tok.encode("[PAD256]")).unwrap(), "[PAD256]");
+}
+
+/// GPT-2's byte character of byte `b`.
+fn byte_char(b: u32) -> char {
+    let printable = (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || b >= 0xae;
+    if printable {
+        return char::from_u32(b).unwrap();
+    }
+    let rank = (0..b)
+        .filter(|&x| !((0x21..=0x7e).contains(&x) || (0xa1..=0xac).contains(&x) || x >= 0xae))
+        .count() as u32;
+    char::from_u32(256 + rank).unwrap()
 }
 
 #[test]

@@ -213,8 +213,12 @@ struct Gguf<'a> {
     data: &'a [u8],
 }
 
-fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
-    let mut r = Reader { buf, pos: 0 };
+/// The header and metadata at the start of a file: (tensor count, metadata). With `whole`, the
+/// tensor count is checked against the rest of the buffer (a prefix of a file has no room for
+/// the tensor infos yet).
+type Metadata<'a> = (usize, HashMap<&'a str, Value<'a>>);
+
+fn parse_metadata<'a>(r: &mut Reader<'a>, whole: bool) -> Result<Metadata<'a>> {
     if r.bytes(4, "magic")? != MAGIC {
         return err("not a GGUF file (bad magic)");
     }
@@ -227,7 +231,11 @@ fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
     }
     // A tensor info is at least 8 (name length) + 4 (n_dims) + 8 (one dim) + 4 + 8 bytes;
     // a metadata entry at least 8 (key length) + 4 (type) + 1.
-    let n_tensors = r.count(32, "tensor count")?;
+    let n_tensors = if whole {
+        r.count(32, "tensor count")?
+    } else {
+        r.u64("tensor count")? as usize
+    };
     let n_kv = r.count(13, "metadata count")?;
     let mut kv = HashMap::new();
     for i in 0..n_kv {
@@ -238,6 +246,12 @@ fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
             return err(format!("duplicate metadata key {key:?}"));
         }
     }
+    Ok((n_tensors, kv))
+}
+
+fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
+    let mut r = Reader { buf, pos: 0 };
+    let (n_tensors, kv) = parse_metadata(&mut r, true)?;
     let mut tensors: Vec<TensorInfo<'_>> = Vec::new();
     let mut seen = HashMap::new();
     for i in 0..n_tensors {
@@ -646,9 +660,40 @@ impl<'a> Gguf<'a> {
     }
 }
 
-/// Reads the tokenizer metadata of a GGUF file (tensors are not read).
+/// Reads the tokenizer metadata from the start of a GGUF file (`bytes` may stop anywhere after the
+/// metadata; tensor infos are not read).
 pub(crate) fn read_vocab(bytes: &[u8]) -> Result<GgufVocab> {
-    parse(bytes)?.vocab()
+    let (_, kv) = parse_metadata(&mut Reader { buf: bytes, pos: 0 }, false)?;
+    let g = Gguf {
+        kv,
+        tensors: Vec::new(),
+        data: &[],
+    };
+    g.vocab()
+}
+
+/// [`read_vocab`] on a file, reading only as much of it as the metadata takes (8 MiB first, then
+/// four times more until the metadata parses or the whole file is read), not the weights.
+pub(crate) fn read_vocab_file(path: &Path) -> Result<GgufVocab> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut buf = Vec::new();
+    let mut want: u64 = 8 << 20;
+    loop {
+        let have = buf.len() as u64;
+        f.by_ref()
+            .take(want.saturating_sub(have))
+            .read_to_end(&mut buf)
+            .map_err(io)?;
+        let whole = buf.len() as u64 >= len;
+        match parse_metadata(&mut Reader { buf: &buf, pos: 0 }, false) {
+            Ok(_) => return read_vocab(&buf),
+            Err(e) if whole || buf.len() as u64 == have => return Err(e),
+            Err(_) => want = want.saturating_mul(4),
+        }
+    }
 }
 
 /// llama.cpp's tensor names.

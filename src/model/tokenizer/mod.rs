@@ -103,9 +103,8 @@ impl Tokenizer {
         let mut bytes: Vec<Option<Vec<u8>>> = vec![None; n];
         for (id, s) in p.vocab.iter().enumerate() {
             let Some(s) = s else { continue };
-            if ids.insert(s.as_str(), id as u32).is_some() {
-                return terr(format!("token {s:?} appears twice in the vocabulary"));
-            }
+            // A string that appears twice (possible in a GGUF token list) encodes to its first id.
+            ids.entry(s.as_str()).or_insert(id as u32);
             // A vocabulary string outside the byte map cannot be produced by BPE; keep its UTF-8.
             bytes[id] =
                 Some(bpe::string_bytes(s, &inverse).unwrap_or_else(|| s.as_bytes().to_vec()));
@@ -192,14 +191,12 @@ impl Tokenizer {
             Some(dir) if !is_gguf && dir.join("config.json").is_file() => {
                 Tokenizer::from_hf_dir(dir)
             }
-            _ => {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-                Tokenizer::from_gguf_bytes(&bytes).map_err(|e| match e {
+            _ => super::gguf::read_vocab_file(path)
+                .and_then(Tokenizer::from_gguf_vocab)
+                .map_err(|e| match e {
                     Error::Tokenizer(s) => Error::Tokenizer(format!("{}: {s}", path.display())),
                     e => e,
-                })
-            }
+                }),
         }
     }
 
@@ -226,12 +223,16 @@ impl Tokenizer {
         hf::parts(tokenizer_json, config_json).and_then(Tokenizer::build)
     }
 
-    /// Builds the tokenizer from a GGUF file's metadata (`tokenizer.ggml.model` = `gpt2`,
+    /// Builds the tokenizer from the bytes of a GGUF file (or of its start, up to the end of its
+    /// metadata): its metadata (`tokenizer.ggml.model` = `gpt2`,
     /// `tokenizer.ggml.pre` = `qwen2`, tokens, merges, token types, bos / eos / eot ids, the
     /// chat template). Tensors are not read. NFC normalization is applied as in Hugging Face
     /// (llama.cpp skips it; the two differ only on text that is not in NFC).
     pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Tokenizer> {
-        let v = super::gguf::read_vocab(bytes)?;
+        super::gguf::read_vocab(bytes).and_then(Tokenizer::from_gguf_vocab)
+    }
+
+    fn from_gguf_vocab(v: super::gguf::GgufVocab) -> Result<Tokenizer> {
         let mut vocab = Vec::with_capacity(v.tokens.len());
         let mut added = Vec::new();
         for (i, t) in v.tokens.into_iter().enumerate() {
@@ -247,6 +248,9 @@ impl Tokenizer {
                     });
                     vocab.push(None);
                 }
+                // UNUSED (llama.cpp's converter pads the vocabulary to the model's rows with
+                // `[PAD<id>]` tokens of this type): no token.
+                5 => vocab.push(None),
                 _ => vocab.push(Some(t)),
             }
         }
