@@ -194,6 +194,28 @@ fn decode_inverts_encode() {
     );
 }
 
+/// The hand-written pre-tokenizer against the regex itself (fancy-regex: look-ahead, Unicode
+/// classes, case folding) on random strings over characters that exercise every alternative.
+#[test]
+fn pre_tokenizer_matches_the_regex() {
+    use proptest::prelude::*;
+    let re = fancy_regex::Regex::new(qkern::model::QWEN2_SPLIT_REGEX).unwrap();
+    let alphabet: Vec<char> = " \t\r\n\u{b}\u{c}\u{85}\u{a0}\u{3000}\u{2028}aZzé中ひ한ß1٣½Ⅷ'sSlLeErRvVdDmMtT!.,_-/(\u{301}\u{94d}ſ😀\u{200d}\u{200b}\u{1c}"
+        .chars()
+        .collect();
+    let strat = proptest::collection::vec(proptest::sample::select(alphabet), 0..40)
+        .prop_map(|v| v.into_iter().collect::<String>());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(4000));
+    runner
+        .run(&strat, |s| {
+            let want: Vec<&str> = re.find_iter(&s).map(|m| m.unwrap().as_str()).collect();
+            prop_assert_eq!(want.concat(), s.clone(), "the regex covers the text");
+            prop_assert_eq!(Tokenizer::split_pieces(&s), want, "{:?}", s);
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[test]
 fn invalid_utf8_is_bytes() {
     let tok = qwen25();

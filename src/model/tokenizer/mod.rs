@@ -416,6 +416,14 @@ impl Tokenizer {
         None
     }
 
+    /// The pieces Qwen2's split regex cuts `text` into ([`QWEN2_SPLIT_REGEX`]; no NFC, no added
+    /// tokens): the pre-tokenizer alone, for tests and inspection.
+    pub fn split_pieces(text: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        pretok::split(text, &mut v);
+        v.into_iter().map(|(a, b)| &text[a..b]).collect()
+    }
+
     /// Text without added tokens: NFC, pre-tokenization, BPE per piece.
     fn encode_plain(&self, text: &str, out: &mut Vec<u32>) {
         if text.is_empty() {
