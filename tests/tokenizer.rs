@@ -465,6 +465,32 @@ fn gguf_without_tokenizer_is_an_error() {
     for cut in 0..full.len() {
         assert!(Tokenizer::from_gguf_bytes(&full[..cut]).is_err());
     }
+    // A real file with one thing wrong.
+    let real: Value = serde_json::from_slice(qwen25_json()).unwrap();
+    type Edit = fn(&mut Value);
+    let edits: [(&str, Edit); 5] = [
+        ("not below", |t| {
+            t["model"]["vocab"] = serde_json::json!({"a": 4_000_000_000u64})
+        }),
+        ("no id below", |t| {
+            t["added_tokens"][0]["id"] = 3_000_000_000u64.into()
+        }),
+        ("pre_tokenizer", |t| {
+            t["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\s+".into()
+        }),
+        ("normalizer", |t| {
+            t["normalizer"] = serde_json::json!({"type": "NFKC"})
+        }),
+        ("single_word", |t| {
+            t["added_tokens"][0]["single_word"] = true.into()
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut t = real.clone();
+        edit(&mut t);
+        let e = Tokenizer::from_hf_json(&serde_json::to_vec(&t).unwrap(), None).unwrap_err();
+        assert!(e.to_string().contains(what), "{what}: {e}");
+    }
     for bad in [
         &b"{"[..],
         b"{}",

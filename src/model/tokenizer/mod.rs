@@ -645,13 +645,21 @@ mod hf {
             .get("vocab")
             .and_then(Value::as_object)
             .ok_or_else(|| Error::Tokenizer("model.vocab is not an object".into()))?;
+        let added_list = t
+            .get("added_tokens")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        // Ids are dense in real files: bounding them by the number of entries keeps a small
+        // malformed file from asking for a huge table.
+        let limit = (vmap.len() + added_list.len()) as u64;
         let mut vocab: Vec<Option<String>> = Vec::new();
         for (s, id) in vmap {
-            let id = id
-                .as_u64()
-                .filter(|&i| i < (1 << 31))
-                .ok_or_else(|| Error::Tokenizer(format!("vocab entry {s:?} has a bad id")))?
-                as usize;
+            let id = id.as_u64().filter(|&i| i < limit).ok_or_else(|| {
+                Error::Tokenizer(format!(
+                    "vocab entry {s:?} has id {id}, not below the {limit} entries"
+                ))
+            })? as usize;
             if id >= vocab.len() {
                 vocab.resize(id + 1, None);
             }
@@ -686,18 +694,18 @@ mod hf {
             merges.push(pair.ok_or_else(|| Error::Tokenizer(format!("merge {i} is not a pair")))?);
         }
         let mut added = Vec::new();
-        for a in t
-            .get("added_tokens")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-        {
+        for a in added_list {
             let flag = |k: &str| a.get(k).and_then(Value::as_bool).unwrap_or(false);
             let id = a
                 .get("id")
                 .and_then(Value::as_u64)
-                .filter(|&i| i < (1 << 31))
-                .ok_or_else(|| Error::Tokenizer("added token without a valid id".into()))?;
+                .filter(|&i| i < limit)
+                .ok_or_else(|| {
+                    Error::Tokenizer(format!(
+                        "added token {} has no id below the {limit} entries",
+                        a.get("content").unwrap_or(&Value::Null)
+                    ))
+                })?;
             let content = a
                 .get("content")
                 .and_then(Value::as_str)
