@@ -147,6 +147,19 @@ impl Sampler {
     /// The tokens a draw can pick and their probabilities (summing to 1), most probable first
     /// (ties: lower id first). Greedy: the one token with probability 1.
     pub fn distribution(&self, logits: &[f32], history: &[u32]) -> Result<Vec<(u32, f32)>> {
+        self.candidates(logits, history, true)
+    }
+
+    /// [`distribution`](Self::distribution); with `sort_all` false, a set without any cut stays
+    /// in id order (a draw does not need the order, and sorting a whole vocabulary would cost
+    /// milliseconds per token). Cuts sort only the prefix they need: top-k selects its k, top-p
+    /// and min-p grow a sorted prefix (64, 512, ... tokens) until it holds the cut point.
+    fn candidates(
+        &self,
+        logits: &[f32],
+        history: &[u32],
+        sort_all: bool,
+    ) -> Result<Vec<(u32, f32)>> {
         let l = self.penalized(logits, history);
         let best = argmax(&l).ok_or_else(|| {
             Error::ShapeMismatch("sampler: no finite logit to choose from".into())
@@ -161,45 +174,60 @@ impl Sampler {
             .filter(|(_, x)| x.is_finite())
             .map(|(i, &x)| (i as u32, x / t))
             .collect();
-        c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        // The largest logit (an infinite one was the argmax but is not among the candidates).
+        if c.is_empty() || l[best as usize] == f32::INFINITY {
+            return Ok(vec![(best, 1.0)]);
+        }
+        let m = (l[best as usize] / t) as f64;
+        let w = |x: f32| (x as f64 - m).exp();
+        let mut sorted = 0;
         if self.o.top_k > 0 && self.o.top_k < c.len() {
-            let kth = c[self.o.top_k - 1].1;
-            let keep = c.iter().take_while(|x| x.1 >= kth).count();
-            c.truncate(keep);
+            sorted = sort_prefix(&mut c, self.o.top_k);
+            c.truncate(sorted);
         }
-        // Softmax in f64 for the sums.
-        let m = c[0].1 as f64;
-        let e: Vec<f64> = c.iter().map(|x| (x.1 as f64 - m).exp()).collect();
-        let total: f64 = e.iter().sum();
-        let mut p: Vec<f64> = e.iter().map(|x| x / total).collect();
-        if self.o.top_p < 1.0 {
-            let mut cum = 0.0;
-            let keep = p
-                .iter()
-                .take_while(|&&x| {
-                    let before = cum;
-                    cum += x;
-                    before < self.o.top_p as f64
-                })
-                .count()
-                .max(1);
-            p.truncate(keep);
+        let (cut_p, cut_min) = (self.o.top_p < 1.0, self.o.min_p > 0.0);
+        if cut_p || cut_min {
+            let total: f64 = c.iter().map(|x| w(x.1)).sum();
+            let mut want = 64;
+            loop {
+                let want_now = want.min(c.len());
+                if sorted < want_now {
+                    sorted = sort_prefix(&mut c, want_now);
+                }
+                let pmax = w(c[0].1) / total;
+                let mut cum = 0.0;
+                let mut keep = None;
+                for (i, x) in c[..sorted].iter().enumerate() {
+                    let p = w(x.1) / total;
+                    let over_p = cut_p && cum >= self.o.top_p as f64;
+                    let under_min = cut_min && p < self.o.min_p as f64 * pmax;
+                    if over_p || under_min {
+                        keep = Some(i.max(1));
+                        break;
+                    }
+                    cum += p;
+                }
+                if let Some(k) = keep {
+                    c.truncate(k);
+                    break;
+                }
+                if sorted >= c.len() {
+                    break;
+                }
+                want = want.saturating_mul(8);
+            }
+        } else if sort_all && sorted < c.len() {
+            c.sort_by(desc);
         }
-        if self.o.min_p > 0.0 {
-            let threshold = self.o.min_p as f64 * p[0];
-            let keep = p.iter().take_while(|&&x| x >= threshold).count().max(1);
-            p.truncate(keep);
-        }
-        let total: f64 = p.iter().sum();
-        Ok(c.iter()
-            .zip(&p)
-            .map(|(x, &q)| (x.0, (q / total) as f32))
+        let total: f64 = c.iter().map(|x| w(x.1)).sum();
+        Ok(c.into_iter()
+            .map(|(id, x)| (id, (w(x) / total) as f32))
             .collect())
     }
 
     /// Picks the next token from `logits` given the ids so far (`history`, for the penalty).
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
-        let d = self.distribution(logits, history)?;
+        let d = self.candidates(logits, history, false)?;
         if d.len() == 1 {
             return Ok(d[0].0);
         }
@@ -213,6 +241,31 @@ impl Sampler {
         }
         Ok(d[d.len() - 1].0)
     }
+}
+
+/// Larger value first, then lower id.
+fn desc(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// Puts the `k` largest of `c` (and any others equal to the k-th) first, sorted by [`desc`];
+/// returns how many that is.
+fn sort_prefix(c: &mut [(u32, f32)], k: usize) -> usize {
+    if k >= c.len() {
+        c.sort_by(desc);
+        return c.len();
+    }
+    c.select_nth_unstable_by(k - 1, desc);
+    let v = c[k - 1].1;
+    let mut end = k;
+    for i in k..c.len() {
+        if c[i].1 == v {
+            c.swap(i, end);
+            end += 1;
+        }
+    }
+    c[..end].sort_by(desc);
+    end
 }
 
 /// Index of the largest finite value (the first among equals), `None` if there is none.
@@ -358,6 +411,45 @@ mod tests {
         .distribution(&[1.0, 2.0, 1.0, 0.0], &[])
         .unwrap();
         assert_eq!(ids(&tie), [1, 0, 2]);
+    }
+
+    #[test]
+    fn cut_sets_on_a_large_vocabulary() {
+        // 5000 logits with a slowly decaying tail: top-p has to grow the sorted prefix.
+        let l: Vec<f32> = (0..5000u32)
+            .map(|i| -((i.wrapping_mul(2654435761) % 5000) as f32) * 0.002)
+            .collect();
+        let mut order: Vec<(u32, f32)> =
+            l.iter().enumerate().map(|(i, &x)| (i as u32, x)).collect();
+        order.sort_by(desc);
+        let w: Vec<f64> = order
+            .iter()
+            .map(|x| ((x.1 - order[0].1) as f64).exp())
+            .collect();
+        let total: f64 = w.iter().sum();
+        for top_p in [0.1f32, 0.5, 0.9, 0.99] {
+            let s = Sampler::new(SamplerOptions { top_p, ..opts(1.0) }).unwrap();
+            let d = s.distribution(&l, &[]).unwrap();
+            let mut cum = 0.0;
+            let n = w.iter().take_while(|&&x| {
+                let before = cum;
+                cum += x / total;
+                before < top_p as f64
+            });
+            let n = n.count();
+            assert_eq!(d.len(), n, "top_p {top_p}");
+            assert_eq!(ids(&d), order[..n].iter().map(|x| x.0).collect::<Vec<_>>());
+        }
+        let s = Sampler::new(SamplerOptions {
+            min_p: 0.05,
+            ..opts(1.0)
+        })
+        .unwrap();
+        let n = w.iter().filter(|&&x| x >= 0.05 * w[0]).count();
+        assert_eq!(s.distribution(&l, &[]).unwrap().len(), n);
+        // No cut: every token, and a draw picks by the same probabilities in any order.
+        let s = Sampler::new(opts(1.0)).unwrap();
+        assert_eq!(s.distribution(&l, &[]).unwrap().len(), 5000);
     }
 
     #[test]
