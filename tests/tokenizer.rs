@@ -114,8 +114,17 @@ fn check(tok: &Tokenizer, name: &str) -> (usize, usize) {
     assert!(n_lines >= 3000, "corpus has {n_lines} lines");
     let mut failures = Vec::new();
     let mut n_ids = 0;
-    for (i, (s, w)) in strings.iter().zip(&want).enumerate() {
-        let got = tok.encode(s);
+    let t0 = std::time::Instant::now();
+    let got_all: Vec<Vec<u32>> = strings.iter().map(|s| tok.encode(s)).collect();
+    let t = t0.elapsed().as_secs_f64();
+    let bytes: usize = strings.iter().map(String::len).sum();
+    eprintln!(
+        "{name}: encoded {:.2} MB in {:.3} s ({:.1} MB/s)",
+        bytes as f64 / 1e6,
+        t,
+        bytes as f64 / 1e6 / t
+    );
+    for (i, ((s, w), got)) in strings.iter().zip(&want).zip(got_all).enumerate() {
         n_ids += w.len();
         if &got != w {
             failures.push(format!("string {i} {s:?}:\n  got  {got:?}\n  want {w:?}"));
