@@ -1,4 +1,20 @@
 //! [`Generator`]: text generation on a [`Session`], one text piece at a time.
+//!
+//! ```no_run
+//! use qkern::model::{load, ChatFormat, ChatMessage, Model, Sampler, SamplerOptions, SessionOptions, Tokenizer};
+//! # fn main() -> qkern::Result<()> {
+//! let path = std::path::Path::new("qwen2.5-0.5b-instruct-q4_0.gguf");
+//! let tok = Tokenizer::load(path)?;
+//! let model = Model::new(load(path)?, qkern::Tier::active(), 4)?;
+//! let mut session = model.session(SessionOptions::default())?;
+//! let prompt = ChatFormat::for_tokenizer(&tok).render(&[ChatMessage::new("user", "Hi!")], true, true);
+//! let sampler = Sampler::new(SamplerOptions { temperature: 0.7, top_p: 0.8, seed: 1, ..Default::default() })?;
+//! for piece in session.generate(&tok, &tok.encode(&prompt), sampler, 256)? {
+//!     print!("{}", piece?);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use super::sampler::Sampler;
 use super::tokenizer::{StreamDecoder, Tokenizer};
