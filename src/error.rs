@@ -53,6 +53,15 @@ pub enum Error {
     },
     /// An I/O error, as text (keeps `Error` `Clone + Eq`).
     Io(String),
+    /// A tokenizer is missing, malformed or not supported, or an id has no token.
+    Tokenizer(String),
+    /// A sequence does not fit in the context (the session's KV cache).
+    ContextFull {
+        /// Positions the sequence would need.
+        needed: usize,
+        /// Positions available.
+        capacity: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -84,6 +93,11 @@ impl fmt::Display for Error {
                 write!(f, "tensor {tensor:?} has unsupported type {ty}")
             }
             Error::Io(s) => write!(f, "I/O error: {s}"),
+            Error::Tokenizer(s) => write!(f, "tokenizer: {s}"),
+            Error::ContextFull { needed, capacity } => write!(
+                f,
+                "the sequence needs {needed} positions but the context holds {capacity}"
+            ),
         }
     }
 }

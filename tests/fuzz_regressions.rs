@@ -38,6 +38,10 @@ fn gguf_parse() {
             w.validate()
                 .unwrap_or_else(|e| panic!("{name}: loads but does not validate: {e}"));
         }
+        if let Ok(t) = qkern::model::Tokenizer::from_gguf_bytes(&data) {
+            let ids = t.encode("Hello, <|im_start|>wörld 123\n");
+            let _ = t.decode(&ids);
+        }
     }
 }
 

@@ -2,18 +2,23 @@
 //!
 //! ```text
 //! qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile] [--quant Q]
-//! qkern logits   --model PATH --tokens 1,2,3 [--all] --out FILE [--threads N] [--tier T] [--quant Q]
-//! qkern generate --model PATH --tokens 1,2,3 [-n 32] [--threads N] [--tier T] [--quant Q]
+//! qkern logits   --model PATH --tokens 1,2,3 [--all] [--decode-tokens 5,6,7] --out FILE [--threads N] [--tier T] [--quant Q]
+//! qkern generate --model PATH (--prompt TEXT [--chat] [--system TEXT] [--no-think] | --tokens 1,2,3) [-n 32] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
+//! qkern chat     --model PATH [--system TEXT] [--no-think] [-n 512] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
+//! qkern tokenize --model PATH --text TEXT
 //! ```
+//! SAMPLING: `--temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S` (default greedy).
 //! `PATH` is a GGUF file or a Hugging Face folder. `bench` without `--model` builds a model with
 //! the exact Qwen2.5-0.5B shapes and seeded random weights in memory. `--quant q4_0|q8_0` is the
 //! type float linear weights are quantized to at load (quantized tensors of a file, Q4_0, Q8_0,
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, keep their type); for the random model, the type of its linear weights.
 
 use qkern::model::{
-    load_with, Config, LoadOptions, Model, ModelWeights, Op, OpTimes, QuantType, SessionOptions,
+    load_with, ChatFormat, ChatMessage, Config, LoadOptions, Model, ModelWeights, Op, OpTimes,
+    QuantType, Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
 };
 use qkern::Tier;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -21,15 +26,28 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "\
 usage:
   qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile] [--quant Q]
-  qkern logits   --model PATH --tokens 1,2,3 [--all] --out FILE [--threads N] [--tier T] [--quant Q]
-  qkern generate --model PATH --tokens 1,2,3 [-n N] [--threads N] [--tier T] [--quant Q]
+  qkern logits   --model PATH --tokens 1,2,3 [--all] [--decode-tokens 5,6,7] --out FILE [--threads N] [--tier T] [--quant Q]
+  qkern generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--no-think] [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
+  qkern generate --model PATH --tokens 1,2,3 [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
+  qkern chat     --model PATH [--system TEXT] [--no-think] [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
+  qkern tokenize --model PATH --text TEXT
+SAMPLING: --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S (default: greedy)
 
 PATH is a .gguf file or a Hugging Face folder (config.json + *.safetensors).
 bench without --model builds the Qwen2.5-0.5B shapes with seeded random Q4_0 weights in memory and
 reports prefill of 128 and 512 tokens (or --prompt N), decode, per-op times and peak memory;
 --profile adds achieved GFLOP/s or GB/s per op kind and a per-layer table.
-logits writes raw f32 little-endian logits of the last position (--all: of every position).
-generate prints greedy token ids.
+logits writes raw f32 little-endian logits of the last position (--all: of every position), then,
+with --decode-tokens, those of each token fed one at a time through the decode path.
+generate --prompt streams the generated text (--chat: wrapped in the model's ChatML template, with
+--system as the system prompt; --no-think: Qwen3 without thinking), then the prefill and decode
+speeds on stderr; it stops at eos, <|im_end|>, <|endoftext|> or after -n tokens (default 256).
+generate --tokens prints the generated token ids (default 32 tokens).
+chat reads one user message per line from stdin and streams each reply, keeping the KV cache
+across turns (-n per reply, default 512). tokenize prints the ids of TEXT (comma-separated).
+--ctx: positions of the KV cache (default: enough for the prompt and -n, at most the model's
+context; chat: the model's context, at most 4096). The tokenizer comes from the GGUF metadata or
+the folder's tokenizer.json.
 --quant q4_0|q8_0 (default q4_0): type float linear weights are quantized to at load; quantized
 tensors of a file (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) keep their type. For the random
 model: the type of its linear weights. bench prints the types the model runs.
@@ -52,6 +70,14 @@ struct Args {
     out: Option<PathBuf>,
     n: Option<usize>,
     quant: QuantType,
+    /// `--prompt` / `--text`.
+    text: Option<String>,
+    chat: bool,
+    system: Option<String>,
+    no_think: bool,
+    sampling: SamplerOptions,
+    decode_tokens: Option<Vec<u32>>,
+    ctx: Option<usize>,
 }
 
 fn parse_num(flag: &str, v: &str) -> Result<usize, String> {
@@ -59,21 +85,37 @@ fn parse_num(flag: &str, v: &str) -> Result<usize, String> {
         .map_err(|_| format!("{flag} expects a non-negative integer, got {v:?}"))
 }
 
-fn parse_tokens(v: &str) -> Result<Vec<u32>, String> {
+fn parse_float(flag: &str, v: &str) -> Result<f32, String> {
+    v.parse::<f32>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| format!("{flag} expects a number, got {v:?}"))
+}
+
+fn parse_tokens(flag: &str, v: &str) -> Result<Vec<u32>, String> {
     let toks: Result<Vec<u32>, _> = v
         .split(',')
         .map(|t| {
             t.trim()
                 .parse::<u32>()
-                .map_err(|_| format!("--tokens: {t:?} is not a token id"))
+                .map_err(|_| format!("{flag}: {t:?} is not a token id"))
         })
         .collect();
     let toks = toks?;
     if toks.is_empty() {
-        return Err("--tokens is empty".into());
+        return Err(format!("{flag} is empty"));
     }
     Ok(toks)
 }
+
+const SAMPLING: [&str; 6] = [
+    "--temp",
+    "--top-k",
+    "--top-p",
+    "--min-p",
+    "--repeat-penalty",
+    "--seed",
+];
 
 fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
     let allowed: &[&str] = match cmd {
@@ -92,6 +134,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--model",
             "--tokens",
             "--all",
+            "--decode-tokens",
             "--out",
             "--threads",
             "--tier",
@@ -100,22 +143,46 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
         "generate" => &[
             "--model",
             "--tokens",
+            "--prompt",
+            "--chat",
+            "--system",
+            "--no-think",
             "-n",
+            "--ctx",
             "--threads",
             "--tier",
             "--quant",
         ],
+        "chat" => &[
+            "--model",
+            "--system",
+            "--no-think",
+            "-n",
+            "--ctx",
+            "--threads",
+            "--tier",
+            "--quant",
+        ],
+        "tokenize" => &["--model", "--text"],
         _ => return Err(format!("unknown command {cmd:?}")),
     };
+    let sampling = matches!(cmd, "generate" | "chat");
     let mut a = Args::default();
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
-        if !allowed.contains(&flag.as_str()) {
+        let known =
+            allowed.contains(&flag.as_str()) || (sampling && SAMPLING.contains(&flag.as_str()));
+        if !known {
             return Err(format!("unknown option {flag:?}"));
         }
-        if flag == "--all" || flag == "--profile" {
+        if matches!(
+            flag.as_str(),
+            "--all" | "--profile" | "--chat" | "--no-think"
+        ) {
             a.all |= flag == "--all";
             a.profile |= flag == "--profile";
+            a.chat |= flag == "--chat";
+            a.no_think |= flag == "--no-think";
             continue;
         }
         let v = it.next().ok_or_else(|| format!("{flag} expects a value"))?;
@@ -128,7 +195,22 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
                 }
                 a.threads = Some(n)
             }
+            "--prompt" if cmd == "generate" => a.text = Some(v.clone()),
             "--prompt" => a.prompt = Some(parse_num(flag, v)?.max(1)),
+            "--text" => a.text = Some(v.clone()),
+            "--system" => a.system = Some(v.clone()),
+            "--ctx" => a.ctx = Some(parse_num(flag, v)?.max(1)),
+            "--decode-tokens" => a.decode_tokens = Some(parse_tokens(flag, v)?),
+            "--temp" => a.sampling.temperature = parse_float(flag, v)?,
+            "--top-k" => a.sampling.top_k = parse_num(flag, v)?,
+            "--top-p" => a.sampling.top_p = parse_float(flag, v)?,
+            "--min-p" => a.sampling.min_p = parse_float(flag, v)?,
+            "--repeat-penalty" => a.sampling.repeat_penalty = parse_float(flag, v)?,
+            "--seed" => {
+                a.sampling.seed = v
+                    .parse::<u64>()
+                    .map_err(|_| format!("--seed expects a non-negative integer, got {v:?}"))?
+            }
             "--decode" => a.decode = Some(parse_num(flag, v)?),
             "--reps" => a.reps = Some(parse_num(flag, v)?.max(1)),
             "--chunk" => a.chunk = Some(parse_num(flag, v)?.max(1)),
@@ -137,7 +219,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
                 t.check().map_err(|e| format!("--tier: {e}"))?;
                 a.tier = Some(t)
             }
-            "--tokens" => a.tokens = Some(parse_tokens(v)?),
+            "--tokens" => a.tokens = Some(parse_tokens(flag, v)?),
             "--out" => a.out = Some(PathBuf::from(v)),
             "-n" => a.n = Some(parse_num(flag, v)?),
             "--quant" => {
@@ -160,6 +242,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             _ => unreachable!("flag list above"),
         }
     }
+    Sampler::new(a.sampling.clone()).map_err(|e| e.to_string())?;
     Ok(a)
 }
 
@@ -178,7 +261,21 @@ fn load_model(a: &Args) -> Result<Model, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Arguments that are not UTF-8 are an error (not a panic, as `std::env::args` would give).
+    let mut args: Vec<String> = Vec::new();
+    for (i, a) in std::env::args_os().skip(1).enumerate() {
+        match a.into_string() {
+            Ok(s) => args.push(s),
+            Err(a) => {
+                eprintln!(
+                    "qkern: argument {} ({}) is not valid UTF-8",
+                    i + 1,
+                    a.to_string_lossy()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     let Some(cmd) = args.first() else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
@@ -191,6 +288,8 @@ fn main() -> ExitCode {
         "bench" => bench(&a),
         "logits" => logits(&a),
         "generate" => generate(&a),
+        "chat" => chat(&a),
+        "tokenize" => tokenize(&a),
         _ => unreachable!("parse_args rejects unknown commands"),
     });
     match result {
@@ -208,19 +307,24 @@ fn main() -> ExitCode {
 fn logits(a: &Args) -> Result<(), String> {
     let tokens = a.tokens.as_ref().ok_or("--tokens is required")?;
     let out = a.out.as_ref().ok_or("--out is required")?;
+    let steps: &[u32] = a.decode_tokens.as_deref().unwrap_or(&[]);
     let model = load_model(a)?;
     let mut s = model
         .session(SessionOptions {
-            capacity: Some(tokens.len()),
+            capacity: Some(tokens.len() + steps.len()),
             ..SessionOptions::default()
         })
         .map_err(|e| e.to_string())?;
-    let logits = if a.all {
+    let mut logits = if a.all {
         s.prefill_all(tokens)
     } else {
         s.prefill(tokens)
     }
     .map_err(|e| e.to_string())?;
+    // Then each --decode-tokens token through the decode path, one step at a time.
+    for &t in steps {
+        logits.extend(s.decode(t).map_err(|e| e.to_string())?);
+    }
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(out, bytes).map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!(
@@ -233,35 +337,222 @@ fn logits(a: &Args) -> Result<(), String> {
 }
 
 fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
+    qkern::model::argmax(v).unwrap_or(0)
+}
+
+fn sampler(a: &Args, turn: u64) -> Result<Sampler, String> {
+    let mut o = a.sampling.clone();
+    o.seed = o.seed.wrapping_add(turn);
+    Sampler::new(o).map_err(|e| e.to_string())
+}
+
+fn load_tokenizer(a: &Args) -> Result<Tokenizer, String> {
+    let path = a.model.as_ref().ok_or("--model is required")?;
+    Tokenizer::load(path).map_err(|e| format!("loading the tokenizer of {}: {e}", path.display()))
+}
+
+fn tokenize(a: &Args) -> Result<(), String> {
+    let text = a.text.as_ref().ok_or("--text is required")?;
+    let tok = load_tokenizer(a)?;
+    let ids: Vec<String> = tok.encode(text).iter().map(u32::to_string).collect();
+    println!("{}", ids.join(","));
+    Ok(())
+}
+
+/// Token ids of text for the model: bos first if the tokenizer asks for it.
+fn prompt_ids(tok: &Tokenizer, text: &str) -> Vec<u32> {
+    let mut ids = Vec::new();
+    if let (true, Some(b)) = (tok.add_bos(), tok.bos()) {
+        ids.push(b);
     }
-    best as u32
+    tok.encode_into(text, &mut ids);
+    ids
+}
+
+fn rate(n: usize, t: Duration) -> String {
+    format!(
+        "{n} tokens in {:.1} ms, {:.1} tokens/s",
+        t.as_secs_f64() * 1e3,
+        n as f64 / t.as_secs_f64().max(1e-9)
+    )
 }
 
 fn generate(a: &Args) -> Result<(), String> {
-    let tokens = a.tokens.as_ref().ok_or("--tokens is required")?;
+    let Some(text) = &a.text else {
+        return generate_ids(a);
+    };
+    if a.tokens.is_some() {
+        return Err("give --prompt or --tokens, not both".into());
+    }
+    let tok = load_tokenizer(a)?;
+    let n = a.n.unwrap_or(256);
+    let prompt = if a.chat {
+        let mut m = Vec::new();
+        if let Some(sys) = &a.system {
+            m.push(ChatMessage::new("system", sys));
+        }
+        m.push(ChatMessage::new("user", text));
+        ChatFormat::for_tokenizer(&tok).render(&m, true, !a.no_think)
+    } else {
+        if a.system.is_some() || a.no_think {
+            return Err("--system and --no-think need --chat".into());
+        }
+        text.clone()
+    };
+    let ids = prompt_ids(&tok, &prompt);
+    let model = load_model(a)?;
+    let ctx = a.ctx.unwrap_or_else(|| {
+        model
+            .config()
+            .max_positions
+            .min(ids.len().saturating_add(n))
+    });
+    let mut s = model
+        .session(SessionOptions {
+            capacity: Some(ctx),
+            ..SessionOptions::default()
+        })
+        .map_err(|e| e.to_string())?;
+    let mut g = s
+        .generate(&tok, &ids, sampler(a, 0)?, n)
+        .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    for piece in g.by_ref() {
+        let piece = piece.map_err(|e| e.to_string())?;
+        out.write_all(piece.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| format!("writing the output: {e}"))?;
+    }
+    let _ = writeln!(out);
+    let (np, tp) = g.prefill_stats();
+    let (nd, td) = g.decode_stats();
+    eprintln!(
+        "prefill: {}; decode: {}; stopped by {}",
+        rate(np, tp),
+        rate(nd, td),
+        match g.stop() {
+            Some(Stop::Token(t)) => format!("token {t}"),
+            _ => "length".to_string(),
+        }
+    );
+    Ok(())
+}
+
+/// `generate --tokens`: token ids in, token ids out (greedy unless sampling options are given).
+fn generate_ids(a: &Args) -> Result<(), String> {
+    let tokens = a
+        .tokens
+        .as_ref()
+        .ok_or("--prompt or --tokens is required")?;
     let n = a.n.unwrap_or(32);
     let model = load_model(a)?;
     let mut s = model
         .session(SessionOptions {
-            capacity: Some(tokens.len() + n),
+            capacity: Some(a.ctx.unwrap_or(tokens.len() + n)),
             ..SessionOptions::default()
         })
         .map_err(|e| e.to_string())?;
+    let mut smp = sampler(a, 0)?;
+    let mut history = tokens.clone();
     let mut logits = s.prefill(tokens).map_err(|e| e.to_string())?;
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let next = argmax(&logits);
+        let next = smp.sample(&logits, &history).map_err(|e| e.to_string())?;
         ids.push(next.to_string());
+        history.push(next);
         if i + 1 < n {
             logits = s.decode(next).map_err(|e| e.to_string())?;
         }
     }
     println!("{}", ids.join(" "));
+    Ok(())
+}
+
+/// `chat`: one user message per stdin line, replies streamed, the KV cache kept across turns
+/// (started over, with a note, when the context is full).
+fn chat(a: &Args) -> Result<(), String> {
+    let tok = load_tokenizer(a)?;
+    let model = load_model(a)?;
+    let n = a.n.unwrap_or(512);
+    let fmt = ChatFormat::for_tokenizer(&tok);
+    let think = !a.no_think;
+    let im_end = tok.token_id("<|im_end|>");
+    let ctx = a.ctx.unwrap_or(model.config().max_positions.min(4096));
+    let mut s = model
+        .session(SessionOptions {
+            capacity: Some(ctx),
+            ..SessionOptions::default()
+        })
+        .map_err(|e| e.to_string())?;
+    // How the previous reply ended: (stop, pending token); None before the first turn.
+    let mut last: Option<(Option<Stop>, Option<u32>)> = None;
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut out = std::io::stdout().lock();
+    let mut turn = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let got = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        if got == 0 {
+            break;
+        }
+        let Ok(msg) = std::str::from_utf8(&line) else {
+            eprintln!("qkern chat: this line is not valid UTF-8; skipped");
+            continue;
+        };
+        let msg = msg.trim_end_matches(['\n', '\r']);
+        if msg.trim().is_empty() {
+            continue;
+        }
+        let first_turn = |fmt: &ChatFormat| {
+            let mut m = Vec::new();
+            if let Some(sys) = &a.system {
+                m.push(ChatMessage::new("system", sys));
+            }
+            m.push(ChatMessage::new("user", msg));
+            prompt_ids(&tok, &fmt.render(&m, true, think))
+        };
+        let next = fmt.next_turn(msg, think);
+        let mut ids = match last {
+            None => first_turn(&fmt),
+            Some((Some(Stop::Token(t)), _)) if Some(t) == im_end => {
+                let mut v = vec![t];
+                tok.encode_into(&next, &mut v);
+                v
+            }
+            Some((_, pending)) => {
+                let mut v: Vec<u32> = pending
+                    .filter(|p| !tok.stop_ids().contains(p))
+                    .into_iter()
+                    .collect();
+                tok.encode_into(&format!("<|im_end|>{next}"), &mut v);
+                v
+            }
+        };
+        if s.pos() + ids.len() + 1 > s.capacity() {
+            eprintln!("qkern chat: the context is full; starting a new conversation");
+            s.reset();
+            ids = first_turn(&fmt);
+        }
+        let mut g = s
+            .generate(&tok, &ids, sampler(a, turn)?, n)
+            .map_err(|e| e.to_string())?;
+        for piece in g.by_ref() {
+            let piece = piece.map_err(|e| e.to_string())?;
+            out.write_all(piece.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| format!("writing the output: {e}"))?;
+        }
+        let _ = writeln!(out);
+        let (np, tp) = g.prefill_stats();
+        let (nd, td) = g.decode_stats();
+        eprintln!("[prefill: {}; decode: {}]", rate(np, tp), rate(nd, td));
+        last = Some((g.stop(), g.pending()));
+        turn += 1;
+    }
     Ok(())
 }
 

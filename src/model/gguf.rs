@@ -31,7 +31,12 @@ enum Value<'a> {
     Float(f64),
     Bool(bool),
     Str(&'a str),
-    Array { elem_type: u32, len: usize },
+    /// `data`: the bytes of the elements (for the tokenizer's arrays).
+    Array {
+        elem_type: u32,
+        len: usize,
+        data: &'a [u8],
+    },
 }
 
 impl Value<'_> {
@@ -139,6 +144,7 @@ impl<'a> Reader<'a> {
                     t => return err(format!("{what}: unknown array element type {t}")),
                 };
                 let len = self.count(min, &format!("{what}: array length"))?;
+                let start = self.pos;
                 if elem_type != 8 && elem_type != 9 {
                     self.bytes(len * min, what)?; // fixed-size elements: skip at once
                 } else {
@@ -146,7 +152,11 @@ impl<'a> Reader<'a> {
                         self.value(elem_type, depth + 1, what)?;
                     }
                 }
-                Value::Array { elem_type, len }
+                Value::Array {
+                    elem_type,
+                    len,
+                    data: &self.buf[start..self.pos],
+                }
             }
             10 => Value::Uint(self.u64(what)?),
             11 => Value::Int(i64::from_le_bytes(self.array(what)?)),
@@ -203,8 +213,12 @@ struct Gguf<'a> {
     data: &'a [u8],
 }
 
-fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
-    let mut r = Reader { buf, pos: 0 };
+/// The header and metadata at the start of a file: (tensor count, metadata). With `whole`, the
+/// tensor count is checked against the rest of the buffer (a prefix of a file has no room for
+/// the tensor infos yet).
+type Metadata<'a> = (usize, HashMap<&'a str, Value<'a>>);
+
+fn parse_metadata<'a>(r: &mut Reader<'a>, whole: bool) -> Result<Metadata<'a>> {
     if r.bytes(4, "magic")? != MAGIC {
         return err("not a GGUF file (bad magic)");
     }
@@ -217,7 +231,11 @@ fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
     }
     // A tensor info is at least 8 (name length) + 4 (n_dims) + 8 (one dim) + 4 + 8 bytes;
     // a metadata entry at least 8 (key length) + 4 (type) + 1.
-    let n_tensors = r.count(32, "tensor count")?;
+    let n_tensors = if whole {
+        r.count(32, "tensor count")?
+    } else {
+        r.u64("tensor count")? as usize
+    };
     let n_kv = r.count(13, "metadata count")?;
     let mut kv = HashMap::new();
     for i in 0..n_kv {
@@ -228,6 +246,12 @@ fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
             return err(format!("duplicate metadata key {key:?}"));
         }
     }
+    Ok((n_tensors, kv))
+}
+
+fn parse(buf: &[u8]) -> Result<Gguf<'_>> {
+    let mut r = Reader { buf, pos: 0 };
+    let (n_tensors, kv) = parse_metadata(&mut r, true)?;
     let mut tensors: Vec<TensorInfo<'_>> = Vec::new();
     let mut seen = HashMap::new();
     for i in 0..n_tensors {
@@ -508,6 +532,167 @@ impl<'a> Gguf<'a> {
         }
         c.validate()?;
         Ok(c)
+    }
+}
+
+/// The tokenizer metadata of a GGUF file (`tokenizer.ggml.*`), as plain values.
+pub(crate) struct GgufVocab {
+    pub tokens: Vec<String>,
+    pub merges: Vec<String>,
+    /// llama.cpp token types (1 normal, 2 unknown, 3 control, 4 user defined, 5 unused, 6 byte);
+    /// empty if the file has none.
+    pub types: Vec<i32>,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub eot: Option<u32>,
+    pub add_bos: bool,
+    pub chat_template: Option<String>,
+}
+
+fn tok_err<T>(s: impl Into<String>) -> Result<T> {
+    Err(Error::Tokenizer(s.into()))
+}
+
+impl<'a> Gguf<'a> {
+    /// The strings of a string array.
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(&Value::Array {
+                elem_type: 8,
+                len,
+                data,
+            }) => {
+                let mut r = Reader { buf: data, pos: 0 };
+                (0..len)
+                    .map(|i| r.string(&format!("{key}[{i}]")).map(str::to_string))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
+            }
+            Some(v) => tok_err(format!(
+                "{key} must be an array of strings, got a {}",
+                v.type_name()
+            )),
+        }
+    }
+
+    /// The values of an integer array (any integer element type).
+    fn ints(&self, key: &str) -> Result<Option<Vec<i64>>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(&Value::Array {
+                elem_type: ty @ (0..=5 | 10 | 11),
+                len,
+                data,
+            }) => {
+                let mut r = Reader { buf: data, pos: 0 };
+                (0..len)
+                    .map(|_| match r.value(ty, 1, key)? {
+                        Value::Uint(v) => Ok(v as i64),
+                        Value::Int(v) => Ok(v),
+                        _ => unreachable!("integer element types"),
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some)
+            }
+            Some(v) => tok_err(format!(
+                "{key} must be an array of integers, got a {}",
+                v.type_name()
+            )),
+        }
+    }
+
+    fn token_id(&self, key: &str, n: usize) -> Result<Option<u32>> {
+        match self.uint(key)? {
+            None => Ok(None),
+            Some(id) if id < n => Ok(Some(id as u32)),
+            Some(id) => tok_err(format!("{key} = {id} is outside the {n} tokens")),
+        }
+    }
+
+    fn vocab(&self) -> Result<GgufVocab> {
+        let model = self.str("tokenizer.ggml.model")?;
+        match model {
+            Some("gpt2") => {}
+            None => return tok_err("the file has no tokenizer (no tokenizer.ggml.model)"),
+            Some(m) => {
+                return tok_err(format!(
+                    "tokenizer.ggml.model {m:?} is not supported (gpt2, as Qwen's byte-level BPE)"
+                ))
+            }
+        }
+        let tokens = self
+            .strings("tokenizer.ggml.tokens")?
+            .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.tokens is missing".into()))?;
+        let merges = self
+            .strings("tokenizer.ggml.merges")?
+            .ok_or_else(|| Error::Tokenizer("tokenizer.ggml.merges is missing".into()))?;
+        match self.str("tokenizer.ggml.pre")? {
+            Some("qwen2") => {}
+            p => {
+                return tok_err(format!(
+                    "tokenizer.ggml.pre {p:?} is not supported (qwen2: Qwen2 / Qwen2.5 / Qwen3)"
+                ))
+            }
+        }
+        let types = self.ints("tokenizer.ggml.token_type")?.unwrap_or_default();
+        if !types.is_empty() && types.len() != tokens.len() {
+            return tok_err(format!(
+                "tokenizer.ggml.token_type has {} entries for {} tokens",
+                types.len(),
+                tokens.len()
+            ));
+        }
+        let n = tokens.len();
+        Ok(GgufVocab {
+            bos: self.token_id("tokenizer.ggml.bos_token_id", n)?,
+            eos: self.token_id("tokenizer.ggml.eos_token_id", n)?,
+            eot: self.token_id("tokenizer.ggml.eot_token_id", n)?,
+            add_bos: matches!(
+                self.get("tokenizer.ggml.add_bos_token"),
+                Some(Value::Bool(true))
+            ),
+            chat_template: self.str("tokenizer.chat_template")?.map(str::to_string),
+            types: types.into_iter().map(|t| t as i32).collect(),
+            tokens,
+            merges,
+        })
+    }
+}
+
+/// Reads the tokenizer metadata from the start of a GGUF file (`bytes` may stop anywhere after the
+/// metadata; tensor infos are not read).
+pub(crate) fn read_vocab(bytes: &[u8]) -> Result<GgufVocab> {
+    let (_, kv) = parse_metadata(&mut Reader { buf: bytes, pos: 0 }, false)?;
+    let g = Gguf {
+        kv,
+        tensors: Vec::new(),
+        data: &[],
+    };
+    g.vocab()
+}
+
+/// [`read_vocab`] on a file, reading only as much of it as the metadata takes (8 MiB first, then
+/// four times more until the metadata parses or the whole file is read), not the weights.
+pub(crate) fn read_vocab_file(path: &Path) -> Result<GgufVocab> {
+    use std::io::Read;
+    let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut buf = Vec::new();
+    let mut want: u64 = 8 << 20;
+    loop {
+        let have = buf.len() as u64;
+        f.by_ref()
+            .take(want.saturating_sub(have))
+            .read_to_end(&mut buf)
+            .map_err(io)?;
+        let whole = buf.len() as u64 >= len;
+        match parse_metadata(&mut Reader { buf: &buf, pos: 0 }, false) {
+            Ok(_) => return read_vocab(&buf),
+            Err(e) if whole || buf.len() as u64 == have => return Err(e),
+            Err(_) => want = want.saturating_mul(4),
+        }
     }
 }
 

@@ -10,19 +10,28 @@
 //! * [`Model`] (`packed.rs`) packs the weights for one tier; a [`Session`] (`session.rs`) runs one
 //!   sequence through them, prefill in chunks and decode with a KV cache, using the row-part
 //!   helpers of `parts.rs`; [`OpTimes`] (`profile.rs`) holds its per-op times when profiling.
+//! * Text: [`Tokenizer`] (`tokenizer/`: Qwen's byte-level BPE from GGUF metadata or
+//!   `tokenizer.json`), [`ChatFormat`] (`chat.rs`: ChatML), [`Sampler`] (`sampler.rs`) and
+//!   [`Generator`] (`generate.rs`: [`Session::generate`], an iterator of text pieces).
 
+mod chat;
 mod config;
 mod convert;
+mod generate;
 mod gguf;
 mod packed;
 mod parts;
 mod profile;
 mod random;
 mod safetensors;
+mod sampler;
 mod session;
+mod tokenizer;
 mod weights;
 
+pub use chat::{ChatFormat, ChatMessage, QWEN25_DEFAULT_SYSTEM};
 pub use config::{Arch, Config};
+pub use generate::{Generator, Stop};
 pub use gguf::{load_gguf, load_gguf_bytes, load_gguf_bytes_with, load_gguf_with};
 pub use packed::Model;
 pub use profile::{Op, OpTimes, Work};
@@ -30,7 +39,9 @@ pub use safetensors::{
     load_safetensors_bytes, load_safetensors_bytes_with, load_safetensors_dir,
     load_safetensors_dir_with,
 };
+pub use sampler::{argmax, Rng, Sampler, SamplerOptions};
 pub use session::{Session, SessionOptions};
+pub use tokenizer::{AddedToken, StreamDecoder, Tokenizer, QWEN2_SPLIT_REGEX};
 pub use weights::{LayerWeights, ModelWeights, QuantTensor, QuantType, TensorFormat};
 
 use crate::Result;
