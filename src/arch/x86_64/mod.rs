@@ -67,7 +67,6 @@ static AVX2: Kernels = Kernels {
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
-    ..crate::arch::scalar::PORTABLE
 };
 
 static AVXVNNI: Kernels = Kernels {
@@ -84,7 +83,6 @@ static AVXVNNI: Kernels = Kernels {
     q8_0: &Q8_AVXVNNI,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
-    ..crate::arch::scalar::PORTABLE
 };
 
 static AVX512VNNI: Kernels = Kernels {
@@ -101,7 +99,6 @@ static AVX512VNNI: Kernels = Kernels {
     q6_k: &Q6K_AVX512VNNI,
     ops: &ops::AVX512,
     attn: attention::AVX512_SELECT,
-    ..crate::arch::scalar::PORTABLE
 };
 
 /// One activation layout for every x86_64 tier (see `layout`).
