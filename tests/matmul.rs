@@ -134,4 +134,7 @@ fn activation_edge_blocks_k(tier: Tier) {
     }
 }
 
-per_tier_test!(activation_edge_blocks_k_exact, super::activation_edge_blocks_k);
+per_tier_test!(
+    activation_edge_blocks_k_exact,
+    super::activation_edge_blocks_k
+);
