@@ -174,32 +174,35 @@ pub(crate) fn quantize_row_k(x: &[f32], i: usize, _m: usize, k: usize, out: &mut
     let bytes = &mut out[..(i + 1) * kb * size_of::<ActBlockK>()];
     let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(bytes)[i * kb..];
     for (o, xb) in row.iter_mut().zip(x.chunks_exact(QK_K)) {
-        *o = quantize_block_k_neon(xb.try_into().expect("chunk of 256"));
+        quantize_block_k_neon(xb.try_into().expect("chunk of 256"), o);
     }
 }
 
-/// [`quantize_activation_block_k`] with NEON, bit-identical (the same operations as
+/// [`quantize_activation_block_k`] into `b` with NEON, bit-identical (the same operations as
 /// [`quantize_block_neon`], over 256 values, and the per-16 sums with `addv`).
-fn quantize_block_k_neon(x: &[f32; QK_K]) -> ActBlockK {
+fn quantize_block_k_neon(x: &[f32; QK_K], b: &mut ActBlockK) {
     // SAFETY: NEON is part of the aarch64 baseline; every load reads inside `x` (64 x 4 floats)
     // and every store writes inside `b.qs` (16 x 16 bytes).
     unsafe {
         let p = x.as_ptr();
-        let mut m = [vdupq_n_f32(0.0); 4];
-        for j in 0..64 {
-            m[j % 4] = vmaxnmq_f32(m[j % 4], vabsq_f32(vld1q_f32(p.add(4 * j))));
+        // Four running maxima (named, so that they stay in registers).
+        let (mut m0, mut m1, mut m2, mut m3) = (
+            vdupq_n_f32(0.0),
+            vdupq_n_f32(0.0),
+            vdupq_n_f32(0.0),
+            vdupq_n_f32(0.0),
+        );
+        for j in (0..64).step_by(4) {
+            m0 = vmaxnmq_f32(m0, vabsq_f32(vld1q_f32(p.add(4 * j))));
+            m1 = vmaxnmq_f32(m1, vabsq_f32(vld1q_f32(p.add(4 * j + 4))));
+            m2 = vmaxnmq_f32(m2, vabsq_f32(vld1q_f32(p.add(4 * j + 8))));
+            m3 = vmaxnmq_f32(m3, vabsq_f32(vld1q_f32(p.add(4 * j + 12))));
         }
-        let amax = vmaxnmvq_f32(vmaxnmq_f32(
-            vmaxnmq_f32(m[0], m[1]),
-            vmaxnmq_f32(m[2], m[3]),
-        ));
+        let amax = vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(m0, m1), vmaxnmq_f32(m2, m3)));
         let d = amax / 127.0;
         let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         let id = if id.is_finite() { id } else { 0.0 };
-        let mut b = ActBlockK {
-            d,
-            ..bytemuck::Zeroable::zeroed()
-        };
+        b.d = d;
         for s in 0..16 {
             // fcvtas: round half away from zero, NaN to 0, saturating like `as`.
             let q: [int32x4_t; 4] = core::array::from_fn(|j| {
@@ -215,6 +218,5 @@ fn quantize_block_k_neon(x: &[f32; QK_K]) -> ActBlockK {
             let r = quantize_activation_block_k(x);
             (r.d.to_bits(), r.qs, r.bsums) == (b.d.to_bits(), b.qs, b.bsums)
         });
-        b
     }
 }
