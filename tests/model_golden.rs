@@ -234,7 +234,7 @@ fn golden_logits_i8_cache() {
             kv_dtype: KvDtype::I8,
             ..SessionOptions::default()
         });
-        if d % 32 != 0 {
+        if !d.is_multiple_of(32) {
             assert!(session.is_err(), "{name}: head_dim {d} with an int8 cache");
             continue;
         }

@@ -773,7 +773,6 @@ fn bench(a: &Args) -> Result<(), String> {
         chunk: a.chunk.unwrap_or(SessionOptions::default().chunk),
         profile: true,
         kv_dtype: a.kv,
-        ..SessionOptions::default()
     };
     let mut s = model.session(opts).map_err(|e| e.to_string())?;
     println!("  KV cache {:.1} MiB ({})", mib(s.kv_bytes() as u64), a.kv);
