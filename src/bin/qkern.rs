@@ -14,8 +14,8 @@
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, keep their type); for the random model, the type of its linear weights.
 
 use qkern::model::{
-    load_with, ChatFormat, ChatMessage, Config, LoadOptions, Model, ModelWeights, Op, OpTimes,
-    QuantType, Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
+    load_with, ChatFormat, ChatMessage, Config, Generator, LoadOptions, Model, ModelWeights, Op,
+    OpTimes, QuantType, Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
 };
 use qkern::{KvDtype, Tier};
 use std::io::{BufRead, Write};
@@ -253,6 +253,19 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
     Ok(a)
 }
 
+/// Writes the generator's text pieces to stdout as they come, then a newline.
+fn stream(g: &mut Generator<'_, '_>) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    for piece in g.by_ref() {
+        let piece = piece.map_err(|e| e.to_string())?;
+        out.write_all(piece.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| format!("writing the output: {e}"))?;
+    }
+    let _ = writeln!(out);
+    Ok(())
+}
+
 fn threads(a: &Args) -> usize {
     a.threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -425,14 +438,7 @@ fn generate(a: &Args) -> Result<(), String> {
     let mut g = s
         .generate(&tok, &ids, sampler(a, 0)?, n)
         .map_err(|e| e.to_string())?;
-    let mut out = std::io::stdout().lock();
-    for piece in g.by_ref() {
-        let piece = piece.map_err(|e| e.to_string())?;
-        out.write_all(piece.as_bytes())
-            .and_then(|_| out.flush())
-            .map_err(|e| format!("writing the output: {e}"))?;
-    }
-    let _ = writeln!(out);
+    stream(&mut g)?;
     let (np, tp) = g.prefill_stats();
     let (nd, td) = g.decode_stats();
     eprintln!(
@@ -499,7 +505,6 @@ fn chat(a: &Args) -> Result<(), String> {
     let mut last: Option<(Option<Stop>, Option<u32>)> = None;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let mut out = std::io::stdout().lock();
     let mut turn = 0u64;
     let mut line = Vec::new();
     loop {
@@ -551,13 +556,7 @@ fn chat(a: &Args) -> Result<(), String> {
         let mut g = s
             .generate(&tok, &ids, sampler(a, turn)?, n)
             .map_err(|e| e.to_string())?;
-        for piece in g.by_ref() {
-            let piece = piece.map_err(|e| e.to_string())?;
-            out.write_all(piece.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| format!("writing the output: {e}"))?;
-        }
-        let _ = writeln!(out);
+        stream(&mut g)?;
         let (np, tp) = g.prefill_stats();
         let (nd, td) = g.decode_stats();
         eprintln!("[prefill: {}; decode: {}]", rate(np, tp), rate(nd, td));
