@@ -32,7 +32,6 @@
 
 use super::ops::avx512 as ops512;
 use crate::contract::attention::{AttnKernel, AttnPath, Mask, Stats, Tile, KV_TILE};
-use crate::contract::ops::exp_f32;
 use crate::drivers::attention::path;
 use half::f16;
 use std::arch::x86_64::*;
@@ -351,7 +350,9 @@ unsafe fn qk(q: &[u16], rows: usize, d: usize, kt: &[u16], nk: usize, s: &mut [f
     }
 }
 
-/// [`AttnKernel::softmax`], the weights rounded to bf16 into `p`.
+/// [`AttnKernel::softmax`], the weights rounded to bf16 into `p`: per row, the (masked) 64 scores
+/// stay in 4 registers for the maximum, the exponentials, their sum and the conversion; the
+/// rescale factors and the running sums of 16 rows are then computed at once.
 ///
 /// # Safety
 /// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
@@ -365,34 +366,63 @@ unsafe fn softmax(
     p: &mut [u16],
 ) {
     assert!(nk <= KV_TILE && s.len() >= rows * KV_TILE && p.len() >= rows * KV_TILE);
-    let ne = nk.next_multiple_of(2);
-    for r in 0..rows {
-        let valid = mask.valid(r, nk);
-        let (m_new, sum, corr) = if valid == 0 {
-            (st.m[r], 0.0, 1.0)
-        } else {
-            let srow = &mut s[r * KV_TILE..r * KV_TILE + valid];
-            let m_new = st.m[r].max(ops512::max(srow));
-            let corr = exp_f32(st.m[r] - m_new);
-            let sum = ops512::exp_sub_sum(srow, m_new);
-            (m_new, sum, corr)
-        };
-        // The weights (zero from `valid` on) rounded to bf16, 32 per conversion.
-        let (sp, pp) = (s[r * KV_TILE..].as_ptr(), p[r * KV_TILE..].as_mut_ptr());
-        for c in (0..ne).step_by(32) {
-            let left = valid as isize - c as isize;
-            // SAFETY: lanes below `valid <= 64` of row r of `s`; 32 values c..c + 32 <= 64 of
-            // row r of `p`; the CPU features; `__m512bh`/`__m512i` as above.
+    assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
+    let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+    for r0 in (0..rows).step_by(16) {
+        let n = (rows - r0).min(16);
+        let (mut m_new, mut sums) = ([f32::NEG_INFINITY; 16], [0f32; 16]);
+        for i in 0..n {
+            let r = r0 + i;
+            let valid = mask.valid(r, nk) as isize;
+            let (sp, pp) = (s[r * KV_TILE..].as_ptr(), p[r * KV_TILE..].as_mut_ptr());
+            let mo = st.m[r];
+            if valid == 0 {
+                m_new[i] = mo;
+                // SAFETY: the 64 weights of row r of `p`.
+                unsafe {
+                    _mm512_storeu_si512(pp as *mut _, _mm512_setzero_si512());
+                    _mm512_storeu_si512(pp.add(32) as *mut _, _mm512_setzero_si512());
+                }
+                continue;
+            }
+            // SAFETY: lanes below `valid <= 64` of row r of `s` (the others are -inf).
+            let x: [__m512; 4] = std::array::from_fn(|c| unsafe {
+                _mm512_mask_loadu_ps(neg, lanes_below(valid - 16 * c as isize), sp.add(16 * c))
+            });
+            let mx = _mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3]));
+            let mn = mo.max(_mm512_reduce_max_ps(mx));
+            m_new[i] = mn;
+            let mv = _mm512_set1_ps(mn);
+            // e^-inf = 0 for the masked keys.
+            let e: [__m512; 4] = std::array::from_fn(|c| ops512::exp16(_mm512_sub_ps(x[c], mv)));
+            let sum = _mm512_add_ps(_mm512_add_ps(e[0], e[1]), _mm512_add_ps(e[2], e[3]));
+            sums[i] = _mm512_reduce_add_ps(sum);
+            // SAFETY: the 64 weights of row r of `p`; `__m512bh`/`__m512i` as above.
             unsafe {
-                let lo = _mm512_maskz_loadu_ps(lanes_below(left), sp.add(c));
-                let hi = _mm512_maskz_loadu_ps(lanes_below(left - 16), sp.add(c + 16));
-                let x = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-                _mm512_storeu_si512(pp.add(c) as *mut _, x);
+                let lo = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(e[1], e[0]));
+                let hi = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(e[3], e[2]));
+                _mm512_storeu_si512(pp as *mut _, lo);
+                _mm512_storeu_si512(pp.add(32) as *mut _, hi);
             }
         }
-        st.l[r] = st.l[r] * corr + sum;
-        st.m[r] = m_new;
-        st.corr[r] = corr;
+        let k = lanes_below(n as isize);
+        // SAFETY: lanes below n <= 16 of rows r0.. of the statistics (at least `rows` each).
+        unsafe {
+            let mo = _mm512_maskz_loadu_ps(k, st.m.as_ptr().add(r0));
+            let mn = _mm512_loadu_ps(m_new.as_ptr());
+            // corr = e^(m - m'), exactly 1 where the maximum stays (also -inf = -inf).
+            let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mo, mn);
+            let corr = _mm512_mask_blend_ps(
+                same,
+                ops512::exp16(_mm512_sub_ps(mo, mn)),
+                _mm512_set1_ps(1.0),
+            );
+            let l = _mm512_maskz_loadu_ps(k, st.l.as_ptr().add(r0));
+            let l = _mm512_fmadd_ps(l, corr, _mm512_loadu_ps(sums.as_ptr()));
+            _mm512_mask_storeu_ps(st.l.as_mut_ptr().add(r0), k, l);
+            _mm512_mask_storeu_ps(st.m.as_mut_ptr().add(r0), k, mn);
+            _mm512_mask_storeu_ps(st.corr.as_mut_ptr().add(r0), k, corr);
+        }
     }
 }
 
