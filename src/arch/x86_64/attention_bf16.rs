@@ -30,7 +30,6 @@
 //! most `2 V (e^delta - 1) e^delta` (`delta` that score bound, `V = max |v|`); rounding V and the
 //! weights adds `u V` each.
 
-use super::ops::avx512 as ops512;
 use crate::contract::attention::{AttnKernel, AttnPath, Mask, Stats, Tile, KV_TILE};
 use crate::drivers::attention::path;
 use half::f16;
@@ -246,10 +245,12 @@ fn lanes_below(left: isize) -> __mmask16 {
 impl AttnKernel for Bf16 {
     type E = u16;
     const ROWS: usize = R;
+    /// Scores in log2 units: Q is scaled by `log2 e`, the weights are powers of 2.
+    const M_UNIT: f32 = std::f32::consts::LN_2;
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
         // SAFETY: the CPU features (the trait's contract).
-        unsafe { load_q(src, scale, r, qb) }
+        unsafe { load_q(src, scale * std::f32::consts::LOG2_E, r, qb) }
     }
 
     unsafe fn tile<'a>(
@@ -350,6 +351,28 @@ unsafe fn qk(q: &[u16], rows: usize, d: usize, kt: &[u16], nk: usize, s: &mut [f
     }
 }
 
+/// Coefficients of `2^r - 1 ~ r (C1 + r (C2 + r C3))` on `|r| <= 1/2`, fitted for the least
+/// maximum relative error of `2^r` (1.02e-4, 1/38 of bf16's rounding step 2^-8; exactly 1 at
+/// `r = 0`), as in the aarch64 fp16 path.
+const C1: f32 = 0.693_282_9;
+const C2: f32 = 0.242_210_37;
+const C3: f32 = 0.055_008_58;
+
+/// `2^y` on the lanes of `k` (0 on the others) for `y <= 0`: `y = n + r` (`n` nearest integer),
+/// `2^n (1 + q(r))` with `vscalefps`; `y` below -126 gives something below 2^-125 (rounded to 0
+/// as a bf16 weight's contribution, and negligible in the f32 sums).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp2_lanes(k: __mmask16, y: __m512) -> __m512 {
+    let y = _mm512_max_ps(y, _mm512_set1_ps(-126.0));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+    let r = _mm512_sub_ps(y, n);
+    let q = _mm512_fmadd_ps(r, _mm512_set1_ps(C3), _mm512_set1_ps(C2));
+    let q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(C1));
+    let e = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0));
+    _mm512_maskz_scalef_ps(k, e, n)
+}
+
 /// [`AttnKernel::softmax`], the weights rounded to bf16 into `p`: per row, the (masked) 64 scores
 /// stay in 4 registers for the maximum, the exponentials, their sum and the conversion; the
 /// rescale factors and the running sums of 16 rows are then computed at once.
@@ -385,16 +408,18 @@ unsafe fn softmax(
                 }
                 continue;
             }
+            let km: [__mmask16; 4] = std::array::from_fn(|c| lanes_below(valid - 16 * c as isize));
             // SAFETY: lanes below `valid <= 64` of row r of `s` (the others are -inf).
             let x: [__m512; 4] = std::array::from_fn(|c| unsafe {
-                _mm512_mask_loadu_ps(neg, lanes_below(valid - 16 * c as isize), sp.add(16 * c))
+                _mm512_mask_loadu_ps(neg, km[c], sp.add(16 * c))
             });
             let mx = _mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3]));
             let mn = mo.max(_mm512_reduce_max_ps(mx));
             m_new[i] = mn;
             let mv = _mm512_set1_ps(mn);
-            // e^-inf = 0 for the masked keys.
-            let e: [__m512; 4] = std::array::from_fn(|c| ops512::exp16(_mm512_sub_ps(x[c], mv)));
+            // Exactly 0 for the masked keys.
+            let e: [__m512; 4] =
+                std::array::from_fn(|c| exp2_lanes(km[c], _mm512_sub_ps(x[c], mv)));
             let sum = _mm512_add_ps(_mm512_add_ps(e[0], e[1]), _mm512_add_ps(e[2], e[3]));
             sums[i] = _mm512_reduce_add_ps(sum);
             // SAFETY: the 64 weights of row r of `p`; `__m512bh`/`__m512i` as above.
@@ -410,11 +435,13 @@ unsafe fn softmax(
         unsafe {
             let mo = _mm512_maskz_loadu_ps(k, st.m.as_ptr().add(r0));
             let mn = _mm512_loadu_ps(m_new.as_ptr());
-            // corr = e^(m - m'), exactly 1 where the maximum stays (also -inf = -inf).
+            // corr = 2^(m - m'), exactly 1 where the maximum stays (also -inf = -inf), 0 from
+            // -inf.
             let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mo, mn);
+            let from = _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(mo, neg);
             let corr = _mm512_mask_blend_ps(
                 same,
-                ops512::exp16(_mm512_sub_ps(mo, mn)),
+                exp2_lanes(from, _mm512_sub_ps(mo, mn)),
                 _mm512_set1_ps(1.0),
             );
             let l = _mm512_maskz_loadu_ps(k, st.l.as_ptr().add(r0));
