@@ -373,9 +373,41 @@ fn exp2_lanes(k: __mmask16, y: __m512) -> __m512 {
     _mm512_maskz_scalef_ps(k, e, n)
 }
 
-/// [`AttnKernel::softmax`], the weights rounded to bf16 into `p`: per row, the (masked) 64 scores
-/// stay in 4 registers for the maximum, the exponentials, their sum and the conversion; the
-/// rescale factors and the running sums of 16 rows are then computed at once.
+/// Lane `i` = `op` over the 16 lanes of `v[i]` (a transposing reduction: 45 shuffles and ops
+/// for 16 vectors instead of a dependent chain of 8 per vector).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce16(v: &[__m512; 16], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
+    // Within 128-bit lanes: pairs, then quadruples of vectors.
+    let t: [__m512; 8] = std::array::from_fn(|k| {
+        let (a, b) = (v[2 * k], v[2 * k + 1]);
+        op(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
+    });
+    let u: [__m512; 4] = std::array::from_fn(|k| {
+        let (c, d) = (_mm512_castps_pd(t[2 * k]), _mm512_castps_pd(t[2 * k + 1]));
+        op(
+            _mm512_castpd_ps(_mm512_unpacklo_pd(c, d)),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(c, d)),
+        )
+    });
+    // Across 128-bit lanes: lane k of the result holds vectors 4k..4k + 4.
+    let w: [__m512; 2] = std::array::from_fn(|k| {
+        let (a, b) = (u[2 * k], u[2 * k + 1]);
+        op(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
+        )
+    });
+    op(
+        _mm512_shuffle_f32x4::<0b10_00_10_00>(w[0], w[1]),
+        _mm512_shuffle_f32x4::<0b11_01_11_01>(w[0], w[1]),
+    )
+}
+
+/// [`AttnKernel::softmax`], the weights rounded to bf16 into `p`, 16 rows at a time: the row
+/// maxima (4 registers of masked scores per row, then one transposing reduction), the weights
+/// (converted and stored per row), their sums (one transposing reduction), and the rescale
+/// factors and running sums as vectors.
 ///
 /// # Safety
 /// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
@@ -391,61 +423,65 @@ unsafe fn softmax(
     assert!(nk <= KV_TILE && s.len() >= rows * KV_TILE && p.len() >= rows * KV_TILE);
     assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
     let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+    let (sp, pp) = (s.as_ptr(), p.as_mut_ptr());
+    // The masked scores of row r (-inf from its visible keys on) and their lane masks.
+    let masks = |r: usize| -> [__mmask16; 4] {
+        let valid = mask.valid(r, nk) as isize;
+        std::array::from_fn(|c| lanes_below(valid - 16 * c as isize))
+    };
+    // SAFETY: lanes below the row's visible keys (<= 64) of row r < rows of `s`.
+    let load = |r: usize, km: &[__mmask16; 4]| -> [__m512; 4] {
+        std::array::from_fn(|c| unsafe {
+            _mm512_mask_loadu_ps(neg, km[c], sp.add(r * KV_TILE + 16 * c))
+        })
+    };
     for r0 in (0..rows).step_by(16) {
         let n = (rows - r0).min(16);
-        let (mut m_new, mut sums) = ([f32::NEG_INFINITY; 16], [0f32; 16]);
-        for i in 0..n {
+        let k = lanes_below(n as isize);
+        let mut part = [neg; 16];
+        for (i, pm) in part.iter_mut().enumerate().take(n) {
+            let x = load(r0 + i, &masks(r0 + i));
+            *pm = _mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3]));
+        }
+        // SAFETY: lanes below n <= 16 of rows r0.. of the statistics (at least `rows` each).
+        let mo = unsafe { _mm512_mask_loadu_ps(neg, k, st.m.as_ptr().add(r0)) };
+        let mn = _mm512_max_ps(mo, reduce16(&part, |a, b| _mm512_max_ps(a, b)));
+        let mut m_new = [0f32; 16];
+        // SAFETY: 16 values.
+        unsafe { _mm512_storeu_ps(m_new.as_mut_ptr(), mn) };
+        for (i, pm) in part.iter_mut().enumerate().take(n) {
             let r = r0 + i;
-            let valid = mask.valid(r, nk) as isize;
-            let (sp, pp) = (s[r * KV_TILE..].as_ptr(), p[r * KV_TILE..].as_mut_ptr());
-            let mo = st.m[r];
-            if valid == 0 {
-                m_new[i] = mo;
-                // SAFETY: the 64 weights of row r of `p`.
-                unsafe {
-                    _mm512_storeu_si512(pp as *mut _, _mm512_setzero_si512());
-                    _mm512_storeu_si512(pp.add(32) as *mut _, _mm512_setzero_si512());
-                }
-                continue;
-            }
-            let km: [__mmask16; 4] = std::array::from_fn(|c| lanes_below(valid - 16 * c as isize));
-            // SAFETY: lanes below `valid <= 64` of row r of `s` (the others are -inf).
-            let x: [__m512; 4] = std::array::from_fn(|c| unsafe {
-                _mm512_mask_loadu_ps(neg, km[c], sp.add(16 * c))
-            });
-            let mx = _mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3]));
-            let mn = mo.max(_mm512_reduce_max_ps(mx));
-            m_new[i] = mn;
-            let mv = _mm512_set1_ps(mn);
-            // Exactly 0 for the masked keys.
+            let km = masks(r);
+            let x = load(r, &km);
+            let mv = _mm512_set1_ps(m_new[i]);
+            // Exactly 0 for the masked keys (and every key of a row that sees none).
             let e: [__m512; 4] =
                 std::array::from_fn(|c| exp2_lanes(km[c], _mm512_sub_ps(x[c], mv)));
-            let sum = _mm512_add_ps(_mm512_add_ps(e[0], e[1]), _mm512_add_ps(e[2], e[3]));
-            sums[i] = _mm512_reduce_add_ps(sum);
+            *pm = _mm512_add_ps(_mm512_add_ps(e[0], e[1]), _mm512_add_ps(e[2], e[3]));
             // SAFETY: the 64 weights of row r of `p`; `__m512bh`/`__m512i` as above.
             unsafe {
                 let lo = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(e[1], e[0]));
                 let hi = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(e[3], e[2]));
-                _mm512_storeu_si512(pp as *mut _, lo);
-                _mm512_storeu_si512(pp.add(32) as *mut _, hi);
+                _mm512_storeu_si512(pp.add(r * KV_TILE) as *mut _, lo);
+                _mm512_storeu_si512(pp.add(r * KV_TILE + 32) as *mut _, hi);
             }
         }
-        let k = lanes_below(n as isize);
-        // SAFETY: lanes below n <= 16 of rows r0.. of the statistics (at least `rows` each).
+        for pm in part.iter_mut().skip(n) {
+            *pm = _mm512_setzero_ps();
+        }
+        let sums = reduce16(&part, |a, b| _mm512_add_ps(a, b));
+        // corr = 2^(m - m'), exactly 1 where the maximum stays (also -inf = -inf), 0 from -inf.
+        let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mo, mn);
+        let from = _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(mo, neg);
+        let corr = _mm512_mask_blend_ps(
+            same,
+            exp2_lanes(from, _mm512_sub_ps(mo, mn)),
+            _mm512_set1_ps(1.0),
+        );
+        // SAFETY: as for `mo`.
         unsafe {
-            let mo = _mm512_maskz_loadu_ps(k, st.m.as_ptr().add(r0));
-            let mn = _mm512_loadu_ps(m_new.as_ptr());
-            // corr = 2^(m - m'), exactly 1 where the maximum stays (also -inf = -inf), 0 from
-            // -inf.
-            let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mo, mn);
-            let from = _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(mo, neg);
-            let corr = _mm512_mask_blend_ps(
-                same,
-                exp2_lanes(from, _mm512_sub_ps(mo, mn)),
-                _mm512_set1_ps(1.0),
-            );
             let l = _mm512_maskz_loadu_ps(k, st.l.as_ptr().add(r0));
-            let l = _mm512_fmadd_ps(l, corr, _mm512_loadu_ps(sums.as_ptr()));
+            let l = _mm512_fmadd_ps(l, corr, sums);
             _mm512_mask_storeu_ps(st.l.as_mut_ptr().add(r0), k, l);
             _mm512_mask_storeu_ps(st.m.as_mut_ptr().add(r0), k, mn);
             _mm512_mask_storeu_ps(st.corr.as_mut_ptr().add(r0), k, corr);
