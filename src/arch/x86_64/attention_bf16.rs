@@ -247,6 +247,8 @@ impl AttnKernel for Bf16 {
     const ROWS: usize = R;
     /// Scores in log2 units: Q is scaled by `log2 e`, the weights are powers of 2.
     const M_UNIT: f32 = std::f32::consts::LN_2;
+    /// Twice the default: halves the per-block tile conversions.
+    const BLOCK_ROWS: usize = 128;
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
         // SAFETY: the CPU features (the trait's contract).
