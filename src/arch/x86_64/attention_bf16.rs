@@ -339,11 +339,30 @@ unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
 unsafe fn qk(q: &[u16], rows: usize, d: usize, kt: &[u16], nk: usize, s: &mut [f32]) {
     assert!(nk <= KV_TILE && d.is_multiple_of(16) && rows.is_multiple_of(R));
     assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && s.len() >= rows * KV_TILE);
+    // The 16-key groups below nk (the last tile of a block is usually partial).
+    // SAFETY: the shapes checked above; the CPU features (the trait's contract).
+    unsafe {
+        match nk.div_ceil(16) {
+            4 => qk_cols::<4>(q, rows, d, kt, s),
+            3 => qk_cols::<3>(q, rows, d, kt, s),
+            2 => qk_cols::<2>(q, rows, d, kt, s),
+            _ => qk_cols::<1>(q, rows, d, kt, s),
+        }
+    }
+}
+
+/// [`qk`] for the first `16 W` keys.
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16; the shapes checked by [`qk`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn qk_cols<const W: usize>(q: &[u16], rows: usize, d: usize, kt: &[u16], s: &mut [f32]) {
     for r0 in (0..rows).step_by(R) {
         // SAFETY: rows r0..r0 + R of q (d values each) and s (64 each); kt is d/2 pairs of
-        // 64 columns; the CPU features (the trait's contract).
+        // 64 columns, W <= 4; the CPU features (the trait's contract).
         unsafe {
-            let acc = dot_pairs::<4>(q.as_ptr().add(r0 * d), d, kt.as_ptr(), 2 * KV_TILE, d / 2);
+            let acc = dot_pairs::<W>(q.as_ptr().add(r0 * d), d, kt.as_ptr(), 2 * KV_TILE, d / 2);
             for (r, a) in acc.iter().enumerate() {
                 for (c, &x) in a.iter().enumerate() {
                     _mm512_storeu_ps(s.as_mut_ptr().add((r0 + r) * KV_TILE + 16 * c), x);
@@ -360,13 +379,11 @@ const C1: f32 = 0.693_282_9;
 const C2: f32 = 0.242_210_37;
 const C3: f32 = 0.055_008_58;
 
-/// `2^y` on the lanes of `k` (0 on the others) for `y <= 0`: `y = n + r` (`n` nearest integer),
-/// `2^n (1 + q(r))` with `vscalefps`; `y` below -126 gives something below 2^-125 (rounded to 0
-/// as a bf16 weight's contribution, and negligible in the f32 sums).
+/// `2^y` on the lanes of `k` (0 on the others) for finite `y <= 0`: `y = n + r` (`n` nearest
+/// integer), `2^n (1 + q(r))` with `vscalefps` (which underflows gracefully to 0).
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn exp2_lanes(k: __mmask16, y: __m512) -> __m512 {
-    let y = _mm512_max_ps(y, _mm512_set1_ps(-126.0));
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
     let r = _mm512_sub_ps(y, n);
     let q = _mm512_fmadd_ps(r, _mm512_set1_ps(C3), _mm512_set1_ps(C2));
