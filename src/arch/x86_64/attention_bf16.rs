@@ -443,11 +443,15 @@ unsafe fn softmax(
     assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
     let neg = _mm512_set1_ps(f32::NEG_INFINITY);
     let (sp, pp) = (s.as_ptr(), p.as_mut_ptr());
-    // The masked scores of row r (-inf from its visible keys on) and their lane masks.
-    let masks = |r: usize| -> [__mmask16; 4] {
-        let valid = mask.valid(r, nk) as isize;
-        std::array::from_fn(|c| lanes_below(valid - 16 * c as isize))
+    // The lane masks of row r's visible keys (one bit per key of the tile).
+    let bits = |r: usize| -> u64 {
+        match mask.valid(r, nk) {
+            64.. => u64::MAX,
+            v => (1u64 << v) - 1,
+        }
     };
+    let masks = |b: u64| -> [__mmask16; 4] { std::array::from_fn(|c| (b >> (16 * c)) as u16) };
+    // The masked scores of row r (-inf from its visible keys on).
     // SAFETY: lanes below the row's visible keys (<= 64) of row r < rows of `s`.
     let load = |r: usize, km: &[__mmask16; 4]| -> [__m512; 4] {
         std::array::from_fn(|c| unsafe {
@@ -458,8 +462,10 @@ unsafe fn softmax(
         let n = (rows - r0).min(16);
         let k = lanes_below(n as isize);
         let mut part = [neg; 16];
+        let mut kb = [0u64; 16];
         for (i, pm) in part.iter_mut().enumerate().take(n) {
-            let x = load(r0 + i, &masks(r0 + i));
+            kb[i] = bits(r0 + i);
+            let x = load(r0 + i, &masks(kb[i]));
             *pm = _mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3]));
         }
         // SAFETY: lanes below n <= 16 of rows r0.. of the statistics (at least `rows` each).
@@ -470,7 +476,7 @@ unsafe fn softmax(
         unsafe { _mm512_storeu_ps(m_new.as_mut_ptr(), mn) };
         for (i, pm) in part.iter_mut().enumerate().take(n) {
             let r = r0 + i;
-            let km = masks(r);
+            let km = masks(kb[i]);
             let x = load(r, &km);
             let mv = _mm512_set1_ps(m_new[i]);
             // Exactly 0 for the masked keys (and every key of a row that sees none).
