@@ -29,6 +29,26 @@
 //!   off-by-one mask on long rows (an error of `V / n`): `causal_mask_exact` checks the mask of
 //!   every path tightly, with inputs on which every path is exact (zero Q, so every weight is 1,
 //!   and small integer values, whose sums f16 holds exactly).
+//! * the bf16 path (x86_64 `Avx512Vnni` with AVX512_BF16; `u = 2^-8`, bf16's unit roundoff):
+//!   `q * scale * log2 e`, K and V (as stored) and the weights `2^(s - m)` are rounded to bf16;
+//!   products of two bf16 are exact in f32 and `vdpbf16ps` accumulates in f32, so the f32 bound
+//!   covers the rest. Worst case, against the reference of the stored K, V: each product `q_i k_i`
+//!   is off by at most `(2u + u^2) |q_i k_i|`, so a score by `delta = (2u + u^2) A`. Scores off by
+//!   at most `delta` scale each weight by a factor in `[e^-delta, e^delta]`; the normalized output
+//!   `sum w_j v_j / sum w_j` then moves by at most `(e^delta - 1) e^delta max_j |v_j - o|
+//!   <= 2 V (e^delta - 1) e^delta`. Rounding V moves the output by at most `u V`, rounding the
+//!   weights (the running sum keeps the unrounded f32 weights) by at most `u V`, and the exp2
+//!   approximation (relative error `EXP2_BF16` = 1.1e-4, in the weights and the sum alike) by
+//!   `2 EXP2_BF16 V`. The test allows exactly that plus twice the f32 bound (a first-order bound
+//!   `4 u A V` for small `A`; it is rigorous but loose, as it must hold for adversarial signs).
+//!   So it is also checked tightly against the reference of the bf16-rounded Q, K and V (the
+//!   path's documented input roundings, as the fp16 path's Q): there only the weights' rounding
+//!   and approximation remain, `u V + 2 EXP2_BF16 V`; the test allows twice that plus twice the
+//!   f32 bound. Measured (`bf16_accuracy`): 0.27 to 0.39 `u V` against the rounded inputs, and
+//!   1.8e-2 to 2.0e-2 max|v| (about 0.1 `u A V`) against the stored inputs with |q|, |k| up to 4.
+//!   The mask is checked exactly by `causal_mask_exact` (zero Q: every weight is exactly 1, and
+//!   integers up to 8 are exact in bf16). Chunked and one-shot prefill round Q, K and V alike;
+//!   only the weights (relative to a tiling-dependent row maximum) differ, by `u V` per run.
 mod common;
 use common::kern;
 
