@@ -775,9 +775,15 @@ fn fp16_accuracy(tier: Tier) {
         let (ks, vs) = (stored(&k, KvDtype::F16), stored(&v, KvDtype::F16));
         let (worst, worst_a, _) =
             check_rows(tier, kind(tier), &s, &q, &ks, &vs, 0, &out, "accuracy");
+        // (For the bf16 path the second figure is in other units: see `bf16_accuracy`.)
+        let unit = if kind(tier) == Kind::Bf16 {
+            "bf16 inputs: max |error| / (u max |v|)"
+        } else {
+            "max |error| / (u16 A max |v|)"
+        };
         eprintln!(
             "attention path {path} ({tier}), heads {}/{} d={} t={t}: max |error| / max |v| = {worst:.2e}, \
-             max |error| / (u16 A max |v|) = {worst_a:.2}",
+             {unit} = {worst_a:.2}",
             s.n_head, s.n_kv, s.d
         );
     }
