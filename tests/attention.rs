@@ -29,6 +29,26 @@
 //!   off-by-one mask on long rows (an error of `V / n`): `causal_mask_exact` checks the mask of
 //!   every path tightly, with inputs on which every path is exact (zero Q, so every weight is 1,
 //!   and small integer values, whose sums f16 holds exactly).
+//! * the bf16 path (x86_64 `Avx512Vnni` with AVX512_BF16; `u = 2^-8`, bf16's unit roundoff):
+//!   `q * scale * log2 e`, K and V (as stored) and the weights `2^(s - m)` are rounded to bf16;
+//!   products of two bf16 are exact in f32 and `vdpbf16ps` accumulates in f32, so the f32 bound
+//!   covers the rest. Worst case, against the reference of the stored K, V: each product `q_i k_i`
+//!   is off by at most `(2u + u^2) |q_i k_i|`, so a score by `delta = (2u + u^2) A`. Scores off by
+//!   at most `delta` scale each weight by a factor in `[e^-delta, e^delta]`; the normalized output
+//!   `sum w_j v_j / sum w_j` then moves by at most `(e^delta - 1) e^delta max_j |v_j - o|
+//!   <= 2 V (e^delta - 1) e^delta`. Rounding V moves the output by at most `u V`, rounding the
+//!   weights (the running sum keeps the unrounded f32 weights) by at most `u V`, and the exp2
+//!   approximation (relative error `EXP2_BF16` = 1.1e-4, in the weights and the sum alike) by
+//!   `2 EXP2_BF16 V`. The test allows exactly that plus twice the f32 bound (a first-order bound
+//!   `4 u A V` for small `A`; it is rigorous but loose, as it must hold for adversarial signs).
+//!   So it is also checked tightly against the reference of the bf16-rounded Q, K and V (the
+//!   path's documented input roundings, as the fp16 path's Q): there only the weights' rounding
+//!   and approximation remain, `u V + 2 EXP2_BF16 V`; the test allows twice that plus twice the
+//!   f32 bound. Measured (`bf16_accuracy`): 0.27 to 0.39 `u V` against the rounded inputs, and
+//!   1.8e-2 to 2.0e-2 max|v| (about 0.1 `u A V`) against the stored inputs with |q|, |k| up to 4.
+//!   The mask is checked exactly by `causal_mask_exact` (zero Q: every weight is exactly 1, and
+//!   integers up to 8 are exact in bf16). Chunked and one-shot prefill round Q, K and V alike;
+//!   only the weights (relative to a tiling-dependent row maximum) differ, by `u V` per run.
 mod common;
 use common::kern;
 
@@ -44,10 +64,24 @@ use std::sync::Mutex;
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
 
-type Expected = std::sync::Arc<(Vec<f64>, Vec<(f64, f64)>)>;
+/// Reference outputs, per-row bounds (`A`, `V`), and for the bf16 path the reference outputs of
+/// the bf16-rounded inputs.
+type Expected = std::sync::Arc<(Vec<f64>, Vec<(f64, f64)>, Vec<f64>)>;
 /// Reference outputs and per-row bounds, keyed by a hash of the inputs.
 static REF_CACHE: Mutex<BTreeMap<u64, Expected>> = Mutex::new(BTreeMap::new());
 const U16: f64 = 1.0 / (1u64 << 11) as f64;
+/// Unit roundoff of bf16 (8 significant bits, round to nearest even).
+const UB: f64 = 1.0 / (1u64 << 8) as f64;
+/// Relative error bound of the bf16 path's weights `2^y` (a degree-3 polynomial, 1.02e-4, plus
+/// its f32 evaluation).
+const EXP2_BF16: f64 = 1.1e-4;
+
+/// `x` as the bf16 path sees it at softmax scale `sc`: `bf16(x * sc * log2 e)` (the path
+/// computes its weights as powers of 2), back in the units of `x`.
+fn bf16_q(x: f32, sc: f32) -> f32 {
+    let s2 = sc * std::f32::consts::LOG2_E;
+    (bf16(x * s2) as f64 / s2 as f64) as f32
+}
 
 struct Shape {
     n_head: usize,
@@ -68,9 +102,31 @@ fn stored(x: &[f32], dtype: KvDtype) -> Vec<f32> {
     }
 }
 
-/// Whether the path for `tier` computes in fp16.
-fn is_fp16(tier: Tier, _dtype: KvDtype) -> bool {
-    kern(tier).attention_name().contains("fp16")
+/// The arithmetic of a tier's attention path on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    F32,
+    /// aarch64 FEAT_FP16.
+    Fp16,
+    /// x86_64 AVX512_BF16 (`Avx512Vnni`).
+    Bf16,
+}
+
+/// The arithmetic of the path for `tier`.
+fn kind(tier: Tier) -> Kind {
+    let name = kern(tier).attention_name();
+    if name.contains("fp16") {
+        Kind::Fp16
+    } else if name.contains("bf16") {
+        Kind::Bf16
+    } else {
+        Kind::F32
+    }
+}
+
+/// `x` rounded to bf16 (to nearest even, as `vcvtne2ps2bf16`).
+fn bf16(x: f32) -> f32 {
+    half::bf16::from_f32(x).to_f32()
 }
 
 /// Checks `out` (query rows `q_rows` of the full sequence, at positions `pos0..`) against the
@@ -78,7 +134,7 @@ fn is_fp16(tier: Tier, _dtype: KvDtype) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn check_rows(
     tier: Tier,
-    fp16: bool,
+    kind: Kind,
     s: &Shape,
     q: &[f32],
     k: &[f32],
@@ -86,7 +142,7 @@ fn check_rows(
     pos0: usize,
     out: &[f32],
     what: &str,
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let (d, n_head, n_kv) = (s.d, s.n_head, s.n_kv);
     let t = q.len() / (n_head * d);
     let kv_len = pos0 + t;
@@ -95,7 +151,8 @@ fn check_rows(
     // The reference output and the per-row bounds depend only on the inputs: computed once per
     // input set and shared by the per-tier tests (which run the same cases on every tier).
     let mut h = DefaultHasher::new();
-    (n_head, n_kv, d, pos0, fp16).hash(&mut h);
+    let fp16 = kind == Kind::Fp16;
+    (n_head, n_kv, d, pos0, kind).hash(&mut h);
     for x in [q, &k[..kv_len * n_kv * d], &v[..kv_len * n_kv * d]] {
         x.iter().for_each(|v| v.to_bits().hash(&mut h));
     }
@@ -142,12 +199,23 @@ fn check_rows(
                 bounds.push((a, vmax));
             }
         }
-        let e = std::sync::Arc::new((want, bounds));
+        // The bf16 path rounds `q * scale`, K, V (as stored) and the weights to bf16: the tight
+        // check compares it with the reference on the same rounded Q, K and V.
+        let want_b = if kind == Kind::Bf16 {
+            let sc = 1.0 / (d as f32).sqrt();
+            let qb: Vec<f32> = q.iter().map(|&x| bf16_q(x, sc)).collect();
+            let kb: Vec<f32> = k[..kv_len * n_kv * d].iter().map(|&x| bf16(x)).collect();
+            let vb: Vec<f32> = v[..kv_len * n_kv * d].iter().map(|&x| bf16(x)).collect();
+            r::attention(&qb, &kb, &vb, n_head, n_kv, d)
+        } else {
+            Vec::new()
+        };
+        let e = std::sync::Arc::new((want, bounds, want_b));
         REF_CACHE.lock().unwrap().insert(key, e.clone());
         e
     });
-    let (want, bounds) = (&expected.0, &expected.1);
-    let (mut worst, mut worst_a) = (0f64, 0f64);
+    let (want, bounds, want_b) = (&expected.0, &expected.1, &expected.2);
+    let (mut worst, mut worst_a, mut worst_ua) = (0f64, 0f64, 0f64);
     for i in 0..t {
         let pos = pos0 + i;
         let n = pos + 1;
@@ -161,15 +229,43 @@ fn check_rows(
             if fp16 {
                 tol += vmax * (4.0 * U16 * a + 8.0 * U16);
             }
+            // bf16: every score is off by at most `delta` (bf16 Q and K: each product by
+            // `(2 UB + UB^2) |q k|`), which moves the output by at most
+            // `2 V (e^delta - 1) e^delta`; bf16 V and weights add `UB V` each, the weights'
+            // exp2 approximation `2 EXP2_BF16 V` (worst cases).
+            let delta = (2.0 * UB + UB * UB) * a;
+            let exp2 = 2.0 * EXP2_BF16 * vmax;
+            if kind == Kind::Bf16 {
+                tol += vmax * (2.0 * delta.exp_m1() * delta.exp() + 2.0 * UB) + exp2;
+            }
             let tol = tol + 1e-30;
+            // Tight bf16 check: against the reference on the rounded Q, K, V, only the weights'
+            // rounding (`UB V`, the sum stays in f32), their exp2 approximation and the f32
+            // arithmetic remain.
+            let tol_b = 2.0 * (f32_bound + UB * vmax + exp2) + 1e-30;
             for c in 0..d {
                 let idx = (i * n_head + h) * d + c;
                 let err = (out[idx] as f64 - want[idx]).abs();
-                worst = worst.max(err / (vmax + 1e-30));
-                worst_a = worst_a.max(err / (U16 * a * vmax + 1e-30));
+                if kind == Kind::Bf16 {
+                    worst = worst.max(err / (vmax + 1e-30));
+                    let eb = (out[idx] as f64 - want_b[idx]).abs();
+                    // The rigorous bound's scale (second) and the tight check's (first).
+                    worst_a = worst_a.max(eb / (UB * vmax + 1e-30));
+                    worst_ua = worst_ua.max(err / (UB * a * vmax + 1e-30));
+                    assert!(
+                        eb <= tol_b,
+                        "{what} (bf16 inputs): tier {tier} heads {n_head}/{n_kv} d={d} pos {pos} \
+                         head {h} dim {c}: got {}, want {}, err {eb:e}, tol {tol_b:e}",
+                        out[idx],
+                        want_b[idx]
+                    );
+                } else {
+                    worst = worst.max(err / (vmax + 1e-30));
+                    worst_a = worst_a.max(err / (U16 * a * vmax + 1e-30));
+                }
                 assert!(
                     err <= tol,
-                    "{what}: tier {tier} fp16={fp16} heads {n_head}/{n_kv} d={d} pos {pos} head {h} \
+                    "{what}: tier {tier} {kind:?} heads {n_head}/{n_kv} d={d} pos {pos} head {h} \
                      dim {c}: got {}, want {}, err {err:e}, tol {tol:e}",
                     out[idx],
                     want[idx]
@@ -177,7 +273,7 @@ fn check_rows(
             }
         }
     }
-    (worst, worst_a)
+    (worst, worst_a, worst_ua)
 }
 
 /// Fills a cache with `chunks` of a random sequence, attending after each chunk (chunked
@@ -190,7 +286,7 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
     let k = rng.vec(total * kw, 2.0);
     let v = rng.vec(total * kw, 1.0);
     let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
-    let fp16 = is_fp16(tier, dtype);
+    let kind = kind(tier);
     let mut cache = KvCache::with_tier(2, s.n_kv, s.d, total + 5, dtype, tier).unwrap();
     let mut pos0 = 0;
     let mut worst = 0f64;
@@ -207,7 +303,7 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
         let qc = Guarded::from_slice(&q[pos0 * qw..(pos0 + t) * qw]);
         let mut out = Guarded::filled(f32::NAN, t * qw);
         attention(&qc, s.n_head, None, &cache, layer, pos0, &mut out).unwrap();
-        worst = worst.max(check_rows(tier, fp16, s, &qc, &ks, &vs, pos0, &out, "chunked").0);
+        worst = worst.max(check_rows(tier, kind, s, &qc, &ks, &vs, pos0, &out, "chunked").0);
         pos0 += t;
     }
     worst
@@ -317,10 +413,24 @@ fn softmax_scale(tier: Tier) {
         );
         // A large scale: scores past f16's range if a path ignored the scale in its choice.
         let big = run(&q, Some(4000.0 * r));
+        // The bf16 path rounds `q * scale`, K and V to bf16 (scores up to ~1000 are then off by
+        // up to ~8, which can change the winner of a peaked softmax): the Scalar tier gets the
+        // same rounded inputs.
+        let sc = 4000.0 * r;
+        let (qs, ks, vs): (Vec<f32>, Vec<f32>, Vec<f32>) = if kind(tier) == Kind::Bf16 {
+            let st = stored(&k, dtype);
+            (
+                q.iter().map(|&x| bf16_q(x, sc)).collect(),
+                st.iter().map(|&x| bf16(x)).collect(),
+                stored(&v, dtype).iter().map(|&x| bf16(x)).collect(),
+            )
+        } else {
+            (q.clone(), k.clone(), v.clone())
+        };
         let mut scalar = KvCache::with_tier(1, n_kv, d, t, dtype, Tier::Scalar).unwrap();
-        scalar.write(0, 0, &k, &v).unwrap();
+        scalar.write(0, 0, &ks, &vs).unwrap();
         let mut want = vec![0f32; q.len()];
-        attention(&q, n_head, Some(4000.0 * r), &scalar, 0, 0, &mut want).unwrap();
+        attention(&qs, n_head, Some(sc), &scalar, 0, 0, &mut want).unwrap();
         for (i, (g, w)) in big.iter().zip(&want).enumerate() {
             assert!(
                 (g - w).abs() <= 1e-2,
@@ -410,10 +520,12 @@ fn chunked_equals_one_shot(tier: Tier) {
         .unwrap();
         pos0 += t;
     }
-    let tol = if is_fp16(tier, KvDtype::F16) {
-        2e-2
-    } else {
-        1e-5
+    // bf16: Q, K and V round the same way in both runs; the weights (relative to a row maximum
+    // that depends on the tiling) round by at most UB each, i.e. UB max|v| per run (max|v| <= 1).
+    let tol = match kind(tier) {
+        Kind::Fp16 => 2e-2,
+        Kind::Bf16 => 2.0 * UB as f32 + 1e-5,
+        Kind::F32 => 1e-5,
     };
     for (i, (a, b)) in one.iter().zip(&chunked).enumerate() {
         assert!(
@@ -466,7 +578,7 @@ fn decode_parallel(tier: Tier) {
             rng.vec(total * kw, 1.0),
         );
         let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
-        let fp16 = is_fp16(tier, dtype);
+        let pk = kind(tier);
         let mut cache = KvCache::with_tier(1, s.n_kv, s.d, total, dtype, tier).unwrap();
         let pre = total - 3;
         cache.write(0, 0, &k[..pre * kw], &v[..pre * kw]).unwrap();
@@ -488,7 +600,7 @@ fn decode_parallel(tier: Tier) {
             let qi = &q[(p0 + i) * qw..(p0 + i + 1) * qw];
             check_rows(
                 tier,
-                fp16,
+                pk,
                 &s,
                 qi,
                 &ks,
@@ -510,10 +622,10 @@ fn decode_parallel(tier: Tier) {
             let qr = Guarded::from_slice(&q[pos * qw..(pos + 1) * qw]);
             let mut par = Guarded::filled(f32::NAN, qw);
             attention_parallel(&pool, &qr, s.n_head, None, &cache, 0, pos, &mut par).unwrap();
-            check_rows(tier, fp16, &s, &qr, &ks, &vs, pos, &par, "parallel decode");
+            check_rows(tier, pk, &s, &qr, &ks, &vs, pos, &par, "parallel decode");
             let mut seq = vec![0f32; qw];
             attention(&qr, s.n_head, None, &cache, 0, pos, &mut seq).unwrap();
-            check_rows(tier, fp16, &s, &qr, &ks, &vs, pos, &seq, "decode");
+            check_rows(tier, pk, &s, &qr, &ks, &vs, pos, &seq, "decode");
         }
     }
 }
@@ -701,25 +813,107 @@ fn fp16_accuracy(tier: Tier) {
         let mut out = vec![0f32; t * qw];
         attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
         let (ks, vs) = (stored(&k, KvDtype::F16), stored(&v, KvDtype::F16));
-        let (worst, worst_a) = check_rows(
-            tier,
-            path.contains("fp16"),
-            &s,
-            &q,
-            &ks,
-            &vs,
-            0,
-            &out,
-            "accuracy",
-        );
+        let (worst, worst_a, _) =
+            check_rows(tier, kind(tier), &s, &q, &ks, &vs, 0, &out, "accuracy");
+        // (For the bf16 path the second figure is in other units: see `bf16_accuracy`.)
+        let unit = if kind(tier) == Kind::Bf16 {
+            "bf16 inputs: max |error| / (u max |v|)"
+        } else {
+            "max |error| / (u16 A max |v|)"
+        };
         eprintln!(
             "attention path {path} ({tier}), heads {}/{} d={} t={t}: max |error| / max |v| = {worst:.2e}, \
-             max |error| / (u16 A max |v|) = {worst_a:.2}",
+             {unit} = {worst_a:.2}",
             s.n_head, s.n_kv, s.d
         );
     }
 }
 per_tier_test!(fp16_accuracy, crate::fp16_accuracy);
+
+fn bf16_accuracy(tier: Tier) {
+    // The bf16 path runs at the `Avx512Vnni` tier exactly when the CPU has AVX512_BF16 (unless
+    // QKERN_ATTN_BF16=0). Where it runs, prints its measured worst errors for the Qwen2.5 shapes
+    // and head_dim 80, with |q|, |k| up to 4 (scores up to ~30, a peaked softmax) and up to 1;
+    // the assertions (the rigorous bound against the f64 reference of the stored K, V and the
+    // tight one against the reference of the bf16-rounded inputs) are those of `check_rows`.
+    let path = kern(tier).attention_name();
+    if cfg!(target_arch = "x86_64") && tier == Tier::Avx512Vnni {
+        #[cfg(target_arch = "x86_64")]
+        let has_bf16 = std::arch::is_x86_feature_detected!("avx512bf16");
+        #[cfg(not(target_arch = "x86_64"))]
+        let has_bf16 = false;
+        let off = std::env::var("QKERN_ATTN_BF16").is_ok_and(|v| v.trim() == "0");
+        assert_eq!(
+            path == "avx512-bf16",
+            has_bf16 && !off,
+            "the bf16 path runs exactly when the CPU has AVX512_BF16 (QKERN_ATTN_BF16 unset)"
+        );
+    }
+    if kind(tier) != Kind::Bf16 {
+        eprintln!("bf16_accuracy: skipped, tier {tier} runs {path}");
+        return;
+    }
+    for (s, t, amp) in [
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            72,
+            4.0,
+        ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            130,
+            1.0,
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            40,
+            4.0,
+        ),
+        (
+            Shape {
+                n_head: 5,
+                n_kv: 5,
+                d: 80,
+            },
+            67,
+            2.0,
+        ),
+    ] {
+        let mut rng = Rng(0xbf16);
+        let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+        let (q, k, v) = (
+            rng.vec(t * qw, amp),
+            rng.vec(t * kw, amp),
+            rng.vec(t * kw, 1.0),
+        );
+        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::F16, tier).unwrap();
+        cache.write(0, 0, &k, &v).unwrap();
+        let mut out = vec![0f32; t * qw];
+        attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
+        let (ks, vs) = (stored(&k, KvDtype::F16), stored(&v, KvDtype::F16));
+        let (worst, worst_b, worst_ua) =
+            check_rows(tier, Kind::Bf16, &s, &q, &ks, &vs, 0, &out, "bf16 accuracy");
+        eprintln!(
+            "attention path {path} ({tier}), heads {}/{} d={} t={t} |q|,|k| <= {amp}: \
+             max |error| / max |v| = {worst:.2e}, max |error| / (u A max |v|) = {worst_ua:.3}, \
+             bf16 inputs: max |error| / (u max |v|) = {worst_b:.3} (u = 2^-8)",
+            s.n_head, s.n_kv, s.d
+        );
+    }
+}
+per_tier_test!(bf16_accuracy, crate::bf16_accuracy);
 
 /// One prefill of 512 tokens for the Qwen2.5-0.5B shape (14 heads, 2 KV heads, head_dim 64) at
 /// the process tier, for instruction counting under qemu with `../shared/tools/qcount`:

@@ -879,8 +879,16 @@ fn q6_k_linear_weights_keep_their_type_and_run() {
                 .zip(&want_logits)
                 .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             // Float-order noise (about 1e-6 of max |logit|), or one int8 rounding flip (< 3 %,
-            // as in tests/model_golden.rs).
-            assert!(err <= 0.03 * scale, "{tier} with {quant}: {err} of {scale}");
+            // as in tests/model_golden.rs); attention in 16 bits (the x86 bf16 path: 8
+            // significant bits for Q, K, V and the weights, measured 3.3 %) moves more
+            // roundings: the 16-bit tolerance of tests/model_golden.rs (TOL_KV_F16, 6 %).
+            let name = qkern::Kernels::for_tier(tier).unwrap().attention_name();
+            let tol = if name.contains("bf16") || name.contains("fp16") {
+                0.06
+            } else {
+                0.03
+            };
+            assert!(err <= tol * scale, "{tier} with {quant}: {err} of {scale}");
         }
     }
 }

@@ -53,6 +53,9 @@ pub(crate) trait AttnKernel {
     /// `nk.div_ceil(KV_TILE)` consecutive cache tiles (`d x 64` each, transposed), the scores and
     /// weights are `rows x KEYS`.
     const KEYS: usize = KV_TILE;
+    /// Target number of query rows (query positions x heads of a GQA group) per block: a KV tile
+    /// is converted (where the kernel's type differs from the cache's) once per block.
+    const BLOCK_ROWS: usize = 64;
     /// Extra f32 scratch per row after the `rows x KEYS` scores, for the kernel's own use between
     /// `qk` and `softmax`.
     const S_EXTRA: usize = 0;
@@ -263,6 +266,8 @@ impl SharedOut {
 pub(crate) struct AttnPath {
     /// The kernel's rows per micro-tile ([`AttnKernel::ROWS`]).
     pub rows: usize,
+    /// The kernel's target rows per block ([`AttnKernel::BLOCK_ROWS`]).
+    pub block_rows: usize,
     /// Runs block `(g, tile)` of a prefill call, writing its normalized rows to the output.
     /// # Safety
     /// The CPU supports the path; the output holds the call's `t * n_head * d` values and no

@@ -3,7 +3,7 @@
 //! adapter that turns a path's f32 arithmetic ([`F32Ops`]) into micro-kernels ([`F32`]).
 //!
 //! * **Blocks**: all query heads that share a KV head are processed together, for a block of
-//!   query positions at once (about 64 query rows in all). For each KV tile the block computes
+//!   query positions at once (about 64 query rows in all, or the path's `BLOCK_ROWS`). For each KV tile the block computes
 //!   `S = Q K^T` (the call's scale folded into Q), the causal mask, an online-softmax update of
 //!   the running row maximum and sum in f32, and `O = O * corr + P V`. A KV tile is converted
 //!   (f16 -> f32, where the path computes in f32) once per block, never per row. No `T x T` score
@@ -23,8 +23,6 @@ use std::ops::Range;
 
 /// Positions per task of the split decode (a multiple of every path's keys per step).
 pub const KV_CHUNK: usize = 256;
-/// Target number of query rows (query positions x heads of a GQA group) per block.
-const BLOCK_ROWS: usize = 64;
 
 /// An f32 path as an [`AttnKernel`].
 pub(crate) struct F32<T>(std::marker::PhantomData<T>);
@@ -148,11 +146,12 @@ impl<T: F32Ops> AttnKernel for F32<T> {
     }
 }
 
-/// Query positions per block for a GQA group size and the kernel's rows per micro-tile.
-fn block_positions(group: usize, kernel_rows: usize) -> usize {
-    // Nearest multiple of `step` to BLOCK_ROWS / group, so that the rows fill whole micro-tiles.
+/// Query positions per block for a GQA group size, the kernel's rows per micro-tile and its
+/// target rows per block.
+fn block_positions(group: usize, kernel_rows: usize, block_rows: usize) -> usize {
+    // Nearest multiple of `step` to block_rows / group, so that the rows fill whole micro-tiles.
     let step = kernel_rows / gcd(group, kernel_rows);
-    ((BLOCK_ROWS + group * step / 2) / (group * step)).max(1) * step
+    ((block_rows + group * step / 2) / (group * step)).max(1) * step
 }
 
 fn gcd(a: usize, b: usize) -> usize {
@@ -315,7 +314,7 @@ unsafe fn block<K: AttnKernel>(
 /// The CPU supports `K`'s features; `out` points to the call's `t * n_head * d` outputs, and no
 /// other thread writes the rows of this block concurrently.
 unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, out: SharedOut) {
-    let bq = block_positions(p.group, K::ROWS);
+    let bq = block_positions(p.group, K::ROWS, K::BLOCK_ROWS);
     let qi0 = tile * bq;
     let nq = bq.min(p.t - qi0);
     SCRATCH.with(|sc| {
@@ -371,6 +370,7 @@ unsafe fn decode_partial<K: AttnKernel>(
 pub(crate) const fn path<K: AttnKernel>() -> AttnPath {
     AttnPath {
         rows: K::ROWS,
+        block_rows: K::BLOCK_ROWS,
         prefill: prefill_block::<K>,
         partial: decode_partial::<K>,
     }
@@ -397,7 +397,8 @@ pub(crate) unsafe fn run(
 ) {
     let n_kv = p.n_head / p.group;
     let kv_len = p.pos0 + 1;
-    let tiles = p.t.div_ceil(block_positions(p.group, path.rows));
+    let tiles =
+        p.t.div_ceil(block_positions(p.group, path.rows, path.block_rows));
     let o = SharedOut(out.as_mut_ptr());
     let Some(pool) = pool else {
         for tile in 0..tiles {

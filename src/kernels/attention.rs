@@ -8,7 +8,9 @@
 //!   (x86_64, F16C / AVX-512F widening of f16 tiles), NEON f32, and on aarch64 CPUs with
 //!   FEAT_FP16 an fp16 path (FMLA on 8 half-precision lanes for `Q K^T` and `P V`, softmax
 //!   statistics and the output accumulator in f32), selected per call when the values are small
-//!   enough for f16 partial sums; [`crate::Kernels::attention_name`] names it.
+//!   enough for f16 partial sums, and on x86_64 CPUs with AVX512_BF16 a bf16 path at the
+//!   `Avx512Vnni` tier (`vdpbf16ps`, f32 softmax; `QKERN_ATTN_BF16=0` keeps the f32 path);
+//!   [`crate::Kernels::attention_name`] names it.
 //! * The block loop, the online softmax and the split decode are written once in
 //!   `crate::drivers::attention` (module notes there).
 

@@ -1,11 +1,13 @@
 //! x86_64 attention paths: AVX2 + FMA (tiers `Avx2`, `AvxVnni`) and AVX-512F (`Avx512Vnni`), f32
-//! arithmetic; f16 tiles are widened once per block with F16C / AVX-512F.
+//! arithmetic; f16 tiles are widened once per block with F16C / AVX-512F. On CPUs with
+//! AVX512_BF16 the `Avx512Vnni` tier runs the bf16 path of `attention_bf16` instead.
 //!
 //! `Q K^T` runs on 4 query rows x 16 (AVX2) or 64 (AVX-512) keys of accumulators, with the key
 //! tile stored transposed in the cache; `P V` on 4 rows x 16 (AVX2) or 32 (AVX-512) head
 //! dimensions. The `unsafe fn`s of [`AttnKernel`] require the CPU features of their tier
 //! (guaranteed by `Tier::check` before `select` hands out a path) and assert their shapes.
 
+use super::attention_bf16;
 use super::ops::{avx2 as ops2, avx512 as ops512};
 use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, KV_TILE};
 use crate::drivers::attention::{path, F32};
@@ -17,10 +19,23 @@ pub(crate) const AVX2_SELECT: AttnSelect = AttnSelect {
     select: |_| &AVX2_PATH,
 };
 
-/// The attention of the `Avx512Vnni` tier.
+/// The attention of the `Avx512Vnni` tier: bf16 (`vdpbf16ps`, [`attention_bf16`]) where the CPU
+/// has AVX512_BF16 (unless `QKERN_ATTN_BF16=0`), AVX-512F f32 otherwise. Decided once per process.
 pub(crate) const AVX512_SELECT: AttnSelect = AttnSelect {
-    name: || "avx512-f32",
-    select: |_| &AVX512_PATH,
+    name: || {
+        if attention_bf16::enabled() {
+            "avx512-bf16"
+        } else {
+            "avx512-f32"
+        }
+    },
+    select: |_| {
+        if attention_bf16::enabled() {
+            &attention_bf16::BF16_PATH
+        } else {
+            &AVX512_PATH
+        }
+    },
 };
 
 static AVX2_PATH: AttnPath = path::<F32<Avx2>>();

@@ -32,6 +32,7 @@ mod quant;
 mod emu;
 
 pub(crate) mod attention;
+pub(crate) mod attention_bf16;
 pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 

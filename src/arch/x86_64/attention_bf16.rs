@@ -1,0 +1,545 @@
+//! The bf16 attention path of the `Avx512Vnni` tier, for CPUs that also have AVX512_BF16 (AMD Zen 4
+//! and later, Intel Cooper Lake and Sapphire Rapids and later): `Q K^T` and `P V` with
+//! `vdpbf16ps` (`_mm512_dpbf16_ps`: 16 lanes, each the sum of a pair of bf16 products added to an
+//! f32 accumulator), softmax statistics, weights before rounding, and the output accumulator in
+//! f32. The f16 KV cache stays as it is; its tiles are converted to bf16 once per block.
+//!
+//! Both products are one shape: `R` rows x up to 64 f32 columns (4 vectors), reduced over pairs:
+//! per pair, the row's two bf16 values are one 32-bit broadcast and the right operand holds the
+//! pair of each column side by side (`[pair][column][2]`).
+//! * **Q** (`load_q`): `bf16(q * scale)` (round to nearest even), row-major `rows x d` in the
+//!   block buffer: head dimensions `2i, 2i + 1` are adjacent already.
+//! * **K** (`tile`): the cache's transposed tile `d x 64` becomes `[d/2][64][2]` (dimensions
+//!   `2i, 2i + 1` of a key side by side): per 16 keys, two rows widened to f32 (`vcvtph2ps`), one
+//!   `vcvtne2ps2bf16` and one `vpermw` to interleave. Only the 16-key groups below `nk` are
+//!   converted.
+//! * **V** (`tile`): the `nk x d` values become `[ceil(nk/2)][d][2]` (keys `2m, 2m + 1` side by
+//!   side; an odd last key is paired with zeros).
+//! * **P** (`softmax`): the f32 weights of a row, `bf16`-rounded, row-major `rows x 64` (keys
+//!   `2m, 2m + 1` adjacent), zero from the row's visible keys up to `nk` rounded up to even.
+//!
+//! The tile conversion costs, per block and 64 keys, `2 d` widenings, `d` conversions and `d`
+//! permutes (K and V together): about 1/8 of the `vdpbf16ps` count of a block of 56 rows at
+//! `d = 64` (the f32 path widens the same tiles, `2 d` widenings).
+//!
+//! Accuracy (derivation in `tests/attention.rs`): with `u = 2^-8` (bf16, round to nearest even),
+//! `bf16(q * scale)`, the bf16 K and V and the bf16 weights are the only roundings beyond f32:
+//! the products of two bf16 are exact in f32 and `vdpbf16ps` accumulates in f32 (denormal inputs
+//! and results flushed to zero). Against the f64 attention of the stored (f16) K and V, a score
+//! is off by at most `(2u + u^2) A` (`A = scale * sum_i |q_i k_i|`), which moves the output by at
+//! most `2 V (e^delta - 1) e^delta` (`delta` that score bound, `V = max |v|`); rounding V and the
+//! weights adds `u V` each.
+
+use crate::contract::attention::{AttnKernel, AttnPath, Mask, Stats, Tile, KV_TILE};
+use crate::drivers::attention::path;
+use half::f16;
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+/// Environment variable that turns the bf16 attention path off (`QKERN_ATTN_BF16=0`: the f32
+/// path runs even where the CPU has AVX512_BF16). Read once per process.
+pub const ATTN_BF16_ENV: &str = "QKERN_ATTN_BF16";
+
+/// Whether the `Avx512Vnni` tier runs the bf16 path: the CPU has AVX512_BF16 (and AVX-512F/BW,
+/// which the tier guarantees) and [`ATTN_BF16_ENV`] is not `0`. Detected once.
+pub(crate) fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+            && std::env::var(ATTN_BF16_ENV).map_or(true, |v| v.trim() != "0")
+    })
+}
+
+pub(crate) static BF16_PATH: AttnPath = path::<Bf16>();
+
+/// The bf16 path as an [`AttnKernel`]; `E` is a bf16 value's bits.
+pub(crate) struct Bf16;
+
+/// Rows per micro-tile (the driver pads a block to a multiple of it with zero Q and P rows).
+const R: usize = 4;
+
+/// `vpermw` indices that interleave the two halves of a vector of 32 u16: `[a0, b0, a1, b1, ..]`
+/// from `[a0..a15, b0..b15]`.
+const INTERLEAVE: [u16; 32] = {
+    let mut t = [0u16; 32];
+    let mut j = 0;
+    while j < 16 {
+        t[2 * j] = j as u16;
+        t[2 * j + 1] = 16 + j as u16;
+        j += 1;
+    }
+    t
+};
+
+/// Sixteen stored values widened to f32.
+trait Load16: Copy {
+    /// # Safety
+    /// 16 values readable at `p`; AVX-512F.
+    unsafe fn load16(p: *const Self) -> __m512;
+}
+
+impl Load16 for f16 {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load16(p: *const f16) -> __m512 {
+        // SAFETY: 16 f16 (32 bytes) readable at `p` (the caller's contract).
+        _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(p as *const __m256i) })
+    }
+}
+
+impl Load16 for f32 {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load16(p: *const f32) -> __m512 {
+        // SAFETY: 16 f32 readable at `p` (the caller's contract).
+        unsafe { _mm512_loadu_ps(p) }
+    }
+}
+
+/// `[bf16(a0), bf16(b0), bf16(a1), bf16(b1), ..]` (round to nearest even) as 32 u16.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+fn interleave_bf16(a: __m512, b: __m512, idx: __m512i) -> __m512i {
+    // `vcvtne2ps2bf16`: the second operand fills the low half.
+    let x = _mm512_cvtne2ps_pbh(b, a);
+    // SAFETY: `__m512bh` and `__m512i` are both 64 bytes of plain SIMD data.
+    let x: __m512i = unsafe { std::mem::transmute::<__m512bh, __m512i>(x) };
+    _mm512_permutexvar_epi16(idx, x)
+}
+
+/// K tile `d x 64` (transposed, as stored) into `kb` as `[d/2][64][2]` bf16, for the 16-key
+/// groups below `nk`.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16; `kt` holds `d * 64` values, `kb` `d * 64`, `d` even.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn conv_k<T: Load16>(kt: &[T], d: usize, nk: usize, kb: &mut [u16]) {
+    assert!(kt.len() >= d * KV_TILE && kb.len() >= d * KV_TILE && d.is_multiple_of(2));
+    // SAFETY: 64 bytes.
+    let idx = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr() as *const _) };
+    let groups = nk.div_ceil(16).min(KV_TILE / 16);
+    let (src, dst) = (kt.as_ptr(), kb.as_mut_ptr());
+    for i in 0..d / 2 {
+        for c in 0..groups {
+            // SAFETY: rows 2i, 2i + 1 < d of the tile, columns 16c..16c + 16 <= 64; the pairs
+            // of keys 16c.. of dimension pair i end inside `kb` (d / 2 x 64 pairs).
+            unsafe {
+                let a = T::load16(src.add(2 * i * KV_TILE + 16 * c));
+                let b = T::load16(src.add((2 * i + 1) * KV_TILE + 16 * c));
+                let x = interleave_bf16(a, b, idx);
+                _mm512_storeu_si512(dst.add((i * KV_TILE + 16 * c) * 2) as *mut _, x);
+            }
+        }
+    }
+}
+
+/// The first `nk` value rows (`nk x d`) into `vb` as `[ceil(nk/2)][d][2]` bf16 (an odd last key
+/// paired with zeros).
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16; `v` holds `nk * d` values, `vb` `nk.next_multiple_of(2) * d`,
+/// `d` a multiple of 16.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn conv_v<T: Load16>(v: &[T], nk: usize, d: usize, vb: &mut [u16]) {
+    assert!(v.len() >= nk * d && vb.len() >= nk.next_multiple_of(2) * d);
+    assert!(d.is_multiple_of(16));
+    // SAFETY: 64 bytes.
+    let idx = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr() as *const _) };
+    let (src, dst) = (v.as_ptr(), vb.as_mut_ptr());
+    for m in 0..nk.div_ceil(2) {
+        let second = 2 * m + 1 < nk;
+        for c in (0..d).step_by(16) {
+            // SAFETY: rows 2m (and 2m + 1 when below nk) of `v`, columns c..c + 16 <= d; pair
+            // m's 2 d values end inside `vb`.
+            unsafe {
+                let a = T::load16(src.add(2 * m * d + c));
+                let b = if second {
+                    T::load16(src.add((2 * m + 1) * d + c))
+                } else {
+                    _mm512_setzero_ps()
+                };
+                let x = interleave_bf16(a, b, idx);
+                _mm512_storeu_si512(dst.add((m * d + c) * 2) as *mut _, x);
+            }
+        }
+    }
+}
+
+/// The shared micro-kernel: for `R` rows and `W` vectors of 16 columns, `acc[r][w] = sum over
+/// pairs i < n of a[r][2i..2i + 2] . b[i][16w..16w + 16][2]`, `a` rows `a_stride` u16 apart,
+/// `b` pairs `b_stride` u16 apart.
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16; `a` has `R` rows of `2 n` values, `b` `n` pairs of `16 W` columns.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn dot_pairs<const W: usize>(
+    a: *const u16,
+    a_stride: usize,
+    b: *const u16,
+    b_stride: usize,
+    n: usize,
+) -> [[__m512; W]; R] {
+    let mut acc = [[_mm512_setzero_ps(); W]; R];
+    for i in 0..n {
+        // SAFETY (whole loop): the caller's shapes; `__m512i` and `__m512bh` are both 64 bytes
+        // of plain SIMD data.
+        let bv: [__m512bh; W] = std::array::from_fn(|w| unsafe {
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+                b.add(i * b_stride + 32 * w) as *const _,
+            ))
+        });
+        for (r, ar) in acc.iter_mut().enumerate() {
+            let x = unsafe { (a.add(r * a_stride + 2 * i) as *const i32).read_unaligned() };
+            let av = unsafe { std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(x)) };
+            for w in 0..W {
+                ar[w] = _mm512_dpbf16_ps(ar[w], av, bv[w]);
+            }
+        }
+    }
+    acc
+}
+
+/// `o[r][c0..c0 + 16 W] = o * corr[r] + P V` for `R` rows.
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16; `p` `R x 64`, `vb` `ceil(nk/2) x d x 2`, `o` `R x d`, `corr` `R`,
+/// `c0 + 16 W <= d`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn pv_cols<const W: usize>(
+    p: *const u16,
+    nk: usize,
+    vb: *const u16,
+    d: usize,
+    c0: usize,
+    corr: *const f32,
+    o: *mut f32,
+) {
+    // SAFETY: the caller's shapes.
+    let acc = unsafe { dot_pairs::<W>(p, KV_TILE, vb.add(2 * c0), 2 * d, nk.div_ceil(2)) };
+    for (r, a) in acc.iter().enumerate() {
+        // SAFETY: row r < R of `o` and `corr`, columns below c0 + 16 W <= d.
+        unsafe {
+            let c = _mm512_set1_ps(*corr.add(r));
+            for (w, &x) in a.iter().enumerate() {
+                let op = o.add(r * d + c0 + 16 * w);
+                _mm512_storeu_ps(op, _mm512_fmadd_ps(_mm512_loadu_ps(op), c, x));
+            }
+        }
+    }
+}
+
+/// The mask of the first `min(left, 16)` lanes (0 for `left <= 0`).
+#[inline]
+fn lanes_below(left: isize) -> __mmask16 {
+    if left >= 16 {
+        0xFFFF
+    } else if left <= 0 {
+        0
+    } else {
+        (1u16 << left) - 1
+    }
+}
+
+impl AttnKernel for Bf16 {
+    type E = u16;
+    const ROWS: usize = R;
+    /// Scores in log2 units: Q is scaled by `log2 e`, the weights are powers of 2.
+    const M_UNIT: f32 = std::f32::consts::LN_2;
+    /// Twice the default: halves the per-block tile conversions.
+    const BLOCK_ROWS: usize = 128;
+
+    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
+        // SAFETY: the CPU features (the trait's contract).
+        unsafe { load_q(src, scale * std::f32::consts::LOG2_E, r, qb) }
+    }
+
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [u16],
+        vbuf: &'a mut [u16],
+    ) -> (&'a [u16], &'a [u16]) {
+        assert!(nk <= KV_TILE);
+        let vlen = nk.next_multiple_of(2) * d;
+        // SAFETY: the CPU features (the trait's contract); the functions assert the shapes.
+        unsafe {
+            match t {
+                Tile::F16 { kt, v } => {
+                    conv_k(kt, d, nk, kbuf);
+                    conv_v(v, nk, d, vbuf);
+                }
+                Tile::F32 { kt, v } => {
+                    conv_k(kt, d, nk, kbuf);
+                    conv_v(v, nk, d, vbuf);
+                }
+            }
+        }
+        (&kbuf[..KV_TILE * d], &vbuf[..vlen])
+    }
+
+    unsafe fn qk(q: &[u16], rows: usize, d: usize, kt: &[u16], nk: usize, s: &mut [f32]) {
+        // SAFETY: as above.
+        unsafe { qk(q, rows, d, kt, nk, s) }
+    }
+
+    unsafe fn softmax(
+        s: &mut [f32],
+        rows: usize,
+        nk: usize,
+        mask: Mask,
+        st: &mut Stats<'_>,
+        p: &mut [u16],
+    ) {
+        // SAFETY: as above.
+        unsafe { softmax(s, rows, nk, mask, st, p) }
+    }
+
+    unsafe fn pv(
+        p: &[u16],
+        rows: usize,
+        nk: usize,
+        v: &[u16],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        // SAFETY: as above.
+        unsafe { pv(p, rows, nk, v, d, corr, o) }
+    }
+}
+
+/// [`AttnKernel::load_q`]: row `r` of the block, `bf16(src * scale)`.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
+    let d = src.len();
+    assert!(d.is_multiple_of(16) && qb.len() >= (r + 1) * d);
+    let s = _mm512_set1_ps(scale);
+    for c in (0..d).step_by(16) {
+        // SAFETY: c + 16 <= d in `src` and in row r of `qb`; the CPU features (the trait's
+        // contract); `__m256bh` and `__m256i` are both 32 bytes of plain SIMD data.
+        unsafe {
+            let x = _mm512_mul_ps(_mm512_loadu_ps(src.as_ptr().add(c)), s);
+            let h = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(x));
+            _mm256_storeu_si256(qb.as_mut_ptr().add(r * d + c) as *mut __m256i, h);
+        }
+    }
+}
+
+/// [`AttnKernel::qk`] on the bf16 layouts (all 64 columns).
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn qk(q: &[u16], rows: usize, d: usize, kt: &[u16], nk: usize, s: &mut [f32]) {
+    assert!(nk <= KV_TILE && d.is_multiple_of(16) && rows.is_multiple_of(R));
+    assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && s.len() >= rows * KV_TILE);
+    // The 16-key groups below nk (the last tile of a block is usually partial).
+    // SAFETY: the shapes checked above; the CPU features (the trait's contract).
+    unsafe {
+        match nk.div_ceil(16) {
+            4 => qk_cols::<4>(q, rows, d, kt, s),
+            3 => qk_cols::<3>(q, rows, d, kt, s),
+            2 => qk_cols::<2>(q, rows, d, kt, s),
+            _ => qk_cols::<1>(q, rows, d, kt, s),
+        }
+    }
+}
+
+/// [`qk`] for the first `16 W` keys.
+///
+/// # Safety
+/// AVX-512F and AVX512_BF16; the shapes checked by [`qk`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn qk_cols<const W: usize>(q: &[u16], rows: usize, d: usize, kt: &[u16], s: &mut [f32]) {
+    for r0 in (0..rows).step_by(R) {
+        // SAFETY: rows r0..r0 + R of q (d values each) and s (64 each); kt is d/2 pairs of
+        // 64 columns, W <= 4; the CPU features (the trait's contract).
+        unsafe {
+            let acc = dot_pairs::<W>(q.as_ptr().add(r0 * d), d, kt.as_ptr(), 2 * KV_TILE, d / 2);
+            for (r, a) in acc.iter().enumerate() {
+                for (c, &x) in a.iter().enumerate() {
+                    _mm512_storeu_ps(s.as_mut_ptr().add((r0 + r) * KV_TILE + 16 * c), x);
+                }
+            }
+        }
+    }
+}
+
+/// Coefficients of `2^r - 1 ~ r (C1 + r (C2 + r C3))` on `|r| <= 1/2`, fitted for the least
+/// maximum relative error of `2^r` (1.02e-4, 1/38 of bf16's rounding step 2^-8; exactly 1 at
+/// `r = 0`), as in the aarch64 fp16 path.
+const C1: f32 = 0.693_282_9;
+const C2: f32 = 0.242_210_37;
+const C3: f32 = 0.055_008_58;
+
+/// `2^y` on the lanes of `k` (0 on the others) for finite `y <= 0`: `y = n + r` (`n` nearest
+/// integer), `2^n (1 + q(r))` with `vscalefps` (which underflows gracefully to 0).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp2_lanes(k: __mmask16, y: __m512) -> __m512 {
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+    let r = _mm512_sub_ps(y, n);
+    let q = _mm512_fmadd_ps(r, _mm512_set1_ps(C3), _mm512_set1_ps(C2));
+    let q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(C1));
+    let e = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0));
+    _mm512_maskz_scalef_ps(k, e, n)
+}
+
+/// Lane `i` = `op` over the 16 lanes of `v[i]` (a transposing reduction: 45 shuffles and ops
+/// for 16 vectors instead of a dependent chain of 8 per vector).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce16(v: &[__m512; 16], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
+    // Within 128-bit lanes: pairs, then quadruples of vectors.
+    let t: [__m512; 8] = std::array::from_fn(|k| {
+        let (a, b) = (v[2 * k], v[2 * k + 1]);
+        op(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
+    });
+    let u: [__m512; 4] = std::array::from_fn(|k| {
+        let (c, d) = (_mm512_castps_pd(t[2 * k]), _mm512_castps_pd(t[2 * k + 1]));
+        op(
+            _mm512_castpd_ps(_mm512_unpacklo_pd(c, d)),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(c, d)),
+        )
+    });
+    // Across 128-bit lanes: lane k of the result holds vectors 4k..4k + 4.
+    let w: [__m512; 2] = std::array::from_fn(|k| {
+        let (a, b) = (u[2 * k], u[2 * k + 1]);
+        op(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
+        )
+    });
+    op(
+        _mm512_shuffle_f32x4::<0b10_00_10_00>(w[0], w[1]),
+        _mm512_shuffle_f32x4::<0b11_01_11_01>(w[0], w[1]),
+    )
+}
+
+/// [`AttnKernel::softmax`], the weights rounded to bf16 into `p`, 16 rows at a time: the row
+/// maxima (4 registers of masked scores per row, then one transposing reduction), the weights
+/// (converted and stored per row), their sums (one transposing reduction), and the rescale
+/// factors and running sums as vectors.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn softmax(
+    s: &mut [f32],
+    rows: usize,
+    nk: usize,
+    mask: Mask,
+    st: &mut Stats<'_>,
+    p: &mut [u16],
+) {
+    assert!(nk <= KV_TILE && s.len() >= rows * KV_TILE && p.len() >= rows * KV_TILE);
+    assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
+    let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+    let (sp, pp) = (s.as_ptr(), p.as_mut_ptr());
+    // The lane masks of row r's visible keys (one bit per key of the tile).
+    let bits = |r: usize| -> u64 {
+        match mask.valid(r, nk) {
+            64.. => u64::MAX,
+            v => (1u64 << v) - 1,
+        }
+    };
+    let masks = |b: u64| -> [__mmask16; 4] { std::array::from_fn(|c| (b >> (16 * c)) as u16) };
+    // The masked scores of row r (-inf from its visible keys on).
+    // SAFETY: lanes below the row's visible keys (<= 64) of row r < rows of `s`.
+    let load = |r: usize, km: &[__mmask16; 4]| -> [__m512; 4] {
+        std::array::from_fn(|c| unsafe {
+            _mm512_mask_loadu_ps(neg, km[c], sp.add(r * KV_TILE + 16 * c))
+        })
+    };
+    for r0 in (0..rows).step_by(16) {
+        let n = (rows - r0).min(16);
+        let k = lanes_below(n as isize);
+        let mut part = [neg; 16];
+        let mut kb = [0u64; 16];
+        for (i, pm) in part.iter_mut().enumerate().take(n) {
+            kb[i] = bits(r0 + i);
+            let x = load(r0 + i, &masks(kb[i]));
+            *pm = _mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3]));
+        }
+        // SAFETY: lanes below n <= 16 of rows r0.. of the statistics (at least `rows` each).
+        let mo = unsafe { _mm512_mask_loadu_ps(neg, k, st.m.as_ptr().add(r0)) };
+        let mn = _mm512_max_ps(mo, reduce16(&part, |a, b| _mm512_max_ps(a, b)));
+        let mut m_new = [0f32; 16];
+        // SAFETY: 16 values.
+        unsafe { _mm512_storeu_ps(m_new.as_mut_ptr(), mn) };
+        for (i, pm) in part.iter_mut().enumerate().take(n) {
+            let r = r0 + i;
+            let km = masks(kb[i]);
+            let x = load(r, &km);
+            let mv = _mm512_set1_ps(m_new[i]);
+            // Exactly 0 for the masked keys (and every key of a row that sees none).
+            let e: [__m512; 4] =
+                std::array::from_fn(|c| exp2_lanes(km[c], _mm512_sub_ps(x[c], mv)));
+            *pm = _mm512_add_ps(_mm512_add_ps(e[0], e[1]), _mm512_add_ps(e[2], e[3]));
+            // SAFETY: the 64 weights of row r of `p`; `__m512bh`/`__m512i` as above.
+            unsafe {
+                let lo = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(e[1], e[0]));
+                let hi = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(e[3], e[2]));
+                _mm512_storeu_si512(pp.add(r * KV_TILE) as *mut _, lo);
+                _mm512_storeu_si512(pp.add(r * KV_TILE + 32) as *mut _, hi);
+            }
+        }
+        for pm in part.iter_mut().skip(n) {
+            *pm = _mm512_setzero_ps();
+        }
+        let sums = reduce16(&part, |a, b| _mm512_add_ps(a, b));
+        // corr = 2^(m - m'), exactly 1 where the maximum stays (also -inf = -inf), 0 from -inf.
+        let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mo, mn);
+        let from = _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(mo, neg);
+        let corr = _mm512_mask_blend_ps(
+            same,
+            exp2_lanes(from, _mm512_sub_ps(mo, mn)),
+            _mm512_set1_ps(1.0),
+        );
+        // SAFETY: as for `mo`.
+        unsafe {
+            let l = _mm512_maskz_loadu_ps(k, st.l.as_ptr().add(r0));
+            let l = _mm512_fmadd_ps(l, corr, sums);
+            _mm512_mask_storeu_ps(st.l.as_mut_ptr().add(r0), k, l);
+            _mm512_mask_storeu_ps(st.m.as_mut_ptr().add(r0), k, mn);
+            _mm512_mask_storeu_ps(st.corr.as_mut_ptr().add(r0), k, corr);
+        }
+    }
+}
+
+/// [`AttnKernel::pv`] on the bf16 layouts.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn pv(p: &[u16], rows: usize, nk: usize, v: &[u16], d: usize, corr: &[f32], o: &mut [f32]) {
+    assert!(nk <= KV_TILE && d.is_multiple_of(16) && rows.is_multiple_of(R));
+    assert!(p.len() >= rows * KV_TILE && v.len() >= nk.next_multiple_of(2) * d);
+    assert!(corr.len() >= rows && o.len() >= rows * d);
+    for r0 in (0..rows).step_by(R) {
+        let (pr, c, or) = (
+            p[r0 * KV_TILE..].as_ptr(),
+            corr[r0..].as_ptr(),
+            o[r0 * d..].as_mut_ptr(),
+        );
+        let mut c0 = 0;
+        // SAFETY (all calls): rows r0..r0 + R, columns c0..c0 + 16 W <= d; the CPU features.
+        while c0 + 64 <= d {
+            unsafe { pv_cols::<4>(pr, nk, v.as_ptr(), d, c0, c, or) };
+            c0 += 64;
+        }
+        match (d - c0) / 16 {
+            3 => unsafe { pv_cols::<3>(pr, nk, v.as_ptr(), d, c0, c, or) },
+            2 => unsafe { pv_cols::<2>(pr, nk, v.as_ptr(), d, c0, c, or) },
+            1 => unsafe { pv_cols::<1>(pr, nk, v.as_ptr(), d, c0, c, or) },
+            _ => {}
+        }
+    }
+}
