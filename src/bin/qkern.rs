@@ -14,8 +14,8 @@
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, keep their type); for the random model, the type of its linear weights.
 
 use qkern::model::{
-    load_with, ChatFormat, ChatMessage, Config, LoadOptions, Model, ModelWeights, Op, OpTimes,
-    QuantType, Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
+    ChatFormat, ChatMessage, Config, LoadOptions, Model, ModelWeights, Op, OpTimes, QuantType,
+    Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
 };
 use qkern::Tier;
 use std::io::{BufRead, Write};
@@ -35,7 +35,8 @@ SAMPLING: --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S (de
 
 PATH is a .gguf file or a Hugging Face folder (config.json + *.safetensors).
 bench without --model builds the Qwen2.5-0.5B shapes with seeded random Q4_0 weights in memory and
-reports prefill of 128 and 512 tokens (or --prompt N), decode, per-op times and peak memory;
+reports the load time, prefill of 128 and 512 tokens (or --prompt N), decode, per-op times, peak
+resident memory and resident memory split into anonymous and file-backed pages;
 --profile adds achieved GFLOP/s or GB/s per op kind and a per-layer table.
 logits writes raw f32 little-endian logits of the last position (--all: of every position), then,
 with --decode-tokens, those of each token fed one at a time through the decode path.
@@ -254,10 +255,10 @@ fn threads(a: &Args) -> usize {
 fn load_model(a: &Args) -> Result<Model, String> {
     let path = a.model.as_ref().ok_or("--model is required")?;
     let options = LoadOptions { quant: a.quant };
-    let weights =
-        load_with(path, &options).map_err(|e| format!("loading {}: {e}", path.display()))?;
     let tier = a.tier.unwrap_or_else(Tier::active);
-    Model::new(weights, tier, threads(a)).map_err(|e| format!("preparing the model: {e}"))
+    // Packed straight from the file mapping: the weights are never held twice.
+    Model::load(path, &options, tier, threads(a))
+        .map_err(|e| format!("loading {}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -597,6 +598,56 @@ fn peak_rss() -> Option<u64> {
     }
 }
 
+/// Resident memory now, as a phone sees it: "resident X MiB (anonymous A, file-backed F)" on
+/// Linux (`/proc/self/status` RssAnon / RssFile: anonymous pages are what an app is killed for,
+/// clean file-backed pages the system can drop); on macOS the physical footprint (the figure
+/// iOS limits) and its peak; elsewhere "not reported".
+fn memory_now() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        match (
+            proc_status("VmRSS"),
+            proc_status("RssAnon"),
+            proc_status("RssFile"),
+        ) {
+            (Some(r), Some(a), Some(f)) => format!(
+                "resident {:.1} MiB (anonymous {:.1} MiB, file-backed {:.1} MiB)",
+                mib(r),
+                mib(a),
+                mib(f)
+            ),
+            _ => "resident memory not reported".to_string(),
+        }
+    }
+    #[cfg(target_os = "macos")]
+    {
+        // SAFETY: `rusage_info_v4` is plain integers, for which all-zero bytes are a valid value.
+        let mut ri: libc::rusage_info_v4 = unsafe { std::mem::zeroed() };
+        // SAFETY: proc_pid_rusage writes one `rusage_info_v4` (the RUSAGE_INFO_V4 flavour) into
+        // `ri`, which we own and which is that type.
+        let rc = unsafe {
+            libc::proc_pid_rusage(
+                libc::getpid(),
+                libc::RUSAGE_INFO_V4,
+                (&mut ri as *mut libc::rusage_info_v4).cast(),
+            )
+        };
+        if rc != 0 {
+            return "resident memory not reported".to_string();
+        }
+        format!(
+            "physical footprint {:.1} MiB (peak {:.1} MiB), resident {:.1} MiB",
+            mib(ri.ri_phys_footprint),
+            mib(ri.ri_lifetime_max_phys_footprint),
+            mib(ri.ri_resident_size)
+        )
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        "resident memory split not reported on this OS".to_string()
+    }
+}
+
 /// CPU time used by the whole process so far (all threads), if the OS reports it.
 fn process_cpu() -> Option<Duration> {
     #[cfg(unix)]
@@ -723,10 +774,11 @@ fn bench(a: &Args) -> Result<(), String> {
             (m, "random weights, Qwen2.5-0.5B shapes".to_string())
         }
     };
+    let load_time = t0.elapsed();
     let c = model.config().clone();
     println!("model: {what}");
     println!(
-        "  {} layers, hidden {}, heads {}/{} x {}, ffn {}, vocab {}; tier {}, {} threads; packed weights {:.1} MiB, built in {:.2} s",
+        "  {} layers, hidden {}, heads {}/{} x {}, ffn {}, vocab {}; tier {}, {} threads; packed weights {:.1} MiB, loaded in {:.2} s",
         c.n_layers,
         c.hidden,
         c.n_head,
@@ -737,8 +789,15 @@ fn bench(a: &Args) -> Result<(), String> {
         model.tier(),
         model.threads(),
         mib(model.weight_bytes() as u64),
-        t0.elapsed().as_secs_f64()
+        load_time.as_secs_f64()
     );
+    if model.mapped_bytes() > 0 {
+        println!(
+            "  token embedding read in place from the file mapping ({:.1} MiB of the file)",
+            mib(model.mapped_bytes() as u64)
+        );
+    }
+    println!("  after loading: {}", memory_now());
     let types: Vec<String> = model
         .linear_types()
         .iter()
@@ -812,15 +871,9 @@ fn bench(a: &Args) -> Result<(), String> {
         print_breakdown(&format!("decode {n_decode}"), s.times(), t.wall, a.profile);
     }
     match peak_rss() {
-        Some(b) => println!(
-            "peak resident memory: {:.1} MiB (includes the plain weights while they are packed)",
-            mib(b)
-        ),
+        Some(b) => println!("peak resident memory: {:.1} MiB", mib(b)),
         None => println!("peak resident memory: not reported by this OS"),
     }
-    #[cfg(target_os = "linux")]
-    if let Some(b) = proc_status("VmRSS") {
-        println!("resident memory now: {:.1} MiB", mib(b));
-    }
+    println!("memory now: {}", memory_now());
     Ok(())
 }

@@ -58,6 +58,34 @@ pub(crate) struct RawTensor<'a> {
     pub data: &'a [u8],
 }
 
+/// The blocks of a matrix in one [`QuantType`]: the file's own bytes (a native type, not copied)
+/// or a tensor quantized at load.
+pub(crate) enum Blocks<'a> {
+    /// Bytes of a file (or of a tensor), in the type's block layout, not necessarily aligned for
+    /// it.
+    Borrowed(QuantType, &'a [u8]),
+    /// Quantized from a float type.
+    Owned(QuantTensor),
+}
+
+impl Blocks<'_> {
+    /// The block type.
+    pub(crate) fn quant_type(&self) -> QuantType {
+        match self {
+            Blocks::Borrowed(t, _) => *t,
+            Blocks::Owned(q) => q.quant_type(),
+        }
+    }
+
+    /// The bytes of the blocks.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Blocks::Borrowed(_, b) => b,
+            Blocks::Owned(q) => q.bytes(),
+        }
+    }
+}
+
 /// Drops leading dimensions of 1 (GGUF may store a vector as `[n, 1, 1]`, i.e. outermost 1s here).
 fn squeeze(s: &[usize]) -> &[usize] {
     let first = s
@@ -76,7 +104,7 @@ pub(crate) fn byte_size(dtype: DType, n: usize) -> Option<usize> {
     (n / bv).checked_mul(bb)
 }
 
-impl RawTensor<'_> {
+impl<'a> RawTensor<'a> {
     /// Checks the shape against `expected` (leading 1s ignored on both sides).
     pub(crate) fn expect_shape(&self, expected: &[usize]) -> Result<()> {
         if squeeze(&self.shape) != squeeze(expected) {
@@ -90,7 +118,7 @@ impl RawTensor<'_> {
 
     /// Decodes the values `start..start + out.len()` (a whole number of blocks) into f32, quantized
     /// types with the crate's reference dequantizers.
-    fn decode(&self, start: usize, out: &mut [f32]) -> Result<()> {
+    pub(crate) fn decode(&self, start: usize, out: &mut [f32]) -> Result<()> {
         let (bv, bb) = self.dtype.block();
         let src = &self.data[start / bv * bb..(start + out.len()) / bv * bb];
         match self.dtype {
@@ -129,7 +157,7 @@ impl RawTensor<'_> {
 
     /// Checks that the tensor is `[n, k]` with `k` a multiple of 32 and of its type's block length
     /// (256 for the K-quants).
-    fn matrix(&self, n: usize, k: usize) -> Result<()> {
+    pub(crate) fn matrix(&self, n: usize, k: usize) -> Result<()> {
         self.expect_shape(&[n, k])?;
         let block = self.dtype.block().0.max(QK);
         if !k.is_multiple_of(block) {
@@ -145,11 +173,21 @@ impl RawTensor<'_> {
     /// [`native`], else (a float type) quantized to `float_to` with the target's reference rule
     /// (an error if `float_to` has no quantizer, [`QuantType::can_quantize`]).
     pub(crate) fn to_quant(&self, n: usize, k: usize, float_to: QuantType) -> Result<QuantTensor> {
+        Ok(match self.to_blocks(n, k, float_to)? {
+            Blocks::Borrowed(t, data) => with_format!(t, F => {
+                F::into_tensor(bytemuck::pod_collect_to_vec::<u8, F>(data))
+            }),
+            Blocks::Owned(q) => q,
+        })
+    }
+
+    /// [`RawTensor::to_quant`] without copying a native tensor: its file bytes are returned as
+    /// they are ([`Blocks::Borrowed`]); a float tensor is quantized into a new tensor (one tensor's
+    /// worth of memory, made one row at a time).
+    pub(crate) fn to_blocks(&self, n: usize, k: usize, float_to: QuantType) -> Result<Blocks<'a>> {
         self.matrix(n, k)?;
         if let Some(t) = native(self.dtype) {
-            return Ok(with_format!(t, F => {
-                F::into_tensor(bytemuck::pod_collect_to_vec::<u8, F>(self.data))
-            }));
+            return Ok(Blocks::Borrowed(t, self.data));
         }
         if !float_to.can_quantize() {
             return Err(Error::UnsupportedType {
@@ -160,7 +198,28 @@ impl RawTensor<'_> {
                 ),
             });
         }
-        with_format!(float_to, F => self.quantize_rows::<F>(n, k))
+        with_format!(float_to, F => self.quantize_rows::<F>(n, k)).map(Blocks::Owned)
+    }
+
+    /// Rows `r0 .. r0 + rows` of an `[n, k]` matrix whose shape was checked
+    /// ([`RawTensor::to_blocks`] checks it); an error if they lie outside it.
+    pub(crate) fn rows(&self, k: usize, r0: usize, rows: usize) -> Result<RawTensor<'a>> {
+        let row_bytes = byte_size(self.dtype, k);
+        let range = row_bytes
+            .and_then(|rb| Some(r0.checked_mul(rb)?..(r0.checked_add(rows)?).checked_mul(rb)?));
+        let data = range.and_then(|r| self.data.get(r)).ok_or_else(|| {
+            Error::Format(format!(
+                "tensor {:?}: rows {r0}..{} of {k} values lie outside it",
+                self.name,
+                r0.saturating_add(rows)
+            ))
+        })?;
+        Ok(RawTensor {
+            name: self.name.clone(),
+            dtype: self.dtype,
+            shape: vec![rows, k],
+            data,
+        })
     }
 
     /// Decodes the matrix row by row and quantizes each row to `F`.
