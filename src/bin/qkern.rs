@@ -6,16 +6,17 @@
 //! qkern generate --model PATH (--prompt TEXT [--chat] [--system TEXT] [--no-think] | --tokens 1,2,3) [-n 32] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
 //! qkern chat     --model PATH [--system TEXT] [--no-think] [-n 512] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
 //! qkern tokenize --model PATH --text TEXT
+//! qkern pack     MODEL -o FILE.qkern [--tier T] [--quant Q]
 //! ```
 //! SAMPLING: `--temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S` (default greedy).
-//! `PATH` is a GGUF file or a Hugging Face folder. `bench` without `--model` builds a model with
+//! `PATH` is a GGUF file, a Hugging Face folder or a pre-packed `.qkern` file (`qkern pack`). `bench` without `--model` builds a model with
 //! the exact Qwen2.5-0.5B shapes and seeded random weights in memory. `--quant q4_0|q8_0` is the
 //! type float linear weights are quantized to at load (quantized tensors of a file, Q4_0, Q8_0,
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, keep their type); for the random model, the type of its linear weights.
 
 use qkern::model::{
-    ChatFormat, ChatMessage, Config, LoadOptions, Model, ModelWeights, Op, OpTimes, QuantType,
-    Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
+    pack_model, ChatFormat, ChatMessage, Config, LoadOptions, Model, ModelWeights, Op, OpTimes,
+    QuantType, Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
 };
 use qkern::Tier;
 use std::io::{BufRead, Write};
@@ -31,9 +32,12 @@ usage:
   qkern generate --model PATH --tokens 1,2,3 [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
   qkern chat     --model PATH [--system TEXT] [--no-think] [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
   qkern tokenize --model PATH --text TEXT
+  qkern pack     MODEL -o FILE.qkern [--tier T] [--quant Q]
 SAMPLING: --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S (default: greedy)
 
-PATH is a .gguf file or a Hugging Face folder (config.json + *.safetensors).
+PATH is a .gguf file, a Hugging Face folder (config.json + *.safetensors) or a pre-packed .qkern file.
+pack writes MODEL's weights packed for one tier (default: this CPU's), its config and tokenizer
+into FILE, which every command then maps read-only and runs in place (for that tier only).
 bench without --model builds the Qwen2.5-0.5B shapes with seeded random Q4_0 weights in memory and
 reports the load time, prefill of 128 and 512 tokens (or --prompt N), decode, per-op times, peak
 resident memory and resident memory split into anonymous and file-backed pages;
@@ -165,12 +169,17 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--quant",
         ],
         "tokenize" => &["--model", "--text"],
+        "pack" => &["--model", "-o", "--out", "--tier", "--quant"],
         _ => return Err(format!("unknown command {cmd:?}")),
     };
     let sampling = matches!(cmd, "generate" | "chat");
     let mut a = Args::default();
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
+        if cmd == "pack" && !flag.starts_with('-') && a.model.is_none() {
+            a.model = Some(PathBuf::from(flag));
+            continue;
+        }
         let known =
             allowed.contains(&flag.as_str()) || (sampling && SAMPLING.contains(&flag.as_str()));
         if !known {
@@ -221,7 +230,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
                 a.tier = Some(t)
             }
             "--tokens" => a.tokens = Some(parse_tokens(flag, v)?),
-            "--out" => a.out = Some(PathBuf::from(v)),
+            "--out" | "-o" => a.out = Some(PathBuf::from(v)),
             "-n" => a.n = Some(parse_num(flag, v)?),
             "--quant" => {
                 let known = || {
@@ -291,6 +300,7 @@ fn main() -> ExitCode {
         "generate" => generate(&a),
         "chat" => chat(&a),
         "tokenize" => tokenize(&a),
+        "pack" => pack(&a),
         _ => unreachable!("parse_args rejects unknown commands"),
     });
     match result {
@@ -303,6 +313,29 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn pack(a: &Args) -> Result<(), String> {
+    let src = a.model.as_ref().ok_or("MODEL is required")?;
+    let out = a.out.as_ref().ok_or("-o FILE is required")?;
+    let tier = a.tier.unwrap_or_else(Tier::active);
+    let options = LoadOptions { quant: a.quant };
+    let t0 = Instant::now();
+    let tok = pack_model(src, out, &options, tier)
+        .map_err(|e| format!("packing {}: {e}", src.display()))?;
+    let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}: {:.1} MiB packed for tier {tier}{} in {:.2} s",
+        out.display(),
+        mib(size),
+        if tok {
+            ", with the tokenizer"
+        } else {
+            ", no tokenizer"
+        },
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn logits(a: &Args) -> Result<(), String> {

@@ -673,6 +673,13 @@ pub(crate) fn read_vocab(bytes: &[u8]) -> Result<GgufVocab> {
     g.vocab()
 }
 
+/// Bytes from the start of a GGUF file to the end of its metadata (what [`read_vocab`] needs).
+pub(crate) fn metadata_len(bytes: &[u8]) -> Result<usize> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    parse_metadata(&mut r, false)?;
+    Ok(r.pos)
+}
+
 /// [`read_vocab`] on a file, reading only as much of it as the metadata takes (8 MiB first, then
 /// four times more until the metadata parses or the whole file is read), not the weights.
 pub(crate) fn read_vocab_file(path: &Path) -> Result<GgufVocab> {

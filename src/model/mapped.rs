@@ -7,6 +7,7 @@
 
 use super::convert::{DType, RawTensor};
 use super::QuantType;
+use crate::aligned::SharedBytes;
 use crate::{Error, Result};
 use memmap2::Mmap;
 use std::path::Path;
@@ -74,7 +75,7 @@ impl Maps {
         let (map, offset) = self.find(t.data)?;
         let row_bytes = t.data.len().checked_div(rows)?;
         (row_bytes * rows == t.data.len()).then(|| MappedRows {
-            map: map.clone(),
+            map: map.clone() as SharedBytes,
             offset,
             rows,
             row_bytes,
@@ -89,7 +90,7 @@ impl Maps {
 /// on lookup exactly as the loaders convert a whole table (kept as it is if quantized; a float
 /// table quantized to Q8_0 row by row, which is what quantizing the whole table gives).
 pub(crate) struct MappedRows {
-    map: Arc<Mmap>,
+    map: SharedBytes,
     offset: usize,
     rows: usize,
     row_bytes: usize,
@@ -99,6 +100,46 @@ pub(crate) struct MappedRows {
 }
 
 impl MappedRows {
+    /// `rows` rows of `k` values of `dtype` at `offset` in `owner`; an error if they do not fit.
+    pub(crate) fn new(
+        owner: SharedBytes,
+        offset: usize,
+        rows: usize,
+        k: usize,
+        dtype: DType,
+        name: &str,
+    ) -> Result<MappedRows> {
+        let row_bytes = super::convert::byte_size(dtype, k).filter(|&b| b > 0);
+        let fits = row_bytes
+            .and_then(|rb| rb.checked_mul(rows))
+            .and_then(|len| offset.checked_add(len))
+            .is_some_and(|end| end <= (*owner).as_ref().len());
+        match row_bytes {
+            Some(row_bytes) if fits && rows > 0 => Ok(MappedRows {
+                map: owner,
+                offset,
+                rows,
+                row_bytes,
+                k,
+                dtype,
+                name: name.to_string(),
+            }),
+            _ => Err(Error::Format(format!(
+                "{name}: {rows} rows of {k} values of {dtype:?} do not fit at offset {offset}"
+            ))),
+        }
+    }
+
+    /// The element type of the table.
+    pub(crate) fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The bytes of the table.
+    pub(crate) fn data(&self) -> &[u8] {
+        &(*self.map).as_ref()[self.offset..self.offset + self.bytes()]
+    }
+
     /// The type rows are read in (a float table's: Q8_0).
     pub(crate) fn quant_type(&self) -> QuantType {
         match self.dtype {
@@ -127,7 +168,7 @@ impl MappedRows {
             name: self.name.clone(),
             dtype: self.dtype,
             shape: vec![1, self.k],
-            data: &self.map[start..start + self.row_bytes],
+            data: &(*self.map).as_ref()[start..start + self.row_bytes],
         };
         t.to_quant(1, self.k, QuantType::Q8_0)?
             .dequantize_row(self.k, 0, out)

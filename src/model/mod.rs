@@ -22,6 +22,7 @@ mod gguf;
 mod mapped;
 mod packed;
 mod parts;
+mod prepacked;
 mod profile;
 mod random;
 mod safetensors;
@@ -36,6 +37,10 @@ pub use config::{Arch, Config};
 pub use generate::{Generator, Stop};
 pub use gguf::{load_gguf, load_gguf_bytes, load_gguf_bytes_with, load_gguf_with};
 pub use packed::Model;
+pub use prepacked::{
+    checksum as prepacked_checksum, pack_model, CONTAINER_VERSION, MAGIC as PREPACKED_MAGIC,
+    TENSOR_ALIGN,
+};
 pub use profile::{Op, OpTimes, Work};
 pub use safetensors::{
     load_safetensors_bytes, load_safetensors_bytes_with, load_safetensors_dir,
@@ -79,6 +84,12 @@ pub fn load(path: &Path) -> Result<ModelWeights> {
 
 /// [`load`] with explicit [`LoadOptions`].
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<ModelWeights> {
+    if prepacked::is_prepacked(path) {
+        return Err(crate::Error::Format(format!(
+            "{}: a pre-packed qkern file holds packed weights only: load it with Model::load",
+            path.display()
+        )));
+    }
     match folder_of(path) {
         Some(dir) => load_safetensors_dir_with(dir, options),
         None => load_gguf_with(path, options),

@@ -7,6 +7,7 @@
 //! each and their outputs are assembled into the same row layout ([`Linear`]). A tied output head
 //! doubles as the embedding table. The forward pass itself is in [`super::session`].
 
+use crate::aligned::AlignedBuf;
 use crate::parallel::ThreadPool;
 use crate::quant::{
     ActFormat, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
@@ -134,6 +135,47 @@ impl PackedTensor {
         })
     }
 
+    /// A matrix packed already (`n` rows of `k` values of type `ty`), used in place: `buf` must
+    /// have exactly the size packing gives ([`Packed::from_buf`]).
+    pub(super) fn from_buf(
+        kernels: &'static Kernels,
+        ty: QuantType,
+        buf: AlignedBuf,
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        Ok(match ty {
+            QuantType::Q4_0 => PackedTensor::Q4_0(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q8_0 => PackedTensor::Q8_0(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q4_1 => PackedTensor::Q4_1(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q5_0 => PackedTensor::Q5_0(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q5_1 => PackedTensor::Q5_1(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q4K => PackedTensor::Q4K(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q5K => PackedTensor::Q5K(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q6K => PackedTensor::Q6K(Packed::from_buf(kernels, buf, n, k)?),
+        })
+    }
+
+    /// The packed bytes.
+    pub(super) fn packed_data(&self) -> &[u8] {
+        match_packed!(self, p => p.packed_data())
+    }
+
+    /// Whether the packed bytes are used in place from a file mapping.
+    pub(super) fn is_shared(&self) -> bool {
+        match_packed!(self, p => p.is_shared())
+    }
+
+    /// Rows and row length.
+    pub(super) fn shape(&self) -> (usize, usize) {
+        match_packed!(self, p => (p.n(), p.k()))
+    }
+
+    /// Name of the matmul implementation (identifies the packed layout, with its version).
+    pub(super) fn kernel_name(&self) -> &'static str {
+        match_packed!(self, p => p.kernel_name())
+    }
+
     pub(super) fn quant_type(&self) -> QuantType {
         fn ty<F: TensorFormat>(_: &Packed<F>) -> QuantType {
             F::TYPE
@@ -251,6 +293,38 @@ impl Linear {
             mats,
             needs_k,
         })
+    }
+
+    /// A linear layer of matrices packed already: one of all `cols` rows, or one per part.
+    pub(super) fn from_mats(cols: Vec<usize>, mats: Vec<PackedTensor>) -> Result<Linear> {
+        let n: usize = cols.iter().sum();
+        let ok = match &mats[..] {
+            [one] => one.shape().0 == n,
+            _ => mats.len() == cols.len() && mats.iter().zip(&cols).all(|(m, &c)| m.shape().0 == c),
+        };
+        if !ok || cols.is_empty() {
+            return Err(Error::Format(format!(
+                "a linear layer of parts {cols:?} stored as {} matrices of rows {:?}",
+                mats.len(),
+                mats.iter().map(|m| m.shape().0).collect::<Vec<_>>()
+            )));
+        }
+        let needs_k = mats.iter().any(|m| m.act_format() == ActFormat::Q8_256);
+        Ok(Linear {
+            cols,
+            mats,
+            needs_k,
+        })
+    }
+
+    /// Output columns of each part.
+    pub(super) fn cols(&self) -> &[usize] {
+        &self.cols
+    }
+
+    /// The packed matrices.
+    pub(super) fn mats(&self) -> &[PackedTensor] {
+        &self.mats
     }
 
     /// Row `row` of the weight dequantized into `out` (`k` values).
@@ -587,6 +661,11 @@ impl Model {
             Embedding::Table(t) => t.quant_type(),
             Embedding::Mapped(m) => m.quant_type(),
         }
+    }
+
+    /// Where token embeddings are read from.
+    pub(super) fn embedding(&self) -> &Embedding {
+        &self.embedding
     }
 
     /// A new sequence.

@@ -30,7 +30,15 @@ impl Model {
     /// process holds the packed weights plus about one tensor of the file; afterwards, the
     /// packed weights and (for an untied model) the pages of the token embedding that lookups
     /// touched, which are clean file pages the system may drop.
+    ///
+    /// A pre-packed file (written by [`super::pack_model`], `qkern pack`; recognised by its
+    /// magic) is mapped read-only and used in place, zero copy: it must be packed for `tier`
+    /// (an error otherwise), and `options` do not apply (its types were chosen when it was
+    /// packed).
     pub fn load(path: &Path, options: &LoadOptions, tier: Tier, threads: usize) -> Result<Model> {
+        if super::prepacked::is_prepacked(path) {
+            return super::prepacked::load(path, tier, threads);
+        }
         let kernels = Kernels::for_tier(tier)?;
         match super::folder_of(path) {
             Some(dir) => super::safetensors::with_dir_tensors(dir, |config, tensors, maps| {
