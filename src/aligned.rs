@@ -18,6 +18,8 @@ pub(crate) struct AlignedBuf {
     store: Store,
 }
 
+// `Shared` is made by the pre-packed model files only.
+#[cfg_attr(not(feature = "model"), allow(dead_code))]
 #[derive(Clone)]
 enum Store {
     Owned(Vec<Line>),
@@ -48,6 +50,7 @@ impl AlignedBuf {
 
     /// Bytes `start .. start + len` of `owner`, used in place; `None` unless that range lies in
     /// `owner`, starts at a 64-byte-aligned address and is a multiple of 64 long.
+    #[cfg_attr(not(feature = "model"), allow(dead_code))]
     pub(crate) fn shared(owner: SharedBytes, start: usize, len: usize) -> Option<Self> {
         let bytes = (*owner).as_ref();
         let range = bytes.get(start..start.checked_add(len)?)?;
@@ -60,6 +63,7 @@ impl AlignedBuf {
     }
 
     /// Whether the bytes are borrowed from [`SharedBytes`].
+    #[cfg_attr(not(feature = "model"), allow(dead_code))]
     pub(crate) fn is_shared(&self) -> bool {
         matches!(self.store, Store::Shared { .. })
     }

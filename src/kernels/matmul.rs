@@ -75,6 +75,7 @@ impl<F: WeightFormat> Packed<F> {
     /// bytes themselves may be anything (every byte pattern is a valid packed matrix of some
     /// blocks); where they come from must make them the intended ones (a pre-packed model file
     /// checks its tier and layout version).
+    #[cfg_attr(not(feature = "model"), allow(dead_code))]
     pub(crate) fn from_buf(
         kernels: &'static Kernels,
         buf: AlignedBuf,
@@ -100,11 +101,13 @@ impl<F: WeightFormat> Packed<F> {
     }
 
     /// The packed bytes (for writing them to a file).
+    #[cfg_attr(not(feature = "model"), allow(dead_code))]
     pub(crate) fn packed_data(&self) -> &[u8] {
         self.buf.bytes()
     }
 
     /// Whether the packed bytes are used in place from shared read-only bytes (a file mapping).
+    #[cfg_attr(not(feature = "model"), allow(dead_code))]
     pub(crate) fn is_shared(&self) -> bool {
         self.buf.is_shared()
     }
@@ -181,6 +184,7 @@ pub fn kernel_name<F: WeightFormat>(tier: Tier) -> Result<&'static str> {
 /// that cannot be packed). The layouts do not expose their size, so this packs zero blocks of that
 /// shape once (a temporary of about two matrices) and remembers the answer per tier, format and
 /// shape.
+#[cfg_attr(not(feature = "model"), allow(dead_code))]
 pub(crate) fn packed_len<F: WeightFormat>(
     kernels: &'static Kernels,
     n: usize,

@@ -66,6 +66,9 @@ pub(crate) enum Blocks<'a> {
     Borrowed(QuantType, &'a [u8]),
     /// Quantized from a float type.
     Owned(QuantTensor),
+    /// Quantized from a float type into an anonymous mapping of its own (`len` bytes of blocks),
+    /// which goes back to the system whole when dropped (see `packed.rs`, `pack_parts`).
+    Anon(QuantType, memmap2::MmapMut, usize),
 }
 
 impl Blocks<'_> {
@@ -74,6 +77,7 @@ impl Blocks<'_> {
         match self {
             Blocks::Borrowed(t, _) => *t,
             Blocks::Owned(q) => q.quant_type(),
+            Blocks::Anon(t, _, _) => *t,
         }
     }
 
@@ -82,6 +86,7 @@ impl Blocks<'_> {
         match self {
             Blocks::Borrowed(_, b) => b,
             Blocks::Owned(q) => q.bytes(),
+            Blocks::Anon(_, m, len) => &m[..*len],
         }
     }
 }
@@ -178,13 +183,37 @@ impl<'a> RawTensor<'a> {
                 F::into_tensor(bytemuck::pod_collect_to_vec::<u8, F>(data))
             }),
             Blocks::Owned(q) => q,
+            Blocks::Anon(t, m, len) => with_format!(t, F => {
+                F::into_tensor(bytemuck::pod_collect_to_vec::<u8, F>(&m[..len]))
+            }),
         })
+    }
+
+    /// [`RawTensor::to_blocks`], a float tensor quantized into an anonymous mapping
+    /// ([`Blocks::Anon`]) rather than the heap.
+    pub(crate) fn to_blocks_anon(
+        &self,
+        n: usize,
+        k: usize,
+        float_to: QuantType,
+    ) -> Result<Blocks<'a>> {
+        self.convert_blocks(n, k, float_to, true)
     }
 
     /// [`RawTensor::to_quant`] without copying a native tensor: its file bytes are returned as
     /// they are ([`Blocks::Borrowed`]); a float tensor is quantized into a new tensor (one tensor's
     /// worth of memory, made one row at a time).
     pub(crate) fn to_blocks(&self, n: usize, k: usize, float_to: QuantType) -> Result<Blocks<'a>> {
+        self.convert_blocks(n, k, float_to, false)
+    }
+
+    fn convert_blocks(
+        &self,
+        n: usize,
+        k: usize,
+        float_to: QuantType,
+        anon: bool,
+    ) -> Result<Blocks<'a>> {
         self.matrix(n, k)?;
         if let Some(t) = native(self.dtype) {
             return Ok(Blocks::Borrowed(t, self.data));
@@ -196,6 +225,20 @@ impl<'a> RawTensor<'a> {
                     "{:?} quantized to {float_to}, which has no quantizer",
                     self.dtype
                 ),
+            });
+        }
+        if anon {
+            return with_format!(float_to, F => {
+                self.check_rows::<F>(k)?;
+                let len = n * k / F::BLOCK_VALUES * std::mem::size_of::<F>();
+                let mut m = memmap2::MmapMut::map_anon(len.max(1)).map_err(|e| {
+                    Error::Io(format!("a temporary of {len} bytes for {:?}: {e}", self.name))
+                })?;
+                // A mapping starts on a page boundary: aligned for any block type.
+                let out = bytemuck::try_cast_slice_mut::<u8, F>(&mut m[..len])
+                    .map_err(|e| Error::Io(format!("a misaligned temporary: {e}")))?;
+                self.quantize_rows_into(k, out)?;
+                Ok(Blocks::Anon(float_to, m, len))
             });
         }
         with_format!(float_to, F => self.quantize_rows::<F>(n, k)).map(Blocks::Owned)
@@ -224,6 +267,14 @@ impl<'a> RawTensor<'a> {
 
     /// Decodes the matrix row by row and quantizes each row to `F`.
     fn quantize_rows<F: TensorFormat>(&self, n: usize, k: usize) -> Result<QuantTensor> {
+        self.check_rows::<F>(k)?;
+        let mut out = vec![F::zeroed(); n * k / F::BLOCK_VALUES];
+        self.quantize_rows_into(k, &mut out)?;
+        Ok(F::into_tensor(out))
+    }
+
+    /// Checks that rows of `k` values are whole blocks of `F`.
+    fn check_rows<F: TensorFormat>(&self, k: usize) -> Result<()> {
         if !k.is_multiple_of(F::BLOCK_VALUES) {
             return Err(Error::Format(format!(
                 "tensor {:?}: row length {k} is not a multiple of the {} block size {}",
@@ -232,13 +283,17 @@ impl<'a> RawTensor<'a> {
                 F::BLOCK_VALUES
             )));
         }
-        let mut out = vec![F::zeroed(); n * k / F::BLOCK_VALUES];
+        Ok(())
+    }
+
+    /// Quantizes the rows of `k` values (as many as `out` holds) into `out`.
+    fn quantize_rows_into<F: TensorFormat>(&self, k: usize, out: &mut [F]) -> Result<()> {
         let mut row = vec![0f32; k];
         for (r, o) in out.chunks_exact_mut(k / F::BLOCK_VALUES).enumerate() {
             self.decode(r * k, &mut row)?;
             F::quantize(&row, o)?;
         }
-        Ok(F::into_tensor(out))
+        Ok(())
     }
 }
 

@@ -174,3 +174,15 @@ impl MappedRows {
             .dequantize_row(self.k, 0, out)
     }
 }
+
+/// Gives the heap's free memory back to the system after a load. glibc keeps freed blocks in its
+/// heap once a large block was freed (its mmap threshold then rises), so the temporaries of a load
+/// would otherwise stay resident as anonymous memory; other allocators return large blocks
+/// themselves.
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases memory the allocator holds free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -222,7 +222,7 @@ pub(super) struct Linear {
 /// Rows of the output head packed as one matrix: the head is packed (and, when streamed from a
 /// file, its file pages released) this many rows at a time, so no more than one chunk of the
 /// file is resident at once. A multiple of every tier's column tile.
-pub(super) const HEAD_CHUNK_ROWS: usize = 16384;
+pub(super) const HEAD_CHUNK_ROWS: usize = 8192;
 
 impl Linear {
     /// Packs `parts` (part `i` has `cols[i]` rows of `k` values) as one matrix when they share a

@@ -36,6 +36,17 @@ impl Model {
     /// (an error otherwise), and `options` do not apply (its types were chosen when it was
     /// packed).
     pub fn load(path: &Path, options: &LoadOptions, tier: Tier, threads: usize) -> Result<Model> {
+        let m = Self::load_untrimmed(path, options, tier, threads);
+        super::mapped::trim_heap();
+        m
+    }
+
+    fn load_untrimmed(
+        path: &Path,
+        options: &LoadOptions,
+        tier: Tier,
+        threads: usize,
+    ) -> Result<Model> {
         if super::prepacked::is_prepacked(path) {
             return super::prepacked::load(path, tier, threads);
         }
@@ -166,8 +177,8 @@ pub(crate) fn build_model(
         k: usize,
         to: QuantType,
     ) -> Result<Blocks<'a>> {
-        let b = t.to_blocks(n, k, to)?;
-        if matches!(b, Blocks::Owned(_)) {
+        let b = t.to_blocks_anon(n, k, to)?;
+        if !matches!(b, Blocks::Borrowed(..)) {
             maps.release(t.data);
         }
         Ok(b)
