@@ -96,6 +96,24 @@ fn packed_files_run_in_place_and_match_their_source() {
 }
 
 #[test]
+fn every_tier_round_trips() {
+    for src in [
+        dir("qwen2_tied").join("model-q4_0.gguf"),
+        dir("qwen2_gqa_hd128").join("model-q4_k_m.gguf"),
+        dir("qwen2_untied"),
+    ] {
+        for tier in Tier::available() {
+            let (path, _) = packed(&src, tier, &format!("t-{tier}.qkern"));
+            let want = Model::load(&src, &LoadOptions::default(), tier, 1).unwrap();
+            let got = Model::load(&path, &LoadOptions::default(), tier, 1).unwrap();
+            assert_eq!(got.tier(), tier);
+            assert!(got.weights_in_place());
+            assert_eq!(logits(&got), logits(&want), "{tier} {}", src.display());
+        }
+    }
+}
+
+#[test]
 fn packed_file_carries_the_tokenizer() {
     // A folder: the tied test model with Qwen2.5's tokenizer.
     let d = tmp("with-tokenizer");

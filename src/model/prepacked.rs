@@ -789,7 +789,12 @@ impl Model {
 
     /// Whether the packed weights are used in place from a pre-packed file's mapping.
     pub fn weights_in_place(&self) -> bool {
-        self.head.mats().iter().all(PackedTensor::is_shared)
+        let linears = self
+            .layers
+            .iter()
+            .flat_map(|l| [&l.wqkv, &l.wo, &l.wgu, &l.wdown])
+            .chain([&self.head]);
+        linears.flat_map(|l| l.mats()).all(PackedTensor::is_shared)
     }
 }
 
