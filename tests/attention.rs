@@ -60,6 +60,11 @@ fn stored(x: &[f32], dtype: KvDtype) -> Vec<f32> {
     match dtype {
         KvDtype::F32 => x.to_vec(),
         KvDtype::F16 => x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
+        // Blocks of 32 of each position's head vector (head_dim is a multiple of 32).
+        KvDtype::I8 => r::quantize_activations(x)
+            .iter()
+            .flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d))
+            .collect(),
     }
 }
 
@@ -269,7 +274,10 @@ fn gqa_ratios(tier: Tier) {
         ),
     ];
     for (i, (s, t)) in shapes.iter().enumerate() {
-        for dtype in [KvDtype::F16, KvDtype::F32] {
+        for dtype in [KvDtype::F16, KvDtype::F32, KvDtype::I8] {
+            if dtype == KvDtype::I8 && s.d % 32 != 0 {
+                continue;
+            }
             chunked_prefill(tier, s, dtype, &[*t], 0x1000 + i as u64);
         }
     }
@@ -340,6 +348,14 @@ fn lengths_and_chunks(tier: Tier) {
         d: 64,
     };
     chunked_prefill(tier, &s, KvDtype::F16, &[5, 1, 4], 9);
+    // The int8 cache: lengths across tiles, chunks continuing the cache.
+    let s = Shape {
+        n_head: 4,
+        n_kv: 2,
+        d: 64,
+    };
+    chunked_prefill(tier, &s, KvDtype::I8, &[150], 11);
+    chunked_prefill(tier, &s, KvDtype::I8, &[1, 63, 1, 64, 65, 2, 40], 12);
     for t in [2, 3, 63, 65] {
         let s = Shape {
             n_head: 3,
@@ -432,6 +448,14 @@ fn decode_parallel(tier: Tier) {
             },
             KvDtype::F32,
         ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            KvDtype::I8,
+        ),
     ] {
         let total = KV_CHUNK + 45;
         let mut rng = Rng(0xdec0de);
@@ -498,6 +522,22 @@ per_tier_test!(decode_split_kv_vs_reference, crate::decode_parallel);
 fn bad_inputs(tier: Tier) {
     assert!(KvCache::new(1, 2, 24, 10, KvDtype::F16).is_err()); // head_dim not a multiple of 16
     assert!(KvCache::new(1, 2, 0, 10, KvDtype::F16).is_err());
+    assert!(KvCache::new(1, 2, 48, 10, KvDtype::I8).is_err()); // int8 blocks need 32 | head_dim
+                                                               // The int8 cache stores each position's head vectors in blocks of 32 (read back dequantized),
+                                                               // in 1.125 bytes per value.
+    let mut c = KvCache::with_tier(2, 2, 64, 70, KvDtype::I8, tier).unwrap();
+    assert_eq!(c.bytes(), 2 * 2 * 2 * 128 * 64 * 9 / 8);
+    let mut rng = Rng(3);
+    let (k, v) = (rng.vec(67 * 128, 3.0), rng.vec(67 * 128, 0.5));
+    c.write(1, 0, &k, &v).unwrap();
+    let (ks, vs) = (stored(&k, KvDtype::I8), stored(&v, KvDtype::I8));
+    for pos in [0, 1, 63, 64, 66] {
+        for g in 0..2 {
+            let at = (pos * 2 + g) * 64;
+            assert_eq!(c.read(1, pos, g, false).unwrap(), ks[at..at + 64]);
+            assert_eq!(c.read(1, pos, g, true).unwrap(), vs[at..at + 64]);
+        }
+    }
     assert!(KvCache::new(0, 2, 64, 10, KvDtype::F16).is_err());
     assert!(KvCache::new(1, 2, 64, 0, KvDtype::F16).is_err());
     assert!(KvCache::new(1 << 20, 1 << 20, 64, 1 << 20, KvDtype::F16).is_err()); // overflow

@@ -94,3 +94,47 @@ fn activation_edge_blocks(tier: Tier) {
 }
 
 per_tier_test!(activation_edge_blocks_exact, super::activation_edge_blocks);
+
+/// The same for the `Q8_256` quantizer (blocks of 256 with per-16 sums): zeros, halfway ties
+/// (amax 127, so `d` = 1), huge and tiny scales, infinities and NaN.
+fn activation_edge_blocks_k(tier: Tier) {
+    use qkern::quant::ActFormat;
+    let mut x = vec![0f32; 256];
+    x.extend((0..256).map(|i| match i {
+        0 => 127.0,
+        _ if i % 2 == 0 => (i % 126) as f32 + 0.5,
+        _ => -((i % 126) as f32 + 0.5),
+    }));
+    let mut rng = Rng(7);
+    for scale in [3.4e38f32, 1e-30, 3.6e-37, 1e-38, 1e-40, 1e-45, 1.0] {
+        x.extend(rng.vec(256, 1.0).iter().map(|v| v * scale));
+    }
+    x.extend((0..256).map(|i| match i % 50 {
+        5 => f32::INFINITY,
+        9 => f32::NEG_INFINITY,
+        11 => f32::NAN,
+        _ => i as f32,
+    }));
+    x.extend((0..256).map(|i| if i == 200 { f32::NAN } else { i as f32 - 99.5 }));
+    for m in [1usize, 2, 3] {
+        let k = x.len() / m / 256 * 256;
+        let rows = &x[..m * k];
+        let mut a = QuantizedActivations::with_tier(tier).unwrap();
+        a.set_formats(&[ActFormat::Q8_256]).unwrap();
+        a.quantize(rows, m, k).unwrap();
+        let (got, want) = (a.blocks_k(), r::quantize_activations_k(rows));
+        assert_eq!(got.len(), want.len());
+        for (b, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                (g.d.to_bits(), g.qs, g.bsums),
+                (w.d.to_bits(), w.qs, w.bsums),
+                "tier {tier} m={m} block {b}"
+            );
+        }
+    }
+}
+
+per_tier_test!(
+    activation_edge_blocks_k_exact,
+    super::activation_edge_blocks_k
+);

@@ -1,10 +1,10 @@
 //! `qkern`: benchmark and run Qwen models with qkern's kernels.
 //!
 //! ```text
-//! qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile] [--quant Q]
-//! qkern logits   --model PATH --tokens 1,2,3 [--all] [--decode-tokens 5,6,7] --out FILE [--threads N] [--tier T] [--quant Q]
-//! qkern generate --model PATH (--prompt TEXT [--chat] [--system TEXT] [--no-think] | --tokens 1,2,3) [-n 32] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
-//! qkern chat     --model PATH [--system TEXT] [--no-think] [-n 512] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
+//! qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile] [--quant Q] [--kv T]
+//! qkern logits   --model PATH --tokens 1,2,3 [--all] [--decode-tokens 5,6,7] --out FILE [--threads N] [--tier T] [--quant Q] [--kv T]
+//! qkern generate --model PATH (--prompt TEXT [--chat] [--system TEXT] [--no-think] | --tokens 1,2,3) [-n 32] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
+//! qkern chat     --model PATH [--system TEXT] [--no-think] [-n 512] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
 //! qkern tokenize --model PATH --text TEXT
 //! qkern pack     MODEL -o FILE.qkern [--tier T] [--quant Q]
 //! ```
@@ -15,10 +15,10 @@
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, keep their type); for the random model, the type of its linear weights.
 
 use qkern::model::{
-    pack_model, ChatFormat, ChatMessage, Config, LoadOptions, Model, ModelWeights, Op, OpTimes,
-    QuantType, Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
+    pack_model, ChatFormat, ChatMessage, Config, Generator, LoadOptions, Model, ModelWeights, Op,
+    OpTimes, QuantType, Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
 };
-use qkern::Tier;
+use qkern::{KvDtype, Tier};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage:
-  qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile] [--quant Q]
-  qkern logits   --model PATH --tokens 1,2,3 [--all] [--decode-tokens 5,6,7] --out FILE [--threads N] [--tier T] [--quant Q]
-  qkern generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--no-think] [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
-  qkern generate --model PATH --tokens 1,2,3 [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
-  qkern chat     --model PATH [--system TEXT] [--no-think] [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q]
+  qkern bench    [--model PATH] [--threads N] [--prompt N] [--decode N] [--reps N] [--tier T] [--chunk N] [--profile] [--quant Q] [--kv T]
+  qkern logits   --model PATH --tokens 1,2,3 [--all] [--decode-tokens 5,6,7] --out FILE [--threads N] [--tier T] [--quant Q] [--kv T]
+  qkern generate --model PATH --prompt TEXT [--chat] [--system TEXT] [--no-think] [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
+  qkern generate --model PATH --tokens 1,2,3 [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
+  qkern chat     --model PATH [--system TEXT] [--no-think] [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
   qkern tokenize --model PATH --text TEXT
   qkern pack     MODEL -o FILE.qkern [--tier T] [--quant Q]
 SAMPLING: --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S (default: greedy)
@@ -56,12 +56,14 @@ the folder's tokenizer.json.
 --quant q4_0|q8_0 (default q4_0): type float linear weights are quantized to at load; quantized
 tensors of a file (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) keep their type. For the random
 model: the type of its linear weights. bench prints the types the model runs.
---threads defaults to the available parallelism; --tier lowers the kernel tier (also QKERN_TIER).";
+--threads defaults to the available parallelism; --tier lowers the kernel tier (also QKERN_TIER).
+--kv f16|f32|i8 (default f16): KV cache type; i8 is blocks of 32 with a scale (0.56x of f16).";
 
 /// Parsed command-line options (every command takes the subset it needs).
 #[derive(Default)]
 struct Args {
     model: Option<PathBuf>,
+    kv: KvDtype,
     threads: Option<usize>,
     prompt: Option<usize>,
     decode: Option<usize>,
@@ -134,6 +136,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--chunk",
             "--profile",
             "--quant",
+            "--kv",
         ],
         "logits" => &[
             "--model",
@@ -144,6 +147,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--threads",
             "--tier",
             "--quant",
+            "--kv",
         ],
         "generate" => &[
             "--model",
@@ -157,6 +161,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--threads",
             "--tier",
             "--quant",
+            "--kv",
         ],
         "chat" => &[
             "--model",
@@ -167,6 +172,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--threads",
             "--tier",
             "--quant",
+            "--kv",
         ],
         "tokenize" => &["--model", "--text"],
         "pack" => &["--model", "-o", "--out", "--tier", "--quant"],
@@ -232,6 +238,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--tokens" => a.tokens = Some(parse_tokens(flag, v)?),
             "--out" | "-o" => a.out = Some(PathBuf::from(v)),
             "-n" => a.n = Some(parse_num(flag, v)?),
+            "--kv" => a.kv = v.parse().map_err(|e| format!("--kv: {e}"))?,
             "--quant" => {
                 let known = || {
                     let names: Vec<_> = QuantType::QUANTIZABLE.iter().map(|t| t.name()).collect();
@@ -254,6 +261,19 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
     }
     Sampler::new(a.sampling.clone()).map_err(|e| e.to_string())?;
     Ok(a)
+}
+
+/// Writes the generator's text pieces to stdout as they come, then a newline.
+fn stream(g: &mut Generator<'_, '_>) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    for piece in g.by_ref() {
+        let piece = piece.map_err(|e| e.to_string())?;
+        out.write_all(piece.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| format!("writing the output: {e}"))?;
+    }
+    let _ = writeln!(out);
+    Ok(())
 }
 
 fn threads(a: &Args) -> usize {
@@ -346,6 +366,7 @@ fn logits(a: &Args) -> Result<(), String> {
     let mut s = model
         .session(SessionOptions {
             capacity: Some(tokens.len() + steps.len()),
+            kv_dtype: a.kv,
             ..SessionOptions::default()
         })
         .map_err(|e| e.to_string())?;
@@ -444,20 +465,14 @@ fn generate(a: &Args) -> Result<(), String> {
     let mut s = model
         .session(SessionOptions {
             capacity: Some(ctx),
+            kv_dtype: a.kv,
             ..SessionOptions::default()
         })
         .map_err(|e| e.to_string())?;
     let mut g = s
         .generate(&tok, &ids, sampler(a, 0)?, n)
         .map_err(|e| e.to_string())?;
-    let mut out = std::io::stdout().lock();
-    for piece in g.by_ref() {
-        let piece = piece.map_err(|e| e.to_string())?;
-        out.write_all(piece.as_bytes())
-            .and_then(|_| out.flush())
-            .map_err(|e| format!("writing the output: {e}"))?;
-    }
-    let _ = writeln!(out);
+    stream(&mut g)?;
     let (np, tp) = g.prefill_stats();
     let (nd, td) = g.decode_stats();
     eprintln!(
@@ -483,6 +498,7 @@ fn generate_ids(a: &Args) -> Result<(), String> {
     let mut s = model
         .session(SessionOptions {
             capacity: Some(a.ctx.unwrap_or(tokens.len() + n)),
+            kv_dtype: a.kv,
             ..SessionOptions::default()
         })
         .map_err(|e| e.to_string())?;
@@ -515,6 +531,7 @@ fn chat(a: &Args) -> Result<(), String> {
     let mut s = model
         .session(SessionOptions {
             capacity: Some(ctx),
+            kv_dtype: a.kv,
             ..SessionOptions::default()
         })
         .map_err(|e| e.to_string())?;
@@ -522,7 +539,6 @@ fn chat(a: &Args) -> Result<(), String> {
     let mut last: Option<(Option<Stop>, Option<u32>)> = None;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let mut out = std::io::stdout().lock();
     let mut turn = 0u64;
     let mut line = Vec::new();
     loop {
@@ -574,13 +590,7 @@ fn chat(a: &Args) -> Result<(), String> {
         let mut g = s
             .generate(&tok, &ids, sampler(a, turn)?, n)
             .map_err(|e| e.to_string())?;
-        for piece in g.by_ref() {
-            let piece = piece.map_err(|e| e.to_string())?;
-            out.write_all(piece.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| format!("writing the output: {e}"))?;
-        }
-        let _ = writeln!(out);
+        stream(&mut g)?;
         let (np, tp) = g.prefill_stats();
         let (nd, td) = g.decode_stats();
         eprintln!("[prefill: {}; decode: {}]", rate(np, tp), rate(nd, td));
@@ -853,10 +863,10 @@ fn bench(a: &Args) -> Result<(), String> {
         capacity: Some(max_prompt + n_decode + 1),
         chunk: a.chunk.unwrap_or(SessionOptions::default().chunk),
         profile: true,
-        ..SessionOptions::default()
+        kv_dtype: a.kv,
     };
     let mut s = model.session(opts).map_err(|e| e.to_string())?;
-    println!("  KV cache {:.1} MiB", mib(s.kv_bytes() as u64));
+    println!("  KV cache {:.1} MiB ({})", mib(s.kv_bytes() as u64), a.kv);
     let mut last_logits = Vec::new();
     for &n in &prompts {
         let tokens = prompt_tokens(n, c.vocab, n as u64);

@@ -188,11 +188,27 @@ macro_rules! f32_ops {
 }
 pub(crate) use f32_ops;
 
+/// The whole key and value storage of a cache (every layer and KV head), as stored: f16 or f32
+/// tiles the paths read directly ([`Tile`]), or int8 that the driver dequantizes per tile into
+/// f32 first. Int8 values come in blocks of 32 along the head dimension with an f32 scale per
+/// position and block: key scales per tile `[d / 32][KV_TILE]` (transposed like the keys), value
+/// scales `[position][d / 32]`; a head's scales start at its value offset / 32.
+#[derive(Clone, Copy)]
+pub(crate) enum Stored<'a> {
+    Tile(Tile<'a>),
+    I8 {
+        kt: &'a [i8],
+        v: &'a [i8],
+        ks: &'a [f32],
+        vs: &'a [f32],
+    },
+}
+
 /// The key and value storage of one cache layer, as the driver reads it.
 #[derive(Clone, Copy)]
 pub(crate) struct KvView<'a> {
     /// The whole key and value storage of the cache (every layer and KV head).
-    pub store: Tile<'a>,
+    pub store: Stored<'a>,
     /// Offset of the layer's KV head 0 in `store`; head `g` starts at `layer_base + g * head_stride`.
     /// Keys: tiles of `head_dim x KV_TILE` (transposed); values: `position x head_dim`.
     pub layer_base: usize,

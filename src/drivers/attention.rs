@@ -14,7 +14,7 @@
 //!   `O = sum O_c e^(m_c - M) / L`.
 
 use crate::contract::attention::{
-    AttnKernel, AttnPath, F32Ops, Mask, Problem, SharedOut, Stats, Tile, KV_TILE,
+    AttnKernel, AttnPath, F32Ops, Mask, Problem, SharedOut, Stats, Stored, Tile, KV_TILE,
 };
 use crate::contract::ops::exp_f32;
 use crate::parallel::ThreadPool;
@@ -171,6 +171,9 @@ pub(crate) struct Scratch {
     p: Vec<f32>,
     kbuf: Vec<f32>,
     vbuf: Vec<f32>,
+    /// An int8 cache's key and value tiles, dequantized.
+    kq: Vec<f32>,
+    vq: Vec<f32>,
     /// `rows x d` output accumulator, then `m`, `l` and `corr` per row.
     pub o: Vec<f32>,
     pub m: Vec<f32>,
@@ -244,14 +247,45 @@ unsafe fn block<K: AttnKernel>(
         let off = base + ts * d;
         let kt_len = nk.next_multiple_of(KV_TILE) * d;
         let tile = match p.kv.store {
-            Tile::F16 { kt, v } => Tile::F16 {
+            Stored::Tile(Tile::F16 { kt, v }) => Tile::F16 {
                 kt: &kt[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
-            Tile::F32 { kt, v } => Tile::F32 {
+            Stored::Tile(Tile::F32 { kt, v }) => Tile::F32 {
                 kt: &kt[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
+            Stored::I8 { kt, v, ks, vs } => {
+                // Key tile `tt` of the head keeps its scales at `(base + tt * 64 d) / 32`, as
+                // `[d / 32][64]`; value row `j` at `(base + j d) / 32`, as `[d / 32]`.
+                let (kq, vq) = (&mut sc.kq, &mut sc.vq);
+                grow(kq, kt_len);
+                grow(vq, nk * d);
+                for (c, kc) in kq[..kt_len].chunks_exact_mut(KV_TILE).enumerate() {
+                    let (i, tt) = (c % d, c / d);
+                    let src = &kt[off + c * KV_TILE..][..KV_TILE];
+                    let scales = &ks[(off + tt * KV_TILE * d) / 32 + (i / 32) * KV_TILE..];
+                    for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
+                        *o = q as f32 * s;
+                    }
+                }
+                for (j, row) in vq[..nk * d].chunks_exact_mut(d).enumerate() {
+                    let src = &v[off + j * d..][..d];
+                    let scales = &vs[(off + j * d) / 32..][..d / 32];
+                    for (o32, (q32, &s)) in row
+                        .chunks_exact_mut(32)
+                        .zip(src.chunks_exact(32).zip(scales))
+                    {
+                        for (o, &q) in o32.iter_mut().zip(q32) {
+                            *o = q as f32 * s;
+                        }
+                    }
+                }
+                Tile::F32 {
+                    kt: &kq[..kt_len],
+                    v: &vq[..nk * d],
+                }
+            }
         };
         let kbuf = bytemuck::cast_slice_mut(&mut sc.kbuf[..]);
         let vbuf = bytemuck::cast_slice_mut(&mut sc.vbuf[..]);

@@ -17,7 +17,9 @@
 //! The buffer ends with [`TAIL_PAD`] spare bytes so that a kernel may address a row-1 half
 //! (pointer + 8) with full 16-byte loads.
 
-use crate::quant::{quantize_activation_block, ActBlock, QK};
+use crate::quant::{
+    quantize_activation_block, quantize_activation_block_k, ActBlock, ActBlockK, QK, QK_K,
+};
 use core::arch::aarch64::*;
 
 /// Row pairs per group (16 rows).
@@ -162,5 +164,59 @@ fn quantize_block_neon(x: &[f32; QK]) -> (f32, [u8; QK]) {
             (d.to_bits(), qs)
         );
         (d, qs)
+    }
+}
+
+/// Quantizes row `i` of an `m x k` matrix into plain `ActBlockK`s (the `Q8_256` activations of
+/// the three tiers; the layout is the scalar one).
+pub(crate) fn quantize_row_k(x: &[f32], i: usize, _m: usize, k: usize, out: &mut [u8]) {
+    let kb = k / QK_K;
+    let bytes = &mut out[..(i + 1) * kb * size_of::<ActBlockK>()];
+    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(bytes)[i * kb..];
+    for (o, xb) in row.iter_mut().zip(x.chunks_exact(QK_K)) {
+        quantize_block_k_neon(xb.try_into().expect("chunk of 256"), o);
+    }
+}
+
+/// [`quantize_activation_block_k`] into `b` with NEON, bit-identical (the same operations as
+/// [`quantize_block_neon`], over 256 values, and the per-16 sums with `addv`).
+fn quantize_block_k_neon(x: &[f32; QK_K], b: &mut ActBlockK) {
+    // SAFETY: NEON is part of the aarch64 baseline; every load reads inside `x` (64 x 4 floats)
+    // and every store writes inside `b.qs` (16 x 16 bytes).
+    unsafe {
+        let p = x.as_ptr();
+        // Four running maxima (named, so that they stay in registers).
+        let (mut m0, mut m1, mut m2, mut m3) = (
+            vdupq_n_f32(0.0),
+            vdupq_n_f32(0.0),
+            vdupq_n_f32(0.0),
+            vdupq_n_f32(0.0),
+        );
+        for j in (0..64).step_by(4) {
+            m0 = vmaxnmq_f32(m0, vabsq_f32(vld1q_f32(p.add(4 * j))));
+            m1 = vmaxnmq_f32(m1, vabsq_f32(vld1q_f32(p.add(4 * j + 4))));
+            m2 = vmaxnmq_f32(m2, vabsq_f32(vld1q_f32(p.add(4 * j + 8))));
+            m3 = vmaxnmq_f32(m3, vabsq_f32(vld1q_f32(p.add(4 * j + 12))));
+        }
+        let amax = vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(m0, m1), vmaxnmq_f32(m2, m3)));
+        let d = amax / 127.0;
+        let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+        let id = if id.is_finite() { id } else { 0.0 };
+        b.d = d;
+        for s in 0..16 {
+            // fcvtas: round half away from zero, NaN to 0, saturating like `as`.
+            let q: [int32x4_t; 4] = core::array::from_fn(|j| {
+                vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(p.add(16 * s + 4 * j)), id))
+            });
+            let sum = vaddq_s32(vaddq_s32(q[0], q[1]), vaddq_s32(q[2], q[3]));
+            b.bsums[s] = vaddvq_s32(sum) as i16;
+            let lo = vqmovn_s16(vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1])));
+            let hi = vqmovn_s16(vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3])));
+            vst1q_s8(b.qs.as_mut_ptr().add(16 * s), vcombine_s8(lo, hi));
+        }
+        debug_assert!({
+            let r = quantize_activation_block_k(x);
+            (r.d.to_bits(), r.qs, r.bsums) == (b.d.to_bits(), b.qs, b.bsums)
+        });
     }
 }

@@ -16,7 +16,7 @@
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
-use crate::quant::{ActBlock, BlockQ4_0};
+use crate::quant::{ActBlock, ActBlockK, BlockQ4_0};
 use crate::Tier;
 
 pub(crate) mod act;
@@ -47,6 +47,7 @@ pub(crate) fn table(tier: Tier) -> &'static Kernels {
 static NEON: Kernels = Kernels {
     tier: Tier::Neon,
     act: &ACT_KERNEL,
+    act_k: &ACT_KERNEL_K,
     q4_0: &NEON_Q4,
     q8_0: &matmul_q8::Q8_NEON,
     q4_1: &formats::Q4_1_NEON,
@@ -57,13 +58,13 @@ static NEON: Kernels = Kernels {
     q6_k: &formats::Q6_K_NEON,
     ops: &ops::NEON,
     attn: attention::NEON_SELECT,
-    ..crate::arch::scalar::PORTABLE
 };
 
 /// The `NeonDot` table; `NeonI8mm` is the same with its SMMLA kernels.
 const DOT: Kernels = Kernels {
     tier: Tier::NeonDot,
     act: &ACT_KERNEL,
+    act_k: &ACT_KERNEL_K,
     q4_0: &DOT_Q4,
     q8_0: &matmul_q8::Q8_DOT,
     q4_1: &formats::Q4_1_DOT,
@@ -74,7 +75,6 @@ const DOT: Kernels = Kernels {
     q6_k: &formats::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
-    ..crate::arch::scalar::PORTABLE
 };
 
 static NEON_DOT: Kernels = DOT;
@@ -92,6 +92,14 @@ static ACT_KERNEL: ActKernel<ActBlock> = ActKernel {
     quantize_row: act::quantize_row,
     unpack: act::unpack,
     plain: false,
+};
+
+/// `Q8_256` activations for the three tiers: the plain blocks, quantized with NEON.
+static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
+    size: crate::arch::scalar::matmul::plain_act_k_size,
+    quantize_row: act::quantize_row_k,
+    unpack: crate::arch::scalar::matmul::unpack_plain_acts_k,
+    plain: true,
 };
 
 fn pack_mmla(blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {

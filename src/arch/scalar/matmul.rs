@@ -50,7 +50,7 @@ pub(crate) static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
     plain: true,
 };
 
-fn plain_act_k_size(m: usize, k: usize) -> usize {
+pub(crate) fn plain_act_k_size(m: usize, k: usize) -> usize {
     m * (k / QK_K) * size_of::<ActBlockK>()
 }
 
@@ -64,7 +64,7 @@ fn quantize_row_plain_k(x: &[f32], i: usize, _m: usize, k: usize, out: &mut [u8]
     }
 }
 
-fn unpack_plain_acts_k(buf: &[u8], m: usize, k: usize) -> Vec<ActBlockK> {
+pub(crate) fn unpack_plain_acts_k(buf: &[u8], m: usize, k: usize) -> Vec<ActBlockK> {
     bytemuck::cast_slice::<u8, ActBlockK>(&buf[..plain_act_k_size(m, k)]).to_vec()
 }
 

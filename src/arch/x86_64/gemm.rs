@@ -28,8 +28,8 @@ use super::layout::{
     Q8,
 };
 use crate::contract::gemm::GemmArgs;
-use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 use crate::quant::{QK, QK_K};
+use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
 
 /// How far ahead GEMV tiles prefetch their weights, in bytes.
 const PREFETCH: usize = 2048;

@@ -38,7 +38,8 @@ pub(crate) mod ops;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::contract::Kernels;
 use crate::quant::{
-    ActBlock, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
+    ActBlock, ActBlockK, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8_0,
 };
 use crate::Tier;
 
@@ -55,6 +56,7 @@ pub(crate) fn table(tier: Tier) -> &'static Kernels {
 static AVX2: Kernels = Kernels {
     tier: Tier::Avx2,
     act: &ACT_KERNEL,
+    act_k: &ACT_KERNEL_K,
     q4_0: &Q4_AVX2,
     q4_k: &Q4K_AVX2,
     q4_1: &Q41_AVX2,
@@ -65,12 +67,12 @@ static AVX2: Kernels = Kernels {
     q8_0: &matmul_q8::Q8_AVX2,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
-    ..crate::arch::scalar::PORTABLE
 };
 
 static AVXVNNI: Kernels = Kernels {
     tier: Tier::AvxVnni,
     act: &ACT_KERNEL,
+    act_k: &ACT_KERNEL_K,
     q4_0: &Q4_AVXVNNI,
     q5_0: &Q5_AVXVNNI,
     q4_k: &Q4K_AVXVNNI,
@@ -81,12 +83,12 @@ static AVXVNNI: Kernels = Kernels {
     q8_0: &Q8_AVXVNNI,
     ops: &ops::AVX2,
     attn: attention::AVX2_SELECT,
-    ..crate::arch::scalar::PORTABLE
 };
 
 static AVX512VNNI: Kernels = Kernels {
     tier: Tier::Avx512Vnni,
     act: &ACT_KERNEL,
+    act_k: &ACT_KERNEL_K,
     q4_0: &Q4_AVX512VNNI,
     q8_0: &Q8_AVX512VNNI,
     q5_0: &Q5_AVX512VNNI,
@@ -97,7 +99,6 @@ static AVX512VNNI: Kernels = Kernels {
     q6_k: &Q6K_AVX512VNNI,
     ops: &ops::AVX512,
     attn: attention::AVX512_SELECT,
-    ..crate::arch::scalar::PORTABLE
 };
 
 /// One activation layout for every x86_64 tier (see `layout`).
@@ -106,6 +107,14 @@ static ACT_KERNEL: ActKernel<ActBlock> = ActKernel {
     quantize_row: quant::quantize_row,
     unpack: layout::unpack_acts,
     plain: false,
+};
+
+/// `Q8_256` activations for every x86_64 tier: the plain blocks, quantized with AVX2.
+static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
+    size: crate::arch::scalar::matmul::plain_act_k_size,
+    quantize_row: quant::quantize_row_k,
+    unpack: crate::arch::scalar::matmul::unpack_plain_acts_k,
+    plain: true,
 };
 
 /// The weight kernels: one line each (static, block type, name, column group width, packing,

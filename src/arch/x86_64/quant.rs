@@ -1,6 +1,7 @@
-//! The AVX2 activation quantizer for the x86_64 activation layout (see `layout`).
+//! The AVX2 activation quantizers: `Q8_32` into the x86_64 activation layout (see `layout`), and
+//! `Q8_256` into plain `ActBlockK`s (with the per-16 sums).
 //!
-//! Bit-identical to [`quantize_activation_block`]: the same f32 operations in the same order where
+//! Bit-identical to [`quantize_activation_block`] and [`quantize_activation_block_k`]: the same f32 operations in the same order where
 //! order matters.
 //! * absmax: `vmaxps(|x|, m)` returns `m` when `|x|` is NaN, so NaN is ignored like `f32::max`;
 //!   max is exact and order-free on non-NaN values without signed zeros (`|x|` has none).
@@ -15,7 +16,7 @@
 use super::layout::{self, ACT_CORR, ACT_D, ACT_REC};
 #[cfg(debug_assertions)]
 use crate::quant::quantize_activation_block;
-use crate::quant::QK;
+use crate::quant::{quantize_activation_block_k, ActBlockK, QK, QK_K};
 use core::arch::x86_64::*;
 
 /// Quantizes row `i` of an `m x k` matrix into the x86_64 activation layout (the `ActKernel`
@@ -42,40 +43,14 @@ pub(super) fn quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u
 #[target_feature(enable = "avx2")]
 unsafe fn quantize_row_avx2(x: &[f32], row: &mut [u8]) {
     debug_assert!(row.len().is_multiple_of(ACT_REC) && x.len() == row.len() / ACT_REC * QK);
-    let sign = _mm256_set1_ps(-0.0);
-    let half = _mm256_set1_ps(0.5);
-    let one = _mm256_set1_ps(1.0);
-    // After packing, 4-byte group `j` of the 32 bytes holds elements of vector `j % 4`,
-    // lane-half `j / 4`; this puts them back in element order.
-    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (xb, rec) in x.chunks_exact(QK).zip(row.chunks_exact_mut(ACT_REC)) {
         let p = xb.as_ptr();
         // SAFETY: `xb` has 32 f32 (4 unaligned loads of 8); `rec` has 40 bytes (one 32-byte
         // store, two 4-byte stores at ACT_D = 32 and ACT_CORR = 36). AVX2 per this fn's contract.
         unsafe {
             let v: [__m256; 4] = core::array::from_fn(|j| _mm256_loadu_ps(p.add(8 * j)));
-            let mut m = _mm256_setzero_ps();
-            for &vj in &v {
-                m = _mm256_max_ps(_mm256_andnot_ps(sign, vj), m);
-            }
-            let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-            let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-            let m1 = _mm_max_ss(m2, _mm_movehdup_ps(m2));
-            let amax = _mm_cvtss_f32(m1);
-            let d = amax / 127.0;
-            let id = if d == 0.0 { 0.0 } else { 1.0 / d };
-            let id = if id.is_finite() { id } else { 0.0 };
-            let vid = _mm256_set1_ps(id);
-            let q: [__m256i; 4] = core::array::from_fn(|j| {
-                let s = _mm256_mul_ps(v[j], vid);
-                let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(s);
-                let r = _mm256_andnot_ps(sign, _mm256_sub_ps(s, t));
-                let up = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(r, half), one);
-                let q = _mm256_add_ps(t, _mm256_or_ps(up, _mm256_and_ps(s, sign)));
-                // NaN (ordered compare false) -> 0.
-                let q = _mm256_and_ps(q, _mm256_cmp_ps::<_CMP_ORD_Q>(s, s));
-                _mm256_cvttps_epi32(q)
-            });
+            let d = scale(absmax(&v));
+            let q = round(&v, inverse(d));
             let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
             let s4 = _mm_add_epi32(
                 _mm256_castsi256_si128(sum),
@@ -84,11 +59,8 @@ unsafe fn quantize_row_avx2(x: &[f32], row: &mut [u8]) {
             let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
             let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<0b01>(s2));
             let total = _mm_cvtsi128_si32(s1);
-            let p01 = _mm256_packs_epi32(q[0], q[1]);
-            let p23 = _mm256_packs_epi32(q[2], q[3]);
-            let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
             let o = rec.as_mut_ptr();
-            _mm256_storeu_si256(o.cast(), bytes);
+            _mm256_storeu_si256(o.cast(), bytes(q));
             o.add(ACT_D).cast::<f32>().write_unaligned(d);
             o.add(ACT_CORR).cast::<i32>().write_unaligned(-8 * total);
             #[cfg(debug_assertions)]
@@ -98,6 +70,143 @@ unsafe fn quantize_row_avx2(x: &[f32], row: &mut [u8]) {
                 assert_eq!((r.d.to_bits(), r.qs), (d.to_bits(), qs));
             }
         }
+    }
+}
+
+/// Quantizes row `i` of an `m x k` matrix into plain `ActBlockK`s (the `Q8_256` activation
+/// kernel of every x86_64 tier; the layout is the scalar one).
+pub(super) fn quantize_row_k(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
+    let kb = k / QK_K;
+    let bytes = &mut out[..(i + 1) * kb * size_of::<ActBlockK>()];
+    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(bytes)[i * kb..];
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        // Not reached (see `quantize_row`); the scalar rule keeps this wrapper sound on its own.
+        let _ = m;
+        for (o, xb) in row.iter_mut().zip(x.chunks_exact(QK_K)) {
+            *o = quantize_activation_block_k(xb.try_into().expect("chunk of 256"));
+        }
+        return;
+    }
+    let x = &x[..kb * QK_K];
+    // SAFETY: AVX2 is available (checked above); `x` holds `kb` blocks of 256 values and `row`
+    // `kb` blocks (both sliced to exactly that above, which panics otherwise).
+    unsafe { quantize_row_k_avx2(x, row) }
+}
+
+/// # Safety
+/// The CPU supports AVX2; `x.len() == row.len() * QK_K`.
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_row_k_avx2(x: &[f32], row: &mut [ActBlockK]) {
+    debug_assert_eq!(x.len(), row.len() * QK_K);
+    for (xb, o) in x.chunks_exact(QK_K).zip(row.iter_mut()) {
+        let p = xb.as_ptr();
+        // SAFETY: `xb` has 256 f32, read as 32 unaligned vectors of 8; the stores go to `o`'s
+        // 256 values (8 stores of 32 bytes). AVX2 per this fn's contract.
+        unsafe {
+            let mut m = [_mm256_setzero_ps(); 4];
+            for j in 0..32 {
+                // Four running maxima of |x| (NaN ignored as in `absmax`), then their maximum.
+                let a = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_loadu_ps(p.add(8 * j)));
+                m[j % 4] = _mm256_max_ps(a, m[j % 4]);
+            }
+            let d = scale(absmax(&m));
+            let id = inverse(d);
+            o.d = d;
+            for c in 0..8 {
+                let v: [__m256; 4] =
+                    core::array::from_fn(|j| _mm256_loadu_ps(p.add(32 * c + 8 * j)));
+                let q = round(&v, id);
+                _mm256_storeu_si256(o.qs.as_mut_ptr().add(32 * c).cast(), bytes(q));
+                // Sums of values 32 c .. + 16 (vectors 0, 1) and + 16 .. + 32 (vectors 2, 3).
+                let h =
+                    _mm256_hadd_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+                let h = _mm256_hadd_epi32(h, h);
+                let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+                o.bsums[2 * c] = _mm_cvtsi128_si32(s) as i16;
+                o.bsums[2 * c + 1] = _mm_extract_epi32::<1>(s) as i16;
+            }
+            #[cfg(debug_assertions)]
+            {
+                let r = quantize_activation_block_k(xb.try_into().expect("256 values"));
+                assert_eq!(
+                    (r.d.to_bits(), r.qs, r.bsums),
+                    (o.d.to_bits(), o.qs, o.bsums)
+                );
+            }
+        }
+    }
+}
+
+/// The largest `|x|` over the lanes of `v` (a NaN is ignored, see the module notes).
+#[inline(always)]
+unsafe fn absmax(v: &[__m256]) -> f32 {
+    // SAFETY: register operations; AVX2 per the caller's target features.
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        for &vj in v {
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, vj), m);
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let m1 = _mm_max_ss(m2, _mm_movehdup_ps(m2));
+        _mm_cvtss_f32(m1)
+    }
+}
+
+/// `d = amax / 127`, as the rule.
+#[inline(always)]
+fn scale(amax: f32) -> f32 {
+    amax / 127.0
+}
+
+/// `1 / d`, or 0 where `d` is 0 or `1 / d` overflows, as the rule.
+#[inline(always)]
+fn inverse(d: f32) -> f32 {
+    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+    if id.is_finite() {
+        id
+    } else {
+        0.0
+    }
+}
+
+/// `round(v * id)`, half away from zero, NaN to 0, as i32 lanes (see the module notes).
+#[inline(always)]
+unsafe fn round(v: &[__m256; 4], id: f32) -> [__m256i; 4] {
+    // SAFETY: register operations; AVX2 per the caller's target features.
+    unsafe {
+        let sign = _mm256_set1_ps(-0.0);
+        let half = _mm256_set1_ps(0.5);
+        let one = _mm256_set1_ps(1.0);
+        let vid = _mm256_set1_ps(id);
+        // A loop, not `array::from_fn`: a closure here would not inherit the caller's features.
+        let mut out = [_mm256_setzero_si256(); 4];
+        for (o, &vj) in out.iter_mut().zip(v) {
+            let s = _mm256_mul_ps(vj, vid);
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(s);
+            let r = _mm256_andnot_ps(sign, _mm256_sub_ps(s, t));
+            let up = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GE_OQ>(r, half), one);
+            let q = _mm256_add_ps(t, _mm256_or_ps(up, _mm256_and_ps(s, sign)));
+            // NaN (ordered compare false) -> 0.
+            let q = _mm256_and_ps(q, _mm256_cmp_ps::<_CMP_ORD_Q>(s, s));
+            *o = _mm256_cvttps_epi32(q);
+        }
+        out
+    }
+}
+
+/// The 32 values of `q` (each at most 127 in magnitude) as bytes in element order.
+#[inline(always)]
+unsafe fn bytes(q: [__m256i; 4]) -> __m256i {
+    // SAFETY: register operations; AVX2 per the caller's target features.
+    unsafe {
+        // After packing, 4-byte group `j` of the 32 bytes holds elements of vector `j % 4`,
+        // lane-half `j / 4`; this puts them back in element order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let p01 = _mm256_packs_epi32(q[0], q[1]);
+        let p23 = _mm256_packs_epi32(q[2], q[3]);
+        _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order)
     }
 }
 
