@@ -49,7 +49,7 @@ RUSTFLAGS="${flags[*]}" CARGO_TARGET_DIR=$out \
 echo "built in $((SECONDS - start)) s"
 
 bins=$out/$host/fuzz-smoke
-for t in gguf_parse safetensors_parse kernels_diff; do
+for t in gguf_parse safetensors_parse prepacked_parse kernels_diff; do
   inputs=()
   for d in "fuzz/seeds/$t" "tests/data/fuzz/$t"; do
     [ -d "$d" ] && inputs+=("$d")
@@ -59,6 +59,7 @@ for t in gguf_parse safetensors_parse kernels_diff; do
   mkdir -p "$corpus" "$out/artifacts/$t"
   case $t in
     kernels_diff) max_len=32768 ;; # the largest shape reads ~25 KB
+    prepacked_parse) max_len=262144 ;; # tensors start at multiples of 16 KiB: the seed is 144 KiB
     *) max_len=16384 ;;
   esac
   echo "== fuzz $t: replay ${inputs[*]}, then ${secs} s"

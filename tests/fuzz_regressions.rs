@@ -1,7 +1,7 @@
 //! Replays the fuzz targets' seeds (`fuzz/seeds/TARGET/`) and minimized crash inputs
 //! (`tests/data/fuzz/TARGET/`) through the same entry points as `fuzz/fuzz_targets/`, so the normal
 //! test suite keeps them fixed: each parser input gives a model that validates, or an error, never
-//! a panic; each `kernels_diff` input passes the differential check of every host tier.
+//! a panic (a pre-packed file that loads runs); each `kernels_diff` input passes the differential check of every host tier.
 
 use qkern::model::{load_gguf_bytes, load_safetensors_bytes};
 use std::path::Path;
@@ -41,6 +41,32 @@ fn gguf_parse() {
         if let Ok(t) = qkern::model::Tokenizer::from_gguf_bytes(&data) {
             let ids = t.encode("Hello, <|im_start|>wörld 123\n");
             let _ = t.decode(&ids);
+        }
+    }
+}
+
+#[test]
+fn prepacked_parse() {
+    let inputs = inputs("prepacked_parse");
+    assert!(!inputs.is_empty(), "the pre-packed seed is missing");
+    for (name, data) in inputs {
+        for fix in [false, true] {
+            let mut v = data.clone();
+            if fix && v.len() >= 64 {
+                let len = u64::from_le_bytes(v[16..24].try_into().unwrap());
+                match usize::try_from(len).ok().and_then(|l| l.checked_add(64)) {
+                    Some(end) if end <= v.len() => {
+                        let sum = qkern::model::prepacked_checksum(&[&v[..32], &v[64..end]]);
+                        v[32..40].copy_from_slice(&sum.to_le_bytes());
+                    }
+                    _ => {}
+                }
+            }
+            if let Ok(m) = qkern::model::Model::from_prepacked_bytes(&v, qkern::Tier::Scalar, 1) {
+                let mut s = m.session(Default::default()).unwrap();
+                s.prefill(&[0, 1])
+                    .unwrap_or_else(|e| panic!("{name}: loads but does not run: {e}"));
+            }
         }
     }
 }

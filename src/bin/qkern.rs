@@ -6,15 +6,16 @@
 //! qkern generate --model PATH (--prompt TEXT [--chat] [--system TEXT] [--no-think] | --tokens 1,2,3) [-n 32] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
 //! qkern chat     --model PATH [--system TEXT] [--no-think] [-n 512] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
 //! qkern tokenize --model PATH --text TEXT
+//! qkern pack     MODEL -o FILE.qkern [--tier T] [--quant Q]
 //! ```
 //! SAMPLING: `--temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S` (default greedy).
-//! `PATH` is a GGUF file or a Hugging Face folder. `bench` without `--model` builds a model with
+//! `PATH` is a GGUF file, a Hugging Face folder or a pre-packed `.qkern` file (`qkern pack`). `bench` without `--model` builds a model with
 //! the exact Qwen2.5-0.5B shapes and seeded random weights in memory. `--quant q4_0|q8_0` is the
 //! type float linear weights are quantized to at load (quantized tensors of a file, Q4_0, Q8_0,
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, keep their type); for the random model, the type of its linear weights.
 
 use qkern::model::{
-    load_with, ChatFormat, ChatMessage, Config, Generator, LoadOptions, Model, ModelWeights, Op,
+    pack_model, ChatFormat, ChatMessage, Config, Generator, LoadOptions, Model, ModelWeights, Op,
     OpTimes, QuantType, Sampler, SamplerOptions, SessionOptions, Stop, Tokenizer,
 };
 use qkern::{KvDtype, Tier};
@@ -31,11 +32,15 @@ usage:
   qkern generate --model PATH --tokens 1,2,3 [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
   qkern chat     --model PATH [--system TEXT] [--no-think] [-n N] [SAMPLING] [--ctx N] [--threads N] [--tier T] [--quant Q] [--kv T]
   qkern tokenize --model PATH --text TEXT
+  qkern pack     MODEL -o FILE.qkern [--tier T] [--quant Q]
 SAMPLING: --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S (default: greedy)
 
-PATH is a .gguf file or a Hugging Face folder (config.json + *.safetensors).
+PATH is a .gguf file, a Hugging Face folder (config.json + *.safetensors) or a pre-packed .qkern file.
+pack writes MODEL's weights packed for one tier (default: this CPU's), its config and tokenizer
+into FILE, which every command then maps read-only and runs in place (for that tier only).
 bench without --model builds the Qwen2.5-0.5B shapes with seeded random Q4_0 weights in memory and
-reports prefill of 128 and 512 tokens (or --prompt N), decode, per-op times and peak memory;
+reports the load time, prefill of 128 and 512 tokens (or --prompt N), decode, per-op times, peak
+resident memory and resident memory split into anonymous and file-backed pages;
 --profile adds achieved GFLOP/s or GB/s per op kind and a per-layer table.
 logits writes raw f32 little-endian logits of the last position (--all: of every position), then,
 with --decode-tokens, those of each token fed one at a time through the decode path.
@@ -170,12 +175,17 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
             "--kv",
         ],
         "tokenize" => &["--model", "--text"],
+        "pack" => &["--model", "-o", "--out", "--tier", "--quant"],
         _ => return Err(format!("unknown command {cmd:?}")),
     };
     let sampling = matches!(cmd, "generate" | "chat");
     let mut a = Args::default();
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
+        if cmd == "pack" && !flag.starts_with('-') && a.model.is_none() {
+            a.model = Some(PathBuf::from(flag));
+            continue;
+        }
         let known =
             allowed.contains(&flag.as_str()) || (sampling && SAMPLING.contains(&flag.as_str()));
         if !known {
@@ -226,7 +236,7 @@ fn parse_args(cmd: &str, rest: &[String]) -> Result<Args, String> {
                 a.tier = Some(t)
             }
             "--tokens" => a.tokens = Some(parse_tokens(flag, v)?),
-            "--out" => a.out = Some(PathBuf::from(v)),
+            "--out" | "-o" => a.out = Some(PathBuf::from(v)),
             "-n" => a.n = Some(parse_num(flag, v)?),
             "--kv" => a.kv = v.parse().map_err(|e| format!("--kv: {e}"))?,
             "--quant" => {
@@ -274,10 +284,10 @@ fn threads(a: &Args) -> usize {
 fn load_model(a: &Args) -> Result<Model, String> {
     let path = a.model.as_ref().ok_or("--model is required")?;
     let options = LoadOptions { quant: a.quant };
-    let weights =
-        load_with(path, &options).map_err(|e| format!("loading {}: {e}", path.display()))?;
     let tier = a.tier.unwrap_or_else(Tier::active);
-    Model::new(weights, tier, threads(a)).map_err(|e| format!("preparing the model: {e}"))
+    // Packed straight from the file mapping: the weights are never held twice.
+    Model::load(path, &options, tier, threads(a))
+        .map_err(|e| format!("loading {}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -310,6 +320,7 @@ fn main() -> ExitCode {
         "generate" => generate(&a),
         "chat" => chat(&a),
         "tokenize" => tokenize(&a),
+        "pack" => pack(&a),
         _ => unreachable!("parse_args rejects unknown commands"),
     });
     match result {
@@ -322,6 +333,29 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn pack(a: &Args) -> Result<(), String> {
+    let src = a.model.as_ref().ok_or("MODEL is required")?;
+    let out = a.out.as_ref().ok_or("-o FILE is required")?;
+    let tier = a.tier.unwrap_or_else(Tier::active);
+    let options = LoadOptions { quant: a.quant };
+    let t0 = Instant::now();
+    let tok = pack_model(src, out, &options, tier)
+        .map_err(|e| format!("packing {}: {e}", src.display()))?;
+    let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}: {:.1} MiB packed for tier {tier}{} in {:.2} s",
+        out.display(),
+        mib(size),
+        if tok {
+            ", with the tokenizer"
+        } else {
+            ", no tokenizer"
+        },
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn logits(a: &Args) -> Result<(), String> {
@@ -607,6 +641,56 @@ fn peak_rss() -> Option<u64> {
     }
 }
 
+/// Resident memory now, as a phone sees it: "resident X MiB (anonymous A, file-backed F)" on
+/// Linux (`/proc/self/status` RssAnon / RssFile: anonymous pages are what an app is killed for,
+/// clean file-backed pages the system can drop); on macOS the physical footprint (the figure
+/// iOS limits) and its peak; elsewhere "not reported".
+fn memory_now() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        match (
+            proc_status("VmRSS"),
+            proc_status("RssAnon"),
+            proc_status("RssFile"),
+        ) {
+            (Some(r), Some(a), Some(f)) => format!(
+                "resident {:.1} MiB (anonymous {:.1} MiB, file-backed {:.1} MiB)",
+                mib(r),
+                mib(a),
+                mib(f)
+            ),
+            _ => "resident memory not reported".to_string(),
+        }
+    }
+    #[cfg(target_os = "macos")]
+    {
+        // SAFETY: `rusage_info_v4` is plain integers, for which all-zero bytes are a valid value.
+        let mut ri: libc::rusage_info_v4 = unsafe { std::mem::zeroed() };
+        // SAFETY: proc_pid_rusage writes one `rusage_info_v4` (the RUSAGE_INFO_V4 flavour) into
+        // `ri`, which we own and which is that type.
+        let rc = unsafe {
+            libc::proc_pid_rusage(
+                libc::getpid(),
+                libc::RUSAGE_INFO_V4,
+                (&mut ri as *mut libc::rusage_info_v4).cast(),
+            )
+        };
+        if rc != 0 {
+            return "resident memory not reported".to_string();
+        }
+        format!(
+            "physical footprint {:.1} MiB (peak {:.1} MiB), resident {:.1} MiB",
+            mib(ri.ri_phys_footprint),
+            mib(ri.ri_lifetime_max_phys_footprint),
+            mib(ri.ri_resident_size)
+        )
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        "resident memory split not reported on this OS".to_string()
+    }
+}
+
 /// CPU time used by the whole process so far (all threads), if the OS reports it.
 fn process_cpu() -> Option<Duration> {
     #[cfg(unix)]
@@ -733,10 +817,11 @@ fn bench(a: &Args) -> Result<(), String> {
             (m, "random weights, Qwen2.5-0.5B shapes".to_string())
         }
     };
+    let load_time = t0.elapsed();
     let c = model.config().clone();
     println!("model: {what}");
     println!(
-        "  {} layers, hidden {}, heads {}/{} x {}, ffn {}, vocab {}; tier {}, {} threads; packed weights {:.1} MiB, built in {:.2} s",
+        "  {} layers, hidden {}, heads {}/{} x {}, ffn {}, vocab {}; tier {}, {} threads; packed weights {:.1} MiB, loaded in {:.2} s",
         c.n_layers,
         c.hidden,
         c.n_head,
@@ -747,8 +832,15 @@ fn bench(a: &Args) -> Result<(), String> {
         model.tier(),
         model.threads(),
         mib(model.weight_bytes() as u64),
-        t0.elapsed().as_secs_f64()
+        load_time.as_secs_f64()
     );
+    if model.mapped_bytes() > 0 {
+        println!(
+            "  token embedding read in place from the file mapping ({:.1} MiB of the file)",
+            mib(model.mapped_bytes() as u64)
+        );
+    }
+    println!("  after loading: {}", memory_now());
     let types: Vec<String> = model
         .linear_types()
         .iter()
@@ -822,15 +914,9 @@ fn bench(a: &Args) -> Result<(), String> {
         print_breakdown(&format!("decode {n_decode}"), s.times(), t.wall, a.profile);
     }
     match peak_rss() {
-        Some(b) => println!(
-            "peak resident memory: {:.1} MiB (includes the plain weights while they are packed)",
-            mib(b)
-        ),
+        Some(b) => println!("peak resident memory: {:.1} MiB", mib(b)),
         None => println!("peak resident memory: not reported by this OS"),
     }
-    #[cfg(target_os = "linux")]
-    if let Some(b) = proc_status("VmRSS") {
-        println!("resident memory now: {:.1} MiB", mib(b));
-    }
+    println!("memory now: {}", memory_now());
     Ok(())
 }

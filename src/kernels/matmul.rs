@@ -70,6 +70,48 @@ impl<F: WeightFormat> Packed<F> {
         })
     }
 
+    /// Weights packed already for the tier of `kernels` (`n` rows of `k` values): `buf` must hold
+    /// exactly as many bytes as packing such a matrix gives ([`packed_len`]), else an error. The
+    /// bytes themselves may be anything (every byte pattern is a valid packed matrix of some
+    /// blocks); where they come from must make them the intended ones (a pre-packed model file
+    /// checks its tier and layout version).
+    #[cfg_attr(not(feature = "model"), allow(dead_code))]
+    pub(crate) fn from_buf(
+        kernels: &'static Kernels,
+        buf: AlignedBuf,
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        let want = packed_len::<F>(kernels, n, k)?;
+        if buf.bytes().len() != want {
+            return Err(Error::ShapeMismatch(format!(
+                "{} packed bytes for {n} x {k} {} weights of tier {}, expected {want}",
+                buf.bytes().len(),
+                F::NAME,
+                kernels.tier.name()
+            )));
+        }
+        Ok(Packed {
+            kernels,
+            n,
+            k,
+            buf,
+            _format: std::marker::PhantomData,
+        })
+    }
+
+    /// The packed bytes (for writing them to a file).
+    #[cfg_attr(not(feature = "model"), allow(dead_code))]
+    pub(crate) fn packed_data(&self) -> &[u8] {
+        self.buf.bytes()
+    }
+
+    /// Whether the packed bytes are used in place from shared read-only bytes (a file mapping).
+    #[cfg_attr(not(feature = "model"), allow(dead_code))]
+    pub(crate) fn is_shared(&self) -> bool {
+        self.buf.is_shared()
+    }
+
     fn kernel(&self) -> &'static WeightKernel<F> {
         F::kernel(self.kernels)
     }
@@ -136,6 +178,34 @@ impl<F: WeightFormat> Packed<F> {
 /// CPU lacks the tier.
 pub fn kernel_name<F: WeightFormat>(tier: Tier) -> Result<&'static str> {
     Ok(F::kernel(Kernels::for_tier(tier)?).name)
+}
+
+/// Bytes of `n x k` weights of format `F` packed for the tier of `kernels` (an error for a shape
+/// that cannot be packed). The layouts do not expose their size, so this packs zero blocks of that
+/// shape once (a temporary of about two matrices) and remembers the answer per tier, format and
+/// shape.
+#[cfg_attr(not(feature = "model"), allow(dead_code))]
+pub(crate) fn packed_len<F: WeightFormat>(
+    kernels: &'static Kernels,
+    n: usize,
+    k: usize,
+) -> Result<usize> {
+    type Key = (Tier, &'static str, usize, usize);
+    static SIZES: std::sync::Mutex<Vec<(Key, usize)>> = std::sync::Mutex::new(Vec::new());
+    let key = (kernels.tier, F::NAME, n, k);
+    let cached = |sizes: &Vec<(Key, usize)>| sizes.iter().find(|e| e.0 == key).map(|e| e.1);
+    if let Some(len) = cached(&SIZES.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(len);
+    }
+    let kb = blocks_of(k, F::BLOCK_LEN, "K")?;
+    check_weight_shape(n.saturating_mul(kb), n, k, F::BLOCK_LEN)?;
+    let zeros = vec![F::zeroed(); n * kb];
+    let len = (F::kernel(kernels).pack)(&zeros, n, k).bytes().len();
+    let mut sizes = SIZES.lock().unwrap_or_else(|e| e.into_inner());
+    if cached(&sizes).is_none() {
+        sizes.push((key, len));
+    }
+    Ok(len)
 }
 
 /// Checks what packing a weight matrix of any block format assumes: `n > 0`, `k` a non-zero

@@ -58,6 +58,39 @@ pub(crate) struct RawTensor<'a> {
     pub data: &'a [u8],
 }
 
+/// The blocks of a matrix in one [`QuantType`]: the file's own bytes (a native type, not copied)
+/// or a tensor quantized at load.
+pub(crate) enum Blocks<'a> {
+    /// Bytes of a file (or of a tensor), in the type's block layout, not necessarily aligned for
+    /// it.
+    Borrowed(QuantType, &'a [u8]),
+    /// Quantized from a float type.
+    Owned(QuantTensor),
+    /// Quantized from a float type into an anonymous mapping of its own (`len` bytes of blocks),
+    /// which goes back to the system whole when dropped (see `packed.rs`, `pack_parts`).
+    Anon(QuantType, memmap2::MmapMut, usize),
+}
+
+impl Blocks<'_> {
+    /// The block type.
+    pub(crate) fn quant_type(&self) -> QuantType {
+        match self {
+            Blocks::Borrowed(t, _) => *t,
+            Blocks::Owned(q) => q.quant_type(),
+            Blocks::Anon(t, _, _) => *t,
+        }
+    }
+
+    /// The bytes of the blocks.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Blocks::Borrowed(_, b) => b,
+            Blocks::Owned(q) => q.bytes(),
+            Blocks::Anon(_, m, len) => &m[..*len],
+        }
+    }
+}
+
 /// Drops leading dimensions of 1 (GGUF may store a vector as `[n, 1, 1]`, i.e. outermost 1s here).
 fn squeeze(s: &[usize]) -> &[usize] {
     let first = s
@@ -76,7 +109,7 @@ pub(crate) fn byte_size(dtype: DType, n: usize) -> Option<usize> {
     (n / bv).checked_mul(bb)
 }
 
-impl RawTensor<'_> {
+impl<'a> RawTensor<'a> {
     /// Checks the shape against `expected` (leading 1s ignored on both sides).
     pub(crate) fn expect_shape(&self, expected: &[usize]) -> Result<()> {
         if squeeze(&self.shape) != squeeze(expected) {
@@ -90,7 +123,7 @@ impl RawTensor<'_> {
 
     /// Decodes the values `start..start + out.len()` (a whole number of blocks) into f32, quantized
     /// types with the crate's reference dequantizers.
-    fn decode(&self, start: usize, out: &mut [f32]) -> Result<()> {
+    pub(crate) fn decode(&self, start: usize, out: &mut [f32]) -> Result<()> {
         let (bv, bb) = self.dtype.block();
         let src = &self.data[start / bv * bb..(start + out.len()) / bv * bb];
         match self.dtype {
@@ -129,7 +162,7 @@ impl RawTensor<'_> {
 
     /// Checks that the tensor is `[n, k]` with `k` a multiple of 32 and of its type's block length
     /// (256 for the K-quants).
-    fn matrix(&self, n: usize, k: usize) -> Result<()> {
+    pub(crate) fn matrix(&self, n: usize, k: usize) -> Result<()> {
         self.expect_shape(&[n, k])?;
         let block = self.dtype.block().0.max(QK);
         if !k.is_multiple_of(block) {
@@ -145,11 +178,45 @@ impl RawTensor<'_> {
     /// [`native`], else (a float type) quantized to `float_to` with the target's reference rule
     /// (an error if `float_to` has no quantizer, [`QuantType::can_quantize`]).
     pub(crate) fn to_quant(&self, n: usize, k: usize, float_to: QuantType) -> Result<QuantTensor> {
+        Ok(match self.to_blocks(n, k, float_to)? {
+            Blocks::Borrowed(t, data) => with_format!(t, F => {
+                F::into_tensor(bytemuck::pod_collect_to_vec::<u8, F>(data))
+            }),
+            Blocks::Owned(q) => q,
+            Blocks::Anon(t, m, len) => with_format!(t, F => {
+                F::into_tensor(bytemuck::pod_collect_to_vec::<u8, F>(&m[..len]))
+            }),
+        })
+    }
+
+    /// [`RawTensor::to_blocks`], a float tensor quantized into an anonymous mapping
+    /// ([`Blocks::Anon`]) rather than the heap.
+    pub(crate) fn to_blocks_anon(
+        &self,
+        n: usize,
+        k: usize,
+        float_to: QuantType,
+    ) -> Result<Blocks<'a>> {
+        self.convert_blocks(n, k, float_to, true)
+    }
+
+    /// [`RawTensor::to_quant`] without copying a native tensor: its file bytes are returned as
+    /// they are ([`Blocks::Borrowed`]); a float tensor is quantized into a new tensor (one tensor's
+    /// worth of memory, made one row at a time).
+    pub(crate) fn to_blocks(&self, n: usize, k: usize, float_to: QuantType) -> Result<Blocks<'a>> {
+        self.convert_blocks(n, k, float_to, false)
+    }
+
+    fn convert_blocks(
+        &self,
+        n: usize,
+        k: usize,
+        float_to: QuantType,
+        anon: bool,
+    ) -> Result<Blocks<'a>> {
         self.matrix(n, k)?;
         if let Some(t) = native(self.dtype) {
-            return Ok(with_format!(t, F => {
-                F::into_tensor(bytemuck::pod_collect_to_vec::<u8, F>(self.data))
-            }));
+            return Ok(Blocks::Borrowed(t, self.data));
         }
         if !float_to.can_quantize() {
             return Err(Error::UnsupportedType {
@@ -160,11 +227,54 @@ impl RawTensor<'_> {
                 ),
             });
         }
-        with_format!(float_to, F => self.quantize_rows::<F>(n, k))
+        if anon {
+            return with_format!(float_to, F => {
+                self.check_rows::<F>(k)?;
+                let len = n * k / F::BLOCK_VALUES * std::mem::size_of::<F>();
+                let mut m = memmap2::MmapMut::map_anon(len.max(1)).map_err(|e| {
+                    Error::Io(format!("a temporary of {len} bytes for {:?}: {e}", self.name))
+                })?;
+                // A mapping starts on a page boundary: aligned for any block type.
+                let out = bytemuck::try_cast_slice_mut::<u8, F>(&mut m[..len])
+                    .map_err(|e| Error::Io(format!("a misaligned temporary: {e}")))?;
+                self.quantize_rows_into(k, out)?;
+                Ok(Blocks::Anon(float_to, m, len))
+            });
+        }
+        with_format!(float_to, F => self.quantize_rows::<F>(n, k)).map(Blocks::Owned)
+    }
+
+    /// Rows `r0 .. r0 + rows` of an `[n, k]` matrix whose shape was checked
+    /// ([`RawTensor::to_blocks`] checks it); an error if they lie outside it.
+    pub(crate) fn rows(&self, k: usize, r0: usize, rows: usize) -> Result<RawTensor<'a>> {
+        let row_bytes = byte_size(self.dtype, k);
+        let range = row_bytes
+            .and_then(|rb| Some(r0.checked_mul(rb)?..(r0.checked_add(rows)?).checked_mul(rb)?));
+        let data = range.and_then(|r| self.data.get(r)).ok_or_else(|| {
+            Error::Format(format!(
+                "tensor {:?}: rows {r0}..{} of {k} values lie outside it",
+                self.name,
+                r0.saturating_add(rows)
+            ))
+        })?;
+        Ok(RawTensor {
+            name: self.name.clone(),
+            dtype: self.dtype,
+            shape: vec![rows, k],
+            data,
+        })
     }
 
     /// Decodes the matrix row by row and quantizes each row to `F`.
     fn quantize_rows<F: TensorFormat>(&self, n: usize, k: usize) -> Result<QuantTensor> {
+        self.check_rows::<F>(k)?;
+        let mut out = vec![F::zeroed(); n * k / F::BLOCK_VALUES];
+        self.quantize_rows_into(k, &mut out)?;
+        Ok(F::into_tensor(out))
+    }
+
+    /// Checks that rows of `k` values are whole blocks of `F`.
+    fn check_rows<F: TensorFormat>(&self, k: usize) -> Result<()> {
         if !k.is_multiple_of(F::BLOCK_VALUES) {
             return Err(Error::Format(format!(
                 "tensor {:?}: row length {k} is not a multiple of the {} block size {}",
@@ -173,13 +283,17 @@ impl RawTensor<'_> {
                 F::BLOCK_VALUES
             )));
         }
-        let mut out = vec![F::zeroed(); n * k / F::BLOCK_VALUES];
+        Ok(())
+    }
+
+    /// Quantizes the rows of `k` values (as many as `out` holds) into `out`.
+    fn quantize_rows_into<F: TensorFormat>(&self, k: usize, out: &mut [F]) -> Result<()> {
         let mut row = vec![0f32; k];
         for (r, o) in out.chunks_exact_mut(k / F::BLOCK_VALUES).enumerate() {
             self.decode(r * k, &mut row)?;
             F::quantize(&row, o)?;
         }
-        Ok(F::into_tensor(out))
+        Ok(())
     }
 }
 

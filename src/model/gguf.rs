@@ -6,6 +6,7 @@
 //! and shape is checked against the file before use; a problem is an [`Error::Format`] naming it.
 
 use super::convert::{build_weights, byte_size, DType, Names, Part, RawTensor};
+use super::mapped::Maps;
 use super::{Arch, Config, LoadOptions, ModelWeights, QuantType};
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -672,6 +673,13 @@ pub(crate) fn read_vocab(bytes: &[u8]) -> Result<GgufVocab> {
     g.vocab()
 }
 
+/// Bytes from the start of a GGUF file to the end of its metadata (what [`read_vocab`] needs).
+pub(crate) fn metadata_len(bytes: &[u8]) -> Result<usize> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    parse_metadata(&mut r, false)?;
+    Ok(r.pos)
+}
+
 /// [`read_vocab`] on a file, reading only as much of it as the metadata takes (8 MiB first, then
 /// four times more until the metadata parses or the whole file is read), not the weights.
 pub(crate) fn read_vocab_file(path: &Path) -> Result<GgufVocab> {
@@ -697,7 +705,7 @@ pub(crate) fn read_vocab_file(path: &Path) -> Result<GgufVocab> {
 }
 
 /// llama.cpp's tensor names.
-struct GgufNames;
+pub(crate) struct GgufNames;
 
 impl Names for GgufNames {
     fn token_embd(&self) -> &'static str {
@@ -754,17 +762,29 @@ pub fn load_gguf(path: &Path) -> Result<ModelWeights> {
 
 /// [`load_gguf`] with explicit [`LoadOptions`].
 pub fn load_gguf_with(path: &Path, options: &LoadOptions) -> Result<ModelWeights> {
-    let file =
-        std::fs::File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-    // SAFETY: the mapping is read-only and private to this function; the file must not be
-    // truncated or changed by another process while it is mapped (the usual memory-map caveat,
-    // which every mmap-based model loader shares). Every read is bounds-checked against its length.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-    let w = load_gguf_bytes_with(&map, options).map_err(|e| match e {
+    with_gguf_tensors(path, |config, tensors, _| {
+        build_weights(config, tensors, &GgufNames, options)
+    })
+}
+
+/// Maps the GGUF file `path` read-only, parses it and calls `f` with its configuration, its
+/// tensors (borrowing the mapping) and the mapping; a format error names the file.
+pub(crate) fn with_gguf_tensors<T>(
+    path: &Path,
+    f: impl FnOnce(Config, &mut HashMap<String, RawTensor<'_>>, &Maps) -> Result<T>,
+) -> Result<T> {
+    let mut maps = Maps::default();
+    let map = maps.open(path)?;
+    let run = || {
+        let g = parse(&map)?;
+        let config = g.config()?;
+        let mut tensors = g.raw_tensors()?;
+        // The metadata (the tokenizer's strings among it) is read: its pages can go.
+        maps.release(&map[..map.len() - g.data.len()]);
+        f(config, &mut tensors, &maps)
+    };
+    run().map_err(|e| match e {
         Error::Format(s) => Error::Format(format!("{}: {s}", path.display())),
         e => e,
-    });
-    drop(map);
-    w
+    })
 }

@@ -19,13 +19,16 @@ mod config;
 mod convert;
 mod generate;
 mod gguf;
+mod mapped;
 mod packed;
 mod parts;
+mod prepacked;
 mod profile;
 mod random;
 mod safetensors;
 mod sampler;
 mod session;
+mod stream;
 mod tokenizer;
 mod weights;
 
@@ -34,6 +37,10 @@ pub use config::{Arch, Config};
 pub use generate::{Generator, Stop};
 pub use gguf::{load_gguf, load_gguf_bytes, load_gguf_bytes_with, load_gguf_with};
 pub use packed::Model;
+pub use prepacked::{
+    checksum as prepacked_checksum, pack_model, CONTAINER_VERSION, MAGIC as PREPACKED_MAGIC,
+    TENSOR_ALIGN,
+};
 pub use profile::{Op, OpTimes, Work};
 pub use safetensors::{
     load_safetensors_bytes, load_safetensors_bytes_with, load_safetensors_dir,
@@ -77,22 +84,33 @@ pub fn load(path: &Path) -> Result<ModelWeights> {
 
 /// [`load`] with explicit [`LoadOptions`].
 pub fn load_with(path: &Path, options: &LoadOptions) -> Result<ModelWeights> {
+    if prepacked::is_prepacked(path) {
+        return Err(crate::Error::Format(format!(
+            "{}: a pre-packed qkern file holds packed weights only: load it with Model::load",
+            path.display()
+        )));
+    }
+    match folder_of(path) {
+        Some(dir) => load_safetensors_dir_with(dir, options),
+        None => load_gguf_with(path, options),
+    }
+}
+
+/// The Hugging Face folder `path` names ([`load`]'s rule), or `None` for a file read as GGUF.
+fn folder_of(path: &Path) -> Option<&Path> {
     if path.is_dir() {
-        return load_safetensors_dir_with(path, options);
+        return Some(path);
     }
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let in_folder = name == "config.json"
         || name.ends_with(".safetensors")
         || name.ends_with(".safetensors.index.json");
     match path.parent() {
-        Some(dir) if in_folder => load_safetensors_dir_with(
-            if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            },
-            options,
-        ),
-        _ => load_gguf_with(path, options),
+        Some(dir) if in_folder => Some(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        }),
+        _ => None,
     }
 }

@@ -7,6 +7,7 @@
 //! each and their outputs are assembled into the same row layout ([`Linear`]). A tied output head
 //! doubles as the embedding table. The forward pass itself is in [`super::session`].
 
+use crate::aligned::AlignedBuf;
 use crate::parallel::ThreadPool;
 use crate::quant::{
     ActFormat, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
@@ -14,8 +15,10 @@ use crate::quant::{
 use crate::{matmul_parallel, Kernels, Packed, QuantizedActivations};
 use crate::{Error, Result, Tier};
 
-use super::weights::{count_types, match_quant, TensorFormat};
-use super::{Config, LayerWeights, ModelWeights, QuantTensor, QuantType, Session, SessionOptions};
+use super::convert::Blocks;
+use super::mapped::MappedRows;
+use super::weights::{count_types, TensorFormat};
+use super::{Config, ModelWeights, QuantTensor, QuantType, Session, SessionOptions};
 
 /// A weight matrix packed for one tier, in one of the formats a [`QuantTensor`] holds.
 pub(super) enum PackedTensor {
@@ -46,19 +49,131 @@ macro_rules! match_packed {
     };
 }
 
+/// The blocks of one weight to pack: its type and bytes (a tensor's, or a file's own bytes, which
+/// need not be aligned for the block type).
+#[derive(Clone, Copy)]
+pub(super) struct Src<'a> {
+    pub(super) ty: QuantType,
+    pub(super) bytes: &'a [u8],
+}
+
+impl<'a> Src<'a> {
+    fn of(b: &'a Blocks<'_>) -> Self {
+        Src {
+            ty: b.quant_type(),
+            bytes: b.bytes(),
+        }
+    }
+}
+
+/// A tensor's blocks, borrowed.
+pub(super) fn borrow(t: &QuantTensor) -> Blocks<'_> {
+    Blocks::Borrowed(t.quant_type(), t.bytes())
+}
+
+/// Packs `parts` (bytes of blocks of `F`, concatenated: `n` rows of `k` values in all) as one
+/// matrix. A single part aligned for `F` is packed where it lies (a file mapping, say); otherwise
+/// the parts are gathered into one temporary (an anonymous mapping) first.
+fn pack_parts<F: TensorFormat>(
+    kernels: &'static Kernels,
+    parts: &[&[u8]],
+    n: usize,
+    k: usize,
+) -> Result<Packed<F>> {
+    let size = std::mem::size_of::<F>();
+    if parts.iter().any(|p| p.len() % size != 0) {
+        return Err(Error::Format(format!(
+            "{} weight bytes are not a whole number of {size}-byte blocks",
+            F::NAME
+        )));
+    }
+    if let [one] = parts {
+        if let Ok(blocks) = bytemuck::try_cast_slice::<u8, F>(one) {
+            return Packed::with_kernels(kernels, blocks, n, k);
+        }
+    }
+    // The temporary is an anonymous mapping of its own rather than a heap allocation: it goes
+    // back to the system whole when dropped. (With glibc, freeing a large heap block raises the
+    // allocator's mmap threshold, after which these temporaries and the packed buffers share the
+    // heap, and the holes the temporaries leave stay resident: about 120 MiB for a 1.5B model.)
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total == 0 {
+        return Packed::with_kernels(kernels, &[], n, k);
+    }
+    let mut tmp = memmap2::MmapMut::map_anon(total)
+        .map_err(|e| Error::Io(format!("a temporary of {total} bytes for packing: {e}")))?;
+    let mut at = 0;
+    for p in parts {
+        tmp[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    // A mapping starts on a page boundary, so it is aligned for any block type.
+    let blocks = bytemuck::try_cast_slice::<u8, F>(&tmp[..total])
+        .map_err(|e| Error::Io(format!("a temporary for packing is misaligned: {e}")))?;
+    Packed::with_kernels(kernels, blocks, n, k)
+}
+
 impl PackedTensor {
-    /// Packs `t` (`n` rows of `k` values) for the tier of `kernels`, keeping its format.
-    fn pack(kernels: &'static Kernels, t: &QuantTensor, n: usize, k: usize) -> Result<Self> {
-        Ok(match t {
-            QuantTensor::Q4_0(b) => PackedTensor::Q4_0(Packed::with_kernels(kernels, b, n, k)?),
-            QuantTensor::Q8_0(b) => PackedTensor::Q8_0(Packed::with_kernels(kernels, b, n, k)?),
-            QuantTensor::Q4_1(b) => PackedTensor::Q4_1(Packed::with_kernels(kernels, b, n, k)?),
-            QuantTensor::Q5_0(b) => PackedTensor::Q5_0(Packed::with_kernels(kernels, b, n, k)?),
-            QuantTensor::Q5_1(b) => PackedTensor::Q5_1(Packed::with_kernels(kernels, b, n, k)?),
-            QuantTensor::Q4K(b) => PackedTensor::Q4K(Packed::with_kernels(kernels, b, n, k)?),
-            QuantTensor::Q5K(b) => PackedTensor::Q5K(Packed::with_kernels(kernels, b, n, k)?),
-            QuantTensor::Q6K(b) => PackedTensor::Q6K(Packed::with_kernels(kernels, b, n, k)?),
+    /// Packs `parts` (blocks of type `ty`, concatenated: `n` rows of `k` values) for the tier of
+    /// `kernels`, keeping the type.
+    fn pack(
+        kernels: &'static Kernels,
+        ty: QuantType,
+        parts: &[&[u8]],
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        Ok(match ty {
+            QuantType::Q4_0 => PackedTensor::Q4_0(pack_parts(kernels, parts, n, k)?),
+            QuantType::Q8_0 => PackedTensor::Q8_0(pack_parts(kernels, parts, n, k)?),
+            QuantType::Q4_1 => PackedTensor::Q4_1(pack_parts(kernels, parts, n, k)?),
+            QuantType::Q5_0 => PackedTensor::Q5_0(pack_parts(kernels, parts, n, k)?),
+            QuantType::Q5_1 => PackedTensor::Q5_1(pack_parts(kernels, parts, n, k)?),
+            QuantType::Q4K => PackedTensor::Q4K(pack_parts(kernels, parts, n, k)?),
+            QuantType::Q5K => PackedTensor::Q5K(pack_parts(kernels, parts, n, k)?),
+            QuantType::Q6K => PackedTensor::Q6K(pack_parts(kernels, parts, n, k)?),
         })
+    }
+
+    /// A matrix packed already (`n` rows of `k` values of type `ty`), used in place: `buf` must
+    /// have exactly the size packing gives ([`Packed::from_buf`]).
+    pub(super) fn from_buf(
+        kernels: &'static Kernels,
+        ty: QuantType,
+        buf: AlignedBuf,
+        n: usize,
+        k: usize,
+    ) -> Result<Self> {
+        Ok(match ty {
+            QuantType::Q4_0 => PackedTensor::Q4_0(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q8_0 => PackedTensor::Q8_0(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q4_1 => PackedTensor::Q4_1(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q5_0 => PackedTensor::Q5_0(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q5_1 => PackedTensor::Q5_1(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q4K => PackedTensor::Q4K(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q5K => PackedTensor::Q5K(Packed::from_buf(kernels, buf, n, k)?),
+            QuantType::Q6K => PackedTensor::Q6K(Packed::from_buf(kernels, buf, n, k)?),
+        })
+    }
+
+    /// The packed bytes.
+    pub(super) fn packed_data(&self) -> &[u8] {
+        match_packed!(self, p => p.packed_data())
+    }
+
+    /// Whether the packed bytes are used in place from a file mapping.
+    pub(super) fn is_shared(&self) -> bool {
+        match_packed!(self, p => p.is_shared())
+    }
+
+    /// Rows and row length.
+    pub(super) fn shape(&self) -> (usize, usize) {
+        match_packed!(self, p => (p.n(), p.k()))
+    }
+
+    /// Name of the matmul implementation (identifies the packed layout, with its version).
+    pub(super) fn kernel_name(&self) -> &'static str {
+        match_packed!(self, p => p.kernel_name())
     }
 
     pub(super) fn quant_type(&self) -> QuantType {
@@ -75,11 +190,6 @@ impl PackedTensor {
     /// The activation format its matmul reads.
     fn act_format(&self) -> ActFormat {
         match_packed!(self, p => p.act_format())
-    }
-
-    /// Whether its input must be quantized in `Q8_256` (a K-quant).
-    pub(super) fn needs_k(&self) -> bool {
-        self.act_format() == ActFormat::Q8_256
     }
 
     fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
@@ -109,38 +219,35 @@ pub(super) struct Linear {
     needs_k: bool,
 }
 
-/// The parts' blocks concatenated (rows of the first, then of the second, ...), if they all have
-/// the type of the first.
-fn concat_same(parts: &[&QuantTensor]) -> Option<QuantTensor> {
-    fn cat<F: TensorFormat>(_first: &[F], parts: &[&QuantTensor]) -> Option<QuantTensor> {
-        let mut v = Vec::with_capacity(parts.iter().map(|p| p.blocks_len()).sum());
-        for p in parts {
-            v.extend_from_slice(p.blocks::<F>()?);
-        }
-        Some(F::into_tensor(v))
-    }
-    match_quant!(parts.first()?, b => cat(b, parts))
-}
+/// Rows of the output head packed as one matrix: the head is packed (and, when streamed from a
+/// file, its file pages released) this many rows at a time, so no more than one chunk of the
+/// file is resident at once. A multiple of every tier's column tile.
+pub(super) const HEAD_CHUNK_ROWS: usize = 8192;
 
 impl Linear {
-    /// Packs `parts` (part `i` has `cols[i]` rows of `k` values).
+    /// Packs `parts` (part `i` has `cols[i]` rows of `k` values) as one matrix when they share a
+    /// type, else one matrix per part.
     fn pack(
         kernels: &'static Kernels,
-        parts: &[&QuantTensor],
+        parts: &[Src<'_>],
         cols: &[usize],
         k: usize,
     ) -> Result<Linear> {
         let n = cols.iter().sum();
-        let mats = match parts {
-            [one] => vec![PackedTensor::pack(kernels, one, n, k)?],
-            _ => match concat_same(parts) {
-                Some(all) => vec![PackedTensor::pack(kernels, &all, n, k)?],
-                None => parts
-                    .iter()
-                    .zip(cols)
-                    .map(|(p, &c)| PackedTensor::pack(kernels, p, c, k))
-                    .collect::<Result<_>>()?,
-            },
+        let Some(first) = parts.first() else {
+            return Err(Error::ShapeMismatch(
+                "a linear layer without weights".into(),
+            ));
+        };
+        let mats = if parts.iter().all(|p| p.ty == first.ty) {
+            let bytes: Vec<&[u8]> = parts.iter().map(|p| p.bytes).collect();
+            vec![PackedTensor::pack(kernels, first.ty, &bytes, n, k)?]
+        } else {
+            parts
+                .iter()
+                .zip(cols)
+                .map(|(p, &c)| PackedTensor::pack(kernels, p.ty, &[p.bytes], c, k))
+                .collect::<Result<_>>()?
         };
         let needs_k = mats.iter().any(|m| m.act_format() == ActFormat::Q8_256);
         Ok(Linear {
@@ -148,6 +255,93 @@ impl Linear {
             mats,
             needs_k,
         })
+    }
+
+    /// Packs one weight of `n` rows of `k` values as matrices of at most `chunk` rows each:
+    /// `get(r0, rows)` gives the blocks of rows `r0 .. r0 + rows`, and `release` is called with
+    /// their bytes once they are packed.
+    pub(super) fn pack_rows<'a>(
+        kernels: &'static Kernels,
+        n: usize,
+        k: usize,
+        chunk: usize,
+        get: &mut dyn FnMut(usize, usize) -> Result<Blocks<'a>>,
+        release: &dyn Fn(&[u8]),
+    ) -> Result<Linear> {
+        if n == 0 || chunk == 0 {
+            return Err(Error::ShapeMismatch(format!(
+                "{n} rows packed {chunk} at a time"
+            )));
+        }
+        let (mut cols, mut mats) = (Vec::new(), Vec::new());
+        for r0 in (0..n).step_by(chunk) {
+            let rows = chunk.min(n - r0);
+            let b = get(r0, rows)?;
+            mats.push(PackedTensor::pack(
+                kernels,
+                b.quant_type(),
+                &[b.bytes()],
+                rows,
+                k,
+            )?);
+            cols.push(rows);
+            release(b.bytes());
+        }
+        let needs_k = mats.iter().any(|m| m.act_format() == ActFormat::Q8_256);
+        Ok(Linear {
+            cols,
+            mats,
+            needs_k,
+        })
+    }
+
+    /// A linear layer of matrices packed already: one of all `cols` rows, or one per part.
+    pub(super) fn from_mats(cols: Vec<usize>, mats: Vec<PackedTensor>) -> Result<Linear> {
+        let n: usize = cols.iter().sum();
+        let ok = match &mats[..] {
+            [one] => one.shape().0 == n,
+            _ => mats.len() == cols.len() && mats.iter().zip(&cols).all(|(m, &c)| m.shape().0 == c),
+        };
+        if !ok || cols.is_empty() {
+            return Err(Error::Format(format!(
+                "a linear layer of parts {cols:?} stored as {} matrices of rows {:?}",
+                mats.len(),
+                mats.iter().map(|m| m.shape().0).collect::<Vec<_>>()
+            )));
+        }
+        let needs_k = mats.iter().any(|m| m.act_format() == ActFormat::Q8_256);
+        Ok(Linear {
+            cols,
+            mats,
+            needs_k,
+        })
+    }
+
+    /// Output columns of each part.
+    pub(super) fn cols(&self) -> &[usize] {
+        &self.cols
+    }
+
+    /// The packed matrices.
+    pub(super) fn mats(&self) -> &[PackedTensor] {
+        &self.mats
+    }
+
+    /// Row `row` of the weight dequantized into `out` (`k` values).
+    fn dequantize_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        if let [one] = &self.mats[..] {
+            return one.dequantize_row(row, out);
+        }
+        let mut start = 0;
+        for (m, &c) in self.mats.iter().zip(&self.cols) {
+            if row < start + c {
+                return m.dequantize_row(row - start, out);
+            }
+            start += c;
+        }
+        Err(Error::ShapeMismatch(format!(
+            "row {row} outside N = {start}"
+        )))
     }
 
     /// Whether its input must be quantized in `Q8_256` too (a part is a K-quant; see
@@ -233,11 +427,13 @@ pub(super) struct Layer {
 }
 
 /// Where token embeddings are read from.
-enum Embedding {
+pub(super) enum Embedding {
     /// The tied output head (one copy for both uses).
     Head,
     /// An untied table, plain rows.
     Table(QuantTensor),
+    /// An untied table left in a read-only file mapping, read a row at a time.
+    Mapped(MappedRows),
 }
 
 /// A model ready to run: weights packed for one tier, and a thread pool.
@@ -247,32 +443,58 @@ pub struct Model {
     pub(super) pool: ThreadPool,
     pub(super) layers: Vec<Layer>,
     pub(super) output_norm: Vec<f32>,
-    pub(super) head: PackedTensor,
+    /// `vocab` rows, packed [`HEAD_CHUNK_ROWS`] rows per matrix.
+    pub(super) head: Linear,
     embedding: Embedding,
 }
 
+/// A layer's norms and biases (f32), kept as they are.
+pub(super) struct LayerVectors {
+    pub(super) attn_norm: Vec<f32>,
+    pub(super) bq: Option<Vec<f32>>,
+    pub(super) bk: Option<Vec<f32>>,
+    pub(super) bv: Option<Vec<f32>>,
+    pub(super) q_norm: Option<Vec<f32>>,
+    pub(super) k_norm: Option<Vec<f32>>,
+    pub(super) ffn_norm: Vec<f32>,
+}
+
 impl Layer {
-    fn pack(l: LayerWeights, c: &Config, kernels: &'static Kernels) -> Result<Layer> {
+    /// Packs the seven weights that `w(i)` gives (`i` = 0 to 6: wq, wk, wv, wo, w_gate, w_up,
+    /// w_down; each asked for once, when its matrix is packed), calling `release` with each
+    /// weight's bytes once they are packed.
+    pub(super) fn pack<'a>(
+        v: LayerVectors,
+        w: &mut dyn FnMut(usize) -> Result<Blocks<'a>>,
+        c: &Config,
+        kernels: &'static Kernels,
+        release: &dyn Fn(&[u8]),
+    ) -> Result<Layer> {
         let (h, q, kv, f) = (c.hidden, c.q_dim()?, c.kv_dim()?, c.ffn);
-        let wqkv = Linear::pack(kernels, &[&l.wq, &l.wk, &l.wv], &[q, kv, kv], h)?;
-        let bqkv = match (l.bq, l.bk, l.bv) {
+        let bqkv = match (v.bq, v.bk, v.bv) {
             (Some(bq), Some(bk), Some(bv)) => Some([bq, bk, bv].concat()),
             (None, None, None) => None,
             _ => return Err(Error::Format("some but not all q/k/v biases".into())),
         };
-        let wo = Linear::pack(kernels, &[&l.wo], &[h], q)?;
-        drop((l.wq, l.wk, l.wv, l.wo));
-        let wgu = Linear::pack(kernels, &[&l.w_gate, &l.w_up], &[f, f], h)?;
-        drop((l.w_gate, l.w_up));
-        let wdown = Linear::pack(kernels, &[&l.w_down], &[h], f)?;
+        let mut pack = |ids: &[usize], cols: &[usize], k: usize| {
+            let blocks = ids.iter().map(|&i| w(i)).collect::<Result<Vec<_>>>()?;
+            let parts: Vec<Src<'_>> = blocks.iter().map(Src::of).collect();
+            let m = Linear::pack(kernels, &parts, cols, k)?;
+            parts.iter().for_each(|p| release(p.bytes));
+            Ok::<_, Error>(m)
+        };
+        let wqkv = pack(&[0, 1, 2], &[q, kv, kv], h)?;
+        let wo = pack(&[3], &[h], q)?;
+        let wgu = pack(&[4, 5], &[f, f], h)?;
+        let wdown = pack(&[6], &[h], f)?;
         Ok(Layer {
-            attn_norm: l.attn_norm,
+            attn_norm: v.attn_norm,
             wqkv,
             bqkv,
-            q_norm: l.q_norm,
-            k_norm: l.k_norm,
+            q_norm: v.q_norm,
+            k_norm: v.k_norm,
             wo,
-            ffn_norm: l.ffn_norm,
+            ffn_norm: v.ffn_norm,
             wgu,
             wdown,
         })
@@ -282,7 +504,20 @@ impl Layer {
 impl Model {
     /// Validates `weights`, packs every weight once for `tier` (an error if the CPU lacks it) and
     /// drops the plain copies; runs on `threads` threads (0 counts as 1).
+    ///
+    /// To load a file without holding its weights twice, use [`Model::load`], which packs
+    /// straight from the file mapping.
     pub fn new(weights: ModelWeights, tier: Tier, threads: usize) -> Result<Model> {
+        Self::new_chunked(weights, tier, threads, HEAD_CHUNK_ROWS)
+    }
+
+    /// [`Model::new`] with the head packed `head_chunk` rows per matrix.
+    pub(super) fn new_chunked(
+        weights: ModelWeights,
+        tier: Tier,
+        threads: usize,
+        head_chunk: usize,
+    ) -> Result<Model> {
         let kernels = Kernels::for_tier(tier)?;
         weights.validate()?;
         let ModelWeights {
@@ -295,27 +530,63 @@ impl Model {
         let mut packed = Vec::with_capacity(layers.len());
         // Pack layer by layer, freeing each plain layer as soon as it is packed.
         for l in layers {
-            packed.push(Layer::pack(l, &config, kernels)?);
+            let v = LayerVectors {
+                attn_norm: l.attn_norm,
+                bq: l.bq,
+                bk: l.bk,
+                bv: l.bv,
+                q_norm: l.q_norm,
+                k_norm: l.k_norm,
+                ffn_norm: l.ffn_norm,
+            };
+            let w = [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down];
+            let mut get = |i: usize| Ok(borrow(w[i]));
+            packed.push(Layer::pack(v, &mut get, &config, kernels, &|_| {})?);
         }
-        let (head, embedding) = match output {
-            Some(out) => (
-                PackedTensor::pack(kernels, &out, config.vocab, config.hidden)?,
-                Embedding::Table(token_embd),
-            ),
-            None => (
-                PackedTensor::pack(kernels, &token_embd, config.vocab, config.hidden)?,
-                Embedding::Head,
-            ),
+        let (vocab, hidden) = (config.vocab, config.hidden);
+        let pack_head = |t: &QuantTensor| {
+            // validate() checked the size: `vocab` rows of equal length.
+            let row_bytes = t.bytes().len() / vocab;
+            let mut get = |r0: usize, rows: usize| {
+                let b = &t.bytes()[r0 * row_bytes..(r0 + rows) * row_bytes];
+                Ok(Blocks::Borrowed(t.quant_type(), b))
+            };
+            Linear::pack_rows(kernels, vocab, hidden, head_chunk, &mut get, &|_| {})
         };
-        Ok(Model {
+        let (head, embedding) = match output {
+            Some(out) => (pack_head(&out)?, Embedding::Table(token_embd)),
+            None => (pack_head(&token_embd)?, Embedding::Head),
+        };
+        Ok(Model::assemble(
             config,
             kernels,
-            pool: ThreadPool::new(threads),
-            layers: packed,
+            threads,
+            packed,
             output_norm,
             head,
             embedding,
-        })
+        ))
+    }
+
+    /// A model of parts packed already.
+    pub(super) fn assemble(
+        config: Config,
+        kernels: &'static Kernels,
+        threads: usize,
+        layers: Vec<Layer>,
+        output_norm: Vec<f32>,
+        head: Linear,
+        embedding: Embedding,
+    ) -> Model {
+        Model {
+            config,
+            kernels,
+            pool: ThreadPool::new(threads),
+            layers,
+            output_norm,
+            head,
+            embedding,
+        }
     }
 
     /// The model's shapes.
@@ -333,7 +604,8 @@ impl Model {
         self.pool.threads()
     }
 
-    /// Bytes held by the packed weights, norms, biases and embedding table.
+    /// Bytes held by the packed weights, norms, biases and embedding table (an embedding table
+    /// left in a file mapping, [`Model::mapped_bytes`], is not counted).
     pub fn weight_bytes(&self) -> usize {
         let f = |v: &[f32]| v.len() * 4;
         let layers: usize = self
@@ -352,7 +624,7 @@ impl Model {
             })
             .sum();
         let embd = match &self.embedding {
-            Embedding::Head => 0,
+            Embedding::Head | Embedding::Mapped(_) => 0,
             Embedding::Table(t) => t.bytes().len(),
         };
         layers + f(&self.output_norm) + self.head.packed_bytes() + embd
@@ -368,17 +640,32 @@ impl Model {
         }))
     }
 
+    /// Bytes of the file mapping the model reads in place (an untied token embedding), 0 when
+    /// none.
+    pub fn mapped_bytes(&self) -> usize {
+        match &self.embedding {
+            Embedding::Mapped(m) => m.bytes(),
+            _ => 0,
+        }
+    }
+
     /// Type the output head runs in.
     pub fn head_type(&self) -> QuantType {
-        self.head.quant_type()
+        self.head.part_types()[0]
     }
 
     /// Type the token embedding is read from (the head's when tied).
     pub fn embedding_type(&self) -> QuantType {
         match &self.embedding {
-            Embedding::Head => self.head.quant_type(),
+            Embedding::Head => self.head_type(),
             Embedding::Table(t) => t.quant_type(),
+            Embedding::Mapped(m) => m.quant_type(),
         }
+    }
+
+    /// Where token embeddings are read from.
+    pub(super) fn embedding(&self) -> &Embedding {
+        &self.embedding
     }
 
     /// A new sequence.
@@ -398,6 +685,54 @@ impl Model {
         match &self.embedding {
             Embedding::Head => self.head.dequantize_row(row, out),
             Embedding::Table(t) => t.dequantize_row(self.config.hidden, row, out),
+            Embedding::Mapped(m) => m.dequantize_row(row, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logits of a short prompt and two decode steps.
+    fn logits(m: &Model) -> Vec<f32> {
+        let mut s = m.session(SessionOptions::default()).unwrap();
+        let mut out = s.prefill(&[1, 7, 250, 3]).unwrap();
+        out.extend(s.decode(299).unwrap());
+        out.extend(s.decode(0).unwrap());
+        out
+    }
+
+    #[test]
+    fn head_packed_in_chunks_gives_the_same_logits() {
+        for tied in [true, false] {
+            let c = Config {
+                n_layers: 1,
+                hidden: 64,
+                n_head: 4,
+                n_kv_head: 2,
+                head_dim: 16,
+                ffn: 96,
+                vocab: 300,
+                tied_embeddings: tied,
+                ..Config::qwen25_0_5b()
+            };
+            let w = ModelWeights::random(&c, 7).unwrap();
+            for tier in Tier::ALL.iter().copied().filter(|t| t.is_supported()) {
+                let one = Model::new_chunked(w.clone(), tier, 1, usize::MAX).unwrap();
+                assert_eq!(one.head.mats.len(), 1);
+                // Chunks of 40 rows: 8 matrices, the last one of 20 rows (a tail of every tile).
+                let chunked = Model::new_chunked(w.clone(), tier, 2, 40).unwrap();
+                assert_eq!(chunked.head.mats.len(), 8);
+                assert_eq!(logits(&chunked), logits(&one), "{tier:?}, tied {tied}");
+                let mut a = vec![0f32; 64];
+                let mut b = vec![0f32; 64];
+                for row in [0, 39, 40, 299] {
+                    one.embed(row as u32, &mut a).unwrap();
+                    chunked.embed(row as u32, &mut b).unwrap();
+                    assert_eq!(a, b);
+                }
+            }
         }
     }
 }

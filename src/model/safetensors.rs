@@ -3,6 +3,7 @@
 //! or BF16.
 
 use super::convert::{build_weights, DType, Names, Part, RawTensor};
+use super::mapped::Maps;
 use super::{Arch, Config, LoadOptions, ModelWeights};
 use crate::{Error, Result};
 use serde_json::{Map, Value};
@@ -125,7 +126,7 @@ fn parse_config(json: &[u8]) -> Result<Config> {
 }
 
 /// Transformers' tensor names.
-struct HfNames;
+pub(crate) struct HfNames;
 
 impl Names for HfNames {
     fn token_embd(&self) -> &'static str {
@@ -237,16 +238,25 @@ fn read_tensors<'a>(
     Ok(())
 }
 
-fn build(
-    config: Config,
-    tensors: HashMap<String, (RawTensor<'_>, String)>,
-    options: &LoadOptions,
-) -> Result<ModelWeights> {
+/// The tensors of the files by name, without the stored output head of a tied model.
+fn prepare<'a>(
+    config: &Config,
+    tensors: HashMap<String, (RawTensor<'a>, String)>,
+) -> HashMap<String, RawTensor<'a>> {
     let mut tensors: HashMap<_, _> = tensors.into_iter().map(|(k, (t, _))| (k, t)).collect();
     if config.tied_embeddings {
         // Transformers ties lm_head to the embedding and ignores a stored copy.
         tensors.remove(HfNames.output());
     }
+    tensors
+}
+
+fn build(
+    config: Config,
+    tensors: HashMap<String, (RawTensor<'_>, String)>,
+    options: &LoadOptions,
+) -> Result<ModelWeights> {
+    let mut tensors = prepare(&config, tensors);
     build_weights(config, &mut tensors, &HfNames, options)
 }
 
@@ -268,15 +278,6 @@ pub fn load_safetensors_bytes_with(
         read_tensors(f, &format!("file {i}"), &mut tensors)?;
     }
     build(config, tensors, options)
-}
-
-fn map(path: &Path) -> Result<memmap2::Mmap> {
-    let file =
-        std::fs::File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-    // SAFETY: a read-only private mapping, dropped before the loader returns; the file must not be
-    // truncated or changed by another process meanwhile (the usual memory-map caveat). Every read
-    // is bounds-checked against the mapping's length.
-    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::Io(format!("{}: {e}", path.display())))
 }
 
 /// Reads `model.safetensors.index.json`: the shard file names (plain names inside the folder) and
@@ -324,6 +325,18 @@ pub fn load_safetensors_dir(dir: &Path) -> Result<ModelWeights> {
 /// [`load_safetensors_dir`] with explicit [`LoadOptions`] ([`LoadOptions::quant`]: the type of
 /// the linear weights).
 pub fn load_safetensors_dir_with(dir: &Path, options: &LoadOptions) -> Result<ModelWeights> {
+    with_dir_tensors(dir, |config, tensors, _| {
+        build_weights(config, tensors, &HfNames, options)
+    })
+}
+
+/// Maps the safetensors files of the folder `dir` read-only, checks them (and the index) and
+/// calls `f` with the configuration, the tensors (borrowing the mappings; a tied model's stored
+/// output head left out) and the mappings; a format error names the folder or file.
+pub(crate) fn with_dir_tensors<T>(
+    dir: &Path,
+    f: impl FnOnce(Config, &mut HashMap<String, RawTensor<'_>>, &Maps) -> Result<T>,
+) -> Result<T> {
     let with_path = |e: Error, p: &Path| match e {
         Error::Format(s) => Error::Format(format!("{}: {s}", p.display())),
         e => e,
@@ -334,11 +347,13 @@ pub fn load_safetensors_dir_with(dir: &Path, options: &LoadOptions) -> Result<Mo
     let config = parse_config(&cfg).map_err(|e| with_path(e, &cfg_path))?;
     let single = dir.join("model.safetensors");
     let index = dir.join("model.safetensors.index.json");
+    let mut maps = Maps::default();
     if single.is_file() {
-        let m = map(&single)?;
+        let m = maps.open(&single)?;
         let mut tensors = HashMap::new();
         read_tensors(&m, "model.safetensors", &mut tensors).map_err(|e| with_path(e, &single))?;
-        return build(config, tensors, options).map_err(|e| with_path(e, dir));
+        let mut tensors = prepare(&config, tensors);
+        return f(config, &mut tensors, &maps).map_err(|e| with_path(e, dir));
     }
     let idx = std::fs::read(&index).map_err(|e| {
         Error::Io(format!(
@@ -347,12 +362,12 @@ pub fn load_safetensors_dir_with(dir: &Path, options: &LoadOptions) -> Result<Mo
         ))
     })?;
     let (files, where_) = parse_index(&idx).map_err(|e| with_path(e, dir))?;
-    let maps = files
+    let mapped = files
         .iter()
-        .map(|f| map(&dir.join(f)))
+        .map(|f| maps.open(&dir.join(f)))
         .collect::<Result<Vec<_>>>()?;
     let mut tensors = HashMap::new();
-    for (f, m) in files.iter().zip(&maps) {
+    for (f, m) in files.iter().zip(&mapped) {
         read_tensors(m, f, &mut tensors).map_err(|e| with_path(e, dir))?;
     }
     for (name, (_, file)) in &tensors {
@@ -380,5 +395,6 @@ pub fn load_safetensors_dir_with(dir: &Path, options: &LoadOptions) -> Result<Mo
             dir,
         ));
     }
-    build(config, tensors, options).map_err(|e| with_path(e, dir))
+    let mut tensors = prepare(&config, tensors);
+    f(config, &mut tensors, &maps).map_err(|e| with_path(e, dir))
 }

@@ -385,7 +385,7 @@ impl<'m> Session<'m> {
             let mut rest = &mut out[..];
             for a in parts {
                 let (head, tail) = rest.split_at_mut(a.m() * c.vocab);
-                m.head.matmul_parallel(pool, a, None, head)?;
+                m.head.matmul_parallel(pool, a, None, head, &mut s.split)?;
                 rest = tail;
             }
             Ok::<(), Error>(())

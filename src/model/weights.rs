@@ -146,7 +146,6 @@ macro_rules! match_quant {
         }
     };
 }
-pub(crate) use match_quant;
 
 /// `with_format!(ty, F => expr)`: `expr` with the type `F` naming the block type of the
 /// [`QuantType`] `ty`; `expr` is compiled once per format.
@@ -418,6 +417,31 @@ fn check_opt(what: &str, v: &Option<Vec<f32>>, expected: usize) -> Result<()> {
     }
 }
 
+/// Checks which optional tensors layer `i` has: the q/k/v biases all or none, the q/k norms
+/// exactly for Qwen3.
+pub(crate) fn check_optional_parts(
+    c: &Config,
+    i: usize,
+    biases: [bool; 3],
+    norms: (bool, bool),
+) -> Result<()> {
+    let name = |t: &str| format!("layer {i} {t}");
+    if biases.iter().any(|&b| b) && !biases.iter().all(|&b| b) {
+        return Err(Error::Format(name(
+            "has some but not all of the q/k/v biases",
+        )));
+    }
+    match (c.arch, norms) {
+        (Arch::Qwen3, (true, true)) | (Arch::Qwen2, (false, false)) => Ok(()),
+        (Arch::Qwen3, _) => Err(Error::Format(name(
+            "lacks q_norm/k_norm, required by qwen3",
+        ))),
+        (Arch::Qwen2, _) => Err(Error::Format(name(
+            "has q_norm/k_norm, which qwen2 has not",
+        ))),
+    }
+}
+
 impl ModelWeights {
     /// Checks the configuration ([`Config::validate`]) and that every length matches it: the
     /// number of layers, every tensor's size, the output head present exactly when the embeddings
@@ -452,29 +476,15 @@ impl ModelWeights {
             check(&name("wk"), l.wk.values(), kv * h)?;
             check(&name("wv"), l.wv.values(), kv * h)?;
             check(&name("wo"), l.wo.values(), h * q)?;
-            let biases = [l.bq.is_some(), l.bk.is_some(), l.bv.is_some()];
-            if biases.iter().any(|&b| b) && !biases.iter().all(|&b| b) {
-                return Err(Error::Format(name(
-                    "has some but not all of the q/k/v biases",
-                )));
-            }
+            check_optional_parts(
+                c,
+                i,
+                [l.bq.is_some(), l.bk.is_some(), l.bv.is_some()],
+                (l.q_norm.is_some(), l.k_norm.is_some()),
+            )?;
             check_opt(&name("bq"), &l.bq, q)?;
             check_opt(&name("bk"), &l.bk, kv)?;
             check_opt(&name("bv"), &l.bv, kv)?;
-            let norms = (l.q_norm.is_some(), l.k_norm.is_some());
-            match (c.arch, norms) {
-                (Arch::Qwen3, (true, true)) | (Arch::Qwen2, (false, false)) => {}
-                (Arch::Qwen3, _) => {
-                    return Err(Error::Format(name(
-                        "lacks q_norm/k_norm, required by qwen3",
-                    )))
-                }
-                (Arch::Qwen2, _) => {
-                    return Err(Error::Format(name(
-                        "has q_norm/k_norm, which qwen2 has not",
-                    )))
-                }
-            }
             check_opt(&name("q_norm"), &l.q_norm, c.head_dim)?;
             check_opt(&name("k_norm"), &l.k_norm, c.head_dim)?;
             check(&name("ffn_norm"), l.ffn_norm.len(), h)?;

@@ -178,8 +178,12 @@ impl Tokenizer {
 
     /// Loads the tokenizer of a model path as [`load`](super::load) reads it: a directory (or a
     /// file inside one that is not `.gguf`) as a Hugging Face folder (`tokenizer.json`, plus
-    /// `tokenizer_config.json` if present), anything else as a GGUF file.
+    /// `tokenizer_config.json` if present), a pre-packed qkern file as the tokenizer stored in
+    /// it, anything else as a GGUF file.
     pub fn load(path: &Path) -> Result<Tokenizer> {
+        if super::prepacked::is_prepacked(path) {
+            return super::prepacked::tokenizer_from_file(path);
+        }
         if path.is_dir() {
             return Tokenizer::from_hf_dir(path);
         }
