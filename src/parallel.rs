@@ -73,6 +73,97 @@ struct Shared {
     next: AtomicUsize,
 }
 
+/// The scheduling class of a pool's worker threads. Apple's kernels do not let a process pin
+/// threads to cores: they place a thread by its quality-of-service class, and user-interactive
+/// threads are the ones kept on the performance cores. Elsewhere the class has no effect (pin
+/// threads with the OS's own tools, e.g. `taskset`, if needed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ThreadQos {
+    /// `QOS_CLASS_USER_INTERACTIVE` on Apple targets (the default: prefill and decode are what the
+    /// user waits for).
+    #[default]
+    UserInteractive,
+    /// `QOS_CLASS_USER_INITIATED`.
+    UserInitiated,
+    /// `QOS_CLASS_UTILITY` (long background work; efficiency cores welcome).
+    Utility,
+    /// Leave the class the thread was created with.
+    Inherit,
+}
+
+/// Threads a pool should use by default: on Apple targets the performance cores
+/// (`sysctl hw.perflevel0.physicalcpu`; an A15 has 2 of its 6 cores), elsewhere (or where that
+/// sysctl is missing) every available core. Runtimes that also want the efficiency cores pass a
+/// larger count: tasks are claimed on demand, so unequal cores balance themselves.
+pub fn default_threads() -> usize {
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    #[cfg(target_vendor = "apple")]
+    if let Some(p) = apple::performance_cores() {
+        return p.clamp(1, all);
+    }
+    all
+}
+
+#[cfg(target_vendor = "apple")]
+mod apple {
+    use super::ThreadQos;
+    use std::ffi::{c_char, c_int, c_void};
+
+    // <sys/qos.h>: qos_class_t values.
+    const QOS_CLASS_USER_INTERACTIVE: u32 = 0x21;
+    const QOS_CLASS_USER_INITIATED: u32 = 0x19;
+    const QOS_CLASS_UTILITY: u32 = 0x11;
+
+    extern "C" {
+        fn pthread_set_qos_class_self_np(qos_class: u32, relative_priority: c_int) -> c_int;
+        fn sysctlbyname(
+            name: *const c_char,
+            oldp: *mut c_void,
+            oldlenp: *mut usize,
+            newp: *mut c_void,
+            newlen: usize,
+        ) -> c_int;
+    }
+
+    /// Sets the calling thread's QoS class (best effort: an error leaves it as it was).
+    pub(super) fn set_qos(qos: ThreadQos) {
+        let class = match qos {
+            ThreadQos::UserInteractive => QOS_CLASS_USER_INTERACTIVE,
+            ThreadQos::UserInitiated => QOS_CLASS_USER_INITIATED,
+            ThreadQos::Utility => QOS_CLASS_UTILITY,
+            ThreadQos::Inherit => return,
+        };
+        // SAFETY: a plain call on the current thread with a valid class and relative priority 0.
+        let _ = unsafe { pthread_set_qos_class_self_np(class, 0) };
+    }
+
+    /// `hw.perflevel0.physicalcpu`, if the kernel has it (Apple silicon; macOS 12, iOS 15).
+    pub(super) fn performance_cores() -> Option<usize> {
+        let mut n: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>();
+        // SAFETY: a NUL-terminated name; `oldp` points to a c_int and `oldlenp` holds its size;
+        // no new value is set.
+        let rc = unsafe {
+            sysctlbyname(
+                c"hw.perflevel0.physicalcpu".as_ptr(),
+                (&mut n as *mut c_int).cast(),
+                &mut len,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        (rc == 0 && len == std::mem::size_of::<c_int>() && n > 0).then_some(n as usize)
+    }
+}
+
+/// Sets the calling thread's QoS class on Apple targets; nothing elsewhere.
+fn set_qos(qos: ThreadQos) {
+    #[cfg(target_vendor = "apple")]
+    apple::set_qos(qos);
+    #[cfg(not(target_vendor = "apple"))]
+    let _ = qos;
+}
+
 /// A fixed set of worker threads; the calling thread works too, so `ThreadPool::new(n)` uses `n`
 /// threads in all.
 pub struct ThreadPool {
@@ -84,7 +175,13 @@ pub struct ThreadPool {
 
 impl ThreadPool {
     /// A pool of `threads` threads in all (the caller plus `threads - 1` workers); 0 counts as 1.
+    /// Workers run at [`ThreadQos::UserInteractive`] (Apple targets; see [`ThreadPool::with_qos`]).
     pub fn new(threads: usize) -> Self {
+        Self::with_qos(threads, ThreadQos::default())
+    }
+
+    /// [`ThreadPool::new`] with the workers' QoS class (the calling thread keeps its own).
+    pub fn with_qos(threads: usize, qos: ThreadQos) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
@@ -98,7 +195,10 @@ impl ThreadPool {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("qkern-{i}"))
-                    .spawn(move || worker(&shared))
+                    .spawn(move || {
+                        set_qos(qos);
+                        worker(&shared)
+                    })
                     .expect("spawning a worker thread")
             })
             .collect();
@@ -112,6 +212,11 @@ impl ThreadPool {
     /// A pool with one thread per available core.
     pub fn with_available_parallelism() -> Self {
         Self::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// A pool of [`default_threads`] threads: the performance cores on Apple targets.
+    pub fn with_default_threads() -> Self {
+        Self::new(default_threads())
     }
 
     /// Threads in all, the caller included.
@@ -253,6 +358,27 @@ impl Drop for ThreadPool {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn default_threads_and_qos_classes() {
+        let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let d = default_threads();
+        assert!((1..=all).contains(&d), "{d} of {all}");
+        // Every class gives a working pool (on Apple targets the workers set it first).
+        for qos in [
+            ThreadQos::UserInteractive,
+            ThreadQos::UserInitiated,
+            ThreadQos::Utility,
+            ThreadQos::Inherit,
+        ] {
+            let pool = ThreadPool::with_qos(3, qos);
+            let sum = AtomicUsize::new(0);
+            pool.run(100, &|i| {
+                sum.fetch_add(i, Ordering::Relaxed);
+            });
+            assert_eq!(sum.into_inner(), 4950);
+        }
+    }
 
     #[test]
     fn every_task_runs_exactly_once() {

@@ -56,7 +56,7 @@ the folder's tokenizer.json.
 --quant q4_0|q8_0 (default q4_0): type float linear weights are quantized to at load; quantized
 tensors of a file (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) keep their type. For the random
 model: the type of its linear weights. bench prints the types the model runs.
---threads defaults to the available parallelism; --tier lowers the kernel tier (also QKERN_TIER).
+--threads defaults to the performance cores on Apple targets, all cores elsewhere; --tier lowers the kernel tier (also QKERN_TIER).
 --kv f16|f32|i8 (default f16): KV cache type; i8 is blocks of 32 with a scale (0.56x of f16).";
 
 /// Parsed command-line options (every command takes the subset it needs).
@@ -277,8 +277,7 @@ fn stream(g: &mut Generator<'_, '_>) -> Result<(), String> {
 }
 
 fn threads(a: &Args) -> usize {
-    a.threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    a.threads.unwrap_or_else(qkern::parallel::default_threads)
 }
 
 fn load_model(a: &Args) -> Result<Model, String> {

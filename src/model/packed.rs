@@ -604,6 +604,12 @@ impl Model {
         self.pool.threads()
     }
 
+    /// Runs the model on `pool` from now on (its thread count and QoS class, e.g.
+    /// [`crate::parallel::ThreadPool::with_qos`]); the previous pool's threads end.
+    pub fn set_thread_pool(&mut self, pool: ThreadPool) {
+        self.pool = pool;
+    }
+
     /// Bytes held by the packed weights, norms, biases and embedding table (an embedding table
     /// left in a file mapping, [`Model::mapped_bytes`], is not counted).
     pub fn weight_bytes(&self) -> usize {
