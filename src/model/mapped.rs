@@ -37,7 +37,7 @@ impl Maps {
         let p = s.as_ptr() as usize;
         self.maps.iter().find_map(|m| {
             let start = m.as_ptr() as usize;
-            (p >= start && p + s.len() <= start + m.len()).then_some((m, p - start))
+            (p >= start && p + s.len() <= start + m.len()).then(|| (m, p - start))
         })
     }
 
