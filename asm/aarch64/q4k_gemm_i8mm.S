@@ -221,3 +221,94 @@ q4k_kernel 4
 q4k_kernel 3
 q4k_kernel 2
 q4k_kernel 1
+
+// void qkern_q4k_mmla_gemv_i8mm(const KArgs *): one row x 4*ntiles columns (ARGK_NROWS must be
+// 1). The row pair must hold the same row twice (the last pair of an odd M), so each activation
+// register is [x: 8 bytes][x: 8 bytes] and vector SDOT against [col c: 8][col c+1: 8] gives
+// [c: K 0-3, c: K 4-7, c+1: K 0-3, c+1: K 4-7]; addp folds two column pairs into [c0 c1 c2 c3],
+// which meets the sub-scales [s0 s1 s2 s3] (uxtl of the stored u16) and d, dmin as stored.
+// Registers: v0-v7 weight operands, v16 float sums, v17 int32 super-block sums, v18-v19
+// partials, v24-v27 activations, v28 sub-scales, v30 0x0F mask. Stack: 32 zero bytes.
+function qkern_q4k_mmla_gemv_i8mm
+    sub     sp, sp, #32
+    .cfi_def_cfa_offset 32
+    stp     xzr, xzr, [sp]
+    stp     xzr, xzr, [sp, #16]
+    ldp     x1, x2, [x0, #ARGK_W]
+    ldp     x3, x4, [x0, #ARGK_AT]
+    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
+    ldp     x7, x8, [x0, #ARGK_NTILES]
+    movi    v30.16b, #0x0F
+2:
+    ldp     q16, q17, [sp]
+    mov     x17, x2
+    mov     x13, x3
+    mov     x14, x6
+1:
+    mov     x12, x17
+    add     x15, x1, #512
+    mov     x16, #8
+4:
+    ldp     q0, q1, [x1]
+    ldp     q2, q3, [x1, #32]
+    add     x1, x1, #64
+    ldr     d28, [x15], #8
+    ldp     q24, q25, [x12]
+    ldp     q26, q27, [x12, #32]
+    ldp     q18, q19, [sp]
+    ushr    v4.16b, v0.16b, #4
+    ushr    v5.16b, v1.16b, #4
+    ushr    v6.16b, v2.16b, #4
+    ushr    v7.16b, v3.16b, #4
+    and     v0.16b, v0.16b, v30.16b
+    and     v1.16b, v1.16b, v30.16b
+    and     v2.16b, v2.16b, v30.16b
+    and     v3.16b, v3.16b, v30.16b
+    sdot    v18.4s, v0.16b, v24.16b
+    sdot    v19.4s, v2.16b, v24.16b
+    sdot    v18.4s, v1.16b, v25.16b
+    sdot    v19.4s, v3.16b, v25.16b
+    sdot    v18.4s, v4.16b, v26.16b
+    sdot    v19.4s, v6.16b, v26.16b
+    sdot    v18.4s, v5.16b, v27.16b
+    sdot    v19.4s, v7.16b, v27.16b
+    uxtl    v28.4s, v28.4h
+    addp    v18.4s, v18.4s, v19.4s
+    mla     v17.4s, v18.4s, v28.4s
+    add     x12, x12, x4
+    subs    x16, x16, #1
+    b.ne    4b
+
+    // Mins (H, L against [col c: m][col c+1: m]) and the float step.
+    ldp     q0, q1, [x15]
+    ldp     q2, q3, [x15, #32]
+    add     x1, x15, #64
+    ldp     q24, q25, [x13]
+    ldr     s26, [x13, #32]
+    ldp     q18, q19, [sp]
+    sdot    v18.4s, v0.16b, v24.16b
+    sdot    v19.4s, v1.16b, v24.16b
+    shl     v18.4s, v18.4s, #6
+    shl     v19.4s, v19.4s, #6
+    sdot    v18.4s, v0.16b, v25.16b
+    sdot    v19.4s, v1.16b, v25.16b
+    addp    v18.4s, v18.4s, v19.4s
+    scvtf   v17.4s, v17.4s
+    scvtf   v18.4s, v18.4s
+    fmul    v17.4s, v17.4s, v2.4s
+    fmls    v17.4s, v18.4s, v3.4s
+    fmla    v16.4s, v17.4s, v26.s[0]
+    ldr     q17, [sp]
+    add     x17, x17, x5
+    add     x13, x13, x5
+    subs    x14, x14, #1
+    b.ne    1b
+
+    str     q16, [x8]
+    add     x8, x8, #16
+    subs    x7, x7, #1
+    b.ne    2b
+    add     sp, sp, #32
+    .cfi_def_cfa_offset 0
+    ret
+endfunc qkern_q4k_mmla_gemv_i8mm

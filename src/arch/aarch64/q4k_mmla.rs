@@ -288,6 +288,7 @@ unsafe extern "C" {
     fn qkern_q4k_mmla_p6_i8mm(args: *const KArgs);
     fn qkern_q4k_mmla_p7_i8mm(args: *const KArgs);
     fn qkern_q4k_mmla_p8_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_gemv_i8mm(args: *const KArgs);
 }
 
 const KERNELS: [RawKernel; GROUP_PAIRS] = [
@@ -301,6 +302,15 @@ const KERNELS: [RawKernel; GROUP_PAIRS] = [
     qkern_q4k_mmla_p8_i8mm,
 ];
 
+/// Row shape of a micro-kernel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Rows {
+    /// `np` row pairs, 1 ..= 8.
+    Pairs(usize),
+    /// One row, from a pair that holds the same row twice (the GEMV).
+    One,
+}
+
 /// Where a micro-kernel's row pairs are in the activation buffer.
 #[derive(Clone, Copy, Debug)]
 struct ActPairs {
@@ -312,12 +322,12 @@ struct ActPairs {
     sb_stride: usize,
 }
 
-/// Runs one micro-kernel: `np` row pairs of `a` times column tiles `t0 .. t0 + ntiles` of `w`
+/// Runs one micro-kernel: `rows` (row pairs, or one row) of `a` times column tiles `t0 .. t0 + ntiles` of `w`
 /// (`kb` super-blocks each); stores the first `store_rows` rows into `out` (row stride `ldo`).
 /// Checks everything the routine assumes and panics otherwise.
 #[allow(clippy::too_many_arguments)]
 fn run_kernel(
-    np: usize,
+    rows: Rows,
     w: &[u8],
     t0: usize,
     ntiles: usize,
@@ -329,10 +339,18 @@ fn run_kernel(
     store_rows: usize,
 ) {
     assert!(
-        std::arch::is_aarch64_feature_detected!("i8mm"),
-        "CPU lacks FEAT_I8MM"
+        std::arch::is_aarch64_feature_detected!("i8mm")
+            && std::arch::is_aarch64_feature_detected!("dotprod"),
+        "CPU lacks FEAT_I8MM or FEAT_DotProd"
     );
-    assert!((1..=GROUP_PAIRS).contains(&np) && ntiles >= 1 && kb >= 1);
+    let (np, kernel, max_rows) = match rows {
+        Rows::Pairs(np) => {
+            assert!((1..=GROUP_PAIRS).contains(&np));
+            (np, KERNELS[np - 1], 2 * np)
+        }
+        Rows::One => (1, qkern_q4k_mmla_gemv_i8mm as RawKernel, 1),
+    };
+    assert!(ntiles >= 1 && kb >= 1);
     // Weights: ntiles whole tiles of kb super-blocks, contiguous.
     let w_off = t0 * kb * TILE_SB;
     assert!(w_off + ntiles * kb * TILE_SB <= w.len());
@@ -342,7 +360,7 @@ fn run_kernel(
     assert!(ap.data + last + 7 * ap.sub_stride + np * PAIR_SUB <= a.len());
     assert!(ap.tail + last + np * PAIR_TAIL <= a.len());
     // Output: store_rows rows of 4 * ntiles values, stride ldo.
-    assert!((1..=2 * np).contains(&store_rows));
+    assert!((1..=max_rows).contains(&store_rows));
     assert!(ldo >= NR * ntiles);
     assert!((store_rows - 1) * ldo + NR * ntiles <= out.len());
     let args = KArgs {
@@ -357,11 +375,12 @@ fn run_kernel(
         ldo_bytes: ldo * 4,
         nrows: store_rows,
     };
-    // SAFETY: the CPU has FEAT_I8MM (checked); the routine reads `ntiles * kb` tile
+    // SAFETY: the CPU has FEAT_I8MM and FEAT_DotProd (SMMLA, the GEMV's SDOT; checked); the
+    // routine reads `ntiles * kb` tile
     // super-blocks from `w`, the activation bytes bounded above from `a`, and writes
     // `store_rows` rows of 4 * ntiles values with stride `ldo` into `out`: all inside the
     // slices, as checked above. It saves the callee-saved registers it uses and restores sp.
-    unsafe { KERNELS[np - 1](&args) };
+    unsafe { kernel(&args) };
 }
 
 /// Column tiles per scratch call.
@@ -402,21 +421,16 @@ unsafe fn gemm(args: &GemmArgs<'_>) {
             sub_stride: grp.sub_stride(),
             sb_stride: grp.sb_stride(),
         };
+        // One row that is the last of an odd M: its pair holds it twice, the GEMV's input.
+        let kind = if hi - lo == 1 && lo + 1 == m && m % 2 == 1 {
+            Rows::One
+        } else {
+            Rows::Pairs(q1 - q0)
+        };
         let mut t = cols.start / NR;
         while t < cols.end.div_ceil(NR) {
             let nt = (cols.end.div_ceil(NR) - t).min(SCRATCH_TILES);
-            run_kernel(
-                q1 - q0,
-                w,
-                t,
-                nt,
-                kb,
-                a,
-                ap,
-                &mut tmp,
-                SCRATCH_LD,
-                hi - row0,
-            );
+            run_kernel(kind, w, t, nt, kb, a, ap, &mut tmp, SCRATCH_LD, hi - row0);
             let (c_lo, c_hi) = ((t * NR).max(cols.start), ((t + nt) * NR).min(cols.end));
             for i in lo..hi {
                 let src = &tmp[(i - row0) * SCRATCH_LD..];
