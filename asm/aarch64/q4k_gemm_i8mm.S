@@ -23,10 +23,21 @@
 // (scripts/qcount-formats.sh, M = 16):
 //   per sub-block: 64 smmla, 16 mla, 8 unpack (4 and + 4 ushr), 2 uxtl (sub-scales);
 //   per super-block: 32 smmla, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla (mins and float step).
-//   SIMD: 544 smmla + 304 other = 848 slots at cost 1 (77.3 MAC/cycle), 1392 at cost 2 (47.1).
-//   The sub-scale mla (16 per sub-block), unpack (8) and the per-super-block mins/float step
-//   bound it: see docs/KERNELS.md.
-// Smaller tiles p1..p7 (2..14 rows) run the same per-pair code.
+//   1166 instructions = 71.2 per 1000 MAC (the SDOT kernel: 149.2); 510 load issues.
+//   SIMD: 544 smmla + 304 other = 848 slots at cost 1: 77.3 MAC/cycle; 1392 at cost 2: 47.1.
+//   SIMD bound at both costs (loads 10.4 c per 1000 MAC against 12.9 c SIMD at cost 1).
+//   What bounds it: per sub-block and pair, 8 smmla carry 2 mla (the int32 sub-scales: one per
+//   4 outputs, inherent to int32 super-block sums), and the tile's 8 unpack ops are shared by 8
+//   pairs; per super-block and pair, 4 smmla + 2 shl (mins) and 10 float ops. Without the 2
+//   uxtl per sub-block (sub-scales stored as i32: +16 bytes per column) it would be 832 slots,
+//   78.8 / 47.6 MAC/cycle.
+// Smaller tiles p1..p7 (2..14 rows) run the same per-pair code (insn / 1000 MAC, MAC/cycle at
+// cost 1 / 2): p4 (M = 8) 80.8, 70.6 / 44.5; p2 (M = 4) 100.1, 60.2 / 40.2; p1 (M = 2) 138.7,
+// 46.6 / 33.6.
+// qkern_q4k_mmla_gemv_i8mm (M = 1, the pair holds its row twice) uses vector SDOT: per
+// sub-block and tile 8 sdot + 8 unpack + uxtl + addp + mla; per super-block 4 sdot + 2 shl +
+// addp + 5 float: 252 insn / 1000 MAC, 25.0 MAC/cycle at either cost (the SDOT kernel: 249,
+// 21.6).
 #include "qkern_asm.h"
 #include "q4k_gemm.h"
 
