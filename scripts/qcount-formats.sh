@@ -2,9 +2,11 @@
 # Instruction mix of the aarch64 kernels of the file weight formats (Q4_1, Q5_0, Q5_1, Q4_K,
 # Q5_K, Q6_K: src/arch/aarch64/formats.rs), counted with ../shared/tools/qcount as
 # scripts/qcount-matmul.sh does for Q4_0: each kernel at K and 2K (same M, N), the difference is
-# the inner loop over K; prints instructions per 1000 MAC and the modeled MAC/cycle.
+# the inner loop over K; prints instructions per 1000 MAC and the modeled MAC/cycle (SMMLA at
+# 1 and at 2 SIMD slots).
 #
-# usage: scripts/qcount-formats.sh [M]      (default M = 16; QCOUNT=path/to/qcount to override)
+# usage: scripts/qcount-formats.sh [M]      (default M = 16; QCOUNT=path/to/qcount to override;
+#        TIERS="neoni8mm neondot" FORMATS=q4_k to count a subset)
 set -eu
 . "$(dirname "$0")/qcount-env.sh"
 # The Q8_0 rows count the SMMLA kernel (q8_mmla, NeonI8mm), the SDOT asm GEMV (qkern_q8_*, NeonDot)
@@ -16,13 +18,16 @@ bin="$root/target/aarch64-unknown-linux-gnu/release/examples/qcount_formats"
 M=${1:-16}
 N=64
 K=2048
-printf '%-6s %-9s %4s %9s %10s  %s\n' format tier M "insn/kMAC" "MAC/c" "bound"
-for tier in neoni8mm neondot neon; do
-    for fmt in q5_0 q4_k q6_k q4_1 q5_1 q5_k q8_0; do
+printf '%-6s %-9s %4s %9s %10s %10s  %s\n' format tier M "insn/kMAC" "MAC/c" "MAC/c@2" "bound"
+for tier in ${TIERS:-neoni8mm neondot neon}; do
+    for fmt in ${FORMATS:-q5_0 q4_k q6_k q4_1 q5_1 q5_k q8_0}; do
         # The gemm of the format's kernel (mangled: formats8Q4_K_DOT8gemm_dot, formats9Q4_K_NEON4gemm).
         up=$(echo "$fmt" | tr a-z A-Z)
         if [ "$tier" = neon ]; then sym="${up}_NEON4gemm"; else sym="${up}_DOT8gemm_dot"; fi
-        # NeonI8mm runs the SDOT kernels of these formats (qkern::arch::aarch64 tables).
+        # NeonI8mm runs the SDOT kernels of these formats but Q4_K (qkern::arch::aarch64 tables).
+        # Q4_K on NeonI8mm: the SMMLA asm (qkern_q4k_mmla_p*_i8mm) and its Rust driver
+        # (arch::aarch64::q4k_mmla::gemm; not the quantizer or the packing).
+        if [ "$fmt" = q4_k ] && [ "$tier" = neoni8mm ]; then sym=qkern_q4k_mmla:q4k_mmla4gemm; fi
         if [ "$fmt" = q8_0 ]; then
             case $tier in
                 neon) sym=matmul_q8 ;;
@@ -38,7 +43,10 @@ for tier in neoni8mm neondot neon; do
         insn=$(echo "$r" | awk '$1 == "decode" { print $2 }' | tr -d ,)
         c=$(echo "$r" | awk '/cycle lower bound/ { print $4 }' | tr -d ,)
         b=$(echo "$r" | sed -n 's/.*(bound by \([a-z]*\)).*/\1/p')
-        printf '%-6s %-9s %4s %9.1f %10.1f  %s\n' "$fmt" "$tier" "$M" "$insn" \
-            "$(python3 -c "print(1000 / $c)")" "$b"
+        # The same with SMMLA at 2 SIMD slots (its cost on Apple cores is not known).
+        c2=$(python3 "$QCOUNT/qcount_cycles.py" "$build/$((2 * K)).txt" --baseline "$build/$K.txt" \
+            --per "$kmac" --mmla-cost 2 | awk '/cycle lower bound/ { print $4 }' | tr -d ,)
+        printf '%-6s %-9s %4s %9.1f %10.1f %10.1f  %s\n' "$fmt" "$tier" "$M" "$insn" \
+            "$(python3 -c "print(1000 / $c)")" "$(python3 -c "print(1000 / $c2)")" "$b"
     done
 done

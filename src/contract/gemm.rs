@@ -30,7 +30,8 @@ pub(crate) struct ActKernel<A: 'static> {
     pub quantize_row: fn(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]),
     /// The plain blocks of the quantized activations, `m * k / block length` in row order.
     pub unpack: fn(buf: &[u8], m: usize, k: usize) -> Vec<A>,
-    /// Whether the layout already is plain `A` rows (what [`ActInput::Plain`] reads).
+    /// Whether the layout starts with plain `A` rows (what [`ActInput::Plain`] reads); it may
+    /// carry more after them (NeonI8mm's `Q8_256`: row pairs for SMMLA).
     pub plain: bool,
 }
 

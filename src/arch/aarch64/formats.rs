@@ -135,7 +135,7 @@ fn five_bit_fields(v: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
 }
 
 /// GGUF's 12 packed scale bytes of a Q4_K / Q5_K super-block (inverse of `get_scale_min_k4`).
-fn encode_scales(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
+pub(super) fn encode_scales(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
     let mut q = [0u8; 12];
     for j in 0..4 {
         q[j] = sc[j] | ((sc[j + 4] >> 4) << 6);

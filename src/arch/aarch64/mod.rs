@@ -11,7 +11,9 @@
 //! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`.
 //!
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
-//! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`.
+//! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except
+//! Q4_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
+//! activation layout starts with the plain rows the other K-quant kernels read).
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -29,6 +31,7 @@ mod matmul_neon;
 pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
+mod q4k_mmla;
 mod q8_mmla;
 
 use matmul_asm::Isa;
@@ -83,6 +86,8 @@ static NEON_I8MM: Kernels = Kernels {
     tier: Tier::NeonI8mm,
     q4_0: &I8MM_Q4,
     q8_0: &q8_mmla::Q8_MMLA,
+    act_k: &q4k_mmla::ACT_KERNEL_K,
+    q4_k: &q4k_mmla::Q4_K_I8MM,
     ..DOT
 };
 

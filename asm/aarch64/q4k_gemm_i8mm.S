@@ -1,0 +1,325 @@
+// Q4_K x Q8_256 GEMM micro-kernels with SMMLA (FEAT_I8MM), for the NeonI8mm tier.
+//
+// Layouts (src/arch/aarch64/q4k_mmla.rs):
+// * weights, per column tile of 4 and super-block of 256, 640 bytes (160 per column; GGUF: 144):
+//     [sub-block j = 0..8: 64 bytes of nibbles] [sc: u16 [8][4]] [mins: 32] [d: f32 [4]] [dmin: f32 [4]]
+//   sub-block j: 4 registers (col pair cp = 0, 1) x (chunk c = 0, 1): [col 2cp: 8 bytes][col 2cp+1:
+//   8 bytes], low nibbles K 8c..8c+7 of the sub-block, high nibbles K 8c+16..8c+23 (q, 0..15).
+//   mins: [col 0: m0..m7][col 1: m0..m7][col 2: ..][col 3: ..] (u8 <= 63): SMMLA operands.
+// * activations (src/arch/aarch64/q4k_mmla.rs, behind the plain ActBlockK rows): row pairs in
+//   groups of 8 as act.rs's Q8_32 layout; per group and super-block: 8 sub-blocks of
+//   [pair q: 4 chunks of [row 2q: 8 bytes][row 2q+1: 8 bytes]], then per pair 48 bytes: H, L
+//   ([row 2q: 8 bytes][row 2q+1: 8 bytes], sub-block sums asum_j = 64 h_j + l_j, h_j in -64..63,
+//   l_j in 0..63) and the scales [d0, d0, d1, d1] as f32.
+//
+// Arithmetic, per row pair and super-block, in SMMLA order [r0c0 r0c1 r1c0 r1c1]:
+//   tot = sum_j sc_j * P_j                 P_j: 8 smmla (4 chunks x 2 column pairs), 2 mla
+//   mins = (H . M) << 6 + L . M            4 smmla, 2 shl
+//   acc += da * (d * float(tot) - dmin * float(mins))      4 scvtf, 2 fmul, 2 fmls, 2 fmla
+// The float accumulators live on the stack (ldp/stp once per super-block and pair), so the 32
+// vector registers hold 8 weight operands, 16 int32 super-block sums, the partials, scales, mask.
+//
+// Per super-block of the 16x4 tile (qkern_q4k_mmla_p8_i8mm), 16384 MAC, counted by qcount
+// (scripts/qcount-formats.sh, M = 16):
+//   per sub-block: 64 smmla, 16 mla, 8 unpack (4 and + 4 ushr), 2 uxtl (sub-scales);
+//   per super-block: 32 smmla, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla (mins and float step).
+//   1166 instructions = 71.2 per 1000 MAC (the SDOT kernel: 149.2); 510 load issues.
+//   SIMD: 544 smmla + 304 other = 848 slots at cost 1: 77.3 MAC/cycle; 1392 at cost 2: 47.1.
+//   SIMD bound at both costs (loads 10.4 c per 1000 MAC against 12.9 c SIMD at cost 1).
+//   What bounds it: per sub-block and pair, 8 smmla carry 2 mla (the int32 sub-scales: one per
+//   4 outputs, inherent to int32 super-block sums), and the tile's 8 unpack ops are shared by 8
+//   pairs; per super-block and pair, 4 smmla + 2 shl (mins) and 10 float ops. Without the 2
+//   uxtl per sub-block (sub-scales stored as i32: +16 bytes per column) it would be 832 slots,
+//   78.8 / 47.6 MAC/cycle.
+// Smaller tiles p1..p7 (2..14 rows) run the same per-pair code (insn / 1000 MAC, MAC/cycle at
+// cost 1 / 2): p4 (M = 8) 80.8, 70.6 / 44.5; p2 (M = 4) 100.1, 60.2 / 40.2; p1 (M = 2) 138.7,
+// 46.6 / 33.6.
+// qkern_q4k_mmla_gemv_i8mm (M = 1, the pair holds its row twice) uses vector SDOT: per
+// sub-block and tile 8 sdot + 8 unpack + uxtl + addp + mla; per super-block 4 sdot + 2 shl +
+// addp + 5 float: 252 insn / 1000 MAC, 25.0 MAC/cycle at either cost (the SDOT kernel: 249,
+// 21.6).
+#include "qkern_asm.h"
+#include "q4k_gemm.h"
+
+.if ARGK_A != ARGK_W + 8 || ARGK_SUBSTRIDE != ARGK_AT + 8 || ARGK_KB != ARGK_SBSTRIDE + 8
+.error "q4k_gemm.h: an ldp field pair is not adjacent"
+.endif
+.if ARGK_OUT != ARGK_NTILES + 8 || ARGK_NROWS != ARGK_LDO + 8
+.error "q4k_gemm.h: an ldp field pair is not adjacent"
+.endif
+
+// Register use: v0-v7 weight operands of a sub-block (v0 cp0 chunk 0, v1 cp0 chunk 1, v2 cp1
+// chunk 0, v3 cp1 chunk 1, v4-v7 chunks 2, 3 likewise), v8-v23 int32 super-block sums (pair p:
+// v(8+2p) columns 0-1, v(9+2p) columns 2-3), v24-v25 activations, v26-v27 sub-block partials,
+// v28-v29 sub-scales [s0 s1 s0 s1], [s2 s3 s2 s3], v30 0x0F mask.
+// x1 weights, x2/x3 activation values/tail of super-block 0, x4 sub-block stride, x5 super-block
+// stride, x6 kb, x7 tiles left, x8 output, x9 ldo, x10 rows to store, x12 activation values of
+// the sub-block, x13 tail of the super-block, x14 super-blocks left, x15 sub-scale pointer, x16
+// sub-blocks left / store pointer, x17 activation values of the super-block.
+// Stack: [sp, 0..32) zeros, [sp, 32 + 32p) float accumulators of pair p.
+
+.macro zero_tot p, fa, fb
+    ldp     q\fa, q\fb, [sp]
+.endm
+
+.macro zero_facc p, fa, fb
+    stp     q24, q25, [sp, #(32 + \p * 32)]
+.endm
+
+// One row pair of one sub-block: 8 smmla into the zeroed partials, times the sub-scales.
+.macro sub_pair p, fa, fb
+    ldp     q26, q27, [sp]
+    ldp     q24, q25, [x12, #(\p * 64)]
+    smmla   v26.4s, v24.16b, v0.16b
+    smmla   v27.4s, v24.16b, v2.16b
+    smmla   v26.4s, v25.16b, v1.16b
+    smmla   v27.4s, v25.16b, v3.16b
+    ldp     q24, q25, [x12, #(\p * 64 + 32)]
+    smmla   v26.4s, v24.16b, v4.16b
+    smmla   v27.4s, v24.16b, v6.16b
+    smmla   v26.4s, v25.16b, v5.16b
+    smmla   v27.4s, v25.16b, v7.16b
+    mla     v\fa\().4s, v26.4s, v28.4s
+    mla     v\fb\().4s, v27.4s, v29.4s
+.endm
+
+// One row pair at the end of a super-block: the mins, the float step, and the sums re-zeroed.
+// v0/v1 mins operands, v2/v3 d, v4/v5 dmin ([w0 w1 w0 w1], [w2 w3 w2 w3]).
+.macro sb_pair p, fa, fb
+    ldp     q24, q25, [x13, #(\p * 48)]
+    ldp     q26, q27, [sp]
+    smmla   v26.4s, v24.16b, v0.16b
+    smmla   v27.4s, v24.16b, v1.16b
+    ldr     q6, [x13, #(\p * 48 + 32)]
+    shl     v26.4s, v26.4s, #6
+    shl     v27.4s, v27.4s, #6
+    smmla   v26.4s, v25.16b, v0.16b
+    smmla   v27.4s, v25.16b, v1.16b
+    scvtf   v\fa\().4s, v\fa\().4s
+    scvtf   v\fb\().4s, v\fb\().4s
+    scvtf   v26.4s, v26.4s
+    scvtf   v27.4s, v27.4s
+    fmul    v\fa\().4s, v\fa\().4s, v2.4s
+    fmul    v\fb\().4s, v\fb\().4s, v3.4s
+    fmls    v\fa\().4s, v26.4s, v4.4s
+    fmls    v\fb\().4s, v27.4s, v5.4s
+    ldp     q24, q25, [sp, #(32 + \p * 32)]
+    fmla    v24.4s, v\fa\().4s, v6.4s
+    fmla    v25.4s, v\fb\().4s, v6.4s
+    stp     q24, q25, [sp, #(32 + \p * 32)]
+    ldp     q\fa, q\fb, [sp]
+.endm
+
+// Rows 2p, 2p+1 of the tile from the float accumulators; stops after x10 rows (then on to 3:).
+.macro store_pair p, fa, fb
+    ldp     q24, q25, [sp, #(32 + \p * 32)]
+    zip1    v26.2d, v24.2d, v25.2d
+    zip2    v27.2d, v24.2d, v25.2d
+    str     q26, [x16]
+    subs    x10, x10, #1
+    b.eq    3f
+    add     x16, x16, x9
+    str     q27, [x16]
+    subs    x10, x10, #1
+    b.eq    3f
+    add     x16, x16, x9
+.endm
+
+/* Applies macro \m to the accumulator register pairs of the first \np row pairs. */
+.macro k_for_pairs np, m
+    \m      0, 8, 9
+.if \np > 1
+    \m      1, 10, 11
+.endif
+.if \np > 2
+    \m      2, 12, 13
+.endif
+.if \np > 3
+    \m      3, 14, 15
+.endif
+.if \np > 4
+    \m      4, 16, 17
+.endif
+.if \np > 5
+    \m      5, 18, 19
+.endif
+.if \np > 6
+    \m      6, 20, 21
+.endif
+.if \np > 7
+    \m      7, 22, 23
+.endif
+.endm
+
+// void qkern_q4k_mmla_p<np>_i8mm(const KArgs *): rows 2*np (np row pairs) x 4*ntiles columns
+// over kb super-blocks; stores the first ARGK_NROWS rows (no bias).
+.macro q4k_kernel np
+function qkern_q4k_mmla_p\np\()_i8mm
+    save_d8_d15
+    sub     sp, sp, #288
+    .cfi_def_cfa_offset 352
+    stp     xzr, xzr, [sp]
+    stp     xzr, xzr, [sp, #16]
+    ldp     x1, x2, [x0, #ARGK_W]
+    ldp     x3, x4, [x0, #ARGK_AT]
+    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
+    ldp     x7, x8, [x0, #ARGK_NTILES]
+    movi    v30.16b, #0x0F
+2:
+    k_for_pairs \np, zero_tot
+    ldp     q24, q25, [sp]
+    k_for_pairs \np, zero_facc
+    mov     x17, x2
+    mov     x13, x3
+    mov     x14, x6
+1:
+    mov     x12, x17
+    add     x15, x1, #512
+    mov     x16, #8
+4:
+    ldp     q0, q1, [x1]
+    ldp     q2, q3, [x1, #32]
+    add     x1, x1, #64
+    ld1r    {v28.2s}, [x15], #4
+    ld1r    {v29.2s}, [x15], #4
+    ushr    v4.16b, v0.16b, #4
+    ushr    v5.16b, v1.16b, #4
+    ushr    v6.16b, v2.16b, #4
+    ushr    v7.16b, v3.16b, #4
+    and     v0.16b, v0.16b, v30.16b
+    and     v1.16b, v1.16b, v30.16b
+    and     v2.16b, v2.16b, v30.16b
+    and     v3.16b, v3.16b, v30.16b
+    uxtl    v28.4s, v28.4h
+    uxtl    v29.4s, v29.4h
+    k_for_pairs \np, sub_pair
+    add     x12, x12, x4
+    subs    x16, x16, #1
+    b.ne    4b
+
+    ldp     q0, q1, [x15]
+    add     x16, x15, #32
+    ld1r    {v2.2d}, [x16], #8
+    ld1r    {v3.2d}, [x16], #8
+    ld1r    {v4.2d}, [x16], #8
+    ld1r    {v5.2d}, [x16], #8
+    mov     x1, x16
+    k_for_pairs \np, sb_pair
+    add     x17, x17, x5
+    add     x13, x13, x5
+    subs    x14, x14, #1
+    b.ne    1b
+
+    mov     x16, x8
+    ldp     x9, x10, [x0, #ARGK_LDO]
+    k_for_pairs \np, store_pair
+3:
+    add     x8, x8, #16
+    subs    x7, x7, #1
+    b.ne    2b
+    add     sp, sp, #288
+    .cfi_def_cfa_offset 64
+    restore_d8_d15
+    ret
+endfunc qkern_q4k_mmla_p\np\()_i8mm
+.endm
+
+q4k_kernel 8
+q4k_kernel 7
+q4k_kernel 6
+q4k_kernel 5
+q4k_kernel 4
+q4k_kernel 3
+q4k_kernel 2
+q4k_kernel 1
+
+// void qkern_q4k_mmla_gemv_i8mm(const KArgs *): one row x 4*ntiles columns (ARGK_NROWS must be
+// 1). The row pair must hold the same row twice (the last pair of an odd M), so each activation
+// register is [x: 8 bytes][x: 8 bytes] and vector SDOT against [col c: 8][col c+1: 8] gives
+// [c: K 0-3, c: K 4-7, c+1: K 0-3, c+1: K 4-7]; addp folds two column pairs into [c0 c1 c2 c3],
+// which meets the sub-scales [s0 s1 s2 s3] (uxtl of the stored u16) and d, dmin as stored.
+// Registers: v0-v7 weight operands, v16 float sums, v17 int32 super-block sums, v18-v19
+// partials, v24-v27 activations, v28 sub-scales, v30 0x0F mask. Stack: 32 zero bytes.
+function qkern_q4k_mmla_gemv_i8mm
+    sub     sp, sp, #32
+    .cfi_def_cfa_offset 32
+    stp     xzr, xzr, [sp]
+    stp     xzr, xzr, [sp, #16]
+    ldp     x1, x2, [x0, #ARGK_W]
+    ldp     x3, x4, [x0, #ARGK_AT]
+    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
+    ldp     x7, x8, [x0, #ARGK_NTILES]
+    movi    v30.16b, #0x0F
+2:
+    ldp     q16, q17, [sp]
+    mov     x17, x2
+    mov     x13, x3
+    mov     x14, x6
+1:
+    mov     x12, x17
+    add     x15, x1, #512
+    mov     x16, #8
+4:
+    ldp     q0, q1, [x1]
+    ldp     q2, q3, [x1, #32]
+    add     x1, x1, #64
+    ldr     d28, [x15], #8
+    ldp     q24, q25, [x12]
+    ldp     q26, q27, [x12, #32]
+    ldp     q18, q19, [sp]
+    ushr    v4.16b, v0.16b, #4
+    ushr    v5.16b, v1.16b, #4
+    ushr    v6.16b, v2.16b, #4
+    ushr    v7.16b, v3.16b, #4
+    and     v0.16b, v0.16b, v30.16b
+    and     v1.16b, v1.16b, v30.16b
+    and     v2.16b, v2.16b, v30.16b
+    and     v3.16b, v3.16b, v30.16b
+    sdot    v18.4s, v0.16b, v24.16b
+    sdot    v19.4s, v2.16b, v24.16b
+    sdot    v18.4s, v1.16b, v25.16b
+    sdot    v19.4s, v3.16b, v25.16b
+    sdot    v18.4s, v4.16b, v26.16b
+    sdot    v19.4s, v6.16b, v26.16b
+    sdot    v18.4s, v5.16b, v27.16b
+    sdot    v19.4s, v7.16b, v27.16b
+    uxtl    v28.4s, v28.4h
+    addp    v18.4s, v18.4s, v19.4s
+    mla     v17.4s, v18.4s, v28.4s
+    add     x12, x12, x4
+    subs    x16, x16, #1
+    b.ne    4b
+
+    // Mins (H, L against [col c: m][col c+1: m]) and the float step.
+    ldp     q0, q1, [x15]
+    ldp     q2, q3, [x15, #32]
+    add     x1, x15, #64
+    ldp     q24, q25, [x13]
+    ldr     s26, [x13, #32]
+    ldp     q18, q19, [sp]
+    sdot    v18.4s, v0.16b, v24.16b
+    sdot    v19.4s, v1.16b, v24.16b
+    shl     v18.4s, v18.4s, #6
+    shl     v19.4s, v19.4s, #6
+    sdot    v18.4s, v0.16b, v25.16b
+    sdot    v19.4s, v1.16b, v25.16b
+    addp    v18.4s, v18.4s, v19.4s
+    scvtf   v17.4s, v17.4s
+    scvtf   v18.4s, v18.4s
+    fmul    v17.4s, v17.4s, v2.4s
+    fmls    v17.4s, v18.4s, v3.4s
+    fmla    v16.4s, v17.4s, v26.s[0]
+    ldr     q17, [sp]
+    add     x17, x17, x5
+    add     x13, x13, x5
+    subs    x14, x14, #1
+    b.ne    1b
+
+    str     q16, [x8]
+    add     x8, x8, #16
+    subs    x7, x7, #1
+    b.ne    2b
+    add     sp, sp, #32
+    .cfi_def_cfa_offset 0
+    ret
+endfunc qkern_q4k_mmla_gemv_i8mm

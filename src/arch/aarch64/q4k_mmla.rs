@@ -1,0 +1,455 @@
+//! Q4_K on `NeonI8mm`: the SMMLA micro-kernels of `asm/aarch64/q4k_gemm_i8mm.S`, their weight
+//! and activation layouts, safe wrapper and driver.
+//!
+//! # Activations (`Q8_256`, this tier's [`ACT_KERNEL_K`])
+//!
+//! The buffer starts with the plain `ActBlockK` rows (`m * k / 256` blocks, row order), which
+//! the other K-quant kernels of the tier read ([`ActInput::Plain`]); then, at the next multiple
+//! of 64, the same values as row pairs for SMMLA. Pairs go in groups of up to 8 (16 rows), as in
+//! [`super::act`]; the last pair of an odd `m` holds its row twice. Group `g` with `P` pairs,
+//! super-block `b` (`P * 560` bytes):
+//!
+//! ```text
+//! sub-block j = 0..8: [pair q = 0..P: 4 chunks c of [row 2q: k 32j+8c..+8][row 2q+1: same]]  (P * 512)
+//! pair q = 0..P: H [row 2q: h_0..h_7][row 2q+1: h_0..h_7], L likewise, [d0, d0, d1, d1] f32 (P * 48)
+//! ```
+//!
+//! where `asum_j = 64 h_j + l_j` is the sum of sub-block `j`'s 32 quants (`h_j` in -64..=63,
+//! `l_j` in 0..=63), so that the mins term `sum_j m_j asum_j` is two SMMLAs per pair and column
+//! pair.
+//!
+//! # Weights
+//!
+//! Columns in tiles of 4 (the last padded with zero blocks), each tile's super-blocks
+//! contiguous, 640 bytes per tile and super-block (160 per column; GGUF's 144):
+//!
+//! ```text
+//! [sub-block j = 0..8: 4 registers r = 2 cp + c of [col 2cp: 8 bytes][col 2cp+1: 8 bytes];
+//!    byte e: q[32j + 8c + e] | q[32j + 8c + 16 + e] << 4]                             (512)
+//! [sub-scales u16 [8][4]] [mins u8 [col 0: m_0..m_7][col 1]..[col 3]] [d f32 [4]] [dmin f32 [4]]
+//! ```
+
+use super::act::quantize_row_k;
+use crate::aligned::AlignedBuf;
+use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
+use crate::quant::{ActBlockK, BlockQ4K, QK_K};
+use half::f16;
+use std::ops::Range;
+
+/// Columns per tile.
+const NR: usize = 4;
+/// Packed bytes per tile and super-block.
+const TILE_SB: usize = 640;
+/// Offsets in a tile super-block.
+const SC: usize = 512;
+const MINS: usize = 576;
+const D: usize = 608;
+const DMIN: usize = 624;
+/// Row pairs per activation group (16 rows, the tallest kernel).
+const GROUP_PAIRS: usize = 8;
+/// Activation bytes of one pair and sub-block.
+const PAIR_SUB: usize = 64;
+/// Activation bytes of one pair's tail (H, L, scales) per super-block.
+const PAIR_TAIL: usize = 48;
+/// Activation bytes of one pair and super-block.
+const PAIR_SB: usize = 8 * PAIR_SUB + PAIR_TAIL;
+const _: () = assert!(size_of::<ActBlockK>() == 292 && TILE_SB == DMIN + 16);
+
+// ---------------------------------------------------------------------------------------------
+// Activation layout.
+
+/// Where one group of row pairs lives.
+#[derive(Clone, Copy, Debug)]
+struct Group {
+    /// Byte offset of super-block 0.
+    base: usize,
+    /// Pairs in the group (1..=8).
+    pairs: usize,
+}
+
+impl Group {
+    fn sub_stride(&self) -> usize {
+        self.pairs * PAIR_SUB
+    }
+    fn sb_stride(&self) -> usize {
+        self.pairs * PAIR_SB
+    }
+    /// Values of pair `q` (of this group), super-block 0, sub-block 0.
+    fn data(&self, q: usize) -> usize {
+        self.base + q * PAIR_SUB
+    }
+    /// Tail of pair `q`, super-block 0.
+    fn tail(&self, q: usize) -> usize {
+        self.base + 8 * self.sub_stride() + q * PAIR_TAIL
+    }
+}
+
+/// Bytes of the plain rows, rounded up to 64: where the pairs start.
+fn paired_base(m: usize, k: usize) -> usize {
+    (m * (k / QK_K) * size_of::<ActBlockK>()).next_multiple_of(64)
+}
+
+fn group(g: usize, m: usize, k: usize) -> Group {
+    let kb = k / QK_K;
+    Group {
+        base: paired_base(m, k) + g * GROUP_PAIRS * PAIR_SB * kb,
+        pairs: (m.div_ceil(2) - g * GROUP_PAIRS).min(GROUP_PAIRS),
+    }
+}
+
+fn act_size(m: usize, k: usize) -> usize {
+    paired_base(m, k) + m.div_ceil(2) * PAIR_SB * (k / QK_K)
+}
+
+/// Quantizes row `i` of `m`: its plain blocks (as the other tiers), then its half of a pair (both
+/// halves for the last row of an odd `m`).
+fn act_quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
+    assert!(x.len() == k && i < m && out.len() >= act_size(m, k));
+    quantize_row_k(x, i, m, k, out);
+    let kb = k / QK_K;
+    let ab = size_of::<ActBlockK>();
+    let g = group(i / (2 * GROUP_PAIRS), m, k);
+    let q = (i % (2 * GROUP_PAIRS)) / 2;
+    let halves: &[usize] = if i % 2 == 1 {
+        &[1]
+    } else if i + 1 == m {
+        &[0, 1]
+    } else {
+        &[0]
+    };
+    for b in 0..kb {
+        let blk: ActBlockK = bytemuck::pod_read_unaligned(&out[(i * kb + b) * ab..][..ab]);
+        let sb = b * g.sb_stride();
+        for &h in halves {
+            for j in 0..8 {
+                for c in 0..4 {
+                    let o = g.data(q) + sb + j * g.sub_stride() + c * 16 + h * 8;
+                    let src = &blk.qs[32 * j + 8 * c..][..8];
+                    out[o..o + 8].copy_from_slice(bytemuck::cast_slice(src));
+                }
+                let asum = blk.bsums[2 * j] as i32 + blk.bsums[2 * j + 1] as i32;
+                let t = g.tail(q) + sb + h * 8 + j;
+                out[t] = (asum >> 6) as i8 as u8;
+                out[t + 16] = (asum & 63) as u8;
+            }
+            let t = g.tail(q) + sb + 32 + h * 8;
+            out[t..t + 4].copy_from_slice(&blk.d.to_ne_bytes());
+            out[t + 4..t + 8].copy_from_slice(&blk.d.to_ne_bytes());
+        }
+    }
+}
+
+/// `Q8_256` activations of `NeonI8mm`: plain rows (read by the tier's other K-quant kernels),
+/// then the row pairs the Q4_K SMMLA kernels read.
+pub(crate) static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
+    size: act_size,
+    quantize_row: act_quantize_row,
+    unpack: crate::arch::scalar::matmul::unpack_plain_acts_k,
+    plain: true,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Weight layout.
+
+fn tiles(n: usize) -> usize {
+    n.div_ceil(NR)
+}
+
+/// Writes the tile super-block of 4 columns' blocks into `dst` (640 zeroed bytes).
+fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
+    for (col, blk) in b.iter().enumerate() {
+        let p = blk.parts();
+        let (cp, half) = (col / 2, col % 2);
+        for j in 0..8 {
+            for c in 0..2 {
+                for e in 0..8 {
+                    let lo = p.q[32 * j + 8 * c + e];
+                    let hi = p.q[32 * j + 8 * c + 16 + e];
+                    dst[64 * j + 16 * (2 * cp + c) + 8 * half + e] = lo | (hi << 4);
+                }
+            }
+            dst[SC + 8 * j + 2 * col..][..2].copy_from_slice(&(p.sc[j] as u16).to_ne_bytes());
+            dst[MINS + 8 * col + j] = p.m[j];
+        }
+        dst[D + 4 * col..][..4].copy_from_slice(&blk.d.to_f32().to_ne_bytes());
+        dst[DMIN + 4 * col..][..4].copy_from_slice(&blk.dmin.to_f32().to_ne_bytes());
+    }
+}
+
+/// Block of column `col` from a tile super-block.
+fn get(src: &[u8], col: usize) -> BlockQ4K {
+    let (cp, half) = (col / 2, col % 2);
+    let mut q = [0u8; 256];
+    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
+    for j in 0..8 {
+        for c in 0..2 {
+            for e in 0..8 {
+                let byte = src[64 * j + 16 * (2 * cp + c) + 8 * half + e];
+                q[32 * j + 8 * c + e] = byte & 0x0F;
+                q[32 * j + 8 * c + 16 + e] = byte >> 4;
+            }
+        }
+        sc[j] =
+            u16::from_ne_bytes([src[SC + 8 * j + 2 * col], src[SC + 8 * j + 2 * col + 1]]) as u8;
+        mn[j] = src[MINS + 8 * col + j];
+    }
+    let mut qs = [0u8; 128];
+    for pair in 0..4 {
+        for l in 0..32 {
+            qs[32 * pair + l] = q[64 * pair + l] | (q[64 * pair + 32 + l] << 4);
+        }
+    }
+    let f = |o: usize| f16::from_f32(f32::from_ne_bytes(src[o..o + 4].try_into().expect("4")));
+    BlockQ4K {
+        d: f(D + 4 * col),
+        dmin: f(DMIN + 4 * col),
+        scales: super::formats::encode_scales(&sc, &mn),
+        qs,
+    }
+}
+
+fn pack(blocks: &[BlockQ4K], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK_K;
+    assert!(blocks.len() >= n * kb);
+    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
+    let bytes = buf.bytes_mut();
+    for t in 0..tiles(n) {
+        for b in 0..kb {
+            let tb: [BlockQ4K; NR] = std::array::from_fn(|c| {
+                let j = t * NR + c;
+                if j < n {
+                    blocks[j * kb + b]
+                } else {
+                    bytemuck::Zeroable::zeroed()
+                }
+            });
+            put(&tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
+        }
+    }
+    buf
+}
+
+fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ4K]) {
+    let kb = k / QK_K;
+    let (t, c) = (row / NR, row % NR);
+    for (b, o) in out.iter_mut().enumerate().take(kb) {
+        *o = get(&buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The micro-kernels and their safe wrapper.
+
+/// The argument block of the micro-kernels (offsets `ARGK_*` in `asm/include/q4k_gemm.h`).
+#[repr(C)]
+struct KArgs {
+    w: *const u8,
+    a: *const u8,
+    a_tail: *const u8,
+    sub_stride: usize,
+    sb_stride: usize,
+    kb: usize,
+    ntiles: usize,
+    out: *mut f32,
+    ldo_bytes: usize,
+    nrows: usize,
+}
+
+/// The `#define ARG*` lines of `asm/include/q4k_gemm.h`, as constants (generated by build.rs).
+mod asm_args {
+    include!(concat!(env!("OUT_DIR"), "/asm_q4k_gemm.rs"));
+}
+
+// The assembly reads `KArgs` at the header's offsets: each must be the field's.
+const _: () = {
+    use asm_args::*;
+    use std::mem::offset_of;
+    assert!(offset_of!(KArgs, w) == ARGK_W);
+    assert!(offset_of!(KArgs, a) == ARGK_A);
+    assert!(offset_of!(KArgs, a_tail) == ARGK_AT);
+    assert!(offset_of!(KArgs, sub_stride) == ARGK_SUBSTRIDE);
+    assert!(offset_of!(KArgs, sb_stride) == ARGK_SBSTRIDE);
+    assert!(offset_of!(KArgs, kb) == ARGK_KB);
+    assert!(offset_of!(KArgs, ntiles) == ARGK_NTILES);
+    assert!(offset_of!(KArgs, out) == ARGK_OUT);
+    assert!(offset_of!(KArgs, ldo_bytes) == ARGK_LDO);
+    assert!(offset_of!(KArgs, nrows) == ARGK_NROWS);
+    assert!(size_of::<KArgs>() == ARGK_SIZE);
+};
+
+type RawKernel = unsafe extern "C" fn(*const KArgs);
+
+unsafe extern "C" {
+    fn qkern_q4k_mmla_p1_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_p2_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_p3_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_p4_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_p5_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_p6_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_p7_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_p8_i8mm(args: *const KArgs);
+    fn qkern_q4k_mmla_gemv_i8mm(args: *const KArgs);
+}
+
+const KERNELS: [RawKernel; GROUP_PAIRS] = [
+    qkern_q4k_mmla_p1_i8mm,
+    qkern_q4k_mmla_p2_i8mm,
+    qkern_q4k_mmla_p3_i8mm,
+    qkern_q4k_mmla_p4_i8mm,
+    qkern_q4k_mmla_p5_i8mm,
+    qkern_q4k_mmla_p6_i8mm,
+    qkern_q4k_mmla_p7_i8mm,
+    qkern_q4k_mmla_p8_i8mm,
+];
+
+/// Row shape of a micro-kernel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Rows {
+    /// `np` row pairs, 1 ..= 8.
+    Pairs(usize),
+    /// One row, from a pair that holds the same row twice (the GEMV).
+    One,
+}
+
+/// Where a micro-kernel's row pairs are in the activation buffer.
+#[derive(Clone, Copy, Debug)]
+struct ActPairs {
+    /// Values of the first pair, super-block 0, sub-block 0.
+    data: usize,
+    /// Tail of the first pair, super-block 0.
+    tail: usize,
+    sub_stride: usize,
+    sb_stride: usize,
+}
+
+/// Runs one micro-kernel: `rows` (row pairs, or one row) of `a` times column tiles `t0 .. t0 + ntiles` of `w`
+/// (`kb` super-blocks each); stores the first `store_rows` rows into `out` (row stride `ldo`).
+/// Checks everything the routine assumes and panics otherwise.
+#[allow(clippy::too_many_arguments)]
+fn run_kernel(
+    rows: Rows,
+    w: &[u8],
+    t0: usize,
+    ntiles: usize,
+    kb: usize,
+    a: &[u8],
+    ap: ActPairs,
+    out: &mut [f32],
+    ldo: usize,
+    store_rows: usize,
+) {
+    assert!(
+        std::arch::is_aarch64_feature_detected!("i8mm")
+            && std::arch::is_aarch64_feature_detected!("dotprod"),
+        "CPU lacks FEAT_I8MM or FEAT_DotProd"
+    );
+    let (np, kernel, max_rows) = match rows {
+        Rows::Pairs(np) => {
+            assert!((1..=GROUP_PAIRS).contains(&np));
+            (np, KERNELS[np - 1], 2 * np)
+        }
+        Rows::One => (1, qkern_q4k_mmla_gemv_i8mm as RawKernel, 1),
+    };
+    assert!(ntiles >= 1 && kb >= 1);
+    // Weights: ntiles whole tiles of kb super-blocks, contiguous.
+    let w_off = t0 * kb * TILE_SB;
+    assert!(w_off + ntiles * kb * TILE_SB <= w.len());
+    // Activations: super-block b < kb, sub-block j < 8, pair p < np reads 64 bytes at
+    // data + b sb_stride + j sub_stride + 64 p, and 48 bytes at tail + b sb_stride + 48 p.
+    let last = (kb - 1) * ap.sb_stride;
+    assert!(ap.data + last + 7 * ap.sub_stride + np * PAIR_SUB <= a.len());
+    assert!(ap.tail + last + np * PAIR_TAIL <= a.len());
+    // Output: store_rows rows of 4 * ntiles values, stride ldo.
+    assert!((1..=max_rows).contains(&store_rows));
+    assert!(ldo >= NR * ntiles);
+    assert!((store_rows - 1) * ldo + NR * ntiles <= out.len());
+    let args = KArgs {
+        w: w[w_off..].as_ptr(),
+        a: a[ap.data..].as_ptr(),
+        a_tail: a[ap.tail..].as_ptr(),
+        sub_stride: ap.sub_stride,
+        sb_stride: ap.sb_stride,
+        kb,
+        ntiles,
+        out: out.as_mut_ptr(),
+        ldo_bytes: ldo * 4,
+        nrows: store_rows,
+    };
+    // SAFETY: the CPU has FEAT_I8MM and FEAT_DotProd (SMMLA, the GEMV's SDOT; checked); the
+    // routine reads `ntiles * kb` tile
+    // super-blocks from `w`, the activation bytes bounded above from `a`, and writes
+    // `store_rows` rows of 4 * ntiles values with stride `ldo` into `out`: all inside the
+    // slices, as checked above. It saves the callee-saved registers it uses and restores sp.
+    unsafe { kernel(&args) };
+}
+
+/// Column tiles per scratch call.
+const SCRATCH_TILES: usize = 16;
+const SCRATCH_LD: usize = SCRATCH_TILES * NR;
+
+/// The GEMM: per 16-row group, the pairs that hold the wanted rows, one kernel call per 16
+/// column tiles into a scratch tile, then the wanted elements (plus bias) to the output.
+///
+/// # Safety
+/// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in [`ACT_KERNEL_K`]'s layout.
+unsafe fn gemm(args: &GemmArgs<'_>) {
+    let (m, k) = (args.m, args.k);
+    let kb = k / QK_K;
+    let (rows, cols): (Range<usize>, Range<usize>) = (args.rows.clone(), args.cols.clone());
+    assert!(kb >= 1 && !rows.is_empty() && !cols.is_empty());
+    assert!(rows.end <= m && cols.end <= args.n);
+    let out_len = (rows.len() - 1) * args.ldo + cols.len();
+    // SAFETY: the caller guarantees `out` valid for every element of the ranges with stride
+    // `ldo`, i.e. for `out_len` elements from `args.out`; nothing else uses it during this call.
+    let out = unsafe { std::slice::from_raw_parts_mut(args.out, out_len) };
+    let (w, a) = (args.w.bytes(), args.a.bytes());
+    assert!(a.len() >= act_size(m, k));
+    if let Some(b) = args.bias {
+        assert!(b.len() >= args.n);
+    }
+    let mut tmp = [0f32; 2 * GROUP_PAIRS * SCRATCH_LD];
+    let group_rows = 2 * GROUP_PAIRS;
+    for g in rows.start / group_rows..rows.end.div_ceil(group_rows) {
+        let grp = group(g, m, k);
+        let g0 = g * group_rows;
+        let (lo, hi) = (rows.start.max(g0), rows.end.min(g0 + 2 * grp.pairs));
+        let (q0, q1) = ((lo - g0) / 2, (hi - g0).div_ceil(2));
+        let row0 = g0 + 2 * q0;
+        let ap = ActPairs {
+            data: grp.data(q0),
+            tail: grp.tail(q0),
+            sub_stride: grp.sub_stride(),
+            sb_stride: grp.sb_stride(),
+        };
+        // One row that is the last of an odd M: its pair holds it twice, the GEMV's input.
+        let kind = if hi - lo == 1 && lo + 1 == m && m % 2 == 1 {
+            Rows::One
+        } else {
+            Rows::Pairs(q1 - q0)
+        };
+        let mut t = cols.start / NR;
+        while t < cols.end.div_ceil(NR) {
+            let nt = (cols.end.div_ceil(NR) - t).min(SCRATCH_TILES);
+            run_kernel(kind, w, t, nt, kb, a, ap, &mut tmp, SCRATCH_LD, hi - row0);
+            let (c_lo, c_hi) = ((t * NR).max(cols.start), ((t + nt) * NR).min(cols.end));
+            for i in lo..hi {
+                let src = &tmp[(i - row0) * SCRATCH_LD..];
+                let dst = &mut out[(i - rows.start) * args.ldo..];
+                for j in c_lo..c_hi {
+                    let b = args.bias.map_or(0.0, |b| b[j]);
+                    dst[j - cols.start] = src[j - t * NR] + b;
+                }
+            }
+            t += nt;
+        }
+    }
+}
+
+/// Q4_K on `NeonI8mm`.
+pub(crate) static Q4_K_I8MM: WeightKernel<BlockQ4K> = WeightKernel {
+    name: "neoni8mm-q4_k-smmla-asm",
+    pack,
+    unpack_row,
+    acts: ActInput::Native,
+    gemm,
+};
