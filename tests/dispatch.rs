@@ -3,8 +3,9 @@
 //! The test runner (`scripts/test-all.sh`) sets `QKERN_EXPECT_TIER` to the tier each CPU must get
 //! (`cortex-a72` -> neon, `neoverse-n1` -> neondot, `max` -> neoni8mm, this host -> avx512vnni).
 
+mod common;
+
 use qkern::{Tier, TIER_ENV};
-use std::process::Command;
 
 const CHILD: &str = "QKERN_DISPATCH_CHILD";
 
@@ -49,18 +50,8 @@ fn child_reports_active_tier() {
 
 fn active_with(value: &str) -> Tier {
     let exe = std::env::current_exe().unwrap();
-    // Under qemu-user the child must be started through the emulator again (no binfmt_misc in
-    // containers): the runner script sets QKERN_RUNNER, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu".
-    let runner = std::env::var("QKERN_RUNNER").unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    let mut cmd = match words.next() {
-        Some(prog) => {
-            let mut c = Command::new(prog);
-            c.args(words).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
+    // Under qemu-user the child runs through the emulator again (`common::command`).
+    let mut cmd = common::command(&exe);
     let out = cmd
         .args([
             "--exact",

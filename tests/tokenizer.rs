@@ -3,6 +3,8 @@
 //! streaming decoder; bad input; and the CLI's text modes on a small model with a small
 //! tokenizer.
 
+mod common;
+
 use flate2::read::GzDecoder;
 use qkern::model::{StreamDecoder, Tokenizer};
 use qkern::Error;
@@ -737,8 +739,8 @@ fn generator_streams_what_greedy_decoding_gives() {
 }
 
 fn qkern(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::process::{Command, Stdio};
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qkern"));
+    use std::process::Stdio;
+    let mut c = common::command(env!("CARGO_BIN_EXE_qkern"));
     c.args(args).env("QKERN_THREADS", "1");
     c.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -868,7 +870,7 @@ fn cli_text_modes() {
 #[test]
 fn cli_non_utf8_argument_is_an_error() {
     use std::os::unix::ffi::OsStrExt;
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_qkern"))
+    let o = common::command(env!("CARGO_BIN_EXE_qkern"))
         .args([
             "tokenize",
             "--model",

@@ -130,3 +130,19 @@ impl Rng {
 pub fn kern(t: Tier) -> &'static qkern::Kernels {
     qkern::Kernels::for_tier(t).expect("the tier under test is supported")
 }
+
+/// A command running the program `exe`; under qemu-user through the emulator again (no
+/// binfmt_misc in containers): `scripts/test-all.sh` sets `QKERN_RUNNER`, e.g.
+/// "qemu-aarch64 -L /usr/aarch64-linux-gnu".
+pub fn command(exe: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let runner = std::env::var("QKERN_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(prog) => {
+            let mut c = std::process::Command::new(prog);
+            c.args(words).arg(exe);
+            c
+        }
+        None => std::process::Command::new(exe),
+    }
+}
