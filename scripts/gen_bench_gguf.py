@@ -5,7 +5,10 @@ Q4_0). Weights N(0, 0.02) from a fixed seed, norms 1, biases N(0, 0.01). The tok
 minimal byte-level one (256 byte tokens, five merges whose results are tokens too, filler, three
 special tokens), enough for every loader; the benchmarks feed token ids.
 
-usage: gen_bench_gguf.py 0.5b|1.5b OUT.gguf      (needs numpy and gguf: scripts/requirements-bench.txt)
+usage: gen_bench_gguf.py 0.5b|1.5b OUT.gguf [LAYERS [VOCAB]]
+  (needs numpy and gguf: scripts/requirements-bench.txt). LAYERS and VOCAB default to the model's
+  (24 / 28 and 151936); fewer layers and a small vocabulary make files for instruction counting
+  (scripts/qcount-forward.sh), whose per-layer work does not depend on them.
 """
 import sys
 
@@ -16,8 +19,10 @@ name, out = sys.argv[1], sys.argv[2]
 S = {"0.5b": dict(L=24, H=896, F=4864, NH=14, NKV=2),
      "1.5b": dict(L=28, H=1536, F=8960, NH=12, NKV=2)}[name]
 L, H, F, NH, NKV = S["L"], S["H"], S["F"], S["NH"], S["NKV"]
+if len(sys.argv) > 3:
+    L = int(sys.argv[3])
 HD = H // NH
-V = 151936
+V = int(sys.argv[4]) if len(sys.argv) > 4 else 151936
 w = gguf.GGUFWriter(out, "qwen2")
 w.add_name(f"random-qwen2.5-{name}")
 w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)

@@ -9,8 +9,18 @@
 # prefill rate that bound allows for the full model at 3.23 GHz (A15), and the functions that
 # execute the instructions.
 #
-# usage: scripts/qcount-forward.sh [PRESET] [TOKENS] [TIERS]
-#   PRESET 0.5b (default) or 1.5b; TOKENS 512 (default); TIERS "neoni8mm neondot" (default)
+# usage: scripts/qcount-forward.sh [MODEL] [TOKENS] [TIERS]
+#   MODEL 0.5b (default) or 1.5b: random Q4_0 weights with the preset's shapes (one layer); or a
+#     GGUF file, for a type mix as llama-quantize writes it, e.g. four 1.5B-shaped layers (two of
+#     each Q4_K_M layer kind: Q6_K attn_v / ffn_down in layers 0 and 2) and a small vocabulary:
+#       python3 scripts/gen_bench_gguf.py 1.5b f16.gguf 4 4096
+#       "$LLAMA_QUANTIZE" f16.gguf q4_k_m.gguf Q4_K_M     # (eval "$(../shared/tools/peer-llamacpp.sh)")
+#       scripts/qcount-forward.sh q4_k_m.gguf 64:128
+#     The counts are per token and per layer (the file's layers averaged).
+#   TOKENS 512 (default): one prefill, minus a run that only builds the model; or A:B, the
+#     increment from a prefill of A tokens to one of B (positions A..B-1; the head and the build
+#     cancel out).
+#   TIERS "neoni8mm neondot" (default)
 set -eu
 preset=${1:-0.5b}
 tokens=${2:-512}
@@ -18,20 +28,34 @@ tiers=${3:-neoni8mm neondot}
 . "$(dirname "$0")/qcount-env.sh"
 cargo build -q --release --example qcount_forward --target aarch64-unknown-linux-gnu
 bin="$root/target/aarch64-unknown-linux-gnu/release/examples/qcount_forward"
-case $preset in 0.5b) layers=24 ;; 1.5b) layers=28 ;; *) echo "preset: 0.5b or 1.5b" >&2; exit 2 ;; esac
+case $tokens in *:*) t0=${tokens%%:*}; t1=${tokens#*:} ;; *) t0=0; t1=$tokens ;; esac
+case $preset in
+    0.5b) layers=24; run_layers=1; args="$preset 1" ;;
+    1.5b) layers=28; run_layers=1; args="$preset 1" ;;
+    *.gguf)
+        [ -f "$preset" ] || { echo "no file $preset" >&2; exit 2; }
+        preset=$(cd "$(dirname "$preset")" && pwd)/$(basename "$preset")
+        args="$preset -"
+        run_layers=$(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu "$bin" neon "$preset" - 0 | sed -n 's/^layers //p')
+        layers=0 ;; # the model's full depth is not in the file: no per-model rate
+    *) echo "model: 0.5b, 1.5b or a .gguf file" >&2; exit 2 ;;
+esac
 
 for tier in $tiers; do
-    for t in 0 "$tokens"; do
-        "$QCOUNT/qcount-run" -o "$build/$tier-$t.txt" -p top=400 -- "$bin" "$tier" "$preset" 1 "$t" >/dev/null
+    for t in "$t0" "$t1"; do
+        # shellcheck disable=SC2086 # $args is two words on purpose
+        "$QCOUNT/qcount-run" -o "$build/$tier-$t.txt" -p top=400 -- "$bin" "$tier" $args "$t" >/dev/null
     done
-    echo "== $tier, Qwen2.5-$preset layer shapes, prefill of $tokens tokens (per token and layer)"
-    python3 - "$QCOUNT" "$build/$tier-0.txt" "$build/$tier-$tokens.txt" "$tokens" "$layers" <<'EOF'
+    echo "== $tier, $(basename "$preset"), prefill positions $t0..$((t1 - 1)) (per token and layer)"
+    python3 - "$QCOUNT" "$build/$tier-$t0.txt" "$build/$tier-$t1.txt" "$((t1 - t0))" "$layers" "$run_layers" <<'EOF'
 import re, sys
 sys.path.insert(0, sys.argv[1])
 import qcount_cycles as qc
 base, run = (qc.parse_report(open(p).read()) for p in sys.argv[2:4])
-tokens, layers = int(sys.argv[4]), int(sys.argv[5])
+tokens, layers, run_layers = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 diff = qc.subtract(run, base)
+# Per token and per layer of the run (a file of several layers: their average).
+tokens *= run_layers
 total = diff["total_insns"] / tokens
 print(f"instructions {total:,.0f}")
 from types import SimpleNamespace
@@ -41,9 +65,12 @@ for cost in (1, 2):
                         mmla_cost=cost)
     _, _, (name, cycles) = qc.estimate(diff, p)
     c = cycles / tokens
-    rate = 3.23e9 / (c * layers)
-    print(f"mmla-cost {cost}: {c:,.0f} cycles ({name}-bound) -> at most {rate:,.0f} tokens/s"
-          f" per P-core at 3.23 GHz for {layers} layers (head and embedding not counted)")
+    line = f"mmla-cost {cost}: {c:,.0f} cycles ({name}-bound)"
+    if layers:
+        rate = 3.23e9 / (c * layers)
+        line += (f" -> at most {rate:,.0f} tokens/s per P-core at 3.23 GHz for {layers} layers"
+                 " (head and embedding not counted)")
+    print(line)
 
 def short(sym):
     # Legacy Rust mangling: _ZN<len><name>...17h<hash>E -> path without the hash.
