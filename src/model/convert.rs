@@ -324,6 +324,33 @@ pub(crate) trait Names {
     fn layer(&self, i: usize, part: Part) -> String;
 }
 
+/// Removes tensor `name` from `t`, or the error that the file lacks it.
+pub(crate) fn take<'a>(
+    t: &mut HashMap<String, RawTensor<'a>>,
+    name: &str,
+) -> Result<RawTensor<'a>> {
+    t.remove(name)
+        .ok_or_else(|| Error::Format(format!("tensor {name:?} is missing")))
+}
+
+/// An optional vector tensor of `n` values, as f32.
+pub(crate) fn f32_opt(t: Option<RawTensor<'_>>, n: usize) -> Result<Option<Vec<f32>>> {
+    t.map(|t| t.to_f32(&[n])).transpose()
+}
+
+/// The error for a tensor the model does not use, if any is left in `tensors`.
+pub(crate) fn no_leftovers(tensors: &HashMap<String, RawTensor<'_>>, c: &Config) -> Result<()> {
+    match tensors.keys().min() {
+        Some(name) => Err(Error::Format(format!(
+            "unexpected tensor {name:?} ({} tensors not used by a {} model of {} layers)",
+            tensors.len(),
+            c.arch.name(),
+            c.n_layers
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Builds [`ModelWeights`] from a file's tensors (removed from `tensors` as they are used; 2-D
 /// weights converted by [`RawTensor::to_quant`] with `options`), checks every shape against
 /// `config`, and fails on any tensor left over (the caller removes tensors it ignores on purpose
@@ -337,11 +364,6 @@ pub(crate) fn build_weights(
     config.validate()?;
     let c = &config;
     let (h, q, kv, f) = (c.hidden, c.q_dim()?, c.kv_dim()?, c.ffn);
-    fn take<'a>(t: &mut HashMap<String, RawTensor<'a>>, name: &str) -> Result<RawTensor<'a>> {
-        t.remove(name)
-            .ok_or_else(|| Error::Format(format!("tensor {name:?} is missing")))
-    }
-    let f32_opt = |t: Option<RawTensor<'_>>, n: usize| t.map(|t| t.to_f32(&[n])).transpose();
     let token_embd = take(tensors, names.token_embd())?.to_quant(c.vocab, h, QuantType::Q8_0)?;
     let output = if c.tied_embeddings {
         None
@@ -380,14 +402,7 @@ pub(crate) fn build_weights(
             w_down,
         });
     }
-    if let Some(name) = tensors.keys().min() {
-        return Err(Error::Format(format!(
-            "unexpected tensor {name:?} ({} tensors not used by a {} model of {} layers)",
-            tensors.len(),
-            c.arch.name(),
-            c.n_layers
-        )));
-    }
+    no_leftovers(tensors, c)?;
     let w = ModelWeights {
         config,
         token_embd,

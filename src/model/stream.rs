@@ -13,12 +13,12 @@
 //! [`build_weights`]: super::convert::build_weights
 //! [`MappedRows`]: super::mapped::MappedRows
 
-use super::convert::{Blocks, Names, Part, RawTensor};
+use super::convert::{f32_opt, no_leftovers, take, Blocks, Names, Part, RawTensor};
 use super::mapped::Maps;
 use super::packed::{Embedding, Layer, LayerVectors, Linear, HEAD_CHUNK_ROWS};
 use super::weights::check_optional_parts;
 use super::{Config, LoadOptions, Model, QuantType};
-use crate::{Error, Kernels, Result, Tier};
+use crate::{Kernels, Result, Tier};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -100,11 +100,6 @@ pub(crate) fn build_model(
     config.validate()?;
     let c = &config;
     let (h, q, kv, f) = (c.hidden, c.q_dim()?, c.kv_dim()?, c.ffn);
-    fn take<'a>(t: &mut HashMap<String, RawTensor<'a>>, name: &str) -> Result<RawTensor<'a>> {
-        t.remove(name)
-            .ok_or_else(|| Error::Format(format!("tensor {name:?} is missing")))
-    }
-    let f32_opt = |t: Option<RawTensor<'_>>, n: usize| t.map(|t| t.to_f32(&[n])).transpose();
     // First every check, converting nothing.
     let token_embd = take(tensors, names.token_embd())?;
     token_embd.matrix(c.vocab, h)?;
@@ -158,14 +153,7 @@ pub(crate) fn build_model(
             weights: [wq, wk, wv, wo, w_gate, w_up, w_down],
         });
     }
-    if let Some(name) = tensors.keys().min() {
-        return Err(Error::Format(format!(
-            "unexpected tensor {name:?} ({} tensors not used by a {} model of {} layers)",
-            tensors.len(),
-            c.arch.name(),
-            c.n_layers
-        )));
-    }
+    no_leftovers(tensors, c)?;
 
     // Then the packing, one tensor at a time.
     let release = |b: &[u8]| maps.release(b);
