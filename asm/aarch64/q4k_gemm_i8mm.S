@@ -125,32 +125,6 @@
     add     x16, x16, x9
 .endm
 
-/* Applies macro \m to the accumulator register pairs of the first \np row pairs. */
-.macro k_for_pairs np, m
-    \m      0, 8, 9
-.if \np > 1
-    \m      1, 10, 11
-.endif
-.if \np > 2
-    \m      2, 12, 13
-.endif
-.if \np > 3
-    \m      3, 14, 15
-.endif
-.if \np > 4
-    \m      4, 16, 17
-.endif
-.if \np > 5
-    \m      5, 18, 19
-.endif
-.if \np > 6
-    \m      6, 20, 21
-.endif
-.if \np > 7
-    \m      7, 22, 23
-.endif
-.endm
-
 // void qkern_q4k_mmla_p<np>_i8mm(const KArgs *): rows 2*np (np row pairs) x 4*ntiles columns
 // over kb super-blocks; stores the first ARGK_NROWS rows (no bias).
 .macro q4k_kernel np
@@ -166,9 +140,9 @@ function qkern_q4k_mmla_p\np\()_i8mm
     ldp     x7, x8, [x0, #ARGK_NTILES]
     movi    v30.16b, #0x0F
 2:
-    k_for_pairs \np, zero_tot
+    for_pairs \np, zero_tot
     ldp     q24, q25, [sp]
-    k_for_pairs \np, zero_facc
+    for_pairs \np, zero_facc
     mov     x17, x2
     mov     x13, x3
     mov     x14, x6
@@ -192,7 +166,7 @@ function qkern_q4k_mmla_p\np\()_i8mm
     and     v3.16b, v3.16b, v30.16b
     uxtl    v28.4s, v28.4h
     uxtl    v29.4s, v29.4h
-    k_for_pairs \np, sub_pair
+    for_pairs \np, sub_pair
     add     x12, x12, x4
     subs    x16, x16, #1
     b.ne    4b
@@ -204,7 +178,7 @@ function qkern_q4k_mmla_p\np\()_i8mm
     ld1r    {v4.2d}, [x16], #8
     ld1r    {v5.2d}, [x16], #8
     mov     x1, x16
-    k_for_pairs \np, sb_pair
+    for_pairs \np, sb_pair
     add     x17, x17, x5
     add     x13, x13, x5
     subs    x14, x14, #1
@@ -212,7 +186,7 @@ function qkern_q4k_mmla_p\np\()_i8mm
 
     mov     x16, x8
     ldp     x9, x10, [x0, #ARGK_LDO]
-    k_for_pairs \np, store_pair
+    for_pairs \np, store_pair
 3:
     add     x8, x8, #16
     subs    x7, x7, #1

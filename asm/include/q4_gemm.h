@@ -25,32 +25,6 @@
     movi    v30.16b, #0xF0
 .endm
 
-/* Applies macro \m to the accumulator register pairs of the first \np row pairs. */
-.macro for_pairs np, m
-    \m      0, 8, 9
-.if \np > 1
-    \m      1, 10, 11
-.endif
-.if \np > 2
-    \m      2, 12, 13
-.endif
-.if \np > 3
-    \m      3, 14, 15
-.endif
-.if \np > 4
-    \m      4, 16, 17
-.endif
-.if \np > 5
-    \m      5, 18, 19
-.endif
-.if \np > 6
-    \m      6, 20, 21
-.endif
-.if \np > 7
-    \m      7, 22, 23
-.endif
-.endm
-
 .macro zero_acc p, fa, fb
     movi    v\fa\().16b, #0
     movi    v\fb\().16b, #0

@@ -84,4 +84,31 @@ EXTERN\name:
 #define ARG_NROWS   88   /* rows to store (1 .. 2 * row pairs), from the first */
 #define ARG_SIZE    96   /* size of the block */
 
+/* Applies macro \m to the accumulator register pairs (v8+2p, v9+2p) of the first \np row
+ * pairs p (the row-pair tile kernels: q4_gemm.h, q4k_gemm_i8mm.S). */
+.macro for_pairs np, m
+    \m      0, 8, 9
+.if \np > 1
+    \m      1, 10, 11
+.endif
+.if \np > 2
+    \m      2, 12, 13
+.endif
+.if \np > 3
+    \m      3, 14, 15
+.endif
+.if \np > 4
+    \m      4, 16, 17
+.endif
+.if \np > 5
+    \m      5, 18, 19
+.endif
+.if \np > 6
+    \m      6, 20, 21
+.endif
+.if \np > 7
+    \m      7, 22, 23
+.endif
+.endm
+
 #endif
