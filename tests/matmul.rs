@@ -138,3 +138,37 @@ per_tier_test!(
     activation_edge_blocks_k_exact,
     super::activation_edge_blocks_k
 );
+
+/// Both activation quantizers on rows that end exactly at a `PROT_NONE` page (and start right
+/// after one), every row count and a K of one block and of several: a vector load past the last
+/// value (or before the first) faults; the blocks equal the reference.
+fn activations_at_page_end(tier: Tier) {
+    use common::guard::Guarded;
+    use qkern::quant::ActFormat;
+    let mut rng = Rng(41);
+    for k in [256usize, 768] {
+        for m in [1usize, 2, 3, 5] {
+            let x = Guarded::from_slice(&rng.vec(m * k, 3.0));
+            let mut a = QuantizedActivations::with_tier(tier).unwrap();
+            a.set_formats(&[ActFormat::Q8_32, ActFormat::Q8_256])
+                .unwrap();
+            a.quantize(&x, m, k).unwrap();
+            assert_eq!(
+                to_ref_act(&a.blocks()),
+                r::quantize_activations(&x),
+                "tier {tier} m={m} k={k}: Q8_32"
+            );
+            let (got, want) = (a.blocks_k(), r::quantize_activations_k(&x));
+            assert_eq!(got.len(), want.len());
+            for (b, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    (g.d.to_bits(), g.qs, g.bsums),
+                    (w.d.to_bits(), w.qs, w.bsums),
+                    "tier {tier} m={m} k={k} block {b}: Q8_256"
+                );
+            }
+        }
+    }
+}
+
+per_tier_test!(activations_end_at_a_page, super::activations_at_page_end);
