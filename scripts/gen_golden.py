@@ -25,6 +25,9 @@ For each model NAME, tests/data/models/NAME/ gets:
   logits files' shape: row i holds the logits after tokens[0..=i] (little-endian float32,
   row-major [len(tokens), vocab]); rows prompt_len-1 .. are the prefill's last position and the
   three decode steps.
+* logits_long_f32.bin / logits_long_q.bin: the same two goldens for a prompt of LONG_PROMPT_LEN
+  tokens (longer than two KV tiles), golden.json's "long": only the prefill's last position and
+  the three decode steps are stored (rows first_row ..).
 
 qwen2_gqa_hd128 also gets model-q6k.gguf (token_embd and output in Q6_K, made by a small
 quantizer below) with q6k_token_embd.f32 / q6k_output.f32: those Q6_K bytes dequantized by the
@@ -47,6 +50,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "
 
 PROMPT_LEN = 9
 DECODE_STEPS = 3
+# The long prompt: two whole KV tiles of 64 positions and a tail (qkern's attention tiles keys by
+# 64), then the same three decode steps. Only its rows from the prompt's last position on are
+# stored (logits_long_*.bin), to keep the files small.
+LONG_PROMPT_LEN = 150
 
 # name, arch, hidden, n_head, n_kv, head_dim (None: hidden/n_head, not written), ffn, vocab,
 # tied, storage dtype, config style (4: rope_theta at top level, 5: rope_parameters), sharded,
@@ -313,19 +320,19 @@ def logits_of(model, tokens):
     return out.logits[0].to(torch.float32).numpy()
 
 
-def check_decode(model, tokens, full, tol):
+def check_decode(model, tokens, full, tol, prompt_len=PROMPT_LEN):
     """The teacher-forced decode steps through transformers' KV cache match the full pass;
     returns the largest difference."""
     with torch.no_grad():
-        out = model(torch.tensor([tokens[:PROMPT_LEN]]), use_cache=True)
+        out = model(torch.tensor([tokens[:prompt_len]]), use_cache=True)
         past = out.past_key_values
         rows = [out.logits[0, -1]]
-        for t in tokens[PROMPT_LEN:]:
+        for t in tokens[prompt_len:]:
             out = model(torch.tensor([[t]]), past_key_values=past, use_cache=True)
             past = out.past_key_values
             rows.append(out.logits[0, -1])
     got = torch.stack(rows).numpy()
-    diff = float(np.abs(got - full[PROMPT_LEN - 1:]).max())
+    diff = float(np.abs(got - full[prompt_len - 1:]).max())
     assert diff <= tol, f"KV-cache decode differs from the full pass by {diff}"
     return diff
 
@@ -415,6 +422,15 @@ def main():
 
         full.astype("<f4").tofile(os.path.join(d, "logits_f32.bin"))
         qfull.astype("<f4").tofile(os.path.join(d, "logits_q.bin"))
+
+        # The long prompt, drawn after the short one from the same generator.
+        long_tokens = [int(t) for t in rng.integers(0, m["vocab"], LONG_PROMPT_LEN + DECODE_STEPS)]
+        long_full = logits_of(model, long_tokens)
+        check_decode(model, long_tokens, long_full, 1e-4, LONG_PROMPT_LEN)
+        long_q = logits_of(qmodel, long_tokens)
+        long_qdiff = check_decode(qmodel, long_tokens, long_q, 0.5, LONG_PROMPT_LEN)
+        long_full[LONG_PROMPT_LEN - 1:].astype("<f4").tofile(os.path.join(d, "logits_long_f32.bin"))
+        long_q[LONG_PROMPT_LEN - 1:].astype("<f4").tofile(os.path.join(d, "logits_long_q.bin"))
         hd = m["head_dim"] or m["hidden"] // m["n_head"]
         info = {
             "arch": m["arch"],
@@ -438,6 +454,18 @@ def main():
             "max_abs_logit_f32": float(np.abs(full).max()),
             "max_abs_diff_q_vs_f32": float(np.abs(qfull - full).max()),
             "max_abs_diff_q_kv_cache_vs_full_pass": qdiff,
+            "long": {
+                "tokens": long_tokens,
+                "prompt_len": LONG_PROMPT_LEN,
+                "decode_steps": DECODE_STEPS,
+                "first_row": LONG_PROMPT_LEN - 1,
+                "logits_shape": [DECODE_STEPS + 1, m["vocab"]],
+                "logits_f32": "logits_long_f32.bin",
+                "logits_q": "logits_long_q.bin",
+                "max_abs_logit_f32": float(np.abs(long_full[LONG_PROMPT_LEN - 1:]).max()),
+                "max_abs_diff_q_vs_f32": float(np.abs(long_q - long_full)[LONG_PROMPT_LEN - 1:].max()),
+                "max_abs_diff_q_kv_cache_vs_full_pass": long_qdiff,
+            },
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                          "gguf": getattr(gguf, "__version__", "0.19.0"), "numpy": np.__version__},
         }
