@@ -24,10 +24,14 @@ for tier in ${TIERS:-neoni8mm neondot neon}; do
         # The gemm of the format's kernel (mangled: formats8Q4_K_DOT8gemm_dot, formats9Q4_K_NEON4gemm).
         up=$(echo "$fmt" | tr a-z A-Z)
         if [ "$tier" = neon ]; then sym="${up}_NEON4gemm"; else sym="${up}_DOT8gemm_dot"; fi
-        # NeonI8mm runs the SDOT kernels of these formats but Q4_K (qkern::arch::aarch64 tables).
+        # NeonI8mm runs the SDOT kernels of these formats but Q4_K and Q5_0 (qkern::arch::aarch64
+        # tables).
         # Q4_K on NeonI8mm: the SMMLA asm (qkern_q4k_mmla_p*_i8mm) and its Rust driver
         # (arch::aarch64::q4k_mmla::gemm; not the quantizer or the packing).
         if [ "$fmt" = q4_k ] && [ "$tier" = neoni8mm ]; then sym=qkern_q4k_mmla:q4k_mmla4gemm; fi
+        # Q5_0 on NeonI8mm: the SMMLA asm (qkern_q5_0_mmla_*_i8mm) and the shared asm driver
+        # (arch::aarch64::matmul_asm::gemm).
+        if [ "$fmt" = q5_0 ] && [ "$tier" = neoni8mm ]; then sym=qkern_q5_0_mmla:matmul_asm4gemm; fi
         if [ "$fmt" = q8_0 ]; then
             case $tier in
                 neon) sym=matmul_q8 ;;
