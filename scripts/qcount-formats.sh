@@ -9,7 +9,8 @@
 #        TIERS="neoni8mm neondot" FORMATS=q4_k to count a subset)
 set -eu
 . "$(dirname "$0")/qcount-env.sh"
-# The Q8_0 rows count the SMMLA kernel (q8_mmla, NeonI8mm), the SDOT asm GEMV (qkern_q8_*, NeonDot)
+# The Q8_0 rows count the SMMLA asm (qkern_q8_0_mmla_*_i8mm and the matmul_asm driver,
+# NeonI8mm), the SDOT asm GEMV (qkern_q8_*, NeonDot)
 # and the Neon kernel (matmul_q8).
 # The kernels are Rust intrinsics and inline asm: count a release build (inlined intrinsics).
 cargo build -q --release --example qcount_formats --target aarch64-unknown-linux-gnu
@@ -36,7 +37,7 @@ for tier in ${TIERS:-neoni8mm neondot neon}; do
             case $tier in
                 neon) sym=matmul_q8 ;;
                 neondot) sym=qkern_q8_ ;;
-                *) sym=q8_mmla9gemm_i8mm ;;
+                *) sym=qkern_q8_0_mmla:matmul_asm4gemm ;;
             esac
         fi
         for k in $K $((2 * K)); do

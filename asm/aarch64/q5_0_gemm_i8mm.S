@@ -3,34 +3,18 @@
 // CARD (filled in below)
 #include "qkern_asm.h"
 #include "q5_0_gemm.h"
+#include "mmla_tile.h"
 
 .if ARGQ5_TILE != ARGQ5_SCALES + 8 || ARGQ5_HI != ARGQ5_FIELDS || ARGQ5_SCALES != ARGQ5_HI + 16
 .error "q5_0_gemm.h: unexpected tile block layout"
 .endif
-.if ARG_A != ARG_W + 8 || ARG_ASTRIDE != ARG_AS + 8 || ARG_NTILES != ARG_KB + 8
-.error "q5_0_gemm_i8mm.S: an ldp field pair is not adjacent"
-.endif
-.if ARG_LDO != ARG_OUT + 8 || ARG_BIASINC != ARG_BIAS + 8
-.error "q5_0_gemm_i8mm.S: an ldp field pair is not adjacent"
-.endif
 
-// Register use (tile kernels): v0-v7 weight operands (v0-v3: columns 0-1, K 0-7 .. 24-31;
-// v4-v7: columns 2-3), v8-v23 float accumulators (pair p: v(8+2p) columns 0-1, v(9+2p) columns
-// 2-3), v24-v25 activations (then the pair's activation scales), v26 0xF8 mask, v27 0xC0 mask,
-// v28-v29 R4 while unpacking, then the int32 block sums, v30 / v31 weight scales [w0 w1 w0 w1] /
-// [w2 w3 w2 w3].
-// x1 weights, x2/x3 activation values/scales of block 0, x4 activation block stride, x5 kb,
-// x6 tiles left, x7 output, x8 ldo, x9 bias, x10 bias step, x11 zeros, x12/x13 activation
-// values/scales of the current block, x14 blocks left, x15 scale pointer / rows to store,
-// x16 store pointer.
+// Register use (besides the frame's, mmla_tile.h): v0-v7 weight operands (v0-v3: columns 0-1,
+// K 0-7 .. 24-31; v4-v7: columns 2-3), v24-v25 activations (then the pair's activation scales),
+// v26 0xF8 mask, v27 0xC0 mask, v28-v29 R4 while unpacking, then the int32 block sums, v30 / v31
+// weight scales [w0 w1 w0 w1] / [w2 w3 w2 w3].
 
-.macro load_args
-    ldp     x1, x2, [x0, #ARG_W]
-    ldp     x3, x4, [x0, #ARG_AS]
-    ldp     x5, x6, [x0, #ARG_KB]
-    ldp     x7, x8, [x0, #ARG_OUT]
-    ldp     x9, x10, [x0, #ARG_BIAS]
-    ldr     x11, [x0, #ARG_ZEROS]
+.macro q5_setup
     movi    v26.16b, #0xF8
     movi    v27.16b, #0xC0
 .endm
@@ -68,11 +52,6 @@
     fcvtl   v31.4s, v31.4h
 .endm
 
-.macro zero_acc p, fa, fb
-    movi    v\fa\().16b, #0
-    movi    v\fb\().16b, #0
-.endm
-
 // One row pair p of the current block: 8 smmla, then y += (isum / 8) * w * a.
 .macro mmla_pair p, fa, fb
     ldp     q24, q25, [x12, #(\p * 64)]
@@ -95,55 +74,8 @@
     fmla    v\fb\().4s, v29.4s, v24.4s
 .endm
 
-// Rows 2p, 2p+1 of the tile from v\fa ([r0c0 r0c1 r1c0 r1c1]) and v\fb (columns 2-3), plus the
-// bias in v24; stores until x15 rows are stored (then on to 3:).
-.macro store_acc p, fa, fb
-    zip1    v28.2d, v\fa\().2d, v\fb\().2d
-    zip2    v29.2d, v\fa\().2d, v\fb\().2d
-    fadd    v28.4s, v28.4s, v24.4s
-    fadd    v29.4s, v29.4s, v24.4s
-    str     q28, [x16]
-    subs    x15, x15, #1
-    b.eq    3f
-    add     x16, x16, x8
-    str     q29, [x16]
-    subs    x15, x15, #1
-    b.eq    3f
-    add     x16, x16, x8
-.endm
-
-// void qkern_q5_0_mmla_p<np>_i8mm(const KernelArgs *), np = 1..8: rows 2*np (np row pairs) x
-// 4*ntiles columns, of which the first ARG_NROWS rows are stored.
 .macro mmla_kernel np
-function qkern_q5_0_mmla_p\np\()_i8mm
-    save_d8_d15
-    load_args
-2:
-    for_pairs \np, zero_acc
-    mov     x12, x2
-    mov     x13, x3
-    mov     x14, x5
-1:
-    load_weights
-    for_pairs \np, mmla_pair
-    add     x1, x1, #ARGQ5_TILE
-    add     x12, x12, x4
-    add     x13, x13, x4
-    subs    x14, x14, #1
-    b.ne    1b
-
-    ldr     q24, [x9]
-    mov     x16, x7
-    ldr     x15, [x0, #ARG_NROWS]
-    for_pairs \np, store_acc
-3:
-    add     x7, x7, #16
-    add     x9, x9, x10
-    subs    x6, x6, #1
-    b.ne    2b
-    restore_d8_d15
-    ret
-endfunc qkern_q5_0_mmla_p\np\()_i8mm
+mt_tile_kernel qkern_q5_0_mmla_p\np\()_i8mm, \np, q5_setup, load_weights, mmla_pair, ARGQ5_TILE
 .endm
 
 mmla_kernel 8
@@ -155,19 +87,10 @@ mmla_kernel 3
 mmla_kernel 2
 mmla_kernel 1
 
-// void qkern_q5_0_mmla_gemv_i8mm(const KernelArgs *): one row x 4*ntiles columns. The row pair
-// must hold the same row twice (the last pair of an odd M), so each activation register is
-// [x: 8 bytes][x: 8 bytes] and vector SDOT against [col c: 8][col c+1: 8] gives four partial sums
-// [c: K 0-3, c: K 4-7, c+1: K 0-3, c+1: K 4-7]; addp folds them. Uses no callee-saved register:
-// v16 accumulator, v17-v20 activations, v21 activation scale, v22-v23 int32 sums, v31 scales.
-function qkern_q5_0_mmla_gemv_i8mm
-    load_args
-2:
-    movi    v16.16b, #0
-    mov     x12, x2
-    mov     x13, x3
-    mov     x14, x5
-1:
+// One row (the pair holds it twice: [x: 8 bytes][x: 8 bytes]): vector SDOT against
+// [col c: 8][col c+1: 8] gives [c: K 0-3, c: K 4-7, c+1: K 0-3, c+1: K 4-7]; addp folds them.
+// v17-v20 activations, v21 activation scale, v22-v23 int32 sums, v31 weight scales.
+.macro gemv_block
     ldr     d31, [x1, #ARGQ5_SCALES]
     ldp     q17, q18, [x12]
     ldp     q19, q20, [x12, #32]
@@ -187,18 +110,6 @@ function qkern_q5_0_mmla_gemv_i8mm
     scvtf   v22.4s, v22.4s, #3
     fmul    v22.4s, v22.4s, v31.4s
     fmla    v16.4s, v22.4s, v21.s[0]
-    add     x1, x1, #ARGQ5_TILE
-    add     x12, x12, x4
-    add     x13, x13, x4
-    subs    x14, x14, #1
-    b.ne    1b
+.endm
 
-    ldr     q24, [x9]
-    fadd    v16.4s, v16.4s, v24.4s
-    str     q16, [x7]
-    add     x7, x7, #16
-    add     x9, x9, x10
-    subs    x6, x6, #1
-    b.ne    2b
-    ret
-endfunc qkern_q5_0_mmla_gemv_i8mm
+mt_gemv_kernel qkern_q5_0_mmla_gemv_i8mm, q5_setup, gemv_block, ARGQ5_TILE

@@ -1,6 +1,6 @@
 //! The assembly Q4_0 micro-kernels of the `NeonDot` (`asm/aarch64/q4_gemm_dotprod.S`) and
-//! `NeonI8mm` (`asm/aarch64/q4_gemm_i8mm.S`) tiers and the Q5_0 ones of `NeonI8mm`
-//! (`asm/aarch64/q5_0_gemm_i8mm.S`), one [`Family`] each: their safe wrapper, and the driver
+//! `NeonI8mm` (`asm/aarch64/q4_gemm_i8mm.S`) tiers and the Q5_0 and Q8_0 ones of `NeonI8mm`
+//! (`asm/aarch64/q5_0_gemm_i8mm.S`, `q8_0_gemm_i8mm.S`), one [`Family`] each: their safe wrapper, and the driver
 //! that cuts a `GemmArgs` call into micro-kernel calls.
 //!
 //! Every routine computes `2 * np` rows (`np` = 1..=8 row pairs; or one row, GEMV) times
@@ -88,6 +88,15 @@ unsafe extern "C" {
     fn qkern_q5_0_mmla_p7_i8mm(args: *const KernelArgs);
     fn qkern_q5_0_mmla_p8_i8mm(args: *const KernelArgs);
     fn qkern_q5_0_mmla_gemv_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p1_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p2_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p3_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p4_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p5_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p6_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p7_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p8_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_gemv_i8mm(args: *const KernelArgs);
 }
 
 /// Which instruction set a kernel family needs.
@@ -200,6 +209,23 @@ pub(crate) static Q5_MMLA: Family = Family {
         qkern_q5_0_mmla_p8_i8mm,
     ],
     one: qkern_q5_0_mmla_gemv_i8mm,
+};
+
+/// Q8_0 with SMMLA on [`super::q8_mmla`]'s layout (`asm/aarch64/q8_0_gemm_i8mm.S`).
+pub(crate) static Q8_MMLA: Family = Family {
+    isa: Isa::I8mm,
+    tile_block: super::q8_mmla::TILE_BLOCK,
+    pairs: [
+        qkern_q8_0_mmla_p1_i8mm,
+        qkern_q8_0_mmla_p2_i8mm,
+        qkern_q8_0_mmla_p3_i8mm,
+        qkern_q8_0_mmla_p4_i8mm,
+        qkern_q8_0_mmla_p5_i8mm,
+        qkern_q8_0_mmla_p6_i8mm,
+        qkern_q8_0_mmla_p7_i8mm,
+        qkern_q8_0_mmla_p8_i8mm,
+    ],
+    one: qkern_q8_0_mmla_gemv_i8mm,
 };
 
 /// 64 zero bytes: the kernels zero their int32 block sums by loading them.
