@@ -1,6 +1,35 @@
 // Q5_0 x int8 matmul micro-kernels with SMMLA (FEAT_I8MM), for the NeonI8mm tier.
 //
-// CARD (filled in below)
+// Layouts: weights src/arch/aarch64/q5_0_mmla.rs (per column tile of 4 and block of 32, 88 bytes
+// = 22 per column, as GGUF: five 16-byte registers R0..R4 of 5-bit fields, then the 4 scales as
+// f16), activations src/arch/aarch64/act.rs (row pairs, 8 bytes of each row in turn, scales
+// [d0, d0, d1, d1] f32), shared with the Q4_0 kernels.
+// Operands: SMMLA operand o = 4 cp + c (column pair cp, K chunk c) is
+// [col 2cp: K 8c..8c+7][col 2cp+1: K 8c..8c+7], bytes 8 (q - 16) (the 5-bit two's complement of
+// q - 16 in bits 7..3): operand j < 4 = R_j & 0xF8; operand 4 + j = R_j << 3 (bits 2..0 of R_j
+// to bits 5..3) with bits 7..6 from R4 (bit with 0xC0, sli #6, bit of R4 << 2, sli #6 of
+// R4 >> 2). 14 SIMD ops per block and tile, no lookup, no extra SMMLA for the fifth bit; the 1/8
+// is `scvtf #3` (exact). Scales: `ld1r .4s` of the f16 pairs (d0, d1), (d2, d3) and one fcvtl
+// each give [w0 w1 w0 w1], [w2 w3 w2 w3], the order of SMMLA results.
+//
+// Per 32-deep block of the 16x4 tile (qkern_q5_0_mmla_p8_i8mm), 2048 MAC, counted by qcount
+// (scripts/qcount-formats.sh 16, N = 64, K 2048 -> 4096):
+//   64 smmla, 14 unpack (5 shl + ushr + 2 bit + 2 sli + 4 and), 2 fcvtl, 16 scvtf, 16 fmul
+//   (weight scale), 16 fmla (activation scale); int32 sums zeroed by ldp from a zero line.
+//   Loads: 26 ldp + 9 ldr + 2 ld1r = 63 issues. Loop: 6. 171 instructions = 83.5 per 1000 MAC
+//   (the SDOT intrinsics kernel it replaces: 181.6).
+//   --mmla-cost 1: SIMD 128 slots = 32 cycles -> 64.0 MAC/cycle (loads 21 c, decode 21.4 c).
+//   --mmla-cost 2: SIMD 192 slots = 48 cycles -> 42.7 MAC/cycle. Bound: SIMD pipes in both.
+// What binds beside the 64 SMMLA: the float step, 3 ops per 4 outputs and block (48), then the
+// fifth-bit decode (14, shared by the 8 pairs). 80 bytes hold exactly 128 x 5 bits, so no byte
+// is spare for a cheaper decode: every 2-op construction wastes one bit of the 15 spare ones.
+// Smaller tiles (p1..p7: 2..14 rows; an odd row count stores one row less) run the same
+// per-pair code (insn / 1000 MAC, MAC/cycle at cost 1 / 2):
+//   M = 8 (p4) 96.7, 56.9 / 39.4; M = 4 (p2) 123.0, 46.6 / 34.1; M = 2 (p1) 175.8, 34.1 / 26.9.
+// qkern_q5_0_mmla_gemv_i8mm (M = 1, on a pair that holds its one row twice) uses vector SDOT:
+//   8 sdot + 14 unpack + fcvtl + addp + scvtf + fmul + fmla per block and 4 columns, 8 loads:
+//   40 instructions per 88 weight bytes (0.45 per byte), 312.5 per 1000 MAC, 19.0 MAC/cycle
+//   (SIMD bound in the model; in practice bound by the weight stream from memory).
 #include "qkern_asm.h"
 #include "q5_0_gemm.h"
 #include "mmla_tile.h"
