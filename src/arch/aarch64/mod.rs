@@ -8,7 +8,9 @@
 //! checks every length and alignment the routine assumes.
 //!
 //! Q4_0 matmul: one activation layout for the three tiers ([`act`]), two weight layouts
-//! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`.
+//! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`. Q8_0 and Q5_0 on
+//! `NeonI8mm` ([`q8_mmla`], [`q5_0_mmla`]): SMMLA asm on the same activations and driver
+//! ([`matmul_asm`]).
 //!
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
 //! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except

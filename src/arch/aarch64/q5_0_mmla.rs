@@ -110,7 +110,11 @@ fn pack(blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
     for (j, row) in blocks.chunks_exact(kb).enumerate().take(n) {
         let (t, c) = (j / NR, j % NR);
         for (b, blk) in row.iter().enumerate() {
-            put(blk, c, &mut bytes[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK]);
+            put(
+                blk,
+                c,
+                &mut bytes[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK],
+            );
         }
     }
     buf
