@@ -1,7 +1,8 @@
 //! The assembly Q4_0 micro-kernels of the `NeonDot` (`asm/aarch64/q4_gemm_dotprod.S`) and
 //! `NeonI8mm` (`asm/aarch64/q4_gemm_i8mm.S`) tiers and the Q5_0 and Q8_0 ones of `NeonI8mm`
-//! (`asm/aarch64/q5_0_gemm_i8mm.S`, `q8_0_gemm_i8mm.S`), one [`Family`] each: their safe wrapper, and the driver
-//! that cuts a `GemmArgs` call into micro-kernel calls.
+//! (`asm/aarch64/q5_0_gemm_i8mm.S`, `q8_0_gemm_i8mm.S`), one [`Family`] each, all on the
+//! [`act`] activation layout: their safe wrapper, and the driver that cuts a `GemmArgs` call
+//! into micro-kernel calls.
 //!
 //! Every routine computes `2 * np` rows (`np` = 1..=8 row pairs; or one row, GEMV) times
 //! `4 * ntiles` columns over all K and stores the first `nrows` of them with bias, row stride
@@ -102,9 +103,9 @@ unsafe extern "C" {
 /// Which instruction set a kernel family needs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Isa {
-    /// SDOT kernels on [`pack::Layout::Dot`].
+    /// SDOT kernels (Q4_0 on [`super::pack::Layout::Dot`]).
     Dot,
-    /// SMMLA kernels on [`pack::Layout::Mmla`].
+    /// SMMLA kernels, whose GEMVs use SDOT.
     I8mm,
 }
 
@@ -160,7 +161,7 @@ impl Family {
     }
 }
 
-/// Q4_0 with SDOT on [`pack::Layout::Dot`] (`asm/aarch64/q4_gemm_dotprod.S`).
+/// Q4_0 with SDOT on [`super::pack::Layout::Dot`] (`asm/aarch64/q4_gemm_dotprod.S`).
 pub(crate) static Q4_DOT: Family = Family {
     isa: Isa::Dot,
     tile_block: TILE_BLOCK,
@@ -177,7 +178,7 @@ pub(crate) static Q4_DOT: Family = Family {
     one: qkern_q4_dot_gemv_dotprod,
 };
 
-/// Q4_0 with SMMLA on [`pack::Layout::Mmla`] (`asm/aarch64/q4_gemm_i8mm.S`).
+/// Q4_0 with SMMLA on [`super::pack::Layout::Mmla`] (`asm/aarch64/q4_gemm_i8mm.S`).
 pub(crate) static Q4_MMLA: Family = Family {
     isa: Isa::I8mm,
     tile_block: TILE_BLOCK,
