@@ -12,8 +12,8 @@
 //   64 smmla, 16 scvtf, 16 fmul (weight scale), 16 fmla (activation scale); int32 sums zeroed
 //   by ldp from a zero line. Loads: 28 ldp + 8 ldr + 2 ld1r = 66 issues. Loop: 6.
 //   156 instructions = 76.2 per 1000 MAC (the inline-asm 8x4 kernel it replaces: 84.0).
-//   --mmla-cost 1: SIMD 112 slots = 28 cycles -> 73.1 MAC/cycle (loads 22 c, decode 19.5 c).
-//   --mmla-cost 2: SIMD 176 slots = 44 cycles -> 46.5 MAC/cycle. Bound: SIMD pipes in both.
+//   --mmla-cost 1: SIMD 112 slots = 28 cycles -> 73.2 MAC/cycle (loads 22 c, decode 19.5 c).
+//   --mmla-cost 2: SIMD 176 slots = 44 cycles -> 46.6 MAC/cycle. Bound: SIMD pipes in both.
 // What binds beside the 64 SMMLA: the float step, 3 ops per 4 outputs and block (scvtf, fmul
 // by the weight scales, fmla by the activation scales). It is the floor of per-block scaling:
 // each 2x2 result of a block meets two scale vectors (a product per element is unavoidable), and
