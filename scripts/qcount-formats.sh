@@ -9,7 +9,8 @@
 #        TIERS="neoni8mm neondot" FORMATS=q4_k to count a subset)
 set -eu
 . "$(dirname "$0")/qcount-env.sh"
-# The Q8_0 rows count the SMMLA kernel (q8_mmla, NeonI8mm), the SDOT asm GEMV (qkern_q8_*, NeonDot)
+# The Q8_0 rows count the SMMLA asm (qkern_q8_0_mmla_*_i8mm and the matmul_asm driver,
+# NeonI8mm), the SDOT asm GEMV (qkern_q8_*, NeonDot)
 # and the Neon kernel (matmul_q8).
 # The kernels are Rust intrinsics and inline asm: count a release build (inlined intrinsics).
 cargo build -q --release --example qcount_formats --target aarch64-unknown-linux-gnu
@@ -24,15 +25,19 @@ for tier in ${TIERS:-neoni8mm neondot neon}; do
         # The gemm of the format's kernel (mangled: formats8Q4_K_DOT8gemm_dot, formats9Q4_K_NEON4gemm).
         up=$(echo "$fmt" | tr a-z A-Z)
         if [ "$tier" = neon ]; then sym="${up}_NEON4gemm"; else sym="${up}_DOT8gemm_dot"; fi
-        # NeonI8mm runs the SDOT kernels of these formats but Q4_K (qkern::arch::aarch64 tables).
+        # NeonI8mm runs the SDOT kernels of these formats but Q4_K and Q5_0 (qkern::arch::aarch64
+        # tables).
         # Q4_K on NeonI8mm: the SMMLA asm (qkern_q4k_mmla_p*_i8mm) and its Rust driver
         # (arch::aarch64::q4k_mmla::gemm; not the quantizer or the packing).
         if [ "$fmt" = q4_k ] && [ "$tier" = neoni8mm ]; then sym=qkern_q4k_mmla:q4k_mmla4gemm; fi
+        # Q5_0 on NeonI8mm: the SMMLA asm (qkern_q5_0_mmla_*_i8mm) and the shared asm driver
+        # (arch::aarch64::matmul_asm::gemm).
+        if [ "$fmt" = q5_0 ] && [ "$tier" = neoni8mm ]; then sym=qkern_q5_0_mmla:matmul_asm4gemm; fi
         if [ "$fmt" = q8_0 ]; then
             case $tier in
                 neon) sym=matmul_q8 ;;
                 neondot) sym=qkern_q8_ ;;
-                *) sym=q8_mmla9gemm_i8mm ;;
+                *) sym=qkern_q8_0_mmla:matmul_asm4gemm ;;
             esac
         fi
         for k in $K $((2 * K)); do

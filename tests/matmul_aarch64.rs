@@ -100,6 +100,30 @@ fn kernel_names() {
     }
 }
 
+/// Q5_0 on `NeonI8mm` runs the SMMLA asm kernel (`asm/aarch64/q5_0_gemm_i8mm.S`).
+#[test]
+fn q5_0_kernel_name() {
+    for t in supported() {
+        let want = match t {
+            Tier::Neon => "neon-q5_0-smlal",
+            Tier::NeonDot => "neondot-q5_0-sdot",
+            _ => "neoni8mm-q5_0-smmla-asm",
+        };
+        assert_eq!(kernel_name::<qkern::quant::BlockQ5_0>(t).unwrap(), want);
+    }
+}
+
+/// Q8_0 on `NeonI8mm` runs the SMMLA asm kernel (`asm/aarch64/q8_0_gemm_i8mm.S`).
+#[test]
+fn q8_0_kernel_name() {
+    for t in supported().filter(|&t| t == Tier::NeonI8mm) {
+        assert_eq!(
+            kernel_name::<qkern::quant::BlockQ8_0>(t).unwrap(),
+            "neoni8mm-q8_0-smmla-asm"
+        );
+    }
+}
+
 /// Packing is lossless for every N tail, including scales that are not finite (a NaN keeps its
 /// f16 bits), zero, negative zero and subnormal.
 #[test]

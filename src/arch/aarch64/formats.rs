@@ -122,7 +122,7 @@ fn get_f16(src: &[u8], c: usize) -> f16 {
 }
 
 /// `nibbles | fifth bits` of 32 five-bit values into GGUF's `qs`, `qh`.
-fn five_bit_fields(v: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
+pub(super) fn five_bit_fields(v: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
     let mut qs = [0u8; 16];
     let mut qh = 0u32;
     for j in 0..16 {

@@ -1,6 +1,8 @@
 //! The assembly Q4_0 micro-kernels of the `NeonDot` (`asm/aarch64/q4_gemm_dotprod.S`) and
-//! `NeonI8mm` (`asm/aarch64/q4_gemm_i8mm.S`) tiers: their safe wrapper, and the driver that cuts
-//! a `GemmArgs` call into micro-kernel calls.
+//! `NeonI8mm` (`asm/aarch64/q4_gemm_i8mm.S`) tiers and the Q5_0 and Q8_0 ones of `NeonI8mm`
+//! (`asm/aarch64/q5_0_gemm_i8mm.S`, `q8_0_gemm_i8mm.S`), one [`Family`] each, all on the
+//! [`act`] activation layout: their safe wrapper, and the driver that cuts a `GemmArgs` call
+//! into micro-kernel calls.
 //!
 //! Every routine computes `2 * np` rows (`np` = 1..=8 row pairs; or one row, GEMV) times
 //! `4 * ntiles` columns over all K and stores the first `nrows` of them with bias, row stride
@@ -11,7 +13,7 @@
 //! ranges is written.
 
 use super::act::{self, GROUP_PAIRS};
-use super::pack::{self, NR, TILE_BLOCK};
+use super::pack::{NR, TILE_BLOCK};
 use crate::contract::gemm::GemmArgs;
 use crate::quant::QK;
 use std::ops::Range;
@@ -78,14 +80,32 @@ unsafe extern "C" {
     fn qkern_q4_dot_p7_dotprod(args: *const KernelArgs);
     fn qkern_q4_dot_p8_dotprod(args: *const KernelArgs);
     fn qkern_q4_dot_gemv_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_p1_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_p2_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_p3_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_p4_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_p5_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_p6_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_p7_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_p8_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_mmla_gemv_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p1_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p2_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p3_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p4_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p5_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p6_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p7_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_p8_i8mm(args: *const KernelArgs);
+    fn qkern_q8_0_mmla_gemv_i8mm(args: *const KernelArgs);
 }
 
 /// Which instruction set a kernel family needs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Isa {
-    /// SDOT kernels on [`pack::Layout::Dot`].
+enum Isa {
+    /// SDOT kernels (Q4_0 on [`super::pack::Layout::Dot`]).
     Dot,
-    /// SMMLA kernels on [`pack::Layout::Mmla`].
+    /// SMMLA kernels, whose GEMVs use SDOT.
     I8mm,
 }
 
@@ -120,18 +140,32 @@ impl Rows {
     }
 }
 
-fn raw_kernel(isa: Isa, rows: Rows) -> RawKernel {
-    const MMLA: [RawKernel; 8] = [
-        qkern_q4_mmla_p1_i8mm,
-        qkern_q4_mmla_p2_i8mm,
-        qkern_q4_mmla_p3_i8mm,
-        qkern_q4_mmla_p4_i8mm,
-        qkern_q4_mmla_p5_i8mm,
-        qkern_q4_mmla_p6_i8mm,
-        qkern_q4_mmla_p7_i8mm,
-        qkern_q4_mmla_p8_i8mm,
-    ];
-    const DOT: [RawKernel; 8] = [
+/// One family of micro-kernels on the [`KernelArgs`] block: its instruction set, the bytes of
+/// a packed tile block, and its routines.
+pub(crate) struct Family {
+    isa: Isa,
+    /// Bytes per column tile and block of 32.
+    tile_block: usize,
+    /// `pairs[np - 1]`: `np` row pairs.
+    pairs: [RawKernel; 8],
+    /// One row ([`Rows::One`]).
+    one: RawKernel,
+}
+
+impl Family {
+    fn kernel(&self, rows: Rows) -> RawKernel {
+        match rows {
+            Rows::One => self.one,
+            Rows::Pairs(np) => self.pairs[np - 1],
+        }
+    }
+}
+
+/// Q4_0 with SDOT on [`super::pack::Layout::Dot`] (`asm/aarch64/q4_gemm_dotprod.S`).
+pub(crate) static Q4_DOT: Family = Family {
+    isa: Isa::Dot,
+    tile_block: TILE_BLOCK,
+    pairs: [
         qkern_q4_dot_p1_dotprod,
         qkern_q4_dot_p2_dotprod,
         qkern_q4_dot_p3_dotprod,
@@ -140,14 +174,60 @@ fn raw_kernel(isa: Isa, rows: Rows) -> RawKernel {
         qkern_q4_dot_p6_dotprod,
         qkern_q4_dot_p7_dotprod,
         qkern_q4_dot_p8_dotprod,
-    ];
-    match (isa, rows) {
-        (Isa::I8mm, Rows::One) => qkern_q4_mmla_gemv_i8mm,
-        (Isa::Dot, Rows::One) => qkern_q4_dot_gemv_dotprod,
-        (Isa::I8mm, Rows::Pairs(np)) => MMLA[np - 1],
-        (Isa::Dot, Rows::Pairs(np)) => DOT[np - 1],
-    }
-}
+    ],
+    one: qkern_q4_dot_gemv_dotprod,
+};
+
+/// Q4_0 with SMMLA on [`super::pack::Layout::Mmla`] (`asm/aarch64/q4_gemm_i8mm.S`).
+pub(crate) static Q4_MMLA: Family = Family {
+    isa: Isa::I8mm,
+    tile_block: TILE_BLOCK,
+    pairs: [
+        qkern_q4_mmla_p1_i8mm,
+        qkern_q4_mmla_p2_i8mm,
+        qkern_q4_mmla_p3_i8mm,
+        qkern_q4_mmla_p4_i8mm,
+        qkern_q4_mmla_p5_i8mm,
+        qkern_q4_mmla_p6_i8mm,
+        qkern_q4_mmla_p7_i8mm,
+        qkern_q4_mmla_p8_i8mm,
+    ],
+    one: qkern_q4_mmla_gemv_i8mm,
+};
+
+/// Q5_0 with SMMLA on [`super::q5_0_mmla`]'s layout (`asm/aarch64/q5_0_gemm_i8mm.S`).
+pub(crate) static Q5_MMLA: Family = Family {
+    isa: Isa::I8mm,
+    tile_block: super::q5_0_mmla::TILE_BLOCK,
+    pairs: [
+        qkern_q5_0_mmla_p1_i8mm,
+        qkern_q5_0_mmla_p2_i8mm,
+        qkern_q5_0_mmla_p3_i8mm,
+        qkern_q5_0_mmla_p4_i8mm,
+        qkern_q5_0_mmla_p5_i8mm,
+        qkern_q5_0_mmla_p6_i8mm,
+        qkern_q5_0_mmla_p7_i8mm,
+        qkern_q5_0_mmla_p8_i8mm,
+    ],
+    one: qkern_q5_0_mmla_gemv_i8mm,
+};
+
+/// Q8_0 with SMMLA on [`super::q8_mmla`]'s layout (`asm/aarch64/q8_0_gemm_i8mm.S`).
+pub(crate) static Q8_MMLA: Family = Family {
+    isa: Isa::I8mm,
+    tile_block: super::q8_mmla::TILE_BLOCK,
+    pairs: [
+        qkern_q8_0_mmla_p1_i8mm,
+        qkern_q8_0_mmla_p2_i8mm,
+        qkern_q8_0_mmla_p3_i8mm,
+        qkern_q8_0_mmla_p4_i8mm,
+        qkern_q8_0_mmla_p5_i8mm,
+        qkern_q8_0_mmla_p6_i8mm,
+        qkern_q8_0_mmla_p7_i8mm,
+        qkern_q8_0_mmla_p8_i8mm,
+    ],
+    one: qkern_q8_0_mmla_gemv_i8mm,
+};
 
 /// 64 zero bytes: the kernels zero their int32 block sums by loading them.
 #[repr(C, align(64))]
@@ -172,7 +252,7 @@ pub(crate) struct ActRows {
 /// otherwise (internal invariants: the public API validated the user's input).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_kernel(
-    isa: Isa,
+    fam: &Family,
     rows: Rows,
     w: &[u8],
     t0: usize,
@@ -185,14 +265,15 @@ pub(crate) fn run_kernel(
     ldo: usize,
     store_rows: usize,
 ) {
+    let isa = fam.isa;
     assert!(
         isa.supported(),
         "CPU lacks the {isa:?} micro-kernels' features"
     );
     assert!(ntiles >= 1 && kb >= 1);
     // Weights: ntiles whole tiles of kb blocks, contiguous.
-    let w_off = pack::tile_offset(t0, kb);
-    assert!(w_off + ntiles * kb * TILE_BLOCK <= w.len());
+    let w_off = t0 * kb * fam.tile_block;
+    assert!(w_off + ntiles * kb * fam.tile_block <= w.len());
     // Activations: each block reads 64 bytes per pair (from `data`), and 16 bytes per pair
     // (4 for a single row) from `scales`.
     let pairs = match rows {
@@ -235,7 +316,7 @@ pub(crate) fn run_kernel(
     // values per tile (or the 4 zeros, step 0), 64 zero bytes, and writes `store_rows` rows of
     // 4 * ntiles values with stride `ldo` into `out`: all inside the slices, as checked above.
     // It saves the callee-saved registers it uses.
-    unsafe { raw_kernel(isa, rows)(&args) };
+    unsafe { fam.kernel(rows)(&args) };
 }
 
 /// Column tiles per scratch call.
@@ -244,7 +325,7 @@ const SCRATCH_LD: usize = SCRATCH_TILES * NR;
 
 /// Cuts one `gemm` call into micro-kernel calls.
 struct Driver<'a> {
-    isa: Isa,
+    fam: &'a Family,
     w: &'a [u8],
     a: &'a [u8],
     kb: usize,
@@ -267,7 +348,7 @@ impl Driver<'_> {
         if want.start == row0 && f_lo < f_hi {
             let start = (row0 - self.rows.start) * self.ldo + f_lo * NR - self.cols.start;
             run_kernel(
-                self.isa,
+                self.fam,
                 rows,
                 self.w,
                 f_lo,
@@ -307,7 +388,7 @@ impl Driver<'_> {
             let (a, w, kb) = (self.a, self.w, self.kb);
             let n_rows = want.end - row0;
             run_kernel(
-                self.isa, rows, w, t, nt, kb, a, ar, None, &mut tmp, SCRATCH_LD, n_rows,
+                self.fam, rows, w, t, nt, kb, a, ar, None, &mut tmp, SCRATCH_LD, n_rows,
             );
             let c_lo = (t * NR).max(self.cols.start);
             let c_hi = ((t + nt) * NR).min(self.cols.end);
@@ -329,8 +410,9 @@ impl Driver<'_> {
 /// on its own).
 ///
 /// # Safety
-/// See `WeightKernel::gemm`; `w` was packed with the layout of `isa`.
-pub(crate) unsafe fn gemm(isa: Isa, args: &GemmArgs<'_>) {
+/// See `WeightKernel::gemm`; `w` was packed with the layout of `fam`.
+pub(crate) unsafe fn gemm(fam: &Family, args: &GemmArgs<'_>) {
+    let isa = fam.isa;
     let (m, k) = (args.m, args.k);
     let out_len = (args.rows.len() - 1) * args.ldo + args.cols.len();
     // SAFETY: `matmul_range` hands over its `&mut [f32]` output, which holds `out_len` elements
@@ -338,7 +420,7 @@ pub(crate) unsafe fn gemm(isa: Isa, args: &GemmArgs<'_>) {
     // elements of the requested ranges are written (`Driver` stores nothing else).
     let out = unsafe { std::slice::from_raw_parts_mut(args.out, out_len) };
     let mut d = Driver {
-        isa,
+        fam,
         w: args.w.bytes(),
         a: args.a.bytes(),
         kb: k / QK,

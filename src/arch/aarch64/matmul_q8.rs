@@ -8,8 +8,8 @@
 //!
 //! `NeonDot` runs `asm/aarch64/q8_gemv_dotprod.S` (SDOT by element: one int32
 //! lane per column, no reduction), 1..=4 rows per weight pass; `Neon` runs [`gemm_neon`]
-//! (SMULL + SADALP intrinsics) on the same layout. (`NeonI8mm` has its own Q8_0 kernel, SMMLA for
-//! prefill: `q8_mmla`.) Both compute whole tiles into a scratch tile
+//! (SMULL + SADALP intrinsics) on the same layout. (`NeonI8mm` has its own Q8_0 kernels, SMMLA asm and
+//! an SDOT GEMV on the native activation layout: `q8_mmla`.) Both compute whole tiles into a scratch tile
 //! and copy the requested columns (plus bias) out, so nothing outside the ranges is written.
 
 use crate::aligned::AlignedBuf;

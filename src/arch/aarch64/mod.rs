@@ -8,12 +8,15 @@
 //! checks every length and alignment the routine assumes.
 //!
 //! Q4_0 matmul: one activation layout for the three tiers ([`act`]), two weight layouts
-//! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`.
+//! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`. Q8_0 and Q5_0 on
+//! `NeonI8mm` ([`q8_mmla`], [`q5_0_mmla`]): SMMLA asm on the same activations and driver
+//! ([`matmul_asm`]).
 //!
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
 //! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except
 //! Q4_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
-//! activation layout starts with the plain rows the other K-quant kernels read).
+//! activation layout starts with the plain rows the other K-quant kernels read), and Q5_0 on
+//! `NeonI8mm`: SMMLA asm on the Q4_0 activation layout ([`q5_0_mmla`]).
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -32,9 +35,9 @@ pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
 mod q4k_mmla;
+mod q5_0_mmla;
 mod q8_mmla;
 
-use matmul_asm::Isa;
 use pack::Layout;
 
 /// The table of an aarch64 tier (`Scalar` included): the only `match` on a tier in the crate.
@@ -88,6 +91,7 @@ static NEON_I8MM: Kernels = Kernels {
     q8_0: &q8_mmla::Q8_MMLA,
     act_k: &q4k_mmla::ACT_KERNEL_K,
     q4_k: &q4k_mmla::Q4_K_I8MM,
+    q5_0: &q5_0_mmla::Q5_0_I8MM,
     ..DOT
 };
 
@@ -130,13 +134,13 @@ unsafe fn gemm_neon(args: &GemmArgs<'_>) {
 /// See [`WeightKernel::gemm`] (the tier, and so FEAT_DotProd, was checked).
 unsafe fn gemm_dot(args: &GemmArgs<'_>) {
     // SAFETY: forwarded contract; weights packed by `pack_dot`.
-    unsafe { matmul_asm::gemm(Isa::Dot, args) }
+    unsafe { matmul_asm::gemm(&matmul_asm::Q4_DOT, args) }
 }
 /// # Safety
 /// See [`WeightKernel::gemm`] (the tier, and so FEAT_I8MM, was checked).
 unsafe fn gemm_i8mm(args: &GemmArgs<'_>) {
     // SAFETY: forwarded contract; weights packed by `pack_mmla`.
-    unsafe { matmul_asm::gemm(Isa::I8mm, args) }
+    unsafe { matmul_asm::gemm(&matmul_asm::Q4_MMLA, args) }
 }
 
 static NEON_Q4: WeightKernel<BlockQ4_0> = WeightKernel {
