@@ -409,27 +409,32 @@ impl Tiled for BlockQ6K {
             }
             deinterleave(&t, c, &mut u[32 * grp..32 * grp + 32]);
         }
-        // GGUF's bit positions (inverse of `BlockQ6K::parts`).
-        let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
-        for half in 0..2 {
-            for l in 0..32 {
-                let e = 128 * half + l;
-                ql[64 * half + l] = (u[e] & 0x0F) | ((u[e + 64] & 0x0F) << 4);
-                ql[64 * half + l + 32] = (u[e + 32] & 0x0F) | ((u[e + 96] & 0x0F) << 4);
-                qh[32 * half + l] = (u[e] >> 4)
-                    | ((u[e + 32] >> 4) << 2)
-                    | ((u[e + 64] >> 4) << 4)
-                    | ((u[e + 96] >> 4) << 6);
-            }
-        }
-        // `parts` reads sub-block s's scale at index s.
         let scales: [i8; 16] = std::array::from_fn(|s| src[768 + 4 * s + c] as i8);
-        BlockQ6K {
-            ql,
-            qh,
-            scales,
-            d: get_f16(&src[832..], c),
+        q6k_block(&u, scales, get_f16(&src[832..], c))
+    }
+}
+
+/// The Q6_K block of quants `u` (`q + 32`, 0..=63, element order), sub-block scales `sc` and
+/// scale `d`: GGUF's bit positions (the inverse of `BlockQ6K::parts`).
+pub(super) fn q6k_block(u: &[u8; 256], sc: [i8; 16], d: f16) -> BlockQ6K {
+    let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
+    for half in 0..2 {
+        for l in 0..32 {
+            let e = 128 * half + l;
+            ql[64 * half + l] = (u[e] & 0x0F) | ((u[e + 64] & 0x0F) << 4);
+            ql[64 * half + l + 32] = (u[e + 32] & 0x0F) | ((u[e + 96] & 0x0F) << 4);
+            qh[32 * half + l] = (u[e] >> 4)
+                | ((u[e + 32] >> 4) << 2)
+                | ((u[e + 64] >> 4) << 4)
+                | ((u[e + 96] >> 4) << 6);
         }
+    }
+    // `parts` reads sub-block s's scale at index s.
+    BlockQ6K {
+        ql,
+        qh,
+        scales: sc,
+        d,
     }
 }
 

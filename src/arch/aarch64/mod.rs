@@ -12,8 +12,8 @@
 //!
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
 //! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except
-//! Q4_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
-//! activation layout starts with the plain rows the other K-quant kernels read).
+//! Q4_K and Q6_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
+//! activation layout starts with the plain rows the other K-quant kernels read; [`q6k_mmla`]).
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -32,6 +32,7 @@ pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
 mod q4k_mmla;
+mod q6k_mmla;
 mod q8_mmla;
 
 use matmul_asm::Isa;
@@ -88,6 +89,7 @@ static NEON_I8MM: Kernels = Kernels {
     q8_0: &q8_mmla::Q8_MMLA,
     act_k: &q4k_mmla::ACT_KERNEL_K,
     q4_k: &q4k_mmla::Q4_K_I8MM,
+    q6_k: &q6k_mmla::Q6_K_I8MM,
     ..DOT
 };
 
