@@ -16,20 +16,30 @@
 //
 // Arithmetic, per row pair and super-block, in SMMLA order [r0c0 r0c1 r1c0 r1c1]:
 //   tot = sum_s sc_s * P_s                 P_s: 4 smmla (2 chunks x 2 column pairs) of 4 w, 2 mla
-//   acc += da * (d * float(tot) / 4)       2 scvtf (fixed point, #2 fraction bits: the / 4), 2 fmul, 2 fmla
+//   acc += da * (d * float(tot) / 4)       2 scvtf #2 (2 fraction bits: the / 4), 2 fmul, 2 fmla
 //   |tot| <= 16 * 128 * (16 * 128 * 128) = 2^29: int32 is exact.
 // Float accumulators on the stack as in the Q4_K kernel; the 32 vector registers hold 4 weight
 // operands, 2 sub-scale vectors, 16 int32 super-block sums, activations, partials, the mask.
 //
 // Per super-block of the 16x4 tile (qkern_q6k_mmla_p8_i8mm), 16384 MAC, counted by qcount
-// (scripts/qcount-formats.sh, M = 16): see the kernel card in docs/KERNELS.md.
+// (scripts/qcount-formats.sh, M = 16):
 //   per sub-block of 16: 32 smmla, 16 mla, 6 unpack (3 and, shl, 2 sli), 2 sxtl (sub-scales);
 //   per super-block: 16 scvtf, 16 fmul, 16 fmla, 2 fcvtl (float step).
-//   SIMD: 512 smmla + 418 other = 930 slots; at cost 1 70.5 MAC/cycle, at cost 2 45.6 (model).
-//   What binds: SIMD, the 2 mla per 4 smmla (one int32 sub-scale multiply per sub-block of 16
-//   and 2x2 output block, inherent to int32 super-block sums with sub-blocks of 16).
+//   1340 instructions = 81.8 per 1000 MAC (the SDOT kernel: 195.8); 634 load issues.
+//   SIMD: 512 smmla + 434 other = 946 slots at cost 1: 69.3 MAC/cycle; 1458 at cost 2: 44.9.
+//   SIMD bound at both costs (loads 12.9 c per 1000 MAC against 14.4 c SIMD at cost 1).
+//   What bounds it: sub-blocks of 16 give each pair 2 mla per 4 smmla (one int32 sub-scale
+//   multiply per 2x2 outputs and sub-block: 256 slots); the tile's 6 unpack + 2 sxtl per
+//   sub-block are shared by 8 pairs (128 slots); the float step is 6 per pair (48). Sub-scales
+//   stored as i32 pairs would drop the sxtl (computed: 914 slots, 71.7 / 45.9) for +32 bytes
+//   per column.
+// Smaller tiles p1..p7 (2..14 rows) run the same per-pair code (insn / 1000 MAC, MAC/cycle at
+// cost 1 / 2): p4 (M = 8) 96.2, 60.9 / 41.3; p2 (M = 4) 125.0, 49.0 / 35.5; p1 (M = 2) 182.6,
+// 35.3 / 27.7.
 // qkern_q6k_mmla_gemv_i8mm (M = 1, the pair holds its row twice) uses vector SDOT: per
-// sub-block of 16 and tile 4 sdot + 6 unpack + sxtl + addp + mla.
+// sub-block of 16 and tile 4 sdot + 6 unpack + sxtl + addp + mla; per super-block 5 float:
+// 327.1 insn / 1000 MAC, 19.3 MAC/cycle at either cost (the SDOT kernel: 416.0, 12.0); 0.37
+// instructions per packed weight byte (226 bytes per 256 MAC and column).
 #include "qkern_asm.h"
 #include "q4k_gemm.h"   // the same argument block (KArgs) as the Q4_K kernels
 
