@@ -100,13 +100,14 @@ fn kernel_names() {
     }
 }
 
-/// Q6_K: the SMMLA asm kernel on `NeonI8mm` (`src/arch/aarch64/q6k_mmla.rs`).
+/// Q6_K: the asm kernels on `NeonDot` (SDOT, `src/arch/aarch64/q6k_dot.rs`) and `NeonI8mm`
+/// (SMMLA, `src/arch/aarch64/q6k_mmla.rs`).
 #[test]
 fn q6_k_kernel_names() {
     for t in supported() {
         let want = match t {
             Tier::Neon => "neon-q6_k-smlal",
-            Tier::NeonDot => "neondot-q6_k-sdot",
+            Tier::NeonDot => "neondot-q6_k-sdot-asm",
             _ => "neoni8mm-q6_k-smmla-asm",
         };
         assert_eq!(kernel_name::<BlockQ6K>(t).unwrap(), want);

@@ -13,7 +13,8 @@
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
 //! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except
 //! Q4_K and Q6_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
-//! activation layout starts with the plain rows the other K-quant kernels read; [`q6k_mmla`]).
+//! activation layout starts with the plain rows the other K-quant kernels read; [`q6k_mmla`]),
+//! and Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]).
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -32,6 +33,7 @@ pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
 mod q4k_mmla;
+mod q6k_dot;
 mod q6k_mmla;
 mod q8_mmla;
 
@@ -76,7 +78,7 @@ const DOT: Kernels = Kernels {
     q5_1: &formats::Q5_1_DOT,
     q4_k: &formats::Q4_K_DOT,
     q5_k: &formats::Q5_K_DOT,
-    q6_k: &formats::Q6_K_DOT,
+    q6_k: &q6k_dot::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
 };

@@ -30,21 +30,26 @@ const NR: usize = 4;
 /// Offsets in a tile super-block: sub-scales, d; its size.
 const SC: usize = 768;
 const D: usize = 896;
-const TILE_SB: usize = 904;
+pub(super) const TILE_SB: usize = 904;
 const _: () = assert!(SC == 16 * 48 && D == SC + 128 && TILE_SB == D + 8);
 
 fn tiles(n: usize) -> usize {
     n.div_ceil(NR)
 }
 
-/// Byte of operand `o` (0..4) for lane `e` (0..16) of sub-block `s`: (column, value index).
-fn lane(s: usize, o: usize, e: usize) -> (usize, usize) {
+/// Where byte `e` (0..16) of operand `o` (0..4) of sub-block `s` comes from: (column, value
+/// index). The tile layout is the same for the SDOT kernel of `NeonDot` ([`super::q6k_dot`]) but
+/// for this order of the operands' bytes.
+pub(super) type Lanes = fn(usize, usize, usize) -> (usize, usize);
+
+/// SMMLA operands: `[col 2cp: 8 values][col 2cp + 1: same]`, `o = 2 cp + h` (K half `h`).
+fn lanes_mmla(s: usize, o: usize, e: usize) -> (usize, usize) {
     let (cp, h) = (o / 2, o % 2);
     (2 * cp + e / 8, 16 * s + 8 * h + e % 8)
 }
 
 /// Writes the tile super-block of 4 columns' blocks into `dst` (904 zeroed bytes).
-fn put(b: &[BlockQ6K; NR], dst: &mut [u8]) {
+fn put(lane: Lanes, b: &[BlockQ6K; NR], dst: &mut [u8]) {
     let p = b.map(|b| b.parts());
     for s in 0..16 {
         for e in 0..16 {
@@ -69,7 +74,7 @@ fn put(b: &[BlockQ6K; NR], dst: &mut [u8]) {
 }
 
 /// Block of column `col` from a tile super-block.
-fn get(src: &[u8], col: usize) -> BlockQ6K {
+fn get(lane: Lanes, src: &[u8], col: usize) -> BlockQ6K {
     let mut u = [0u8; 256];
     for s in 0..16 {
         let g = &src[48 * s..][..48];
@@ -97,7 +102,8 @@ fn get(src: &[u8], col: usize) -> BlockQ6K {
     super::formats::q6k_block(&u, sc, d)
 }
 
-fn pack(blocks: &[BlockQ6K], n: usize, k: usize) -> AlignedBuf {
+/// Packs `n` columns of `k` values (rows of `blocks`) into tiles.
+pub(super) fn pack_with(lane: Lanes, blocks: &[BlockQ6K], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK_K;
     assert!(blocks.len() >= n * kb);
     let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
@@ -112,18 +118,33 @@ fn pack(blocks: &[BlockQ6K], n: usize, k: usize) -> AlignedBuf {
                     bytemuck::Zeroable::zeroed()
                 }
             });
-            put(&tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
+            put(lane, &tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
         }
     }
     buf
 }
 
-fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ6K]) {
+/// Column `row`'s blocks from tiles packed by [`pack_with`] with the same `lane`.
+pub(super) fn unpack_row_with(
+    lane: Lanes,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ6K],
+) {
     let kb = k / QK_K;
     let (t, c) = (row / NR, row % NR);
     for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(&buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
+        *o = get(lane, &buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
     }
+}
+
+fn pack(blocks: &[BlockQ6K], n: usize, k: usize) -> AlignedBuf {
+    pack_with(lanes_mmla, blocks, n, k)
+}
+
+fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ6K]) {
+    unpack_row_with(lanes_mmla, buf, k, row, out)
 }
 
 unsafe extern "C" {
