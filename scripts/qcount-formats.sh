@@ -35,6 +35,8 @@ for tier in ${TIERS:-neoni8mm neondot neon}; do
                 q6_k) sym=qkern_q6k_mmla:q6k_mmla4gemm:$drv ;;
             esac
         fi
+        # Q6_K on NeonDot: the SDOT asm (qkern_q6k_dot_r*_dotprod) and its driver (q6k_dot.rs).
+        if [ "$fmt" = q6_k ] && [ "$tier" = neondot ]; then sym=qkern_q6k_dot_r:q6k_dot4gemm:q6k_dot10run_kernel; fi
         if [ "$fmt" = q8_0 ]; then
             case $tier in
                 neon) sym=matmul_q8 ;;

@@ -14,6 +14,16 @@
 //   acc += da * (d * float(tot) / 4)       scvtf #2, fmul, fmla by element
 // Rows in tiles of up to 8 (qkern_q6k_dot_r<R>_dotprod): the unpack (6 ops, 1 sxtl per
 // sub-block) is shared by R rows; r1 is the GEMV.
+//
+// Per super-block of the 8x4 tile (r8), 8192 MAC, counted by qcount (scripts/qcount-formats.sh,
+// M = 16, two r8 calls per tile):
+//   per sub-block of 16: 32 sdot, 8 mla, 6 unpack, 1 sxtl; per super-block 24 float + fcvtl.
+//   1143 instructions = 139.5 per 1000 MAC (the intrinsics SDOT kernel: 195.8); 337 load issues.
+//   SIMD: 512 sdot + 265 other = 777 slots: 42.2 MAC/cycle (the intrinsics kernel: 25.6).
+//   What binds: SIMD, 1 mla per 4 sdot (sub-blocks of 16, one int32 sub-scale multiply per row
+//   and sub-block), then the unpack per 8 rows.
+// Smaller tiles (insn / 1000 MAC, MAC/cycle): r4 (M = 4) 163.8, 36.8; r2 212.4, 29.4; r1 (M = 1)
+// 309.6, 20.9 (the intrinsics kernel: 416.0, 12.0), 0.35 instructions per packed weight byte.
 #include "qkern_asm.h"
 #include "q6k_dot.h"
 
