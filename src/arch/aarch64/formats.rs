@@ -1,7 +1,9 @@
 //! aarch64 kernels of the formats that arrive quantized in model files: Q4_1, Q5_0, Q5_1 (blocks
 //! of 32, plain `ActBlock` rows) and Q4_K, Q5_K, Q6_K (super-blocks of 256, plain `ActBlockK`
 //! rows), for `Neon` (SMULL/SMLAL + SADALP intrinsics) and `NeonDot` / `NeonI8mm` (SDOT by
-//! element, inline asm).
+//! element, inline asm). The tables take Q4_K on `NeonI8mm` and Q6_K on `NeonDot` and `NeonI8mm`
+//! from the asm kernels instead ([`super::q4k_mmla`], [`super::q6k_dot`], [`super::q6k_mmla`]);
+//! the SDOT Q6_K kernel here stays as their baseline.
 //!
 //! # Layouts
 //!
