@@ -10,7 +10,7 @@ mod common;
 
 use common::{guard::Guarded, to_ref_act, to_ref_q4, Rng};
 use qkern::kernels::matmul::kernel_name;
-use qkern::quant::BlockQ4_0;
+use qkern::quant::{BlockQ4_0, BlockQ6K};
 use qkern::Tier;
 use qkern::{matmul_range, PackedQ4_0, QuantizedActivations};
 use qkern_reference as r;
@@ -121,6 +121,20 @@ fn q8_0_kernel_name() {
             kernel_name::<qkern::quant::BlockQ8_0>(t).unwrap(),
             "neoni8mm-q8_0-smmla-asm"
         );
+    }
+}
+
+/// Q6_K: the asm kernels on `NeonDot` (SDOT, `src/arch/aarch64/q6k_dot.rs`) and `NeonI8mm`
+/// (SMMLA, `src/arch/aarch64/q6k_mmla.rs`).
+#[test]
+fn q6_k_kernel_names() {
+    for t in supported() {
+        let want = match t {
+            Tier::Neon => "neon-q6_k-smlal",
+            Tier::NeonDot => "neondot-q6_k-sdot-asm",
+            _ => "neoni8mm-q6_k-smmla-asm",
+        };
+        assert_eq!(kernel_name::<BlockQ6K>(t).unwrap(), want);
     }
 }
 

@@ -44,7 +44,7 @@ const LAYOUT_VERSIONS: [(QuantType, u64); 8] = [
     (QuantType::Q5_1, 1),
     (QuantType::Q4K, 2),
     (QuantType::Q5K, 1),
-    (QuantType::Q6K, 1),
+    (QuantType::Q6K, 2),
 ];
 
 fn layout_version(ty: QuantType) -> u64 {

@@ -1,7 +1,9 @@
 //! aarch64 kernels of the formats that arrive quantized in model files: Q4_1, Q5_0, Q5_1 (blocks
 //! of 32, plain `ActBlock` rows) and Q4_K, Q5_K, Q6_K (super-blocks of 256, plain `ActBlockK`
 //! rows), for `Neon` (SMULL/SMLAL + SADALP intrinsics) and `NeonDot` / `NeonI8mm` (SDOT by
-//! element, inline asm).
+//! element, inline asm). The tables take Q4_K on `NeonI8mm` and Q6_K on `NeonDot` and `NeonI8mm`
+//! from the asm kernels instead ([`super::q4k_mmla`], [`super::q6k_dot`], [`super::q6k_mmla`]);
+//! the SDOT Q6_K kernel here stays as their baseline.
 //!
 //! # Layouts
 //!
@@ -409,27 +411,32 @@ impl Tiled for BlockQ6K {
             }
             deinterleave(&t, c, &mut u[32 * grp..32 * grp + 32]);
         }
-        // GGUF's bit positions (inverse of `BlockQ6K::parts`).
-        let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
-        for half in 0..2 {
-            for l in 0..32 {
-                let e = 128 * half + l;
-                ql[64 * half + l] = (u[e] & 0x0F) | ((u[e + 64] & 0x0F) << 4);
-                ql[64 * half + l + 32] = (u[e + 32] & 0x0F) | ((u[e + 96] & 0x0F) << 4);
-                qh[32 * half + l] = (u[e] >> 4)
-                    | ((u[e + 32] >> 4) << 2)
-                    | ((u[e + 64] >> 4) << 4)
-                    | ((u[e + 96] >> 4) << 6);
-            }
-        }
-        // `parts` reads sub-block s's scale at index s.
         let scales: [i8; 16] = std::array::from_fn(|s| src[768 + 4 * s + c] as i8);
-        BlockQ6K {
-            ql,
-            qh,
-            scales,
-            d: get_f16(&src[832..], c),
+        q6k_block(&u, scales, get_f16(&src[832..], c))
+    }
+}
+
+/// The Q6_K block of quants `u` (`q + 32`, 0..=63, element order), sub-block scales `sc` and
+/// scale `d`: GGUF's bit positions (the inverse of `BlockQ6K::parts`).
+pub(super) fn q6k_block(u: &[u8; 256], sc: [i8; 16], d: f16) -> BlockQ6K {
+    let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
+    for half in 0..2 {
+        for l in 0..32 {
+            let e = 128 * half + l;
+            ql[64 * half + l] = (u[e] & 0x0F) | ((u[e + 64] & 0x0F) << 4);
+            ql[64 * half + l + 32] = (u[e + 32] & 0x0F) | ((u[e + 96] & 0x0F) << 4);
+            qh[32 * half + l] = (u[e] >> 4)
+                | ((u[e + 32] >> 4) << 2)
+                | ((u[e + 64] >> 4) << 4)
+                | ((u[e + 96] >> 4) << 6);
         }
+    }
+    // `parts` reads sub-block s's scale at index s.
+    BlockQ6K {
+        ql,
+        qh,
+        scales: sc,
+        d,
     }
 }
 
@@ -1118,8 +1125,8 @@ unsafe fn drive<K: Kern>(args: &GemmArgs<'_>) {
 
 /// The kernels of one format: `Neon` and `Dot` GEMMs of one tile kernel type.
 macro_rules! kernels {
-    ($block:ty, $neon:ident, $dot:ident, $neon_name:literal, $dot_name:literal,
-     $kern:ident<$($p:tt),*>) => {
+    ($(#[$dot_attr:meta])* $block:ty, $neon:ident, $dot:ident, $neon_name:literal,
+     $dot_name:literal, $kern:ident<$($p:tt),*>) => {
         pub(crate) static $neon: WeightKernel<$block> = {
             /// # Safety
             /// See [`WeightKernel::gemm`] (NEON is baseline).
@@ -1135,6 +1142,7 @@ macro_rules! kernels {
                 gemm,
             }
         };
+        $(#[$dot_attr])*
         pub(crate) static $dot: WeightKernel<$block> = {
             /// # Safety
             /// See [`WeightKernel::gemm`] (the tier, and so FEAT_DotProd, was checked).
@@ -1170,4 +1178,9 @@ kernels!(BlockQ5_0, Q5_0_NEON, Q5_0_DOT, "neon-q5_0-smlal", "neondot-q5_0-sdot",
 kernels!(BlockQ5_1, Q5_1_NEON, Q5_1_DOT, "neon-q5_1-smlal", "neondot-q5_1-sdot", K32<true, 80, 88>);
 kernels!(BlockQ4K, Q4_K_NEON, Q4_K_DOT, "neon-q4_k-smlal", "neondot-q4_k-sdot", KK<8, false, true, 512, 576>);
 kernels!(BlockQ5K, Q5_K_NEON, Q5_K_DOT, "neon-q5_k-smlal", "neondot-q5_k-sdot", KK<8, false, true, 640, 704>);
-kernels!(BlockQ6K, Q6_K_NEON, Q6_K_DOT, "neon-q6_k-smlal", "neondot-q6_k-sdot", KK<16, true, false, 768, 832>);
+kernels!(
+    // Off the tables: `NeonDot` and `NeonI8mm` run the Q6_K asm kernels (q6k_dot.rs,
+    // q6k_mmla.rs); kept as their baseline.
+    #[allow(dead_code)]
+    BlockQ6K, Q6_K_NEON, Q6_K_DOT, "neon-q6_k-smlal", "neondot-q6_k-sdot", KK<16, true, false, 768, 832>
+);

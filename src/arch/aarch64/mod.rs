@@ -14,9 +14,10 @@
 //!
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
 //! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except
-//! Q4_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
-//! activation layout starts with the plain rows the other K-quant kernels read), and Q5_0 on
-//! `NeonI8mm`: SMMLA asm on the Q4_0 activation layout ([`q5_0_mmla`]).
+//! Q4_K and Q6_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
+//! activation layout starts with the plain rows the other K-quant kernels read; [`q6k_mmla`]);
+//! Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_0 on `NeonI8mm`: SMMLA asm on
+//! the Q4_0 activation layout ([`q5_0_mmla`]).
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -36,6 +37,8 @@ pub(crate) mod ops;
 pub(crate) mod pack;
 mod q4k_mmla;
 mod q5_0_mmla;
+mod q6k_dot;
+mod q6k_mmla;
 mod q8_mmla;
 
 use pack::Layout;
@@ -78,7 +81,7 @@ const DOT: Kernels = Kernels {
     q5_1: &formats::Q5_1_DOT,
     q4_k: &formats::Q4_K_DOT,
     q5_k: &formats::Q5_K_DOT,
-    q6_k: &formats::Q6_K_DOT,
+    q6_k: &q6k_dot::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
 };
@@ -92,6 +95,7 @@ static NEON_I8MM: Kernels = Kernels {
     act_k: &q4k_mmla::ACT_KERNEL_K,
     q4_k: &q4k_mmla::Q4_K_I8MM,
     q5_0: &q5_0_mmla::Q5_0_I8MM,
+    q6_k: &q6k_mmla::Q6_K_I8MM,
     ..DOT
 };
 

@@ -46,7 +46,7 @@ const MINS: usize = 576;
 const D: usize = 608;
 const DMIN: usize = 624;
 /// Row pairs per activation group (16 rows, the tallest kernel).
-const GROUP_PAIRS: usize = 8;
+pub(super) const GROUP_PAIRS: usize = 8;
 /// Activation bytes of one pair and sub-block.
 const PAIR_SUB: usize = 64;
 /// Activation bytes of one pair's tail (H, L, scales) per super-block.
@@ -240,9 +240,10 @@ fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [Bloc
 // ---------------------------------------------------------------------------------------------
 // The micro-kernels and their safe wrapper.
 
-/// The argument block of the micro-kernels (offsets `ARGK_*` in `asm/include/q4k_gemm.h`).
+/// The argument block of the micro-kernels (offsets `ARGK_*` in `asm/include/q4k_gemm.h`), the
+/// same for the Q6_K SMMLA kernels ([`super::q6k_mmla`]).
 #[repr(C)]
-struct KArgs {
+pub(super) struct KArgs {
     w: *const u8,
     a: *const u8,
     a_tail: *const u8,
@@ -277,7 +278,17 @@ const _: () = {
     assert!(size_of::<KArgs>() == ARGK_SIZE);
 };
 
-type RawKernel = unsafe extern "C" fn(*const KArgs);
+pub(super) type RawKernel = unsafe extern "C" fn(*const KArgs);
+
+/// One format's micro-kernels on the row-paired activations, and what the driver must know.
+pub(super) struct AsmKernels {
+    /// Packed bytes per column tile of 4 and super-block (`w` is `ntiles * kb` of these).
+    pub(super) tile_sb: usize,
+    /// Row pairs 1 ..= 8.
+    pub(super) pairs: [RawKernel; GROUP_PAIRS],
+    /// One row, from a pair that holds it twice.
+    pub(super) gemv: RawKernel,
+}
 
 unsafe extern "C" {
     fn qkern_q4k_mmla_p1_i8mm(args: *const KArgs);
@@ -291,16 +302,20 @@ unsafe extern "C" {
     fn qkern_q4k_mmla_gemv_i8mm(args: *const KArgs);
 }
 
-const KERNELS: [RawKernel; GROUP_PAIRS] = [
-    qkern_q4k_mmla_p1_i8mm,
-    qkern_q4k_mmla_p2_i8mm,
-    qkern_q4k_mmla_p3_i8mm,
-    qkern_q4k_mmla_p4_i8mm,
-    qkern_q4k_mmla_p5_i8mm,
-    qkern_q4k_mmla_p6_i8mm,
-    qkern_q4k_mmla_p7_i8mm,
-    qkern_q4k_mmla_p8_i8mm,
-];
+static Q4K_ASM: AsmKernels = AsmKernels {
+    tile_sb: TILE_SB,
+    pairs: [
+        qkern_q4k_mmla_p1_i8mm,
+        qkern_q4k_mmla_p2_i8mm,
+        qkern_q4k_mmla_p3_i8mm,
+        qkern_q4k_mmla_p4_i8mm,
+        qkern_q4k_mmla_p5_i8mm,
+        qkern_q4k_mmla_p6_i8mm,
+        qkern_q4k_mmla_p7_i8mm,
+        qkern_q4k_mmla_p8_i8mm,
+    ],
+    gemv: qkern_q4k_mmla_gemv_i8mm,
+};
 
 /// Row shape of a micro-kernel.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -327,6 +342,7 @@ struct ActPairs {
 /// Checks everything the routine assumes and panics otherwise.
 #[allow(clippy::too_many_arguments)]
 fn run_kernel(
+    set: &AsmKernels,
     rows: Rows,
     w: &[u8],
     t0: usize,
@@ -346,14 +362,14 @@ fn run_kernel(
     let (np, kernel, max_rows) = match rows {
         Rows::Pairs(np) => {
             assert!((1..=GROUP_PAIRS).contains(&np));
-            (np, KERNELS[np - 1], 2 * np)
+            (np, set.pairs[np - 1], 2 * np)
         }
-        Rows::One => (1, qkern_q4k_mmla_gemv_i8mm as RawKernel, 1),
+        Rows::One => (1, set.gemv, 1),
     };
     assert!(ntiles >= 1 && kb >= 1);
     // Weights: ntiles whole tiles of kb super-blocks, contiguous.
-    let w_off = t0 * kb * TILE_SB;
-    assert!(w_off + ntiles * kb * TILE_SB <= w.len());
+    let w_off = t0 * kb * set.tile_sb;
+    assert!(w_off + ntiles * kb * set.tile_sb <= w.len());
     // Activations: super-block b < kb, sub-block j < 8, pair p < np reads 64 bytes at
     // data + b sb_stride + j sub_stride + 64 p, and 48 bytes at tail + b sb_stride + 48 p.
     let last = (kb - 1) * ap.sb_stride;
@@ -376,7 +392,7 @@ fn run_kernel(
         nrows: store_rows,
     };
     // SAFETY: the CPU has FEAT_I8MM and FEAT_DotProd (SMMLA, the GEMV's SDOT; checked); the
-    // routine reads `ntiles * kb` tile
+    // routine (of `set`, whose `tile_sb` is its tile super-block size) reads `ntiles * kb` tile
     // super-blocks from `w`, the activation bytes bounded above from `a`, and writes
     // `store_rows` rows of 4 * ntiles values with stride `ldo` into `out`: all inside the
     // slices, as checked above. It saves the callee-saved registers it uses and restores sp.
@@ -391,8 +407,8 @@ const SCRATCH_LD: usize = SCRATCH_TILES * NR;
 /// column tiles into a scratch tile, then the wanted elements (plus bias) to the output.
 ///
 /// # Safety
-/// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in [`ACT_KERNEL_K`]'s layout.
-unsafe fn gemm(args: &GemmArgs<'_>) {
+/// See [`WeightKernel::gemm`]; `w` packed for `set`, `a` in [`ACT_KERNEL_K`]'s layout.
+pub(super) unsafe fn gemm_with(set: &AsmKernels, args: &GemmArgs<'_>) {
     let (m, k) = (args.m, args.k);
     let kb = k / QK_K;
     let (rows, cols): (Range<usize>, Range<usize>) = (args.rows.clone(), args.cols.clone());
@@ -430,7 +446,19 @@ unsafe fn gemm(args: &GemmArgs<'_>) {
         let mut t = cols.start / NR;
         while t < cols.end.div_ceil(NR) {
             let nt = (cols.end.div_ceil(NR) - t).min(SCRATCH_TILES);
-            run_kernel(kind, w, t, nt, kb, a, ap, &mut tmp, SCRATCH_LD, hi - row0);
+            run_kernel(
+                set,
+                kind,
+                w,
+                t,
+                nt,
+                kb,
+                a,
+                ap,
+                &mut tmp,
+                SCRATCH_LD,
+                hi - row0,
+            );
             let (c_lo, c_hi) = ((t * NR).max(cols.start), ((t + nt) * NR).min(cols.end));
             for i in lo..hi {
                 let src = &tmp[(i - row0) * SCRATCH_LD..];
@@ -443,6 +471,13 @@ unsafe fn gemm(args: &GemmArgs<'_>) {
             t += nt;
         }
     }
+}
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in [`ACT_KERNEL_K`]'s layout.
+unsafe fn gemm(args: &GemmArgs<'_>) {
+    // SAFETY: forwarded contract; `Q4K_ASM` reads the layout of `pack`.
+    unsafe { gemm_with(&Q4K_ASM, args) }
 }
 
 /// Q4_K on `NeonI8mm`.
