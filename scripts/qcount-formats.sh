@@ -39,6 +39,8 @@ for tier in ${TIERS:-neoni8mm neondot neon}; do
                 q5_0) sym=qkern_q5_0_mmla:matmul_asm4gemm ;;
             esac
         fi
+        # Q5_0 on NeonDot: the SDOT asm (qkern_q5_0_dot_*_dotprod) and the shared asm driver.
+        if [ "$fmt" = q5_0 ] && [ "$tier" = neondot ]; then sym=qkern_q5_0_dot:matmul_asm4gemm; fi
         # Q6_K on NeonDot: the SDOT asm (qkern_q6k_dot_r*_dotprod) and its driver (q6k_dot.rs).
         if [ "$fmt" = q6_k ] && [ "$tier" = neondot ]; then sym=qkern_q6k_dot_r:q6k_dot4gemm:q6k_dot10run_kernel; fi
         if [ "$fmt" = q8_0 ]; then

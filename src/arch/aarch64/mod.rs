@@ -10,14 +10,14 @@
 //! Q4_0 matmul: one activation layout for the three tiers ([`act`]), two weight layouts
 //! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`. Q8_0 and Q5_0 on
 //! `NeonI8mm` ([`q8_mmla`], [`q5_0_mmla`]): SMMLA asm on the same activations and driver
-//! ([`matmul_asm`]).
+//! ([`matmul_asm`]); Q5_0 on `NeonDot` ([`q5_0_dot`]): SDOT asm, the same again.
 //!
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
 //! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except
 //! Q4_K and Q6_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
 //! activation layout starts with the plain rows the other K-quant kernels read; [`q6k_mmla`]);
-//! Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_0 on `NeonI8mm`: SMMLA asm on
-//! the Q4_0 activation layout ([`q5_0_mmla`]).
+//! Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_0: asm on the Q4_0 activation
+//! layout, see above.
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -36,6 +36,7 @@ pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
 mod q4k_mmla;
+mod q5_0_dot;
 mod q5_0_mmla;
 mod q6k_dot;
 mod q6k_mmla;
@@ -77,7 +78,7 @@ const DOT: Kernels = Kernels {
     q4_0: &DOT_Q4,
     q8_0: &matmul_q8::Q8_DOT,
     q4_1: &formats::Q4_1_DOT,
-    q5_0: &formats::Q5_0_DOT,
+    q5_0: &q5_0_dot::Q5_0_DOT,
     q5_1: &formats::Q5_1_DOT,
     q4_k: &formats::Q4_K_DOT,
     q5_k: &formats::Q5_K_DOT,
