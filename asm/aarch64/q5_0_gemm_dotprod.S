@@ -13,21 +13,23 @@
 // them, and the activation scale by element. No shuffles.
 //
 // Per 32-deep block of the 16x4 tile (qkern_q5_0_dot_p8_dotprod), 2048 MAC, counted by qcount
-// (scripts/qcount-formats.sh 16, N = 64, K 2048 -> 4096):
+// (scripts/qcount-formats.sh 16, N = 64, K 2048 -> 4096, with the matmul_asm driver):
 //   128 sdot, 14 unpack, 1 fcvtl, 16 scvtf, 16 fmul (weight scale), 16 fmla by element
-//   (activation scale); int32 sums zeroed by ldp from a zero line. Loads: 4 + 8 x 4 = 36.
-//   Loop: 5. 232 instructions = 113.3 per 1000 MAC (the SDOT intrinsics kernel it replaces:
-//   181.6). SIMD 191 slots = 47.75 cycles -> 42.9 MAC/cycle (decode 29 c, loads 18-27 c);
-//   --mmla-cost does not apply. Bound: SIMD pipes.
-// What binds beside the 128 SDOT: the float step, 3 ops per 4 outputs and block (48); the
-// fifth-bit decode is 14 ops shared by the 8 pairs.
+//   (activation scale); int32 sums zeroed by ldp from a zero line. Loads: 3 + 1 (weights)
+//   + 8 x 4 (activations, zeros, activation scales) = 36 instructions, 62 issues. Loop: 5.
+//   232 instructions = 113.3 per 1000 MAC (the SDOT intrinsics kernel it replaces: 181.6).
+//   SIMD 191 slots = 47.75 cycles -> 42.9 MAC/cycle (decode 29.0 c, loads 20.7 c);
+//   --mmla-cost does not apply (no SMMLA). Bound: SIMD pipes (the intrinsics kernel: 29.7).
+// What binds beside the 128 SDOT: the float step, 3 ops per row and block (48), then the
+// fifth-bit decode, 14 + 1 fcvtl shared by the 8 pairs. Zeroing the int32 sums by ldp (one
+// per pair) keeps 16 movi off the SIMD pipes.
 // Smaller tiles (p1..p7: 2..14 rows; an odd row count stores one row less) run the same
-// per-pair code (insn / 1000 MAC, MAC/cycle), measured:
-//   see docs/KERNELS.md (Q5_0 SDOT card).
-// qkern_q5_0_dot_gemv_dotprod (one row, either half of a pair): 8 sdot + 14 unpack + fcvtl +
-//   scvtf + fmul + fmla per block and 4 columns, 8 loads, 5 loop: 39 instructions per 88
-//   weight bytes (0.44 per byte); SIMD bound in the model, in practice bound by the weight
-//   stream from memory.
+// per-pair code (insn / 1000 MAC, MAC/cycle):
+//   M = 8 (p4) 125.0, 39.8; M = 4 (p2) 148.4, 34.7; M = 2 (p1) 195.3, 27.7.
+// qkern_q5_0_dot_gemv_dotprod (M = 1: one row, either half of a pair): 8 sdot + 14 unpack +
+//   fcvtl + scvtf + fmul + fmla per block and 4 columns, 8 loads, 5 loop: 39 instructions per
+//   88 weight bytes (0.44 per byte), 304.7 per 1000 MAC, 19.7 MAC/cycle (SIMD bound in the
+//   model; in practice bound by the weight stream from memory; the intrinsics kernel: 335.9).
 #include "qkern_asm.h"
 #include "q5_0_gemm.h"
 #include "mmla_tile.h"

@@ -137,7 +137,11 @@ pub(super) fn unpack_row_with(
     let kb = k / QK;
     let (t, c) = (row / NR, row % NR);
     for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(slot, &buf.bytes()[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK], c);
+        *o = get(
+            slot,
+            &buf.bytes()[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK],
+            c,
+        );
     }
 }
 
