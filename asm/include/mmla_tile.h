@@ -8,7 +8,8 @@
  * block into v16).
  *
  * Register use of the frame: v8-v23 float accumulators (pair p: v(8+2p) columns 0-1, v(9+2p)
- * columns 2-3; the GEMV: v16), v24 the tile's bias when storing, v28-v29 store temporaries.
+ * columns 2-3 under SMMLA; rows 2p, 2p+1 under SDOT; the GEMV: v16), v24 the tile's bias when
+ * storing, v28-v29 store temporaries.
  * x1 weights, x2/x3 activation values/scales of block 0, x4 activation block stride, x5 kb,
  * x6 tiles left, x7 output, x8 ldo, x9 bias, x10 bias step, x11 zeros, x12/x13 activation
  * values/scales of the current block, x14 blocks left, x15 free in the loop (rows to store
