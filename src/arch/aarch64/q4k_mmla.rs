@@ -1,7 +1,8 @@
 //! Q4_K on `NeonI8mm`: the SMMLA micro-kernels of `asm/aarch64/q4k_gemm_i8mm.S`, their weight
-//! and activation layouts, safe wrapper and driver.
+//! and activation layouts, safe wrapper and driver (which the SDOT kernels of `NeonDot`,
+//! [`super::q4k_dot`], share with their own weight layout).
 //!
-//! # Activations (`Q8_256`, this tier's [`ACT_KERNEL_K`])
+//! # Activations (`Q8_256` of `NeonDot` and `NeonI8mm`, [`ACT_KERNEL_K`])
 //!
 //! The buffer starts with the plain `ActBlockK` rows (`m * k / 256` blocks, row order), which
 //! the other K-quant kernels of the tier read ([`ActInput::Plain`]); then, at the next multiple
@@ -139,8 +140,8 @@ fn act_quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
     }
 }
 
-/// `Q8_256` activations of `NeonI8mm`: plain rows (read by the tier's other K-quant kernels),
-/// then the row pairs the Q4_K SMMLA kernels read.
+/// `Q8_256` activations of `NeonDot` and `NeonI8mm`: plain rows (read by the tiers' other
+/// K-quant kernels), then the row pairs the Q4_K SDOT and SMMLA kernels (and Q6_K SMMLA) read.
 pub(crate) static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
     size: act_size,
     quantize_row: act_quantize_row,
@@ -241,7 +242,8 @@ fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [Bloc
 // The micro-kernels and their safe wrapper.
 
 /// The argument block of the micro-kernels (offsets `ARGK_*` in `asm/include/q4k_gemm.h`), the
-/// same for the Q6_K SMMLA kernels ([`super::q6k_mmla`]).
+/// same for the Q6_K SMMLA kernels ([`super::q6k_mmla`]) and the Q4_K SDOT kernels
+/// ([`super::q4k_dot`]).
 #[repr(C)]
 pub(super) struct KArgs {
     w: *const u8,
@@ -288,6 +290,8 @@ pub(super) struct AsmKernels {
     pub(super) pairs: [RawKernel; GROUP_PAIRS],
     /// One row, from a pair that holds it twice.
     pub(super) gemv: RawKernel,
+    /// Whether the routines use SMMLA (FEAT_I8MM); all may use SDOT (FEAT_DotProd).
+    pub(super) i8mm: bool,
 }
 
 unsafe extern "C" {
@@ -315,6 +319,7 @@ static Q4K_ASM: AsmKernels = AsmKernels {
         qkern_q4k_mmla_p8_i8mm,
     ],
     gemv: qkern_q4k_mmla_gemv_i8mm,
+    i8mm: true,
 };
 
 /// Row shape of a micro-kernel.
@@ -355,9 +360,12 @@ fn run_kernel(
     store_rows: usize,
 ) {
     assert!(
-        std::arch::is_aarch64_feature_detected!("i8mm")
-            && std::arch::is_aarch64_feature_detected!("dotprod"),
-        "CPU lacks FEAT_I8MM or FEAT_DotProd"
+        std::arch::is_aarch64_feature_detected!("dotprod"),
+        "CPU lacks FEAT_DotProd"
+    );
+    assert!(
+        !set.i8mm || std::arch::is_aarch64_feature_detected!("i8mm"),
+        "CPU lacks FEAT_I8MM"
     );
     let (np, kernel, max_rows) = match rows {
         Rows::Pairs(np) => {
@@ -391,7 +399,7 @@ fn run_kernel(
         ldo_bytes: ldo * 4,
         nrows: store_rows,
     };
-    // SAFETY: the CPU has FEAT_I8MM and FEAT_DotProd (SMMLA, the GEMV's SDOT; checked); the
+    // SAFETY: the CPU has FEAT_DotProd and, for a set that uses SMMLA, FEAT_I8MM (checked); the
     // routine (of `set`, whose `tile_sb` is its tile super-block size) reads `ntiles * kb` tile
     // super-blocks from `w`, the activation bytes bounded above from `a`, and writes
     // `store_rows` rows of 4 * ntiles values with stride `ldo` into `out`: all inside the
