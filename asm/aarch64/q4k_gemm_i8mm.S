@@ -139,6 +139,7 @@ function qkern_q4k_mmla_p\np\()_i8mm
     ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
     ldp     x7, x8, [x0, #ARGK_NTILES]
     movi    v30.16b, #0x0F
+    adr     x11, LOCAL(sc_pairs)
 2:
     for_pairs \np, zero_tot
     ldp     q24, q25, [sp]
@@ -154,8 +155,8 @@ function qkern_q4k_mmla_p\np\()_i8mm
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
     add     x1, x1, #64
-    ld1r    {v28.2s}, [x15], #4
-    ld1r    {v29.2s}, [x15], #4
+    ldr     s31, [x15], #4
+    ldp     q28, q29, [x11]
     ushr    v4.16b, v0.16b, #4
     ushr    v5.16b, v1.16b, #4
     ushr    v6.16b, v2.16b, #4
@@ -164,8 +165,8 @@ function qkern_q4k_mmla_p\np\()_i8mm
     and     v1.16b, v1.16b, v30.16b
     and     v2.16b, v2.16b, v30.16b
     and     v3.16b, v3.16b, v30.16b
-    uxtl    v28.4s, v28.4h
-    uxtl    v29.4s, v29.4h
+    tbl     v28.16b, {v31.16b}, v28.16b
+    tbl     v29.16b, {v31.16b}, v29.16b
     for_pairs \np, sub_pair
     add     x12, x12, x4
     subs    x16, x16, #1
@@ -173,11 +174,15 @@ function qkern_q4k_mmla_p\np\()_i8mm
 
     ldp     q0, q1, [x15]
     add     x16, x15, #32
-    ld1r    {v2.2d}, [x16], #8
-    ld1r    {v3.2d}, [x16], #8
-    ld1r    {v4.2d}, [x16], #8
-    ld1r    {v5.2d}, [x16], #8
+    ld1r    {v2.2s}, [x16], #4
+    ld1r    {v3.2s}, [x16], #4
+    ld1r    {v4.2s}, [x16], #4
+    ld1r    {v5.2s}, [x16], #4
     mov     x1, x16
+    fcvtl   v2.4s, v2.4h
+    fcvtl   v3.4s, v3.4h
+    fcvtl   v4.4s, v4.4h
+    fcvtl   v5.4s, v5.4h
     for_pairs \np, sb_pair
     add     x17, x17, x5
     add     x13, x13, x5
@@ -224,6 +229,8 @@ function qkern_q4k_mmla_gemv_i8mm
     ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
     ldp     x7, x8, [x0, #ARGK_NTILES]
     movi    v30.16b, #0x0F
+    adr     x11, LOCAL(sc_widen)
+    ldr     q31, [x11]
 2:
     ldp     q16, q17, [sp]
     mov     x17, x2
@@ -237,7 +244,7 @@ function qkern_q4k_mmla_gemv_i8mm
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
     add     x1, x1, #64
-    ldr     d28, [x15], #8
+    ldr     s28, [x15], #4
     ldp     q24, q25, [x12]
     ldp     q26, q27, [x12, #32]
     ldp     q18, q19, [sp]
@@ -257,7 +264,7 @@ function qkern_q4k_mmla_gemv_i8mm
     sdot    v19.4s, v6.16b, v26.16b
     sdot    v18.4s, v5.16b, v27.16b
     sdot    v19.4s, v7.16b, v27.16b
-    uxtl    v28.4s, v28.4h
+    tbl     v28.16b, {v28.16b}, v31.16b
     addp    v18.4s, v18.4s, v19.4s
     mla     v17.4s, v18.4s, v28.4s
     add     x12, x12, x4
@@ -266,8 +273,10 @@ function qkern_q4k_mmla_gemv_i8mm
 
     // Mins (H, L against [col c: m][col c+1: m]) and the float step.
     ldp     q0, q1, [x15]
-    ldp     q2, q3, [x15, #32]
-    add     x1, x15, #64
+    ldr     q2, [x15, #32]
+    add     x1, x15, #48
+    fcvtl2  v3.4s, v2.8h
+    fcvtl   v2.4s, v2.4h
     ldp     q24, q25, [x13]
     ldr     s26, [x13, #32]
     ldp     q18, q19, [sp]
@@ -297,3 +306,13 @@ function qkern_q4k_mmla_gemv_i8mm
     .cfi_def_cfa_offset 0
     ret
 endfunc qkern_q4k_mmla_gemv_i8mm
+
+// tbl indices that widen sub-scale bytes to int32 (an index of 0xFF reads 0): from [s0 s1 s2 s3]
+// (4 bytes), the SMMLA kernels' [s0 s1 s0 s1] and [s2 s3 s2 s3], the GEMV's [s0 s1 s2 s3].
+    .text
+    .p2align 4
+LOCAL(sc_pairs):
+    .byte   0, 255, 255, 255, 1, 255, 255, 255, 0, 255, 255, 255, 1, 255, 255, 255
+    .byte   2, 255, 255, 255, 3, 255, 255, 255, 2, 255, 255, 255, 3, 255, 255, 255
+LOCAL(sc_widen):
+    .byte   0, 255, 255, 255, 1, 255, 255, 255, 2, 255, 255, 255, 3, 255, 255, 255

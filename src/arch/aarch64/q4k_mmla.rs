@@ -22,12 +22,12 @@
 //! # Weights
 //!
 //! Columns in tiles of 4 (the last padded with zero blocks), each tile's super-blocks
-//! contiguous, 640 bytes per tile and super-block (160 per column; GGUF's 144):
+//! contiguous, 592 bytes per tile and super-block (148 per column; GGUF's 144):
 //!
 //! ```text
 //! [sub-block j = 0..8: 4 registers r = 2 cp + c of [col 2cp: 8 bytes][col 2cp+1: 8 bytes];
 //!    byte e: q[32j + 8c + e] | q[32j + 8c + 16 + e] << 4]                             (512)
-//! [sub-scales u16 [8][4]] [mins u8 [col 0: m_0..m_7][col 1]..[col 3]] [d f32 [4]] [dmin f32 [4]]
+//! [sub-scales u8 [8][4]] [mins u8 [col 0: m_0..m_7][col 1]..[col 3]] [d f16 [4]] [dmin f16 [4]]
 //! ```
 
 use super::act::quantize_row_k;
@@ -40,12 +40,12 @@ use std::ops::Range;
 /// Columns per tile.
 const NR: usize = 4;
 /// Packed bytes per tile and super-block.
-const TILE_SB: usize = 640;
+const TILE_SB: usize = 592;
 /// Offsets in a tile super-block.
 const SC: usize = 512;
-const MINS: usize = 576;
-const D: usize = 608;
-const DMIN: usize = 624;
+const MINS: usize = 544;
+const D: usize = 576;
+const DMIN: usize = 584;
 /// Row pairs per activation group (16 rows, the tallest kernel).
 pub(super) const GROUP_PAIRS: usize = 8;
 /// Activation bytes of one pair and sub-block.
@@ -54,7 +54,7 @@ const PAIR_SUB: usize = 64;
 const PAIR_TAIL: usize = 48;
 /// Activation bytes of one pair and super-block.
 const PAIR_SB: usize = 8 * PAIR_SUB + PAIR_TAIL;
-const _: () = assert!(size_of::<ActBlockK>() == 292 && TILE_SB == DMIN + 16);
+const _: () = assert!(size_of::<ActBlockK>() == 292 && TILE_SB == DMIN + 8);
 
 // ---------------------------------------------------------------------------------------------
 // Activation layout.
@@ -156,7 +156,7 @@ fn tiles(n: usize) -> usize {
     n.div_ceil(NR)
 }
 
-/// Writes the tile super-block of 4 columns' blocks into `dst` (640 zeroed bytes).
+/// Writes the tile super-block of 4 columns' blocks into `dst` (592 zeroed bytes).
 fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
     for (col, blk) in b.iter().enumerate() {
         let p = blk.parts();
@@ -169,11 +169,11 @@ fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
                     dst[64 * j + 16 * (2 * cp + c) + 8 * half + e] = lo | (hi << 4);
                 }
             }
-            dst[SC + 8 * j + 2 * col..][..2].copy_from_slice(&(p.sc[j] as u16).to_ne_bytes());
+            dst[SC + 4 * j + col] = p.sc[j];
             dst[MINS + 8 * col + j] = p.m[j];
         }
-        dst[D + 4 * col..][..4].copy_from_slice(&blk.d.to_f32().to_ne_bytes());
-        dst[DMIN + 4 * col..][..4].copy_from_slice(&blk.dmin.to_f32().to_ne_bytes());
+        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+        dst[DMIN + 2 * col..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
     }
 }
 
@@ -190,8 +190,7 @@ fn get(src: &[u8], col: usize) -> BlockQ4K {
                 q[32 * j + 8 * c + 16 + e] = byte >> 4;
             }
         }
-        sc[j] =
-            u16::from_ne_bytes([src[SC + 8 * j + 2 * col], src[SC + 8 * j + 2 * col + 1]]) as u8;
+        sc[j] = src[SC + 4 * j + col];
         mn[j] = src[MINS + 8 * col + j];
     }
     let mut qs = [0u8; 128];
@@ -200,10 +199,10 @@ fn get(src: &[u8], col: usize) -> BlockQ4K {
             qs[32 * pair + l] = q[64 * pair + l] | (q[64 * pair + 32 + l] << 4);
         }
     }
-    let f = |o: usize| f16::from_f32(f32::from_ne_bytes(src[o..o + 4].try_into().expect("4")));
+    let f = |o: usize| f16::from_bits(u16::from_ne_bytes([src[o], src[o + 1]]));
     BlockQ4K {
-        d: f(D + 4 * col),
-        dmin: f(DMIN + 4 * col),
+        d: f(D + 2 * col),
+        dmin: f(DMIN + 2 * col),
         scales: super::formats::encode_scales(&sc, &mn),
         qs,
     }
