@@ -1,6 +1,44 @@
 // Q4_K x Q8_256 GEMM micro-kernels with SDOT (FEAT_DotProd), for the NeonDot tier.
 //
-// KERNEL CARD (filled in below)
+// Layouts:
+// * weights (src/arch/aarch64/q4k_dot.rs), per column tile of 4 and super-block of 256, 592 bytes
+//   (148 per column; GGUF: 144):
+//     [sub-block j = 0..8: 64 bytes of nibbles] [sc: u8 [8][4]] [mins: 32] [d: f16 [4]] [dmin: f16 [4]]
+//   sub-block j: 4 registers r = [col 0: 4 bytes][col 1]..[col 3], low nibbles K 4r..4r+3 of the
+//   sub-block, high nibbles K 16+4r..: `and #0x0F` / `ushr #4` give the SDOT by-element operands
+//   W_r, W_r+4 (q = 0..15) of the 4 columns. mins: [col c: m0..m3] x 4, then [col c: m4..m7] x 4.
+// * activations: the row pairs of the Q4_K SMMLA kernels (src/arch/aarch64/q4k_mmla.rs): per
+//   sub-block and pair 4 chunks [row 2q: 8 bytes][row 2q+1: 8 bytes], so lane 0, 1 of a chunk
+//   are K 8c..8c+3, 8c+4.. of the first row (against W_2c, W_2c+1), lanes 2, 3 the second's; per
+//   super-block and pair H, L (sub-block sums asum_j = 64 h_j + l_j) and [d0, d0, d1, d1] f32.
+//
+// Arithmetic, per row and super-block, as [c0 c1 c2 c3]:
+//   tot = sum_j sc_j * P_j                 P_j: 8 sdot by element, 1 mla
+//   mins = (H . M) << 6 + L . M            4 sdot by element, 1 shl
+//   acc += da * (d * float(tot) - dmin * float(mins))      2 scvtf, fmul, fmls, fmla by element
+// d, dmin: one fcvtl / fcvtl2 per tile and super-block. The float accumulators live on the stack
+// (ldp/stp once per super-block and pair), as in the SMMLA kernel: the 32 vector registers hold 8
+// weight operands, the 16 int32 super-block sums, activations, partials, sub-scales, mask.
+//
+// Per super-block of the 16x4 tile (qkern_q4k_dot_p8_dotprod), 16384 MAC, counted by qcount
+// (scripts/qcount-formats.sh, M = 16):
+//   per sub-block: 128 sdot, 16 mla, 8 unpack (4 and + 4 ushr), 2 uxtl (u8 sub-scales);
+//   per super-block: 64 sdot, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla, 2 fcvtl.
+//   1700 instructions = 103.8 per 1000 MAC (the SDOT intrinsic kernel it replaces: 149.2);
+//   499 load issues (10.2 c per 1000 MAC).
+//   SIMD: 1088 sdot + 306 other = 1394 slots = 348.5 cycles: 47.0 MAC/cycle (the intrinsic
+//   kernel: 34.0; SMMLA cost does not apply). Bound: SIMD pipes (21.3 c per 1000 MAC; loads
+//   10.2 c, decode 13.0 c).
+//   What bounds it: per row and sub-block, 8 sdot carry 1 mla (int32 sub-scales: one per 4
+//   outputs, inherent to int32 super-block sums); the tile's 10 unpack/widen ops are shared by
+//   16 rows; per row and super-block 4 sdot + 1 shl (mins) and 5 float ops. 1024 of the 1394
+//   slots are the main sdot: 73%, 47.0 of the 64 MAC/cycle SDOT peak.
+// Smaller tiles p1..p7 (2..14 rows) run the same per-pair code (insn / 1000 MAC, MAC/cycle):
+// p4 (M = 8) 112.8, 44.4; p2 (M = 4) 130.9, 40.0; p1 (M = 2) 167.0, 33.3.
+// qkern_q4k_dot_gemv_dotprod (M = 1, the first row of its pair): per sub-block and tile 8 sdot +
+// 8 unpack + 2 uxtl + mla; per super-block 4 sdot + shl + 5 float + 2 fcvtl: 251.9 insn / 1000
+// MAC, 25.0 MAC/cycle (the intrinsic kernel: 249.0, 21.6); bound in practice by the weight
+// stream (148 bytes per column and super-block).
 #include "qkern_asm.h"
 #include "q4k_gemm.h"
 

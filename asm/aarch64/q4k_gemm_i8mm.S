@@ -1,11 +1,14 @@
 // Q4_K x Q8_256 GEMM micro-kernels with SMMLA (FEAT_I8MM), for the NeonI8mm tier.
 //
 // Layouts (src/arch/aarch64/q4k_mmla.rs):
-// * weights, per column tile of 4 and super-block of 256, 640 bytes (160 per column; GGUF: 144):
-//     [sub-block j = 0..8: 64 bytes of nibbles] [sc: u16 [8][4]] [mins: 32] [d: f32 [4]] [dmin: f32 [4]]
+// * weights, per column tile of 4 and super-block of 256, 592 bytes (148 per column; GGUF: 144):
+//     [sub-block j = 0..8: 64 bytes of nibbles] [sc: u8 [8][4]] [mins: 32] [d: f16 [4]] [dmin: f16 [4]]
 //   sub-block j: 4 registers (col pair cp = 0, 1) x (chunk c = 0, 1): [col 2cp: 8 bytes][col 2cp+1:
 //   8 bytes], low nibbles K 8c..8c+7 of the sub-block, high nibbles K 8c+16..8c+23 (q, 0..15).
 //   mins: [col 0: m0..m7][col 1: m0..m7][col 2: ..][col 3: ..] (u8 <= 63): SMMLA operands.
+//   The sub-scale bytes of a sub-block, [s0 s1 s2 s3], widen to the int32 [s0 s1 s0 s1],
+//   [s2 s3 s2 s3] with one tbl each (constant indices, 0xFF lanes read 0); d, dmin to f32
+//   [w0 w1 w0 w1], [w2 w3 w2 w3] with ld1r .2s + fcvtl (4 per tile and super-block).
 // * activations (src/arch/aarch64/q4k_mmla.rs, behind the plain ActBlockK rows): row pairs in
 //   groups of 8 as act.rs's Q8_32 layout; per group and super-block: 8 sub-blocks of
 //   [pair q: 4 chunks of [row 2q: 8 bytes][row 2q+1: 8 bytes]], then per pair 48 bytes: H, L
@@ -21,23 +24,25 @@
 //
 // Per super-block of the 16x4 tile (qkern_q4k_mmla_p8_i8mm), 16384 MAC, counted by qcount
 // (scripts/qcount-formats.sh, M = 16):
-//   per sub-block: 64 smmla, 16 mla, 8 unpack (4 and + 4 ushr), 2 uxtl (sub-scales);
-//   per super-block: 32 smmla, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla (mins and float step).
-//   1166 instructions = 71.2 per 1000 MAC (the SDOT kernel: 149.2); 510 load issues.
-//   SIMD: 544 smmla + 304 other = 848 slots at cost 1: 77.3 MAC/cycle; 1392 at cost 2: 47.1.
-//   SIMD bound at both costs (loads 10.4 c per 1000 MAC against 12.9 c SIMD at cost 1).
+//   per sub-block: 64 smmla, 16 mla, 8 unpack (4 and + 4 ushr), 2 tbl (sub-scales);
+//   per super-block: 32 smmla, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla (mins and float step),
+//   4 fcvtl (d, dmin).
+//   1170 instructions = 71.4 per 1000 MAC (the SDOT asm kernel: 103.8); 518 load issues.
+//   SIMD: 544 smmla + 308 other = 852 slots at cost 1: 76.9 MAC/cycle; 1396 at cost 2: 46.9.
+//   SIMD bound at both costs (loads 10.5 c per 1000 MAC against 13.0 c SIMD at cost 1).
 //   What bounds it: per sub-block and pair, 8 smmla carry 2 mla (the int32 sub-scales: one per
 //   4 outputs, inherent to int32 super-block sums), and the tile's 8 unpack ops are shared by 8
-//   pairs; per super-block and pair, 4 smmla + 2 shl (mins) and 10 float ops. Without the 2
-//   uxtl per sub-block (sub-scales stored as i32: +16 bytes per column) it would be 832 slots,
-//   78.8 / 47.6 MAC/cycle.
+//   pairs; per super-block and pair, 4 smmla + 2 shl (mins) and 10 float ops. The 148-byte
+//   layout (160 before: u16 sub-scales, f32 d, dmin) costs the 4 fcvtl per tile and super-block
+//   (848 slots before: 77.3 / 47.1); the u8 sub-scales cost nothing (tbl for uxtl). Sub-scales
+//   as i32 (+24 bytes per column) would save the 16 tbl: 836 slots, 78.4 / 47.5.
 // Smaller tiles p1..p7 (2..14 rows) run the same per-pair code (insn / 1000 MAC, MAC/cycle at
-// cost 1 / 2): p4 (M = 8) 80.8, 70.6 / 44.5; p2 (M = 4) 100.1, 60.2 / 40.2; p1 (M = 2) 138.7,
-// 46.6 / 33.6.
+// cost 1 / 2): p4 (M = 8) 81.3, 70.0 / 44.3; p2 (M = 4) 101.1, 59.3 / 39.8; p1 (M = 2) 140.6,
+// 45.5 / 33.0.
 // qkern_q4k_mmla_gemv_i8mm (M = 1, the pair holds its row twice) uses vector SDOT: per
-// sub-block and tile 8 sdot + 8 unpack + uxtl + addp + mla; per super-block 4 sdot + 2 shl +
-// addp + 5 float: 252 insn / 1000 MAC, 25.0 MAC/cycle at either cost (the SDOT kernel: 249,
-// 21.6).
+// sub-block and tile 8 sdot + 8 unpack + tbl + addp + mla; per super-block 4 sdot + 2 shl +
+// addp + 5 float + 2 fcvtl: 253.9 insn / 1000 MAC, 24.7 MAC/cycle at either cost (the SDOT asm
+// GEMV: 251.9, 25.0).
 #include "qkern_asm.h"
 #include "q4k_gemm.h"
 
@@ -51,11 +56,12 @@
 // Register use: v0-v7 weight operands of a sub-block (v0 cp0 chunk 0, v1 cp0 chunk 1, v2 cp1
 // chunk 0, v3 cp1 chunk 1, v4-v7 chunks 2, 3 likewise), v8-v23 int32 super-block sums (pair p:
 // v(8+2p) columns 0-1, v(9+2p) columns 2-3), v24-v25 activations, v26-v27 sub-block partials,
-// v28-v29 sub-scales [s0 s1 s0 s1], [s2 s3 s2 s3], v30 0x0F mask.
+// v28-v29 sub-scales [s0 s1 s0 s1], [s2 s3 s2 s3], v30 0x0F mask, v31 the sub-block's
+// sub-scale bytes.
 // x1 weights, x2/x3 activation values/tail of super-block 0, x4 sub-block stride, x5 super-block
 // stride, x6 kb, x7 tiles left, x8 output, x9 ldo, x10 rows to store, x12 activation values of
 // the sub-block, x13 tail of the super-block, x14 super-blocks left, x15 sub-scale pointer, x16
-// sub-blocks left / store pointer, x17 activation values of the super-block.
+// sub-blocks left / store pointer, x17 activation values of the super-block, x11 tbl indices.
 // Stack: [sp, 0..32) zeros, [sp, 32 + 32p) float accumulators of pair p.
 
 .macro zero_tot p, fa, fb
@@ -84,7 +90,7 @@
 .endm
 
 // One row pair at the end of a super-block: the mins, the float step, and the sums re-zeroed.
-// v0/v1 mins operands, v2/v3 d, v4/v5 dmin ([w0 w1 w0 w1], [w2 w3 w2 w3]).
+// v0/v1 mins operands, v2/v3 d, v4/v5 dmin ([w0 w1 w0 w1], [w2 w3 w2 w3] as f32).
 .macro sb_pair p, fa, fb
     ldp     q24, q25, [x13, #(\p * 48)]
     ldp     q26, q27, [sp]
@@ -216,9 +222,9 @@ q4k_kernel 1
 // 1). The row pair must hold the same row twice (the last pair of an odd M), so each activation
 // register is [x: 8 bytes][x: 8 bytes] and vector SDOT against [col c: 8][col c+1: 8] gives
 // [c: K 0-3, c: K 4-7, c+1: K 0-3, c+1: K 4-7]; addp folds two column pairs into [c0 c1 c2 c3],
-// which meets the sub-scales [s0 s1 s2 s3] (uxtl of the stored u16) and d, dmin as stored.
+// which meets the sub-scales [s0 s1 s2 s3] (tbl-widened u8) and d, dmin (fcvtl, fcvtl2).
 // Registers: v0-v7 weight operands, v16 float sums, v17 int32 super-block sums, v18-v19
-// partials, v24-v27 activations, v28 sub-scales, v30 0x0F mask. Stack: 32 zero bytes.
+// partials, v24-v27 activations, v28 sub-scales, v30 0x0F mask, v31 tbl indices. Stack: 32 zero bytes.
 function qkern_q4k_mmla_gemv_i8mm
     sub     sp, sp, #32
     .cfi_def_cfa_offset 32
