@@ -139,6 +139,19 @@ fn q6_k_kernel_names() {
     }
 }
 
+/// Q4_K: the SDOT asm on `NeonDot`, the SMMLA asm on `NeonI8mm`.
+#[test]
+fn q4_k_kernel_names() {
+    for t in supported() {
+        let want = match t {
+            Tier::Neon => "neon-q4_k-smlal",
+            Tier::NeonDot => "neondot-q4_k-sdot-asm",
+            _ => "neoni8mm-q4_k-smmla-asm",
+        };
+        assert_eq!(kernel_name::<qkern::quant::BlockQ4K>(t).unwrap(), want);
+    }
+}
+
 /// Packing is lossless for every N tail, including scales that are not finite (a NaN keeps its
 /// f16 bits), zero, negative zero and subnormal.
 #[test]

@@ -194,7 +194,14 @@ fn row_errs(got: &[f32], want: &[f32], vocab: usize) -> Vec<f32> {
 fn check_model(name: &str, prompt: Prompt, tier: Tier, kv: KvDtype, chunk: usize) -> f32 {
     let g = golden(name, prompt);
     let mut worst = 0.0f32;
-    for (path, what) in sources(name) {
+    // The long prompt runs on the GGUF only: after loading, both sources are the same model
+    // (the short prompt checks that), and the long case is about attention over many tiles.
+    let all = sources(name);
+    let srcs = match prompt {
+        Prompt::Short => &all[..],
+        Prompt::Long => &all[1..],
+    };
+    for (path, what) in srcs.iter().cloned() {
         let model = Model::new(load(&path).unwrap(), tier, 2).unwrap();
         let got = run(&model, &g, kv, chunk);
         let eq = row_errs(&got, &g.q, g.vocab);
@@ -304,8 +311,8 @@ fn golden_logits_chunked_prefill() {
 }
 
 /// The long prompt (two whole KV tiles and a tail) on every tier this CPU has, with each KV cache
-/// type (int8 where head_dim allows it), prefill in one chunk and in chunks of 37 (chunks that
-/// straddle the tile boundaries).
+/// type (int8 where head_dim allows it), prefill in one chunk, and with the f32 cache also in
+/// chunks of 37 (chunks that straddle the tile boundaries).
 #[test]
 fn golden_logits_long_prompt() {
     for tier in Tier::available() {
@@ -318,8 +325,9 @@ fn golden_logits_long_prompt() {
                 if kv == KvDtype::I8 && !d.is_multiple_of(32) {
                     continue;
                 }
-                for chunk in [512, 37] {
-                    check_model(name, Prompt::Long, tier, kv, chunk);
+                check_model(name, Prompt::Long, tier, kv, 512);
+                if kv == KvDtype::F32 {
+                    check_model(name, Prompt::Long, tier, kv, 37);
                 }
             }
         }

@@ -2,37 +2,39 @@
 //
 // Layouts: src/arch/aarch64/pack.rs (Layout::Dot: per column tile of 4 and block of 32, 64 bytes
 // of nibbles XORed with 0x88 as registers [bytes 4j..4j+4 of columns 0, 1, 2, 3], then the 4
-// weight scales / 16 as f32) and src/arch/aarch64/act.rs (row pairs, 8 bytes of each row in turn,
-// scales [d0, d0, d1, d1]). SDOT by element takes 4 activation bytes of one row (lanes 0, 1: the
-// pair's first row; 2, 3: its second), so a result is one row x 4 columns, scaled by the weight
-// scale vector as loaded and by the activation scale by element: no shuffles, no fcvtl.
+// weight scales as f16: 72 bytes, GGUF's 18 per column) and src/arch/aarch64/act.rs (row pairs,
+// 8 bytes of each row in turn, scales [d0, d0, d1, d1]). SDOT by element takes 4 activation bytes
+// of one row (lanes 0, 1: the pair's first row; 2, 3: its second), so a result is one row x 4
+// columns, scaled by the weight scale vector (one fcvtl per block) and by the activation scale by
+// element: no shuffles. The operands are 16 (q - 8): scvtf #4 divides by 16 (exact).
 //
 // Per 32-deep block of the 16x4 tile (qkern_q4_dot_p8_dotprod), 2048 MAC, as counted by qcount
 // (scripts/qcount-matmul.sh):
-//   128 sdot, 8 unpack (4 shl + 4 and), 16 scvtf, 16 fmul (weight scale), 16 fmla by element
-//   (activation scale), no movi: the 16 int32 accumulators are zeroed by 8 ldp from a zero line,
-//   on the load ports instead of the SIMD pipes. Loads: 26 ldp + 9 ldr = 35 (61 mem ops). Loop: 5.
-//   224 instructions = 109.4 per 1000 MAC (llama.cpp's dotprod GEMM: 125.8).
-//   SIMD 184 slots = 46 cycles -> 44.5 MAC/cycle (decode 28 c, loads 20 c); --mmla-cost does
-//   not apply. Bound: SIMD pipes. With movi zeroing: 200 slots, 41.0 MAC/cycle.
+//   128 sdot, 8 unpack (4 shl + 4 and), 1 fcvtl, 16 scvtf, 16 fmul (weight scale), 16 fmla by
+//   element (activation scale), no movi: the 16 int32 accumulators are zeroed by 8 ldp from a
+//   zero line, on the load ports instead of the SIMD pipes. Loads: 26 ldp + 9 ldr = 35 (61 mem
+//   ops). Loop: 5. 225 instructions = 109.9 per 1000 MAC (llama.cpp's dotprod GEMM: 125.8).
+//   SIMD 185 slots = 46.25 cycles -> 44.3 MAC/cycle; --mmla-cost does not apply. Bound: SIMD
+//   pipes. (f32 scales, 80 bytes per tile and block: 184 slots, 44.5.)
 // Smaller tiles (p1..p7: 2..14 rows; an odd row count stores one row less) run the same
 // per-pair code (insn / 1000 MAC, MAC/cycle):
-//   p4 (8x4) 117.2, 42.7; p2 (4x4) 132.8, 39.4; p1 (2x4) 164.1, 34.1.
-// qkern_q4_dot_gemv_dotprod (one row, either half of a pair): 8 sdot + 8 unpack + scvtf + fmul +
-//   fmla per block and 4 columns: 242.2 insn / 1000 MAC, 26.9 MAC/cycle (SIMD bound; in practice
-//   bound by the weight stream from memory).
+//   p4 (8x4) 118.2, 42.2; p2 (4x4) 134.8, 38.6; p1 (2x4) 168.0, 33.0.
+// qkern_q4_dot_gemv_dotprod (one row, either half of a pair): 8 sdot + 8 unpack + fcvtl + scvtf +
+//   fmul + fmla per block and 4 columns: 250.0 insn / 1000 MAC, 25.6 MAC/cycle (SIMD bound; in
+//   practice bound by the weight stream from memory, 18 bytes per column and block).
 #include "qkern_asm.h"
 #include "q4_gemm.h"
 
 // Register use: v0-v3 weights K 4j..4j+3 (j = 0..3) of columns 0-3, v4-v7 K 16+4j.., v8-v23
 // float accumulators (pair p: v(8+2p) row 2p, v(9+2p) row 2p+1), v24-v27 a row pair's activations
-// (K 0-7 .. 24-31 of both rows), v28-v29 int32 block sums, v30 0xF0 mask, v31 weight scales.
+// (K 0-7 .. 24-31 of both rows), v28-v29 int32 block sums, v30 0xF0 mask, v31 weight scales
+// (f32).
 // GPRs as in q4_gemm_i8mm.S.
 
 .macro load_weights
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
-    ldr     q31, [x1, #64]
+    ldr     d31, [x1, #64]
     and     v4.16b, v0.16b, v30.16b
     and     v5.16b, v1.16b, v30.16b
     and     v6.16b, v2.16b, v30.16b
@@ -41,6 +43,7 @@
     shl     v1.16b, v1.16b, #4
     shl     v2.16b, v2.16b, #4
     shl     v3.16b, v3.16b, #4
+    fcvtl   v31.4s, v31.4h
 .endm
 
 // One row pair p of the current block: 16 sdot (8 per row), then scale and accumulate.
@@ -65,8 +68,8 @@
     sdot    v28.4s, v7.16b, v27.4b[1]
     sdot    v29.4s, v7.16b, v27.4b[3]
     ldr     q24, [x13, #(\p * 16)]
-    scvtf   v28.4s, v28.4s
-    scvtf   v29.4s, v29.4s
+    scvtf   v28.4s, v28.4s, #4
+    scvtf   v29.4s, v29.4s, #4
     fmul    v28.4s, v28.4s, v31.4s
     fmul    v29.4s, v29.4s, v31.4s
     fmla    v\fa\().4s, v28.4s, v24.s[0]
@@ -102,7 +105,7 @@ dot_kernel 1
 .macro gemv_block
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
-    ldr     q31, [x1, #64]
+    ldr     d31, [x1, #64]
     ldp     q24, q25, [x12]
     ldp     q26, q27, [x12, #32]
     ldr     s23, [x13]
@@ -123,7 +126,8 @@ dot_kernel 1
     sdot    v28.4s, v5.16b, v26.4b[1]
     sdot    v28.4s, v6.16b, v27.4b[0]
     sdot    v28.4s, v7.16b, v27.4b[1]
-    scvtf   v28.4s, v28.4s
+    fcvtl   v31.4s, v31.4h
+    scvtf   v28.4s, v28.4s, #4
     fmul    v28.4s, v28.4s, v31.4s
     fmla    v16.4s, v28.4s, v23.s[0]
 .endm

@@ -1,11 +1,14 @@
 // Q4_K x Q8_256 GEMM micro-kernels with SMMLA (FEAT_I8MM), for the NeonI8mm tier.
 //
 // Layouts (src/arch/aarch64/q4k_mmla.rs):
-// * weights, per column tile of 4 and super-block of 256, 640 bytes (160 per column; GGUF: 144):
-//     [sub-block j = 0..8: 64 bytes of nibbles] [sc: u16 [8][4]] [mins: 32] [d: f32 [4]] [dmin: f32 [4]]
+// * weights, per column tile of 4 and super-block of 256, 592 bytes (148 per column; GGUF: 144):
+//     [sub-block j = 0..8: 64 bytes of nibbles] [sc: u8 [8][4]] [mins: 32] [d: f16 [4]] [dmin: f16 [4]]
 //   sub-block j: 4 registers (col pair cp = 0, 1) x (chunk c = 0, 1): [col 2cp: 8 bytes][col 2cp+1:
 //   8 bytes], low nibbles K 8c..8c+7 of the sub-block, high nibbles K 8c+16..8c+23 (q, 0..15).
 //   mins: [col 0: m0..m7][col 1: m0..m7][col 2: ..][col 3: ..] (u8 <= 63): SMMLA operands.
+//   The sub-scale bytes of a sub-block, [s0 s1 s2 s3], widen to the int32 [s0 s1 s0 s1],
+//   [s2 s3 s2 s3] with one tbl each (constant indices, 0xFF lanes read 0); d, dmin to f32
+//   [w0 w1 w0 w1], [w2 w3 w2 w3] with ld1r .2s + fcvtl (4 per tile and super-block).
 // * activations (src/arch/aarch64/q4k_mmla.rs, behind the plain ActBlockK rows): row pairs in
 //   groups of 8 as act.rs's Q8_32 layout; per group and super-block: 8 sub-blocks of
 //   [pair q: 4 chunks of [row 2q: 8 bytes][row 2q+1: 8 bytes]], then per pair 48 bytes: H, L
@@ -21,23 +24,25 @@
 //
 // Per super-block of the 16x4 tile (qkern_q4k_mmla_p8_i8mm), 16384 MAC, counted by qcount
 // (scripts/qcount-formats.sh, M = 16):
-//   per sub-block: 64 smmla, 16 mla, 8 unpack (4 and + 4 ushr), 2 uxtl (sub-scales);
-//   per super-block: 32 smmla, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla (mins and float step).
-//   1166 instructions = 71.2 per 1000 MAC (the SDOT kernel: 149.2); 510 load issues.
-//   SIMD: 544 smmla + 304 other = 848 slots at cost 1: 77.3 MAC/cycle; 1392 at cost 2: 47.1.
-//   SIMD bound at both costs (loads 10.4 c per 1000 MAC against 12.9 c SIMD at cost 1).
+//   per sub-block: 64 smmla, 16 mla, 8 unpack (4 and + 4 ushr), 2 tbl (sub-scales);
+//   per super-block: 32 smmla, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla (mins and float step),
+//   4 fcvtl (d, dmin).
+//   1170 instructions = 71.4 per 1000 MAC (the SDOT asm kernel: 103.8); 518 load issues.
+//   SIMD: 544 smmla + 308 other = 852 slots at cost 1: 76.9 MAC/cycle; 1396 at cost 2: 46.9.
+//   SIMD bound at both costs (loads 10.5 c per 1000 MAC against 13.0 c SIMD at cost 1).
 //   What bounds it: per sub-block and pair, 8 smmla carry 2 mla (the int32 sub-scales: one per
 //   4 outputs, inherent to int32 super-block sums), and the tile's 8 unpack ops are shared by 8
-//   pairs; per super-block and pair, 4 smmla + 2 shl (mins) and 10 float ops. Without the 2
-//   uxtl per sub-block (sub-scales stored as i32: +16 bytes per column) it would be 832 slots,
-//   78.8 / 47.6 MAC/cycle.
+//   pairs; per super-block and pair, 4 smmla + 2 shl (mins) and 10 float ops. The 148-byte
+//   layout (160 before: u16 sub-scales, f32 d, dmin) costs the 4 fcvtl per tile and super-block
+//   (848 slots before: 77.3 / 47.1); the u8 sub-scales cost nothing (tbl for uxtl). Sub-scales
+//   as i32 (+24 bytes per column) would save the 16 tbl: 836 slots, 78.4 / 47.5.
 // Smaller tiles p1..p7 (2..14 rows) run the same per-pair code (insn / 1000 MAC, MAC/cycle at
-// cost 1 / 2): p4 (M = 8) 80.8, 70.6 / 44.5; p2 (M = 4) 100.1, 60.2 / 40.2; p1 (M = 2) 138.7,
-// 46.6 / 33.6.
+// cost 1 / 2): p4 (M = 8) 81.3, 70.0 / 44.3; p2 (M = 4) 101.1, 59.3 / 39.8; p1 (M = 2) 140.6,
+// 45.5 / 33.0.
 // qkern_q4k_mmla_gemv_i8mm (M = 1, the pair holds its row twice) uses vector SDOT: per
-// sub-block and tile 8 sdot + 8 unpack + uxtl + addp + mla; per super-block 4 sdot + 2 shl +
-// addp + 5 float: 252 insn / 1000 MAC, 25.0 MAC/cycle at either cost (the SDOT kernel: 249,
-// 21.6).
+// sub-block and tile 8 sdot + 8 unpack + tbl + addp + mla; per super-block 4 sdot + 2 shl +
+// addp + 5 float + 2 fcvtl: 253.9 insn / 1000 MAC, 24.7 MAC/cycle at either cost (the SDOT asm
+// GEMV: 251.9, 25.0).
 #include "qkern_asm.h"
 #include "q4k_gemm.h"
 
@@ -51,11 +56,12 @@
 // Register use: v0-v7 weight operands of a sub-block (v0 cp0 chunk 0, v1 cp0 chunk 1, v2 cp1
 // chunk 0, v3 cp1 chunk 1, v4-v7 chunks 2, 3 likewise), v8-v23 int32 super-block sums (pair p:
 // v(8+2p) columns 0-1, v(9+2p) columns 2-3), v24-v25 activations, v26-v27 sub-block partials,
-// v28-v29 sub-scales [s0 s1 s0 s1], [s2 s3 s2 s3], v30 0x0F mask.
+// v28-v29 sub-scales [s0 s1 s0 s1], [s2 s3 s2 s3], v30 0x0F mask, v31 the sub-block's
+// sub-scale bytes.
 // x1 weights, x2/x3 activation values/tail of super-block 0, x4 sub-block stride, x5 super-block
 // stride, x6 kb, x7 tiles left, x8 output, x9 ldo, x10 rows to store, x12 activation values of
 // the sub-block, x13 tail of the super-block, x14 super-blocks left, x15 sub-scale pointer, x16
-// sub-blocks left / store pointer, x17 activation values of the super-block.
+// sub-blocks left / store pointer, x17 activation values of the super-block, x11 tbl indices.
 // Stack: [sp, 0..32) zeros, [sp, 32 + 32p) float accumulators of pair p.
 
 .macro zero_tot p, fa, fb
@@ -84,7 +90,7 @@
 .endm
 
 // One row pair at the end of a super-block: the mins, the float step, and the sums re-zeroed.
-// v0/v1 mins operands, v2/v3 d, v4/v5 dmin ([w0 w1 w0 w1], [w2 w3 w2 w3]).
+// v0/v1 mins operands, v2/v3 d, v4/v5 dmin ([w0 w1 w0 w1], [w2 w3 w2 w3] as f32).
 .macro sb_pair p, fa, fb
     ldp     q24, q25, [x13, #(\p * 48)]
     ldp     q26, q27, [sp]
@@ -139,6 +145,7 @@ function qkern_q4k_mmla_p\np\()_i8mm
     ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
     ldp     x7, x8, [x0, #ARGK_NTILES]
     movi    v30.16b, #0x0F
+    adr     x11, LOCAL(sc_pairs)
 2:
     for_pairs \np, zero_tot
     ldp     q24, q25, [sp]
@@ -154,8 +161,8 @@ function qkern_q4k_mmla_p\np\()_i8mm
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
     add     x1, x1, #64
-    ld1r    {v28.2s}, [x15], #4
-    ld1r    {v29.2s}, [x15], #4
+    ldr     s31, [x15], #4
+    ldp     q28, q29, [x11]
     ushr    v4.16b, v0.16b, #4
     ushr    v5.16b, v1.16b, #4
     ushr    v6.16b, v2.16b, #4
@@ -164,8 +171,8 @@ function qkern_q4k_mmla_p\np\()_i8mm
     and     v1.16b, v1.16b, v30.16b
     and     v2.16b, v2.16b, v30.16b
     and     v3.16b, v3.16b, v30.16b
-    uxtl    v28.4s, v28.4h
-    uxtl    v29.4s, v29.4h
+    tbl     v28.16b, {v31.16b}, v28.16b
+    tbl     v29.16b, {v31.16b}, v29.16b
     for_pairs \np, sub_pair
     add     x12, x12, x4
     subs    x16, x16, #1
@@ -173,11 +180,15 @@ function qkern_q4k_mmla_p\np\()_i8mm
 
     ldp     q0, q1, [x15]
     add     x16, x15, #32
-    ld1r    {v2.2d}, [x16], #8
-    ld1r    {v3.2d}, [x16], #8
-    ld1r    {v4.2d}, [x16], #8
-    ld1r    {v5.2d}, [x16], #8
+    ld1r    {v2.2s}, [x16], #4
+    ld1r    {v3.2s}, [x16], #4
+    ld1r    {v4.2s}, [x16], #4
+    ld1r    {v5.2s}, [x16], #4
     mov     x1, x16
+    fcvtl   v2.4s, v2.4h
+    fcvtl   v3.4s, v3.4h
+    fcvtl   v4.4s, v4.4h
+    fcvtl   v5.4s, v5.4h
     for_pairs \np, sb_pair
     add     x17, x17, x5
     add     x13, x13, x5
@@ -211,9 +222,9 @@ q4k_kernel 1
 // 1). The row pair must hold the same row twice (the last pair of an odd M), so each activation
 // register is [x: 8 bytes][x: 8 bytes] and vector SDOT against [col c: 8][col c+1: 8] gives
 // [c: K 0-3, c: K 4-7, c+1: K 0-3, c+1: K 4-7]; addp folds two column pairs into [c0 c1 c2 c3],
-// which meets the sub-scales [s0 s1 s2 s3] (uxtl of the stored u16) and d, dmin as stored.
+// which meets the sub-scales [s0 s1 s2 s3] (tbl-widened u8) and d, dmin (fcvtl, fcvtl2).
 // Registers: v0-v7 weight operands, v16 float sums, v17 int32 super-block sums, v18-v19
-// partials, v24-v27 activations, v28 sub-scales, v30 0x0F mask. Stack: 32 zero bytes.
+// partials, v24-v27 activations, v28 sub-scales, v30 0x0F mask, v31 tbl indices. Stack: 32 zero bytes.
 function qkern_q4k_mmla_gemv_i8mm
     sub     sp, sp, #32
     .cfi_def_cfa_offset 32
@@ -224,6 +235,8 @@ function qkern_q4k_mmla_gemv_i8mm
     ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
     ldp     x7, x8, [x0, #ARGK_NTILES]
     movi    v30.16b, #0x0F
+    adr     x11, LOCAL(sc_widen)
+    ldr     q31, [x11]
 2:
     ldp     q16, q17, [sp]
     mov     x17, x2
@@ -237,7 +250,7 @@ function qkern_q4k_mmla_gemv_i8mm
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
     add     x1, x1, #64
-    ldr     d28, [x15], #8
+    ldr     s28, [x15], #4
     ldp     q24, q25, [x12]
     ldp     q26, q27, [x12, #32]
     ldp     q18, q19, [sp]
@@ -257,7 +270,7 @@ function qkern_q4k_mmla_gemv_i8mm
     sdot    v19.4s, v6.16b, v26.16b
     sdot    v18.4s, v5.16b, v27.16b
     sdot    v19.4s, v7.16b, v27.16b
-    uxtl    v28.4s, v28.4h
+    tbl     v28.16b, {v28.16b}, v31.16b
     addp    v18.4s, v18.4s, v19.4s
     mla     v17.4s, v18.4s, v28.4s
     add     x12, x12, x4
@@ -266,8 +279,10 @@ function qkern_q4k_mmla_gemv_i8mm
 
     // Mins (H, L against [col c: m][col c+1: m]) and the float step.
     ldp     q0, q1, [x15]
-    ldp     q2, q3, [x15, #32]
-    add     x1, x15, #64
+    ldr     q2, [x15, #32]
+    add     x1, x15, #48
+    fcvtl2  v3.4s, v2.8h
+    fcvtl   v2.4s, v2.4h
     ldp     q24, q25, [x13]
     ldr     s26, [x13, #32]
     ldp     q18, q19, [sp]
@@ -297,3 +312,13 @@ function qkern_q4k_mmla_gemv_i8mm
     .cfi_def_cfa_offset 0
     ret
 endfunc qkern_q4k_mmla_gemv_i8mm
+
+// tbl indices that widen sub-scale bytes to int32 (an index of 0xFF reads 0): from [s0 s1 s2 s3]
+// (4 bytes), the SMMLA kernels' [s0 s1 s0 s1] and [s2 s3 s2 s3], the GEMV's [s0 s1 s2 s3].
+    .text
+    .p2align 4
+LOCAL(sc_pairs):
+    .byte   0, 255, 255, 255, 1, 255, 255, 255, 0, 255, 255, 255, 1, 255, 255, 255
+    .byte   2, 255, 255, 255, 3, 255, 255, 255, 2, 255, 255, 255, 3, 255, 255, 255
+LOCAL(sc_widen):
+    .byte   0, 255, 255, 255, 1, 255, 255, 255, 2, 255, 255, 255, 3, 255, 255, 255

@@ -46,7 +46,7 @@
 /* Steps the weight and activation pointers to the next block of 32 and loops to 1: while
  * blocks are left (x14). */
 .macro next_block
-    add     x1, x1, #80
+    add     x1, x1, #72
     add     x12, x12, x4
     add     x13, x13, x4
     subs    x14, x14, #1

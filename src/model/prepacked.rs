@@ -37,12 +37,12 @@ const FIXED: usize = 64;
 /// with another number are refused. (The kernel name of the format at the file's tier is checked
 /// too.)
 const LAYOUT_VERSIONS: [(QuantType, u64); 8] = [
-    (QuantType::Q4_0, 1),
+    (QuantType::Q4_0, 2),
     (QuantType::Q8_0, 2),
     (QuantType::Q4_1, 1),
     (QuantType::Q5_0, 3),
     (QuantType::Q5_1, 1),
-    (QuantType::Q4K, 2),
+    (QuantType::Q4K, 3),
     (QuantType::Q5K, 1),
     (QuantType::Q6K, 2),
 ];

@@ -9,6 +9,22 @@ use crate::contract::gemm::GemmArgs;
 use crate::quant::QK;
 use core::arch::aarch64::*;
 
+/// Four f16 (as bits) widened to f32 (`fcvtl`; Rust's f16 vector types are unstable).
+#[inline(always)]
+fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
+    let f: float32x4_t;
+    // SAFETY: `fcvtl` is base ARMv8 (NEON); it reads and writes only the named registers.
+    unsafe {
+        core::arch::asm!(
+            "fcvtl {f:v}.4s, {h:v}.4h",
+            f = out(vreg) f,
+            h = in(vreg) h,
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+    f
+}
+
 /// Rows `2p`, `2p + 1` x the 4 columns of one tile, over all `kb` blocks.
 /// `w_off`: the tile's block 0; `ar_data` / `ar_scales`: the pair's block 0; `stride`: block step.
 fn tile_2x4(
@@ -23,17 +39,17 @@ fn tile_2x4(
     assert!(kb >= 1 && w_off + kb * TILE_BLOCK <= w.len());
     assert!(ar_data + (kb - 1) * stride + act::PAIR_DATA <= a.len());
     assert!(ar_scales + (kb - 1) * stride + act::PAIR_SCALES <= a.len());
-    // SAFETY: NEON is baseline on aarch64. Per block the loads read 80 bytes at
+    // SAFETY: NEON is baseline on aarch64. Per block the loads read 72 bytes at
     // `w_off + b * TILE_BLOCK` and 64 + 16 bytes at `ar_* + b * stride`, inside the slices as
-    // asserted above (f32 loads are 4-byte aligned: every offset is a multiple of 16 from the
-    // 64-byte aligned buffers).
+    // asserted above (the f32 and u16 loads are aligned: weight offsets are multiples of 8,
+    // activation offsets of 16, from the 64-byte aligned buffers).
     unsafe {
         let mask = vdupq_n_s8(0xF0u8 as i8);
         let mut acc = [vdupq_n_f32(0.0); 2];
         for b in 0..kb {
             let wp = w.as_ptr().add(w_off + b * TILE_BLOCK);
             let ap = a.as_ptr().add(ar_data + b * stride);
-            let dw = vld1q_f32(wp.add(TILE_NIBBLES).cast());
+            let dw = f16x4_to_f32(vld1_u16(wp.add(TILE_NIBBLES).cast()));
             let dx = vld1q_f32(a.as_ptr().add(ar_scales + b * stride).cast());
             let x: [int8x16_t; 4] = core::array::from_fn(|c| vld1q_s8(ap.add(16 * c).cast()));
             for (cp, acc_cp) in acc.iter_mut().enumerate() {
@@ -78,7 +94,9 @@ fn tile_2x4(
                 } else {
                     vcombine_f32(vget_high_f32(dw), vget_high_f32(dw))
                 };
-                *acc_cp = vfmaq_f32(*acc_cp, vmulq_f32(vcvtq_f32_s32(isum), dwp), dx);
+                // The weights are 16 (q - 8): the conversion divides by 16.
+                let fsum = vcvtq_n_f32_s32::<4>(isum);
+                *acc_cp = vfmaq_f32(*acc_cp, vmulq_f32(fsum, dwp), dx);
             }
         }
         let (a0, a1) = (vreinterpretq_f64_f32(acc[0]), vreinterpretq_f64_f32(acc[1]));

@@ -14,10 +14,11 @@
 //!
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
 //! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except
-//! Q4_K and Q6_K on `NeonI8mm`: SMMLA asm on row-paired `Q8_256` activations ([`q4k_mmla`], whose
-//! activation layout starts with the plain rows the other K-quant kernels read; [`q6k_mmla`]);
-//! Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_0: asm on the Q4_0 activation
-//! layout, see above.
+//! Q4_K: SDOT asm on `NeonDot` ([`q4k_dot`]) and SMMLA asm on `NeonI8mm` ([`q4k_mmla`]), both on
+//! row-paired `Q8_256` activations (the layout of [`q4k_mmla`], which starts with the plain rows
+//! the other K-quant kernels read); Q6_K on `NeonI8mm`: SMMLA asm on the same row pairs
+//! ([`q6k_mmla`]); Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_0: asm on
+//! the Q4_0 activation layout, see above.
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -35,6 +36,7 @@ mod matmul_neon;
 pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 pub(crate) mod pack;
+mod q4k_dot;
 mod q4k_mmla;
 mod q5_0_dot;
 mod q5_0_mmla;
@@ -74,13 +76,13 @@ static NEON: Kernels = Kernels {
 const DOT: Kernels = Kernels {
     tier: Tier::NeonDot,
     act: &ACT_KERNEL,
-    act_k: &ACT_KERNEL_K,
+    act_k: &q4k_mmla::ACT_KERNEL_K,
     q4_0: &DOT_Q4,
     q8_0: &matmul_q8::Q8_DOT,
     q4_1: &formats::Q4_1_DOT,
     q5_0: &q5_0_dot::Q5_0_DOT,
     q5_1: &formats::Q5_1_DOT,
-    q4_k: &formats::Q4_K_DOT,
+    q4_k: &q4k_dot::Q4_K_DOT,
     q5_k: &formats::Q5_K_DOT,
     q6_k: &q6k_dot::Q6_K_DOT,
     ops: &ops::NEON_DOT,
@@ -93,7 +95,6 @@ static NEON_I8MM: Kernels = Kernels {
     tier: Tier::NeonI8mm,
     q4_0: &I8MM_Q4,
     q8_0: &q8_mmla::Q8_MMLA,
-    act_k: &q4k_mmla::ACT_KERNEL_K,
     q4_k: &q4k_mmla::Q4_K_I8MM,
     q5_0: &q5_0_mmla::Q5_0_I8MM,
     q6_k: &q6k_mmla::Q6_K_I8MM,
@@ -108,7 +109,7 @@ static ACT_KERNEL: ActKernel<ActBlock> = ActKernel {
     plain: false,
 };
 
-/// `Q8_256` activations for the three tiers: the plain blocks, quantized with NEON.
+/// `Q8_256` activations of `Neon`: the plain blocks, quantized with NEON.
 static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
     size: crate::arch::scalar::matmul::plain_act_k_size,
     quantize_row: act::quantize_row_k,

@@ -1,15 +1,16 @@
 //! Packed Q4_0 weight layouts of the aarch64 tiers.
 //!
 //! Columns (weight rows) go in tiles of [`NR`] = 4, N padded with zero blocks. Tile `t` holds its
-//! `kb` blocks one after the other, [`TILE_BLOCK`] = 80 bytes each:
+//! `kb` blocks one after the other, [`TILE_BLOCK`] = 72 bytes each (GGUF's 18 per column):
 //!
 //! ```text
-//! [64 bytes of nibbles, XORed with 0x88][d(4t) .. d(4t+3) as f32, divided by 16]
+//! [64 bytes of nibbles, XORed with 0x88][d(4t) .. d(4t+3): f16 as in the file]
 //! ```
 //!
 //! XOR 0x88 turns each nibble `q` into the 4-bit two's complement of `q - 8`, so `shl #4` (low
 //! nibbles, K 0..15) and `and #0xF0` (high nibbles, K 16..31) yield int8 operands equal to
-//! `16 * (q - 8)`; the 1/16 is folded into the scale (exact: a power of two). The nibble order is
+//! `16 * (q - 8)`; the kernels fold the 1/16 into the int32 -> f32 conversion (`scvtf #4`,
+//! exact: a power of two) and widen the scales with one `fcvtl`. The nibble order is
 //! per layout, so that one 16-byte load unpacks into two micro-kernel operands:
 //!
 //! * [`Layout::Mmla`] (SMMLA; also the `Neon` kernel): register `2 * cp + h` (column pair `cp`,
@@ -18,19 +19,23 @@
 //! * [`Layout::Dot`] (SDOT): register `j` = bytes `4j..4j+4` of columns 0, 1, 2, 3: four columns
 //!   of four K values, the SDOT by-element operand.
 //!
-//! Scales that are not finite keep their f16 bits exactly: infinities stay infinities, and a NaN
-//! carries the f16 bits in its payload, so [`unpack`] returns the original blocks bit for bit.
+//! The scales keep their f16 bits, so [`unpack_row`] returns the original blocks bit for bit.
 
 use crate::aligned::AlignedBuf;
 use crate::quant::{BlockQ4_0, QK};
 use half::f16;
+
+const _: () = assert!(
+    TILE_BLOCK == 72,
+    "asm/include/q4_gemm.h steps 72 bytes per block"
+);
 
 /// Columns per tile.
 pub(crate) const NR: usize = 4;
 /// Bytes of nibbles per tile and block.
 pub(crate) const TILE_NIBBLES: usize = 64;
 /// Bytes per tile and block.
-pub(crate) const TILE_BLOCK: usize = TILE_NIBBLES + 4 * NR;
+pub(crate) const TILE_BLOCK: usize = TILE_NIBBLES + 2 * NR;
 
 /// Nibble order within a tile's block.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,22 +68,6 @@ pub(crate) fn size(n: usize, k: usize) -> usize {
     tiles(n) * (k / QK) * TILE_BLOCK
 }
 
-fn scale_to_f32(d: f16) -> f32 {
-    if d.is_nan() {
-        f32::from_bits(0x7FC0_0000 | d.to_bits() as u32)
-    } else {
-        d.to_f32() / 16.0
-    }
-}
-
-fn scale_from_f32(s: f32) -> f16 {
-    if s.is_nan() {
-        f16::from_bits(s.to_bits() as u16)
-    } else {
-        f16::from_f32(s * 16.0)
-    }
-}
-
 pub(crate) fn pack(layout: Layout, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
     let mut buf = AlignedBuf::zeroed(size(n, k));
@@ -94,9 +83,9 @@ pub(crate) fn pack(layout: Layout, blocks: &[BlockQ4_0], n: usize, k: usize) -> 
                 for (i, &q) in qs.iter().enumerate() {
                     out[o + layout.offset(c, i)] = q ^ 0x88;
                 }
-                let s = blk.map_or(0.0, |x| scale_to_f32(x.d));
-                let so = o + TILE_NIBBLES + 4 * c;
-                out[so..so + 4].copy_from_slice(&s.to_ne_bytes());
+                let s = blk.map_or(0, |x| x.d.to_bits());
+                let so = o + TILE_NIBBLES + 2 * c;
+                out[so..so + 2].copy_from_slice(&s.to_ne_bytes());
             }
         }
     }
@@ -116,10 +105,9 @@ pub(crate) fn unpack_row(
     for (b, o) in out.iter_mut().enumerate().take(kb) {
         let off = tile_offset(t, kb) + b * TILE_BLOCK;
         let qs = core::array::from_fn(|i| bytes[off + layout.offset(c, i)] ^ 0x88);
-        let so = off + TILE_NIBBLES + 4 * c;
-        let s = f32::from_ne_bytes(bytes[so..so + 4].try_into().expect("4 bytes"));
+        let so = off + TILE_NIBBLES + 2 * c;
         *o = BlockQ4_0 {
-            d: scale_from_f32(s),
+            d: f16::from_bits(u16::from_ne_bytes([bytes[so], bytes[so + 1]])),
             qs,
         };
     }

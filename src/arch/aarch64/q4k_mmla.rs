@@ -1,7 +1,8 @@
 //! Q4_K on `NeonI8mm`: the SMMLA micro-kernels of `asm/aarch64/q4k_gemm_i8mm.S`, their weight
-//! and activation layouts, safe wrapper and driver.
+//! and activation layouts, safe wrapper and driver (which the SDOT kernels of `NeonDot`,
+//! [`super::q4k_dot`], share with their own weight layout).
 //!
-//! # Activations (`Q8_256`, this tier's [`ACT_KERNEL_K`])
+//! # Activations (`Q8_256` of `NeonDot` and `NeonI8mm`, [`ACT_KERNEL_K`])
 //!
 //! The buffer starts with the plain `ActBlockK` rows (`m * k / 256` blocks, row order), which
 //! the other K-quant kernels of the tier read ([`ActInput::Plain`]); then, at the next multiple
@@ -21,12 +22,12 @@
 //! # Weights
 //!
 //! Columns in tiles of 4 (the last padded with zero blocks), each tile's super-blocks
-//! contiguous, 640 bytes per tile and super-block (160 per column; GGUF's 144):
+//! contiguous, 592 bytes per tile and super-block (148 per column; GGUF's 144):
 //!
 //! ```text
 //! [sub-block j = 0..8: 4 registers r = 2 cp + c of [col 2cp: 8 bytes][col 2cp+1: 8 bytes];
 //!    byte e: q[32j + 8c + e] | q[32j + 8c + 16 + e] << 4]                             (512)
-//! [sub-scales u16 [8][4]] [mins u8 [col 0: m_0..m_7][col 1]..[col 3]] [d f32 [4]] [dmin f32 [4]]
+//! [sub-scales u8 [8][4]] [mins u8 [col 0: m_0..m_7][col 1]..[col 3]] [d f16 [4]] [dmin f16 [4]]
 //! ```
 
 use super::act::quantize_row_k;
@@ -39,12 +40,12 @@ use std::ops::Range;
 /// Columns per tile.
 const NR: usize = 4;
 /// Packed bytes per tile and super-block.
-const TILE_SB: usize = 640;
+const TILE_SB: usize = 592;
 /// Offsets in a tile super-block.
 const SC: usize = 512;
-const MINS: usize = 576;
-const D: usize = 608;
-const DMIN: usize = 624;
+const MINS: usize = 544;
+const D: usize = 576;
+const DMIN: usize = 584;
 /// Row pairs per activation group (16 rows, the tallest kernel).
 pub(super) const GROUP_PAIRS: usize = 8;
 /// Activation bytes of one pair and sub-block.
@@ -53,7 +54,7 @@ const PAIR_SUB: usize = 64;
 const PAIR_TAIL: usize = 48;
 /// Activation bytes of one pair and super-block.
 const PAIR_SB: usize = 8 * PAIR_SUB + PAIR_TAIL;
-const _: () = assert!(size_of::<ActBlockK>() == 292 && TILE_SB == DMIN + 16);
+const _: () = assert!(size_of::<ActBlockK>() == 292 && TILE_SB == DMIN + 8);
 
 // ---------------------------------------------------------------------------------------------
 // Activation layout.
@@ -139,8 +140,8 @@ fn act_quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
     }
 }
 
-/// `Q8_256` activations of `NeonI8mm`: plain rows (read by the tier's other K-quant kernels),
-/// then the row pairs the Q4_K SMMLA kernels read.
+/// `Q8_256` activations of `NeonDot` and `NeonI8mm`: plain rows (read by the tiers' other
+/// K-quant kernels), then the row pairs the Q4_K SDOT and SMMLA kernels (and Q6_K SMMLA) read.
 pub(crate) static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
     size: act_size,
     quantize_row: act_quantize_row,
@@ -155,7 +156,7 @@ fn tiles(n: usize) -> usize {
     n.div_ceil(NR)
 }
 
-/// Writes the tile super-block of 4 columns' blocks into `dst` (640 zeroed bytes).
+/// Writes the tile super-block of 4 columns' blocks into `dst` (592 zeroed bytes).
 fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
     for (col, blk) in b.iter().enumerate() {
         let p = blk.parts();
@@ -168,11 +169,11 @@ fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
                     dst[64 * j + 16 * (2 * cp + c) + 8 * half + e] = lo | (hi << 4);
                 }
             }
-            dst[SC + 8 * j + 2 * col..][..2].copy_from_slice(&(p.sc[j] as u16).to_ne_bytes());
+            dst[SC + 4 * j + col] = p.sc[j];
             dst[MINS + 8 * col + j] = p.m[j];
         }
-        dst[D + 4 * col..][..4].copy_from_slice(&blk.d.to_f32().to_ne_bytes());
-        dst[DMIN + 4 * col..][..4].copy_from_slice(&blk.dmin.to_f32().to_ne_bytes());
+        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+        dst[DMIN + 2 * col..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
     }
 }
 
@@ -189,8 +190,7 @@ fn get(src: &[u8], col: usize) -> BlockQ4K {
                 q[32 * j + 8 * c + 16 + e] = byte >> 4;
             }
         }
-        sc[j] =
-            u16::from_ne_bytes([src[SC + 8 * j + 2 * col], src[SC + 8 * j + 2 * col + 1]]) as u8;
+        sc[j] = src[SC + 4 * j + col];
         mn[j] = src[MINS + 8 * col + j];
     }
     let mut qs = [0u8; 128];
@@ -199,10 +199,10 @@ fn get(src: &[u8], col: usize) -> BlockQ4K {
             qs[32 * pair + l] = q[64 * pair + l] | (q[64 * pair + 32 + l] << 4);
         }
     }
-    let f = |o: usize| f16::from_f32(f32::from_ne_bytes(src[o..o + 4].try_into().expect("4")));
+    let f = |o: usize| f16::from_bits(u16::from_ne_bytes([src[o], src[o + 1]]));
     BlockQ4K {
-        d: f(D + 4 * col),
-        dmin: f(DMIN + 4 * col),
+        d: f(D + 2 * col),
+        dmin: f(DMIN + 2 * col),
         scales: super::formats::encode_scales(&sc, &mn),
         qs,
     }
@@ -241,7 +241,8 @@ fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [Bloc
 // The micro-kernels and their safe wrapper.
 
 /// The argument block of the micro-kernels (offsets `ARGK_*` in `asm/include/q4k_gemm.h`), the
-/// same for the Q6_K SMMLA kernels ([`super::q6k_mmla`]).
+/// same for the Q6_K SMMLA kernels ([`super::q6k_mmla`]) and the Q4_K SDOT kernels
+/// ([`super::q4k_dot`]).
 #[repr(C)]
 pub(super) struct KArgs {
     w: *const u8,
@@ -288,6 +289,8 @@ pub(super) struct AsmKernels {
     pub(super) pairs: [RawKernel; GROUP_PAIRS],
     /// One row, from a pair that holds it twice.
     pub(super) gemv: RawKernel,
+    /// Whether the routines use SMMLA (FEAT_I8MM); all may use SDOT (FEAT_DotProd).
+    pub(super) i8mm: bool,
 }
 
 unsafe extern "C" {
@@ -315,6 +318,7 @@ static Q4K_ASM: AsmKernels = AsmKernels {
         qkern_q4k_mmla_p8_i8mm,
     ],
     gemv: qkern_q4k_mmla_gemv_i8mm,
+    i8mm: true,
 };
 
 /// Row shape of a micro-kernel.
@@ -355,9 +359,12 @@ fn run_kernel(
     store_rows: usize,
 ) {
     assert!(
-        std::arch::is_aarch64_feature_detected!("i8mm")
-            && std::arch::is_aarch64_feature_detected!("dotprod"),
-        "CPU lacks FEAT_I8MM or FEAT_DotProd"
+        std::arch::is_aarch64_feature_detected!("dotprod"),
+        "CPU lacks FEAT_DotProd"
+    );
+    assert!(
+        !set.i8mm || std::arch::is_aarch64_feature_detected!("i8mm"),
+        "CPU lacks FEAT_I8MM"
     );
     let (np, kernel, max_rows) = match rows {
         Rows::Pairs(np) => {
@@ -391,7 +398,7 @@ fn run_kernel(
         ldo_bytes: ldo * 4,
         nrows: store_rows,
     };
-    // SAFETY: the CPU has FEAT_I8MM and FEAT_DotProd (SMMLA, the GEMV's SDOT; checked); the
+    // SAFETY: the CPU has FEAT_DotProd and, for a set that uses SMMLA, FEAT_I8MM (checked); the
     // routine (of `set`, whose `tile_sb` is its tile super-block size) reads `ntiles * kb` tile
     // super-blocks from `w`, the activation bytes bounded above from `a`, and writes
     // `store_rows` rows of 4 * ntiles values with stride `ldo` into `out`: all inside the

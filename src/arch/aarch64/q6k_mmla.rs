@@ -172,6 +172,7 @@ static Q6K_ASM: AsmKernels = AsmKernels {
         qkern_q6k_mmla_p8_i8mm,
     ],
     gemv: qkern_q6k_mmla_gemv_i8mm,
+    i8mm: true,
 };
 
 /// # Safety

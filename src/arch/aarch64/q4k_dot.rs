@@ -1,0 +1,163 @@
+//! Q4_K on `NeonDot`: the SDOT micro-kernels of `asm/aarch64/q4k_gemm_dotprod.S` and their
+//! weight layout. Activations, argument block and driver are the SMMLA kernels' ([`super::q4k_mmla`]):
+//! SDOT by element reads the row pairs' 8-byte runs as 4-byte lanes of one row.
+//!
+//! # Weights
+//!
+//! Columns in tiles of 4 (the last padded with zero blocks), each tile's super-blocks
+//! contiguous, 592 bytes per tile and super-block (148 per column; GGUF's 144):
+//!
+//! ```text
+//! [sub-block j = 0..8: 4 registers r of [col c = 0..4: 4 bytes e];
+//!    byte: q[32j + 4r + e] | q[32j + 16 + 4r + e] << 4]                                (512)
+//! [sub-scales u8 [8][4]] [mins u8 [col c: m_0..m_3] x 4, then [col c: m_4..m_7] x 4]
+//! [d f16 [4]] [dmin f16 [4]]
+//! ```
+//!
+//! so that a register's low nibbles are the SDOT operand of K `4r..4r+3` of the sub-block for
+//! the 4 columns, its high nibbles that of K `16 + 4r..`, and the mins are SDOT operands of the
+//! activation sub-block sums.
+
+use super::q4k_mmla::{gemm_with, AsmKernels, KArgs};
+use crate::aligned::AlignedBuf;
+use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
+use crate::quant::{BlockQ4K, QK_K};
+
+/// Columns per tile.
+const NR: usize = 4;
+/// Packed bytes per tile and super-block.
+const TILE_SB: usize = 592;
+/// Offsets in a tile super-block.
+const SC: usize = 512;
+const MINS: usize = 544;
+const D: usize = 576;
+const DMIN: usize = 584;
+const _: () = assert!(TILE_SB == DMIN + 8 && TILE_SB.is_multiple_of(16));
+
+fn tiles(n: usize) -> usize {
+    n.div_ceil(NR)
+}
+
+/// Writes the tile super-block of 4 columns' blocks into `dst` (592 zeroed bytes).
+fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
+    for (col, blk) in b.iter().enumerate() {
+        let p = blk.parts();
+        for j in 0..8 {
+            for r in 0..4 {
+                for e in 0..4 {
+                    let lo = p.q[32 * j + 4 * r + e];
+                    let hi = p.q[32 * j + 16 + 4 * r + e];
+                    dst[64 * j + 16 * r + 4 * col + e] = lo | (hi << 4);
+                }
+            }
+            dst[SC + 4 * j + col] = p.sc[j];
+            dst[MINS + 16 * (j / 4) + 4 * col + j % 4] = p.m[j];
+        }
+        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+        dst[DMIN + 2 * col..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
+    }
+}
+
+/// Block of column `col` from a tile super-block.
+fn get(src: &[u8], col: usize) -> BlockQ4K {
+    let mut q = [0u8; 256];
+    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
+    for j in 0..8 {
+        for r in 0..4 {
+            for e in 0..4 {
+                let byte = src[64 * j + 16 * r + 4 * col + e];
+                q[32 * j + 4 * r + e] = byte & 0x0F;
+                q[32 * j + 16 + 4 * r + e] = byte >> 4;
+            }
+        }
+        sc[j] = src[SC + 4 * j + col];
+        mn[j] = src[MINS + 16 * (j / 4) + 4 * col + j % 4];
+    }
+    let mut qs = [0u8; 128];
+    for pair in 0..4 {
+        for l in 0..32 {
+            qs[32 * pair + l] = q[64 * pair + l] | (q[64 * pair + 32 + l] << 4);
+        }
+    }
+    let f = |o: usize| half::f16::from_bits(u16::from_ne_bytes([src[o], src[o + 1]]));
+    BlockQ4K {
+        d: f(D + 2 * col),
+        dmin: f(DMIN + 2 * col),
+        scales: super::formats::encode_scales(&sc, &mn),
+        qs,
+    }
+}
+
+fn pack(blocks: &[BlockQ4K], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK_K;
+    assert!(blocks.len() >= n * kb);
+    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
+    let bytes = buf.bytes_mut();
+    for t in 0..tiles(n) {
+        for b in 0..kb {
+            let tb: [BlockQ4K; NR] = std::array::from_fn(|c| {
+                let j = t * NR + c;
+                if j < n {
+                    blocks[j * kb + b]
+                } else {
+                    bytemuck::Zeroable::zeroed()
+                }
+            });
+            put(&tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
+        }
+    }
+    buf
+}
+
+fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ4K]) {
+    let kb = k / QK_K;
+    let (t, c) = (row / NR, row % NR);
+    for (b, o) in out.iter_mut().enumerate().take(kb) {
+        *o = get(&buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
+    }
+}
+
+unsafe extern "C" {
+    fn qkern_q4k_dot_p1_dotprod(args: *const KArgs);
+    fn qkern_q4k_dot_p2_dotprod(args: *const KArgs);
+    fn qkern_q4k_dot_p3_dotprod(args: *const KArgs);
+    fn qkern_q4k_dot_p4_dotprod(args: *const KArgs);
+    fn qkern_q4k_dot_p5_dotprod(args: *const KArgs);
+    fn qkern_q4k_dot_p6_dotprod(args: *const KArgs);
+    fn qkern_q4k_dot_p7_dotprod(args: *const KArgs);
+    fn qkern_q4k_dot_p8_dotprod(args: *const KArgs);
+    fn qkern_q4k_dot_gemv_dotprod(args: *const KArgs);
+}
+
+static Q4K_DOT_ASM: AsmKernels = AsmKernels {
+    tile_sb: TILE_SB,
+    pairs: [
+        qkern_q4k_dot_p1_dotprod,
+        qkern_q4k_dot_p2_dotprod,
+        qkern_q4k_dot_p3_dotprod,
+        qkern_q4k_dot_p4_dotprod,
+        qkern_q4k_dot_p5_dotprod,
+        qkern_q4k_dot_p6_dotprod,
+        qkern_q4k_dot_p7_dotprod,
+        qkern_q4k_dot_p8_dotprod,
+    ],
+    gemv: qkern_q4k_dot_gemv_dotprod,
+    i8mm: false,
+};
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in the `NeonDot` `Q8_256` layout
+/// ([`super::q4k_mmla::ACT_KERNEL_K`]).
+unsafe fn gemm(args: &GemmArgs<'_>) {
+    // SAFETY: forwarded contract; `pack` writes the SDOT set's layout.
+    unsafe { gemm_with(&Q4K_DOT_ASM, args) }
+}
+
+/// Q4_K on `NeonDot`.
+pub(crate) static Q4_K_DOT: WeightKernel<BlockQ4K> = WeightKernel {
+    name: "neondot-q4_k-sdot-asm",
+    pack,
+    unpack_row,
+    acts: ActInput::Native,
+    gemm,
+};
