@@ -39,6 +39,7 @@ pub(crate) mod pack;
 mod q4k_dot;
 mod q4k_mmla;
 mod q5_0_mmla;
+mod q5k_mmla;
 mod q6k_dot;
 mod q6k_mmla;
 mod q8_mmla;
@@ -96,6 +97,7 @@ static NEON_I8MM: Kernels = Kernels {
     q8_0: &q8_mmla::Q8_MMLA,
     q4_k: &q4k_mmla::Q4_K_I8MM,
     q5_0: &q5_0_mmla::Q5_0_I8MM,
+    q5_k: &q5k_mmla::Q5_K_I8MM,
     q6_k: &q6k_mmla::Q6_K_I8MM,
     ..DOT
 };
