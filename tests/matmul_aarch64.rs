@@ -138,14 +138,14 @@ fn q6_k_kernel_names() {
     }
 }
 
-/// Q5_K: the USMMLA asm on `NeonI8mm` (`src/arch/aarch64/q5k_mmla.rs`); the SDOT inline asm on
-/// `NeonDot`.
+/// Q5_K: the asm kernels on `NeonDot` (SDOT, `src/arch/aarch64/q5k_dot.rs`) and `NeonI8mm`
+/// (USMMLA, `src/arch/aarch64/q5k_mmla.rs`).
 #[test]
 fn q5_k_kernel_names() {
     for t in supported() {
         let want = match t {
             Tier::Neon => "neon-q5_k-smlal",
-            Tier::NeonDot => "neondot-q5_k-sdot",
+            Tier::NeonDot => "neondot-q5_k-sdot-asm",
             _ => "neoni8mm-q5_k-usmmla-asm",
         };
         assert_eq!(kernel_name::<qkern::quant::BlockQ5K>(t).unwrap(), want);

@@ -39,6 +39,7 @@ pub(crate) mod pack;
 mod q4k_dot;
 mod q4k_mmla;
 mod q5_0_mmla;
+mod q5k_dot;
 mod q5k_mmla;
 mod q6k_dot;
 mod q6k_mmla;
@@ -83,7 +84,7 @@ const DOT: Kernels = Kernels {
     q5_0: &formats::Q5_0_DOT,
     q5_1: &formats::Q5_1_DOT,
     q4_k: &q4k_dot::Q4_K_DOT,
-    q5_k: &formats::Q5_K_DOT,
+    q5_k: &q5k_dot::Q5_K_DOT,
     q6_k: &q6k_dot::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
