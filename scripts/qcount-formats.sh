@@ -45,6 +45,8 @@ for tier in ${TIERS:-neoni8mm neondot neon}; do
         if [ "$fmt" = q6_k ] && [ "$tier" = neondot ]; then sym=qkern_q6k_dot_r:q6k_dot4gemm:q6k_dot10run_kernel; fi
         # Q4_K on NeonDot: the SDOT asm (qkern_q4k_dot_*_dotprod) and the q4k_mmla driver.
         if [ "$fmt" = q4_k ] && [ "$tier" = neondot ]; then sym=qkern_q4k_dot:q4k_dot4gemm:$drv; fi
+        # Q5_K on NeonDot: the SDOT asm (qkern_q5k_dot_*_dotprod) and the same driver.
+        if [ "$fmt" = q5_k ] && [ "$tier" = neondot ]; then sym=qkern_q5k_dot:q5k_dot4gemm:$drv; fi
         if [ "$fmt" = q8_0 ]; then
             case $tier in
                 neon) sym=matmul_q8 ;;
