@@ -1,6 +1,41 @@
 // Q5_K x Q8_256 GEMM micro-kernels with SDOT (FEAT_DotProd), for the NeonDot tier.
 //
-// CARD
+// Layouts:
+// * weights (src/arch/aarch64/q5k_dot.rs), per column tile of 4 and super-block of 256, 720 bytes
+//   (180 per column; GGUF: 176):
+//     [sub-block j = 0..8: R0..R4, 16 bytes each] [sc: u8 [8][4]] [mins: 32]
+//     [d: f16 [4]] [dmin: f16 [4]]
+//   The 8 by-element operands W_t of a sub-block = [col 0: 4 bytes][col 1]..[col 3], K 4t..4t+3,
+//   are q (0..31, signed-safe: no offset to correct). R_j (j < 4) = W_j << 3 | W_4+j & 7, R4 = the
+//   top 2 bits of W_4..W_7 at bits 7..6, 5..4, 3..2, 1..0: W_j = R_j >> 3 (ushr), W_4+j = sli #3
+//   of the 2 bits isolated at bits 1..0 (ushr #6; shl + ushr #6 twice; and #3) into R_j: 14 SIMD
+//   ops per sub-block and tile. mins: [col c: m0..m3] x 4, then [col c: m4..m7] x 4.
+// * activations: the row pairs of the Q4_K SMMLA kernels (src/arch/aarch64/q4k_mmla.rs), read as
+//   the Q4_K SDOT kernel reads them: lane 0, 1 of a chunk are K 8c..8c+3, 8c+4.. of the first
+//   row, lanes 2, 3 the second's.
+//
+// Arithmetic, per row and super-block, as [c0 c1 c2 c3] (as the Q4_K SDOT kernel):
+//   tot = sum_j sc_j * P_j                 P_j: 8 sdot by element, 1 mla
+//   mins = (H . M) << 6 + L . M            4 sdot by element, 1 shl
+//   acc += da * (d * float(tot) - dmin * float(mins))      2 scvtf, fmul, fmls, fmla by element
+//
+// Per super-block of the 16x4 tile (qkern_q5k_dot_p8_dotprod), 16384 MAC, counted by qcount
+// (scripts/qcount-formats.sh, M = 16, N = 64, K 2048 -> 4096):
+//   per sub-block: 128 sdot, 16 mla, 14 unpack, 2 uxtl (u8 sub-scales);
+//   per super-block: 64 sdot, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla, 2 fcvtl.
+//   1756 instructions = 107.2 per 1000 MAC (the SDOT inline-asm kernel it replaces: 188.7);
+//   507 load issues (10.3 c per 1000 MAC).
+//   SIMD: 1088 sdot + 354 other = 1442 slots = 360.5 cycles: 45.5 MAC/cycle (the inline-asm
+//   kernel: 26.5; SMMLA cost does not apply). Bound: SIMD pipes (22.0 c per 1000 MAC; loads
+//   10.3 c, decode 13.4 c).
+//   What bounds it: Q4_K's SDOT kernel (1394 slots) plus 6 unpack ops per tile and sub-block for
+//   the fifth bit (shared by 16 rows: 48 per super-block); 1024 of the 1442 slots are the
+//   main sdot.
+// Smaller tiles p1..p7 (2..14 rows) run the same per-pair code (insn / 1000 MAC, MAC/cycle):
+// p4 (M = 8) 119.6, 41.7; p2 (M = 4) 144.5, 35.8; p1 (M = 2) 194.3, 27.9.
+// qkern_q5k_dot_gemv_dotprod (M = 1, the first row of its pair): per sub-block and tile 8 sdot +
+// 14 unpack + 2 uxtl + mla; per super-block 4 sdot + shl + 5 float + 2 fcvtl: 306.6 insn / 1000
+// MAC, 19.3 MAC/cycle; 0.44 instructions per packed weight byte (720 per tile and super-block).
 #include "qkern_asm.h"
 #include "q4k_gemm.h"
 #include "q5k_gemm.h"
@@ -15,9 +50,9 @@
 .error "q5k_gemm.h: unexpected tile super-block layout"
 .endif
 
-// Register use: v0-v7 weight operands W_t of a sub-block (K 4t..4t+3 of columns 0-3; v0-v3 the
-// R_j >> 3 of the 4 loaded registers R0..R3, v4-v7 the other four, made in place), v8-v23 int32 super-block sums
-// (pair p: v(8+2p) row 2p, v(9+2p) row 2p+1, [c0 c1 c2 c3]), v24-v25 activations, v26-v27
+// Register use: v0-v7 weight operands W_t of a sub-block (K 4t..4t+3 of columns 0-3; v0-v3
+// R_j >> 3, v4-v7 the other four, made in place in the loaded R0..R3), v8-v23 int32 super-block
+// sums (pair p: v(8+2p) row 2p, v(9+2p) row 2p+1, [c0 c1 c2 c3]), v24-v25 activations, v26-v27
 // sub-block partials (row 2p, row 2p+1), v28 sub-scales [s0 s1 s2 s3] (int32), v29 activation
 // scales, v30 0x03 mask (v26, v27 also R4 and a temporary while unpacking).
 // x1 weights, x2/x3 activation values/tail of super-block 0, x4 sub-block stride, x5 super-block

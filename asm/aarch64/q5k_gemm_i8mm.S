@@ -1,6 +1,52 @@
 // Q5_K x Q8_256 GEMM micro-kernels with USMMLA (FEAT_I8MM), for the NeonI8mm tier.
 //
-// CARD (filled in below)
+// Layouts (src/arch/aarch64/q5k_mmla.rs):
+// * weights, per column tile of 4 and super-block of 256, 720 bytes (180 per column; GGUF: 176):
+//     [sub-block j = 0..8: R0..R4, 16 bytes each] [sc: u8 [8][4]] [mins: 32]
+//     [d: f16 [4]] [dmin: f16 [4]]
+//   The 8 operands of a sub-block, o = 4 cp + c (column pair cp, K chunk c) = [col 2cp: 8 bytes]
+//   [col 2cp+1: 8 bytes], are 8 q (q = 0..31 in bits 7..3, unsigned), stored as the Q5_0 SMMLA
+//   kernel stores its 5-bit fields: R_j (j < 4) = [operand j: bits 7..3][operand 4 + j: q bits
+//   2..0], R4 = the top 2 bits of operands 4..7 at bits 7..6, 1..0, 5..4, 3..2. Operand j is
+//   R_j & 0xF8, operand 4 + j R_j << 3 with bits 7..6 from R4 (bit / sli): 14 SIMD ops, no lookup.
+//   Unsigned weights (q up to 31, 8 q up to 248) make them USMMLA's first operand, so results
+//   are [c0r0 c0r1 c1r0 c1r1] (columns by rows): the sub-scale bytes widen to int32 [s0 s0 s1 s1],
+//   [s2 s2 s3 s3] with one tbl each, d, dmin to f32 [w0 w0 w1 w1], [w2 w2 w3 w3] with zip1 / zip2
+//   + fcvtl / fcvtl2 (6 per tile and super-block), and the stores de-interleave with uzp1 / uzp2.
+//   mins: [col 0: m0..m7][col 1: m0..m7][col 2: ..][col 3: ..] (u8 <= 63): SMMLA operands.
+// * activations: the row pairs of the Q4_K SMMLA kernels (src/arch/aarch64/q4k_mmla.rs), unchanged;
+//   the pair scales [d0 d0 d1 d1] are read from their middle ([d0 d1], ld1r .2d: [d0 d1 d0 d1]).
+//
+// Arithmetic, per row pair and super-block, in USMMLA order [c0r0 c0r1 c1r0 c1r1]:
+//   tot = sum_j sc_j * P_j (8 q)           P_j: 8 usmmla (4 chunks x 2 column pairs), 2 mla
+//   mins = (M . H) << 6 + M . L            4 smmla, 2 shl
+//   acc += da * (d * float(tot) / 8 - dmin * float(mins))
+//                                          4 scvtf (#3: exact), 2 fmul, 2 fmls, 2 fmla
+//   |tot| <= 8 * 31 * 128 * 32 * 63 * 8 < 2^29: exact in int32.
+// The float accumulators live on the stack (ldp/stp once per super-block and pair), as for Q4_K.
+//
+// Per super-block of the 16x4 tile (qkern_q5k_mmla_p8_i8mm), 16384 MAC, counted by qcount
+// (scripts/qcount-formats.sh, M = 16, N = 64, K 2048 -> 4096):
+//   per sub-block: 64 usmmla, 16 mla, 14 unpack (4 shl + 4 and + 2 bit + 2 sli + shl + ushr),
+//   2 tbl (sub-scales);
+//   per super-block: 32 smmla, 16 shl, 32 scvtf, 16 fmul, 16 fmls, 16 fmla (mins and float step),
+//   2 zip + 4 fcvtl (d, dmin).
+//   1232 instructions = 75.2 per 1000 MAC (the SDOT inline-asm kernel it replaces: 188.7);
+//   523 load issues.
+//   SIMD: 544 (us)mmla + 358 other = 902 slots at cost 1: 72.7 MAC/cycle; 1446 at cost 2: 45.3
+//   (the SDOT kernel: 26.5). SIMD bound at both costs (loads 10.6 c per 1000 MAC against 13.8 c
+//   SIMD at cost 1).
+//   What bounds it: Q4_K's kernel (852 slots) plus the fifth bit: 6 more unpack ops per tile and
+//   sub-block (14 against 8, shared by 8 pairs: 48 per super-block) and 2 zip for the transposed
+//   d, dmin. Per sub-block and pair, 8 usmmla carry 2 mla (int32 sub-scales); per super-block and
+//   pair, 4 smmla + 2 shl (mins) and 10 float ops.
+// Smaller tiles p1..p7 (2..14 rows) run the same per-pair code (insn / 1000 MAC, MAC/cycle at
+// cost 1 / 2): p4 (M = 8) 88.4, 63.3 / 41.5; p2 (M = 4) 114.8, 50.3 / 35.5; p1 (M = 2) 167.5,
+// 35.6 / 27.5.
+// qkern_q5k_mmla_gemv_i8mm (M = 1, the pair holds its row twice) uses vector USDOT: per
+// sub-block and tile 8 usdot + 14 unpack + tbl + addp + mla; per super-block 4 sdot + 2 shl +
+// addp + 5 float + 2 fcvtl: 308.6 insn / 1000 MAC, 19.1 MAC/cycle at either cost; 0.44
+// instructions per packed weight byte (720 per tile and super-block).
 #include "qkern_asm.h"
 #include "q4k_gemm.h"
 #include "q5k_gemm.h"

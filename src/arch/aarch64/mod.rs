@@ -17,8 +17,9 @@
 //! Q4_K: SDOT asm on `NeonDot` ([`q4k_dot`]) and SMMLA asm on `NeonI8mm` ([`q4k_mmla`]), both on
 //! row-paired `Q8_256` activations (the layout of [`q4k_mmla`], which starts with the plain rows
 //! the other K-quant kernels read); Q6_K on `NeonI8mm`: SMMLA asm on the same row pairs
-//! ([`q6k_mmla`]); Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_0 on
-//! `NeonI8mm`: SMMLA asm on the Q4_0 activation layout ([`q5_0_mmla`]).
+//! ([`q6k_mmla`]); Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_K: SDOT asm
+//! on `NeonDot` ([`q5k_dot`]) and USMMLA asm on `NeonI8mm` ([`q5k_mmla`]) on the row pairs; Q5_0
+//! on `NeonI8mm`: SMMLA asm on the Q4_0 activation layout ([`q5_0_mmla`]).
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
