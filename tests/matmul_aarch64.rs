@@ -100,13 +100,14 @@ fn kernel_names() {
     }
 }
 
-/// Q5_0 on `NeonI8mm` runs the SMMLA asm kernel (`asm/aarch64/q5_0_gemm_i8mm.S`).
+/// Q5_0: the asm kernels on `NeonDot` (SDOT, `asm/aarch64/q5_0_gemm_dotprod.S`) and `NeonI8mm`
+/// (SMMLA, `asm/aarch64/q5_0_gemm_i8mm.S`).
 #[test]
 fn q5_0_kernel_name() {
     for t in supported() {
         let want = match t {
             Tier::Neon => "neon-q5_0-smlal",
-            Tier::NeonDot => "neondot-q5_0-sdot",
+            Tier::NeonDot => "neondot-q5_0-sdot-asm",
             _ => "neoni8mm-q5_0-smmla-asm",
         };
         assert_eq!(kernel_name::<qkern::quant::BlockQ5_0>(t).unwrap(), want);

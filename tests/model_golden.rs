@@ -201,8 +201,8 @@ fn check_model(name: &str, prompt: Prompt, tier: Tier, kv: KvDtype, chunk: usize
         Prompt::Short => &all[..],
         Prompt::Long => &all[1..],
     };
-    for (path, what) in srcs.iter().cloned() {
-        let model = Model::new(load(&path).unwrap(), tier, 2).unwrap();
+    for (path, what) in srcs {
+        let model = Model::new(load(path).unwrap(), tier, 2).unwrap();
         let got = run(&model, &g, kv, chunk);
         let eq = row_errs(&got, &g.q, g.vocab);
         let ef = rel_err(&got, &g.f32);

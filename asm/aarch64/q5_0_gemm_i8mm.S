@@ -40,43 +40,15 @@
 
 // Register use (besides the frame's, mmla_tile.h): v0-v7 weight operands (v0-v3: columns 0-1,
 // K 0-7 .. 24-31; v4-v7: columns 2-3), v24-v25 activations (then the pair's activation scales),
-// v26 0xF8 mask, v27 0xC0 mask, v28-v29 R4 while unpacking, then the int32 block sums, v30 / v31
-// weight scales [w0 w1 w0 w1] / [w2 w3 w2 w3].
-
-.macro q5_setup
-    movi    v26.16b, #0xF8
-    movi    v27.16b, #0xC0
-.endm
-
-// The 8 SMMLA operands of one block (4 columns) from the 80 bytes at x1: operand j < 4 is
-// R_j & 0xF8; operand 4 + j takes its low 3 bits from R_j bits 2..0 (shl #3) and its top 2
-// from R4 (bits 7..6, 1..0, 5..4, 3..2 for j = 0, 1, 2, 3). 14 SIMD ops for 8 operands.
-.macro unpack
-    ldp     q0, q1, [x1]
-    ldp     q2, q3, [x1, #32]
-    ldr     q28, [x1, #ARGQ5_HI]
-    shl     v4.16b, v0.16b, #3
-    shl     v5.16b, v1.16b, #3
-    shl     v6.16b, v2.16b, #3
-    shl     v7.16b, v3.16b, #3
-    shl     v29.16b, v28.16b, #2
-    bit     v4.16b, v28.16b, v27.16b
-    sli     v5.16b, v28.16b, #6
-    ushr    v28.16b, v28.16b, #2
-    bit     v6.16b, v29.16b, v27.16b
-    sli     v7.16b, v28.16b, #6
-    and     v0.16b, v0.16b, v26.16b
-    and     v1.16b, v1.16b, v26.16b
-    and     v2.16b, v2.16b, v26.16b
-    and     v3.16b, v3.16b, v26.16b
-.endm
+// v26 0xF8 mask, v27 0xC0 mask (q5_setup), v28-v29 R4 while unpacking (q5_unpack, both in
+// q5_0_gemm.h), then the int32 block sums, v30 / v31 weight scales [w0 w1 w0 w1] / [w2 w3 w2 w3].
 
 // One block of weights: operands and the widened scales [w0 w1 w0 w1], [w2 w3 w2 w3].
 .macro load_weights
     add     x15, x1, #ARGQ5_SCALES
     ld1r    {v30.4s}, [x15], #4
     ld1r    {v31.4s}, [x15]
-    unpack
+    q5_unpack
     fcvtl   v30.4s, v30.4h
     fcvtl   v31.4s, v31.4h
 .endm
@@ -125,7 +97,7 @@ mmla_kernel 1
     ldp     q19, q20, [x12, #32]
     ldr     s21, [x13]
     ldp     q22, q23, [x11]
-    unpack
+    q5_unpack
     fcvtl   v31.4s, v31.4h
     sdot    v22.4s, v0.16b, v17.16b
     sdot    v23.4s, v4.16b, v17.16b

@@ -1,12 +1,15 @@
 /* The frame shared by the SMMLA tile kernels of Q5_0 and Q8_0 (q5_0_gemm_i8mm.S,
- * q8_0_gemm_i8mm.S) on the Q4_0 argument block (`ARG_*` in qkern_asm.h): argument loading, the
- * loops over column tiles and K blocks, the stores of row pairs and the GEMV loop. Each file
- * supplies `setup` (constants, once per call), `load_weights` (one tile block into v0-v7 and the
- * weight scales), a per-row-pair macro `pair p, fa, fb` (accumulates row pair p into v\fa, v\fb)
- * and, for the GEMV, `gemv_block` (one tile block into v16).
+ * q8_0_gemm_i8mm.S) and the SDOT one of Q5_0 (q5_0_gemm_dotprod.S) on the Q4_0 argument block
+ * (`ARG_*` in qkern_asm.h): argument loading, the loops over column tiles and K blocks, the stores
+ * of row pairs and the GEMV loop. Each file supplies `setup` (constants, once per call),
+ * `load_weights` (one tile block into v0-v7 and the weight scales), a per-row-pair macro
+ * `pair p, fa, fb` (accumulates row pair p into v\fa, v\fb), optionally a store macro of the
+ * same shape (default mt_store, the SMMLA result order) and, for the GEMV, `gemv_block` (one tile
+ * block into v16).
  *
  * Register use of the frame: v8-v23 float accumulators (pair p: v(8+2p) columns 0-1, v(9+2p)
- * columns 2-3; the GEMV: v16), v24 the tile's bias when storing, v28-v29 store temporaries.
+ * columns 2-3 under SMMLA; rows 2p, 2p+1 under SDOT; the GEMV: v16), v24 the tile's bias when
+ * storing, v28-v29 store temporaries.
  * x1 weights, x2/x3 activation values/scales of block 0, x4 activation block stride, x5 kb,
  * x6 tiles left, x7 output, x8 ldo, x9 bias, x10 bias step, x11 zeros, x12/x13 activation
  * values/scales of the current block, x14 blocks left, x15 free in the loop (rows to store
@@ -53,8 +56,9 @@
 .endm
 
 /* void name(const KernelArgs *): rows 2*np (np row pairs) x 4*ntiles columns, of which the
- * first ARG_NROWS rows are stored; tile blocks of \bytes bytes. */
-.macro mt_tile_kernel name, np, setup, load_weights, pair, bytes
+ * first ARG_NROWS rows are stored; tile blocks of \bytes bytes; \store stores one row pair
+ * (the tile's bias in v24). */
+.macro mt_tile_kernel name, np, setup, load_weights, pair, bytes, store=mt_store
 function \name
     save_d8_d15
     mt_load_args
@@ -76,7 +80,7 @@ function \name
     ldr     q24, [x9]
     mov     x16, x7
     ldr     x15, [x0, #ARG_NROWS]
-    for_pairs \np, mt_store
+    for_pairs \np, \store
 3:
     add     x7, x7, #16
     add     x9, x9, x10

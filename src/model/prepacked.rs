@@ -40,7 +40,7 @@ const LAYOUT_VERSIONS: [(QuantType, u64); 8] = [
     (QuantType::Q4_0, 2),
     (QuantType::Q8_0, 2),
     (QuantType::Q4_1, 1),
-    (QuantType::Q5_0, 2),
+    (QuantType::Q5_0, 3),
     (QuantType::Q5_1, 1),
     (QuantType::Q4K, 3),
     (QuantType::Q5K, 2),

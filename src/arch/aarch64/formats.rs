@@ -1,9 +1,10 @@
 //! aarch64 kernels of the formats that arrive quantized in model files: Q4_1, Q5_0, Q5_1 (blocks
 //! of 32, plain `ActBlock` rows) and Q4_K, Q5_K, Q6_K (super-blocks of 256, plain `ActBlockK`
 //! rows), for `Neon` (SMULL/SMLAL + SADALP intrinsics) and `NeonDot` / `NeonI8mm` (SDOT by
-//! element, inline asm). The tables take Q4_K on `NeonI8mm` and Q6_K on `NeonDot` and `NeonI8mm`
-//! from the asm kernels instead ([`super::q4k_mmla`], [`super::q6k_dot`], [`super::q6k_mmla`]);
-//! the SDOT Q6_K kernel here stays as their baseline.
+//! element, inline asm). The tables take Q4_K, Q5_0 and Q6_K on `NeonDot` and `NeonI8mm` from the
+//! asm kernels instead ([`super::q4k_dot`], [`super::q4k_mmla`], [`super::q5_0_dot`],
+//! [`super::q5_0_mmla`], [`super::q6k_dot`], [`super::q6k_mmla`]); Q5_0 has only its `Neon`
+//! kernel here, and the SDOT Q4_K and Q6_K kernels here stay as their asm kernels' baselines.
 //!
 //! # Layouts
 //!
@@ -1123,10 +1124,11 @@ unsafe fn drive<K: Kern>(args: &GemmArgs<'_>) {
     }
 }
 
-/// The kernels of one format: `Neon` and `Dot` GEMMs of one tile kernel type.
+/// The kernels of one format: `Neon` and `Dot` GEMMs of one tile kernel type (`@neon`: `Neon`
+/// only).
 macro_rules! kernels {
-    ($(#[$dot_attr:meta])* $block:ty, $neon:ident, $dot:ident, $neon_name:literal,
-     $dot_name:literal, $kern:ident<$($p:tt),*>) => {
+    // The `Neon` kernel alone.
+    (@neon $block:ty, $neon:ident, $neon_name:literal, $kern:ident<$($p:tt),*>) => {
         pub(crate) static $neon: WeightKernel<$block> = {
             /// # Safety
             /// See [`WeightKernel::gemm`] (NEON is baseline).
@@ -1142,6 +1144,10 @@ macro_rules! kernels {
                 gemm,
             }
         };
+    };
+    ($(#[$dot_attr:meta])* $block:ty, $neon:ident, $dot:ident, $neon_name:literal,
+     $dot_name:literal, $kern:ident<$($p:tt),*>) => {
+        kernels!(@neon $block, $neon, $neon_name, $kern<$($p),*>);
         $(#[$dot_attr])*
         pub(crate) static $dot: WeightKernel<$block> = {
             /// # Safety
@@ -1174,7 +1180,8 @@ macro_rules! kernels {
 }
 
 kernels!(BlockQ4_1, Q4_1_NEON, Q4_1_DOT, "neon-q4_1-smlal", "neondot-q4_1-sdot", K32<true, 64, 72>);
-kernels!(BlockQ5_0, Q5_0_NEON, Q5_0_DOT, "neon-q5_0-smlal", "neondot-q5_0-sdot", K32<false, 80, 80>);
+// `NeonDot` and `NeonI8mm` run the Q5_0 asm kernels (q5_0_dot.rs, q5_0_mmla.rs).
+kernels!(@neon BlockQ5_0, Q5_0_NEON, "neon-q5_0-smlal", K32<false, 80, 80>);
 kernels!(BlockQ5_1, Q5_1_NEON, Q5_1_DOT, "neon-q5_1-smlal", "neondot-q5_1-sdot", K32<true, 80, 88>);
 kernels!(
     // Off the tables: `NeonDot` and `NeonI8mm` run the Q4_K asm kernels (q4k_dot.rs,

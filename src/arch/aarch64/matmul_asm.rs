@@ -1,6 +1,7 @@
 //! The assembly Q4_0 micro-kernels of the `NeonDot` (`asm/aarch64/q4_gemm_dotprod.S`) and
-//! `NeonI8mm` (`asm/aarch64/q4_gemm_i8mm.S`) tiers and the Q5_0 and Q8_0 ones of `NeonI8mm`
-//! (`asm/aarch64/q5_0_gemm_i8mm.S`, `q8_0_gemm_i8mm.S`), one [`Family`] each, all on the
+//! `NeonI8mm` (`asm/aarch64/q4_gemm_i8mm.S`) tiers, the Q5_0 ones of both
+//! (`asm/aarch64/q5_0_gemm_dotprod.S`, `q5_0_gemm_i8mm.S`) and the Q8_0 one of `NeonI8mm`
+//! (`asm/aarch64/q8_0_gemm_i8mm.S`), one [`Family`] each, all on the
 //! [`act`] activation layout: their safe wrapper, and the driver that cuts a `GemmArgs` call
 //! into micro-kernel calls.
 //!
@@ -89,6 +90,15 @@ unsafe extern "C" {
     fn qkern_q5_0_mmla_p7_i8mm(args: *const KernelArgs);
     fn qkern_q5_0_mmla_p8_i8mm(args: *const KernelArgs);
     fn qkern_q5_0_mmla_gemv_i8mm(args: *const KernelArgs);
+    fn qkern_q5_0_dot_p1_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_dot_p2_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_dot_p3_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_dot_p4_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_dot_p5_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_dot_p6_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_dot_p7_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_dot_p8_dotprod(args: *const KernelArgs);
+    fn qkern_q5_0_dot_gemv_dotprod(args: *const KernelArgs);
     fn qkern_q8_0_mmla_p1_i8mm(args: *const KernelArgs);
     fn qkern_q8_0_mmla_p2_i8mm(args: *const KernelArgs);
     fn qkern_q8_0_mmla_p3_i8mm(args: *const KernelArgs);
@@ -103,7 +113,8 @@ unsafe extern "C" {
 /// Which instruction set a kernel family needs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Isa {
-    /// SDOT kernels (Q4_0 on [`super::pack::Layout::Dot`]).
+    /// SDOT kernels (Q4_0 on [`super::pack::Layout::Dot`], Q5_0 on [`super::q5_0_dot`]'s
+    /// layout).
     Dot,
     /// SMMLA kernels, whose GEMVs use SDOT.
     I8mm,
@@ -210,6 +221,23 @@ pub(crate) static Q5_MMLA: Family = Family {
         qkern_q5_0_mmla_p8_i8mm,
     ],
     one: qkern_q5_0_mmla_gemv_i8mm,
+};
+
+/// Q5_0 with SDOT on [`super::q5_0_dot`]'s layout (`asm/aarch64/q5_0_gemm_dotprod.S`).
+pub(crate) static Q5_DOT: Family = Family {
+    isa: Isa::Dot,
+    tile_block: super::q5_0_mmla::TILE_BLOCK,
+    pairs: [
+        qkern_q5_0_dot_p1_dotprod,
+        qkern_q5_0_dot_p2_dotprod,
+        qkern_q5_0_dot_p3_dotprod,
+        qkern_q5_0_dot_p4_dotprod,
+        qkern_q5_0_dot_p5_dotprod,
+        qkern_q5_0_dot_p6_dotprod,
+        qkern_q5_0_dot_p7_dotprod,
+        qkern_q5_0_dot_p8_dotprod,
+    ],
+    one: qkern_q5_0_dot_gemv_dotprod,
 };
 
 /// Q8_0 with SMMLA on [`super::q8_mmla`]'s layout (`asm/aarch64/q8_0_gemm_i8mm.S`).

@@ -10,7 +10,7 @@
 //! Q4_0 matmul: one activation layout for the three tiers ([`act`]), two weight layouts
 //! ([`pack`]): SMMLA order for `Neon` and `NeonI8mm`, SDOT order for `NeonDot`. Q8_0 and Q5_0 on
 //! `NeonI8mm` ([`q8_mmla`], [`q5_0_mmla`]): SMMLA asm on the same activations and driver
-//! ([`matmul_asm`]).
+//! ([`matmul_asm`]); Q5_0 on `NeonDot` ([`q5_0_dot`]): SDOT asm, the same again.
 //!
 //! Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K ([`formats`]): 4-column group-vector tiles at GGUF's
 //! density, SMLAL intrinsics on `Neon`, SDOT inline asm on `NeonDot` and `NeonI8mm`; except
@@ -18,8 +18,8 @@
 //! row-paired `Q8_256` activations (the layout of [`q4k_mmla`], which starts with the plain rows
 //! the other K-quant kernels read); Q6_K on `NeonI8mm`: SMMLA asm on the same row pairs
 //! ([`q6k_mmla`]); Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_K: SDOT asm
-//! on `NeonDot` ([`q5k_dot`]) and USMMLA asm on `NeonI8mm` ([`q5k_mmla`]) on the row pairs; Q5_0
-//! on `NeonI8mm`: SMMLA asm on the Q4_0 activation layout ([`q5_0_mmla`]).
+//! on `NeonDot` ([`q5k_dot`]) and USMMLA asm on `NeonI8mm` ([`q5k_mmla`]) on the row pairs; Q5_0:
+//! asm on the Q4_0 activation layout, see above.
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -39,6 +39,7 @@ pub(crate) mod ops;
 pub(crate) mod pack;
 mod q4k_dot;
 mod q4k_mmla;
+mod q5_0_dot;
 mod q5_0_mmla;
 mod q5k_dot;
 mod q5k_mmla;
@@ -82,7 +83,7 @@ const DOT: Kernels = Kernels {
     q4_0: &DOT_Q4,
     q8_0: &matmul_q8::Q8_DOT,
     q4_1: &formats::Q4_1_DOT,
-    q5_0: &formats::Q5_0_DOT,
+    q5_0: &q5_0_dot::Q5_0_DOT,
     q5_1: &formats::Q5_1_DOT,
     q4_k: &q4k_dot::Q4_K_DOT,
     q5_k: &q5k_dot::Q5_K_DOT,

@@ -53,17 +53,21 @@ const _: () = {
     assert!(ARGQ5_SCALES == SCALES);
 };
 
-/// Operand and byte of value `e` (0..32) of column `c` (0..4).
-fn slot(c: usize, e: usize) -> (usize, usize) {
+/// Operand and byte of value `e` (0..32) of column `c` (0..4) in the SMMLA order.
+fn slot_mmla(c: usize, e: usize) -> (usize, usize) {
     (4 * (c / 2) + e / 8, 8 * (c % 2) + e % 8)
 }
+
+/// Where a layout puts value `e` (0..32) of column `c` (0..4): operand (0..8) and byte (0..16).
+/// Operands `j` and `4 + j` share register `R_j` (and R4), whatever the order.
+pub(super) type Slot = fn(usize, usize) -> (usize, usize);
 
 fn tiles(n: usize) -> usize {
     n.div_ceil(NR)
 }
 
 /// Writes one column's block into a tile block (88 bytes, zeroed first).
-fn put(blk: &BlockQ5_0, c: usize, dst: &mut [u8]) {
+fn put(slot: Slot, blk: &BlockQ5_0, c: usize, dst: &mut [u8]) {
     for (e, q) in blk.values().into_iter().enumerate() {
         let v = q as u8 & 0x1F;
         let (o, i) = slot(c, e);
@@ -79,7 +83,7 @@ fn put(blk: &BlockQ5_0, c: usize, dst: &mut [u8]) {
 }
 
 /// One column's block from a tile block.
-fn get(src: &[u8], c: usize) -> BlockQ5_0 {
+fn get(slot: Slot, src: &[u8], c: usize) -> BlockQ5_0 {
     let mut q = [0u8; 32];
     for (e, q) in q.iter_mut().enumerate() {
         let (o, i) = slot(c, e);
@@ -101,7 +105,8 @@ fn get(src: &[u8], c: usize) -> BlockQ5_0 {
     }
 }
 
-fn pack(blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
+/// Packs `n` columns of `k / 32` blocks in tiles of 4 with the operand order `slot`.
+pub(super) fn pack_with(slot: Slot, blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
     let kb = k / QK;
     assert!(blocks.len() >= n * kb);
     let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_BLOCK);
@@ -111,6 +116,7 @@ fn pack(blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
         let (t, c) = (j / NR, j % NR);
         for (b, blk) in row.iter().enumerate() {
             put(
+                slot,
                 blk,
                 c,
                 &mut bytes[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK],
@@ -120,12 +126,31 @@ fn pack(blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
     buf
 }
 
-fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ5_0]) {
+/// Column `row`'s blocks from a buffer of [`pack_with`] with the same `slot`.
+pub(super) fn unpack_row_with(
+    slot: Slot,
+    buf: &AlignedBuf,
+    k: usize,
+    row: usize,
+    out: &mut [BlockQ5_0],
+) {
     let kb = k / QK;
     let (t, c) = (row / NR, row % NR);
     for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(&buf.bytes()[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK], c);
+        *o = get(
+            slot,
+            &buf.bytes()[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK],
+            c,
+        );
     }
+}
+
+fn pack(blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
+    pack_with(slot_mmla, blocks, n, k)
+}
+
+fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ5_0]) {
+    unpack_row_with(slot_mmla, buf, k, row, out)
 }
 
 /// # Safety
