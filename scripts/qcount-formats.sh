@@ -25,15 +25,18 @@ for tier in ${TIERS:-neoni8mm neondot neon}; do
         # The gemm of the format's kernel (mangled: formats8Q4_K_DOT8gemm_dot, formats9Q4_K_NEON4gemm).
         up=$(echo "$fmt" | tr a-z A-Z)
         if [ "$tier" = neon ]; then sym="${up}_NEON4gemm"; else sym="${up}_DOT8gemm_dot"; fi
-        # NeonDot and NeonI8mm run the SDOT kernels of these formats but Q4_K, Q6_K and Q5_0
-        # (qkern::arch::aarch64 tables). Q4_K, Q6_K on NeonI8mm: the SMMLA asm (qkern_q4k_mmla_*,
-        # qkern_q6k_mmla_*) and the Rust driver they share (arch::aarch64::q4k_mmla::{gemm_with,
-        # run_kernel}, behind each format's gemm; not the quantizer or the packing).
+        # NeonDot and NeonI8mm run the SDOT kernels of these formats but Q4_K, Q5_K, Q6_K and
+        # Q5_0 (qkern::arch::aarch64 tables). Q4_K, Q5_K, Q6_K on NeonI8mm: the SMMLA asm
+        # (qkern_q4k_mmla_*, qkern_q5k_mmla_*, qkern_q6k_mmla_*) and the Rust driver they share
+        # (arch::aarch64::q4k_mmla::{gemm_with, run_kernel}, behind each format's gemm; not the
+        # quantizer or the packing).
         drv=q4k_mmla9gemm_with:q4k_mmla10run_kernel
         if [ "$tier" = neoni8mm ]; then
             case $fmt in
                 q4_k) sym=qkern_q4k_mmla:q4k_mmla4gemm:$drv ;;
                 q6_k) sym=qkern_q6k_mmla:q6k_mmla4gemm:$drv ;;
+                # Q5_K: the USMMLA asm (qkern_q5k_mmla_*) on the same driver.
+                q5_k) sym=qkern_q5k_mmla:q5k_mmla4gemm:$drv ;;
                 # The SMMLA asm (qkern_q5_0_mmla_*_i8mm) and the shared asm driver
                 # (arch::aarch64::matmul_asm::gemm).
                 q5_0) sym=qkern_q5_0_mmla:matmul_asm4gemm ;;
@@ -45,6 +48,8 @@ for tier in ${TIERS:-neoni8mm neondot neon}; do
         if [ "$fmt" = q6_k ] && [ "$tier" = neondot ]; then sym=qkern_q6k_dot_r:q6k_dot4gemm:q6k_dot10run_kernel; fi
         # Q4_K on NeonDot: the SDOT asm (qkern_q4k_dot_*_dotprod) and the q4k_mmla driver.
         if [ "$fmt" = q4_k ] && [ "$tier" = neondot ]; then sym=qkern_q4k_dot:q4k_dot4gemm:$drv; fi
+        # Q5_K on NeonDot: the SDOT asm (qkern_q5k_dot_*_dotprod) and the same driver.
+        if [ "$fmt" = q5_k ] && [ "$tier" = neondot ]; then sym=qkern_q5k_dot:q5k_dot4gemm:$drv; fi
         if [ "$fmt" = q8_0 ]; then
             case $tier in
                 neon) sym=matmul_q8 ;;

@@ -139,6 +139,20 @@ fn q6_k_kernel_names() {
     }
 }
 
+/// Q5_K: the asm kernels on `NeonDot` (SDOT, `src/arch/aarch64/q5k_dot.rs`) and `NeonI8mm`
+/// (USMMLA, `src/arch/aarch64/q5k_mmla.rs`).
+#[test]
+fn q5_k_kernel_names() {
+    for t in supported() {
+        let want = match t {
+            Tier::Neon => "neon-q5_k-smlal",
+            Tier::NeonDot => "neondot-q5_k-sdot-asm",
+            _ => "neoni8mm-q5_k-usmmla-asm",
+        };
+        assert_eq!(kernel_name::<qkern::quant::BlockQ5K>(t).unwrap(), want);
+    }
+}
+
 /// Q4_K: the SDOT asm on `NeonDot`, the SMMLA asm on `NeonI8mm`.
 #[test]
 fn q4_k_kernel_names() {

@@ -1,6 +1,7 @@
-/* Argument block of the Q4_K and Q6_K SMMLA micro-kernels (asm/aarch64/q4k_gemm_i8mm.S,
- * q6k_gemm_i8mm.S): `KArgs` in src/arch/aarch64/q4k_mmla.rs, 8 bytes per field. build.rs turns
- * every `#define ARG...` line into a Rust constant that q4k_mmla.rs checks against `offset_of!`. */
+/* Argument block of the Q4_K, Q5_K and Q6_K asm micro-kernels (asm/aarch64/q4k_gemm_*.S,
+ * q5k_gemm_*.S, q6k_gemm_i8mm.S): `KArgs` in src/arch/aarch64/q4k_mmla.rs, 8 bytes per field.
+ * build.rs turns every `#define ARG...` line into a Rust constant that q4k_mmla.rs checks
+ * against `offset_of!`. */
 #ifndef QKERN_Q4K_GEMM_H
 #define QKERN_Q4K_GEMM_H
 

@@ -43,7 +43,7 @@ const LAYOUT_VERSIONS: [(QuantType, u64); 8] = [
     (QuantType::Q5_0, 3),
     (QuantType::Q5_1, 1),
     (QuantType::Q4K, 3),
-    (QuantType::Q5K, 1),
+    (QuantType::Q5K, 2),
     (QuantType::Q6K, 2),
 ];
 

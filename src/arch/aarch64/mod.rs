@@ -17,8 +17,9 @@
 //! Q4_K: SDOT asm on `NeonDot` ([`q4k_dot`]) and SMMLA asm on `NeonI8mm` ([`q4k_mmla`]), both on
 //! row-paired `Q8_256` activations (the layout of [`q4k_mmla`], which starts with the plain rows
 //! the other K-quant kernels read); Q6_K on `NeonI8mm`: SMMLA asm on the same row pairs
-//! ([`q6k_mmla`]); Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_0: asm on
-//! the Q4_0 activation layout, see above.
+//! ([`q6k_mmla`]); Q6_K on `NeonDot`: SDOT asm on the plain rows ([`q6k_dot`]); Q5_K: SDOT asm
+//! on `NeonDot` ([`q5k_dot`]) and USMMLA asm on `NeonI8mm` ([`q5k_mmla`]) on the row pairs; Q5_0:
+//! asm on the Q4_0 activation layout, see above.
 
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -40,6 +41,8 @@ mod q4k_dot;
 mod q4k_mmla;
 mod q5_0_dot;
 mod q5_0_mmla;
+mod q5k_dot;
+mod q5k_mmla;
 mod q6k_dot;
 mod q6k_mmla;
 mod q8_mmla;
@@ -83,7 +86,7 @@ const DOT: Kernels = Kernels {
     q5_0: &q5_0_dot::Q5_0_DOT,
     q5_1: &formats::Q5_1_DOT,
     q4_k: &q4k_dot::Q4_K_DOT,
-    q5_k: &formats::Q5_K_DOT,
+    q5_k: &q5k_dot::Q5_K_DOT,
     q6_k: &q6k_dot::Q6_K_DOT,
     ops: &ops::NEON_DOT,
     attn: attention::DOT_SELECT,
@@ -97,6 +100,7 @@ static NEON_I8MM: Kernels = Kernels {
     q8_0: &q8_mmla::Q8_MMLA,
     q4_k: &q4k_mmla::Q4_K_I8MM,
     q5_0: &q5_0_mmla::Q5_0_I8MM,
+    q5_k: &q5k_mmla::Q5_K_I8MM,
     q6_k: &q6k_mmla::Q6_K_I8MM,
     ..DOT
 };

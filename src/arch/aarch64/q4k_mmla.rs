@@ -141,7 +141,7 @@ fn act_quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
 }
 
 /// `Q8_256` activations of `NeonDot` and `NeonI8mm`: plain rows (read by the tiers' other
-/// K-quant kernels), then the row pairs the Q4_K SDOT and SMMLA kernels (and Q6_K SMMLA) read.
+/// K-quant kernels), then the row pairs the Q4_K SDOT and SMMLA kernels (and Q5_K, Q6_K) read.
 pub(crate) static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
     size: act_size,
     quantize_row: act_quantize_row,
@@ -241,7 +241,8 @@ fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [Bloc
 // The micro-kernels and their safe wrapper.
 
 /// The argument block of the micro-kernels (offsets `ARGK_*` in `asm/include/q4k_gemm.h`), the
-/// same for the Q6_K SMMLA kernels ([`super::q6k_mmla`]) and the Q4_K SDOT kernels
+/// same for the Q6_K SMMLA kernels ([`super::q6k_mmla`]), the Q5_K kernels ([`super::q5k_mmla`],
+/// [`super::q5k_dot`]) and the Q4_K SDOT kernels
 /// ([`super::q4k_dot`]).
 #[repr(C)]
 pub(super) struct KArgs {

@@ -1,0 +1,186 @@
+//! Q5_K on `NeonDot`: the SDOT micro-kernels of `asm/aarch64/q5k_gemm_dotprod.S` and their
+//! weight layout. Activations, argument block and driver are the Q4_K kernels'
+//! ([`super::q4k_mmla`]): SDOT by element reads the row pairs' 8-byte runs as 4-byte lanes of one
+//! row, as [`super::q4k_dot`] does.
+//!
+//! # Weights
+//!
+//! Columns in tiles of 4 (the last padded with zero blocks), each tile's super-blocks
+//! contiguous, 720 bytes per tile and super-block (180 per column; GGUF's 176):
+//!
+//! ```text
+//! [sub-block j = 0..8: R0..R4, 16 bytes each]                                            (640)
+//! [sub-scales u8 [8][4]] [mins u8 [col c: m_0..m_3] x 4, then [col c: m_4..m_7] x 4]
+//! [d f16 [4]] [dmin f16 [4]]
+//! ```
+//!
+//! The SDOT operand `W_t` (t = 0..8) of sub-block `j` is `[col c = 0..4: q[32j + 4t + e], e =
+//! 0..4]` (`q` in 0..=31, signed-safe). Byte `b` of the registers:
+//!
+//! ```text
+//! R_j (j < 4): W_j[b] << 3 | W_4+j[b] & 7
+//! R4:          the top 2 bits of W_4, W_5, W_6, W_7 at bits 7..6, 5..4, 3..2, 1..0
+//! ```
+//!
+//! so `W_j = R_j >> 3` and `W_4+j` is R_j with bits 7..3 replaced (`sli #3`) by the isolated 2 bits
+//! of R4: 14 SIMD ops per sub-block and tile.
+
+use super::q4k_mmla::{gemm_with, AsmKernels, KArgs};
+use crate::aligned::AlignedBuf;
+use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
+use crate::quant::{BlockQ5K, QK_K};
+use half::f16;
+
+/// Columns per tile.
+const NR: usize = 4;
+/// Bytes of one sub-block (R0..R4); offsets in a tile super-block; its size.
+const SUB: usize = 80;
+const HI: usize = 64;
+const SC: usize = 640;
+const MINS: usize = 672;
+const D: usize = 704;
+const DMIN: usize = 712;
+const TILE_SB: usize = 720;
+const _: () = assert!(SC == 8 * SUB && MINS == SC + 32 && D == MINS + 32 && TILE_SB == DMIN + 8);
+
+fn tiles(n: usize) -> usize {
+    n.div_ceil(NR)
+}
+
+/// Writes the tile super-block of 4 columns' blocks into `dst` (720 zeroed bytes).
+fn put(b: &[BlockQ5K; NR], dst: &mut [u8]) {
+    for (col, blk) in b.iter().enumerate() {
+        let p = blk.parts();
+        for j in 0..8 {
+            let g = &mut dst[SUB * j..][..SUB];
+            for t in 0..8 {
+                for e in 0..4 {
+                    let q = p.q[32 * j + 4 * t + e];
+                    let i = 4 * col + e;
+                    if t < 4 {
+                        g[16 * t + i] |= q << 3;
+                    } else {
+                        g[16 * (t - 4) + i] |= q & 7;
+                        g[HI + i] |= (q >> 3) << (2 * (7 - t));
+                    }
+                }
+            }
+            dst[SC + 4 * j + col] = p.sc[j];
+            dst[MINS + 16 * (j / 4) + 4 * col + j % 4] = p.m[j];
+        }
+        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+        dst[DMIN + 2 * col..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
+    }
+}
+
+/// Block of column `col` from a tile super-block.
+fn get(src: &[u8], col: usize) -> BlockQ5K {
+    let mut q = [0u8; 256];
+    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
+    for j in 0..8 {
+        let g = &src[SUB * j..][..SUB];
+        for t in 0..8 {
+            for e in 0..4 {
+                let i = 4 * col + e;
+                q[32 * j + 4 * t + e] = if t < 4 {
+                    g[16 * t + i] >> 3
+                } else {
+                    (g[16 * (t - 4) + i] & 7) | ((g[HI + i] >> (2 * (7 - t))) & 3) << 3
+                };
+            }
+        }
+        sc[j] = src[SC + 4 * j + col];
+        mn[j] = src[MINS + 16 * (j / 4) + 4 * col + j % 4];
+    }
+    let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
+    for c4 in 0..4 {
+        for l in 0..32 {
+            let (lo, hi) = (q[64 * c4 + l], q[64 * c4 + 32 + l]);
+            qs[32 * c4 + l] = (lo & 0x0F) | ((hi & 0x0F) << 4);
+            qh[l] |= ((lo >> 4) << (2 * c4)) | ((hi >> 4) << (2 * c4 + 1));
+        }
+    }
+    let f = |o: usize| f16::from_bits(u16::from_ne_bytes([src[o], src[o + 1]]));
+    BlockQ5K {
+        d: f(D + 2 * col),
+        dmin: f(DMIN + 2 * col),
+        scales: super::formats::encode_scales(&sc, &mn),
+        qh,
+        qs,
+    }
+}
+
+fn pack(blocks: &[BlockQ5K], n: usize, k: usize) -> AlignedBuf {
+    let kb = k / QK_K;
+    assert!(blocks.len() >= n * kb);
+    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
+    let bytes = buf.bytes_mut();
+    for t in 0..tiles(n) {
+        for b in 0..kb {
+            let tb: [BlockQ5K; NR] = std::array::from_fn(|c| {
+                let j = t * NR + c;
+                if j < n {
+                    blocks[j * kb + b]
+                } else {
+                    bytemuck::Zeroable::zeroed()
+                }
+            });
+            put(&tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
+        }
+    }
+    buf
+}
+
+fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ5K]) {
+    let kb = k / QK_K;
+    let (t, c) = (row / NR, row % NR);
+    for (b, o) in out.iter_mut().enumerate().take(kb) {
+        *o = get(&buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
+    }
+}
+
+unsafe extern "C" {
+    fn qkern_q5k_dot_p1_dotprod(args: *const KArgs);
+    fn qkern_q5k_dot_p2_dotprod(args: *const KArgs);
+    fn qkern_q5k_dot_p3_dotprod(args: *const KArgs);
+    fn qkern_q5k_dot_p4_dotprod(args: *const KArgs);
+    fn qkern_q5k_dot_p5_dotprod(args: *const KArgs);
+    fn qkern_q5k_dot_p6_dotprod(args: *const KArgs);
+    fn qkern_q5k_dot_p7_dotprod(args: *const KArgs);
+    fn qkern_q5k_dot_p8_dotprod(args: *const KArgs);
+    fn qkern_q5k_dot_gemv_dotprod(args: *const KArgs);
+}
+
+static Q5K_DOT_ASM: AsmKernels = AsmKernels {
+    tile_sb: TILE_SB,
+    pairs: [
+        qkern_q5k_dot_p1_dotprod,
+        qkern_q5k_dot_p2_dotprod,
+        qkern_q5k_dot_p3_dotprod,
+        qkern_q5k_dot_p4_dotprod,
+        qkern_q5k_dot_p5_dotprod,
+        qkern_q5k_dot_p6_dotprod,
+        qkern_q5k_dot_p7_dotprod,
+        qkern_q5k_dot_p8_dotprod,
+    ],
+    gemv: qkern_q5k_dot_gemv_dotprod,
+    i8mm: false,
+};
+
+/// # Safety
+/// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in
+/// [`super::q4k_mmla::ACT_KERNEL_K`]'s layout.
+unsafe fn gemm(args: &GemmArgs<'_>) {
+    // SAFETY: forwarded contract; `Q5K_DOT_ASM` reads the layout of `pack` (TILE_SB bytes per
+    // tile super-block) and the activation bytes the Q4_K kernels read.
+    unsafe { gemm_with(&Q5K_DOT_ASM, args) }
+}
+
+/// Q5_K on `NeonDot`.
+pub(crate) static Q5_K_DOT: WeightKernel<BlockQ5K> = WeightKernel {
+    name: "neondot-q5_k-sdot-asm",
+    pack,
+    unpack_row,
+    acts: ActInput::Native,
+    gemm,
+};
