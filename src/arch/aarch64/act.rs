@@ -174,15 +174,22 @@ pub(crate) fn quantize_row_k(x: &[f32], i: usize, _m: usize, k: usize, out: &mut
     let bytes = &mut out[..(i + 1) * kb * size_of::<ActBlockK>()];
     let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(bytes)[i * kb..];
     for (o, xb) in row.iter_mut().zip(x.chunks_exact(QK_K)) {
-        quantize_block_k_neon(xb.try_into().expect("chunk of 256"), o);
+        quantize_block_k_neon(xb.try_into().expect("chunk of 256"), o, |_, _, _| {});
     }
 }
 
 /// [`quantize_activation_block_k`] into `b` with NEON, bit-identical (the same operations as
-/// [`quantize_block_neon`], over 256 values, and the per-16 sums with `addv`).
-fn quantize_block_k_neon(x: &[f32; QK_K], b: &mut ActBlockK) {
+/// [`quantize_block_neon`], over 256 values; the per-16 sums with pairwise adds). Hands each 16
+/// quants `16 s ..` to `each16(s, first 8, last 8)` as they are made, so that a caller can store
+/// them in a second layout without reading `b` back, and returns `b.bsums` as two vectors.
+#[inline(always)]
+pub(crate) fn quantize_block_k_neon(
+    x: &[f32; QK_K],
+    b: &mut ActBlockK,
+    mut each16: impl FnMut(usize, int8x8_t, int8x8_t),
+) -> [int16x8_t; 2] {
     // SAFETY: NEON is part of the aarch64 baseline; every load reads inside `x` (64 x 4 floats)
-    // and every store writes inside `b.qs` (16 x 16 bytes).
+    // and every store writes inside `b.qs` (16 x 16 bytes) or `b.bsums` (2 x 8 i16).
     unsafe {
         let p = x.as_ptr();
         // Four running maxima (named, so that they stay in registers).
@@ -203,20 +210,33 @@ fn quantize_block_k_neon(x: &[f32; QK_K], b: &mut ActBlockK) {
         let id = if d == 0.0 { 0.0 } else { 1.0 / d };
         let id = if id.is_finite() { id } else { 0.0 };
         b.d = d;
-        for s in 0..16 {
-            // fcvtas: round half away from zero, NaN to 0, saturating like `as`.
-            let q: [int32x4_t; 4] = core::array::from_fn(|j| {
-                vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(p.add(16 * s + 4 * j)), id))
+        // sums[t]: the four sums of 16 values `64 t ..`, in order (two levels of pairwise adds).
+        let sums: [int32x4_t; 4] = core::array::from_fn(|t| {
+            let s4: [int32x4_t; 4] = core::array::from_fn(|u| {
+                let s = 4 * t + u;
+                // fcvtas: round half away from zero, NaN to 0, saturating like `as`.
+                let q: [int32x4_t; 4] = core::array::from_fn(|j| {
+                    vcvtaq_s32_f32(vmulq_n_f32(vld1q_f32(p.add(16 * s + 4 * j)), id))
+                });
+                let lo = vqmovn_s16(vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1])));
+                let hi = vqmovn_s16(vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3])));
+                vst1q_s8(b.qs.as_mut_ptr().add(16 * s), vcombine_s8(lo, hi));
+                each16(s, lo, hi);
+                vaddq_s32(vaddq_s32(q[0], q[1]), vaddq_s32(q[2], q[3]))
             });
-            let sum = vaddq_s32(vaddq_s32(q[0], q[1]), vaddq_s32(q[2], q[3]));
-            b.bsums[s] = vaddvq_s32(sum) as i16;
-            let lo = vqmovn_s16(vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1])));
-            let hi = vqmovn_s16(vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3])));
-            vst1q_s8(b.qs.as_mut_ptr().add(16 * s), vcombine_s8(lo, hi));
-        }
+            vpaddq_s32(vpaddq_s32(s4[0], s4[1]), vpaddq_s32(s4[2], s4[3]))
+        });
+        // |sum| <= 16 * 127: the narrowing is exact, as the scalar `as i16`.
+        let bsums = [
+            vcombine_s16(vmovn_s32(sums[0]), vmovn_s32(sums[1])),
+            vcombine_s16(vmovn_s32(sums[2]), vmovn_s32(sums[3])),
+        ];
+        vst1q_s16(b.bsums.as_mut_ptr(), bsums[0]);
+        vst1q_s16(b.bsums.as_mut_ptr().add(8), bsums[1]);
         debug_assert!({
             let r = quantize_activation_block_k(x);
             (r.d.to_bits(), r.qs, r.bsums) == (b.d.to_bits(), b.qs, b.bsums)
         });
+        bsums
     }
 }

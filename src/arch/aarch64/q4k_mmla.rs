@@ -30,10 +30,11 @@
 //! [sub-scales u8 [8][4]] [mins u8 [col 0: m_0..m_7][col 1]..[col 3]] [d f16 [4]] [dmin f16 [4]]
 //! ```
 
-use super::act::quantize_row_k;
+use super::act::quantize_block_k_neon;
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::quant::{ActBlockK, BlockQ4K, QK_K};
+use core::arch::aarch64::*;
 use half::f16;
 use std::ops::Range;
 
@@ -102,40 +103,79 @@ fn act_size(m: usize, k: usize) -> usize {
     paired_base(m, k) + m.div_ceil(2) * PAIR_SB * (k / QK_K)
 }
 
-/// Quantizes row `i` of `m`: its plain blocks (as the other tiers), then its half of a pair (both
-/// halves for the last row of an odd `m`).
+/// Quantizes row `i` of `m`: its plain blocks (as the other tiers) and, from the same registers,
+/// its half of a pair (both halves for the last row of an odd `m`).
 fn act_quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
     assert!(x.len() == k && i < m && out.len() >= act_size(m, k));
-    quantize_row_k(x, i, m, k, out);
     let kb = k / QK_K;
-    let ab = size_of::<ActBlockK>();
+    let base = paired_base(m, k);
+    let (plain, paired) = out.split_at_mut(base);
+    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(
+        &mut plain[..(i + 1) * kb * size_of::<ActBlockK>()],
+    )[i * kb..];
     let g = group(i / (2 * GROUP_PAIRS), m, k);
     let q = (i % (2 * GROUP_PAIRS)) / 2;
-    let halves: &[usize] = if i % 2 == 1 {
-        &[1]
-    } else if i + 1 == m {
-        &[0, 1]
-    } else {
-        &[0]
-    };
-    for b in 0..kb {
-        let blk: ActBlockK = bytemuck::pod_read_unaligned(&out[(i * kb + b) * ab..][..ab]);
-        let sb = b * g.sb_stride();
-        for &h in halves {
-            for j in 0..8 {
-                for c in 0..4 {
-                    let o = g.data(q) + sb + j * g.sub_stride() + c * 16 + h * 8;
-                    let src = &blk.qs[32 * j + 8 * c..][..8];
-                    out[o..o + 8].copy_from_slice(bytemuck::cast_slice(src));
-                }
-                let asum = blk.bsums[2 * j] as i32 + blk.bsums[2 * j + 1] as i32;
-                let t = g.tail(q) + sb + h * 8 + j;
-                out[t] = (asum >> 6) as i8 as u8;
-                out[t + 16] = (asum & 63) as u8;
+    let both = i + 1 == m && i.is_multiple_of(2);
+    for (b, (blk, xb)) in row.iter_mut().zip(x.chunks_exact(QK_K)).enumerate() {
+        let xb: &[f32; QK_K] = xb.try_into().expect("chunk of 256");
+        let sb = &mut paired[g.base - base + b * g.sb_stride()..][..g.sb_stride()];
+        if both {
+            quantize_block_paired::<true>(xb, blk, sb, g.pairs, q, 0);
+        } else {
+            quantize_block_paired::<false>(xb, blk, sb, g.pairs, q, i % 2);
+        }
+    }
+}
+
+/// Quantizes one super-block into `blk` and into half `h` of pair `q` (both halves if `BOTH`)
+/// of `sb`, a group's super-block of `pairs` pairs: per 16 values two 8-byte stores per half, the
+/// H/L sums and scales with a few vector operations.
+#[inline(always)]
+fn quantize_block_paired<const BOTH: bool>(
+    x: &[f32; QK_K],
+    blk: &mut ActBlockK,
+    sb: &mut [u8],
+    pairs: usize,
+    q: usize,
+    h: usize,
+) {
+    let sub = pairs * PAIR_SUB;
+    let data = q * PAIR_SUB + 8 * h;
+    let tail = 8 * sub + q * PAIR_TAIL + 8 * h;
+    // The farthest bytes written: sub-block 7's last chunk, the scales (+ 8 for both halves).
+    let extra = if BOTH { 8 } else { 0 };
+    assert!(q < pairs && h < 2 && sb.len() == pairs * PAIR_SB);
+    assert!(data + 7 * sub + 56 + extra <= 8 * sub && tail + 40 + extra <= sb.len());
+    let p = sb.as_mut_ptr();
+    let bsums = quantize_block_k_neon(x, blk, |s, lo, hi| {
+        // SAFETY: chunk `c = 2 (s % 2)` of sub-block `s / 2` and the next are at most
+        // `data + 7 sub + 48 (+ 8) .. + 8` in `sb` (asserted above).
+        unsafe {
+            let o = p.add(data + (s / 2) * sub + (s % 2) * 32);
+            vst1_s8(o.cast(), lo);
+            vst1_s8(o.add(16).cast(), hi);
+            if BOTH {
+                vst1_s8(o.add(8).cast(), lo);
+                vst1_s8(o.add(24).cast(), hi);
             }
-            let t = g.tail(q) + sb + 32 + h * 8;
-            out[t..t + 4].copy_from_slice(&blk.d.to_ne_bytes());
-            out[t + 4..t + 8].copy_from_slice(&blk.d.to_ne_bytes());
+        }
+    });
+    // SAFETY: NEON is part of the aarch64 baseline; the stores write `tail .. tail + 40 (+ 8)`,
+    // inside `sb` (asserted above).
+    unsafe {
+        // asum_j = bsums[2j] + bsums[2j + 1], |asum_j| <= 32 * 127: H = asum >> 6, L = asum & 63.
+        let asum = vpaddq_s16(bsums[0], bsums[1]);
+        let hi = vmovn_s16(vshrq_n_s16::<6>(asum));
+        let lo = vmovn_s16(vandq_s16(asum, vdupq_n_s16(63)));
+        let d = vdup_n_f32(blk.d);
+        let t = p.add(tail);
+        vst1_s8(t.cast(), hi);
+        vst1_s8(t.add(16).cast(), lo);
+        vst1_f32(t.add(32).cast(), d);
+        if BOTH {
+            vst1_s8(t.add(8).cast(), hi);
+            vst1_s8(t.add(24).cast(), lo);
+            vst1_f32(t.add(40).cast(), d);
         }
     }
 }
