@@ -536,3 +536,75 @@ pub(crate) static Q4_K_I8MM: WeightKernel<BlockQ4K> = WeightKernel {
     acts: ActInput::Native,
     gemm,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pairs as the scalar copy from the plain rows wrote them before the fused quantizer
+    /// (the layout the asm kernels read), byte for byte.
+    fn pairs_from_plain(out: &mut [u8], m: usize, k: usize) {
+        let (kb, ab) = (k / QK_K, size_of::<ActBlockK>());
+        for i in 0..m {
+            let g = group(i / (2 * GROUP_PAIRS), m, k);
+            let q = (i % (2 * GROUP_PAIRS)) / 2;
+            let halves: &[usize] = match (i % 2, i + 1 == m) {
+                (1, _) => &[1],
+                (_, true) => &[0, 1],
+                _ => &[0],
+            };
+            for b in 0..kb {
+                let blk: ActBlockK = bytemuck::pod_read_unaligned(&out[(i * kb + b) * ab..][..ab]);
+                let sb = b * g.sb_stride();
+                for &h in halves {
+                    for j in 0..8 {
+                        for c in 0..4 {
+                            let o = g.data(q) + sb + j * g.sub_stride() + c * 16 + h * 8;
+                            let src = &blk.qs[32 * j + 8 * c..][..8];
+                            out[o..o + 8].copy_from_slice(bytemuck::cast_slice(src));
+                        }
+                        let asum = blk.bsums[2 * j] as i32 + blk.bsums[2 * j + 1] as i32;
+                        let t = g.tail(q) + sb + h * 8 + j;
+                        out[t] = (asum >> 6) as i8 as u8;
+                        out[t + 16] = (asum & 63) as u8;
+                    }
+                    let t = g.tail(q) + sb + 32 + h * 8;
+                    out[t..t + 4].copy_from_slice(&blk.d.to_ne_bytes());
+                    out[t + 4..t + 8].copy_from_slice(&blk.d.to_ne_bytes());
+                }
+            }
+        }
+    }
+
+    /// The fused NEON pair writes give the bytes of the scalar copy: odd and even `m`, a partial
+    /// last group, the last unpaired row, all-zero and saturating blocks.
+    #[test]
+    fn paired_activations_match_the_scalar_copy() {
+        let mut seed = 12345u32;
+        for (m, kb) in [(1, 1), (2, 2), (3, 1), (16, 1), (17, 2), (33, 3), (34, 1)] {
+            let k = kb * QK_K;
+            let x: Vec<f32> = (0..m * k)
+                .map(|e| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let v = (seed >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0;
+                    match (e / QK_K) % 5 {
+                        0 => 0.0,
+                        1 => v * 1e30,
+                        _ => v * (e % 7) as f32,
+                    }
+                })
+                .collect();
+            let size = act_size(m, k);
+            // u32 words: the plain rows are read as `ActBlockK`s (4-byte aligned).
+            let mut words = vec![0x5a5a_5a5au32; size.div_ceil(4)];
+            let got: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut words)[..size];
+            for (i, row) in x.chunks_exact(k).enumerate() {
+                act_quantize_row(row, i, m, k, got);
+            }
+            let mut want = got.to_vec();
+            want[paired_base(m, k)..].fill(0xa5);
+            pairs_from_plain(&mut want, m, k);
+            assert!(got[..] == want[..], "m {m} k {k}");
+        }
+    }
+}
