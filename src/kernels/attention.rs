@@ -132,3 +132,21 @@ fn run(
     unsafe { crate::drivers::attention::run(&p, path, pool, out) };
     Ok(())
 }
+
+/// Name of the path that [`attention`] runs for these arguments (validated alike): the int8
+/// paths of an int8 cache report their own names (e.g. `"neondot-i8-sdot"`), every other path
+/// the tier's [`crate::Kernels::attention_name`].
+pub fn attention_path_name(
+    q: &[f32],
+    n_head: usize,
+    scale: Option<f32>,
+    cache: &KvCache,
+    layer: usize,
+    pos0: usize,
+) -> Result<&'static str> {
+    let p = validate(q, n_head, scale, cache, layer, pos0, q.len())?;
+    let path = (cache.kernels().attn.select)(&p);
+    Ok(path
+        .name
+        .unwrap_or_else(|| cache.kernels().attention_name()))
+}

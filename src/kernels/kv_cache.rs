@@ -313,20 +313,25 @@ impl KvCache {
                         v[vo..vo + d].copy_from_slice(src_v);
                     }
                     KvStore::I8 { k, v, ks, vs } => {
-                        // Key block b (dims 32 b ..) of the position: values down its tile
-                        // column, the scale at row b of the tile's `[d / 32][64]` scales.
+                        // Key block b (dims 32 b ..) of the position: four 8-byte groups at
+                        // `[d / 8][64][8]` of its tile, the scale at row b of the tile's
+                        // `[d / 32][64]` scales. Value block b: dims 32 b .. of column
+                        // `pos % 8` of the position's 8-position group `[d][8]`.
+                        let kt8 = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 8;
                         let kst = (base + pos / KV_TILE * KV_TILE * d) / 32 + pos % KV_TILE;
                         for (b, xb) in src_k.chunks_exact(32).enumerate() {
                             let q = quantize_activation_block(xb.try_into().expect("32 values"));
-                            let col = &mut k[kt + b * 32 * KV_TILE..];
-                            for (o, &x) in col.iter_mut().step_by(KV_TILE).zip(&q.qs) {
-                                *o = x;
+                            for (gg, q8) in q.qs.chunks_exact(8).enumerate() {
+                                k[kt8 + (4 * b + gg) * 8 * KV_TILE..][..8].copy_from_slice(q8);
                             }
                             ks[kst + b * KV_TILE] = q.d;
                         }
+                        let vg = base + pos / 8 * 8 * d + pos % 8;
                         for (b, xb) in src_v.chunks_exact(32).enumerate() {
                             let q = quantize_activation_block(xb.try_into().expect("32 values"));
-                            v[vo + 32 * b..][..32].copy_from_slice(&q.qs);
+                            for (o, &x) in v[vg + 32 * 8 * b..].iter_mut().step_by(8).zip(&q.qs) {
+                                *o = x;
+                            }
                             vs[vo / 32 + b] = q.d;
                         }
                     }
@@ -365,8 +370,16 @@ impl KvCache {
         }
         let d = self.head_dim;
         let base = self.head_base(layer, kv_head);
-        let idx: Vec<usize> = if value {
+        let i8 = matches!(self.store, KvStore::I8 { .. });
+        let idx: Vec<usize> = if value && i8 {
+            (0..d)
+                .map(|i| base + pos / 8 * 8 * d + i * 8 + pos % 8)
+                .collect()
+        } else if value {
             (0..d).map(|i| base + pos * d + i).collect()
+        } else if i8 {
+            let tile = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 8;
+            (0..d).map(|i| tile + i / 8 * 8 * KV_TILE + i % 8).collect()
         } else {
             (0..d)
                 .map(|i| base + pos / KV_TILE * KV_TILE * d + i * KV_TILE + pos % KV_TILE)
@@ -387,7 +400,7 @@ impl KvCache {
                     .enumerate()
                     .map(|(i, &at)| {
                         if value {
-                            v[at] as f32 * vs[at / 32]
+                            v[at] as f32 * vs[(base + pos * d + i) / 32]
                         } else {
                             k[at] as f32 * ks[tile_scales + (i / 32) * KV_TILE]
                         }

@@ -24,6 +24,7 @@ use crate::Tier;
 pub(crate) mod act;
 pub(crate) mod attention;
 mod attention_fp16;
+mod attention_i8;
 pub(crate) mod dot;
 mod formats;
 pub(crate) mod matmul_asm;
@@ -88,6 +89,7 @@ static NEON_I8MM: Kernels = Kernels {
     q8_0: &q8_mmla::Q8_MMLA,
     act_k: &q4k_mmla::ACT_KERNEL_K,
     q4_k: &q4k_mmla::Q4_K_I8MM,
+    attn: attention::I8MM_SELECT,
     ..DOT
 };
 
