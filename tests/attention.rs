@@ -75,6 +75,9 @@ const UB: f64 = 1.0 / (1u64 << 8) as f64;
 /// Relative error bound of the bf16 path's weights `2^y` (a degree-3 polynomial, 1.02e-4, plus
 /// its f32 evaluation).
 const EXP2_BF16: f64 = 1.1e-4;
+/// Keys per step of the aarch64 int8 path (two cache tiles): its weights are quantized per row
+/// and step.
+const I8_STEP: usize = 128;
 
 /// `x` as the bf16 path sees it at softmax scale `sc`: `bf16(x * sc * log2 e)` (the path
 /// computes its weights as powers of 2), back in the units of `x`.
@@ -236,8 +239,9 @@ fn check_rows(
                 // The int8 path's rounding of its weights (module notes): key j (weight p_j,
                 // relative to the row's maximum, from the reference scores of the quantized Q)
                 // moves the unnormalized output by at most min(pmax_t Vt / 254, p_j V_j), with
-                // pmax_t, Vt the largest weight and |v| of its 64-position tile (all written
-                // positions: a block's tile may hold keys the row does not see) and V_j = max |v_j|.
+                // pmax_t, Vt the largest weight and |v| of its step of I8_STEP positions (all
+                // written positions: a block's step may hold keys the row does not see) and
+                // V_j = max |v_j|.
                 let mut pq = 0f64;
                 if kind == Kind::I8 {
                     let qr = &q_ref[(i * n_head + h) * d..][..d];
@@ -256,10 +260,12 @@ fn check_rows(
                             .fold(0f64, |a, &x| a.max(x.abs() as f64))
                     };
                     let l: f64 = pj.iter().sum();
-                    for t0 in (0..n).step_by(64) {
-                        let te = (t0 + 64).min(n);
+                    for t0 in (0..n).step_by(I8_STEP) {
+                        let te = (t0 + I8_STEP).min(n);
                         let pmax = pj[t0..te].iter().cloned().fold(0f64, f64::max);
-                        let vt = (t0..(t0 + 64).min(kv_len)).map(vj).fold(0f64, f64::max);
+                        let vt = (t0..(t0 + I8_STEP).min(kv_len))
+                            .map(vj)
+                            .fold(0f64, f64::max);
                         for j in t0..te {
                             pq += (pmax * vt / 254.0).min(pj[j] * vj(j));
                         }

@@ -38,10 +38,11 @@ pub(crate) static DOT_I8_PATH: AttnPath = block_path::<I8Attn<Dot>>(Some("neondo
 /// The path of the `NeonI8mm` tier over an int8 cache.
 pub(crate) static MMLA_I8_PATH: AttnPath = block_path::<I8Attn<Mmla>>(Some("neoni8mm-i8-smmla"));
 
-/// Rows per micro-tile (two row pairs); a block's rows are padded to a multiple of it.
-const R: usize = 4;
-/// Keys per step: one cache tile.
-const KEYS: usize = KV_TILE;
+/// A block's rows are padded to a multiple of 8 (4 row pairs: the `P V` micro-tile of SMMLA).
+const R: usize = 8;
+/// Keys per step: two cache tiles (the f32 epilogues and the per-row softmax bookkeeping run
+/// once per 128 keys).
+const KEYS: usize = 2 * KV_TILE;
 
 /// The `2 x 2` int8 product of one ISA: `acc += A B^T`, `A` two rows of 8 bytes (16 contiguous
 /// bytes: row 0's then row 1's), `B` two columns of 8 bytes (one vector). The result lanes are
@@ -59,6 +60,114 @@ trait Mm {
     /// The CPU has the ISA's feature and the caller is compiled with it.
     unsafe fn mm(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
     fn finish(acc: Self::Acc) -> int32x4_t;
+    /// [`qk_step`] compiled with the ISA's feature.
+    ///
+    /// # Safety
+    /// The CPU has the ISA's feature.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn qk(
+        qa: &[i8],
+        qs: &[f32],
+        rows: usize,
+        d: usize,
+        kt: &[i8],
+        ks: &[f32],
+        nk: usize,
+        s: &mut [f32],
+    );
+    /// [`pv_step`] compiled with the ISA's feature.
+    ///
+    /// # Safety
+    /// The CPU has the ISA's feature.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pv(
+        pa: &[i8],
+        ps: &[f32],
+        rows: usize,
+        v: &[i8],
+        ng: usize,
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    );
+}
+
+/// The per-ISA entry points of [`Mm::qk`] and [`Mm::pv`]: `$qk`, `$pv` compiled with `$feat`,
+/// `P V` with `$pairs` row pairs per micro-tile.
+macro_rules! entry_points {
+    ($isa:ty, $feat:literal, $qk:ident, $pv:ident, $pairs:literal) => {
+        /// # Safety
+        /// The CPU has the feature; shapes are asserted by [`qk_step`].
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $qk(
+            qa: &[i8],
+            qs: &[f32],
+            rows: usize,
+            d: usize,
+            kt: &[i8],
+            ks: &[f32],
+            nk: usize,
+            s: &mut [f32],
+        ) {
+            // SAFETY: compiled with the feature and (caller) run on a CPU that has it.
+            unsafe { qk_step::<$isa>(qa, qs, rows, d, kt, ks, nk, s) }
+        }
+
+        /// # Safety
+        /// The CPU has the feature; shapes are asserted by [`pv_step`].
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $pv(
+            pa: &[i8],
+            ps: &[f32],
+            rows: usize,
+            v: &[i8],
+            ng: usize,
+            d: usize,
+            corr: &[f32],
+            o: &mut [f32],
+        ) {
+            // SAFETY: as above.
+            unsafe { pv_step::<$isa, $pairs>(pa, ps, rows, v, ng, d, corr, o) }
+        }
+    };
+}
+
+entry_points!(Dot, "neon,dotprod", qk_dot, pv_dot, 2);
+entry_points!(Mmla, "neon,i8mm", qk_mmla, pv_mmla, 4);
+
+/// Implements [`Mm::qk`] and [`Mm::pv`] by forwarding to the entry points.
+macro_rules! forward {
+    ($qk:ident, $pv:ident) => {
+        unsafe fn qk(
+            qa: &[i8],
+            qs: &[f32],
+            rows: usize,
+            d: usize,
+            kt: &[i8],
+            ks: &[f32],
+            nk: usize,
+            s: &mut [f32],
+        ) {
+            // SAFETY: the CPU has the feature (the trait's contract).
+            unsafe { $qk(qa, qs, rows, d, kt, ks, nk, s) }
+        }
+
+        unsafe fn pv(
+            pa: &[i8],
+            ps: &[f32],
+            rows: usize,
+            v: &[i8],
+            ng: usize,
+            d: usize,
+            corr: &[f32],
+            o: &mut [f32],
+        ) {
+            // SAFETY: as above.
+            unsafe { $pv(pa, ps, rows, v, ng, d, corr, o) }
+        }
+    };
 }
 
 /// SDOT (FEAT_DotProd): per row `acc_r += B . dup(A_r)` gives `(c0 lo, c0 hi, c1 lo, c1 hi)`
@@ -113,6 +222,8 @@ impl Mm for Dot {
         // SAFETY: NEON, register-only.
         unsafe { vpaddq_s32(acc.0, acc.1) }
     }
+
+    forward!(qk_dot, pv_dot);
 }
 
 impl Mm for Mmla {
@@ -151,6 +262,8 @@ impl Mm for Mmla {
     fn finish(acc: Self::Acc) -> int32x4_t {
         acc
     }
+
+    forward!(qk_mmla, pv_mmla);
 }
 
 /// Rows `(r0 c0, r0 c1, r1 c0, r1 c1)` of two column pairs `x`, `y` as row 0's 4 columns and row
@@ -167,86 +280,98 @@ fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
     }
 }
 
-/// Scores of one tile: `s[r][j] = qs[r] sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for
-/// rows `r < rows` (a multiple of [`R`]) and keys `j < 8 ng`.
+/// Scores of one step: `s[r][j] = qs[r] sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for
+/// rows `r < rows` (a multiple of [`R`]) and keys `j < nk` rounded up to 8, over the
+/// `nk.div_ceil(64)` cache tiles of `kt` (`[d / 8][64][8]` each) and `ks` (`[d / 32][64]` each).
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn qk_tile<M: Mm>(
+unsafe fn qk_step<M: Mm>(
     qa: &[i8],
     qs: &[f32],
     rows: usize,
     d: usize,
     kt: &[i8],
     ks: &[f32],
-    ng: usize,
+    nk: usize,
     s: &mut [f32],
 ) {
     let nb = d / 32;
-    assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && ng <= KEYS / 8);
-    assert!(qa.len() >= rows * d && qs.len() >= rows && kt.len() >= KEYS * d);
-    assert!(ks.len() >= nb * KEYS && s.len() >= rows * KEYS);
-    let (qa, kt, ks, sp) = (qa.as_ptr(), kt.as_ptr(), ks.as_ptr(), s.as_mut_ptr());
-    for rq in (0..rows).step_by(R) {
-        // SAFETY (the whole loop body): row pairs rq / 2, rq / 2 + 1 of the packed Q are
-        // `2 d` bytes each, read at dimension groups < d / 8; key group c8 < ng <= 8 of dimension
-        // group dg < d / 8 of the tile is 64 bytes at (dg 64 + c8 8) 8; key scales b < nb at
-        // b 64 + c8 8 + 4; rows rq..rq + 4 of s hold 64 floats; the products need M's feature
-        // (caller).
-        for c8 in 0..ng {
-            let mut facc = [[unsafe { vdupq_n_f32(0.0) }; 4]; 2];
-            for b in 0..nb {
-                let mut iacc = [[M::zero(); 4]; 2];
-                for dg in 4 * b..4 * b + 4 {
-                    let a: [M::A; 2] = std::array::from_fn(|x| unsafe {
-                        M::load_a(qa.add((rq / 2 + x) * 2 * d + dg * 16))
-                    });
-                    let kb: [int8x16_t; 4] = std::array::from_fn(|kp| unsafe {
-                        vld1q_s8(kt.add((dg * KEYS + c8 * 8 + 2 * kp) * 8))
-                    });
+    let tiles = nk.div_ceil(KV_TILE);
+    assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && nk > 0 && nk <= KEYS);
+    assert!(qa.len() >= rows * d && qs.len() >= rows && kt.len() >= tiles * KV_TILE * d);
+    assert!(ks.len() >= tiles * nb * KV_TILE && s.len() >= rows * KEYS);
+    let (qa, qs, sp) = (qa.as_ptr(), qs.as_ptr(), s.as_mut_ptr());
+    for t in 0..tiles {
+        let ng = (nk - t * KV_TILE).min(KV_TILE).div_ceil(8);
+        // SAFETY: tile t < tiles of both (asserted lengths).
+        let (kt, ks) = unsafe {
+            (
+                kt.as_ptr().add(t * KV_TILE * d),
+                ks.as_ptr().add(t * nb * KV_TILE),
+            )
+        };
+        for rq in (0..rows).step_by(4) {
+            // SAFETY (the whole loop body): row pairs rq / 2, rq / 2 + 1 of the packed Q are
+            // `2 d` bytes each, read at dimension groups < d / 8; key group c8 < ng <= 8 of
+            // dimension group dg < d / 8 of the tile is 64 bytes at (dg 64 + c8 8) 8; key scales
+            // b < nb at b 64 + c8 8 + 4; rows rq..rq + 4 of s hold KEYS floats, written at
+            // t 64 + c8 8 + 8 <= KEYS; the products need M's feature (caller).
+            for c8 in 0..ng {
+                let mut facc = [[unsafe { vdupq_n_f32(0.0) }; 4]; 2];
+                for b in 0..nb {
+                    let mut iacc = [[M::zero(); 4]; 2];
+                    for dg in 4 * b..4 * b + 4 {
+                        let a: [M::A; 2] = std::array::from_fn(|x| unsafe {
+                            M::load_a(qa.add((rq / 2 + x) * 2 * d + dg * 16))
+                        });
+                        let kb: [int8x16_t; 4] = std::array::from_fn(|kp| unsafe {
+                            vld1q_s8(kt.add((dg * KV_TILE + c8 * 8 + 2 * kp) * 8))
+                        });
+                        for x in 0..2 {
+                            for kp in 0..4 {
+                                iacc[x][kp] = unsafe { M::mm(iacc[x][kp], a[x], kb[kp]) };
+                            }
+                        }
+                    }
+                    // Key scales (k0, k1, k0, k1) per key pair.
+                    let (k03, k47) = unsafe {
+                        let p = ks.add(b * KV_TILE + c8 * 8);
+                        (
+                            vreinterpretq_f64_f32(vld1q_f32(p)),
+                            vreinterpretq_f64_f32(vld1q_f32(p.add(4))),
+                        )
+                    };
+                    let ksv = [
+                        unsafe { vreinterpretq_f32_f64(vzip1q_f64(k03, k03)) },
+                        unsafe { vreinterpretq_f32_f64(vzip2q_f64(k03, k03)) },
+                        unsafe { vreinterpretq_f32_f64(vzip1q_f64(k47, k47)) },
+                        unsafe { vreinterpretq_f32_f64(vzip2q_f64(k47, k47)) },
+                    ];
                     for x in 0..2 {
                         for kp in 0..4 {
-                            iacc[x][kp] = unsafe { M::mm(iacc[x][kp], a[x], kb[kp]) };
+                            let c = unsafe { vcvtq_f32_s32(M::finish(iacc[x][kp])) };
+                            facc[x][kp] = unsafe { vfmaq_f32(facc[x][kp], c, ksv[kp]) };
                         }
                     }
                 }
-                // Key scales (k0, k1, k0, k1) per key pair.
-                let (k03, k47) = unsafe {
-                    let p = ks.add(b * KEYS + c8 * 8);
-                    (
-                        vreinterpretq_f64_f32(vld1q_f32(p)),
-                        vreinterpretq_f64_f32(vld1q_f32(p.add(4))),
-                    )
-                };
-                let ksv = [
-                    unsafe { vreinterpretq_f32_f64(vzip1q_f64(k03, k03)) },
-                    unsafe { vreinterpretq_f32_f64(vzip2q_f64(k03, k03)) },
-                    unsafe { vreinterpretq_f32_f64(vzip1q_f64(k47, k47)) },
-                    unsafe { vreinterpretq_f32_f64(vzip2q_f64(k47, k47)) },
-                ];
-                for x in 0..2 {
-                    for kp in 0..4 {
-                        let c = unsafe { vcvtq_f32_s32(M::finish(iacc[x][kp])) };
-                        facc[x][kp] = unsafe { vfmaq_f32(facc[x][kp], c, ksv[kp]) };
+                for (x, f) in facc.iter().enumerate() {
+                    let r0 = rq + 2 * x;
+                    unsafe {
+                        // (qs[r0], qs[r0], qs[r1], qs[r1])
+                        let q2 = vld1_f32(qs.add(r0));
+                        let qv = vzip1q_f32(vcombine_f32(q2, q2), vcombine_f32(q2, q2));
+                        let (a0, a1) = unzip_rows(vmulq_f32(f[0], qv), vmulq_f32(f[1], qv));
+                        let (b0, b1) = unzip_rows(vmulq_f32(f[2], qv), vmulq_f32(f[3], qv));
+                        let s0 = sp.add(r0 * KEYS + t * KV_TILE + c8 * 8);
+                        let s1 = s0.add(KEYS);
+                        vst1q_f32(s0, a0);
+                        vst1q_f32(s0.add(4), b0);
+                        vst1q_f32(s1, a1);
+                        vst1q_f32(s1.add(4), b1);
                     }
-                }
-            }
-            for (x, f) in facc.iter().enumerate() {
-                let r0 = rq + 2 * x;
-                unsafe {
-                    // (qs[r0], qs[r0], qs[r1], qs[r1])
-                    let q2 = vld1_f32(qs.as_ptr().add(r0));
-                    let qv = vzip1q_f32(vcombine_f32(q2, q2), vcombine_f32(q2, q2));
-                    let (a0, a1) = unzip_rows(vmulq_f32(f[0], qv), vmulq_f32(f[1], qv));
-                    let (b0, b1) = unzip_rows(vmulq_f32(f[2], qv), vmulq_f32(f[3], qv));
-                    let s0 = sp.add(r0 * KEYS + c8 * 8);
-                    let s1 = s0.add(KEYS);
-                    vst1q_f32(s0, a0);
-                    vst1q_f32(s0.add(4), b0);
-                    vst1q_f32(s1, a1);
-                    vst1q_f32(s1.add(4), b1);
                 }
             }
         }
@@ -254,14 +379,15 @@ unsafe fn qk_tile<M: Mm>(
 }
 
 /// `o[r][i] = o[r][i] corr[r] + ps[r][b] sum_{j < 8 ng} P'[b][r][j] v[j][i]` (`b = i / 32`) for
-/// rows `r < rows` (a multiple of [`R`]); `pa` is `[nb][rows / 2][8][2][8]`, `v` the tile's
-/// groups of 8 positions `[d][8]`, `ps` `[rows][nb]`.
+/// rows `r < rows` (a multiple of [`R`]); `pa` is `[nb][rows / 2][KEYS / 8][2][8]`, `v` the
+/// step's groups of 8 positions `[d][8]`, `ps` `[rows][nb]`. `P` row pairs (`M::PV_PAIRS`) x 8
+/// dimensions per micro-tile.
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pv_tile<M: Mm>(
+unsafe fn pv_step<M: Mm, const P: usize>(
     pa: &[i8],
     ps: &[f32],
     rows: usize,
@@ -272,8 +398,9 @@ unsafe fn pv_tile<M: Mm>(
     o: &mut [f32],
 ) {
     let nb = d / 32;
-    assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && ng <= KEYS / 8);
-    assert!(pa.len() >= nb * rows * KEYS && ps.len() >= rows * nb && v.len() >= ng * 8 * d);
+    assert!(rows.is_multiple_of(R) && R.is_multiple_of(2 * P) && d.is_multiple_of(32));
+    assert!(ng <= KEYS / 8 && v.len() >= ng * 8 * d);
+    assert!(pa.len() >= nb * rows * KEYS && ps.len() >= rows * nb);
     assert!(corr.len() >= rows && o.len() >= rows * d);
     let (pa, ps, vp, c, op) = (
         pa.as_ptr(),
@@ -282,22 +409,23 @@ unsafe fn pv_tile<M: Mm>(
         corr.as_ptr(),
         o.as_mut_ptr(),
     );
-    for rq in (0..rows).step_by(R) {
-        // SAFETY (the whole loop body): block b < nb, row pair rq / 2 + x of P' is 128 bytes at
-        // (b rows / 2 + rq / 2 + x) 128, group jg < ng <= 8 at 16 jg; value group jg < ng is
-        // 8 d bytes, dimension pair 2 dp of dimension group c8 < d / 8 at (8 c8 + 2 dp) 8;
-        // rows rq..rq + 4 of ps (nb floats), corr, o (d floats); M's feature (caller).
+    for rq in (0..rows).step_by(2 * P) {
+        // SAFETY (the whole loop body): block b < nb, row pair rq / 2 + x (x < P) of P' is
+        // 2 KEYS bytes at (b rows / 2 + rq / 2 + x) 2 KEYS, group jg < ng <= KEYS / 8 at 16 jg;
+        // value group jg < ng is 8 d bytes, dimension pair 2 dp of dimension group c8 < d / 8 at
+        // (8 c8 + 2 dp) 8; rows rq..rq + 2 P of ps (nb floats), corr, o (d floats); M's feature
+        // (caller).
         for c8 in 0..d / 8 {
             let b = c8 / 4;
             let pb = unsafe { pa.add((b * rows / 2 + rq / 2) * 2 * KEYS) };
-            let mut iacc = [[M::zero(); 4]; 2];
+            let mut iacc = [[M::zero(); 4]; P];
             for jg in 0..ng {
-                let a: [M::A; 2] =
+                let a: [M::A; P] =
                     std::array::from_fn(|x| unsafe { M::load_a(pb.add(x * 2 * KEYS + jg * 16)) });
                 let vb: [int8x16_t; 4] = std::array::from_fn(|dp| unsafe {
                     vld1q_s8(vp.add(jg * 8 * d + (c8 * 8 + 2 * dp) * 8))
                 });
-                for x in 0..2 {
+                for x in 0..P {
                     for dp in 0..4 {
                         iacc[x][dp] = unsafe { M::mm(iacc[x][dp], a[x], vb[dp]) };
                     }
@@ -365,11 +493,31 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
     }
 }
 
-/// The online-softmax step of one tile (module notes): row maxima, rescale factors, sums, the
-/// quantized weights `P'` and their scales. `s` holds `rows x KEYS` scores (log2 units).
+/// 8 quantized weights `round(e w)` (`e` the 8 weights of a key group in `e0`, `e1`, `w` the
+/// group's factors of one block) as 8 bytes in the low half, and those of a second block (`w2`)
+/// in the high half. The products lie in `[0, 127]` (`e <= 1`, `w <= 127`), so the narrowing
+/// keeps the low bytes (UZP1) without saturation.
+#[inline(always)]
+fn quant2(e0: float32x4_t, e1: float32x4_t, w: *const f32, w2: *const f32) -> int8x16_t {
+    // SAFETY: NEON; `w`, `w2` point to 8 readable floats (callers).
+    unsafe {
+        let a0 = vcvtnq_s32_f32(vmulq_f32(e0, vld1q_f32(w)));
+        let a1 = vcvtnq_s32_f32(vmulq_f32(e1, vld1q_f32(w.add(4))));
+        let c0 = vcvtnq_s32_f32(vmulq_f32(e0, vld1q_f32(w2)));
+        let c1 = vcvtnq_s32_f32(vmulq_f32(e1, vld1q_f32(w2.add(4))));
+        let h0 = vuzp1q_s16(vreinterpretq_s16_s32(a0), vreinterpretq_s16_s32(a1));
+        let h1 = vuzp1q_s16(vreinterpretq_s16_s32(c0), vreinterpretq_s16_s32(c1));
+        vuzp1q_s8(vreinterpretq_s8_s16(h0), vreinterpretq_s8_s16(h1))
+    }
+}
+
+/// The online-softmax step of one driver step (module notes): row maxima, rescale factors,
+/// sums, the quantized weights `P'` and their scales. `s` holds `rows x KEYS` scores (log2
+/// units). `NB` is the number of value blocks `d / 32` when it is 1, 2 or 4 (unrolled), or 0
+/// (`nb` read at run time).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-fn softmax_tile(
+fn softmax_step<const NB: usize>(
     s: &mut [f32],
     rows: usize,
     nk: usize,
@@ -379,6 +527,7 @@ fn softmax_tile(
     (w, vmax): (&[f32], &[f32]),
     (pa, ps): (&mut [i8], &mut [f32]),
 ) {
+    let nb = if NB > 0 { NB } else { nb };
     let ng = nk.div_ceil(8);
     let rp = rows.next_multiple_of(R);
     assert!(nk > 0 && nk <= KEYS && s.len() >= rows * KEYS && mask.group > 0);
@@ -387,32 +536,48 @@ fn softmax_tile(
     assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rows * nb);
     let bias = vdupq_n_f32(BIAS);
     let exp2 = |x: f32| vgetq_lane_f32::<0>(exp2_biased(vdupq_n_f32(x + BIAS)));
+    let lane = [0.0f32, 1.0, 2.0, 3.0];
+    // SAFETY: 4 floats.
+    let lanes = unsafe { vld1q_f32(lane.as_ptr()) };
+    let (wp, pp) = (w.as_ptr(), pa.as_mut_ptr());
+    let (mut seen, mut hh) = (mask.first, 0);
     for r in 0..rows {
-        let valid = mask.valid(r, nk);
-        // Row r's 8 bytes of key group jg of block b in the packed P'.
-        let pr = |b: usize, jg: usize| (b * rp / 2 + r / 2) * 2 * KEYS + jg * 16 + (r % 2) * 8;
+        // Keys of the step row r sees (`mask.valid(r, nk)`, counted up per position).
+        let valid = seen.clamp(0, nk as isize) as usize;
+        hh += 1;
+        if hh == mask.group {
+            hh = 0;
+            seen += 1;
+        }
+        // Row r's 8 bytes of key group 0 of block 0 in the packed P' (block stride rp KEYS).
+        let pr = (r / 2) * 2 * KEYS + (r % 2) * 8;
+        let vg = if valid == 0 { 0 } else { valid.div_ceil(8) };
+        // SAFETY (the pointer arithmetic below): row r's 8 bytes of group jg < ng <= KEYS / 8
+        // of block b < nb lie at pr + b rp KEYS + 16 jg, inside the asserted `pa`; w[b][8 jg..
+        // 8 jg + 8] inside `w`; the row's scores at r KEYS + 8 g < rows KEYS.
+        for jg in vg..ng {
+            for b in 0..nb {
+                unsafe { vst1_s8(pp.add(pr + b * rp * KEYS + 16 * jg), vdup_n_s8(0)) };
+            }
+        }
         if valid == 0 {
             corr[r] = 1.0;
-            for b in 0..nb {
-                for jg in 0..ng {
-                    pa[pr(b, jg)..][..8].fill(0);
-                }
-            }
             continue;
         }
         let sr = &mut s[r * KEYS..(r + 1) * KEYS];
-        let vg = valid.div_ceil(8);
         sr[valid..vg * 8].fill(f32::NEG_INFINITY);
-        // SAFETY (NEON loads and stores below): groups g < vg <= 8 of the row's 64 scores,
-        // w[b][8 g..8 g + 8] for b < nb, row r's 8 bytes of P' (asserted lengths).
-        let mut mx = vdupq_n_f32(f32::NEG_INFINITY);
+        let sp = sr.as_ptr();
+        let (mut mx0, mut mx1) = (
+            vdupq_n_f32(f32::NEG_INFINITY),
+            vdupq_n_f32(f32::NEG_INFINITY),
+        );
         for g in 0..vg {
             unsafe {
-                mx = vmaxq_f32(mx, vld1q_f32(sr.as_ptr().add(8 * g)));
-                mx = vmaxq_f32(mx, vld1q_f32(sr.as_ptr().add(8 * g + 4)));
+                mx0 = vmaxq_f32(mx0, vld1q_f32(sp.add(8 * g)));
+                mx1 = vmaxq_f32(mx1, vld1q_f32(sp.add(8 * g + 4)));
             }
         }
-        let mt = vmaxvq_f32(mx);
+        let mt = vmaxvq_f32(vmaxq_f32(mx0, mx1));
         let m_new = m[r].max(mt);
         corr[r] = if m[r] == f32::NEG_INFINITY {
             0.0
@@ -422,43 +587,43 @@ fn softmax_tile(
         let pmax = exp2(mt - m_new);
         m[r] = m_new;
         let mv = vsubq_f32(vdupq_n_f32(mt), bias);
-        let lane = [0.0f32, 1.0, 2.0, 3.0];
-        let lanes = unsafe { vld1q_f32(lane.as_ptr()) };
         let mut sum = vdupq_n_f32(0.0);
         for g in 0..vg {
-            let (e0, e1) = unsafe {
-                let mut e0 = exp2_biased(vsubq_f32(vld1q_f32(sr.as_ptr().add(8 * g)), mv));
-                let mut e1 = exp2_biased(vsubq_f32(vld1q_f32(sr.as_ptr().add(8 * g + 4)), mv));
-                if 8 * g + 8 > valid {
-                    // Keys past `valid` get weight 0 exactly.
-                    let lim = vdupq_n_f32((valid - 8 * g) as f32);
-                    e0 = vreinterpretq_f32_u32(vandq_u32(
-                        vreinterpretq_u32_f32(e0),
-                        vcltq_f32(lanes, lim),
-                    ));
-                    let lim = vsubq_f32(lim, vdupq_n_f32(4.0));
-                    e1 = vreinterpretq_f32_u32(vandq_u32(
-                        vreinterpretq_u32_f32(e1),
-                        vcltq_f32(lanes, lim),
-                    ));
-                }
-                (e0, e1)
+            let (mut e0, mut e1) = unsafe {
+                (
+                    exp2_biased(vsubq_f32(vld1q_f32(sp.add(8 * g)), mv)),
+                    exp2_biased(vsubq_f32(vld1q_f32(sp.add(8 * g + 4)), mv)),
+                )
             };
+            if 8 * g + 8 > valid {
+                // Keys past `valid` get weight 0 exactly.
+                let lim = vdupq_n_f32((valid - 8 * g) as f32);
+                let keep0 = vcltq_f32(lanes, lim);
+                let keep1 = vcltq_f32(lanes, vsubq_f32(lim, vdupq_n_f32(4.0)));
+                e0 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e0), keep0));
+                e1 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e1), keep1));
+            }
             sum = vaddq_f32(sum, vaddq_f32(e0, e1));
-            for b in 0..nb {
+            let mut b = 0;
+            while b + 2 <= nb {
                 unsafe {
-                    let wp = w.as_ptr().add(b * KEYS + 8 * g);
-                    let a = vcvtnq_s32_f32(vmulq_f32(e0, vld1q_f32(wp)));
-                    let c = vcvtnq_s32_f32(vmulq_f32(e1, vld1q_f32(wp.add(4))));
-                    let h = vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(c)));
-                    vst1_s8(pa.as_mut_ptr().add(pr(b, g)), h);
+                    let wb = wp.add(b * KEYS + 8 * g);
+                    let q = quant2(e0, e1, wb, wb.add(KEYS));
+                    let dst = pp.add(pr + b * rp * KEYS + 16 * g);
+                    vst1_s8(dst, vget_low_s8(q));
+                    vst1_s8(dst.add(rp * KEYS), vget_high_s8(q));
+                }
+                b += 2;
+            }
+            if b < nb {
+                unsafe {
+                    let wb = wp.add(b * KEYS + 8 * g);
+                    let q = quant2(e0, e1, wb, wb);
+                    vst1_s8(pp.add(pr + b * rp * KEYS + 16 * g), vget_low_s8(q));
                 }
             }
         }
         for b in 0..nb {
-            for jg in vg..ng {
-                pa[pr(b, jg)..][..8].fill(0);
-            }
             ps[r * nb + b] = pmax * vmax[b];
         }
         l[r] = l[r] * corr[r] + pmax * vaddvq_f32(sum);
@@ -468,12 +633,10 @@ fn softmax_tile(
 /// The int8 path as a [`Block`] of the attention driver.
 pub(crate) struct I8Attn<M>(PhantomData<M>);
 
-/// The block loop of the int8 path over `M`'s products; `#[inline(always)]` into the per-ISA
-/// entry points below, which enable the feature.
+/// The block loop of the int8 path over `M`'s products ([`Block::block`]).
 ///
 /// # Safety
-/// The CPU has `M`'s feature and the caller is compiled with it.
-#[inline(always)]
+/// The CPU has `M`'s feature.
 unsafe fn block_i8<M: Mm>(
     p: &Problem<'_>,
     g: usize,
@@ -526,12 +689,13 @@ unsafe fn block_i8<M: Mm>(
         while ts < kv_end {
             let nk = KEYS.min(kv_end - ts);
             let ng = nk.div_ceil(8);
+            let tiles = nk.div_ceil(KV_TILE);
             let off = base + ts * d;
-            let ktile = &kt[off..off + KEYS * d];
-            let kst = &ks[off / 32..off / 32 + nb * KEYS];
+            let ktile = &kt[off..off + tiles * KV_TILE * d];
+            let kst = &ks[off / 32..off / 32 + tiles * nb * KV_TILE];
             let vtile = &v[off..off + ng * 8 * d];
             let vst = &vs[off / 32..off / 32 + nk * nb];
-            // Value scales of the tile: per block, the largest and w = 127 vs / largest.
+            // Value scales of the step: per block, the largest and w = 127 vs / largest.
             for b in 0..nb {
                 let mx = (0..nk).fold(0f32, |a, j| a.max(vst[j * nb + b]));
                 bf.vmax[b] = mx / 127.0;
@@ -546,59 +710,23 @@ unsafe fn block_i8<M: Mm>(
                 group,
             };
             // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
-            unsafe { qk_tile::<M>(&bf.qa, &bf.qs, rp, d, ktile, kst, ng, &mut bf.s) };
+            unsafe { M::qk(&bf.qa, &bf.qs, rp, d, ktile, kst, nk, &mut bf.s) };
+            let stats = (&mut sc.m[..], &mut sc.l[..], &mut bf.corr[..]);
+            let (wv, pq) = ((&bf.w[..], &bf.vmax[..]), (&mut bf.pa[..], &mut bf.ps[..]));
             // SAFETY: NEON is part of every aarch64 target.
             unsafe {
-                softmax_tile(
-                    &mut bf.s,
-                    rows,
-                    nk,
-                    nb,
-                    mask,
-                    (&mut sc.m[..], &mut sc.l[..], &mut bf.corr[..]),
-                    (&bf.w, &bf.vmax),
-                    (&mut bf.pa, &mut bf.ps),
-                )
-            };
+                match nb {
+                    1 => softmax_step::<1>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                    2 => softmax_step::<2>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                    4 => softmax_step::<4>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                    _ => softmax_step::<0>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                }
+            }
             // SAFETY: as above.
-            unsafe { pv_tile::<M>(&bf.pa, &bf.ps, rp, vtile, ng, d, &bf.corr, &mut sc.o) };
+            unsafe { M::pv(&bf.pa, &bf.ps, rp, vtile, ng, d, &bf.corr, &mut sc.o) };
             ts += KEYS;
         }
     });
-}
-
-/// [`block_i8`] with SDOT.
-///
-/// # Safety
-/// The CPU has FEAT_DotProd.
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn block_dot(
-    p: &Problem<'_>,
-    g: usize,
-    qi0: usize,
-    nq: usize,
-    kv: Range<usize>,
-    sc: &mut Scratch,
-) {
-    // SAFETY: compiled with and (caller) run on FEAT_DotProd.
-    unsafe { block_i8::<Dot>(p, g, qi0, nq, kv, sc) }
-}
-
-/// [`block_i8`] with SMMLA.
-///
-/// # Safety
-/// The CPU has FEAT_I8MM.
-#[target_feature(enable = "neon,i8mm")]
-unsafe fn block_mmla(
-    p: &Problem<'_>,
-    g: usize,
-    qi0: usize,
-    nq: usize,
-    kv: Range<usize>,
-    sc: &mut Scratch,
-) {
-    // SAFETY: compiled with and (caller) run on FEAT_I8MM.
-    unsafe { block_i8::<Mmla>(p, g, qi0, nq, kv, sc) }
 }
 
 impl Block for I8Attn<Dot> {
@@ -616,7 +744,7 @@ impl Block for I8Attn<Dot> {
     ) {
         // SAFETY: the path is handed out only on CPUs with FEAT_DotProd (the `NeonDot` and
         // `NeonI8mm` tiers require it).
-        unsafe { block_dot(p, g, qi0, nq, kv, sc) }
+        unsafe { block_i8::<Dot>(p, g, qi0, nq, kv, sc) }
     }
 }
 
@@ -634,6 +762,6 @@ impl Block for I8Attn<Mmla> {
         sc: &mut Scratch,
     ) {
         // SAFETY: the path is handed out only on CPUs with FEAT_I8MM (the `NeonI8mm` tier).
-        unsafe { block_mmla(p, g, qi0, nq, kv, sc) }
+        unsafe { block_i8::<Mmla>(p, g, qi0, nq, kv, sc) }
     }
 }
