@@ -65,16 +65,7 @@ trait Mm {
     /// # Safety
     /// The CPU has the ISA's feature.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn qk(
-        qa: &[i8],
-        qs: &[f32],
-        rows: usize,
-        d: usize,
-        kt: &[i8],
-        ks: &[f32],
-        nk: usize,
-        s: &mut [f32],
-    );
+    unsafe fn qk(qa: &[i8], rows: usize, d: usize, kt: &[i8], ks: &[f32], nk: usize, s: &mut [f32]);
     /// [`pv_step`] compiled with the ISA's feature.
     ///
     /// # Safety
@@ -102,7 +93,6 @@ macro_rules! entry_points {
         #[allow(clippy::too_many_arguments)]
         unsafe fn $qk(
             qa: &[i8],
-            qs: &[f32],
             rows: usize,
             d: usize,
             kt: &[i8],
@@ -111,7 +101,7 @@ macro_rules! entry_points {
             s: &mut [f32],
         ) {
             // SAFETY: compiled with the feature and (caller) run on a CPU that has it.
-            unsafe { qk_step::<$isa>(qa, qs, rows, d, kt, ks, nk, s) }
+            unsafe { qk_step::<$isa>(qa, rows, d, kt, ks, nk, s) }
         }
 
         /// # Safety
@@ -142,7 +132,6 @@ macro_rules! forward {
     ($qk:ident, $pv:ident) => {
         unsafe fn qk(
             qa: &[i8],
-            qs: &[f32],
             rows: usize,
             d: usize,
             kt: &[i8],
@@ -151,7 +140,7 @@ macro_rules! forward {
             s: &mut [f32],
         ) {
             // SAFETY: the CPU has the feature (the trait's contract).
-            unsafe { $qk(qa, qs, rows, d, kt, ks, nk, s) }
+            unsafe { $qk(qa, rows, d, kt, ks, nk, s) }
         }
 
         unsafe fn pv(
@@ -280,7 +269,8 @@ fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
     }
 }
 
-/// Scores of one step: `s[r][j] = qs[r] sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for
+/// Scores of one step in units of the row's Q scale (the softmax applies it):
+/// `s[r][j] = sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for
 /// rows `r < rows` (a multiple of [`R`]) and keys `j < nk` rounded up to 8, over the
 /// `nk.div_ceil(64)` cache tiles of `kt` (`[d / 8][64][8]` each) and `ks` (`[d / 32][64]` each).
 ///
@@ -290,7 +280,6 @@ fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
 #[allow(clippy::too_many_arguments)]
 unsafe fn qk_step<M: Mm>(
     qa: &[i8],
-    qs: &[f32],
     rows: usize,
     d: usize,
     kt: &[i8],
@@ -301,9 +290,9 @@ unsafe fn qk_step<M: Mm>(
     let nb = d / 32;
     let tiles = nk.div_ceil(KV_TILE);
     assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && nk > 0 && nk <= KEYS);
-    assert!(qa.len() >= rows * d && qs.len() >= rows && kt.len() >= tiles * KV_TILE * d);
+    assert!(qa.len() >= rows * d && kt.len() >= tiles * KV_TILE * d);
     assert!(ks.len() >= tiles * nb * KV_TILE && s.len() >= rows * KEYS);
-    let (qa, qs, sp) = (qa.as_ptr(), qs.as_ptr(), s.as_mut_ptr());
+    let (qa, sp) = (qa.as_ptr(), s.as_mut_ptr());
     for t in 0..tiles {
         let ng = (nk - t * KV_TILE).min(KV_TILE).div_ceil(8);
         // SAFETY: tile t < tiles of both (asserted lengths).
@@ -360,11 +349,8 @@ unsafe fn qk_step<M: Mm>(
                 for (x, f) in facc.iter().enumerate() {
                     let r0 = rq + 2 * x;
                     unsafe {
-                        // (qs[r0], qs[r0], qs[r1], qs[r1])
-                        let q2 = vld1_f32(qs.add(r0));
-                        let qv = vzip1q_f32(vcombine_f32(q2, q2), vcombine_f32(q2, q2));
-                        let (a0, a1) = unzip_rows(vmulq_f32(f[0], qv), vmulq_f32(f[1], qv));
-                        let (b0, b1) = unzip_rows(vmulq_f32(f[2], qv), vmulq_f32(f[3], qv));
+                        let (a0, a1) = unzip_rows(f[0], f[1]);
+                        let (b0, b1) = unzip_rows(f[2], f[3]);
                         let s0 = sp.add(r0 * KEYS + t * KV_TILE + c8 * 8);
                         let s1 = s0.add(KEYS);
                         vst1q_f32(s0, a0);
@@ -524,7 +510,7 @@ fn softmax_step<const NB: usize>(
     nb: usize,
     mask: Mask,
     (m, l, corr): (&mut [f32], &mut [f32], &mut [f32]),
-    (w, vmax): (&[f32], &[f32]),
+    (qs, w, vmax): (&[f32], &[f32], &[f32]),
     (pa, ps): (&mut [i8], &mut [f32]),
 ) {
     let nb = if NB > 0 { NB } else { nb };
@@ -532,9 +518,8 @@ fn softmax_step<const NB: usize>(
     let rp = rows.next_multiple_of(R);
     assert!(nk > 0 && nk <= KEYS && s.len() >= rows * KEYS && mask.group > 0);
     assert!(m.len() >= rows && l.len() >= rows && corr.len() >= rows);
-    assert!(w.len() >= nb * KEYS && vmax.len() >= nb);
+    assert!(qs.len() >= rows && w.len() >= nb * KEYS && vmax.len() >= nb);
     assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rows * nb);
-    let bias = vdupq_n_f32(BIAS);
     let exp2 = |x: f32| vgetq_lane_f32::<0>(exp2_biased(vdupq_n_f32(x + BIAS)));
     let lane = [0.0f32, 1.0, 2.0, 3.0];
     // SAFETY: 4 floats.
@@ -577,7 +562,9 @@ fn softmax_step<const NB: usize>(
                 mx1 = vmaxq_f32(mx1, vld1q_f32(sp.add(8 * g + 4)));
             }
         }
-        let mt = vmaxvq_f32(vmaxq_f32(mx0, mx1));
+        // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
+        let q = qs[r];
+        let mt = vmaxvq_f32(vmaxq_f32(mx0, mx1)) * q;
         let m_new = m[r].max(mt);
         corr[r] = if m[r] == f32::NEG_INFINITY {
             0.0
@@ -586,13 +573,13 @@ fn softmax_step<const NB: usize>(
         };
         let pmax = exp2(mt - m_new);
         m[r] = m_new;
-        let mv = vsubq_f32(vdupq_n_f32(mt), bias);
+        let mb = vdupq_n_f32(BIAS - mt);
         let mut sum = vdupq_n_f32(0.0);
         for g in 0..vg {
             let (mut e0, mut e1) = unsafe {
                 (
-                    exp2_biased(vsubq_f32(vld1q_f32(sp.add(8 * g)), mv)),
-                    exp2_biased(vsubq_f32(vld1q_f32(sp.add(8 * g + 4)), mv)),
+                    exp2_biased(vfmaq_n_f32(mb, vld1q_f32(sp.add(8 * g)), q)),
+                    exp2_biased(vfmaq_n_f32(mb, vld1q_f32(sp.add(8 * g + 4)), q)),
                 )
             };
             if 8 * g + 8 > valid {
@@ -696,23 +683,31 @@ unsafe fn block_i8<M: Mm>(
             let vtile = &v[off..off + ng * 8 * d];
             let vst = &vs[off / 32..off / 32 + nk * nb];
             // Value scales of the step: per block, the largest and w = 127 vs / largest.
-            for b in 0..nb {
-                let mx = (0..nk).fold(0f32, |a, j| a.max(vst[j * nb + b]));
-                bf.vmax[b] = mx / 127.0;
-                let f = if mx > 0.0 { 127.0 / mx } else { 0.0 };
-                let wb = &mut bf.w[b * KEYS..(b + 1) * KEYS];
-                for (j, w) in wb.iter_mut().enumerate() {
-                    *w = if j < nk { vst[j * nb + b] * f } else { 0.0 };
+            let vmax = &mut bf.vmax[..nb];
+            vmax.fill(0.0);
+            for row in vst.chunks_exact(nb) {
+                for (m, &x) in vmax.iter_mut().zip(row) {
+                    *m = m.max(x);
                 }
+            }
+            for (b, m) in vmax.iter_mut().enumerate() {
+                let f = if *m > 0.0 { 127.0 / *m } else { 0.0 };
+                let wb = &mut bf.w[b * KEYS..(b + 1) * KEYS];
+                for (w, row) in wb.iter_mut().zip(vst.chunks_exact(nb)) {
+                    *w = row[b] * f;
+                }
+                wb[nk..].fill(0.0);
+                *m /= 127.0;
             }
             let mask = Mask {
                 first: (p.pos0 + qi0 + 1) as isize - ts as isize,
                 group,
             };
             // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
-            unsafe { M::qk(&bf.qa, &bf.qs, rp, d, ktile, kst, nk, &mut bf.s) };
+            unsafe { M::qk(&bf.qa, rp, d, ktile, kst, nk, &mut bf.s) };
             let stats = (&mut sc.m[..], &mut sc.l[..], &mut bf.corr[..]);
-            let (wv, pq) = ((&bf.w[..], &bf.vmax[..]), (&mut bf.pa[..], &mut bf.ps[..]));
+            let wv = (&bf.qs[..], &bf.w[..], &bf.vmax[..]);
+            let pq = (&mut bf.pa[..], &mut bf.ps[..]);
             // SAFETY: NEON is part of every aarch64 target.
             unsafe {
                 match nb {
@@ -731,7 +726,7 @@ unsafe fn block_i8<M: Mm>(
 
 impl Block for I8Attn<Dot> {
     const ROWS: usize = R;
-    const BLOCK_ROWS: usize = 64;
+    const BLOCK_ROWS: usize = 128;
     const M_UNIT: f32 = std::f32::consts::LN_2;
 
     unsafe fn block(
@@ -750,7 +745,7 @@ impl Block for I8Attn<Dot> {
 
 impl Block for I8Attn<Mmla> {
     const ROWS: usize = R;
-    const BLOCK_ROWS: usize = 64;
+    const BLOCK_ROWS: usize = 128;
     const M_UNIT: f32 = std::f32::consts::LN_2;
 
     unsafe fn block(
