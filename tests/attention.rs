@@ -66,7 +66,7 @@ const U: f64 = 1.0 / (1u64 << 24) as f64;
 
 /// Reference outputs, per-row bounds (`A`, `V`), and for the bf16 path the reference outputs of
 /// the bf16-rounded inputs.
-type Expected = std::sync::Arc<(Vec<f64>, Vec<(f64, f64, f64)>, Vec<f64>)>;
+type Expected = std::sync::Arc<(Vec<f64>, Vec<(f64, f64, f64, f64)>, Vec<f64>)>;
 /// Reference outputs and per-row bounds, keyed by a hash of the inputs.
 static REF_CACHE: Mutex<BTreeMap<u64, Expected>> = Mutex::new(BTreeMap::new());
 const U16: f64 = 1.0 / (1u64 << 11) as f64;
@@ -242,8 +242,18 @@ fn check_rows(
                 // pmax_t, Vt the largest weight and |v| of its step of I8_STEP positions (all
                 // written positions: a block's step may hold keys the row does not see) and
                 // V_j = max |v_j|.
-                let mut pq = 0f64;
+                let (mut pq, mut delta_q) = (0f64, 0f64);
                 if kind == Kind::I8 {
+                    // Rounding Q moves each element by at most max|q| / 254, so a score by at
+                    // most `scale max|q| |k_j|_1 / 254`.
+                    let qmax = qr.iter().fold(0f64, |m, &x| m.max(x.abs() as f64));
+                    for j in 0..=pos0 + i {
+                        let k1: f64 = k[(j * n_kv + kh) * d..][..d]
+                            .iter()
+                            .map(|&x| x.abs() as f64)
+                            .sum();
+                        delta_q = delta_q.max(scale * qmax * k1 / 254.0);
+                    }
                     let qr = &q_ref[(i * n_head + h) * d..][..d];
                     let n = pos0 + i + 1;
                     let sj: Vec<f64> = (0..n)
@@ -272,7 +282,7 @@ fn check_rows(
                     }
                     pq /= l;
                 }
-                bounds.push((a, vmax, pq));
+                bounds.push((a, vmax, pq, delta_q));
             }
         }
         // The bf16 path rounds `q * scale`, K, V (as stored) and the weights to bf16: the tight
@@ -283,6 +293,16 @@ fn check_rows(
             let kb: Vec<f32> = k[..kv_len * n_kv * d].iter().map(|&x| bf16(x)).collect();
             let vb: Vec<f32> = v[..kv_len * n_kv * d].iter().map(|&x| bf16(x)).collect();
             r::attention(&qb, &kb, &vb, n_head, n_kv, d)
+        } else if kind == Kind::I8 {
+            // The int8 path is also checked against the reference of the unrounded Q.
+            r::attention(
+                q,
+                &k[..kv_len * n_kv * d],
+                &v[..kv_len * n_kv * d],
+                n_head,
+                n_kv,
+                d,
+            )
         } else {
             Vec::new()
         };
@@ -296,7 +316,7 @@ fn check_rows(
         let pos = pos0 + i;
         let n = pos + 1;
         for h in 0..n_head {
-            let (a, vmax, pq) = bounds[i * n_head + h];
+            let (a, vmax, pq, delta_q) = bounds[i * n_head + h];
             let tiles = n.div_ceil(64) as f64;
             let f32_bound = vmax
                 * (2.0 * (2.0 * (d + 2) as f64 * U * a + 4.0 * U + tiles * 5.0 * U)
@@ -344,6 +364,18 @@ fn check_rows(
                     worst = worst.max(err / (vmax + 1e-30));
                     // The share of the bound the error uses.
                     worst_a = worst_a.max(err / tol);
+                    // Against the unrounded Q: scores off by at most `delta_q` more, which moves
+                    // the output by at most `2 V (e^delta - 1) e^delta` (as for bf16).
+                    let eu = (out[idx] as f64 - want_b[idx]).abs();
+                    let tol_u = tol + 2.0 * vmax * delta_q.exp_m1() * delta_q.exp();
+                    worst_ua = worst_ua.max(eu / (vmax + 1e-30));
+                    assert!(
+                        eu <= tol_u,
+                        "{what} (unrounded Q): tier {tier} heads {n_head}/{n_kv} d={d} pos {pos} \
+                         head {h} dim {c}: got {}, want {}, err {eu:e}, tol {tol_u:e}",
+                        out[idx],
+                        want_b[idx]
+                    );
                 } else {
                     worst = worst.max(err / (vmax + 1e-30));
                     worst_a = worst_a.max(err / (U16 * a * vmax + 1e-30));
@@ -1211,7 +1243,7 @@ fn int8_accuracy(tier: Tier) {
         attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
         let (ks, vs) = (stored(&k, KvDtype::I8), stored(&v, KvDtype::I8));
         let kind = kind_for(tier, KvDtype::I8);
-        let (worst, share, _) = check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8");
+        let (worst, share, worst_u) = check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8");
         eprintln!(
             "int8 cache, path {path} ({tier}), heads {}/{} d={} t={t} |q|,|k| <= {amp}: \
              max |error| / max |v| = {worst:.2e}{}",
@@ -1219,7 +1251,10 @@ fn int8_accuracy(tier: Tier) {
             s.n_kv,
             s.d,
             if kind == Kind::I8 {
-                format!(", largest share of the bound = {share:.3}")
+                format!(
+                    " (against the int8-rounded Q; largest share of its bound = {share:.3}), \
+                     {worst_u:.2e} against the unrounded Q"
+                )
             } else {
                 String::new()
             }

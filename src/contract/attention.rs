@@ -192,13 +192,15 @@ macro_rules! f32_ops {
 pub(crate) use f32_ops;
 
 /// The whole key and value storage of a cache (every layer and KV head), as stored: f16 or f32
-/// tiles the paths read directly ([`Tile`]), or int8, which the int8 paths read as stored and the
-/// driver dequantizes per tile into f32 for every other path. Int8 values come in blocks of 32
-/// along the head dimension with an f32 scale per position and block. Keys per tile as
-/// `[d / 8][KV_TILE][8]` (8 consecutive dimensions of a key contiguous: the `B` operand of SMMLA,
-/// two keys per 16 bytes), their scales per tile as `[d / 32][KV_TILE]`; values per group of 8
-/// positions as `[d][8]` (8 positions of a dimension contiguous: two dimensions per 16 bytes),
-/// their scales as `[position][d / 32]`. A head's scales start at its value offset / 32.
+/// tiles the paths read directly ([`Tile`]), or int8, which the aarch64 int8 paths read as stored
+/// and the driver dequantizes per tile into f32 for every other path. Int8 values come in blocks
+/// of 32 along the head dimension with an f32 scale per position and block: key scales per tile
+/// `[d / 32][KV_TILE]` (transposed like the keys), value scales `[position][d / 32]`; a head's
+/// scales start at its value offset / 32. The values are laid out like the f16 cache (keys
+/// `[d][KV_TILE]` per tile, values `[position][d]`), or `grouped` (the caches of the `NeonDot` and
+/// `NeonI8mm` tiers): keys `[d / 8][KV_TILE][8]` per tile (8 consecutive dimensions of a key
+/// contiguous: two keys per 16 bytes, the `B` operand of SMMLA), values `[d][8]` per group of 8
+/// positions (8 positions of a dimension contiguous: two dimensions per 16 bytes).
 #[derive(Clone, Copy)]
 pub(crate) enum Stored<'a> {
     Tile(Tile<'a>),
@@ -207,6 +209,7 @@ pub(crate) enum Stored<'a> {
         v: &'a [i8],
         ks: &'a [f32],
         vs: &'a [f32],
+        grouped: bool,
     },
 }
 

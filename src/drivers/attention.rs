@@ -254,26 +254,52 @@ unsafe fn block<K: AttnKernel>(
                 kt: &kt[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
-            Stored::I8 { kt, v, ks, vs } => {
-                // Key tile `tt` of the head is `[d / 8][64][8]` and keeps its scales at
-                // `(base + tt * 64 d) / 32`, as `[d / 32][64]`; values come in groups of 8
-                // positions `[d][8]`, value row `j`'s scales at `(base + j d) / 32`, as `[d / 32]`.
+            Stored::I8 {
+                kt,
+                v,
+                ks,
+                vs,
+                grouped,
+            } => {
+                // Key tile `tt` of the head keeps its scales at `(base + tt * 64 d) / 32`, as
+                // `[d / 32][64]`; value row `j` at `(base + j d) / 32`, as `[d / 32]`. Grouped
+                // values (`Stored::I8`): keys `[d / 8][64][8]` per tile, values `[d][8]` per 8
+                // positions.
                 let (kq, vq) = (&mut sc.kq, &mut sc.vq);
                 grow(kq, kt_len);
                 grow(vq, nk * d);
                 for (c, kc) in kq[..kt_len].chunks_exact_mut(KV_TILE).enumerate() {
                     let (i, tt) = (c % d, c / d);
-                    let src = &kt[off + tt * KV_TILE * d + i / 8 * 8 * KV_TILE + i % 8..];
                     let scales = &ks[(off + tt * KV_TILE * d) / 32 + (i / 32) * KV_TILE..];
-                    for (j, (o, &s)) in kc.iter_mut().zip(&scales[..KV_TILE]).enumerate() {
-                        *o = src[8 * j] as f32 * s;
+                    if grouped {
+                        let src = &kt[off + tt * KV_TILE * d + i / 8 * 8 * KV_TILE + i % 8..];
+                        for (j, (o, &s)) in kc.iter_mut().zip(&scales[..KV_TILE]).enumerate() {
+                            *o = src[8 * j] as f32 * s;
+                        }
+                    } else {
+                        let src = &kt[off + c * KV_TILE..][..KV_TILE];
+                        for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
+                            *o = q as f32 * s;
+                        }
                     }
                 }
                 for (j, row) in vq[..nk * d].chunks_exact_mut(d).enumerate() {
-                    let src = &v[off + j / 8 * 8 * d + j % 8..];
                     let scales = &vs[(off + j * d) / 32..][..d / 32];
-                    for (i, o) in row.iter_mut().enumerate() {
-                        *o = src[8 * i] as f32 * scales[i / 32];
+                    if grouped {
+                        let src = &v[off + j / 8 * 8 * d + j % 8..];
+                        for (i, o) in row.iter_mut().enumerate() {
+                            *o = src[8 * i] as f32 * scales[i / 32];
+                        }
+                    } else {
+                        let src = &v[off + j * d..][..d];
+                        for (o32, (q32, &s)) in row
+                            .chunks_exact_mut(32)
+                            .zip(src.chunks_exact(32).zip(scales))
+                        {
+                            for (o, &q) in o32.iter_mut().zip(q32) {
+                                *o = q as f32 * s;
+                            }
+                        }
                     }
                 }
                 Tile::F32 {

@@ -51,14 +51,14 @@ fn int8_enabled() -> bool {
 }
 
 fn select_i8mm(p: &Problem<'_>) -> &'static AttnPath {
-    if matches!(p.kv.store, Stored::I8 { .. }) && int8_enabled() {
+    if matches!(p.kv.store, Stored::I8 { grouped: true, .. }) && int8_enabled() {
         return &MMLA_I8_PATH;
     }
     select_dot(p)
 }
 
 fn select_dot(p: &Problem<'_>) -> &'static AttnPath {
-    if matches!(p.kv.store, Stored::I8 { .. }) && int8_enabled() {
+    if matches!(p.kv.store, Stored::I8 { grouped: true, .. }) && int8_enabled() {
         return &DOT_I8_PATH;
     }
     if fp16_available() {

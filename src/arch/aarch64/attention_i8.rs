@@ -632,8 +632,15 @@ unsafe fn block_i8<M: Mm>(
     kv: Range<usize>,
     sc: &mut Scratch,
 ) {
-    let Stored::I8 { kt, v, ks, vs } = p.kv.store else {
-        panic!("the int8 attention path needs an int8 KV cache");
+    let Stored::I8 {
+        kt,
+        v,
+        ks,
+        vs,
+        grouped: true,
+    } = p.kv.store
+    else {
+        panic!("the int8 attention path needs an int8 KV cache in the grouped layout");
     };
     let (d, group) = (p.d, p.group);
     assert!(d.is_multiple_of(32) && d > 0);
