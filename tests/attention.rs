@@ -49,6 +49,15 @@
 //!   The mask is checked exactly by `causal_mask_exact` (zero Q: every weight is exactly 1, and
 //!   integers up to 8 are exact in bf16). Chunked and one-shot prefill round Q, K and V alike;
 //!   only the weights (relative to a tiling-dependent row maximum) differ, by `u V` per run.
+//! * the int8 path (aarch64 `NeonDot` / `NeonI8mm` over the int8 cache): Q is quantized per row
+//!   to int8 (`max|q| / 127`; the reference gets the same rounded Q), the integer sums are
+//!   exact, the weights use the fp16 path's exp2 (relative 1.1e-4: `2 EXP2_BF16 V`) and are
+//!   rounded to int8 per row, 128-key step and value block, which moves the output by at most
+//!   `E_P = sum_j min(pmax_t Vt / 254, p_j V_j) / sum_j p_j` (computed per row from the
+//!   reference weights, see `check_rows`). Allowed: the f32 bound twice plus those two terms; a
+//!   second check against the reference of the unrounded Q adds `2 V (e^delta - 1) e^delta` with
+//!   `delta = scale max|q| max_j |k_j|_1 / 254` (each Q element moves by at most max|q| / 254).
+//!   The mask: `int8_causal_mask_exact` (zero Q, an 8 in every value block: every weight exact).
 mod common;
 use common::kern;
 
