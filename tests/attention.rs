@@ -84,9 +84,9 @@ const UB: f64 = 1.0 / (1u64 << 8) as f64;
 /// Relative error bound of the bf16 path's weights `2^y` (a degree-3 polynomial, 1.02e-4, plus
 /// its f32 evaluation).
 const EXP2_BF16: f64 = 1.1e-4;
-/// Keys per step of the aarch64 int8 path (two cache tiles): its weights are quantized per row
+/// Keys per step of the aarch64 int8 path (four cache tiles): its weights are quantized per row
 /// and step.
-const I8_STEP: usize = 128;
+const I8_STEP: usize = 256;
 
 /// `x` as the bf16 path sees it at softmax scale `sc`: `bf16(x * sc * log2 e)` (the path
 /// computes its weights as powers of 2), back in the units of `x`.
@@ -1208,7 +1208,7 @@ per_tier_test!(
 fn int8_accuracy(tier: Tier) {
     // Prints the measured worst error of the path over an int8 cache for the Qwen2.5 shapes
     // (relative to max |v|, and as a share of the bound of `check_rows`), with peaked (|q|, |k|
-    // up to 4) and flat (up to 1) softmax rows and prompts longer than a tile.
+    // up to 4) and flat (up to 1) softmax rows and prompts longer than a tile and than two steps.
     let path = path_name(tier, KvDtype::I8);
     for (s, t, amp) in [
         (
@@ -1237,6 +1237,16 @@ fn int8_accuracy(tier: Tier) {
             },
             130,
             4.0,
+        ),
+        // Longer than two steps of 256 keys.
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            520,
+            2.0,
         ),
     ] {
         let mut rng = Rng(0x18);
@@ -1271,6 +1281,43 @@ fn int8_accuracy(tier: Tier) {
     }
 }
 per_tier_test!(int8_accuracy, crate::int8_accuracy);
+
+/// `int8_accuracy` at 2048 positions (one KV head, 2 query heads; minutes under qemu):
+/// `cargo test --release --test attention -- --ignored int8_accuracy_2048 --nocapture`.
+#[test]
+#[ignore]
+fn int8_accuracy_2048() {
+    let s = Shape {
+        n_head: 2,
+        n_kv: 1,
+        d: 64,
+    };
+    let t = 2048;
+    for tier in Tier::available() {
+        for amp in [2.0, 4.0] {
+            let mut rng = Rng(0x2048);
+            let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+            let (q, k, v) = (
+                rng.vec(t * qw, amp),
+                rng.vec(t * kw, amp),
+                rng.vec(t * kw, 1.0),
+            );
+            let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::I8, tier).unwrap();
+            cache.write(0, 0, &k, &v).unwrap();
+            let mut out = vec![0f32; t * qw];
+            attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
+            let (ks, vs) = (stored(&k, KvDtype::I8), stored(&v, KvDtype::I8));
+            let kind = kind_for(tier, KvDtype::I8);
+            let (worst, share, worst_u) =
+                check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8 2048");
+            eprintln!(
+                "int8 cache, {} ({tier}), t={t} |q|,|k| <= {amp}: max |error| / max |v| = \
+                 {worst:.2e}, share of the bound {share:.3}, unrounded Q {worst_u:.2e}",
+                path_name(tier, KvDtype::I8)
+            );
+        }
+    }
+}
 
 /// One prefill of 512 tokens for the Qwen2.5-0.5B shape (14 heads, 2 KV heads, head_dim 64) at
 /// the process tier, for instruction counting under qemu with `../shared/tools/qcount`:

@@ -40,9 +40,9 @@ pub(crate) static MMLA_I8_PATH: AttnPath = block_path::<I8Attn<Mmla>>(Some("neon
 
 /// A block's rows are padded to a multiple of 8 (4 row pairs: the `P V` micro-tile of SMMLA).
 const R: usize = 8;
-/// Keys per step: two cache tiles (the f32 epilogues and the per-row softmax bookkeeping run
-/// once per 128 keys).
-const KEYS: usize = 2 * KV_TILE;
+/// Keys per step: four cache tiles (the f32 epilogues and the per-row softmax bookkeeping run
+/// once per 256 keys; the int32 sums of `P V` stay below 2^22, exact in f32).
+const KEYS: usize = 4 * KV_TILE;
 
 /// The `2 x 2` int8 product of one ISA: `acc += A B^T`, `A` two rows of 8 bytes (16 contiguous
 /// bytes: row 0's then row 1's), `B` two columns of 8 bytes (one vector). The result lanes are
