@@ -285,8 +285,8 @@ fn check_rows(
                         let vt = (t0..(t0 + I8_STEP).min(kv_len))
                             .map(vj)
                             .fold(0f64, f64::max);
-                        for j in t0..te {
-                            pq += (pmax * vt / 254.0).min(pj[j] * vj(j));
+                        for (j, &p) in pj.iter().enumerate().take(te).skip(t0) {
+                            pq += (pmax * vt / 254.0).min(p * vj(j));
                         }
                     }
                     pq /= l;
