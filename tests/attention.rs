@@ -52,8 +52,8 @@
 //! * the int8 path (aarch64 `NeonDot` / `NeonI8mm` over the int8 cache): Q is quantized per row
 //!   to int8 (`max|q| / 127`; the reference gets the same rounded Q), the integer sums are
 //!   exact, the weights use the fp16 path's exp2 (relative 1.1e-4: `2 EXP2_BF16 V`) and are
-//!   rounded to int8 per row, 128-key step and value block, which moves the output by at most
-//!   `E_P = sum_j min(pmax_t Vt / 254, p_j V_j) / sum_j p_j` (computed per row from the
+//!   rounded to 8 bits (`[0, 255]`) per row, 256-key step and value block, which moves the output by at most
+//!   `E_P = sum_j min(pmax_t Vt / 510, p_j V_j) / sum_j p_j` (computed per row from the
 //!   reference weights, see `check_rows`). Allowed: the f32 bound twice plus those two terms; a
 //!   second check against the reference of the unrounded Q adds `2 V (e^delta - 1) e^delta` with
 //!   `delta = scale max|q| max_j |k_j|_1 / 254` (each Q element moves by at most max|q| / 254).
@@ -247,7 +247,7 @@ fn check_rows(
                 }
                 // The int8 path's rounding of its weights (module notes): key j (weight p_j,
                 // relative to the row's maximum, from the reference scores of the quantized Q)
-                // moves the unnormalized output by at most min(pmax_t Vt / 254, p_j V_j), with
+                // moves the unnormalized output by at most min(pmax_t Vt / 510, p_j V_j), with
                 // pmax_t, Vt the largest weight and |v| of its step of I8_STEP positions (all
                 // written positions: a block's step may hold keys the row does not see) and
                 // V_j = max |v_j|.
@@ -286,7 +286,7 @@ fn check_rows(
                             .map(vj)
                             .fold(0f64, f64::max);
                         for (j, &p) in pj.iter().enumerate().take(te).skip(t0) {
-                            pq += (pmax * vt / 254.0).min(p * vj(j));
+                            pq += (pmax * vt / 510.0).min(p * vj(j));
                         }
                     }
                     pq /= l;

@@ -12,16 +12,21 @@
 //! * **Q** (times `scale * log2 e`: the weights are powers of 2) is quantized per row to int8
 //!   (`qs = max|q| / 127`, round to nearest), packed as `[row pair][d / 8][2][8]`. A score is
 //!   `qs_r * sum_b ks_jb * sum_{i in block b} q_ri k_ji` (`ks_jb` the key's scale of block `b`):
-//!   one SCVTF and one FMLA by a key-scale vector per block and 4 scores, one FMUL per row.
-//! * **Softmax** per row, in log2 units: tile maximum `mt`, running maximum `m' = max(m, mt)`,
-//!   weights `pt_j = 2^(s_j - mt)` relative to the tile maximum (so the largest is exactly 1) with
+//!   one SCVTF and one FMLA by a key-scale vector per block and 4 scores; `qs_r` is applied by the
+//!   softmax (in the FMA that forms the exp2 argument).
+//! * **Softmax** per row, in log2 units: step maximum `mt`, running maximum `m' = max(m, mt)`,
+//!   weights `pt_j = 2^(s_j - mt)` relative to the step maximum (so the largest is exactly 1) with
 //!   the fp16 path's cheap `exp2` (relative error below 1.1e-4), `l = l 2^(m - m') + 2^(mt - m')
 //!   sum_j pt_j`.
 //! * **P V in int8**: the weight of key `j` for value block `b` is `pt_j vs_jb`; it is quantized
-//!   per row and tile as `P'_jb = round(pt_j w_jb)` with `w_jb = 127 vs_jb / max_j vs_jb` (shared
-//!   by the rows of the tile, so the per-row work is one FMUL, one FCVTNS and narrowing per 4
-//!   keys and block), and the output gets `o = o 2^(m - m') + 2^(mt - m') (max_j vs_jb / 127)
-//!   sum_j P'_jb v_ji`. `P'` is packed as `[block][row pair][key group of 8][2][8]`.
+//!   per row and step to the full 8 bits, `x_jb = round(pt_j w_jb)` in `[0, 255]` with `w_jb =
+//!   255 vs_jb / max_j vs_jb` (shared by the rows of the block, so the per-row work is one FMUL,
+//!   one FCVTNS and narrowing per 4 keys and value block), stored as the int8 `P'_jb = x_jb - 128`
+//!   (EOR 0x80 of the low byte); `sum_j x_jb v_ji = sum_j P'_jb v_ji + 128 sum_j v_ji`, the column
+//!   sums of the step's values computed once per step and block of rows (one product per 16 value
+//!   bytes with a `A` of ones). Keys a row does not see get `x = 0`. The output gets `o = o
+//!   2^(m - m') + 2^(mt - m') (max_j vs_jb / 255) sum_j x_jb v_ji`. `P'` is packed as
+//!   `[block][row pair][key group of 8][2][8]`.
 //!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
@@ -364,7 +369,7 @@ unsafe fn qk_step<M: Mm>(
     }
 }
 
-/// `o[r][i] = o[r][i] corr[r] + ps[r][b] sum_{j < 8 ng} P'[b][r][j] v[j][i]` (`b = i / 32`) for
+/// `o[r][i] = o[r][i] corr[r] + ps[r][b] sum_{j < 8 ng} (P'[b][r][j] + 128) v[j][i]` (`b = i / 32`) for
 /// rows `r < rows` (a multiple of [`R`]); `pa` is `[nb][rows / 2][KEYS / 8][2][8]`, `v` the
 /// step's groups of 8 positions `[d][8]`, `ps` `[rows][nb]`. `P` row pairs (`M::PV_PAIRS`) x 8
 /// dimensions per micro-tile.
@@ -395,14 +400,25 @@ unsafe fn pv_step<M: Mm, const P: usize>(
         corr.as_ptr(),
         o.as_mut_ptr(),
     );
-    for rq in (0..rows).step_by(2 * P) {
-        // SAFETY (the whole loop body): block b < nb, row pair rq / 2 + x (x < P) of P' is
-        // 2 KEYS bytes at (b rows / 2 + rq / 2 + x) 2 KEYS, group jg < ng <= KEYS / 8 at 16 jg;
-        // value group jg < ng is 8 d bytes, dimension pair 2 dp of dimension group c8 < d / 8 at
-        // (8 c8 + 2 dp) 8; rows rq..rq + 2 P of ps (nb floats), corr, o (d floats); M's feature
-        // (caller).
-        for c8 in 0..d / 8 {
-            let b = c8 / 4;
+    // SAFETY (both loops): block b < nb, row pair rq / 2 + x (x < P) of P' is 2 KEYS bytes at
+    // (b rows / 2 + rq / 2 + x) 2 KEYS, group jg < ng <= KEYS / 8 at 16 jg; value group jg < ng
+    // is 8 d bytes, dimension pair 2 dp of dimension group c8 < d / 8 at (8 c8 + 2 dp) 8; rows
+    // rq..rq + 2 P of ps (nb floats), corr, o (d floats); M's feature (caller).
+    // `A` of ones: the column sums of the values, `(sum v_i, sum v_i+1)` for both rows.
+    let ones = unsafe { M::load_a([1i8; 16].as_ptr()) };
+    for c8 in 0..d / 8 {
+        let b = c8 / 4;
+        let mut cacc = [M::zero(); 4];
+        for jg in 0..ng {
+            for (dp, c) in cacc.iter_mut().enumerate() {
+                let vb = unsafe { vld1q_s8(vp.add(jg * 8 * d + (c8 * 8 + 2 * dp) * 8)) };
+                *c = unsafe { M::mm(*c, ones, vb) };
+            }
+        }
+        // 128 sum_j v_ji: the weights are stored as x - 128.
+        let cs: [int32x4_t; 4] =
+            std::array::from_fn(|dp| unsafe { vshlq_n_s32::<7>(M::finish(cacc[dp])) });
+        for rq in (0..rows).step_by(2 * P) {
             let pb = unsafe { pa.add((b * rows / 2 + rq / 2) * 2 * KEYS) };
             let mut iacc = [[M::zero(); 4]; P];
             for jg in 0..ng {
@@ -419,8 +435,9 @@ unsafe fn pv_step<M: Mm, const P: usize>(
             }
             for (x, acc) in iacc.iter().enumerate() {
                 let r0 = rq + 2 * x;
-                let f: [float32x4_t; 4] =
-                    std::array::from_fn(|dp| unsafe { vcvtq_f32_s32(M::finish(acc[dp])) });
+                let f: [float32x4_t; 4] = std::array::from_fn(|dp| unsafe {
+                    vcvtq_f32_s32(vaddq_s32(M::finish(acc[dp]), cs[dp]))
+                });
                 let (a0, a1) = unzip_rows(f[0], f[1]);
                 let (b0, b1) = unzip_rows(f[2], f[3]);
                 for (r, lo, hi) in [(r0, a0, b0), (r0 + 1, a1, b1)] {
@@ -448,7 +465,7 @@ struct Bufs {
     /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[rows][nb]`.
     pa: Vec<i8>,
     ps: Vec<f32>,
-    /// `w[b][j] = 127 vs_jb / max_j vs_jb` of the tile, and `max_j vs_jb / 127`.
+    /// `w[b][j] = 255 vs_jb / max_j vs_jb` of the step, and `max_j vs_jb / 255`.
     w: Vec<f32>,
     vmax: Vec<f32>,
     corr: Vec<f32>,
@@ -479,10 +496,10 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
     }
 }
 
-/// 8 quantized weights `round(e w)` (`e` the 8 weights of a key group in `e0`, `e1`, `w` the
-/// group's factors of one block) as 8 bytes in the low half, and those of a second block (`w2`)
-/// in the high half. The products lie in `[0, 127]` (`e <= 1`, `w <= 127`), so the narrowing
-/// keeps the low bytes (UZP1) without saturation.
+/// 8 quantized weights `round(e w) - 128` (`e` the 8 weights of a key group in `e0`, `e1`, `w`
+/// the group's factors of one block) as 8 bytes in the low half, and those of a second block
+/// (`w2`) in the high half. The products lie in `[0, 255]` (`e <= 1`, `w <= 255`), so the
+/// narrowing keeps the low bytes (UZP1) without saturation, and EOR 0x80 subtracts 128.
 #[inline(always)]
 fn quant2(e0: float32x4_t, e1: float32x4_t, w: *const f32, w2: *const f32) -> int8x16_t {
     // SAFETY: NEON; `w`, `w2` point to 8 readable floats (callers).
@@ -493,7 +510,8 @@ fn quant2(e0: float32x4_t, e1: float32x4_t, w: *const f32, w2: *const f32) -> in
         let c1 = vcvtnq_s32_f32(vmulq_f32(e1, vld1q_f32(w2.add(4))));
         let h0 = vuzp1q_s16(vreinterpretq_s16_s32(a0), vreinterpretq_s16_s32(a1));
         let h1 = vuzp1q_s16(vreinterpretq_s16_s32(c0), vreinterpretq_s16_s32(c1));
-        vuzp1q_s8(vreinterpretq_s8_s16(h0), vreinterpretq_s8_s16(h1))
+        let x = vuzp1q_s8(vreinterpretq_s8_s16(h0), vreinterpretq_s8_s16(h1));
+        veorq_s8(x, vdupq_n_s8(i8::MIN))
     }
 }
 
@@ -542,7 +560,8 @@ fn softmax_step<const NB: usize>(
         // 8 jg + 8] inside `w`; the row's scores at r KEYS + 8 g < rows KEYS.
         for jg in vg..ng {
             for b in 0..nb {
-                unsafe { vst1_s8(pp.add(pr + b * rp * KEYS + 16 * jg), vdup_n_s8(0)) };
+                // Weight 0 (x = 0: P' = -128).
+                unsafe { vst1_s8(pp.add(pr + b * rp * KEYS + 16 * jg), vdup_n_s8(i8::MIN)) };
             }
         }
         if valid == 0 {
@@ -689,7 +708,7 @@ unsafe fn block_i8<M: Mm>(
             let kst = &ks[off / 32..off / 32 + tiles * nb * KV_TILE];
             let vtile = &v[off..off + ng * 8 * d];
             let vst = &vs[off / 32..off / 32 + nk * nb];
-            // Value scales of the step: per block, the largest and w = 127 vs / largest.
+            // Value scales of the step: per block, the largest and w = 255 vs / largest.
             let vmax = &mut bf.vmax[..nb];
             vmax.fill(0.0);
             for row in vst.chunks_exact(nb) {
@@ -698,13 +717,13 @@ unsafe fn block_i8<M: Mm>(
                 }
             }
             for (b, m) in vmax.iter_mut().enumerate() {
-                let f = if *m > 0.0 { 127.0 / *m } else { 0.0 };
+                let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
                 let wb = &mut bf.w[b * KEYS..(b + 1) * KEYS];
                 for (w, row) in wb.iter_mut().zip(vst.chunks_exact(nb)) {
                     *w = row[b] * f;
                 }
                 wb[nk..].fill(0.0);
-                *m /= 127.0;
+                *m /= 255.0;
             }
             let mask = Mask {
                 first: (p.pos0 + qi0 + 1) as isize - ts as isize,
