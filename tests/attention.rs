@@ -1069,9 +1069,10 @@ per_tier_test!(int8_dispatch, crate::int8_dispatch);
 
 fn int8_causal_mask_exact(tier: Tier) {
     // `causal_mask_exact` for the int8 cache: Q = 0 (every visible weight exactly 1), integer
-    // values in -8..=8 with an 8 in every block of 32, so every block's scale is 8 / 127 and the
-    // int8 path's quantized weights are exactly 127: its sums are exact integers, only the final
-    // scaling and division round. A key too many or too few moves the mean by about max|v| / n.
+    // values in -127..=127 with a 127 in every block of 32, so every block's scale is exactly 1
+    // and the stored values are the integers themselves (exact in f16 and bf16, so every path's
+    // sums are exact; the int8 path's quantized weights are exactly 255). Only the final division
+    // rounds. A key too many or too few moves the mean by about max|v| / n.
     for (s, chunks) in [
         (
             Shape {
@@ -1102,9 +1103,9 @@ fn int8_causal_mask_exact(tier: Tier) {
         let mut rng = Rng(0x3a5d);
         let kw = s.n_kv * s.d;
         let k = rng.vec(t * kw, 3.0);
-        let mut v: Vec<f32> = rng.vec(t * kw, 8.49).iter().map(|x| x.round()).collect();
+        let mut v: Vec<f32> = rng.vec(t * kw, 127.0).iter().map(|x| x.round()).collect();
         for (b, blk) in v.chunks_exact_mut(32).enumerate() {
-            blk[b % 32] = 8.0;
+            blk[b % 32] = 127.0;
         }
         let vs = stored(&v, KvDtype::I8);
         let mut cum = vec![0f64; (t + 1) * kw];
@@ -1136,7 +1137,7 @@ fn int8_causal_mask_exact(tier: Tier) {
                         let want = cum[(pos + 1) * kw + col] / (pos + 1) as f64;
                         let got = out[(i * s.n_head + h) * s.d + c] as f64;
                         assert!(
-                            (got - want).abs() <= 1e-6 * 8.0,
+                            (got - want).abs() <= 1e-6 * 127.0,
                             "tier {tier} int8 heads {}/{} d={} pos {pos} head {h} dim {c}: got \
                              {got}, want {want}",
                             s.n_head,
