@@ -5,10 +5,11 @@
 //! * **One product shape** for both: `C (2 rows x 2 columns, int32) += A (2 rows x 8) B (2
 //!   columns x 8)^T`, SMMLA's shape. On `NeonDot` it is two SDOTs (vector form) of the 16 bytes of
 //!   `B` with each row's 8 bytes of `A` duplicated, and one ADDP at the end ([`Mm`]): the same
-//!   MACs per instruction as SDOT by element, half of SMMLA's. A micro-tile is 2 row pairs x 4
-//!   column pairs (16 int32 lanes per row pair). The cache layout serves both (`Stored::I8`):
-//!   keys `[d / 8][64][8]` per tile (two keys x 8 dimensions per 16 bytes), values `[d][8]` per
-//!   group of 8 positions (two dimensions x 8 positions per 16 bytes).
+//!   MACs per instruction as SDOT by element, half of SMMLA's. Micro-tiles: `Q K^T` 2 row pairs
+//!   x 4 key pairs, `P V` 4 (SMMLA) or 2 (SDOT) row pairs x 4 dimension pairs. The grouped int8
+//!   cache of these tiers serves both (`Stored::I8`): keys `[d / 8][64][8]` per tile (two keys x
+//!   8 dimensions per 16 bytes), values `[d][8]` per group of 8 positions (two dimensions x 8
+//!   positions per 16 bytes). A driver step covers 256 keys (4 cache tiles).
 //! * **Q** (times `scale * log2 e`: the weights are powers of 2) is quantized per row to int8
 //!   (`qs = max|q| / 127`, round to nearest), packed as `[row pair][d / 8][2][8]`. A score is
 //!   `qs_r * sum_b ks_jb * sum_{i in block b} q_ri k_ji` (`ks_jb` the key's scale of block `b`):
