@@ -49,6 +49,8 @@ const R: usize = 8;
 /// Keys per step: four cache tiles (the f32 epilogues and the per-row softmax bookkeeping run
 /// once per 256 keys; the int32 sums of `P V` stay below 2^22, exact in f32).
 const KEYS: usize = 4 * KV_TILE;
+// The split decode starts its chunks at multiples of KV_CHUNK: each must start a step.
+const _: () = assert!(crate::drivers::attention::KV_CHUNK.is_multiple_of(KEYS));
 
 /// The `2 x 2` int8 product of one ISA: `acc += A B^T`, `A` two rows of 8 bytes (16 contiguous
 /// bytes: row 0's then row 1's), `B` two columns of 8 bytes (one vector). The result lanes are
