@@ -4,12 +4,13 @@
 //! (see `scripts/qcount-forward.sh`, which subtracts a run with `TOKENS = 0` to leave the prefill).
 //!
 //! usage: qcount_forward TIER PRESET LAYERS TOKENS   (PRESET: 0.5b or 1.5b)
+//!        QKERN_KV=f16|f32|i8 picks the KV cache's dtype (default f16).
 //!        qcount_forward TIER FILE.gguf - TOKENS       (a model file, e.g. a few layers of a
 //!                                                    Qwen shape quantized by llama-quantize to a
 //!                                                    type mix; prints its layer count)
 
 use qkern::model::{Config, LoadOptions, Model, ModelWeights, SessionOptions};
-use qkern::Tier;
+use qkern::{KvDtype, Tier};
 
 fn main() -> qkern::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -54,8 +55,13 @@ fn main() -> qkern::Result<()> {
 
 /// One prefill of `tokens` (none: nothing, so that run counts the build alone).
 fn prefill(model: &Model, tokens: &[u32]) -> qkern::Result<()> {
+    let kv_dtype: KvDtype = match std::env::var("QKERN_KV") {
+        Ok(v) => v.parse()?,
+        Err(_) => KvDtype::F16,
+    };
     let mut session = model.session(SessionOptions {
         capacity: Some(tokens.len().max(1)),
+        kv_dtype,
         ..SessionOptions::default()
     })?;
     if !tokens.is_empty() {

@@ -21,6 +21,10 @@
 #     increment from a prefill of A tokens to one of B (positions A..B-1; the head and the build
 #     cancel out).
 #   TIERS "neoni8mm neondot" (default)
+#   QKERN_KV=f16 (default), f32 or i8: the KV cache's dtype (i8: the integer attention path at
+#     NeonDot / NeonI8mm; QKERN_ATTN_I8=0 runs the dequantizing path on it instead).
+#   The "attention" line sums every function of the attention modules (driver, paths, KV cache
+#   dequantization; not the KV cache write).
 set -eu
 preset=${1:-0.5b}
 tokens=${2:-512}
@@ -46,7 +50,7 @@ for tier in $tiers; do
         # shellcheck disable=SC2086 # $args is two words on purpose
         "$QCOUNT/qcount-run" -o "$build/$tier-$t.txt" -p top=400 -- "$bin" "$tier" $args "$t" >/dev/null
     done
-    echo "== $tier, $(basename "$preset"), prefill positions $t0..$((t1 - 1)) (per token and layer)"
+    echo "== $tier, $(basename "$preset"), KV ${QKERN_KV:-f16}, prefill positions $t0..$((t1 - 1)) (per token and layer)"
     python3 - "$QCOUNT" "$build/$tier-$t0.txt" "$build/$tier-$t1.txt" "$((t1 - t0))" "$layers" "$run_layers" <<'EOF'
 import re, sys
 sys.path.insert(0, sys.argv[1])
@@ -86,6 +90,8 @@ def short(sym):
     return "::".join(parts).replace("$LT$", "<").replace("$GT$", ">").replace("$u20$", " ") \
         .replace("..", "::").replace("$C$", ",")
 syms = {k: v - base["symbols"].get(k, 0) for k, v in run["symbols"].items()}
+attn = sum(v for k, v in syms.items() if "attention" in short(k))
+print(f"attention {attn / tokens:,.0f} ({100 * attn / diff['total_insns']:.1f}%)")
 print(f"  {'instructions':>12} {'share':>6}  function")
 for k, v in sorted(syms.items(), key=lambda kv: -kv[1])[:14]:
     if v / tokens >= 1:

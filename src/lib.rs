@@ -55,7 +55,7 @@ mod tier;
 
 pub use contract::{Kernels, WeightFormat};
 pub use error::{Error, Result};
-pub use kernels::attention::{attention, attention_parallel};
+pub use kernels::attention::{attention, attention_parallel, attention_path_name};
 pub use kernels::dot::dot_i8;
 pub use kernels::elementwise::{add_assign, exp, silu_mul, silu_mul_quantize, softmax};
 pub use kernels::embedding::{embedding_row, EmbeddingTable};

@@ -49,6 +49,15 @@
 //!   The mask is checked exactly by `causal_mask_exact` (zero Q: every weight is exactly 1, and
 //!   integers up to 8 are exact in bf16). Chunked and one-shot prefill round Q, K and V alike;
 //!   only the weights (relative to a tiling-dependent row maximum) differ, by `u V` per run.
+//! * the int8 path (aarch64 `NeonDot` / `NeonI8mm` over the int8 cache): Q is quantized per row
+//!   to int8 (`max|q| / 127`; the reference gets the same rounded Q), the integer sums are
+//!   exact, the weights use the fp16 path's exp2 (relative 1.1e-4: `2 EXP2_BF16 V`) and are
+//!   rounded to 8 bits (`[0, 255]`) per row, 256-key step and value block, which moves the output by at most
+//!   `E_P = sum_j min(pmax_t Vt / 510, p_j V_j) / sum_j p_j` (computed per row from the
+//!   reference weights, see `check_rows`). Allowed: the f32 bound twice plus those two terms; a
+//!   second check against the reference of the unrounded Q adds `2 V (e^delta - 1) e^delta` with
+//!   `delta = scale max|q| max_j |k_j|_1 / 254` (each Q element moves by at most max|q| / 254).
+//!   The mask: `int8_causal_mask_exact` (zero Q, an 8 in every value block: every weight exact).
 mod common;
 use common::kern;
 
@@ -66,7 +75,7 @@ const U: f64 = 1.0 / (1u64 << 24) as f64;
 
 /// Reference outputs, per-row bounds (`A`, `V`), and for the bf16 path the reference outputs of
 /// the bf16-rounded inputs.
-type Expected = std::sync::Arc<(Vec<f64>, Vec<(f64, f64)>, Vec<f64>)>;
+type Expected = std::sync::Arc<(Vec<f64>, Vec<(f64, f64, f64, f64)>, Vec<f64>)>;
 /// Reference outputs and per-row bounds, keyed by a hash of the inputs.
 static REF_CACHE: Mutex<BTreeMap<u64, Expected>> = Mutex::new(BTreeMap::new());
 const U16: f64 = 1.0 / (1u64 << 11) as f64;
@@ -75,6 +84,9 @@ const UB: f64 = 1.0 / (1u64 << 8) as f64;
 /// Relative error bound of the bf16 path's weights `2^y` (a degree-3 polynomial, 1.02e-4, plus
 /// its f32 evaluation).
 const EXP2_BF16: f64 = 1.1e-4;
+/// Keys per step of the aarch64 int8 path (four cache tiles): its weights are quantized per row
+/// and step.
+const I8_STEP: usize = 256;
 
 /// `x` as the bf16 path sees it at softmax scale `sc`: `bf16(x * sc * log2 e)` (the path
 /// computes its weights as powers of 2), back in the units of `x`.
@@ -110,6 +122,8 @@ enum Kind {
     Fp16,
     /// x86_64 AVX512_BF16 (`Avx512Vnni`).
     Bf16,
+    /// The aarch64 integer path over an int8 cache (`NeonDot`, `NeonI8mm`).
+    I8,
 }
 
 /// The arithmetic of the path for `tier`.
@@ -122,6 +136,39 @@ fn kind(tier: Tier) -> Kind {
     } else {
         Kind::F32
     }
+}
+
+/// The name of the path that runs on a cache of `dtype` at `tier` (by the dispatcher's choice
+/// for a small call).
+fn path_name(tier: Tier, dtype: KvDtype) -> &'static str {
+    let mut c = KvCache::with_tier(1, 1, 32, 1, dtype, tier).unwrap();
+    c.write(0, 0, &[0.5; 32], &[0.5; 32]).unwrap();
+    qkern::attention_path_name(&[0.25; 32], 1, None, &c, 0, 0).unwrap()
+}
+
+/// The arithmetic of the path for `tier` over a cache of `dtype`.
+fn kind_for(tier: Tier, dtype: KvDtype) -> Kind {
+    if path_name(tier, dtype).contains("-i8-") {
+        Kind::I8
+    } else {
+        kind(tier)
+    }
+}
+
+/// `q` as the int8 path quantizes it (per row of `d`, at the call's scale times `log2 e`, in
+/// f32 exactly as the path computes it), back in the units of `q`.
+fn i8_q(q: &[f32], d: usize) -> Vec<f32> {
+    let sc = (1.0 / (d as f32).sqrt()) * std::f32::consts::LOG2_E;
+    q.chunks_exact(d)
+        .flat_map(|row| {
+            let amax = row.iter().fold(0f32, |a, &x| a.max(x.abs())) * sc.abs();
+            let step = amax / 127.0;
+            let inv = if step > 0.0 { sc / step } else { 0.0 };
+            row.iter().map(move |&x| {
+                ((x * inv).round_ties_even() as f64 * step as f64 / sc as f64) as f32
+            })
+        })
+        .collect()
 }
 
 /// `x` rounded to bf16 (to nearest even, as `vcvtne2ps2bf16`).
@@ -162,7 +209,9 @@ fn check_rows(
         // The fp16 path rounds the scaled Q (times log2 e: it computes its weights as powers
         // of 2) to f16 once (a documented step of the path, like the cache's rounding of K and
         // V): the reference gets the same rounded Q.
-        let q_ref: Vec<f32> = if fp16 {
+        let q_ref: Vec<f32> = if kind == Kind::I8 {
+            i8_q(q, d)
+        } else if fp16 {
             let sc = std::f32::consts::LOG2_E / (d as f32).sqrt();
             let sc64 = std::f64::consts::LOG2_E * scale;
             q.iter()
@@ -196,7 +245,53 @@ fn check_rows(
                         vmax = vmax.max(x.abs() as f64);
                     }
                 }
-                bounds.push((a, vmax));
+                // The int8 path's rounding of its weights (module notes): key j (weight p_j,
+                // relative to the row's maximum, from the reference scores of the quantized Q)
+                // moves the unnormalized output by at most min(pmax_t Vt / 510, p_j V_j), with
+                // pmax_t, Vt the largest weight and |v| of its step of I8_STEP positions (all
+                // written positions: a block's step may hold keys the row does not see) and
+                // V_j = max |v_j|.
+                let (mut pq, mut delta_q) = (0f64, 0f64);
+                if kind == Kind::I8 {
+                    // Rounding Q moves each element by at most max|q| / 254, so a score by at
+                    // most `scale max|q| |k_j|_1 / 254`.
+                    let qmax = qr.iter().fold(0f64, |m, &x| m.max(x.abs() as f64));
+                    for j in 0..=pos0 + i {
+                        let k1: f64 = k[(j * n_kv + kh) * d..][..d]
+                            .iter()
+                            .map(|&x| x.abs() as f64)
+                            .sum();
+                        delta_q = delta_q.max(scale * qmax * k1 / 254.0);
+                    }
+                    let qr = &q_ref[(i * n_head + h) * d..][..d];
+                    let n = pos0 + i + 1;
+                    let sj: Vec<f64> = (0..n)
+                        .map(|j| {
+                            let kr = &k[(j * n_kv + kh) * d..][..d];
+                            scale * (0..d).map(|c| qr[c] as f64 * kr[c] as f64).sum::<f64>()
+                        })
+                        .collect();
+                    let mx = sj.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let pj: Vec<f64> = sj.iter().map(|s| (s - mx).exp()).collect();
+                    let vj = |j: usize| {
+                        v[(j * n_kv + kh) * d..][..d]
+                            .iter()
+                            .fold(0f64, |a, &x| a.max(x.abs() as f64))
+                    };
+                    let l: f64 = pj.iter().sum();
+                    for t0 in (0..n).step_by(I8_STEP) {
+                        let te = (t0 + I8_STEP).min(n);
+                        let pmax = pj[t0..te].iter().cloned().fold(0f64, f64::max);
+                        let vt = (t0..(t0 + I8_STEP).min(kv_len))
+                            .map(vj)
+                            .fold(0f64, f64::max);
+                        for (j, &p) in pj.iter().enumerate().take(te).skip(t0) {
+                            pq += (pmax * vt / 510.0).min(p * vj(j));
+                        }
+                    }
+                    pq /= l;
+                }
+                bounds.push((a, vmax, pq, delta_q));
             }
         }
         // The bf16 path rounds `q * scale`, K, V (as stored) and the weights to bf16: the tight
@@ -207,6 +302,16 @@ fn check_rows(
             let kb: Vec<f32> = k[..kv_len * n_kv * d].iter().map(|&x| bf16(x)).collect();
             let vb: Vec<f32> = v[..kv_len * n_kv * d].iter().map(|&x| bf16(x)).collect();
             r::attention(&qb, &kb, &vb, n_head, n_kv, d)
+        } else if kind == Kind::I8 {
+            // The int8 path is also checked against the reference of the unrounded Q.
+            r::attention(
+                q,
+                &k[..kv_len * n_kv * d],
+                &v[..kv_len * n_kv * d],
+                n_head,
+                n_kv,
+                d,
+            )
         } else {
             Vec::new()
         };
@@ -220,7 +325,7 @@ fn check_rows(
         let pos = pos0 + i;
         let n = pos + 1;
         for h in 0..n_head {
-            let (a, vmax) = bounds[i * n_head + h];
+            let (a, vmax, pq, delta_q) = bounds[i * n_head + h];
             let tiles = n.div_ceil(64) as f64;
             let f32_bound = vmax
                 * (2.0 * (2.0 * (d + 2) as f64 * U * a + 4.0 * U + tiles * 5.0 * U)
@@ -237,6 +342,11 @@ fn check_rows(
             let exp2 = 2.0 * EXP2_BF16 * vmax;
             if kind == Kind::Bf16 {
                 tol += vmax * (2.0 * delta.exp_m1() * delta.exp() + 2.0 * UB) + exp2;
+            }
+            // int8: against the reference of the quantized Q, the weights' rounding to int8
+            // (`pq`, worst case, with 1% for the f32 scores) and their exp2 approximation.
+            if kind == Kind::I8 {
+                tol += 1.01 * pq + exp2;
             }
             let tol = tol + 1e-30;
             // Tight bf16 check: against the reference on the rounded Q, K, V, only the weights'
@@ -256,6 +366,22 @@ fn check_rows(
                         eb <= tol_b,
                         "{what} (bf16 inputs): tier {tier} heads {n_head}/{n_kv} d={d} pos {pos} \
                          head {h} dim {c}: got {}, want {}, err {eb:e}, tol {tol_b:e}",
+                        out[idx],
+                        want_b[idx]
+                    );
+                } else if kind == Kind::I8 {
+                    worst = worst.max(err / (vmax + 1e-30));
+                    // The share of the bound the error uses.
+                    worst_a = worst_a.max(err / tol);
+                    // Against the unrounded Q: scores off by at most `delta_q` more, which moves
+                    // the output by at most `2 V (e^delta - 1) e^delta` (as for bf16).
+                    let eu = (out[idx] as f64 - want_b[idx]).abs();
+                    let tol_u = tol + 2.0 * vmax * delta_q.exp_m1() * delta_q.exp();
+                    worst_ua = worst_ua.max(eu / (vmax + 1e-30));
+                    assert!(
+                        eu <= tol_u,
+                        "{what} (unrounded Q): tier {tier} heads {n_head}/{n_kv} d={d} pos {pos} \
+                         head {h} dim {c}: got {}, want {}, err {eu:e}, tol {tol_u:e}",
                         out[idx],
                         want_b[idx]
                     );
@@ -286,7 +412,7 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
     let k = rng.vec(total * kw, 2.0);
     let v = rng.vec(total * kw, 1.0);
     let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
-    let kind = kind(tier);
+    let kind = kind_for(tier, dtype);
     let mut cache = KvCache::with_tier(2, s.n_kv, s.d, total + 5, dtype, tier).unwrap();
     let mut pos0 = 0;
     let mut worst = 0f64;
@@ -525,7 +651,7 @@ fn chunked_equals_one_shot(tier: Tier) {
     let tol = match kind(tier) {
         Kind::Fp16 => 2e-2,
         Kind::Bf16 => 2.0 * UB as f32 + 1e-5,
-        Kind::F32 => 1e-5,
+        Kind::F32 | Kind::I8 => 1e-5,
     };
     for (i, (a, b)) in one.iter().zip(&chunked).enumerate() {
         assert!(
@@ -578,7 +704,7 @@ fn decode_parallel(tier: Tier) {
             rng.vec(total * kw, 1.0),
         );
         let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
-        let pk = kind(tier);
+        let pk = kind_for(tier, dtype);
         let mut cache = KvCache::with_tier(1, s.n_kv, s.d, total, dtype, tier).unwrap();
         let pre = total - 3;
         cache.write(0, 0, &k[..pre * kw], &v[..pre * kw]).unwrap();
@@ -914,6 +1040,291 @@ fn bf16_accuracy(tier: Tier) {
     }
 }
 per_tier_test!(bf16_accuracy, crate::bf16_accuracy);
+
+fn int8_dispatch(tier: Tier) {
+    // With an int8 cache the dispatcher takes the integer path at `NeonDot` (SDOT) and
+    // `NeonI8mm` (SMMLA) unless QKERN_ATTN_I8=0; every other tier (and the f16 / f32 caches)
+    // runs its usual path on the dequantized tiles.
+    let off = std::env::var("QKERN_ATTN_I8").is_ok_and(|v| v == "0");
+    let want = match tier {
+        _ if off || !cfg!(target_arch = "aarch64") => None,
+        Tier::NeonDot => Some("neondot-i8-sdot"),
+        Tier::NeonI8mm => Some("neoni8mm-i8-smmla"),
+        _ => None,
+    };
+    let got = path_name(tier, KvDtype::I8);
+    match want {
+        Some(w) => assert_eq!(got, w, "{tier}: the int8 path"),
+        None => assert!(!got.contains("-i8-"), "{tier}: {got}"),
+    }
+    for dtype in [KvDtype::F16, KvDtype::F32] {
+        assert_eq!(
+            path_name(tier, dtype),
+            kern(tier).attention_name(),
+            "{tier} {dtype:?}"
+        );
+    }
+}
+per_tier_test!(int8_dispatch, crate::int8_dispatch);
+
+fn int8_causal_mask_exact(tier: Tier) {
+    // `causal_mask_exact` for the int8 cache: Q = 0 (every visible weight exactly 1), integer
+    // values in -127..=127 with a 127 in every block of 32, so every block's scale is exactly 1
+    // and the stored values are the integers themselves (exact in f16 and bf16, so every path's
+    // sums are exact; the int8 path's quantized weights are exactly 255). Only the final division
+    // rounds. A key too many or too few moves the mean by about max|v| / n.
+    // The fp16 path (dequantized tiles, QKERN_ATTN_I8=0) sums these values in f16, which holds
+    // integers only up to 2048: its mask is checked by `causal_mask_exact`.
+    if kind_for(tier, KvDtype::I8) == Kind::Fp16 {
+        eprintln!("int8_causal_mask_exact: skipped, {tier} runs the fp16 path on the int8 cache");
+        return;
+    }
+    for (s, chunks) in [
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            &[200][..],
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            &[5, 123, 1, 64][..],
+        ),
+        (
+            Shape {
+                n_head: 3,
+                n_kv: 1,
+                d: 32,
+            },
+            &[129, 8, 63, 1, 2][..],
+        ),
+    ] {
+        let t: usize = chunks.iter().sum();
+        let mut rng = Rng(0x3a5d);
+        let kw = s.n_kv * s.d;
+        let k = rng.vec(t * kw, 3.0);
+        let mut v: Vec<f32> = rng.vec(t * kw, 127.0).iter().map(|x| x.round()).collect();
+        for (b, blk) in v.chunks_exact_mut(32).enumerate() {
+            blk[b % 32] = 127.0;
+        }
+        let vs = stored(&v, KvDtype::I8);
+        let mut cum = vec![0f64; (t + 1) * kw];
+        for p in 0..t {
+            for col in 0..kw {
+                cum[(p + 1) * kw + col] = cum[p * kw + col] + vs[p * kw + col] as f64;
+            }
+        }
+        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::I8, tier).unwrap();
+        let mut pos0 = 0;
+        for &n in chunks {
+            let q = vec![0f32; n * s.n_head * s.d];
+            let mut out = vec![0f32; q.len()];
+            cache
+                .write(
+                    0,
+                    pos0,
+                    &k[pos0 * kw..(pos0 + n) * kw],
+                    &v[pos0 * kw..(pos0 + n) * kw],
+                )
+                .unwrap();
+            attention(&q, s.n_head, None, &cache, 0, pos0, &mut out).unwrap();
+            let group = s.n_head / s.n_kv;
+            for i in 0..n {
+                let pos = pos0 + i;
+                for h in 0..s.n_head {
+                    for c in 0..s.d {
+                        let col = (h / group) * s.d + c;
+                        let want = cum[(pos + 1) * kw + col] / (pos + 1) as f64;
+                        let got = out[(i * s.n_head + h) * s.d + c] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-6 * 127.0,
+                            "tier {tier} int8 heads {}/{} d={} pos {pos} head {h} dim {c}: got \
+                             {got}, want {want}",
+                            s.n_head,
+                            s.n_kv,
+                            s.d
+                        );
+                    }
+                }
+            }
+            pos0 += n;
+        }
+    }
+}
+per_tier_test!(int8_causal_mask_exact, crate::int8_causal_mask_exact);
+
+fn int8_chunked_equals_one_shot(tier: Tier) {
+    // One-shot and chunked prefill over the int8 cache: each within the bound of the reference
+    // (`check_rows`), so within twice the bound of each other; prints how close they are.
+    let s = Shape {
+        n_head: 14,
+        n_kv: 2,
+        d: 64,
+    };
+    let total = 150;
+    let mut rng = Rng(78);
+    let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+    let (q, k, v) = (
+        rng.vec(total * qw, 2.0),
+        rng.vec(total * kw, 2.0),
+        rng.vec(total * kw, 1.0),
+    );
+    let (ks, vs) = (stored(&k, KvDtype::I8), stored(&v, KvDtype::I8));
+    let kind = kind_for(tier, KvDtype::I8);
+    let mut c1 = KvCache::with_tier(1, s.n_kv, s.d, total, KvDtype::I8, tier).unwrap();
+    c1.write(0, 0, &k, &v).unwrap();
+    let mut one = vec![0f32; total * qw];
+    attention(&q, s.n_head, None, &c1, 0, 0, &mut one).unwrap();
+    check_rows(tier, kind, &s, &q, &ks, &vs, 0, &one, "int8 one-shot");
+    let mut c2 = KvCache::with_tier(1, s.n_kv, s.d, total, KvDtype::I8, tier).unwrap();
+    let mut chunked = vec![0f32; total * qw];
+    let mut pos0 = 0;
+    for t in [10, 30, 1, 40, 19, 50] {
+        c2.write(
+            0,
+            pos0,
+            &k[pos0 * kw..(pos0 + t) * kw],
+            &v[pos0 * kw..(pos0 + t) * kw],
+        )
+        .unwrap();
+        let (qc, oc) = (
+            &q[pos0 * qw..(pos0 + t) * qw],
+            &mut chunked[pos0 * qw..(pos0 + t) * qw],
+        );
+        attention(qc, s.n_head, None, &c2, 0, pos0, oc).unwrap();
+        check_rows(tier, kind, &s, qc, &ks, &vs, pos0, oc, "int8 chunked");
+        pos0 += t;
+    }
+    let diff = one
+        .iter()
+        .zip(&chunked)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!("int8 cache ({tier}): max |one-shot - chunked| = {diff:.2e} (max |v| <= 1)");
+}
+per_tier_test!(
+    int8_chunked_equals_one_shot,
+    crate::int8_chunked_equals_one_shot
+);
+
+fn int8_accuracy(tier: Tier) {
+    // Prints the measured worst error of the path over an int8 cache for the Qwen2.5 shapes
+    // (relative to max |v|, and as a share of the bound of `check_rows`), with peaked (|q|, |k|
+    // up to 4) and flat (up to 1) softmax rows and prompts longer than a tile and than two steps.
+    let path = path_name(tier, KvDtype::I8);
+    for (s, t, amp) in [
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            200,
+            4.0,
+        ),
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            200,
+            1.0,
+        ),
+        (
+            Shape {
+                n_head: 12,
+                n_kv: 2,
+                d: 128,
+            },
+            130,
+            4.0,
+        ),
+        // Longer than two steps of 256 keys.
+        (
+            Shape {
+                n_head: 14,
+                n_kv: 2,
+                d: 64,
+            },
+            520,
+            2.0,
+        ),
+    ] {
+        let mut rng = Rng(0x18);
+        let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+        let (q, k, v) = (
+            rng.vec(t * qw, amp),
+            rng.vec(t * kw, amp),
+            rng.vec(t * kw, 1.0),
+        );
+        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::I8, tier).unwrap();
+        cache.write(0, 0, &k, &v).unwrap();
+        let mut out = vec![0f32; t * qw];
+        attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
+        let (ks, vs) = (stored(&k, KvDtype::I8), stored(&v, KvDtype::I8));
+        let kind = kind_for(tier, KvDtype::I8);
+        let (worst, share, worst_u) = check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8");
+        eprintln!(
+            "int8 cache, path {path} ({tier}), heads {}/{} d={} t={t} |q|,|k| <= {amp}: \
+             max |error| / max |v| = {worst:.2e}{}",
+            s.n_head,
+            s.n_kv,
+            s.d,
+            if kind == Kind::I8 {
+                format!(
+                    " (against the int8-rounded Q; largest share of its bound = {share:.3}), \
+                     {worst_u:.2e} against the unrounded Q"
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+per_tier_test!(int8_accuracy, crate::int8_accuracy);
+
+/// `int8_accuracy` at 2048 positions (one KV head, 2 query heads; minutes under qemu):
+/// `cargo test --release --test attention -- --ignored int8_accuracy_2048 --nocapture`.
+#[test]
+#[ignore]
+fn int8_accuracy_2048() {
+    let s = Shape {
+        n_head: 2,
+        n_kv: 1,
+        d: 64,
+    };
+    let t = 2048;
+    for tier in Tier::available() {
+        for amp in [2.0, 4.0] {
+            let mut rng = Rng(0x2048);
+            let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+            let (q, k, v) = (
+                rng.vec(t * qw, amp),
+                rng.vec(t * kw, amp),
+                rng.vec(t * kw, 1.0),
+            );
+            let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::I8, tier).unwrap();
+            cache.write(0, 0, &k, &v).unwrap();
+            let mut out = vec![0f32; t * qw];
+            attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
+            let (ks, vs) = (stored(&k, KvDtype::I8), stored(&v, KvDtype::I8));
+            let kind = kind_for(tier, KvDtype::I8);
+            let (worst, share, worst_u) =
+                check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8 2048");
+            eprintln!(
+                "int8 cache, {} ({tier}), t={t} |q|,|k| <= {amp}: max |error| / max |v| = \
+                 {worst:.2e}, share of the bound {share:.3}, unrounded Q {worst_u:.2e}",
+                path_name(tier, KvDtype::I8)
+            );
+        }
+    }
+}
 
 /// One prefill of 512 tokens for the Qwen2.5-0.5B shape (14 heads, 2 KV heads, head_dim 64) at
 /// the process tier, for instruction counting under qemu with `../shared/tools/qcount`:

@@ -192,10 +192,15 @@ macro_rules! f32_ops {
 pub(crate) use f32_ops;
 
 /// The whole key and value storage of a cache (every layer and KV head), as stored: f16 or f32
-/// tiles the paths read directly ([`Tile`]), or int8 that the driver dequantizes per tile into
-/// f32 first. Int8 values come in blocks of 32 along the head dimension with an f32 scale per
-/// position and block: key scales per tile `[d / 32][KV_TILE]` (transposed like the keys), value
-/// scales `[position][d / 32]`; a head's scales start at its value offset / 32.
+/// tiles the paths read directly ([`Tile`]), or int8, which the aarch64 int8 paths read as stored
+/// and the driver dequantizes per tile into f32 for every other path. Int8 values come in blocks
+/// of 32 along the head dimension with an f32 scale per position and block: key scales per tile
+/// `[d / 32][KV_TILE]` (transposed like the keys), value scales `[position][d / 32]`; a head's
+/// scales start at its value offset / 32. The values are laid out like the f16 cache (keys
+/// `[d][KV_TILE]` per tile, values `[position][d]`), or `grouped` (the caches of the `NeonDot` and
+/// `NeonI8mm` tiers): keys `[d / 8][KV_TILE][8]` per tile (8 consecutive dimensions of a key
+/// contiguous: two keys per 16 bytes, the `B` operand of SMMLA), values `[d][8]` per group of 8
+/// positions (8 positions of a dimension contiguous: two dimensions per 16 bytes).
 #[derive(Clone, Copy)]
 pub(crate) enum Stored<'a> {
     Tile(Tile<'a>),
@@ -204,6 +209,7 @@ pub(crate) enum Stored<'a> {
         v: &'a [i8],
         ks: &'a [f32],
         vs: &'a [f32],
+        grouped: bool,
     },
 }
 
@@ -264,6 +270,8 @@ impl SharedOut {
 
 /// A path's monomorphized entry points (made by `crate::drivers::attention::path`).
 pub(crate) struct AttnPath {
+    /// The path's own name where it differs from the tier's attention name (the int8 paths).
+    pub name: Option<&'static str>,
     /// The kernel's rows per micro-tile ([`AttnKernel::ROWS`]).
     pub rows: usize,
     /// The kernel's target rows per block ([`AttnKernel::BLOCK_ROWS`]).

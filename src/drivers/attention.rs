@@ -184,9 +184,9 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-fn grow(v: &mut Vec<f32>, n: usize) {
+pub(crate) fn grow<T: Clone + Default>(v: &mut Vec<T>, n: usize) {
     if v.len() < n {
-        v.resize(n, 0.0);
+        v.resize(n, T::default());
     }
 }
 
@@ -254,29 +254,51 @@ unsafe fn block<K: AttnKernel>(
                 kt: &kt[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
-            Stored::I8 { kt, v, ks, vs } => {
+            Stored::I8 {
+                kt,
+                v,
+                ks,
+                vs,
+                grouped,
+            } => {
                 // Key tile `tt` of the head keeps its scales at `(base + tt * 64 d) / 32`, as
-                // `[d / 32][64]`; value row `j` at `(base + j d) / 32`, as `[d / 32]`.
+                // `[d / 32][64]`; value row `j` at `(base + j d) / 32`, as `[d / 32]`. Grouped
+                // values (`Stored::I8`): keys `[d / 8][64][8]` per tile, values `[d][8]` per 8
+                // positions.
                 let (kq, vq) = (&mut sc.kq, &mut sc.vq);
                 grow(kq, kt_len);
                 grow(vq, nk * d);
                 for (c, kc) in kq[..kt_len].chunks_exact_mut(KV_TILE).enumerate() {
                     let (i, tt) = (c % d, c / d);
-                    let src = &kt[off + c * KV_TILE..][..KV_TILE];
                     let scales = &ks[(off + tt * KV_TILE * d) / 32 + (i / 32) * KV_TILE..];
-                    for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
-                        *o = q as f32 * s;
+                    if grouped {
+                        let src = &kt[off + tt * KV_TILE * d + i / 8 * 8 * KV_TILE + i % 8..];
+                        for (j, (o, &s)) in kc.iter_mut().zip(&scales[..KV_TILE]).enumerate() {
+                            *o = src[8 * j] as f32 * s;
+                        }
+                    } else {
+                        let src = &kt[off + c * KV_TILE..][..KV_TILE];
+                        for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
+                            *o = q as f32 * s;
+                        }
                     }
                 }
                 for (j, row) in vq[..nk * d].chunks_exact_mut(d).enumerate() {
-                    let src = &v[off + j * d..][..d];
                     let scales = &vs[(off + j * d) / 32..][..d / 32];
-                    for (o32, (q32, &s)) in row
-                        .chunks_exact_mut(32)
-                        .zip(src.chunks_exact(32).zip(scales))
-                    {
-                        for (o, &q) in o32.iter_mut().zip(q32) {
-                            *o = q as f32 * s;
+                    if grouped {
+                        let src = &v[off + j / 8 * 8 * d + j % 8..];
+                        for (i, o) in row.iter_mut().enumerate() {
+                            *o = src[8 * i] as f32 * scales[i / 32];
+                        }
+                    } else {
+                        let src = &v[off + j * d..][..d];
+                        for (o32, (q32, &s)) in row
+                            .chunks_exact_mut(32)
+                            .zip(src.chunks_exact(32).zip(scales))
+                        {
+                            for (o, &q) in o32.iter_mut().zip(q32) {
+                                *o = q as f32 * s;
+                            }
                         }
                     }
                 }
@@ -313,14 +335,14 @@ unsafe fn block<K: AttnKernel>(
 /// # Safety
 /// The CPU supports `K`'s features; `out` points to the call's `t * n_head * d` outputs, and no
 /// other thread writes the rows of this block concurrently.
-unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, out: SharedOut) {
-    let bq = block_positions(p.group, K::ROWS, K::BLOCK_ROWS);
+unsafe fn prefill_block<B: Block>(p: &Problem<'_>, g: usize, tile: usize, out: SharedOut) {
+    let bq = block_positions(p.group, B::ROWS, B::BLOCK_ROWS);
     let qi0 = tile * bq;
     let nq = bq.min(p.t - qi0);
     SCRATCH.with(|sc| {
         let sc = &mut *sc.borrow_mut();
         // SAFETY: forwarded.
-        unsafe { block::<K>(p, g, qi0, nq, 0..p.pos0 + qi0 + nq, sc) };
+        unsafe { B::block(p, g, qi0, nq, 0..p.pos0 + qi0 + nq, sc) };
         let d = p.d;
         for qi in 0..nq {
             let row0 = ((qi0 + qi) * p.n_head + g * p.group) * d;
@@ -348,31 +370,81 @@ unsafe fn prefill_block<K: AttnKernel>(p: &Problem<'_>, g: usize, tile: usize, o
 ///
 /// # Safety
 /// The CPU supports `K`'s features.
-unsafe fn decode_partial<K: AttnKernel>(
-    p: &Problem<'_>,
-    g: usize,
-    kv: Range<usize>,
-    dst: &mut [f32],
-) {
+unsafe fn decode_partial<B: Block>(p: &Problem<'_>, g: usize, kv: Range<usize>, dst: &mut [f32]) {
     SCRATCH.with(|sc| {
         let sc = &mut *sc.borrow_mut();
         // SAFETY: forwarded.
-        unsafe { block::<K>(p, g, 0, 1, kv, sc) };
+        unsafe { B::block(p, g, 0, 1, kv, sc) };
         let d = p.d;
         for (r, part) in dst.chunks_exact_mut(d + 2).take(p.group).enumerate() {
-            part[0] = sc.m[r] * K::M_UNIT;
+            part[0] = sc.m[r] * B::M_UNIT;
             part[1] = sc.l[r];
             part[2..].copy_from_slice(&sc.o[r * d..(r + 1) * d]);
         }
     });
 }
 
+/// One block of query rows against a range of cache positions, as [`block`] computes it for an
+/// [`AttnKernel`]; a path with its own block loop (the aarch64 int8 path) implements it directly
+/// and shares the schedules and the normalization of this driver.
+pub(crate) trait Block {
+    /// Rows per micro-tile (a block's rows are padded to a multiple of it).
+    const ROWS: usize;
+    /// Target rows per block.
+    const BLOCK_ROWS: usize;
+    /// Natural-log units per unit of the row maxima `sc.m` ([`AttnKernel::M_UNIT`]).
+    const M_UNIT: f32;
+    /// Attention of `rows = nq * group` query rows (query positions `qi0..qi0 + nq`, heads of
+    /// KV head `g`) against cache positions `kv` (clipped causally per row): the unnormalized
+    /// output, row maxima and sums in `sc.o`, `sc.m`, `sc.l` (`kv.start` a multiple of
+    /// [`KV_TILE`]; every row sees at least one position).
+    ///
+    /// # Safety
+    /// The CPU supports the path's features.
+    unsafe fn block(
+        p: &Problem<'_>,
+        g: usize,
+        qi0: usize,
+        nq: usize,
+        kv: Range<usize>,
+        sc: &mut Scratch,
+    );
+}
+
+/// An [`AttnKernel`] driven by [`block`].
+pub(crate) struct Flash<K>(std::marker::PhantomData<K>);
+
+impl<K: AttnKernel> Block for Flash<K> {
+    const ROWS: usize = K::ROWS;
+    const BLOCK_ROWS: usize = K::BLOCK_ROWS;
+    const M_UNIT: f32 = K::M_UNIT;
+
+    unsafe fn block(
+        p: &Problem<'_>,
+        g: usize,
+        qi0: usize,
+        nq: usize,
+        kv: Range<usize>,
+        sc: &mut Scratch,
+    ) {
+        // SAFETY: forwarded CPU support.
+        unsafe { block::<K>(p, g, qi0, nq, kv, sc) }
+    }
+}
+
 pub(crate) const fn path<K: AttnKernel>() -> AttnPath {
+    block_path::<Flash<K>>(None)
+}
+
+/// The entry points of a [`Block`] implementation, `name` the path's own name (or `None`: the
+/// tier's attention name).
+pub(crate) const fn block_path<B: Block>(name: Option<&'static str>) -> AttnPath {
     AttnPath {
-        rows: K::ROWS,
-        block_rows: K::BLOCK_ROWS,
-        prefill: prefill_block::<K>,
-        partial: decode_partial::<K>,
+        name,
+        rows: B::ROWS,
+        block_rows: B::BLOCK_ROWS,
+        prefill: prefill_block::<B>,
+        partial: decode_partial::<B>,
     }
 }
 

@@ -10,7 +10,10 @@
 //!   statistics and the output accumulator in f32), selected per call when the values are small
 //!   enough for f16 partial sums, and on x86_64 CPUs with AVX512_BF16 a bf16 path at the
 //!   `Avx512Vnni` tier (`vdpbf16ps`, f32 softmax; `QKERN_ATTN_BF16=0` keeps the f32 path);
-//!   [`crate::Kernels::attention_name`] names it.
+//!   [`crate::Kernels::attention_name`] names it. Over an int8 cache the aarch64 `NeonDot` and
+//!   `NeonI8mm` tiers run integer paths (SDOT / SMMLA on the int8 keys and values, int8 weights;
+//!   `QKERN_ATTN_I8=0` dequantizes instead, as every other tier does); [`attention_path_name`]
+//!   names the path of a call.
 //! * The block loop, the online softmax and the split decode are written once in
 //!   `crate::drivers::attention` (module notes there).
 
@@ -131,4 +134,22 @@ fn run(
     // paths the CPU supports; `out` holds the validated `t * n_head * d` values.
     unsafe { crate::drivers::attention::run(&p, path, pool, out) };
     Ok(())
+}
+
+/// Name of the path that [`attention`] runs for these arguments (validated alike): the int8
+/// paths of an int8 cache report their own names (e.g. `"neondot-i8-sdot"`), every other path
+/// the tier's [`crate::Kernels::attention_name`].
+pub fn attention_path_name(
+    q: &[f32],
+    n_head: usize,
+    scale: Option<f32>,
+    cache: &KvCache,
+    layer: usize,
+    pos0: usize,
+) -> Result<&'static str> {
+    let p = validate(q, n_head, scale, cache, layer, pos0, q.len())?;
+    let path = (cache.kernels().attn.select)(&p);
+    Ok(path
+        .name
+        .unwrap_or_else(|| cache.kernels().attention_name()))
 }

@@ -65,12 +65,14 @@ enum KvStore {
         k: Vec<f32>,
         v: Vec<f32>,
     },
-    /// Values as the others; scales per block of 32 (see `Stored::I8` for their layout).
+    /// Values as the others, or grouped for the aarch64 int8 attention (`grouped`, chosen by
+    /// the tier); scales per block of 32 (see `Stored::I8` for both layouts).
     I8 {
         k: Vec<i8>,
         v: Vec<i8>,
         ks: Vec<f32>,
         vs: Vec<f32>,
+        grouped: bool,
     },
 }
 
@@ -165,6 +167,7 @@ impl KvCache {
                     v: zeroed_vec(len)?,
                     ks: zeroed_vec(len / 32)?,
                     vs: zeroed_vec(len / 32)?,
+                    grouped: grouped_i8(kernels.tier()),
                 }
             }
         };
@@ -241,7 +244,7 @@ impl KvCache {
         match &self.store {
             KvStore::F16 { k, v } => (k.len() + v.len()) * 2,
             KvStore::F32 { k, v } => (k.len() + v.len()) * 4,
-            KvStore::I8 { k, v, ks, vs } => k.len() + v.len() + (ks.len() + vs.len()) * 4,
+            KvStore::I8 { k, v, ks, vs, .. } => k.len() + v.len() + (ks.len() + vs.len()) * 4,
         }
     }
 
@@ -312,21 +315,45 @@ impl KvCache {
                         }
                         v[vo..vo + d].copy_from_slice(src_v);
                     }
-                    KvStore::I8 { k, v, ks, vs } => {
+                    KvStore::I8 {
+                        k,
+                        v,
+                        ks,
+                        vs,
+                        grouped,
+                    } => {
                         // Key block b (dims 32 b ..) of the position: values down its tile
-                        // column, the scale at row b of the tile's `[d / 32][64]` scales.
+                        // column (grouped: four 8-byte groups at `[d / 8][64][8]` of its tile),
+                        // the scale at row b of the tile's `[d / 32][64]` scales. Values: the
+                        // position's row (grouped: column `pos % 8` of its 8-position group
+                        // `[d][8]`).
                         let kst = (base + pos / KV_TILE * KV_TILE * d) / 32 + pos % KV_TILE;
+                        let kt8 = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 8;
                         for (b, xb) in src_k.chunks_exact(32).enumerate() {
                             let q = quantize_activation_block(xb.try_into().expect("32 values"));
-                            let col = &mut k[kt + b * 32 * KV_TILE..];
-                            for (o, &x) in col.iter_mut().step_by(KV_TILE).zip(&q.qs) {
-                                *o = x;
+                            if *grouped {
+                                for (gg, q8) in q.qs.chunks_exact(8).enumerate() {
+                                    k[kt8 + (4 * b + gg) * 8 * KV_TILE..][..8].copy_from_slice(q8);
+                                }
+                            } else {
+                                let col = &mut k[kt + b * 32 * KV_TILE..];
+                                for (o, &x) in col.iter_mut().step_by(KV_TILE).zip(&q.qs) {
+                                    *o = x;
+                                }
                             }
                             ks[kst + b * KV_TILE] = q.d;
                         }
+                        let vg = base + pos / 8 * 8 * d + pos % 8;
                         for (b, xb) in src_v.chunks_exact(32).enumerate() {
                             let q = quantize_activation_block(xb.try_into().expect("32 values"));
-                            v[vo + 32 * b..][..32].copy_from_slice(&q.qs);
+                            if *grouped {
+                                let dst = v[vg + 32 * 8 * b..].iter_mut().step_by(8);
+                                for (o, &x) in dst.zip(&q.qs) {
+                                    *o = x;
+                                }
+                            } else {
+                                v[vo + 32 * b..][..32].copy_from_slice(&q.qs);
+                            }
                             vs[vo / 32 + b] = q.d;
                         }
                     }
@@ -348,7 +375,19 @@ impl KvCache {
             store: match &self.store {
                 KvStore::F16 { k, v } => Stored::Tile(Tile::F16 { kt: k, v }),
                 KvStore::F32 { k, v } => Stored::Tile(Tile::F32 { kt: k, v }),
-                KvStore::I8 { k, v, ks, vs } => Stored::I8 { kt: k, v, ks, vs },
+                KvStore::I8 {
+                    k,
+                    v,
+                    ks,
+                    vs,
+                    grouped,
+                } => Stored::I8 {
+                    kt: k,
+                    v,
+                    ks,
+                    vs,
+                    grouped: *grouped,
+                },
             },
             layer_base: self.head_base(layer, 0),
             head_stride: self.cap_pad * self.head_dim,
@@ -365,8 +404,16 @@ impl KvCache {
         }
         let d = self.head_dim;
         let base = self.head_base(layer, kv_head);
-        let idx: Vec<usize> = if value {
+        let i8 = matches!(self.store, KvStore::I8 { grouped: true, .. });
+        let idx: Vec<usize> = if value && i8 {
+            (0..d)
+                .map(|i| base + pos / 8 * 8 * d + i * 8 + pos % 8)
+                .collect()
+        } else if value {
             (0..d).map(|i| base + pos * d + i).collect()
+        } else if i8 {
+            let tile = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 8;
+            (0..d).map(|i| tile + i / 8 * 8 * KV_TILE + i % 8).collect()
         } else {
             (0..d)
                 .map(|i| base + pos / KV_TILE * KV_TILE * d + i * KV_TILE + pos % KV_TILE)
@@ -381,13 +428,13 @@ impl KvCache {
                 let s = if value { v } else { k };
                 idx.iter().map(|&i| s[i]).collect()
             }
-            KvStore::I8 { k, v, ks, vs } => {
+            KvStore::I8 { k, v, ks, vs, .. } => {
                 let tile_scales = (base + pos / KV_TILE * KV_TILE * d) / 32 + pos % KV_TILE;
                 idx.iter()
                     .enumerate()
                     .map(|(i, &at)| {
                         if value {
-                            v[at] as f32 * vs[at / 32]
+                            v[at] as f32 * vs[(base + pos * d + i) / 32]
                         } else {
                             k[at] as f32 * ks[tile_scales + (i / 32) * KV_TILE]
                         }
@@ -396,6 +443,12 @@ impl KvCache {
             }
         })
     }
+}
+
+/// Whether an int8 cache of `tier` stores its values grouped for the aarch64 int8 attention
+/// (`NeonDot`, `NeonI8mm`): the other tiers keep the layout their dequantization reads fastest.
+fn grouped_i8(tier: crate::Tier) -> bool {
+    cfg!(target_arch = "aarch64") && matches!(tier, crate::Tier::NeonDot | crate::Tier::NeonI8mm)
 }
 
 fn check_head_dim(d: usize) -> Result<()> {

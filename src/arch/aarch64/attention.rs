@@ -7,8 +7,9 @@
 //! assert their shapes.
 
 use super::attention_fp16::{fits_fp16, FP16_PATH};
+use super::attention_i8::{DOT_I8_PATH, MMLA_I8_PATH};
 use super::ops;
-use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, Problem, KV_TILE};
+use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, Problem, Stored, KV_TILE};
 use crate::drivers::attention::{path, F32};
 use std::arch::aarch64::*;
 
@@ -36,7 +37,30 @@ pub(crate) fn fp16_available() -> bool {
     std::arch::is_aarch64_feature_detected!("fp16")
 }
 
+/// The attention of the `NeonI8mm` tier: [`DOT_SELECT`]'s, with SMMLA for an int8 cache.
+pub(crate) const I8MM_SELECT: AttnSelect = AttnSelect {
+    name: DOT_SELECT.name,
+    select: select_i8mm,
+};
+
+/// Whether an int8 cache runs the integer path (`QKERN_ATTN_I8=0`: the driver's dequantizing
+/// path instead, for comparison), read once per process.
+fn int8_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("QKERN_ATTN_I8").map_or(true, |v| v != "0"))
+}
+
+fn select_i8mm(p: &Problem<'_>) -> &'static AttnPath {
+    if matches!(p.kv.store, Stored::I8 { grouped: true, .. }) && int8_enabled() {
+        return &MMLA_I8_PATH;
+    }
+    select_dot(p)
+}
+
 fn select_dot(p: &Problem<'_>) -> &'static AttnPath {
+    if matches!(p.kv.store, Stored::I8 { grouped: true, .. }) && int8_enabled() {
+        return &DOT_I8_PATH;
+    }
     if fp16_available() {
         // SAFETY: NEON is present on every aarch64 tier.
         let q_max = unsafe { ops::max_abs(p.q) };

@@ -94,7 +94,7 @@ pub(crate) fn to_f16(src: &[f32], scale: f32, dst: &mut [f16]) {
 pub(crate) struct Fp16;
 
 /// The exponent bias of f32, added to the arguments of [`exp2_biased`].
-const BIAS: f32 = 127.0;
+pub(crate) const BIAS: f32 = 127.0;
 
 /// `2^y` for `y <= 0` on 4 lanes, given `yb = y + 127`, for softmax weights that are rounded to
 /// f16 next: `yb = max(yb, 1)` (`y >= -126`), `yb = n + r` (`n` nearest integer), `e = 2^(n - 127)`
@@ -104,7 +104,7 @@ const BIAS: f32 = 127.0;
 /// rounding step 2^-11; exactly 1 at `y = 0`, so a row's largest weight is exact). Below
 /// `2^-126` the result is some value under 1.2e-38, which rounds to 0 in f16.
 #[inline]
-fn exp2_biased(yb: float32x4_t) -> float32x4_t {
+pub(crate) fn exp2_biased(yb: float32x4_t) -> float32x4_t {
     const C1: f32 = 0.693_282_9;
     const C2: f32 = 0.242_210_37;
     const C3: f32 = 0.055_008_58;

@@ -30,6 +30,7 @@ use crate::Tier;
 pub(crate) mod act;
 pub(crate) mod attention;
 mod attention_fp16;
+mod attention_i8;
 pub(crate) mod dot;
 mod formats;
 pub(crate) mod matmul_asm;
@@ -102,6 +103,7 @@ static NEON_I8MM: Kernels = Kernels {
     q5_0: &q5_0_mmla::Q5_0_I8MM,
     q5_k: &q5k_mmla::Q5_K_I8MM,
     q6_k: &q6k_mmla::Q6_K_I8MM,
+    attn: attention::I8MM_SELECT,
     ..DOT
 };
 

@@ -1,0 +1,791 @@
+//! Integer attention over the int8 KV cache (`KvDtype::I8`) at the `NeonDot` (SDOT) and
+//! `NeonI8mm` (SMMLA) tiers: `Q K^T` and `P V` as int8 products with int32 sums, read from the
+//! cache as stored (no conversion pass), the softmax statistics and the output in f32.
+//!
+//! * **One product shape** for both: `C (2 rows x 2 columns, int32) += A (2 rows x 8) B (2
+//!   columns x 8)^T`, SMMLA's shape. On `NeonDot` it is two SDOTs (vector form) of the 16 bytes of
+//!   `B` with each row's 8 bytes of `A` duplicated, and one ADDP at the end ([`Mm`]): the same
+//!   MACs per instruction as SDOT by element, half of SMMLA's. Micro-tiles: `Q K^T` 2 row pairs
+//!   x 4 key pairs, `P V` 4 (SMMLA) or 2 (SDOT) row pairs x 4 dimension pairs. The grouped int8
+//!   cache of these tiers serves both (`Stored::I8`): keys `[d / 8][64][8]` per tile (two keys x
+//!   8 dimensions per 16 bytes), values `[d][8]` per group of 8 positions (two dimensions x 8
+//!   positions per 16 bytes). A driver step covers 256 keys (4 cache tiles).
+//! * **Q** (times `scale * log2 e`: the weights are powers of 2) is quantized per row to int8
+//!   (`qs = max|q| / 127`, round to nearest), packed as `[row pair][d / 8][2][8]`. A score is
+//!   `qs_r * sum_b ks_jb * sum_{i in block b} q_ri k_ji` (`ks_jb` the key's scale of block `b`):
+//!   one SCVTF and one FMLA by a key-scale vector per block and 4 scores; `qs_r` is applied by the
+//!   softmax (in the FMA that forms the exp2 argument).
+//! * **Softmax** per row, in log2 units: step maximum `mt`, running maximum `m' = max(m, mt)`,
+//!   weights `pt_j = 2^(s_j - mt)` relative to the step maximum (so the largest is exactly 1) with
+//!   the fp16 path's cheap `exp2` (relative error below 1.1e-4), `l = l 2^(m - m') + 2^(mt - m')
+//!   sum_j pt_j`.
+//! * **P V in int8**: the weight of key `j` for value block `b` is `pt_j vs_jb`; it is quantized
+//!   per row and step to the full 8 bits, `x_jb = round(pt_j w_jb)` in `[0, 255]` with `w_jb =
+//!   255 vs_jb / max_j vs_jb` (shared by the rows of the block, so the per-row work is one FMUL,
+//!   one FCVTNS and narrowing per 4 keys and value block), stored as the int8 `P'_jb = x_jb - 128`
+//!   (EOR 0x80 of the low byte); `sum_j x_jb v_ji = sum_j P'_jb v_ji + 128 sum_j v_ji`, the column
+//!   sums of the step's values computed once per step and block of rows (one product per 16 value
+//!   bytes with a `A` of ones). Keys a row does not see get `x = 0`. The output gets `o = o
+//!   2^(m - m') + 2^(mt - m') (max_j vs_jb / 255) sum_j x_jb v_ji`. `P'` is packed as
+//!   `[block][row pair][key group of 8][2][8]`.
+//!
+//! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
+
+use super::attention_fp16::{exp2_biased, BIAS};
+use crate::contract::attention::{AttnPath, Mask, Problem, Stored, KV_TILE};
+use crate::drivers::attention::{block_path, grow, Block, Scratch};
+use std::arch::aarch64::*;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::ops::Range;
+
+/// The path of the `NeonDot` tier over an int8 cache.
+pub(crate) static DOT_I8_PATH: AttnPath = block_path::<I8Attn<Dot>>(Some("neondot-i8-sdot"));
+/// The path of the `NeonI8mm` tier over an int8 cache.
+pub(crate) static MMLA_I8_PATH: AttnPath = block_path::<I8Attn<Mmla>>(Some("neoni8mm-i8-smmla"));
+
+/// A block's rows are padded to a multiple of 8 (4 row pairs: the `P V` micro-tile of SMMLA).
+const R: usize = 8;
+/// Keys per step: four cache tiles (the f32 epilogues and the per-row softmax bookkeeping run
+/// once per 256 keys; the int32 sums of `P V` stay below 2^22, exact in f32).
+const KEYS: usize = 4 * KV_TILE;
+// The split decode starts its chunks at multiples of KV_CHUNK: each must start a step.
+const _: () = assert!(crate::drivers::attention::KV_CHUNK.is_multiple_of(KEYS));
+
+/// The `2 x 2` int8 product of one ISA: `acc += A B^T`, `A` two rows of 8 bytes (16 contiguous
+/// bytes: row 0's then row 1's), `B` two columns of 8 bytes (one vector). The result lanes are
+/// `(r0 c0, r0 c1, r1 c0, r1 c1)`. The functions use the ISA's instruction: they must be inlined
+/// into a function compiled with its feature (FEAT_DotProd resp. FEAT_I8MM), which is only run
+/// on a CPU that has it.
+trait Mm {
+    type A: Copy;
+    type Acc: Copy;
+    fn zero() -> Self::Acc;
+    /// # Safety
+    /// `p` points to 16 readable bytes.
+    unsafe fn load_a(p: *const i8) -> Self::A;
+    /// # Safety
+    /// The CPU has the ISA's feature and the caller is compiled with it.
+    unsafe fn mm(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
+    fn finish(acc: Self::Acc) -> int32x4_t;
+    /// [`qk_step`] compiled with the ISA's feature.
+    ///
+    /// # Safety
+    /// The CPU has the ISA's feature.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn qk(qa: &[i8], rows: usize, d: usize, kt: &[i8], ks: &[f32], nk: usize, s: &mut [f32]);
+    /// [`pv_step`] compiled with the ISA's feature.
+    ///
+    /// # Safety
+    /// The CPU has the ISA's feature.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pv(
+        pa: &[i8],
+        ps: &[f32],
+        rows: usize,
+        v: &[i8],
+        ng: usize,
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    );
+}
+
+/// The per-ISA entry points of [`Mm::qk`] and [`Mm::pv`]: `$qk`, `$pv` compiled with `$feat`,
+/// `P V` with `$pairs` row pairs per micro-tile.
+macro_rules! entry_points {
+    ($isa:ty, $feat:literal, $qk:ident, $pv:ident, $pairs:literal) => {
+        /// # Safety
+        /// The CPU has the feature; shapes are asserted by [`qk_step`].
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $qk(
+            qa: &[i8],
+            rows: usize,
+            d: usize,
+            kt: &[i8],
+            ks: &[f32],
+            nk: usize,
+            s: &mut [f32],
+        ) {
+            // SAFETY: compiled with the feature and (caller) run on a CPU that has it.
+            unsafe { qk_step::<$isa>(qa, rows, d, kt, ks, nk, s) }
+        }
+
+        /// # Safety
+        /// The CPU has the feature; shapes are asserted by [`pv_step`].
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $pv(
+            pa: &[i8],
+            ps: &[f32],
+            rows: usize,
+            v: &[i8],
+            ng: usize,
+            d: usize,
+            corr: &[f32],
+            o: &mut [f32],
+        ) {
+            // SAFETY: as above.
+            unsafe { pv_step::<$isa, $pairs>(pa, ps, rows, v, ng, d, corr, o) }
+        }
+    };
+}
+
+entry_points!(Dot, "neon,dotprod", qk_dot, pv_dot, 2);
+entry_points!(Mmla, "neon,i8mm", qk_mmla, pv_mmla, 4);
+
+/// Implements [`Mm::qk`] and [`Mm::pv`] by forwarding to the entry points.
+macro_rules! forward {
+    ($qk:ident, $pv:ident) => {
+        unsafe fn qk(
+            qa: &[i8],
+            rows: usize,
+            d: usize,
+            kt: &[i8],
+            ks: &[f32],
+            nk: usize,
+            s: &mut [f32],
+        ) {
+            // SAFETY: the CPU has the feature (the trait's contract).
+            unsafe { $qk(qa, rows, d, kt, ks, nk, s) }
+        }
+
+        unsafe fn pv(
+            pa: &[i8],
+            ps: &[f32],
+            rows: usize,
+            v: &[i8],
+            ng: usize,
+            d: usize,
+            corr: &[f32],
+            o: &mut [f32],
+        ) {
+            // SAFETY: as above.
+            unsafe { $pv(pa, ps, rows, v, ng, d, corr, o) }
+        }
+    };
+}
+
+/// SDOT (FEAT_DotProd): per row `acc_r += B . dup(A_r)` gives `(c0 lo, c0 hi, c1 lo, c1 hi)`
+/// (the dot products of 4 bytes each); ADDP of the two rows adds the halves.
+pub(crate) struct Dot;
+/// SMMLA (FEAT_I8MM).
+pub(crate) struct Mmla;
+
+impl Mm for Dot {
+    type A = (int8x16_t, int8x16_t);
+    type Acc = (int32x4_t, int32x4_t);
+
+    #[inline(always)]
+    fn zero() -> Self::Acc {
+        // SAFETY: NEON is part of every aarch64 target; register-only.
+        unsafe { (vdupq_n_s32(0), vdupq_n_s32(0)) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_a(p: *const i8) -> Self::A {
+        // SAFETY: 16 readable bytes (caller); LD1R of 8 bytes has no alignment requirement.
+        unsafe {
+            (
+                vreinterpretq_s8_u64(vld1q_dup_u64(p as *const u64)),
+                vreinterpretq_s8_u64(vld1q_dup_u64(p.add(8) as *const u64)),
+            )
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn mm(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
+        let (mut c0, mut c1) = acc;
+        // SAFETY: SDOT on registers only; FEAT_DotProd is enabled in the calling function and
+        // present on the CPU (the caller's contract).
+        unsafe {
+            std::arch::asm!(
+                "sdot {c0:v}.4s, {b:v}.16b, {a0:v}.16b",
+                "sdot {c1:v}.4s, {b:v}.16b, {a1:v}.16b",
+                c0 = inout(vreg) c0,
+                c1 = inout(vreg) c1,
+                b = in(vreg) b,
+                a0 = in(vreg) a.0,
+                a1 = in(vreg) a.1,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        (c0, c1)
+    }
+
+    #[inline(always)]
+    fn finish(acc: Self::Acc) -> int32x4_t {
+        // SAFETY: NEON, register-only.
+        unsafe { vpaddq_s32(acc.0, acc.1) }
+    }
+
+    forward!(qk_dot, pv_dot);
+}
+
+impl Mm for Mmla {
+    type A = int8x16_t;
+    type Acc = int32x4_t;
+
+    #[inline(always)]
+    fn zero() -> Self::Acc {
+        // SAFETY: NEON, register-only.
+        unsafe { vdupq_n_s32(0) }
+    }
+
+    #[inline(always)]
+    unsafe fn load_a(p: *const i8) -> Self::A {
+        // SAFETY: 16 readable bytes (caller).
+        unsafe { vld1q_s8(p) }
+    }
+
+    #[inline(always)]
+    unsafe fn mm(mut acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
+        // SAFETY: SMMLA on registers only; FEAT_I8MM is enabled in the calling function and
+        // present on the CPU (the caller's contract).
+        unsafe {
+            std::arch::asm!(
+                "smmla {c:v}.4s, {a:v}.16b, {b:v}.16b",
+                c = inout(vreg) acc,
+                a = in(vreg) a,
+                b = in(vreg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        acc
+    }
+
+    #[inline(always)]
+    fn finish(acc: Self::Acc) -> int32x4_t {
+        acc
+    }
+
+    forward!(qk_mmla, pv_mmla);
+}
+
+/// Rows `(r0 c0, r0 c1, r1 c0, r1 c1)` of two column pairs `x`, `y` as row 0's 4 columns and row
+/// 1's.
+#[inline(always)]
+fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
+    // SAFETY: NEON, register-only.
+    unsafe {
+        let (x, y) = (vreinterpretq_f64_f32(x), vreinterpretq_f64_f32(y));
+        (
+            vreinterpretq_f32_f64(vzip1q_f64(x, y)),
+            vreinterpretq_f32_f64(vzip2q_f64(x, y)),
+        )
+    }
+}
+
+/// Scores of one step in units of the row's Q scale (the softmax applies it):
+/// `s[r][j] = sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for
+/// rows `r < rows` (a multiple of [`R`]) and keys `j < nk` rounded up to 8, over the
+/// `nk.div_ceil(64)` cache tiles of `kt` (`[d / 8][64][8]` each) and `ks` (`[d / 32][64]` each).
+///
+/// # Safety
+/// The CPU has `M`'s feature and the caller is compiled with it.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn qk_step<M: Mm>(
+    qa: &[i8],
+    rows: usize,
+    d: usize,
+    kt: &[i8],
+    ks: &[f32],
+    nk: usize,
+    s: &mut [f32],
+) {
+    let nb = d / 32;
+    let tiles = nk.div_ceil(KV_TILE);
+    assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && nk > 0 && nk <= KEYS);
+    assert!(qa.len() >= rows * d && kt.len() >= tiles * KV_TILE * d);
+    assert!(ks.len() >= tiles * nb * KV_TILE && s.len() >= rows * KEYS);
+    let (qa, sp) = (qa.as_ptr(), s.as_mut_ptr());
+    for t in 0..tiles {
+        let ng = (nk - t * KV_TILE).min(KV_TILE).div_ceil(8);
+        // SAFETY: tile t < tiles of both (asserted lengths).
+        let (kt, ks) = unsafe {
+            (
+                kt.as_ptr().add(t * KV_TILE * d),
+                ks.as_ptr().add(t * nb * KV_TILE),
+            )
+        };
+        for rq in (0..rows).step_by(4) {
+            // SAFETY (the whole loop body): row pairs rq / 2, rq / 2 + 1 of the packed Q are
+            // `2 d` bytes each, read at dimension groups < d / 8; key group c8 < ng <= 8 of
+            // dimension group dg < d / 8 of the tile is 64 bytes at (dg 64 + c8 8) 8; key scales
+            // b < nb at b 64 + c8 8 + 4; rows rq..rq + 4 of s hold KEYS floats, written at
+            // t 64 + c8 8 + 8 <= KEYS; the products need M's feature (caller).
+            for c8 in 0..ng {
+                let mut facc = [[unsafe { vdupq_n_f32(0.0) }; 4]; 2];
+                for b in 0..nb {
+                    let mut iacc = [[M::zero(); 4]; 2];
+                    for dg in 4 * b..4 * b + 4 {
+                        let a: [M::A; 2] = std::array::from_fn(|x| unsafe {
+                            M::load_a(qa.add((rq / 2 + x) * 2 * d + dg * 16))
+                        });
+                        let kb: [int8x16_t; 4] = std::array::from_fn(|kp| unsafe {
+                            vld1q_s8(kt.add((dg * KV_TILE + c8 * 8 + 2 * kp) * 8))
+                        });
+                        for x in 0..2 {
+                            for kp in 0..4 {
+                                iacc[x][kp] = unsafe { M::mm(iacc[x][kp], a[x], kb[kp]) };
+                            }
+                        }
+                    }
+                    // Key scales (k0, k1, k0, k1) per key pair.
+                    let (k03, k47) = unsafe {
+                        let p = ks.add(b * KV_TILE + c8 * 8);
+                        (
+                            vreinterpretq_f64_f32(vld1q_f32(p)),
+                            vreinterpretq_f64_f32(vld1q_f32(p.add(4))),
+                        )
+                    };
+                    let ksv = [
+                        unsafe { vreinterpretq_f32_f64(vzip1q_f64(k03, k03)) },
+                        unsafe { vreinterpretq_f32_f64(vzip2q_f64(k03, k03)) },
+                        unsafe { vreinterpretq_f32_f64(vzip1q_f64(k47, k47)) },
+                        unsafe { vreinterpretq_f32_f64(vzip2q_f64(k47, k47)) },
+                    ];
+                    for x in 0..2 {
+                        for kp in 0..4 {
+                            let c = unsafe { vcvtq_f32_s32(M::finish(iacc[x][kp])) };
+                            facc[x][kp] = unsafe { vfmaq_f32(facc[x][kp], c, ksv[kp]) };
+                        }
+                    }
+                }
+                for (x, f) in facc.iter().enumerate() {
+                    let r0 = rq + 2 * x;
+                    unsafe {
+                        let (a0, a1) = unzip_rows(f[0], f[1]);
+                        let (b0, b1) = unzip_rows(f[2], f[3]);
+                        let s0 = sp.add(r0 * KEYS + t * KV_TILE + c8 * 8);
+                        let s1 = s0.add(KEYS);
+                        vst1q_f32(s0, a0);
+                        vst1q_f32(s0.add(4), b0);
+                        vst1q_f32(s1, a1);
+                        vst1q_f32(s1.add(4), b1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `o[r][i] = o[r][i] corr[r] + ps[r][b] sum_{j < 8 ng} (P'[b][r][j] + 128) v[j][i]` (`b = i / 32`) for
+/// rows `r < rows` (a multiple of [`R`]); `pa` is `[nb][rows / 2][KEYS / 8][2][8]`, `v` the
+/// step's groups of 8 positions `[d][8]`, `ps` `[rows][nb]`. `P` row pairs (`M::PV_PAIRS`) x 8
+/// dimensions per micro-tile.
+///
+/// # Safety
+/// The CPU has `M`'s feature and the caller is compiled with it.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pv_step<M: Mm, const P: usize>(
+    pa: &[i8],
+    ps: &[f32],
+    rows: usize,
+    v: &[i8],
+    ng: usize,
+    d: usize,
+    corr: &[f32],
+    o: &mut [f32],
+) {
+    let nb = d / 32;
+    assert!(rows.is_multiple_of(R) && R.is_multiple_of(2 * P) && d.is_multiple_of(32));
+    assert!(ng <= KEYS / 8 && v.len() >= ng * 8 * d);
+    assert!(pa.len() >= nb * rows * KEYS && ps.len() >= rows * nb);
+    assert!(corr.len() >= rows && o.len() >= rows * d);
+    let (pa, ps, vp, c, op) = (
+        pa.as_ptr(),
+        ps.as_ptr(),
+        v.as_ptr(),
+        corr.as_ptr(),
+        o.as_mut_ptr(),
+    );
+    // SAFETY (both loops): block b < nb, row pair rq / 2 + x (x < P) of P' is 2 KEYS bytes at
+    // (b rows / 2 + rq / 2 + x) 2 KEYS, group jg < ng <= KEYS / 8 at 16 jg; value group jg < ng
+    // is 8 d bytes, dimension pair 2 dp of dimension group c8 < d / 8 at (8 c8 + 2 dp) 8; rows
+    // rq..rq + 2 P of ps (nb floats), corr, o (d floats); M's feature (caller).
+    // `A` of ones: the column sums of the values, `(sum v_i, sum v_i+1)` for both rows.
+    let ones = unsafe { M::load_a([1i8; 16].as_ptr()) };
+    for c8 in 0..d / 8 {
+        let b = c8 / 4;
+        let mut cacc = [M::zero(); 4];
+        for jg in 0..ng {
+            for (dp, c) in cacc.iter_mut().enumerate() {
+                let vb = unsafe { vld1q_s8(vp.add(jg * 8 * d + (c8 * 8 + 2 * dp) * 8)) };
+                *c = unsafe { M::mm(*c, ones, vb) };
+            }
+        }
+        // 128 sum_j v_ji: the weights are stored as x - 128.
+        let cs: [int32x4_t; 4] =
+            std::array::from_fn(|dp| unsafe { vshlq_n_s32::<7>(M::finish(cacc[dp])) });
+        for rq in (0..rows).step_by(2 * P) {
+            let pb = unsafe { pa.add((b * rows / 2 + rq / 2) * 2 * KEYS) };
+            let mut iacc = [[M::zero(); 4]; P];
+            for jg in 0..ng {
+                let a: [M::A; P] =
+                    std::array::from_fn(|x| unsafe { M::load_a(pb.add(x * 2 * KEYS + jg * 16)) });
+                let vb: [int8x16_t; 4] = std::array::from_fn(|dp| unsafe {
+                    vld1q_s8(vp.add(jg * 8 * d + (c8 * 8 + 2 * dp) * 8))
+                });
+                for x in 0..P {
+                    for dp in 0..4 {
+                        iacc[x][dp] = unsafe { M::mm(iacc[x][dp], a[x], vb[dp]) };
+                    }
+                }
+            }
+            for (x, acc) in iacc.iter().enumerate() {
+                let r0 = rq + 2 * x;
+                let f: [float32x4_t; 4] = std::array::from_fn(|dp| unsafe {
+                    vcvtq_f32_s32(vaddq_s32(M::finish(acc[dp]), cs[dp]))
+                });
+                let (a0, a1) = unzip_rows(f[0], f[1]);
+                let (b0, b1) = unzip_rows(f[2], f[3]);
+                for (r, lo, hi) in [(r0, a0, b0), (r0 + 1, a1, b1)] {
+                    unsafe {
+                        let (cr, sr) = (*c.add(r), *ps.add(r * nb + b));
+                        let o0 = op.add(r * d + c8 * 8);
+                        vst1q_f32(o0, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o0), cr), lo, sr));
+                        let o1 = o0.add(4);
+                        vst1q_f32(o1, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o1), cr), hi, sr));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The int8 buffers of a block (per thread, grown on first use).
+#[derive(Default)]
+struct Bufs {
+    /// Packed Q `[rows / 2][d / 8][2][8]` and its per-row scales.
+    qa: Vec<i8>,
+    qs: Vec<f32>,
+    /// Scores `rows x KEYS`.
+    s: Vec<f32>,
+    /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[rows][nb]`.
+    pa: Vec<i8>,
+    ps: Vec<f32>,
+    /// `w[b][j] = 255 vs_jb / max_j vs_jb` of the step, and `max_j vs_jb / 255`.
+    w: Vec<f32>,
+    vmax: Vec<f32>,
+    corr: Vec<f32>,
+}
+
+thread_local! {
+    static BUFS: RefCell<Bufs> = RefCell::new(Bufs::default());
+}
+
+/// Writes row `r` of Q (`src * scale`) into the packed `qa` as int8 with one scale per row.
+fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
+    let d = src.len();
+    assert!(d.is_multiple_of(8) && qa.len() >= (r / 2 + 1) * 2 * d && qs.len() > r);
+    // SAFETY: NEON (every aarch64 target); reads src[0..d].
+    let amax = unsafe { super::ops::max_abs(src) } * scale.abs();
+    let step = amax / 127.0;
+    qs[r] = step;
+    let inv = if step > 0.0 { scale / step } else { 0.0 };
+    let row = &mut qa[(r / 2) * 2 * d + (r % 2) * 8..];
+    for g in 0..d / 8 {
+        // SAFETY: 8 g + 8 <= d; the 8 destination bytes lie at 16 g < 2 d of the row pair.
+        unsafe {
+            let a = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(src.as_ptr().add(8 * g)), inv));
+            let b = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(src.as_ptr().add(8 * g + 4)), inv));
+            let h = vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b)));
+            vst1_s8(row.as_mut_ptr().add(16 * g), h);
+        }
+    }
+}
+
+/// 8 quantized weights `round(e w) - 128` (`e` the 8 weights of a key group in `e0`, `e1`, `w`
+/// the group's factors of one block) as 8 bytes in the low half, and those of a second block
+/// (`w2`) in the high half. The products lie in `[0, 255]` (`e <= 1`, `w <= 255`), so the
+/// narrowing keeps the low bytes (UZP1) without saturation, and EOR 0x80 subtracts 128.
+#[inline(always)]
+fn quant2(e0: float32x4_t, e1: float32x4_t, w: *const f32, w2: *const f32) -> int8x16_t {
+    // SAFETY: NEON; `w`, `w2` point to 8 readable floats (callers).
+    unsafe {
+        let a0 = vcvtnq_s32_f32(vmulq_f32(e0, vld1q_f32(w)));
+        let a1 = vcvtnq_s32_f32(vmulq_f32(e1, vld1q_f32(w.add(4))));
+        let c0 = vcvtnq_s32_f32(vmulq_f32(e0, vld1q_f32(w2)));
+        let c1 = vcvtnq_s32_f32(vmulq_f32(e1, vld1q_f32(w2.add(4))));
+        let h0 = vuzp1q_s16(vreinterpretq_s16_s32(a0), vreinterpretq_s16_s32(a1));
+        let h1 = vuzp1q_s16(vreinterpretq_s16_s32(c0), vreinterpretq_s16_s32(c1));
+        let x = vuzp1q_s8(vreinterpretq_s8_s16(h0), vreinterpretq_s8_s16(h1));
+        veorq_s8(x, vdupq_n_s8(i8::MIN))
+    }
+}
+
+/// The online-softmax step of one driver step (module notes): row maxima, rescale factors,
+/// sums, the quantized weights `P'` and their scales. `s` holds `rows x KEYS` scores (log2
+/// units). `NB` is the number of value blocks `d / 32` when it is 1, 2 or 4 (unrolled), or 0
+/// (`nb` read at run time).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon")]
+fn softmax_step<const NB: usize>(
+    s: &mut [f32],
+    rows: usize,
+    nk: usize,
+    nb: usize,
+    mask: Mask,
+    (m, l, corr): (&mut [f32], &mut [f32], &mut [f32]),
+    (qs, w, vmax): (&[f32], &[f32], &[f32]),
+    (pa, ps): (&mut [i8], &mut [f32]),
+) {
+    let nb = if NB > 0 { NB } else { nb };
+    let ng = nk.div_ceil(8);
+    let rp = rows.next_multiple_of(R);
+    assert!(nk > 0 && nk <= KEYS && s.len() >= rows * KEYS && mask.group > 0);
+    assert!(m.len() >= rows && l.len() >= rows && corr.len() >= rows);
+    assert!(qs.len() >= rows && w.len() >= nb * KEYS && vmax.len() >= nb);
+    assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rows * nb);
+    let exp2 = |x: f32| vgetq_lane_f32::<0>(exp2_biased(vdupq_n_f32(x + BIAS)));
+    let lane = [0.0f32, 1.0, 2.0, 3.0];
+    // SAFETY: 4 floats.
+    let lanes = unsafe { vld1q_f32(lane.as_ptr()) };
+    let (wp, pp) = (w.as_ptr(), pa.as_mut_ptr());
+    let (mut seen, mut hh) = (mask.first, 0);
+    for r in 0..rows {
+        // Keys of the step row r sees (`mask.valid(r, nk)`, counted up per position).
+        let valid = seen.clamp(0, nk as isize) as usize;
+        hh += 1;
+        if hh == mask.group {
+            hh = 0;
+            seen += 1;
+        }
+        // Row r's 8 bytes of key group 0 of block 0 in the packed P' (block stride rp KEYS).
+        let pr = (r / 2) * 2 * KEYS + (r % 2) * 8;
+        let vg = if valid == 0 { 0 } else { valid.div_ceil(8) };
+        // SAFETY (the pointer arithmetic below): row r's 8 bytes of group jg < ng <= KEYS / 8
+        // of block b < nb lie at pr + b rp KEYS + 16 jg, inside the asserted `pa`; w[b][8 jg..
+        // 8 jg + 8] inside `w`; the row's scores at r KEYS + 8 g < rows KEYS.
+        for jg in vg..ng {
+            for b in 0..nb {
+                // Weight 0 (x = 0: P' = -128).
+                unsafe { vst1_s8(pp.add(pr + b * rp * KEYS + 16 * jg), vdup_n_s8(i8::MIN)) };
+            }
+        }
+        if valid == 0 {
+            corr[r] = 1.0;
+            continue;
+        }
+        let sr = &mut s[r * KEYS..(r + 1) * KEYS];
+        sr[valid..vg * 8].fill(f32::NEG_INFINITY);
+        let sp = sr.as_ptr();
+        let (mut mx0, mut mx1) = (
+            vdupq_n_f32(f32::NEG_INFINITY),
+            vdupq_n_f32(f32::NEG_INFINITY),
+        );
+        for g in 0..vg {
+            unsafe {
+                mx0 = vmaxq_f32(mx0, vld1q_f32(sp.add(8 * g)));
+                mx1 = vmaxq_f32(mx1, vld1q_f32(sp.add(8 * g + 4)));
+            }
+        }
+        // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
+        let q = qs[r];
+        let mt = vmaxvq_f32(vmaxq_f32(mx0, mx1)) * q;
+        let m_new = m[r].max(mt);
+        corr[r] = if m[r] == f32::NEG_INFINITY {
+            0.0
+        } else {
+            exp2(m[r] - m_new)
+        };
+        let pmax = exp2(mt - m_new);
+        m[r] = m_new;
+        let mb = vdupq_n_f32(BIAS - mt);
+        let mut sum = vdupq_n_f32(0.0);
+        for g in 0..vg {
+            let (mut e0, mut e1) = unsafe {
+                (
+                    exp2_biased(vfmaq_n_f32(mb, vld1q_f32(sp.add(8 * g)), q)),
+                    exp2_biased(vfmaq_n_f32(mb, vld1q_f32(sp.add(8 * g + 4)), q)),
+                )
+            };
+            if 8 * g + 8 > valid {
+                // Keys past `valid` get weight 0 exactly.
+                let lim = vdupq_n_f32((valid - 8 * g) as f32);
+                let keep0 = vcltq_f32(lanes, lim);
+                let keep1 = vcltq_f32(lanes, vsubq_f32(lim, vdupq_n_f32(4.0)));
+                e0 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e0), keep0));
+                e1 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e1), keep1));
+            }
+            sum = vaddq_f32(sum, vaddq_f32(e0, e1));
+            let mut b = 0;
+            while b + 2 <= nb {
+                unsafe {
+                    let wb = wp.add(b * KEYS + 8 * g);
+                    let q = quant2(e0, e1, wb, wb.add(KEYS));
+                    let dst = pp.add(pr + b * rp * KEYS + 16 * g);
+                    vst1_s8(dst, vget_low_s8(q));
+                    vst1_s8(dst.add(rp * KEYS), vget_high_s8(q));
+                }
+                b += 2;
+            }
+            if b < nb {
+                unsafe {
+                    let wb = wp.add(b * KEYS + 8 * g);
+                    let q = quant2(e0, e1, wb, wb);
+                    vst1_s8(pp.add(pr + b * rp * KEYS + 16 * g), vget_low_s8(q));
+                }
+            }
+        }
+        for b in 0..nb {
+            ps[r * nb + b] = pmax * vmax[b];
+        }
+        l[r] = l[r] * corr[r] + pmax * vaddvq_f32(sum);
+    }
+}
+
+/// The int8 path as a [`Block`] of the attention driver.
+pub(crate) struct I8Attn<M>(PhantomData<M>);
+
+/// The block loop of the int8 path over `M`'s products ([`Block::block`]).
+///
+/// # Safety
+/// The CPU has `M`'s feature.
+unsafe fn block_i8<M: Mm>(
+    p: &Problem<'_>,
+    g: usize,
+    qi0: usize,
+    nq: usize,
+    kv: Range<usize>,
+    sc: &mut Scratch,
+) {
+    let Stored::I8 {
+        kt,
+        v,
+        ks,
+        vs,
+        grouped: true,
+    } = p.kv.store
+    else {
+        panic!("the int8 attention path needs an int8 KV cache in the grouped layout");
+    };
+    let (d, group) = (p.d, p.group);
+    assert!(d.is_multiple_of(32) && d > 0);
+    let nb = d / 32;
+    let rows = nq * group;
+    let rp = rows.next_multiple_of(R);
+    grow(&mut sc.o, rp * d);
+    grow(&mut sc.m, rp);
+    grow(&mut sc.l, rp);
+    BUFS.with(|bufs| {
+        let bf = &mut *bufs.borrow_mut();
+        grow(&mut bf.qa, rp * d);
+        grow(&mut bf.qs, rp);
+        grow(&mut bf.s, rp * KEYS);
+        grow(&mut bf.pa, nb * rp * KEYS);
+        grow(&mut bf.ps, rp * nb);
+        grow(&mut bf.w, nb * KEYS);
+        grow(&mut bf.vmax, nb);
+        grow(&mut bf.corr, rp);
+        // Padding rows: zero Q and P' (the softmax writes real rows only), corr 1.
+        bf.qa[(rows / 2) * 2 * d..rp * d].fill(0);
+        bf.qs[rows..rp].fill(0.0);
+        bf.pa[..nb * rp * KEYS].fill(0);
+        bf.ps[rows * nb..rp * nb].fill(0.0);
+        bf.corr[rows..rp].fill(1.0);
+        let scale = p.scale * std::f32::consts::LOG2_E;
+        for qi in 0..nq {
+            for hh in 0..group {
+                let src = &p.q[((qi0 + qi) * p.n_head + g * group + hh) * d..][..d];
+                load_q(src, scale, qi * group + hh, &mut bf.qa, &mut bf.qs);
+            }
+        }
+        sc.o[..rp * d].fill(0.0);
+        sc.m[..rows].fill(f32::NEG_INFINITY);
+        sc.l[..rows].fill(0.0);
+        let kv_end = kv.end.min(p.pos0 + qi0 + nq);
+        let base = p.kv.head_base(g);
+        let mut ts = kv.start;
+        assert!(ts.is_multiple_of(KEYS));
+        while ts < kv_end {
+            let nk = KEYS.min(kv_end - ts);
+            let ng = nk.div_ceil(8);
+            let tiles = nk.div_ceil(KV_TILE);
+            let off = base + ts * d;
+            let ktile = &kt[off..off + tiles * KV_TILE * d];
+            let kst = &ks[off / 32..off / 32 + tiles * nb * KV_TILE];
+            let vtile = &v[off..off + ng * 8 * d];
+            let vst = &vs[off / 32..off / 32 + nk * nb];
+            // Value scales of the step: per block, the largest and w = 255 vs / largest.
+            let vmax = &mut bf.vmax[..nb];
+            vmax.fill(0.0);
+            for row in vst.chunks_exact(nb) {
+                for (m, &x) in vmax.iter_mut().zip(row) {
+                    *m = m.max(x);
+                }
+            }
+            for (b, m) in vmax.iter_mut().enumerate() {
+                let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
+                let wb = &mut bf.w[b * KEYS..(b + 1) * KEYS];
+                for (w, row) in wb.iter_mut().zip(vst.chunks_exact(nb)) {
+                    *w = row[b] * f;
+                }
+                wb[nk..].fill(0.0);
+                *m /= 255.0;
+            }
+            let mask = Mask {
+                first: (p.pos0 + qi0 + 1) as isize - ts as isize,
+                group,
+            };
+            // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
+            unsafe { M::qk(&bf.qa, rp, d, ktile, kst, nk, &mut bf.s) };
+            let stats = (&mut sc.m[..], &mut sc.l[..], &mut bf.corr[..]);
+            let wv = (&bf.qs[..], &bf.w[..], &bf.vmax[..]);
+            let pq = (&mut bf.pa[..], &mut bf.ps[..]);
+            // SAFETY: NEON is part of every aarch64 target.
+            unsafe {
+                match nb {
+                    1 => softmax_step::<1>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                    2 => softmax_step::<2>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                    4 => softmax_step::<4>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                    _ => softmax_step::<0>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                }
+            }
+            // SAFETY: as above.
+            unsafe { M::pv(&bf.pa, &bf.ps, rp, vtile, ng, d, &bf.corr, &mut sc.o) };
+            ts += KEYS;
+        }
+    });
+}
+
+impl Block for I8Attn<Dot> {
+    const ROWS: usize = R;
+    const BLOCK_ROWS: usize = 128;
+    const M_UNIT: f32 = std::f32::consts::LN_2;
+
+    unsafe fn block(
+        p: &Problem<'_>,
+        g: usize,
+        qi0: usize,
+        nq: usize,
+        kv: Range<usize>,
+        sc: &mut Scratch,
+    ) {
+        // SAFETY: the path is handed out only on CPUs with FEAT_DotProd (the `NeonDot` and
+        // `NeonI8mm` tiers require it).
+        unsafe { block_i8::<Dot>(p, g, qi0, nq, kv, sc) }
+    }
+}
+
+impl Block for I8Attn<Mmla> {
+    const ROWS: usize = R;
+    const BLOCK_ROWS: usize = 128;
+    const M_UNIT: f32 = std::f32::consts::LN_2;
+
+    unsafe fn block(
+        p: &Problem<'_>,
+        g: usize,
+        qi0: usize,
+        nq: usize,
+        kv: Range<usize>,
+        sc: &mut Scratch,
+    ) {
+        // SAFETY: the path is handed out only on CPUs with FEAT_I8MM (the `NeonI8mm` tier).
+        unsafe { block_i8::<Mmla>(p, g, qi0, nq, kv, sc) }
+    }
+}
