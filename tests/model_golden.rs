@@ -177,10 +177,12 @@ const TOL_LONG: f32 = TOL_KV_F16;
 /// Against the float32 model the quantization itself dominates: the simulation differs from the
 /// f32 logits by 16% to 42% of max |logit| on these deliberately sharp random models (qwen3
 /// 0.415, qwen2_tied 0.369, qwen2_untied 0.268, qwen2_gqa_hd128 0.160; computed here from the
-/// two golden files). We must be no further from f32 than that plus TOL_Q; measured: equal to it
-/// to 4 digits for every model.
-fn tol_f32(g: &Golden) -> f32 {
-    rel_err(&g.q, &g.f32) + TOL_Q
+/// two golden files). By the triangle inequality we are no further from f32 than that plus the
+/// bound `tol_q` we keep to the simulation (relative to max |q|, rescaled to max |f32|);
+/// measured: at most 0.032 above the first term (qwen2_tied, long prompt, aarch64 int8 attention).
+fn tol_f32(g: &Golden, tol_q: f32) -> f32 {
+    let peak = |v: &[f32]| v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    rel_err(&g.q, &g.f32) + tol_q * peak(&g.q) / peak(&g.f32)
 }
 
 /// Relative errors per row (prefill's last position, then each decode step).
@@ -215,6 +217,12 @@ fn check_model(name: &str, prompt: Prompt, tier: Tier, kv: KvDtype, chunk: usize
         // tolerance applies (TOL_KV_F16 also covers bf16, see there).
         let name_a = qkern::Kernels::for_tier(tier).unwrap().attention_name();
         let half = matches!(kv, KvDtype::F16) || name_a.contains("fp16") || name_a.contains("bf16");
+        let tol_q = match half {
+            _ if kv == KvDtype::I8 => TOL_KV_I8,
+            false if matches!(prompt, Prompt::Long) => TOL_LONG,
+            false => TOL_Q,
+            true => TOL_KV_F16,
+        };
         match half {
             _ if kv == KvDtype::I8 => assert!(
                 max <= TOL_KV_I8,
@@ -241,7 +249,7 @@ fn check_model(name: &str, prompt: Prompt, tier: Tier, kv: KvDtype, chunk: usize
             ),
         }
         assert!(
-            ef <= tol_f32(&g),
+            ef <= tol_f32(&g, tol_q),
             "{name} {what} {tier}: {ef} vs the f32 model"
         );
         worst = worst.max(max);
