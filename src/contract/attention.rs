@@ -11,8 +11,24 @@ pub const KV_TILE: usize = 64;
 /// positions (`positions x head_dim`) as stored.
 #[derive(Clone, Copy)]
 pub(crate) enum Tile<'a> {
-    F16 { kt: &'a [f16], v: &'a [f16] },
-    F32 { kt: &'a [f32], v: &'a [f32] },
+    F16 {
+        kt: &'a [f16],
+        v: &'a [f16],
+    },
+    F32 {
+        kt: &'a [f32],
+        v: &'a [f32],
+    },
+    /// Int8 in the ungrouped layout of [`Stored::I8`]: key tiles `d x 64` with their scales
+    /// `[d / 32][64]` per tile (`ks`), value rows with their scales `[row][d / 32]` (`vs`). Only
+    /// handed to a path whose [`AttnKernel::TILE_I8`] is true (today the x86 bf16 path).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    I8 {
+        kt: &'a [i8],
+        ks: &'a [f32],
+        v: &'a [i8],
+        vs: &'a [f32],
+    },
 }
 
 /// The causal mask of one KV tile for the rows of a block: row `r` sees the first
@@ -59,6 +75,9 @@ pub(crate) trait AttnKernel {
     /// Extra f32 scratch per row after the `rows x KEYS` scores, for the kernel's own use between
     /// `qk` and `softmax`.
     const S_EXTRA: usize = 0;
+    /// Whether [`Self::tile`] converts int8 tiles ([`Tile::I8`]) itself, in one pass; otherwise
+    /// the driver dequantizes them to f32 first and hands over [`Tile::F32`].
+    const TILE_I8: bool = false;
     /// Natural-log units per unit of the scores (and of the row maxima `m`): 1, or `ln 2` for a
     /// kernel that scales Q by `log2 e` and computes its weights as powers of 2.
     const M_UNIT: f32 = 1.0;
@@ -192,18 +211,26 @@ macro_rules! f32_ops {
 pub(crate) use f32_ops;
 
 /// The whole key and value storage of a cache (every layer and KV head), as stored: f16 or f32
-/// tiles the paths read directly ([`Tile`]), or int8, which the aarch64 int8 paths read as stored
-/// and the driver dequantizes per tile into f32 for every other path. Int8 values come in blocks
-/// of 32 along the head dimension with an f32 scale per position and block: key scales per tile
-/// `[d / 32][KV_TILE]` (transposed like the keys), value scales `[position][d / 32]`; a head's
-/// scales start at its value offset / 32. The values are laid out like the f16 cache (keys
+/// tiles the paths read directly (as [`Tile::F16`] / [`Tile::F32`]), or int8, which the aarch64
+/// int8 paths read as stored and the driver hands every other path per tile, dequantized into
+/// f32 unless the path converts int8 tiles itself ([`AttnKernel::TILE_I8`]). Int8 values come in
+/// blocks of 32 along the head dimension with an f32 scale per position and block: key scales per
+/// tile `[d / 32][KV_TILE]` (transposed like the keys), value scales `[position][d / 32]`; a
+/// head's scales start at its value offset / 32. The values are laid out like the f16 cache (keys
 /// `[d][KV_TILE]` per tile, values `[position][d]`), or `grouped` (the caches of the `NeonDot` and
 /// `NeonI8mm` tiers): keys `[d / 8][KV_TILE][8]` per tile (8 consecutive dimensions of a key
 /// contiguous: two keys per 16 bytes, the `B` operand of SMMLA), values `[d][8]` per group of 8
 /// positions (8 positions of a dimension contiguous: two dimensions per 16 bytes).
 #[derive(Clone, Copy)]
 pub(crate) enum Stored<'a> {
-    Tile(Tile<'a>),
+    F16 {
+        kt: &'a [f16],
+        v: &'a [f16],
+    },
+    F32 {
+        kt: &'a [f32],
+        v: &'a [f32],
+    },
     I8 {
         kt: &'a [i8],
         v: &'a [i8],

@@ -76,6 +76,7 @@ impl<T: F32Ops> AttnKernel for F32<T> {
     ) -> (&'a [f32], &'a [f32]) {
         match t {
             Tile::F32 { kt, v } => (&kt[..KV_TILE * d], &v[..nk * d]),
+            Tile::I8 { .. } => unreachable!("TILE_I8 is false: the driver dequantizes int8"),
             Tile::F16 { kt, v } => {
                 // SAFETY: the path's CPU features (the trait's contract).
                 unsafe {
@@ -246,13 +247,25 @@ unsafe fn block<K: AttnKernel>(
         let off = base + ts * d;
         let kt_len = nk.next_multiple_of(KV_TILE) * d;
         let tile = match p.kv.store {
-            Stored::Tile(Tile::F16 { kt, v }) => Tile::F16 {
+            Stored::F16 { kt, v } => Tile::F16 {
                 kt: &kt[off..off + kt_len],
                 v: &v[off..off + nk * d],
             },
-            Stored::Tile(Tile::F32 { kt, v }) => Tile::F32 {
+            Stored::F32 { kt, v } => Tile::F32 {
                 kt: &kt[off..off + kt_len],
                 v: &v[off..off + nk * d],
+            },
+            Stored::I8 {
+                kt,
+                v,
+                ks,
+                vs,
+                grouped: false,
+            } if K::TILE_I8 => Tile::I8 {
+                kt: &kt[off..off + kt_len],
+                ks: &ks[off / 32..(off + kt_len) / 32],
+                v: &v[off..off + nk * d],
+                vs: &vs[off / 32..(off + nk * d) / 32],
             },
             Stored::I8 {
                 kt,

@@ -6,7 +6,7 @@
 //! The cache carries its tier's kernels (like packed weights): writes convert and scan through
 //! them, and [`crate::attention`] runs the tier's attention path on it.
 
-use crate::contract::attention::{KvView, Stored, Tile, KV_TILE};
+use crate::contract::attention::{KvView, Stored, KV_TILE};
 use crate::contract::Kernels;
 use crate::quant::{check_len, quantize_activation_block};
 use crate::{Error, Result, Tier};
@@ -373,8 +373,8 @@ impl KvCache {
     pub(crate) fn view(&self, layer: usize) -> KvView<'_> {
         KvView {
             store: match &self.store {
-                KvStore::F16 { k, v } => Stored::Tile(Tile::F16 { kt: k, v }),
-                KvStore::F32 { k, v } => Stored::Tile(Tile::F32 { kt: k, v }),
+                KvStore::F16 { k, v } => Stored::F16 { kt: k, v },
+                KvStore::F32 { k, v } => Stored::F32 { kt: k, v },
                 KvStore::I8 {
                     k,
                     v,

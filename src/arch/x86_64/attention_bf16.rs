@@ -165,6 +165,85 @@ unsafe fn conv_v<T: Load16>(v: &[T], nk: usize, d: usize, vb: &mut [u16]) {
     }
 }
 
+/// Sixteen int8 values at `p` times `scale` (exact widening, one f32 rounding of the product, as
+/// the driver's dequantization computes it).
+///
+/// # Safety
+/// 16 bytes readable at `p`; AVX-512F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load16_i8(p: *const i8, scale: __m512) -> __m512 {
+    // SAFETY: 16 bytes at `p` (the caller's contract).
+    let q = unsafe { _mm_loadu_si128(p as *const __m128i) };
+    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), scale)
+}
+
+/// [`conv_k`] for an int8 key tile `d x 64` with its scales `[d / 32][64]`.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16; `kt` holds `d * 64` values, `ks` `d * 2`, `kb` `d * 64`, `d` a
+/// multiple of 32.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn conv_k_i8(kt: &[i8], ks: &[f32], d: usize, nk: usize, kb: &mut [u16]) {
+    assert!(kt.len() >= d * KV_TILE && kb.len() >= d * KV_TILE && d.is_multiple_of(32));
+    assert!(ks.len() >= d / 32 * KV_TILE);
+    // SAFETY: 64 bytes.
+    let idx = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr() as *const _) };
+    let groups = nk.div_ceil(16).min(KV_TILE / 16);
+    let (src, dst) = (kt.as_ptr(), kb.as_mut_ptr());
+    for i in 0..d / 2 {
+        // Dimensions 2i and 2i + 1 are in the same block of 32: one row of scales.
+        let sc = &ks[(2 * i / 32) * KV_TILE..][..KV_TILE];
+        for c in 0..groups {
+            // SAFETY: rows 2i, 2i + 1 < d of the tile and columns 16c..16c + 16 <= 64 (of `kt`
+            // and of the scale row); the pairs of keys 16c.. of dimension pair i end inside `kb`.
+            unsafe {
+                let s = _mm512_loadu_ps(sc.as_ptr().add(16 * c));
+                let a = load16_i8(src.add(2 * i * KV_TILE + 16 * c), s);
+                let b = load16_i8(src.add((2 * i + 1) * KV_TILE + 16 * c), s);
+                let x = interleave_bf16(a, b, idx);
+                _mm512_storeu_si512(dst.add((i * KV_TILE + 16 * c) * 2) as *mut _, x);
+            }
+        }
+    }
+}
+
+/// [`conv_v`] for `nk` int8 value rows with their scales `[row][d / 32]`.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16; `v` holds `nk * d` values, `vs` `nk * d / 32`, `vb`
+/// `nk.next_multiple_of(2) * d`, `d` a multiple of 32.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn conv_v_i8(v: &[i8], vs: &[f32], nk: usize, d: usize, vb: &mut [u16]) {
+    assert!(v.len() >= nk * d && vb.len() >= nk.next_multiple_of(2) * d);
+    assert!(d.is_multiple_of(32) && vs.len() >= nk * d / 32);
+    // SAFETY: 64 bytes.
+    let idx = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr() as *const _) };
+    let (src, dst) = (v.as_ptr(), vb.as_mut_ptr());
+    let bs = d / 32;
+    for m in 0..nk.div_ceil(2) {
+        let second = 2 * m + 1 < nk;
+        for c in (0..d).step_by(16) {
+            // SAFETY: rows 2m (and 2m + 1 when below nk) of `v` and `vs`, columns c..c + 16 <= d;
+            // pair m's 2 d values end inside `vb`.
+            unsafe {
+                let a = load16_i8(
+                    src.add(2 * m * d + c),
+                    _mm512_set1_ps(vs[2 * m * bs + c / 32]),
+                );
+                let b = if second {
+                    let s = _mm512_set1_ps(vs[(2 * m + 1) * bs + c / 32]);
+                    load16_i8(src.add((2 * m + 1) * d + c), s)
+                } else {
+                    _mm512_setzero_ps()
+                };
+                let x = interleave_bf16(a, b, idx);
+                _mm512_storeu_si512(dst.add((m * d + c) * 2) as *mut _, x);
+            }
+        }
+    }
+}
+
 /// The shared micro-kernel: for `R` rows and `W` vectors of 16 columns, `acc[r][w] = sum over
 /// pairs i < n of a[r][2i..2i + 2] . b[i][16w..16w + 16][2]`, `a` rows `a_stride` u16 apart,
 /// `b` pairs `b_stride` u16 apart.
@@ -249,6 +328,9 @@ impl AttnKernel for Bf16 {
     const M_UNIT: f32 = std::f32::consts::LN_2;
     /// Twice the default: halves the per-block tile conversions.
     const BLOCK_ROWS: usize = 128;
+    /// Int8 tiles go to bf16 in one pass (`q * scale` in f32, then rounded to bf16: the same
+    /// values as the driver's f32 dequantization followed by the f32 conversion).
+    const TILE_I8: bool = true;
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
         // SAFETY: the CPU features (the trait's contract).
@@ -274,6 +356,10 @@ impl AttnKernel for Bf16 {
                 Tile::F32 { kt, v } => {
                     conv_k(kt, d, nk, kbuf);
                     conv_v(v, nk, d, vbuf);
+                }
+                Tile::I8 { kt, ks, v, vs } => {
+                    conv_k_i8(kt, ks, d, nk, kbuf);
+                    conv_v_i8(v, vs, nk, d, vbuf);
                 }
             }
         }
