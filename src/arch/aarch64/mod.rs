@@ -27,6 +27,47 @@ use crate::contract::Kernels;
 use crate::quant::{ActBlock, ActBlockK, BlockQ4_0};
 use crate::Tier;
 
+/// Declares an asm micro-kernel family's routines, `qkern_<name>_p1_<tier>` ..
+/// `qkern_<name>_p8_<tier>` (1..=8 row pairs) and `qkern_<name>_gemv_<tier>` (one row), each
+/// taking `*const $args`, and builds its static: `$ty { pairs, gemv, $field: $value, .. }`
+/// ([`matmul_asm::Family`], [`q4k_mmla::AsmKernels`]).
+macro_rules! asm_family {
+    (
+        $(#[$attr:meta])*
+        $vis:vis static $static:ident: $ty:ident = $name:literal, $tier:literal, $args:ty,
+        { $($field:ident: $value:expr),* $(,)? }
+    ) => {
+        $(#[$attr])*
+        $vis static $static: $ty = {
+            unsafe extern "C" {
+                #[link_name = concat!("qkern_", $name, "_p1_", $tier)]
+                fn p1(args: *const $args);
+                #[link_name = concat!("qkern_", $name, "_p2_", $tier)]
+                fn p2(args: *const $args);
+                #[link_name = concat!("qkern_", $name, "_p3_", $tier)]
+                fn p3(args: *const $args);
+                #[link_name = concat!("qkern_", $name, "_p4_", $tier)]
+                fn p4(args: *const $args);
+                #[link_name = concat!("qkern_", $name, "_p5_", $tier)]
+                fn p5(args: *const $args);
+                #[link_name = concat!("qkern_", $name, "_p6_", $tier)]
+                fn p6(args: *const $args);
+                #[link_name = concat!("qkern_", $name, "_p7_", $tier)]
+                fn p7(args: *const $args);
+                #[link_name = concat!("qkern_", $name, "_p8_", $tier)]
+                fn p8(args: *const $args);
+                #[link_name = concat!("qkern_", $name, "_gemv_", $tier)]
+                fn gemv(args: *const $args);
+            }
+            $ty {
+                pairs: [p1, p2, p3, p4, p5, p6, p7, p8],
+                gemv,
+                $($field: $value),*
+            }
+        };
+    };
+}
+
 pub(crate) mod act;
 pub(crate) mod attention;
 mod attention_fp16;

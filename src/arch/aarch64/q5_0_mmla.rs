@@ -23,15 +23,14 @@
 //! The scales are widened by FCVTL: `ld1r .4s` of columns (0, 1) and (2, 3) gives the
 //! `[w0 w1 w0 w1]` order of SMMLA results.
 
-use super::formats::five_bit_fields;
+use super::formats::{five_bit_fields, get_f16, put_f16};
 use super::matmul_asm;
+use super::pack::{pack_tiles, unpack_tiles, NR};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{BlockQ5_0, QK};
 use half::f16;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Packed bytes per tile and block.
 pub(super) const TILE_BLOCK: usize = 88;
 /// Offset of R4 and of the scales in a tile block.
@@ -62,24 +61,22 @@ fn slot_mmla(c: usize, e: usize) -> (usize, usize) {
 /// Operands `j` and `4 + j` share register `R_j` (and R4), whatever the order.
 pub(super) type Slot = fn(usize, usize) -> (usize, usize);
 
-fn tiles(n: usize) -> usize {
-    n.div_ceil(NR)
-}
-
-/// Writes one column's block into a tile block (88 bytes, zeroed first).
-fn put(slot: Slot, blk: &BlockQ5_0, c: usize, dst: &mut [u8]) {
-    for (e, q) in blk.values().into_iter().enumerate() {
-        let v = q as u8 & 0x1F;
-        let (o, i) = slot(c, e);
-        if o < 4 {
-            dst[16 * o + i] |= v << 3;
-        } else {
-            let j = o - 4;
-            dst[16 * j + i] |= v & 7;
-            dst[HI + i] |= (v >> 3) << HI_SHIFT[j];
+/// Writes the tile block of 4 columns' blocks into `dst` (88 zeroed bytes).
+fn put(slot: Slot, b: &[BlockQ5_0; NR], dst: &mut [u8]) {
+    for (c, blk) in b.iter().enumerate() {
+        for (e, q) in blk.values().into_iter().enumerate() {
+            let v = q as u8 & 0x1F;
+            let (o, i) = slot(c, e);
+            if o < 4 {
+                dst[16 * o + i] |= v << 3;
+            } else {
+                let j = o - 4;
+                dst[16 * j + i] |= v & 7;
+                dst[HI + i] |= (v >> 3) << HI_SHIFT[j];
+            }
         }
     }
-    dst[SCALES + 2 * c..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
+    put_f16(b.map(|b| b.d), &mut dst[SCALES..]);
 }
 
 /// One column's block from a tile block.
@@ -97,9 +94,8 @@ fn get(slot: Slot, src: &[u8], c: usize) -> BlockQ5_0 {
         *q = v ^ 0x10;
     }
     let (qs, qh) = five_bit_fields(&q);
-    let d = u16::from_ne_bytes([src[SCALES + 2 * c], src[SCALES + 2 * c + 1]]);
     BlockQ5_0 {
-        d: f16::from_bits(d),
+        d: get_f16(&src[SCALES..], c),
         qh,
         qs,
     }
@@ -107,23 +103,14 @@ fn get(slot: Slot, src: &[u8], c: usize) -> BlockQ5_0 {
 
 /// Packs `n` columns of `k / 32` blocks in tiles of 4 with the operand order `slot`.
 pub(super) fn pack_with(slot: Slot, blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK;
-    assert!(blocks.len() >= n * kb);
-    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_BLOCK);
-    let bytes = buf.bytes_mut();
     // Padding columns: v = 0 (q = 16) and d = 0, all zero bytes.
-    for (j, row) in blocks.chunks_exact(kb).enumerate().take(n) {
-        let (t, c) = (j / NR, j % NR);
-        for (b, blk) in row.iter().enumerate() {
-            put(
-                slot,
-                blk,
-                c,
-                &mut bytes[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK],
-            );
-        }
-    }
-    buf
+    let pad = BlockQ5_0 {
+        d: f16::ZERO,
+        qh: [0xFF; 4],
+        qs: [0; 16],
+    };
+    let put = |b: &[BlockQ5_0; NR], dst: &mut [u8]| put(slot, b, dst);
+    pack_tiles(blocks, n, k, QK, TILE_BLOCK, pad, put)
 }
 
 /// Column `row`'s blocks from a buffer of [`pack_with`] with the same `slot`.
@@ -134,15 +121,7 @@ pub(super) fn unpack_row_with(
     row: usize,
     out: &mut [BlockQ5_0],
 ) {
-    let kb = k / QK;
-    let (t, c) = (row / NR, row % NR);
-    for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(
-            slot,
-            &buf.bytes()[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK],
-            c,
-        );
-    }
+    unpack_tiles(buf, k, QK, TILE_BLOCK, row, out, |src, c| get(slot, src, c))
 }
 
 fn pack(blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {

@@ -28,14 +28,14 @@
 //! are `[c0r0 c0r1 c1r0 c1r1]` (columns by rows): the sub-scales widen to `[s0 s0 s1 s1]`, `d` and
 //! `dmin` to `[w0 w0 w1 w1]` (zip1 / zip2 + fcvtl), the pair scales are read as `[d0 d1 d0 d1]`.
 
+use super::formats::{get_f16, put_f16, q5k_block};
+use super::pack::{pack_tiles, unpack_tiles, NR};
 use super::q4k_mmla::{gemm_with, AsmKernels, KArgs};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{BlockQ5K, QK_K};
-use half::f16;
+use bytemuck::Zeroable;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Bytes of one sub-block (R0..R4); offsets in a tile super-block; its size.
 const SUB: usize = 80;
 const HI: usize = 64;
@@ -59,10 +59,6 @@ const _: () = {
     assert!(ARGQ5K_SUB == SUB && ARGQ5K_SC == SC && ARGQ5K_MINS == MINS);
     assert!(ARGQ5K_D == D && ARGQ5K_TILE == TILE_SB && DMIN == D + 8 && TILE_SB == DMIN + 8);
 };
-
-fn tiles(n: usize) -> usize {
-    n.div_ceil(NR)
-}
 
 /// Operand and byte of value `e` (0..32) of a sub-block of column `c` (0..4).
 fn slot(c: usize, e: usize) -> (usize, usize) {
@@ -88,9 +84,9 @@ fn put(b: &[BlockQ5K; NR], dst: &mut [u8]) {
             dst[SC + 4 * j + col] = p.sc[j];
             dst[MINS + 8 * col + j] = p.m[j];
         }
-        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-        dst[DMIN + 2 * col..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
     }
+    put_f16(b.map(|b| b.d), &mut dst[D..]);
+    put_f16(b.map(|b| b.dmin), &mut dst[DMIN..]);
 }
 
 /// Block of column `col` from a tile super-block.
@@ -110,80 +106,21 @@ fn get(src: &[u8], col: usize) -> BlockQ5K {
         sc[j] = src[SC + 4 * j + col];
         mn[j] = src[MINS + 8 * col + j];
     }
-    let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
-    for c4 in 0..4 {
-        for l in 0..32 {
-            let (lo, hi) = (q[64 * c4 + l], q[64 * c4 + 32 + l]);
-            qs[32 * c4 + l] = (lo & 0x0F) | ((hi & 0x0F) << 4);
-            qh[l] |= ((lo >> 4) << (2 * c4)) | ((hi >> 4) << (2 * c4 + 1));
-        }
-    }
-    let f = |o: usize| f16::from_bits(u16::from_ne_bytes([src[o], src[o + 1]]));
-    BlockQ5K {
-        d: f(D + 2 * col),
-        dmin: f(DMIN + 2 * col),
-        scales: super::formats::encode_scales(&sc, &mn),
-        qh,
-        qs,
-    }
+    let (d, dmin) = (get_f16(&src[D..], col), get_f16(&src[DMIN..], col));
+    q5k_block(&q, &sc, &mn, d, dmin)
 }
 
 fn pack(blocks: &[BlockQ5K], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK_K;
-    assert!(blocks.len() >= n * kb);
-    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
-    let bytes = buf.bytes_mut();
-    for t in 0..tiles(n) {
-        for b in 0..kb {
-            let tb: [BlockQ5K; NR] = std::array::from_fn(|c| {
-                let j = t * NR + c;
-                if j < n {
-                    blocks[j * kb + b]
-                } else {
-                    bytemuck::Zeroable::zeroed()
-                }
-            });
-            put(&tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
-        }
-    }
-    buf
+    pack_tiles(blocks, n, k, QK_K, TILE_SB, BlockQ5K::zeroed(), put)
 }
 
 fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ5K]) {
-    let kb = k / QK_K;
-    let (t, c) = (row / NR, row % NR);
-    for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(&buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
-    }
+    unpack_tiles(buf, k, QK_K, TILE_SB, row, out, get)
 }
 
-unsafe extern "C" {
-    fn qkern_q5k_mmla_p1_i8mm(args: *const KArgs);
-    fn qkern_q5k_mmla_p2_i8mm(args: *const KArgs);
-    fn qkern_q5k_mmla_p3_i8mm(args: *const KArgs);
-    fn qkern_q5k_mmla_p4_i8mm(args: *const KArgs);
-    fn qkern_q5k_mmla_p5_i8mm(args: *const KArgs);
-    fn qkern_q5k_mmla_p6_i8mm(args: *const KArgs);
-    fn qkern_q5k_mmla_p7_i8mm(args: *const KArgs);
-    fn qkern_q5k_mmla_p8_i8mm(args: *const KArgs);
-    fn qkern_q5k_mmla_gemv_i8mm(args: *const KArgs);
+asm_family! {
+    static Q5K_ASM: AsmKernels = "q5k_mmla", "i8mm", KArgs, { tile_sb: TILE_SB, i8mm: true }
 }
-
-static Q5K_ASM: AsmKernels = AsmKernels {
-    tile_sb: TILE_SB,
-    pairs: [
-        qkern_q5k_mmla_p1_i8mm,
-        qkern_q5k_mmla_p2_i8mm,
-        qkern_q5k_mmla_p3_i8mm,
-        qkern_q5k_mmla_p4_i8mm,
-        qkern_q5k_mmla_p5_i8mm,
-        qkern_q5k_mmla_p6_i8mm,
-        qkern_q5k_mmla_p7_i8mm,
-        qkern_q5k_mmla_p8_i8mm,
-    ],
-    gemv: qkern_q5k_mmla_gemv_i8mm,
-    i8mm: true,
-};
 
 /// # Safety
 /// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in
