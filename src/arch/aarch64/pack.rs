@@ -1,4 +1,5 @@
-//! Packed Q4_0 weight layouts of the aarch64 tiers.
+//! Packed Q4_0 weight layouts of the aarch64 tiers, and the tile packer of the other formats'
+//! layouts ([`pack_tiles`], [`unpack_tiles`]).
 //!
 //! Columns (weight rows) go in tiles of [`NR`] = 4, N padded with zero blocks. Tile `t` holds its
 //! `kb` blocks one after the other, [`TILE_BLOCK`] = 72 bytes each (GGUF's 18 per column):

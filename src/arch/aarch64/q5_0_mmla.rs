@@ -101,16 +101,17 @@ fn get(slot: Slot, src: &[u8], c: usize) -> BlockQ5_0 {
     }
 }
 
+/// The padding columns' block: `v = 0` (`q = 16`) and `d = 0`, all zero bytes.
+const PAD: BlockQ5_0 = BlockQ5_0 {
+    d: f16::ZERO,
+    qh: [0xFF; 4],
+    qs: [0; 16],
+};
+
 /// Packs `n` columns of `k / 32` blocks in tiles of 4 with the operand order `slot`.
 pub(super) fn pack_with(slot: Slot, blocks: &[BlockQ5_0], n: usize, k: usize) -> AlignedBuf {
-    // Padding columns: v = 0 (q = 16) and d = 0, all zero bytes.
-    let pad = BlockQ5_0 {
-        d: f16::ZERO,
-        qh: [0xFF; 4],
-        qs: [0; 16],
-    };
     let put = |b: &[BlockQ5_0; NR], dst: &mut [u8]| put(slot, b, dst);
-    pack_tiles(blocks, n, k, QK, TILE_BLOCK, pad, put)
+    pack_tiles(blocks, n, k, QK, TILE_BLOCK, PAD, put)
 }
 
 /// Column `row`'s blocks from a buffer of [`pack_with`] with the same `slot`.
@@ -147,3 +148,17 @@ pub(crate) static Q5_0_I8MM: WeightKernel<BlockQ5_0> = WeightKernel {
     acts: ActInput::Native,
     gemm,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A padding column packs to zero bytes in both operand orders, as the layout states.
+    #[test]
+    fn padding_column_is_zero_bytes() {
+        for slot in [slot_mmla as Slot, super::super::q5_0_dot::slot_dot] {
+            let buf = pack_with(slot, &[PAD], 1, QK);
+            assert!(buf.bytes().len() >= TILE_BLOCK && buf.bytes().iter().all(|&b| b == 0));
+        }
+    }
+}
