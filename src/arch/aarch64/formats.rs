@@ -301,7 +301,13 @@ impl Tiled for BlockQ4K {
                 &mut dst[128 * pair..],
             );
         }
-        put_sc_mins(&p, b.map(|b| b.d), b.map(|b| b.dmin), &mut dst[512..]);
+        put_sc_mins(
+            &p,
+            b.map(|b| b.d),
+            b.map(|b| b.dmin),
+            mins_by_sub,
+            &mut dst[512..],
+        );
     }
     fn get(src: &[u8], c: usize) -> Self {
         let mut q = [0u8; 256];
@@ -309,7 +315,7 @@ impl Tiled for BlockQ4K {
             let (lo, hi) = q[64 * pair..64 * pair + 64].split_at_mut(32);
             deinterleave_nibbles(&src[128 * pair..], c, lo, hi);
         }
-        let (sc, m, d, dmin) = get_sc_mins(&src[512..], c);
+        let (sc, m, d, dmin) = get_sc_mins(&src[512..], c, mins_by_sub);
         q4k_block(&q, &sc, &m, d, dmin)
     }
 }
@@ -337,7 +343,13 @@ impl Tiled for BlockQ5K {
                 }
             }
         }
-        put_sc_mins(&p, b.map(|b| b.d), b.map(|b| b.dmin), &mut dst[640..]);
+        put_sc_mins(
+            &p,
+            b.map(|b| b.d),
+            b.map(|b| b.dmin),
+            mins_by_sub,
+            &mut dst[640..],
+        );
     }
     fn get(src: &[u8], c: usize) -> Self {
         let mut q = [0u8; 256];
@@ -353,17 +365,42 @@ impl Tiled for BlockQ5K {
                 deinterleave(&t, c, &mut q[32 * j..32 * j + 32]);
             }
         }
-        let (sc, m, d, dmin) = get_sc_mins(&src[640..], c);
+        let (sc, m, d, dmin) = get_sc_mins(&src[640..], c, mins_by_sub);
         q5k_block(&q, &sc, &m, d, dmin)
     }
 }
 
-/// Scales u8 `[8][4]`, mins u8 `[8][4]`, `d[4]`, `dmin[4]` at `dst[0..80]`.
-fn put_sc_mins(p: &[crate::quant::KParts; NR], d: [f16; NR], dmin: [f16; NR], dst: &mut [u8]) {
+/// Where a Q4_K / Q5_K layout keeps min `j` (0..8) of column `c` (0..4) in its 32 bytes of mins.
+pub(super) type MinsAt = fn(usize, usize) -> usize;
+
+/// Mins `[8][4]`, as the scales (this file's layouts).
+fn mins_by_sub(j: usize, c: usize) -> usize {
+    4 * j + c
+}
+
+/// Mins `[col c: m_0..m_7]` (the SMMLA asm layouts, [`super::q4k_mmla`], [`super::q5k_mmla`]).
+pub(super) fn mins_by_col(j: usize, c: usize) -> usize {
+    8 * c + j
+}
+
+/// Mins `[col c: m_0..m_3] x 4`, then `[col c: m_4..m_7] x 4`: SDOT operands (the SDOT asm
+/// layouts, [`super::q4k_dot`], [`super::q5k_dot`]).
+pub(super) fn mins_sdot(j: usize, c: usize) -> usize {
+    16 * (j / 4) + 4 * c + j % 4
+}
+
+/// Scales u8 `[8][4]`, mins u8 (32 bytes, `mins_at`), `d[4]`, `dmin[4]` at `dst[0..80]`.
+pub(super) fn put_sc_mins(
+    p: &[crate::quant::KParts; NR],
+    d: [f16; NR],
+    dmin: [f16; NR],
+    mins_at: MinsAt,
+    dst: &mut [u8],
+) {
     for (c, p) in p.iter().enumerate() {
         for j in 0..8 {
             dst[4 * j + c] = p.sc[j];
-            dst[32 + 4 * j + c] = p.m[j];
+            dst[32 + mins_at(j, c)] = p.m[j];
         }
     }
     put_f16(d, &mut dst[64..]);
@@ -371,9 +408,9 @@ fn put_sc_mins(p: &[crate::quant::KParts; NR], d: [f16; NR], dmin: [f16; NR], ds
 }
 
 /// Inverse of [`put_sc_mins`] for column `c`: scales, mins, `d`, `dmin`.
-fn get_sc_mins(src: &[u8], c: usize) -> ([u8; 8], [u8; 8], f16, f16) {
+pub(super) fn get_sc_mins(src: &[u8], c: usize, mins_at: MinsAt) -> ([u8; 8], [u8; 8], f16, f16) {
     let sc: [u8; 8] = std::array::from_fn(|j| src[4 * j + c]);
-    let m: [u8; 8] = std::array::from_fn(|j| src[32 + 4 * j + c]);
+    let m: [u8; 8] = std::array::from_fn(|j| src[32 + mins_at(j, c)]);
     (sc, m, get_f16(&src[64..], c), get_f16(&src[72..], c))
 }
 

@@ -18,7 +18,7 @@
 //! the 4 columns, its high nibbles that of K `16 + 4r..`, and the mins are SDOT operands of the
 //! activation sub-block sums.
 
-use super::formats::{get_f16, put_f16, q4k_block};
+use super::formats::{get_sc_mins, mins_sdot, put_sc_mins, q4k_block};
 use super::pack::{pack_tiles, unpack_tiles, NR};
 use super::q4k_mmla::{gemm_with, AsmKernels, KArgs};
 use crate::aligned::AlignedBuf;
@@ -33,12 +33,14 @@ const SC: usize = 512;
 const MINS: usize = 544;
 const D: usize = 576;
 const DMIN: usize = 584;
-const _: () = assert!(TILE_SB == DMIN + 8 && TILE_SB.is_multiple_of(16));
+// The tail (scales, mins, d, dmin) is `formats::put_sc_mins`'s.
+const _: () = assert!(MINS == SC + 32 && D == MINS + 32 && DMIN == D + 8 && TILE_SB == DMIN + 8);
+const _: () = assert!(TILE_SB.is_multiple_of(16));
 
 /// Writes the tile super-block of 4 columns' blocks into `dst` (592 zeroed bytes).
 fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
-    for (col, blk) in b.iter().enumerate() {
-        let p = blk.parts();
+    let p = b.map(|b| b.parts());
+    for (col, p) in p.iter().enumerate() {
         for j in 0..8 {
             for r in 0..4 {
                 for e in 0..4 {
@@ -47,18 +49,20 @@ fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
                     dst[64 * j + 16 * r + 4 * col + e] = lo | (hi << 4);
                 }
             }
-            dst[SC + 4 * j + col] = p.sc[j];
-            dst[MINS + 16 * (j / 4) + 4 * col + j % 4] = p.m[j];
         }
     }
-    put_f16(b.map(|b| b.d), &mut dst[D..]);
-    put_f16(b.map(|b| b.dmin), &mut dst[DMIN..]);
+    put_sc_mins(
+        &p,
+        b.map(|b| b.d),
+        b.map(|b| b.dmin),
+        mins_sdot,
+        &mut dst[SC..],
+    );
 }
 
 /// Block of column `col` from a tile super-block.
 fn get(src: &[u8], col: usize) -> BlockQ4K {
     let mut q = [0u8; 256];
-    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
     for j in 0..8 {
         for r in 0..4 {
             for e in 0..4 {
@@ -67,10 +71,8 @@ fn get(src: &[u8], col: usize) -> BlockQ4K {
                 q[32 * j + 16 + 4 * r + e] = byte >> 4;
             }
         }
-        sc[j] = src[SC + 4 * j + col];
-        mn[j] = src[MINS + 16 * (j / 4) + 4 * col + j % 4];
     }
-    let (d, dmin) = (get_f16(&src[D..], col), get_f16(&src[DMIN..], col));
+    let (sc, mn, d, dmin) = get_sc_mins(&src[SC..], col, mins_sdot);
     q4k_block(&q, &sc, &mn, d, dmin)
 }
 

@@ -31,7 +31,7 @@
 //! ```
 
 use super::act::quantize_block_k_neon;
-use super::formats::{get_f16, put_f16, q4k_block};
+use super::formats::{get_sc_mins, mins_by_col, put_sc_mins, q4k_block};
 use super::pack::{pack_tiles, unpack_tiles};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
@@ -58,6 +58,8 @@ const PAIR_TAIL: usize = 48;
 /// Activation bytes of one pair and super-block.
 const PAIR_SB: usize = 8 * PAIR_SUB + PAIR_TAIL;
 const _: () = assert!(size_of::<ActBlockK>() == 292 && TILE_SB == DMIN + 8);
+// The tail (scales, mins, d, dmin) is `formats::put_sc_mins`'s.
+const _: () = assert!(MINS == SC + 32 && D == MINS + 32 && DMIN == D + 8);
 
 // ---------------------------------------------------------------------------------------------
 // Activation layout.
@@ -196,8 +198,8 @@ pub(crate) static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
 
 /// Writes the tile super-block of 4 columns' blocks into `dst` (592 zeroed bytes).
 fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
-    for (col, blk) in b.iter().enumerate() {
-        let p = blk.parts();
+    let p = b.map(|b| b.parts());
+    for (col, p) in p.iter().enumerate() {
         let (cp, half) = (col / 2, col % 2);
         for j in 0..8 {
             for c in 0..2 {
@@ -207,19 +209,21 @@ fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
                     dst[64 * j + 16 * (2 * cp + c) + 8 * half + e] = lo | (hi << 4);
                 }
             }
-            dst[SC + 4 * j + col] = p.sc[j];
-            dst[MINS + 8 * col + j] = p.m[j];
         }
     }
-    put_f16(b.map(|b| b.d), &mut dst[D..]);
-    put_f16(b.map(|b| b.dmin), &mut dst[DMIN..]);
+    put_sc_mins(
+        &p,
+        b.map(|b| b.d),
+        b.map(|b| b.dmin),
+        mins_by_col,
+        &mut dst[SC..],
+    );
 }
 
 /// Block of column `col` from a tile super-block.
 fn get(src: &[u8], col: usize) -> BlockQ4K {
     let (cp, half) = (col / 2, col % 2);
     let mut q = [0u8; 256];
-    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
     for j in 0..8 {
         for c in 0..2 {
             for e in 0..8 {
@@ -228,10 +232,8 @@ fn get(src: &[u8], col: usize) -> BlockQ4K {
                 q[32 * j + 8 * c + 16 + e] = byte >> 4;
             }
         }
-        sc[j] = src[SC + 4 * j + col];
-        mn[j] = src[MINS + 8 * col + j];
     }
-    let (d, dmin) = (get_f16(&src[D..], col), get_f16(&src[DMIN..], col));
+    let (sc, mn, d, dmin) = get_sc_mins(&src[SC..], col, mins_by_col);
     q4k_block(&q, &sc, &mn, d, dmin)
 }
 

@@ -25,9 +25,10 @@
 //! so `W_j = R_j >> 3` and `W_4+j` is R_j with bits 7..3 replaced (`sli #3`) by the isolated 2 bits
 //! of R4: 14 SIMD ops per sub-block and tile.
 
-use super::formats::{get_f16, put_f16, q5k_block};
+use super::formats::{get_sc_mins, mins_sdot, put_sc_mins, q5k_block};
 use super::pack::{pack_tiles, unpack_tiles, NR};
 use super::q4k_mmla::{gemm_with, AsmKernels, KArgs};
+use super::q5_0_mmla::{get_r5, put_r5};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{BlockQ5K, QK_K};
@@ -35,60 +36,48 @@ use bytemuck::Zeroable;
 
 /// Bytes of one sub-block (R0..R4); offsets in a tile super-block; its size.
 const SUB: usize = 80;
-const HI: usize = 64;
 const SC: usize = 640;
 const MINS: usize = 672;
 const D: usize = 704;
 const DMIN: usize = 712;
 const TILE_SB: usize = 720;
+// The tail (scales, mins, d, dmin) is `formats::put_sc_mins`'s.
 const _: () = assert!(SC == 8 * SUB && MINS == SC + 32 && D == MINS + 32 && TILE_SB == DMIN + 8);
+const _: () = assert!(DMIN == D + 8);
+
+/// Bit position of operand `4 + j`'s top two bits in R4 (the SDOT operand order).
+const HI_SHIFT: [usize; 4] = [6, 4, 2, 0];
 
 /// Writes the tile super-block of 4 columns' blocks into `dst` (720 zeroed bytes).
 fn put(b: &[BlockQ5K; NR], dst: &mut [u8]) {
-    for (col, blk) in b.iter().enumerate() {
-        let p = blk.parts();
+    let p = b.map(|b| b.parts());
+    for (col, p) in p.iter().enumerate() {
         for j in 0..8 {
-            let g = &mut dst[SUB * j..][..SUB];
             for t in 0..8 {
                 for e in 0..4 {
                     let q = p.q[32 * j + 4 * t + e];
-                    let i = 4 * col + e;
-                    if t < 4 {
-                        g[16 * t + i] |= q << 3;
-                    } else {
-                        g[16 * (t - 4) + i] |= q & 7;
-                        g[HI + i] |= (q >> 3) << (2 * (7 - t));
-                    }
+                    put_r5(&mut dst[SUB * j..][..SUB], t, 4 * col + e, q, &HI_SHIFT);
                 }
             }
-            dst[SC + 4 * j + col] = p.sc[j];
-            dst[MINS + 16 * (j / 4) + 4 * col + j % 4] = p.m[j];
         }
     }
-    put_f16(b.map(|b| b.d), &mut dst[D..]);
-    put_f16(b.map(|b| b.dmin), &mut dst[DMIN..]);
+    put_sc_mins(
+        &p,
+        b.map(|b| b.d),
+        b.map(|b| b.dmin),
+        mins_sdot,
+        &mut dst[SC..],
+    );
 }
 
 /// Block of column `col` from a tile super-block.
 fn get(src: &[u8], col: usize) -> BlockQ5K {
-    let mut q = [0u8; 256];
-    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
-    for j in 0..8 {
-        let g = &src[SUB * j..][..SUB];
-        for t in 0..8 {
-            for e in 0..4 {
-                let i = 4 * col + e;
-                q[32 * j + 4 * t + e] = if t < 4 {
-                    g[16 * t + i] >> 3
-                } else {
-                    (g[16 * (t - 4) + i] & 7) | ((g[HI + i] >> (2 * (7 - t))) & 3) << 3
-                };
-            }
-        }
-        sc[j] = src[SC + 4 * j + col];
-        mn[j] = src[MINS + 16 * (j / 4) + 4 * col + j % 4];
-    }
-    let (d, dmin) = (get_f16(&src[D..], col), get_f16(&src[DMIN..], col));
+    // Value k: sub-block k / 32, operand (k % 32) / 4, byte 4 col + k % 4.
+    let q: [u8; 256] = std::array::from_fn(|k| {
+        let g = &src[SUB * (k / 32)..][..SUB];
+        get_r5(g, (k % 32) / 4, 4 * col + k % 4, &HI_SHIFT)
+    });
+    let (sc, mn, d, dmin) = get_sc_mins(&src[SC..], col, mins_sdot);
     q5k_block(&q, &sc, &mn, d, dmin)
 }
 
