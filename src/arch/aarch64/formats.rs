@@ -38,7 +38,7 @@
 //! Each call computes whole tiles of up to [`MR`] rows into a scratch tile and copies the
 //! requested columns (plus bias) out, so nothing outside the ranges is written.
 
-use super::pack::{pack_tiles, tiles, unpack_tiles};
+use super::pack::{pack_tiles, tiles, unpack_tiles, NR};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{
@@ -48,8 +48,6 @@ use core::arch::aarch64::*;
 use half::f16;
 use std::marker::PhantomData;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Rows per weight pass.
 const MR: usize = 4;
 /// Bytes of a plain `ActBlock` (f32 scale, 32 quants).

@@ -37,30 +37,26 @@ macro_rules! asm_family {
         $vis:vis static $static:ident: $ty:ident = $name:literal, $tier:literal, $args:ty,
         { $($field:ident: $value:expr),* $(,)? }
     ) => {
+        asm_family!(@routines [$(#[$attr])*] [$vis] $static, $ty, $name, $tier, $args,
+            { $($field: $value),* }, [p1 "_p1_" p2 "_p2_" p3 "_p3_" p4 "_p4_" p5 "_p5_"
+            p6 "_p6_" p7 "_p7_" p8 "_p8_"]);
+    };
+    (
+        @routines [$(#[$attr:meta])*] [$vis:vis] $static:ident, $ty:ident, $name:literal,
+        $tier:literal, $args:ty, { $($field:ident: $value:expr),* }, [$($p:ident $s:literal)*]
+    ) => {
         $(#[$attr])*
         $vis static $static: $ty = {
             unsafe extern "C" {
-                #[link_name = concat!("qkern_", $name, "_p1_", $tier)]
-                fn p1(args: *const $args);
-                #[link_name = concat!("qkern_", $name, "_p2_", $tier)]
-                fn p2(args: *const $args);
-                #[link_name = concat!("qkern_", $name, "_p3_", $tier)]
-                fn p3(args: *const $args);
-                #[link_name = concat!("qkern_", $name, "_p4_", $tier)]
-                fn p4(args: *const $args);
-                #[link_name = concat!("qkern_", $name, "_p5_", $tier)]
-                fn p5(args: *const $args);
-                #[link_name = concat!("qkern_", $name, "_p6_", $tier)]
-                fn p6(args: *const $args);
-                #[link_name = concat!("qkern_", $name, "_p7_", $tier)]
-                fn p7(args: *const $args);
-                #[link_name = concat!("qkern_", $name, "_p8_", $tier)]
-                fn p8(args: *const $args);
+                $(
+                    #[link_name = concat!("qkern_", $name, $s, $tier)]
+                    fn $p(args: *const $args);
+                )*
                 #[link_name = concat!("qkern_", $name, "_gemv_", $tier)]
                 fn gemv(args: *const $args);
             }
             $ty {
-                pairs: [p1, p2, p3, p4, p5, p6, p7, p8],
+                pairs: [$($p),*],
                 gemv,
                 $($field: $value),*
             }

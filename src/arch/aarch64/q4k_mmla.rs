@@ -32,7 +32,7 @@
 
 use super::act::quantize_block_k_neon;
 use super::formats::{get_sc_mins, mins_by_col, put_sc_mins, q4k_block};
-use super::pack::{pack_tiles, unpack_tiles};
+use super::pack::{pack_tiles, unpack_tiles, NR};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::quant::{ActBlockK, BlockQ4K, QK_K};
@@ -40,8 +40,6 @@ use bytemuck::Zeroable;
 use core::arch::aarch64::*;
 use std::ops::Range;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Packed bytes per tile and super-block.
 const TILE_SB: usize = 592;
 /// Offsets in a tile super-block.
