@@ -38,6 +38,7 @@
 //! Each call computes whole tiles of up to [`MR`] rows into a scratch tile and copies the
 //! requested columns (plus bias) out, so nothing outside the ranges is written.
 
+use super::pack::{pack_tiles, tiles, unpack_tiles, NR};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{
@@ -47,8 +48,6 @@ use core::arch::aarch64::*;
 use half::f16;
 use std::marker::PhantomData;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Rows per weight pass.
 const MR: usize = 4;
 /// Bytes of a plain `ActBlock` (f32 scale, 32 quants).
@@ -114,13 +113,14 @@ fn deinterleave_nibbles(src: &[u8], c: usize, lo: &mut [u8], hi: &mut [u8]) {
 }
 
 /// The 4 columns' f16 values at `dst[0..8]`.
-fn put_f16(v: [f16; NR], dst: &mut [u8]) {
+pub(super) fn put_f16(v: [f16; NR], dst: &mut [u8]) {
     for (c, x) in v.iter().enumerate() {
         dst[2 * c..2 * c + 2].copy_from_slice(&x.to_bits().to_ne_bytes());
     }
 }
 
-fn get_f16(src: &[u8], c: usize) -> f16 {
+/// Column `c`'s f16 value of [`put_f16`]'s 8 bytes at `src`.
+pub(super) fn get_f16(src: &[u8], c: usize) -> f16 {
     f16::from_bits(u16::from_ne_bytes([src[2 * c], src[2 * c + 1]]))
 }
 
@@ -137,8 +137,45 @@ pub(super) fn five_bit_fields(v: &[u8; 32]) -> ([u8; 16], [u8; 4]) {
     (qs, qh.to_le_bytes())
 }
 
+/// The Q4_K block of quants `q` (0..=15, element order), sub-block scales `sc` and mins `m`
+/// (6 bits), `d` and `dmin`: GGUF's bit positions (the inverse of `BlockQ4K::parts`).
+pub(super) fn q4k_block(q: &[u8; 256], sc: &[u8; 8], m: &[u8; 8], d: f16, dmin: f16) -> BlockQ4K {
+    let mut qs = [0u8; 128];
+    for pair in 0..4 {
+        for l in 0..32 {
+            qs[32 * pair + l] = q[64 * pair + l] | (q[64 * pair + 32 + l] << 4);
+        }
+    }
+    BlockQ4K {
+        d,
+        dmin,
+        scales: encode_scales(sc, m),
+        qs,
+    }
+}
+
+/// The Q5_K block of quants `q` (0..=31, element order), sub-block scales `sc` and mins `m`
+/// (6 bits), `d` and `dmin`: GGUF's bit positions (the inverse of `BlockQ5K::parts`).
+pub(super) fn q5k_block(q: &[u8; 256], sc: &[u8; 8], m: &[u8; 8], d: f16, dmin: f16) -> BlockQ5K {
+    let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
+    for c4 in 0..4 {
+        for l in 0..32 {
+            let (lo, hi) = (q[64 * c4 + l], q[64 * c4 + 32 + l]);
+            qs[32 * c4 + l] = (lo & 0x0F) | ((hi & 0x0F) << 4);
+            qh[l] |= ((lo >> 4) << (2 * c4)) | ((hi >> 4) << (2 * c4 + 1));
+        }
+    }
+    BlockQ5K {
+        d,
+        dmin,
+        scales: encode_scales(sc, m),
+        qh,
+        qs,
+    }
+}
+
 /// GGUF's 12 packed scale bytes of a Q4_K / Q5_K super-block (inverse of `get_scale_min_k4`).
-pub(super) fn encode_scales(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
+fn encode_scales(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
     let mut q = [0u8; 12];
     for j in 0..4 {
         q[j] = sc[j] | ((sc[j + 4] >> 4) << 6);
@@ -262,24 +299,22 @@ impl Tiled for BlockQ4K {
                 &mut dst[128 * pair..],
             );
         }
-        put_sc_mins(&p, b.map(|b| b.d), b.map(|b| b.dmin), &mut dst[512..]);
+        put_sc_mins(
+            &p,
+            b.map(|b| b.d),
+            b.map(|b| b.dmin),
+            mins_by_sub,
+            &mut dst[512..],
+        );
     }
     fn get(src: &[u8], c: usize) -> Self {
-        let mut qs = [0u8; 128];
+        let mut q = [0u8; 256];
         for pair in 0..4 {
-            let (mut lo, mut hi) = ([0u8; 32], [0u8; 32]);
-            deinterleave_nibbles(&src[128 * pair..], c, &mut lo, &mut hi);
-            for l in 0..32 {
-                qs[32 * pair + l] = lo[l] | (hi[l] << 4);
-            }
+            let (lo, hi) = q[64 * pair..64 * pair + 64].split_at_mut(32);
+            deinterleave_nibbles(&src[128 * pair..], c, lo, hi);
         }
-        let (scales, d, dmin) = get_sc_mins(&src[512..], c);
-        BlockQ4K {
-            d,
-            dmin,
-            scales,
-            qs,
-        }
+        let (sc, m, d, dmin) = get_sc_mins(&src[512..], c, mins_by_sub);
+        q4k_block(&q, &sc, &m, d, dmin)
     }
 }
 
@@ -306,7 +341,13 @@ impl Tiled for BlockQ5K {
                 }
             }
         }
-        put_sc_mins(&p, b.map(|b| b.d), b.map(|b| b.dmin), &mut dst[640..]);
+        put_sc_mins(
+            &p,
+            b.map(|b| b.d),
+            b.map(|b| b.dmin),
+            mins_by_sub,
+            &mut dst[640..],
+        );
     }
     fn get(src: &[u8], c: usize) -> Self {
         let mut q = [0u8; 256];
@@ -322,46 +363,53 @@ impl Tiled for BlockQ5K {
                 deinterleave(&t, c, &mut q[32 * j..32 * j + 32]);
             }
         }
-        let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
-        for c4 in 0..4 {
-            for l in 0..32 {
-                let (lo, hi) = (q[64 * c4 + l], q[64 * c4 + 32 + l]);
-                qs[32 * c4 + l] = (lo & 0x0F) | ((hi & 0x0F) << 4);
-                qh[l] |= ((lo >> 4) << (2 * c4)) | ((hi >> 4) << (2 * c4 + 1));
-            }
-        }
-        let (scales, d, dmin) = get_sc_mins(&src[640..], c);
-        BlockQ5K {
-            d,
-            dmin,
-            scales,
-            qh,
-            qs,
-        }
+        let (sc, m, d, dmin) = get_sc_mins(&src[640..], c, mins_by_sub);
+        q5k_block(&q, &sc, &m, d, dmin)
     }
 }
 
-/// Scales u8 `[8][4]`, mins u8 `[8][4]`, `d[4]`, `dmin[4]` at `dst[0..80]`.
-fn put_sc_mins(p: &[crate::quant::KParts; NR], d: [f16; NR], dmin: [f16; NR], dst: &mut [u8]) {
+/// Where a Q4_K / Q5_K layout keeps min `j` (0..8) of column `c` (0..4) in its 32 bytes of mins.
+pub(super) type MinsAt = fn(usize, usize) -> usize;
+
+/// Mins `[8][4]`, as the scales (this file's layouts).
+fn mins_by_sub(j: usize, c: usize) -> usize {
+    4 * j + c
+}
+
+/// Mins `[col c: m_0..m_7]` (the SMMLA asm layouts, [`super::q4k_mmla`], [`super::q5k_mmla`]).
+pub(super) fn mins_by_col(j: usize, c: usize) -> usize {
+    8 * c + j
+}
+
+/// Mins `[col c: m_0..m_3] x 4`, then `[col c: m_4..m_7] x 4`: SDOT operands (the SDOT asm
+/// layouts, [`super::q4k_dot`], [`super::q5k_dot`]).
+pub(super) fn mins_sdot(j: usize, c: usize) -> usize {
+    16 * (j / 4) + 4 * c + j % 4
+}
+
+/// Scales u8 `[8][4]`, mins u8 (32 bytes, `mins_at`), `d[4]`, `dmin[4]` at `dst[0..80]`.
+pub(super) fn put_sc_mins(
+    p: &[crate::quant::KParts; NR],
+    d: [f16; NR],
+    dmin: [f16; NR],
+    mins_at: MinsAt,
+    dst: &mut [u8],
+) {
     for (c, p) in p.iter().enumerate() {
         for j in 0..8 {
             dst[4 * j + c] = p.sc[j];
-            dst[32 + 4 * j + c] = p.m[j];
+            dst[32 + mins_at(j, c)] = p.m[j];
         }
     }
     put_f16(d, &mut dst[64..]);
     put_f16(dmin, &mut dst[72..]);
 }
 
-/// Inverse of [`put_sc_mins`] for column `c`: GGUF's packed scales, `d`, `dmin`.
-fn get_sc_mins(src: &[u8], c: usize) -> ([u8; 12], f16, f16) {
+/// Inverse of [`put_sc_mins`] for column `c`: scales, mins, `d`, `dmin`.
+pub(super) fn get_sc_mins(src: &[u8], c: usize, mins_at: MinsAt) -> ([u8; 8], [u8; 8], f16, f16) {
     let sc: [u8; 8] = std::array::from_fn(|j| src[4 * j + c]);
-    let m: [u8; 8] = std::array::from_fn(|j| src[32 + 4 * j + c]);
-    (
-        encode_scales(&sc, &m),
-        get_f16(&src[64..], c),
-        get_f16(&src[72..], c),
-    )
+    let m: [u8; 8] = std::array::from_fn(|j| src[32 + mins_at(j, c)]);
+    (sc, m, get_f16(&src[64..], c), get_f16(&src[72..], c))
 }
 
 impl Tiled for BlockQ6K {
@@ -441,37 +489,12 @@ pub(super) fn q6k_block(u: &[u8; 256], sc: [i8; 16], d: f16) -> BlockQ6K {
     }
 }
 
-fn tiles(n: usize) -> usize {
-    n.div_ceil(NR)
-}
-
 fn pack<F: Tiled>(blocks: &[F], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / F::LEN;
-    assert!(blocks.len() >= n * kb);
-    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * F::BYTES);
-    let bytes = buf.bytes_mut();
-    for t in 0..tiles(n) {
-        for b in 0..kb {
-            let tb: [F; NR] = std::array::from_fn(|c| {
-                let j = t * NR + c;
-                if j < n {
-                    blocks[j * kb + b]
-                } else {
-                    F::zeroed()
-                }
-            });
-            F::put(&tb, &mut bytes[(t * kb + b) * F::BYTES..][..F::BYTES]);
-        }
-    }
-    buf
+    pack_tiles(blocks, n, k, F::LEN, F::BYTES, F::zeroed(), F::put)
 }
 
 fn unpack_row<F: Tiled>(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [F]) {
-    let kb = k / F::LEN;
-    let (t, c) = (row / NR, row % NR);
-    for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = F::get(&buf.bytes()[(t * kb + b) * F::BYTES..][..F::BYTES], c);
-    }
+    unpack_tiles(buf, k, F::LEN, F::BYTES, row, out, F::get)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -62,54 +62,6 @@ const _: () = {
 
 type RawKernel = unsafe extern "C" fn(*const KernelArgs);
 
-unsafe extern "C" {
-    fn qkern_q4_mmla_p1_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p2_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p3_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p4_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p5_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p6_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p7_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_p8_i8mm(args: *const KernelArgs);
-    fn qkern_q4_mmla_gemv_i8mm(args: *const KernelArgs);
-    fn qkern_q4_dot_p1_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p2_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p3_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p4_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p5_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p6_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p7_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_p8_dotprod(args: *const KernelArgs);
-    fn qkern_q4_dot_gemv_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_p1_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_p2_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_p3_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_p4_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_p5_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_p6_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_p7_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_p8_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_mmla_gemv_i8mm(args: *const KernelArgs);
-    fn qkern_q5_0_dot_p1_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_dot_p2_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_dot_p3_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_dot_p4_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_dot_p5_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_dot_p6_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_dot_p7_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_dot_p8_dotprod(args: *const KernelArgs);
-    fn qkern_q5_0_dot_gemv_dotprod(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_p1_i8mm(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_p2_i8mm(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_p3_i8mm(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_p4_i8mm(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_p5_i8mm(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_p6_i8mm(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_p7_i8mm(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_p8_i8mm(args: *const KernelArgs);
-    fn qkern_q8_0_mmla_gemv_i8mm(args: *const KernelArgs);
-}
-
 /// Which instruction set a kernel family needs.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Isa {
@@ -160,102 +112,47 @@ pub(crate) struct Family {
     /// `pairs[np - 1]`: `np` row pairs.
     pairs: [RawKernel; 8],
     /// One row ([`Rows::One`]).
-    one: RawKernel,
+    gemv: RawKernel,
 }
 
 impl Family {
     fn kernel(&self, rows: Rows) -> RawKernel {
         match rows {
-            Rows::One => self.one,
+            Rows::One => self.gemv,
             Rows::Pairs(np) => self.pairs[np - 1],
         }
     }
 }
 
-/// Q4_0 with SDOT on [`super::pack::Layout::Dot`] (`asm/aarch64/q4_gemm_dotprod.S`).
-pub(crate) static Q4_DOT: Family = Family {
-    isa: Isa::Dot,
-    tile_block: TILE_BLOCK,
-    pairs: [
-        qkern_q4_dot_p1_dotprod,
-        qkern_q4_dot_p2_dotprod,
-        qkern_q4_dot_p3_dotprod,
-        qkern_q4_dot_p4_dotprod,
-        qkern_q4_dot_p5_dotprod,
-        qkern_q4_dot_p6_dotprod,
-        qkern_q4_dot_p7_dotprod,
-        qkern_q4_dot_p8_dotprod,
-    ],
-    one: qkern_q4_dot_gemv_dotprod,
-};
+asm_family! {
+    /// Q4_0 with SDOT on [`super::pack::Layout::Dot`] (`asm/aarch64/q4_gemm_dotprod.S`).
+    pub(crate) static Q4_DOT: Family = "q4_dot", "dotprod", KernelArgs,
+        { isa: Isa::Dot, tile_block: TILE_BLOCK }
+}
 
-/// Q4_0 with SMMLA on [`super::pack::Layout::Mmla`] (`asm/aarch64/q4_gemm_i8mm.S`).
-pub(crate) static Q4_MMLA: Family = Family {
-    isa: Isa::I8mm,
-    tile_block: TILE_BLOCK,
-    pairs: [
-        qkern_q4_mmla_p1_i8mm,
-        qkern_q4_mmla_p2_i8mm,
-        qkern_q4_mmla_p3_i8mm,
-        qkern_q4_mmla_p4_i8mm,
-        qkern_q4_mmla_p5_i8mm,
-        qkern_q4_mmla_p6_i8mm,
-        qkern_q4_mmla_p7_i8mm,
-        qkern_q4_mmla_p8_i8mm,
-    ],
-    one: qkern_q4_mmla_gemv_i8mm,
-};
+asm_family! {
+    /// Q4_0 with SMMLA on [`super::pack::Layout::Mmla`] (`asm/aarch64/q4_gemm_i8mm.S`).
+    pub(crate) static Q4_MMLA: Family = "q4_mmla", "i8mm", KernelArgs,
+        { isa: Isa::I8mm, tile_block: TILE_BLOCK }
+}
 
-/// Q5_0 with SMMLA on [`super::q5_0_mmla`]'s layout (`asm/aarch64/q5_0_gemm_i8mm.S`).
-pub(crate) static Q5_MMLA: Family = Family {
-    isa: Isa::I8mm,
-    tile_block: super::q5_0_mmla::TILE_BLOCK,
-    pairs: [
-        qkern_q5_0_mmla_p1_i8mm,
-        qkern_q5_0_mmla_p2_i8mm,
-        qkern_q5_0_mmla_p3_i8mm,
-        qkern_q5_0_mmla_p4_i8mm,
-        qkern_q5_0_mmla_p5_i8mm,
-        qkern_q5_0_mmla_p6_i8mm,
-        qkern_q5_0_mmla_p7_i8mm,
-        qkern_q5_0_mmla_p8_i8mm,
-    ],
-    one: qkern_q5_0_mmla_gemv_i8mm,
-};
+asm_family! {
+    /// Q5_0 with SMMLA on [`super::q5_0_mmla`]'s layout (`asm/aarch64/q5_0_gemm_i8mm.S`).
+    pub(crate) static Q5_MMLA: Family = "q5_0_mmla", "i8mm", KernelArgs,
+        { isa: Isa::I8mm, tile_block: super::q5_0_mmla::TILE_BLOCK }
+}
 
-/// Q5_0 with SDOT on [`super::q5_0_dot`]'s layout (`asm/aarch64/q5_0_gemm_dotprod.S`).
-pub(crate) static Q5_DOT: Family = Family {
-    isa: Isa::Dot,
-    tile_block: super::q5_0_mmla::TILE_BLOCK,
-    pairs: [
-        qkern_q5_0_dot_p1_dotprod,
-        qkern_q5_0_dot_p2_dotprod,
-        qkern_q5_0_dot_p3_dotprod,
-        qkern_q5_0_dot_p4_dotprod,
-        qkern_q5_0_dot_p5_dotprod,
-        qkern_q5_0_dot_p6_dotprod,
-        qkern_q5_0_dot_p7_dotprod,
-        qkern_q5_0_dot_p8_dotprod,
-    ],
-    one: qkern_q5_0_dot_gemv_dotprod,
-};
+asm_family! {
+    /// Q5_0 with SDOT on [`super::q5_0_dot`]'s layout (`asm/aarch64/q5_0_gemm_dotprod.S`).
+    pub(crate) static Q5_DOT: Family = "q5_0_dot", "dotprod", KernelArgs,
+        { isa: Isa::Dot, tile_block: super::q5_0_mmla::TILE_BLOCK }
+}
 
-/// Q8_0 with SMMLA on [`super::q8_mmla`]'s layout (`asm/aarch64/q8_0_gemm_i8mm.S`).
-pub(crate) static Q8_MMLA: Family = Family {
-    isa: Isa::I8mm,
-    tile_block: super::q8_mmla::TILE_BLOCK,
-    pairs: [
-        qkern_q8_0_mmla_p1_i8mm,
-        qkern_q8_0_mmla_p2_i8mm,
-        qkern_q8_0_mmla_p3_i8mm,
-        qkern_q8_0_mmla_p4_i8mm,
-        qkern_q8_0_mmla_p5_i8mm,
-        qkern_q8_0_mmla_p6_i8mm,
-        qkern_q8_0_mmla_p7_i8mm,
-        qkern_q8_0_mmla_p8_i8mm,
-    ],
-    one: qkern_q8_0_mmla_gemv_i8mm,
-};
+asm_family! {
+    /// Q8_0 with SMMLA on [`super::q8_mmla`]'s layout (`asm/aarch64/q8_0_gemm_i8mm.S`).
+    pub(crate) static Q8_MMLA: Family = "q8_0_mmla", "i8mm", KernelArgs,
+        { isa: Isa::I8mm, tile_block: super::q8_mmla::TILE_BLOCK }
+}
 
 /// 64 zero bytes: the kernels zero their int32 block sums by loading them.
 #[repr(C, align(64))]

@@ -27,6 +27,43 @@ use crate::contract::Kernels;
 use crate::quant::{ActBlock, ActBlockK, BlockQ4_0};
 use crate::Tier;
 
+/// Declares an asm micro-kernel family's routines, `qkern_<name>_p1_<tier>` ..
+/// `qkern_<name>_p8_<tier>` (1..=8 row pairs) and `qkern_<name>_gemv_<tier>` (one row), each
+/// taking `*const $args`, and builds its static: `$ty { pairs, gemv, $field: $value, .. }`
+/// ([`matmul_asm::Family`], [`q4k_mmla::AsmKernels`]).
+macro_rules! asm_family {
+    (
+        $(#[$attr:meta])*
+        $vis:vis static $static:ident: $ty:ident = $name:literal, $tier:literal, $args:ty,
+        { $($field:ident: $value:expr),* $(,)? }
+    ) => {
+        asm_family!(@routines [$(#[$attr])*] [$vis] $static, $ty, $name, $tier, $args,
+            { $($field: $value),* }, [p1 "_p1_" p2 "_p2_" p3 "_p3_" p4 "_p4_" p5 "_p5_"
+            p6 "_p6_" p7 "_p7_" p8 "_p8_"]);
+    };
+    (
+        @routines [$(#[$attr:meta])*] [$vis:vis] $static:ident, $ty:ident, $name:literal,
+        $tier:literal, $args:ty, { $($field:ident: $value:expr),* }, [$($p:ident $s:literal)*]
+    ) => {
+        $(#[$attr])*
+        $vis static $static: $ty = {
+            unsafe extern "C" {
+                $(
+                    #[link_name = concat!("qkern_", $name, $s, $tier)]
+                    fn $p(args: *const $args);
+                )*
+                #[link_name = concat!("qkern_", $name, "_gemv_", $tier)]
+                fn gemv(args: *const $args);
+            }
+            $ty {
+                pairs: [$($p),*],
+                gemv,
+                $($field: $value),*
+            }
+        };
+    };
+}
+
 pub(crate) mod act;
 pub(crate) mod attention;
 mod attention_fp16;

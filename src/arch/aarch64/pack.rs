@@ -1,4 +1,5 @@
-//! Packed Q4_0 weight layouts of the aarch64 tiers.
+//! Packed Q4_0 weight layouts of the aarch64 tiers, and the tile packer of the other formats'
+//! layouts ([`pack_tiles`], [`unpack_tiles`]).
 //!
 //! Columns (weight rows) go in tiles of [`NR`] = 4, N padded with zero blocks. Tile `t` holds its
 //! `kb` blocks one after the other, [`TILE_BLOCK`] = 72 bytes each (GGUF's 18 per column):
@@ -66,6 +67,57 @@ pub(crate) fn tile_offset(t: usize, kb: usize) -> usize {
 
 pub(crate) fn size(n: usize, k: usize) -> usize {
     tiles(n) * (k / QK) * TILE_BLOCK
+}
+
+/// Packs `n` columns of `k / len` blocks each (rows of `blocks`) in tiles of [`NR`] columns, each
+/// tile's blocks contiguous, `tile_block` bytes per tile and block: `put` writes one tile block
+/// (zeroed bytes) from the 4 columns' blocks; the columns past `n` of the last tile are `pad`.
+/// The layout of every aarch64 tiled format but Q4_0's.
+pub(crate) fn pack_tiles<B: Copy>(
+    blocks: &[B],
+    n: usize,
+    k: usize,
+    len: usize,
+    tile_block: usize,
+    pad: B,
+    put: impl Fn(&[B; NR], &mut [u8]),
+) -> AlignedBuf {
+    let kb = k / len;
+    assert!(blocks.len() >= n * kb);
+    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * tile_block);
+    let bytes = buf.bytes_mut();
+    for t in 0..tiles(n) {
+        for b in 0..kb {
+            let tb: [B; NR] = std::array::from_fn(|c| {
+                let j = t * NR + c;
+                if j < n {
+                    blocks[j * kb + b]
+                } else {
+                    pad
+                }
+            });
+            put(&tb, &mut bytes[(t * kb + b) * tile_block..][..tile_block]);
+        }
+    }
+    buf
+}
+
+/// Column `row`'s blocks from tiles of [`pack_tiles`] with the same `len` and `tile_block`:
+/// `get` reads one column's block from a tile block.
+pub(crate) fn unpack_tiles<B>(
+    buf: &AlignedBuf,
+    k: usize,
+    len: usize,
+    tile_block: usize,
+    row: usize,
+    out: &mut [B],
+    get: impl Fn(&[u8], usize) -> B,
+) {
+    let kb = k / len;
+    let (t, c) = (row / NR, row % NR);
+    for (b, o) in out.iter_mut().enumerate().take(kb) {
+        *o = get(&buf.bytes()[(t * kb + b) * tile_block..][..tile_block], c);
+    }
 }
 
 pub(crate) fn pack(layout: Layout, blocks: &[BlockQ4_0], n: usize, k: usize) -> AlignedBuf {

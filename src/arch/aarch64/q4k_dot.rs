@@ -18,13 +18,14 @@
 //! the 4 columns, its high nibbles that of K `16 + 4r..`, and the mins are SDOT operands of the
 //! activation sub-block sums.
 
+use super::formats::{get_sc_mins, mins_sdot, put_sc_mins, q4k_block};
+use super::pack::{pack_tiles, unpack_tiles, NR};
 use super::q4k_mmla::{gemm_with, AsmKernels, KArgs};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{BlockQ4K, QK_K};
+use bytemuck::Zeroable;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Packed bytes per tile and super-block.
 const TILE_SB: usize = 592;
 /// Offsets in a tile super-block.
@@ -32,16 +33,14 @@ const SC: usize = 512;
 const MINS: usize = 544;
 const D: usize = 576;
 const DMIN: usize = 584;
-const _: () = assert!(TILE_SB == DMIN + 8 && TILE_SB.is_multiple_of(16));
-
-fn tiles(n: usize) -> usize {
-    n.div_ceil(NR)
-}
+// The tail (scales, mins, d, dmin) is `formats::put_sc_mins`'s.
+const _: () = assert!(MINS == SC + 32 && D == MINS + 32 && DMIN == D + 8 && TILE_SB == DMIN + 8);
+const _: () = assert!(TILE_SB.is_multiple_of(16));
 
 /// Writes the tile super-block of 4 columns' blocks into `dst` (592 zeroed bytes).
 fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
-    for (col, blk) in b.iter().enumerate() {
-        let p = blk.parts();
+    let p = b.map(|b| b.parts());
+    for (col, p) in p.iter().enumerate() {
         for j in 0..8 {
             for r in 0..4 {
                 for e in 0..4 {
@@ -50,18 +49,20 @@ fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
                     dst[64 * j + 16 * r + 4 * col + e] = lo | (hi << 4);
                 }
             }
-            dst[SC + 4 * j + col] = p.sc[j];
-            dst[MINS + 16 * (j / 4) + 4 * col + j % 4] = p.m[j];
         }
-        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-        dst[DMIN + 2 * col..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
     }
+    put_sc_mins(
+        &p,
+        b.map(|b| b.d),
+        b.map(|b| b.dmin),
+        mins_sdot,
+        &mut dst[SC..],
+    );
 }
 
 /// Block of column `col` from a tile super-block.
 fn get(src: &[u8], col: usize) -> BlockQ4K {
     let mut q = [0u8; 256];
-    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
     for j in 0..8 {
         for r in 0..4 {
             for e in 0..4 {
@@ -70,80 +71,22 @@ fn get(src: &[u8], col: usize) -> BlockQ4K {
                 q[32 * j + 16 + 4 * r + e] = byte >> 4;
             }
         }
-        sc[j] = src[SC + 4 * j + col];
-        mn[j] = src[MINS + 16 * (j / 4) + 4 * col + j % 4];
     }
-    let mut qs = [0u8; 128];
-    for pair in 0..4 {
-        for l in 0..32 {
-            qs[32 * pair + l] = q[64 * pair + l] | (q[64 * pair + 32 + l] << 4);
-        }
-    }
-    let f = |o: usize| half::f16::from_bits(u16::from_ne_bytes([src[o], src[o + 1]]));
-    BlockQ4K {
-        d: f(D + 2 * col),
-        dmin: f(DMIN + 2 * col),
-        scales: super::formats::encode_scales(&sc, &mn),
-        qs,
-    }
+    let (sc, mn, d, dmin) = get_sc_mins(&src[SC..], col, mins_sdot);
+    q4k_block(&q, &sc, &mn, d, dmin)
 }
 
 fn pack(blocks: &[BlockQ4K], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK_K;
-    assert!(blocks.len() >= n * kb);
-    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
-    let bytes = buf.bytes_mut();
-    for t in 0..tiles(n) {
-        for b in 0..kb {
-            let tb: [BlockQ4K; NR] = std::array::from_fn(|c| {
-                let j = t * NR + c;
-                if j < n {
-                    blocks[j * kb + b]
-                } else {
-                    bytemuck::Zeroable::zeroed()
-                }
-            });
-            put(&tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
-        }
-    }
-    buf
+    pack_tiles(blocks, n, k, QK_K, TILE_SB, BlockQ4K::zeroed(), put)
 }
 
 fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ4K]) {
-    let kb = k / QK_K;
-    let (t, c) = (row / NR, row % NR);
-    for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(&buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
-    }
+    unpack_tiles(buf, k, QK_K, TILE_SB, row, out, get)
 }
 
-unsafe extern "C" {
-    fn qkern_q4k_dot_p1_dotprod(args: *const KArgs);
-    fn qkern_q4k_dot_p2_dotprod(args: *const KArgs);
-    fn qkern_q4k_dot_p3_dotprod(args: *const KArgs);
-    fn qkern_q4k_dot_p4_dotprod(args: *const KArgs);
-    fn qkern_q4k_dot_p5_dotprod(args: *const KArgs);
-    fn qkern_q4k_dot_p6_dotprod(args: *const KArgs);
-    fn qkern_q4k_dot_p7_dotprod(args: *const KArgs);
-    fn qkern_q4k_dot_p8_dotprod(args: *const KArgs);
-    fn qkern_q4k_dot_gemv_dotprod(args: *const KArgs);
+asm_family! {
+    static Q4K_DOT_ASM: AsmKernels = "q4k_dot", "dotprod", KArgs, { tile_sb: TILE_SB, i8mm: false }
 }
-
-static Q4K_DOT_ASM: AsmKernels = AsmKernels {
-    tile_sb: TILE_SB,
-    pairs: [
-        qkern_q4k_dot_p1_dotprod,
-        qkern_q4k_dot_p2_dotprod,
-        qkern_q4k_dot_p3_dotprod,
-        qkern_q4k_dot_p4_dotprod,
-        qkern_q4k_dot_p5_dotprod,
-        qkern_q4k_dot_p6_dotprod,
-        qkern_q4k_dot_p7_dotprod,
-        qkern_q4k_dot_p8_dotprod,
-    ],
-    gemv: qkern_q4k_dot_gemv_dotprod,
-    i8mm: false,
-};
 
 /// # Safety
 /// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in the `NeonDot` `Q8_256` layout

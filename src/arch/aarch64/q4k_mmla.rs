@@ -31,15 +31,15 @@
 //! ```
 
 use super::act::quantize_block_k_neon;
+use super::formats::{get_sc_mins, mins_by_col, put_sc_mins, q4k_block};
+use super::pack::{pack_tiles, unpack_tiles, NR};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, ActKernel, GemmArgs, WeightKernel};
 use crate::quant::{ActBlockK, BlockQ4K, QK_K};
+use bytemuck::Zeroable;
 use core::arch::aarch64::*;
-use half::f16;
 use std::ops::Range;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Packed bytes per tile and super-block.
 const TILE_SB: usize = 592;
 /// Offsets in a tile super-block.
@@ -56,6 +56,8 @@ const PAIR_TAIL: usize = 48;
 /// Activation bytes of one pair and super-block.
 const PAIR_SB: usize = 8 * PAIR_SUB + PAIR_TAIL;
 const _: () = assert!(size_of::<ActBlockK>() == 292 && TILE_SB == DMIN + 8);
+// The tail (scales, mins, d, dmin) is `formats::put_sc_mins`'s.
+const _: () = assert!(MINS == SC + 32 && D == MINS + 32 && DMIN == D + 8);
 
 // ---------------------------------------------------------------------------------------------
 // Activation layout.
@@ -192,14 +194,10 @@ pub(crate) static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
 // ---------------------------------------------------------------------------------------------
 // Weight layout.
 
-fn tiles(n: usize) -> usize {
-    n.div_ceil(NR)
-}
-
 /// Writes the tile super-block of 4 columns' blocks into `dst` (592 zeroed bytes).
 fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
-    for (col, blk) in b.iter().enumerate() {
-        let p = blk.parts();
+    let p = b.map(|b| b.parts());
+    for (col, p) in p.iter().enumerate() {
         let (cp, half) = (col / 2, col % 2);
         for j in 0..8 {
             for c in 0..2 {
@@ -209,19 +207,21 @@ fn put(b: &[BlockQ4K; NR], dst: &mut [u8]) {
                     dst[64 * j + 16 * (2 * cp + c) + 8 * half + e] = lo | (hi << 4);
                 }
             }
-            dst[SC + 4 * j + col] = p.sc[j];
-            dst[MINS + 8 * col + j] = p.m[j];
         }
-        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-        dst[DMIN + 2 * col..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
     }
+    put_sc_mins(
+        &p,
+        b.map(|b| b.d),
+        b.map(|b| b.dmin),
+        mins_by_col,
+        &mut dst[SC..],
+    );
 }
 
 /// Block of column `col` from a tile super-block.
 fn get(src: &[u8], col: usize) -> BlockQ4K {
     let (cp, half) = (col / 2, col % 2);
     let mut q = [0u8; 256];
-    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
     for j in 0..8 {
         for c in 0..2 {
             for e in 0..8 {
@@ -230,51 +230,17 @@ fn get(src: &[u8], col: usize) -> BlockQ4K {
                 q[32 * j + 8 * c + 16 + e] = byte >> 4;
             }
         }
-        sc[j] = src[SC + 4 * j + col];
-        mn[j] = src[MINS + 8 * col + j];
     }
-    let mut qs = [0u8; 128];
-    for pair in 0..4 {
-        for l in 0..32 {
-            qs[32 * pair + l] = q[64 * pair + l] | (q[64 * pair + 32 + l] << 4);
-        }
-    }
-    let f = |o: usize| f16::from_bits(u16::from_ne_bytes([src[o], src[o + 1]]));
-    BlockQ4K {
-        d: f(D + 2 * col),
-        dmin: f(DMIN + 2 * col),
-        scales: super::formats::encode_scales(&sc, &mn),
-        qs,
-    }
+    let (sc, mn, d, dmin) = get_sc_mins(&src[SC..], col, mins_by_col);
+    q4k_block(&q, &sc, &mn, d, dmin)
 }
 
 fn pack(blocks: &[BlockQ4K], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK_K;
-    assert!(blocks.len() >= n * kb);
-    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
-    let bytes = buf.bytes_mut();
-    for t in 0..tiles(n) {
-        for b in 0..kb {
-            let tb: [BlockQ4K; NR] = std::array::from_fn(|c| {
-                let j = t * NR + c;
-                if j < n {
-                    blocks[j * kb + b]
-                } else {
-                    bytemuck::Zeroable::zeroed()
-                }
-            });
-            put(&tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
-        }
-    }
-    buf
+    pack_tiles(blocks, n, k, QK_K, TILE_SB, BlockQ4K::zeroed(), put)
 }
 
 fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ4K]) {
-    let kb = k / QK_K;
-    let (t, c) = (row / NR, row % NR);
-    for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(&buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
-    }
+    unpack_tiles(buf, k, QK_K, TILE_SB, row, out, get)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,33 +300,9 @@ pub(super) struct AsmKernels {
     pub(super) i8mm: bool,
 }
 
-unsafe extern "C" {
-    fn qkern_q4k_mmla_p1_i8mm(args: *const KArgs);
-    fn qkern_q4k_mmla_p2_i8mm(args: *const KArgs);
-    fn qkern_q4k_mmla_p3_i8mm(args: *const KArgs);
-    fn qkern_q4k_mmla_p4_i8mm(args: *const KArgs);
-    fn qkern_q4k_mmla_p5_i8mm(args: *const KArgs);
-    fn qkern_q4k_mmla_p6_i8mm(args: *const KArgs);
-    fn qkern_q4k_mmla_p7_i8mm(args: *const KArgs);
-    fn qkern_q4k_mmla_p8_i8mm(args: *const KArgs);
-    fn qkern_q4k_mmla_gemv_i8mm(args: *const KArgs);
+asm_family! {
+    static Q4K_ASM: AsmKernels = "q4k_mmla", "i8mm", KArgs, { tile_sb: TILE_SB, i8mm: true }
 }
-
-static Q4K_ASM: AsmKernels = AsmKernels {
-    tile_sb: TILE_SB,
-    pairs: [
-        qkern_q4k_mmla_p1_i8mm,
-        qkern_q4k_mmla_p2_i8mm,
-        qkern_q4k_mmla_p3_i8mm,
-        qkern_q4k_mmla_p4_i8mm,
-        qkern_q4k_mmla_p5_i8mm,
-        qkern_q4k_mmla_p6_i8mm,
-        qkern_q4k_mmla_p7_i8mm,
-        qkern_q4k_mmla_p8_i8mm,
-    ],
-    gemv: qkern_q4k_mmla_gemv_i8mm,
-    i8mm: true,
-};
 
 /// Row shape of a micro-kernel.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -14,7 +14,7 @@ use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::BlockQ5_0;
 
 /// Operand and byte of value `e` (0..32) of column `c` (0..4) in the SDOT order.
-fn slot_dot(c: usize, e: usize) -> (usize, usize) {
+pub(super) fn slot_dot(c: usize, e: usize) -> (usize, usize) {
     (e / 4, 4 * c + e % 4)
 }
 

@@ -25,147 +25,73 @@
 //! so `W_j = R_j >> 3` and `W_4+j` is R_j with bits 7..3 replaced (`sli #3`) by the isolated 2 bits
 //! of R4: 14 SIMD ops per sub-block and tile.
 
+use super::formats::{get_sc_mins, mins_sdot, put_sc_mins, q5k_block};
+use super::pack::{pack_tiles, unpack_tiles, NR};
 use super::q4k_mmla::{gemm_with, AsmKernels, KArgs};
+use super::q5_0_mmla::{get_r5, put_r5};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{BlockQ5K, QK_K};
-use half::f16;
+use bytemuck::Zeroable;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Bytes of one sub-block (R0..R4); offsets in a tile super-block; its size.
 const SUB: usize = 80;
-const HI: usize = 64;
 const SC: usize = 640;
 const MINS: usize = 672;
 const D: usize = 704;
 const DMIN: usize = 712;
 const TILE_SB: usize = 720;
+// The tail (scales, mins, d, dmin) is `formats::put_sc_mins`'s.
 const _: () = assert!(SC == 8 * SUB && MINS == SC + 32 && D == MINS + 32 && TILE_SB == DMIN + 8);
+const _: () = assert!(DMIN == D + 8);
 
-fn tiles(n: usize) -> usize {
-    n.div_ceil(NR)
-}
+/// Bit position of operand `4 + j`'s top two bits in R4 (the SDOT operand order).
+const HI_SHIFT: [usize; 4] = [6, 4, 2, 0];
 
 /// Writes the tile super-block of 4 columns' blocks into `dst` (720 zeroed bytes).
 fn put(b: &[BlockQ5K; NR], dst: &mut [u8]) {
-    for (col, blk) in b.iter().enumerate() {
-        let p = blk.parts();
+    let p = b.map(|b| b.parts());
+    for (col, p) in p.iter().enumerate() {
         for j in 0..8 {
-            let g = &mut dst[SUB * j..][..SUB];
             for t in 0..8 {
                 for e in 0..4 {
                     let q = p.q[32 * j + 4 * t + e];
-                    let i = 4 * col + e;
-                    if t < 4 {
-                        g[16 * t + i] |= q << 3;
-                    } else {
-                        g[16 * (t - 4) + i] |= q & 7;
-                        g[HI + i] |= (q >> 3) << (2 * (7 - t));
-                    }
+                    put_r5(&mut dst[SUB * j..][..SUB], t, 4 * col + e, q, &HI_SHIFT);
                 }
             }
-            dst[SC + 4 * j + col] = p.sc[j];
-            dst[MINS + 16 * (j / 4) + 4 * col + j % 4] = p.m[j];
         }
-        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
-        dst[DMIN + 2 * col..][..2].copy_from_slice(&blk.dmin.to_bits().to_ne_bytes());
     }
+    put_sc_mins(
+        &p,
+        b.map(|b| b.d),
+        b.map(|b| b.dmin),
+        mins_sdot,
+        &mut dst[SC..],
+    );
 }
 
 /// Block of column `col` from a tile super-block.
 fn get(src: &[u8], col: usize) -> BlockQ5K {
-    let mut q = [0u8; 256];
-    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
-    for j in 0..8 {
-        let g = &src[SUB * j..][..SUB];
-        for t in 0..8 {
-            for e in 0..4 {
-                let i = 4 * col + e;
-                q[32 * j + 4 * t + e] = if t < 4 {
-                    g[16 * t + i] >> 3
-                } else {
-                    (g[16 * (t - 4) + i] & 7) | ((g[HI + i] >> (2 * (7 - t))) & 3) << 3
-                };
-            }
-        }
-        sc[j] = src[SC + 4 * j + col];
-        mn[j] = src[MINS + 16 * (j / 4) + 4 * col + j % 4];
-    }
-    let (mut qs, mut qh) = ([0u8; 128], [0u8; 32]);
-    for c4 in 0..4 {
-        for l in 0..32 {
-            let (lo, hi) = (q[64 * c4 + l], q[64 * c4 + 32 + l]);
-            qs[32 * c4 + l] = (lo & 0x0F) | ((hi & 0x0F) << 4);
-            qh[l] |= ((lo >> 4) << (2 * c4)) | ((hi >> 4) << (2 * c4 + 1));
-        }
-    }
-    let f = |o: usize| f16::from_bits(u16::from_ne_bytes([src[o], src[o + 1]]));
-    BlockQ5K {
-        d: f(D + 2 * col),
-        dmin: f(DMIN + 2 * col),
-        scales: super::formats::encode_scales(&sc, &mn),
-        qh,
-        qs,
-    }
+    // Value k: sub-block k / 32, operand (k % 32) / 4, byte 4 col + k % 4.
+    let q: [u8; 256] = std::array::from_fn(|k| {
+        let g = &src[SUB * (k / 32)..][..SUB];
+        get_r5(g, (k % 32) / 4, 4 * col + k % 4, &HI_SHIFT)
+    });
+    let (sc, mn, d, dmin) = get_sc_mins(&src[SC..], col, mins_sdot);
+    q5k_block(&q, &sc, &mn, d, dmin)
 }
 
 fn pack(blocks: &[BlockQ5K], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK_K;
-    assert!(blocks.len() >= n * kb);
-    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
-    let bytes = buf.bytes_mut();
-    for t in 0..tiles(n) {
-        for b in 0..kb {
-            let tb: [BlockQ5K; NR] = std::array::from_fn(|c| {
-                let j = t * NR + c;
-                if j < n {
-                    blocks[j * kb + b]
-                } else {
-                    bytemuck::Zeroable::zeroed()
-                }
-            });
-            put(&tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
-        }
-    }
-    buf
+    pack_tiles(blocks, n, k, QK_K, TILE_SB, BlockQ5K::zeroed(), put)
 }
 
 fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ5K]) {
-    let kb = k / QK_K;
-    let (t, c) = (row / NR, row % NR);
-    for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(&buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
-    }
+    unpack_tiles(buf, k, QK_K, TILE_SB, row, out, get)
 }
 
-unsafe extern "C" {
-    fn qkern_q5k_dot_p1_dotprod(args: *const KArgs);
-    fn qkern_q5k_dot_p2_dotprod(args: *const KArgs);
-    fn qkern_q5k_dot_p3_dotprod(args: *const KArgs);
-    fn qkern_q5k_dot_p4_dotprod(args: *const KArgs);
-    fn qkern_q5k_dot_p5_dotprod(args: *const KArgs);
-    fn qkern_q5k_dot_p6_dotprod(args: *const KArgs);
-    fn qkern_q5k_dot_p7_dotprod(args: *const KArgs);
-    fn qkern_q5k_dot_p8_dotprod(args: *const KArgs);
-    fn qkern_q5k_dot_gemv_dotprod(args: *const KArgs);
+asm_family! {
+    static Q5K_DOT_ASM: AsmKernels = "q5k_dot", "dotprod", KArgs, { tile_sb: TILE_SB, i8mm: false }
 }
-
-static Q5K_DOT_ASM: AsmKernels = AsmKernels {
-    tile_sb: TILE_SB,
-    pairs: [
-        qkern_q5k_dot_p1_dotprod,
-        qkern_q5k_dot_p2_dotprod,
-        qkern_q5k_dot_p3_dotprod,
-        qkern_q5k_dot_p4_dotprod,
-        qkern_q5k_dot_p5_dotprod,
-        qkern_q5k_dot_p6_dotprod,
-        qkern_q5k_dot_p7_dotprod,
-        qkern_q5k_dot_p8_dotprod,
-    ],
-    gemv: qkern_q5k_dot_gemv_dotprod,
-    i8mm: false,
-};
 
 /// # Safety
 /// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in

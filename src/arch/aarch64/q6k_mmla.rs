@@ -19,23 +19,19 @@
 //! complement. `A = O0 << 2 | O3 & 3`, `B = O1 << 2 | (O3 >> 2) & 3`, `C = O2 << 2 | O3 >> 4`:
 //! the kernel gets each operand as `4 w` (low bits zero) with one or two shift/mask ops.
 
+use super::formats::{get_f16, put_f16, q6k_block};
+use super::pack::{pack_tiles, unpack_tiles, NR};
 use super::q4k_mmla::{gemm_with, AsmKernels, KArgs};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{BlockQ6K, QK_K};
-use half::f16;
+use bytemuck::Zeroable;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Offsets in a tile super-block: sub-scales, d; its size.
 const SC: usize = 768;
 const D: usize = 896;
 pub(super) const TILE_SB: usize = 904;
 const _: () = assert!(SC == 16 * 48 && D == SC + 128 && TILE_SB == D + 8);
-
-fn tiles(n: usize) -> usize {
-    n.div_ceil(NR)
-}
 
 /// Where byte `e` (0..16) of operand `o` (0..4) of sub-block `s` comes from: (column, value
 /// index). The tile layout is the same for the SDOT kernel of `NeonDot` ([`super::q6k_dot`]) but
@@ -64,13 +60,13 @@ fn put(lane: Lanes, b: &[BlockQ6K; NR], dst: &mut [u8]) {
             g[32 + e] = w[2] << 2 | (w[3] >> 4);
         }
     }
-    for (col, blk) in b.iter().enumerate() {
+    for (col, p) in p.iter().enumerate() {
         for s in 0..16 {
             let o = SC + 8 * s + 2 * col;
-            dst[o..o + 2].copy_from_slice(&(p[col].0[s] as i16).to_ne_bytes());
+            dst[o..o + 2].copy_from_slice(&(p.0[s] as i16).to_ne_bytes());
         }
-        dst[D + 2 * col..][..2].copy_from_slice(&blk.d.to_bits().to_ne_bytes());
     }
+    put_f16(b.map(|b| b.d), &mut dst[D..]);
 }
 
 /// Block of column `col` from a tile super-block.
@@ -98,30 +94,13 @@ fn get(lane: Lanes, src: &[u8], col: usize) -> BlockQ6K {
         let o = SC + 8 * s + 2 * col;
         i16::from_ne_bytes([src[o], src[o + 1]]) as i8
     });
-    let d = f16::from_bits(u16::from_ne_bytes([src[D + 2 * col], src[D + 2 * col + 1]]));
-    super::formats::q6k_block(&u, sc, d)
+    q6k_block(&u, sc, get_f16(&src[D..], col))
 }
 
-/// Packs `n` columns of `k` values (rows of `blocks`) into tiles.
+/// Packs `n` columns of `k` values (rows of `blocks`) into tiles with the operand order `lane`.
 pub(super) fn pack_with(lane: Lanes, blocks: &[BlockQ6K], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK_K;
-    assert!(blocks.len() >= n * kb);
-    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_SB);
-    let bytes = buf.bytes_mut();
-    for t in 0..tiles(n) {
-        for b in 0..kb {
-            let tb: [BlockQ6K; NR] = std::array::from_fn(|c| {
-                let j = t * NR + c;
-                if j < n {
-                    blocks[j * kb + b]
-                } else {
-                    bytemuck::Zeroable::zeroed()
-                }
-            });
-            put(lane, &tb, &mut bytes[(t * kb + b) * TILE_SB..][..TILE_SB]);
-        }
-    }
-    buf
+    let put = |b: &[BlockQ6K; NR], dst: &mut [u8]| put(lane, b, dst);
+    pack_tiles(blocks, n, k, QK_K, TILE_SB, BlockQ6K::zeroed(), put)
 }
 
 /// Column `row`'s blocks from tiles packed by [`pack_with`] with the same `lane`.
@@ -132,11 +111,7 @@ pub(super) fn unpack_row_with(
     row: usize,
     out: &mut [BlockQ6K],
 ) {
-    let kb = k / QK_K;
-    let (t, c) = (row / NR, row % NR);
-    for (b, o) in out.iter_mut().enumerate().take(kb) {
-        *o = get(lane, &buf.bytes()[(t * kb + b) * TILE_SB..][..TILE_SB], c);
-    }
+    unpack_tiles(buf, k, QK_K, TILE_SB, row, out, |src, c| get(lane, src, c))
 }
 
 fn pack(blocks: &[BlockQ6K], n: usize, k: usize) -> AlignedBuf {
@@ -147,33 +122,9 @@ fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [Bloc
     unpack_row_with(lanes_mmla, buf, k, row, out)
 }
 
-unsafe extern "C" {
-    fn qkern_q6k_mmla_p1_i8mm(args: *const KArgs);
-    fn qkern_q6k_mmla_p2_i8mm(args: *const KArgs);
-    fn qkern_q6k_mmla_p3_i8mm(args: *const KArgs);
-    fn qkern_q6k_mmla_p4_i8mm(args: *const KArgs);
-    fn qkern_q6k_mmla_p5_i8mm(args: *const KArgs);
-    fn qkern_q6k_mmla_p6_i8mm(args: *const KArgs);
-    fn qkern_q6k_mmla_p7_i8mm(args: *const KArgs);
-    fn qkern_q6k_mmla_p8_i8mm(args: *const KArgs);
-    fn qkern_q6k_mmla_gemv_i8mm(args: *const KArgs);
+asm_family! {
+    static Q6K_ASM: AsmKernels = "q6k_mmla", "i8mm", KArgs, { tile_sb: TILE_SB, i8mm: true }
 }
-
-static Q6K_ASM: AsmKernels = AsmKernels {
-    tile_sb: TILE_SB,
-    pairs: [
-        qkern_q6k_mmla_p1_i8mm,
-        qkern_q6k_mmla_p2_i8mm,
-        qkern_q6k_mmla_p3_i8mm,
-        qkern_q6k_mmla_p4_i8mm,
-        qkern_q6k_mmla_p5_i8mm,
-        qkern_q6k_mmla_p6_i8mm,
-        qkern_q6k_mmla_p7_i8mm,
-        qkern_q6k_mmla_p8_i8mm,
-    ],
-    gemv: qkern_q6k_mmla_gemv_i8mm,
-    i8mm: true,
-};
 
 /// # Safety
 /// See [`WeightKernel::gemm`]; `w` packed by [`pack`], `a` in

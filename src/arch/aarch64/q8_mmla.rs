@@ -12,13 +12,13 @@
 //! its payload), so unpacking gives the blocks back bit for bit.
 
 use super::matmul_asm;
+use super::pack::{pack_tiles, unpack_tiles, NR};
 use crate::aligned::AlignedBuf;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::quant::{BlockQ8_0, QK};
+use bytemuck::Zeroable;
 use half::f16;
 
-/// Columns per tile.
-const NR: usize = 4;
 /// Packed bytes per tile and block: 128 quants, 4 f32 scales.
 pub(super) const TILE_BLOCK: usize = 128 + 16;
 /// Offset of the scales in a tile block.
@@ -49,10 +49,6 @@ fn pos(e: usize, c: usize) -> usize {
     16 * (4 * (c / 2) + e / 8) + 8 * (c % 2) + e % 8
 }
 
-fn tiles(n: usize) -> usize {
-    n.div_ceil(NR)
-}
-
 fn scale_to_f32(d: f16) -> f32 {
     if d.is_nan() {
         f32::from_bits(0x7FC0_0000 | d.to_bits() as u32)
@@ -69,38 +65,34 @@ fn scale_from_f32(s: f32) -> f16 {
     }
 }
 
-fn pack(blocks: &[BlockQ8_0], n: usize, k: usize) -> AlignedBuf {
-    let kb = k / QK;
-    assert!(blocks.len() >= n * kb);
-    let mut buf = AlignedBuf::zeroed(tiles(n) * kb * TILE_BLOCK);
-    let bytes = buf.bytes_mut();
-    // Padding columns: zero quants and scales.
-    for (j, row) in blocks.chunks_exact(kb).enumerate().take(n) {
-        let (t, c) = (j / NR, j % NR);
-        for (b, blk) in row.iter().enumerate() {
-            let dst = &mut bytes[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK];
-            for (e, &q) in blk.qs.iter().enumerate() {
-                dst[pos(e, c)] = q as u8;
-            }
-            let d = scale_to_f32(blk.d).to_ne_bytes();
-            dst[SCALES + 4 * c..][..4].copy_from_slice(&d);
+/// Writes the tile block of 4 columns' blocks into `dst` (144 zeroed bytes).
+fn put(b: &[BlockQ8_0; NR], dst: &mut [u8]) {
+    for (c, blk) in b.iter().enumerate() {
+        for (e, &q) in blk.qs.iter().enumerate() {
+            dst[pos(e, c)] = q as u8;
         }
+        let d = scale_to_f32(blk.d).to_ne_bytes();
+        dst[SCALES + 4 * c..][..4].copy_from_slice(&d);
     }
-    buf
+}
+
+/// Block of column `c` from a tile block.
+fn get(src: &[u8], c: usize) -> BlockQ8_0 {
+    let o = SCALES + 4 * c;
+    let s = f32::from_ne_bytes(src[o..o + 4].try_into().expect("4 bytes"));
+    BlockQ8_0 {
+        d: scale_from_f32(s),
+        qs: std::array::from_fn(|e| src[pos(e, c)] as i8),
+    }
+}
+
+fn pack(blocks: &[BlockQ8_0], n: usize, k: usize) -> AlignedBuf {
+    // Padding columns: zero quants and scales.
+    pack_tiles(blocks, n, k, QK, TILE_BLOCK, BlockQ8_0::zeroed(), put)
 }
 
 fn unpack_row(buf: &AlignedBuf, _n: usize, k: usize, row: usize, out: &mut [BlockQ8_0]) {
-    let kb = k / QK;
-    let (t, c) = (row / NR, row % NR);
-    for (b, blk) in out.iter_mut().enumerate().take(kb) {
-        let src = &buf.bytes()[(t * kb + b) * TILE_BLOCK..][..TILE_BLOCK];
-        for (e, q) in blk.qs.iter_mut().enumerate() {
-            *q = src[pos(e, c)] as i8;
-        }
-        let o = SCALES + 4 * c;
-        let s = f32::from_ne_bytes(src[o..o + 4].try_into().expect("4 bytes"));
-        blk.d = scale_from_f32(s);
-    }
+    unpack_tiles(buf, k, QK, TILE_BLOCK, row, out, get)
 }
 
 /// # Safety
