@@ -5,6 +5,14 @@
 //!
 //! The cache carries its tier's kernels (like packed weights): writes convert and scan through
 //! them, and [`crate::attention`] runs the tier's attention path on it.
+//!
+//! Where the tier's attention is the x86 bf16 path (`Avx512Vnni` on a CPU with AVX512_BF16,
+//! unless `QKERN_ATTN_BF16=0`; decided when the cache is made), the 16-bit cache
+//! ([`KvDtype::F16`]) stores bf16 instead of f16, in the layouts that path's products read
+//! (keys `[d / 2][64][2]` per tile, values `[d][2]` per pair of positions; see
+//! `contract::attention::Stored`), so attention reads its tiles without a conversion pass. It
+//! still reports [`KvDtype::F16`] (the type asked for: 16 bits per value);
+//! [`KvCache::stores_bf16`] tells which rounding it applies.
 
 use crate::contract::attention::{KvView, Stored, KV_TILE};
 use crate::contract::Kernels;
@@ -73,6 +81,12 @@ enum KvStore {
         ks: Vec<f32>,
         vs: Vec<f32>,
         grouped: bool,
+    },
+    /// The 16-bit cache of a tier that runs the x86 bf16 attention: bf16 bits (round to nearest
+    /// even from f32), keys `[d / 2][64][2]` per tile, values `[d][2]` per pair of positions.
+    Bf16 {
+        k: Vec<u16>,
+        v: Vec<u16>,
     },
 }
 
@@ -148,6 +162,10 @@ impl KvCache {
         let len = crate::error::mul(len, head_dim, "KV cache size")?;
         crate::error::mul(len, 8, "KV cache bytes")?;
         let store = match dtype {
+            KvDtype::F16 if bf16_tiles(kernels.tier()) => KvStore::Bf16 {
+                k: zeroed_vec(len)?,
+                v: zeroed_vec(len)?,
+            },
             KvDtype::F16 => KvStore::F16 {
                 k: zeroed_vec(len)?,
                 v: zeroed_vec(len)?,
@@ -214,13 +232,21 @@ impl KvCache {
         self.head_dim
     }
 
-    /// Element type.
+    /// Element type, as asked for: [`KvDtype::F16`] also for a cache that stores bf16 (see
+    /// [`KvCache::stores_bf16`]).
     pub fn dtype(&self) -> KvDtype {
         match self.store {
-            KvStore::F16 { .. } => KvDtype::F16,
+            KvStore::F16 { .. } | KvStore::Bf16 { .. } => KvDtype::F16,
             KvStore::F32 { .. } => KvDtype::F32,
             KvStore::I8 { .. } => KvDtype::I8,
         }
+    }
+
+    /// Whether this 16-bit cache stores bf16 (round to nearest even from f32, 8 significant
+    /// bits) rather than f16: exactly where its tier's attention is the x86 bf16 path
+    /// (`avx512-bf16`), which then reads the stored tiles without converting them.
+    pub fn stores_bf16(&self) -> bool {
+        matches!(self.store, KvStore::Bf16 { .. })
     }
 
     /// Positions of `layer` written so far (`0` for a layer out of range).
@@ -243,6 +269,7 @@ impl KvCache {
     pub fn bytes(&self) -> usize {
         match &self.store {
             KvStore::F16 { k, v } => (k.len() + v.len()) * 2,
+            KvStore::Bf16 { k, v } => (k.len() + v.len()) * 2,
             KvStore::F32 { k, v } => (k.len() + v.len()) * 4,
             KvStore::I8 { k, v, ks, vs, .. } => k.len() + v.len() + (ks.len() + vs.len()) * 4,
         }
@@ -288,6 +315,7 @@ impl KvCache {
         a[1] = a[1].max(unsafe { (ops.max_abs)(v) });
         let d = self.head_dim;
         let mut buf = [f16::ZERO; KV_TILE];
+        let mut hb = vec![0u16; if self.stores_bf16() { 2 * d } else { 0 }];
         for g in 0..self.n_kv {
             let base = self.head_base(layer, g);
             for r in 0..t {
@@ -308,6 +336,21 @@ impl KvCache {
                             }
                         }
                         unsafe { (ops.f32_to_f16)(src_v, &mut v[vo..vo + d]) };
+                    }
+                    KvStore::Bf16 { k, v } => {
+                        // Key dimensions 2i, 2i + 1 of the position side by side at pair row i
+                        // of its tile; value dimension i at `[i][pos % 2]` of its position pair.
+                        let (hk, hv) = hb.split_at_mut(d);
+                        to_bf16(src_k, hk);
+                        to_bf16(src_v, hv);
+                        let kp = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 2;
+                        for (i, pair) in hk.chunks_exact(2).enumerate() {
+                            k[kp + i * 2 * KV_TILE..][..2].copy_from_slice(pair);
+                        }
+                        let vp = base + pos / 2 * 2 * d + pos % 2;
+                        for (o, &x) in v[vp..].iter_mut().step_by(2).zip(hv.iter()) {
+                            *o = x;
+                        }
                     }
                     KvStore::F32 { k, v } => {
                         for (o, &x) in k[kt..].iter_mut().step_by(KV_TILE).zip(src_k) {
@@ -375,6 +418,7 @@ impl KvCache {
             store: match &self.store {
                 KvStore::F16 { k, v } => Stored::F16 { kt: k, v },
                 KvStore::F32 { k, v } => Stored::F32 { kt: k, v },
+                KvStore::Bf16 { k, v } => Stored::Bf16 { kt: k, v },
                 KvStore::I8 {
                     k,
                     v,
@@ -405,7 +449,15 @@ impl KvCache {
         let d = self.head_dim;
         let base = self.head_base(layer, kv_head);
         let i8 = matches!(self.store, KvStore::I8 { grouped: true, .. });
-        let idx: Vec<usize> = if value && i8 {
+        let bf = self.stores_bf16();
+        let kt0 = base + pos / KV_TILE * KV_TILE * d;
+        let idx: Vec<usize> = if value && bf {
+            (0..d).map(|i| base + pos / 2 * 2 * d + i * 2 + pos % 2).collect()
+        } else if bf {
+            (0..d)
+                .map(|i| kt0 + i / 2 * 2 * KV_TILE + pos % KV_TILE * 2 + i % 2)
+                .collect()
+        } else if value && i8 {
             (0..d)
                 .map(|i| base + pos / 8 * 8 * d + i * 8 + pos % 8)
                 .collect()
@@ -428,6 +480,12 @@ impl KvCache {
                 let s = if value { v } else { k };
                 idx.iter().map(|&i| s[i]).collect()
             }
+            KvStore::Bf16 { k, v } => {
+                let s = if value { v } else { k };
+                idx.iter()
+                    .map(|&i| f32::from_bits((s[i] as u32) << 16))
+                    .collect()
+            }
             KvStore::I8 { k, v, ks, vs, .. } => {
                 let tile_scales = (base + pos / KV_TILE * KV_TILE * d) / 32 + pos % KV_TILE;
                 idx.iter()
@@ -449,6 +507,29 @@ impl KvCache {
 /// (`NeonDot`, `NeonI8mm`): the other tiers keep the layout their dequantization reads fastest.
 fn grouped_i8(tier: crate::Tier) -> bool {
     cfg!(target_arch = "aarch64") && matches!(tier, crate::Tier::NeonDot | crate::Tier::NeonI8mm)
+}
+
+/// Whether the 16-bit cache of `tier` stores bf16 tiles: where the tier's attention selection
+/// runs the x86 bf16 path (`Avx512Vnni` when `attention_bf16::enabled()`, as
+/// `x86_64::attention::AVX512_SELECT` decides, once per process).
+fn bf16_tiles(tier: Tier) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        tier == Tier::Avx512Vnni && crate::arch::x86_64::attention_bf16::enabled()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = tier;
+        false
+    }
+}
+
+/// `dst = bf16(src)` for a bf16 cache (which exists only on x86_64, see [`bf16_tiles`]).
+fn to_bf16(src: &[f32], dst: &mut [u16]) {
+    #[cfg(target_arch = "x86_64")]
+    crate::arch::x86_64::attention_bf16::to_bf16(src, dst);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("a bf16 KV cache exists only on x86_64 ({} values)", src.len() + dst.len());
 }
 
 fn check_head_dim(d: usize) -> Result<()> {
