@@ -1,7 +1,8 @@
 //! Causal GQA attention over the KV cache on every tier against `qkern_reference::attention`.
 //!
-//! The reference gets the keys and values **as stored** (rounded to f16 for an f16 cache: the
-//! storage format is part of the cache's definition), so the tolerance covers arithmetic only.
+//! The reference gets the keys and values **as stored** (rounded to f16 for an f16 cache, to bf16
+//! where the tier runs the x86 bf16 path, whose 16-bit cache stores bf16: the storage format is
+//! part of the cache's definition), so the tolerance covers arithmetic only.
 //!
 //! Tolerance, per output row (query position `i`, head `h`), with `A = max_j scale * sum_d
 //! |q_d k_jd|` over the keys it sees, `V = max |v_jd|` over those keys, `n` keys and
@@ -566,7 +567,10 @@ fn softmax_scale(tier: Tier) {
             (
                 q.iter().map(|&x| bf16_q(x, sc)).collect(),
                 st.iter().map(|&x| bf16(x)).collect(),
-                stored_at(&v, dtype, tier).iter().map(|&x| bf16(x)).collect(),
+                stored_at(&v, dtype, tier)
+                    .iter()
+                    .map(|&x| bf16(x))
+                    .collect(),
             )
         } else {
             (q.clone(), k.clone(), v.clone())
@@ -1070,7 +1074,12 @@ fn bf16_cache(tier: Tier) {
     // bf16 path; it still reports `F16`, and `read` returns the stored bf16 values.
     let bf = kern(tier).attention_name() == "avx512-bf16";
     let mut c = KvCache::with_tier(2, 2, 64, 70, KvDtype::F16, tier).unwrap();
-    assert_eq!(c.stores_bf16(), bf, "{tier}: {}", kern(tier).attention_name());
+    assert_eq!(
+        c.stores_bf16(),
+        bf,
+        "{tier}: {}",
+        kern(tier).attention_name()
+    );
     assert_eq!(c.dtype(), KvDtype::F16);
     assert_eq!(c.bytes(), 2 * 2 * 2 * 128 * 64 * 2);
     for dtype in [KvDtype::F32, KvDtype::I8] {
@@ -1093,8 +1102,16 @@ fn bf16_cache(tier: Tier) {
     for pos in [0, 1, 32, 33, 34, 63, 64, 65, 66] {
         for g in 0..2 {
             let at = (pos * 2 + g) * 64;
-            assert_eq!(c.read(1, pos, g, false).unwrap(), ks[at..at + 64], "{tier} k {pos}");
-            assert_eq!(c.read(1, pos, g, true).unwrap(), vs[at..at + 64], "{tier} v {pos}");
+            assert_eq!(
+                c.read(1, pos, g, false).unwrap(),
+                ks[at..at + 64],
+                "{tier} k {pos}"
+            );
+            assert_eq!(
+                c.read(1, pos, g, true).unwrap(),
+                vs[at..at + 64],
+                "{tier} v {pos}"
+            );
         }
     }
     // A stale non-finite value at the unwritten partner of an odd last position (written, then
@@ -1103,7 +1120,9 @@ fn bf16_cache(tier: Tier) {
     let q = rng.vec(t * n_head * d, 1.0);
     let (k4, mut v4) = (rng.vec(4 * 2 * d, 2.0), rng.vec(4 * 2 * d, 1.0));
     let mut fresh = KvCache::with_tier(1, 2, d, 8, KvDtype::F16, tier).unwrap();
-    fresh.write(0, 0, &k4[..3 * 2 * d], &v4[..3 * 2 * d]).unwrap();
+    fresh
+        .write(0, 0, &k4[..3 * 2 * d], &v4[..3 * 2 * d])
+        .unwrap();
     let mut want = vec![0f32; t * n_head * d];
     attention(&q, n_head, None, &fresh, 0, 0, &mut want).unwrap();
     v4[3 * 2 * d..].fill(f32::INFINITY);

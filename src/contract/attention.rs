@@ -33,7 +33,10 @@ pub(crate) enum Tile<'a> {
     /// `[d][2]` per pair of positions, starting at an even position). Only handed to a path
     /// whose [`AttnKernel::TILE_BF16`] is true (the x86 bf16 path).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Bf16 { kt: &'a [u16], v: &'a [u16] },
+    Bf16 {
+        kt: &'a [u16],
+        v: &'a [u16],
+    },
 }
 
 /// The causal mask of one KV tile for the rows of a block: row `r` sees the first
@@ -254,7 +257,10 @@ pub(crate) enum Stored<'a> {
         grouped: bool,
     },
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Bf16 { kt: &'a [u16], v: &'a [u16] },
+    Bf16 {
+        kt: &'a [u16],
+        v: &'a [u16],
+    },
 }
 
 /// The key and value storage of one cache layer, as the driver reads it.

@@ -452,7 +452,9 @@ impl KvCache {
         let bf = self.stores_bf16();
         let kt0 = base + pos / KV_TILE * KV_TILE * d;
         let idx: Vec<usize> = if value && bf {
-            (0..d).map(|i| base + pos / 2 * 2 * d + i * 2 + pos % 2).collect()
+            (0..d)
+                .map(|i| base + pos / 2 * 2 * d + i * 2 + pos % 2)
+                .collect()
         } else if bf {
             (0..d)
                 .map(|i| kt0 + i / 2 * 2 * KV_TILE + pos % KV_TILE * 2 + i % 2)
@@ -529,7 +531,10 @@ fn to_bf16(src: &[f32], dst: &mut [u16]) {
     #[cfg(target_arch = "x86_64")]
     crate::arch::x86_64::attention_bf16::to_bf16(src, dst);
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("a bf16 KV cache exists only on x86_64 ({} values)", src.len() + dst.len());
+    unreachable!(
+        "a bf16 KV cache exists only on x86_64 ({} values)",
+        src.len() + dst.len()
+    );
 }
 
 fn check_head_dim(d: usize) -> Result<()> {

@@ -2,30 +2,37 @@
 //! and later, Intel Cooper Lake and Sapphire Rapids and later): `Q K^T` and `P V` with
 //! `vdpbf16ps` (`_mm512_dpbf16_ps`: 16 lanes, each the sum of a pair of bf16 products added to an
 //! f32 accumulator), softmax statistics, weights before rounding, and the output accumulator in
-//! f32. The f16 KV cache stays as it is; its tiles are converted to bf16 once per block.
+//! f32. The 16-bit KV cache of this tier stores bf16 in the K and V layouts below
+//! (`Stored::Bf16`, chosen when the cache is made, see `kernels::kv_cache`), which `tile` hands
+//! on as stored ([`AttnKernel::TILE_BF16`]); f32 and int8 tiles are converted once per block.
 //!
 //! Both products are one shape: `R` rows x up to 64 f32 columns (4 vectors), reduced over pairs:
 //! per pair, the row's two bf16 values are one 32-bit broadcast and the right operand holds the
 //! pair of each column side by side (`[pair][column][2]`).
 //! * **Q** (`load_q`): `bf16(q * scale)` (round to nearest even), row-major `rows x d` in the
 //!   block buffer: head dimensions `2i, 2i + 1` are adjacent already.
-//! * **K** (`tile`): the cache's transposed tile `d x 64` becomes `[d/2][64][2]` (dimensions
-//!   `2i, 2i + 1` of a key side by side): per 16 keys, two rows widened to f32 (`vcvtph2ps`), one
-//!   `vcvtne2ps2bf16` and one `vpermw` to interleave. Only the 16-key groups below `nk` are
-//!   converted.
-//! * **V** (`tile`): the `nk x d` values become `[ceil(nk/2)][d][2]` (keys `2m, 2m + 1` side by
-//!   side; an odd last key is paired with zeros).
+//! * **K**: `[d/2][64][2]` per tile (dimensions `2i, 2i + 1` of a key side by side), as the bf16
+//!   cache stores it; an f32 or f16 tile `d x 64` (transposed) is converted by `tile`: per 16 keys,
+//!   two rows widened to f32, one `vcvtne2ps2bf16` and one `vpermw` to interleave (only the 16-key
+//!   groups below `nk`).
+//! * **V**: `[ceil(nk/2)][d][2]` (keys `2m, 2m + 1` side by side), as the bf16 cache stores it, or
+//!   converted by `tile` from `nk x d` (an odd last key paired with zeros). `pv` ignores the second
+//!   value of an odd last pair (a masked load): in the cache it is an unwritten position that may
+//!   hold stale data.
 //! * **P** (`softmax`): the f32 weights of a row, `bf16`-rounded, row-major `rows x 64` (keys
 //!   `2m, 2m + 1` adjacent), zero from the row's visible keys up to `nk` rounded up to even.
 //!
-//! The tile conversion costs, per block and 64 keys, `2 d` widenings, `d` conversions and `d`
-//! permutes (K and V together): about 1/8 of the `vdpbf16ps` count of a block of 56 rows at
-//! `d = 64` (the f32 path widens the same tiles, `2 d` widenings).
+//! The tile conversion (f32, f16 or int8 tiles only) costs, per block and 64 keys, `2 d`
+//! widenings, `d` conversions and `d` permutes (K and V together): about 1/8 of the `vdpbf16ps`
+//! count of a block of 56 rows at `d = 64`.
 //!
 //! Accuracy (derivation in `tests/attention.rs`): with `u = 2^-8` (bf16, round to nearest even),
-//! `bf16(q * scale)`, the bf16 K and V and the bf16 weights are the only roundings beyond f32:
+//! `bf16(q * scale)`, the bf16 K and V and the bf16 weights are the only roundings beyond f32
+//! (K and V: none against the values a bf16 cache stores, one rounding `bf16(x)` of the f32
+//! inputs, where the f16 cache used to add `f16(x)` first; the bound below is kept as it was and
+//! is conservative for the bf16 cache):
 //! the products of two bf16 are exact in f32 and `vdpbf16ps` accumulates in f32 (denormal inputs
-//! and results flushed to zero). Against the f64 attention of the stored (f16) K and V, a score
+//! and results flushed to zero). Against the f64 attention of the stored K and V, a score
 //! is off by at most `(2u + u^2) A` (`A = scale * sum_i |q_i k_i|`), which moves the output by at
 //! most `2 V (e^delta - 1) e^delta` (`delta` that score bound, `V = max |v|`); rounding V and the
 //! weights adds `u V` each.
@@ -56,7 +63,9 @@ pub(crate) static BF16_PATH: AttnPath = path::<Bf16>();
 /// weights; f32 denormals become zero, as `vdpbf16ps` would read them): the writes of the bf16
 /// KV cache, which exists only where [`enabled`]. `src.len()` is a multiple of 16 (a head).
 pub(crate) fn to_bf16(src: &[f32], dst: &mut [u16]) {
-    assert!(enabled() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw"));
+    assert!(
+        enabled() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    );
     assert!(src.len() == dst.len() && src.len().is_multiple_of(16));
     // SAFETY: the CPU features were just checked (`enabled` includes AVX512_BF16).
     unsafe { to_bf16_avx512(src, dst) }
