@@ -1132,15 +1132,27 @@ fn bf16_cache(tier: Tier) {
     let (a, b) = (2 * 2 * d, 3 * 2 * d);
     re.write(0, 2, &k4[a..b], &v4[a..b]).unwrap();
     assert_eq!(re.len(0), 3);
+    // Bit-identical, except where the path depends on the largest value ever written to the
+    // layer (the aarch64 fp16 path's overflow guard, which the dropped infinities trip: it then
+    // computes in f32, within the fp16 path's rounding of the fresh cache's output).
+    let same = |got: &[f32], want: &[f32], what: &str| {
+        if kern(tier).attention_name().contains("fp16") {
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!((g - w).abs() <= 1e-2, "{tier} {what} at {i}: {g} vs {w}");
+            }
+        } else {
+            assert_eq!(got, want, "{tier}: {what}");
+        }
+    };
     let mut got = vec![0f32; t * n_head * d];
     attention(&q, n_head, None, &re, 0, 0, &mut got).unwrap();
-    assert_eq!(got, want, "{tier}: stale partner position");
+    same(&got, &want, "stale partner position");
     // Decode (t = 1) at position 2 alike.
     let (mut g1, mut w1) = (vec![0f32; n_head * d], vec![0f32; n_head * d]);
     let q1 = &q[2 * n_head * d..];
     attention(q1, n_head, None, &re, 0, 2, &mut g1).unwrap();
     attention(q1, n_head, None, &fresh, 0, 2, &mut w1).unwrap();
-    assert_eq!(g1, w1, "{tier}: stale partner position, decode");
+    same(&g1, &w1, "stale partner position, decode");
 }
 per_tier_test!(bf16_cache_layout, crate::bf16_cache);
 

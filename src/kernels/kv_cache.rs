@@ -23,7 +23,9 @@ use half::f16;
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum KvDtype {
-    /// IEEE half precision (round to nearest even on write). The default.
+    /// 16 bits per value: IEEE half precision (round to nearest even on write). The default.
+    /// Where the tier's attention is the x86 bf16 path (`Avx512Vnni` with AVX512_BF16), bf16
+    /// instead, in that path's layouts (see [`KvCache::stores_bf16`]).
     #[default]
     F16,
     /// f32.
