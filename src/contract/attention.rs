@@ -32,7 +32,7 @@ pub(crate) enum Tile<'a> {
     /// bf16 bits in the layouts of [`Stored::Bf16`] (keys `[d / 2][64][2]` per tile, values
     /// `[d][2]` per pair of positions, starting at an even position). Only handed to a path
     /// whose [`AttnKernel::TILE_BF16`] is true (the x86 bf16 path).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[allow(dead_code)] // read by the x86 bf16 path only
     Bf16 {
         kt: &'a [u16],
         v: &'a [u16],
@@ -256,7 +256,6 @@ pub(crate) enum Stored<'a> {
         vs: &'a [f32],
         grouped: bool,
     },
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Bf16 {
         kt: &'a [u16],
         v: &'a [u16],
@@ -344,4 +343,11 @@ pub(crate) struct AttnSelect {
     pub name: fn() -> &'static str,
     /// The path for one validated call.
     pub select: fn(&Problem<'_>) -> &'static AttnPath,
+    /// Where `select` hands out a path that reads a bf16 cache as stored (the x86 bf16 path,
+    /// [`AttnKernel::TILE_BF16`]): the cache's write conversion `dst = bf16(src)`, and the 16-bit
+    /// cache of the tier stores [`Stored::Bf16`]. `None` elsewhere. Asked once per cache.
+    pub bf16_kv: fn() -> Option<Bf16Write>,
 }
+
+/// `dst = bf16(src)` (bf16 bits, round to nearest even; equal lengths, a multiple of 16).
+pub(crate) type Bf16Write = fn(&[f32], &mut [u16]);

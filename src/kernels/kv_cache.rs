@@ -7,14 +7,14 @@
 //! them, and [`crate::attention`] runs the tier's attention path on it.
 //!
 //! Where the tier's attention is the x86 bf16 path (`Avx512Vnni` on a CPU with AVX512_BF16,
-//! unless `QKERN_ATTN_BF16=0`; decided when the cache is made), the 16-bit cache
-//! ([`KvDtype::F16`]) stores bf16 instead of f16, in the layouts that path's products read
-//! (keys `[d / 2][64][2]` per tile, values `[d][2]` per pair of positions; see
+//! unless `QKERN_ATTN_BF16=0`; the tier's `AttnSelect::bf16_kv`, asked when the cache is made),
+//! the 16-bit cache ([`KvDtype::F16`]) stores bf16 instead of f16, in the layouts that path's
+//! products read (keys `[d / 2][64][2]` per tile, values `[d][2]` per pair of positions; see
 //! `contract::attention::Stored`), so attention reads its tiles without a conversion pass. It
 //! still reports [`KvDtype::F16`] (the type asked for: 16 bits per value);
 //! [`KvCache::stores_bf16`] tells which rounding it applies.
 
-use crate::contract::attention::{KvView, Stored, KV_TILE};
+use crate::contract::attention::{Bf16Write, KvView, Stored, KV_TILE};
 use crate::contract::Kernels;
 use crate::quant::{check_len, quantize_activation_block};
 use crate::{Error, Result, Tier};
@@ -89,6 +89,8 @@ enum KvStore {
     Bf16 {
         k: Vec<u16>,
         v: Vec<u16>,
+        /// The tier's conversion (`AttnSelect::bf16_kv`).
+        conv: Bf16Write,
     },
 }
 
@@ -163,20 +165,23 @@ impl KvCache {
         let len = crate::error::mul(len, cap_pad, "KV cache size")?;
         let len = crate::error::mul(len, head_dim, "KV cache size")?;
         crate::error::mul(len, 8, "KV cache bytes")?;
-        let store = match dtype {
-            KvDtype::F16 if bf16_tiles(kernels.tier()) => KvStore::Bf16 {
+        // The tier's attention decides (once per process) whether it reads a bf16 cache.
+        let bf16 = (kernels.attn.bf16_kv)();
+        let store = match (dtype, bf16) {
+            (KvDtype::F16, Some(conv)) => KvStore::Bf16 {
+                k: zeroed_vec(len)?,
+                v: zeroed_vec(len)?,
+                conv,
+            },
+            (KvDtype::F16, None) => KvStore::F16 {
                 k: zeroed_vec(len)?,
                 v: zeroed_vec(len)?,
             },
-            KvDtype::F16 => KvStore::F16 {
+            (KvDtype::F32, _) => KvStore::F32 {
                 k: zeroed_vec(len)?,
                 v: zeroed_vec(len)?,
             },
-            KvDtype::F32 => KvStore::F32 {
-                k: zeroed_vec(len)?,
-                v: zeroed_vec(len)?,
-            },
-            KvDtype::I8 => {
+            (KvDtype::I8, _) => {
                 if !head_dim.is_multiple_of(32) {
                     return Err(Error::ShapeMismatch(format!(
                         "an int8 KV cache needs head_dim a multiple of 32, not {head_dim}"
@@ -271,7 +276,7 @@ impl KvCache {
     pub fn bytes(&self) -> usize {
         match &self.store {
             KvStore::F16 { k, v } => (k.len() + v.len()) * 2,
-            KvStore::Bf16 { k, v } => (k.len() + v.len()) * 2,
+            KvStore::Bf16 { k, v, .. } => (k.len() + v.len()) * 2,
             KvStore::F32 { k, v } => (k.len() + v.len()) * 4,
             KvStore::I8 { k, v, ks, vs, .. } => k.len() + v.len() + (ks.len() + vs.len()) * 4,
         }
@@ -339,12 +344,12 @@ impl KvCache {
                         }
                         unsafe { (ops.f32_to_f16)(src_v, &mut v[vo..vo + d]) };
                     }
-                    KvStore::Bf16 { k, v } => {
+                    KvStore::Bf16 { k, v, conv } => {
                         // Key dimensions 2i, 2i + 1 of the position side by side at pair row i
                         // of its tile; value dimension i at `[i][pos % 2]` of its position pair.
                         let (hk, hv) = hb.split_at_mut(d);
-                        to_bf16(src_k, hk);
-                        to_bf16(src_v, hv);
+                        conv(src_k, hk);
+                        conv(src_v, hv);
                         let kp = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 2;
                         for (i, pair) in hk.chunks_exact(2).enumerate() {
                             k[kp + i * 2 * KV_TILE..][..2].copy_from_slice(pair);
@@ -420,7 +425,7 @@ impl KvCache {
             store: match &self.store {
                 KvStore::F16 { k, v } => Stored::F16 { kt: k, v },
                 KvStore::F32 { k, v } => Stored::F32 { kt: k, v },
-                KvStore::Bf16 { k, v } => Stored::Bf16 { kt: k, v },
+                KvStore::Bf16 { k, v, .. } => Stored::Bf16 { kt: k, v },
                 KvStore::I8 {
                     k,
                     v,
@@ -484,7 +489,7 @@ impl KvCache {
                 let s = if value { v } else { k };
                 idx.iter().map(|&i| s[i]).collect()
             }
-            KvStore::Bf16 { k, v } => {
+            KvStore::Bf16 { k, v, .. } => {
                 let s = if value { v } else { k };
                 idx.iter()
                     .map(|&i| f32::from_bits((s[i] as u32) << 16))
@@ -511,32 +516,6 @@ impl KvCache {
 /// (`NeonDot`, `NeonI8mm`): the other tiers keep the layout their dequantization reads fastest.
 fn grouped_i8(tier: crate::Tier) -> bool {
     cfg!(target_arch = "aarch64") && matches!(tier, crate::Tier::NeonDot | crate::Tier::NeonI8mm)
-}
-
-/// Whether the 16-bit cache of `tier` stores bf16 tiles: where the tier's attention selection
-/// runs the x86 bf16 path (`Avx512Vnni` when `attention_bf16::enabled()`, as
-/// `x86_64::attention::AVX512_SELECT` decides, once per process).
-fn bf16_tiles(tier: Tier) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        tier == Tier::Avx512Vnni && crate::arch::x86_64::attention_bf16::enabled()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = tier;
-        false
-    }
-}
-
-/// `dst = bf16(src)` for a bf16 cache (which exists only on x86_64, see [`bf16_tiles`]).
-fn to_bf16(src: &[f32], dst: &mut [u16]) {
-    #[cfg(target_arch = "x86_64")]
-    crate::arch::x86_64::attention_bf16::to_bf16(src, dst);
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!(
-        "a bf16 KV cache exists only on x86_64 ({} values)",
-        src.len() + dst.len()
-    );
 }
 
 fn check_head_dim(d: usize) -> Result<()> {
