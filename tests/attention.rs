@@ -1,7 +1,8 @@
 //! Causal GQA attention over the KV cache on every tier against `qkern_reference::attention`.
 //!
-//! The reference gets the keys and values **as stored** (rounded to f16 for an f16 cache: the
-//! storage format is part of the cache's definition), so the tolerance covers arithmetic only.
+//! The reference gets the keys and values **as stored** (rounded to f16 for an f16 cache, to bf16
+//! where the tier runs the x86 bf16 path, whose 16-bit cache stores bf16: the storage format is
+//! part of the cache's definition), so the tolerance covers arithmetic only.
 //!
 //! Tolerance, per output row (query position `i`, head `h`), with `A = max_j scale * sum_d
 //! |q_d k_jd|` over the keys it sees, `V = max |v_jd|` over those keys, `n` keys and
@@ -111,6 +112,24 @@ fn stored(x: &[f32], dtype: KvDtype) -> Vec<f32> {
             .iter()
             .flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d))
             .collect(),
+    }
+}
+
+/// Whether the 16-bit (`KvDtype::F16`) cache of `tier` stores bf16: where the tier runs the x86
+/// bf16 path (see `bf16_cache`).
+fn stores_bf16(tier: Tier) -> bool {
+    KvCache::with_tier(1, 1, 32, 1, KvDtype::F16, tier)
+        .unwrap()
+        .stores_bf16()
+}
+
+/// Keys and values as stored by a cache of `dtype` at `tier` (the 16-bit cache rounds to bf16
+/// where the tier runs the bf16 path, to f16 elsewhere).
+fn stored_at(x: &[f32], dtype: KvDtype, tier: Tier) -> Vec<f32> {
+    if dtype == KvDtype::F16 && stores_bf16(tier) {
+        x.iter().map(|&v| bf16(v)).collect()
+    } else {
+        stored(x, dtype)
     }
 }
 
@@ -411,7 +430,7 @@ fn chunked_prefill(tier: Tier, s: &Shape, dtype: KvDtype, chunks: &[usize], seed
     let q = rng.vec(total * qw, 2.0);
     let k = rng.vec(total * kw, 2.0);
     let v = rng.vec(total * kw, 1.0);
-    let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
+    let (ks, vs) = (stored_at(&k, dtype, tier), stored_at(&v, dtype, tier));
     let kind = kind_for(tier, dtype);
     let mut cache = KvCache::with_tier(2, s.n_kv, s.d, total + 5, dtype, tier).unwrap();
     let mut pos0 = 0;
@@ -544,11 +563,14 @@ fn softmax_scale(tier: Tier) {
         // same rounded inputs.
         let sc = 4000.0 * r;
         let (qs, ks, vs): (Vec<f32>, Vec<f32>, Vec<f32>) = if kind(tier) == Kind::Bf16 {
-            let st = stored(&k, dtype);
+            let st = stored_at(&k, dtype, tier);
             (
                 q.iter().map(|&x| bf16_q(x, sc)).collect(),
                 st.iter().map(|&x| bf16(x)).collect(),
-                stored(&v, dtype).iter().map(|&x| bf16(x)).collect(),
+                stored_at(&v, dtype, tier)
+                    .iter()
+                    .map(|&x| bf16(x))
+                    .collect(),
             )
         } else {
             (q.clone(), k.clone(), v.clone())
@@ -703,7 +725,7 @@ fn decode_parallel(tier: Tier) {
             rng.vec(total * kw, 2.0),
             rng.vec(total * kw, 1.0),
         );
-        let (ks, vs) = (stored(&k, dtype), stored(&v, dtype));
+        let (ks, vs) = (stored_at(&k, dtype, tier), stored_at(&v, dtype, tier));
         let pk = kind_for(tier, dtype);
         let mut cache = KvCache::with_tier(1, s.n_kv, s.d, total, dtype, tier).unwrap();
         let pre = total - 3;
@@ -938,7 +960,10 @@ fn fp16_accuracy(tier: Tier) {
         cache.write(0, 0, &k, &v).unwrap();
         let mut out = vec![0f32; t * qw];
         attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
-        let (ks, vs) = (stored(&k, KvDtype::F16), stored(&v, KvDtype::F16));
+        let (ks, vs) = (
+            stored_at(&k, KvDtype::F16, tier),
+            stored_at(&v, KvDtype::F16, tier),
+        );
         let (worst, worst_a, _) =
             check_rows(tier, kind(tier), &s, &q, &ks, &vs, 0, &out, "accuracy");
         // (For the bf16 path the second figure is in other units: see `bf16_accuracy`.)
@@ -1028,7 +1053,10 @@ fn bf16_accuracy(tier: Tier) {
         cache.write(0, 0, &k, &v).unwrap();
         let mut out = vec![0f32; t * qw];
         attention(&q, s.n_head, None, &cache, 0, 0, &mut out).unwrap();
-        let (ks, vs) = (stored(&k, KvDtype::F16), stored(&v, KvDtype::F16));
+        let (ks, vs) = (
+            stored_at(&k, KvDtype::F16, tier),
+            stored_at(&v, KvDtype::F16, tier),
+        );
         let (worst, worst_b, worst_ua) =
             check_rows(tier, Kind::Bf16, &s, &q, &ks, &vs, 0, &out, "bf16 accuracy");
         eprintln!(
@@ -1040,6 +1068,93 @@ fn bf16_accuracy(tier: Tier) {
     }
 }
 per_tier_test!(bf16_accuracy, crate::bf16_accuracy);
+
+fn bf16_cache(tier: Tier) {
+    // The 16-bit cache stores bf16 (in the bf16 path's layouts) exactly where the tier runs the
+    // bf16 path; it still reports `F16`, and `read` returns the stored bf16 values.
+    let bf = kern(tier).attention_name() == "avx512-bf16";
+    let mut c = KvCache::with_tier(2, 2, 64, 70, KvDtype::F16, tier).unwrap();
+    assert_eq!(
+        c.stores_bf16(),
+        bf,
+        "{tier}: {}",
+        kern(tier).attention_name()
+    );
+    assert_eq!(c.dtype(), KvDtype::F16);
+    assert_eq!(c.bytes(), 2 * 2 * 2 * 128 * 64 * 2);
+    for dtype in [KvDtype::F32, KvDtype::I8] {
+        let o = KvCache::with_tier(1, 1, 64, 1, dtype, tier).unwrap();
+        assert!(!o.stores_bf16() && o.dtype() == dtype, "{tier} {dtype:?}");
+    }
+    let mut rng = Rng(0xb16);
+    let (k, v) = (rng.vec(67 * 128, 3.0), rng.vec(67 * 128, 0.5));
+    // Odd lengths: a position pair of the values half written, then completed.
+    c.write(1, 0, &k[..33 * 128], &v[..33 * 128]).unwrap();
+    c.write(1, 33, &k[33 * 128..], &v[33 * 128..]).unwrap();
+    let round = |x: &[f32]| -> Vec<f32> {
+        if bf {
+            x.iter().map(|&y| bf16(y)).collect()
+        } else {
+            x.iter().map(|&y| half::f16::from_f32(y).to_f32()).collect()
+        }
+    };
+    let (ks, vs) = (round(&k), round(&v));
+    for pos in [0, 1, 32, 33, 34, 63, 64, 65, 66] {
+        for g in 0..2 {
+            let at = (pos * 2 + g) * 64;
+            assert_eq!(
+                c.read(1, pos, g, false).unwrap(),
+                ks[at..at + 64],
+                "{tier} k {pos}"
+            );
+            assert_eq!(
+                c.read(1, pos, g, true).unwrap(),
+                vs[at..at + 64],
+                "{tier} v {pos}"
+            );
+        }
+    }
+    // A stale non-finite value at the unwritten partner of an odd last position (written, then
+    // dropped by a rewrite) must not reach the output: the output of a fresh cache.
+    let (n_head, d, t) = (4, 64, 3);
+    let q = rng.vec(t * n_head * d, 1.0);
+    let (k4, mut v4) = (rng.vec(4 * 2 * d, 2.0), rng.vec(4 * 2 * d, 1.0));
+    let mut fresh = KvCache::with_tier(1, 2, d, 8, KvDtype::F16, tier).unwrap();
+    fresh
+        .write(0, 0, &k4[..3 * 2 * d], &v4[..3 * 2 * d])
+        .unwrap();
+    let mut want = vec![0f32; t * n_head * d];
+    attention(&q, n_head, None, &fresh, 0, 0, &mut want).unwrap();
+    v4[3 * 2 * d..].fill(f32::INFINITY);
+    v4[3 * 2 * d + 5] = f32::NAN;
+    let mut re = KvCache::with_tier(1, 2, d, 8, KvDtype::F16, tier).unwrap();
+    re.write(0, 0, &k4, &v4).unwrap();
+    let (a, b) = (2 * 2 * d, 3 * 2 * d);
+    re.write(0, 2, &k4[a..b], &v4[a..b]).unwrap();
+    assert_eq!(re.len(0), 3);
+    // Bit-identical, except where the path depends on the largest value ever written to the
+    // layer (the aarch64 fp16 path's overflow guard, which the dropped infinities trip: it then
+    // computes in f32, within the fp16 path's rounding of the fresh cache's output).
+    let same = |got: &[f32], want: &[f32], what: &str| {
+        if kern(tier).attention_name().contains("fp16") {
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert!((g - w).abs() <= 1e-2, "{tier} {what} at {i}: {g} vs {w}");
+            }
+        } else {
+            assert_eq!(got, want, "{tier}: {what}");
+        }
+    };
+    let mut got = vec![0f32; t * n_head * d];
+    attention(&q, n_head, None, &re, 0, 0, &mut got).unwrap();
+    same(&got, &want, "stale partner position");
+    // Decode (t = 1) at position 2 alike.
+    let (mut g1, mut w1) = (vec![0f32; n_head * d], vec![0f32; n_head * d]);
+    let q1 = &q[2 * n_head * d..];
+    attention(q1, n_head, None, &re, 0, 2, &mut g1).unwrap();
+    attention(q1, n_head, None, &fresh, 0, 2, &mut w1).unwrap();
+    same(&g1, &w1, "stale partner position, decode");
+}
+per_tier_test!(bf16_cache_layout, crate::bf16_cache);
 
 fn int8_dispatch(tier: Tier) {
     // With an int8 cache the dispatcher takes the integer path at `NeonDot` (SDOT) and

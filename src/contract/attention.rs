@@ -29,6 +29,14 @@ pub(crate) enum Tile<'a> {
         v: &'a [i8],
         vs: &'a [f32],
     },
+    /// bf16 bits in the layouts of [`Stored::Bf16`] (keys `[d / 2][64][2]` per tile, values
+    /// `[d][2]` per pair of positions, starting at an even position). Only handed to a path
+    /// whose [`AttnKernel::TILE_BF16`] is true (the x86 bf16 path).
+    #[allow(dead_code)] // read by the x86 bf16 path only
+    Bf16 {
+        kt: &'a [u16],
+        v: &'a [u16],
+    },
 }
 
 /// The causal mask of one KV tile for the rows of a block: row `r` sees the first
@@ -78,6 +86,9 @@ pub(crate) trait AttnKernel {
     /// Whether [`Self::tile`] converts int8 tiles ([`Tile::I8`]) itself, in one pass; otherwise
     /// the driver dequantizes them to f32 first and hands over [`Tile::F32`].
     const TILE_I8: bool = false;
+    /// Whether the kernel reads bf16 tiles ([`Tile::Bf16`], `E = u16`) as stored; otherwise the
+    /// driver widens them to f32 first and hands over [`Tile::F32`].
+    const TILE_BF16: bool = false;
     /// Natural-log units per unit of the scores (and of the row maxima `m`): 1, or `ln 2` for a
     /// kernel that scales Q by `log2 e` and computes its weights as powers of 2.
     const M_UNIT: f32 = 1.0;
@@ -221,6 +232,13 @@ pub(crate) use f32_ops;
 /// `NeonI8mm` tiers): keys `[d / 8][KV_TILE][8]` per tile (8 consecutive dimensions of a key
 /// contiguous: two keys per 16 bytes, the `B` operand of SMMLA), values `[d][8]` per group of 8
 /// positions (8 positions of a dimension contiguous: two dimensions per 16 bytes).
+///
+/// `Bf16` is the 16-bit cache of a tier that runs the x86 bf16 path (`Avx512Vnni` with
+/// AVX512_BF16): bf16 bits in the layouts of that path's products, keys `[d / 2][KV_TILE][2]` per
+/// tile (dimensions `2i, 2i + 1` of a key side by side) and values `[d][2]` per pair of positions
+/// `2m, 2m + 1` (a head's values start at an even position, so a tile's values start at its
+/// first position times `d`, like the others). The second position of a pair not yet written may
+/// hold anything (zeros or stale values); readers ignore it.
 #[derive(Clone, Copy)]
 pub(crate) enum Stored<'a> {
     F16 {
@@ -237,6 +255,10 @@ pub(crate) enum Stored<'a> {
         ks: &'a [f32],
         vs: &'a [f32],
         grouped: bool,
+    },
+    Bf16 {
+        kt: &'a [u16],
+        v: &'a [u16],
     },
 }
 
@@ -321,4 +343,11 @@ pub(crate) struct AttnSelect {
     pub name: fn() -> &'static str,
     /// The path for one validated call.
     pub select: fn(&Problem<'_>) -> &'static AttnPath,
+    /// Where `select` hands out a path that reads a bf16 cache as stored (the x86 bf16 path,
+    /// [`AttnKernel::TILE_BF16`]): the cache's write conversion `dst = bf16(src)`, and the 16-bit
+    /// cache of the tier stores [`Stored::Bf16`]. `None` elsewhere. Asked once per cache.
+    pub bf16_kv: fn() -> Option<Bf16Write>,
 }
+
+/// `dst = bf16(src)` (bf16 bits, round to nearest even; equal lengths, a multiple of 16).
+pub(crate) type Bf16Write = fn(&[f32], &mut [u16]);

@@ -5,8 +5,16 @@
 //!
 //! The cache carries its tier's kernels (like packed weights): writes convert and scan through
 //! them, and [`crate::attention`] runs the tier's attention path on it.
+//!
+//! Where the tier's attention is the x86 bf16 path (`Avx512Vnni` on a CPU with AVX512_BF16,
+//! unless `QKERN_ATTN_BF16=0`; the tier's `AttnSelect::bf16_kv`, asked when the cache is made),
+//! the 16-bit cache ([`KvDtype::F16`]) stores bf16 instead of f16, in the layouts that path's
+//! products read (keys `[d / 2][64][2]` per tile, values `[d][2]` per pair of positions; see
+//! `contract::attention::Stored`), so attention reads its tiles without a conversion pass. It
+//! still reports [`KvDtype::F16`] (the type asked for: 16 bits per value);
+//! [`KvCache::stores_bf16`] tells which rounding it applies.
 
-use crate::contract::attention::{KvView, Stored, KV_TILE};
+use crate::contract::attention::{Bf16Write, KvView, Stored, KV_TILE};
 use crate::contract::Kernels;
 use crate::quant::{check_len, quantize_activation_block};
 use crate::{Error, Result, Tier};
@@ -15,7 +23,9 @@ use half::f16;
 /// Element type of the KV cache.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum KvDtype {
-    /// IEEE half precision (round to nearest even on write). The default.
+    /// 16 bits per value: IEEE half precision (round to nearest even on write). The default.
+    /// Where the tier's attention is the x86 bf16 path (`Avx512Vnni` with AVX512_BF16), bf16
+    /// instead, in that path's layouts (see [`KvCache::stores_bf16`]).
     #[default]
     F16,
     /// f32.
@@ -73,6 +83,14 @@ enum KvStore {
         ks: Vec<f32>,
         vs: Vec<f32>,
         grouped: bool,
+    },
+    /// The 16-bit cache of a tier that runs the x86 bf16 attention: bf16 bits (round to nearest
+    /// even from f32), keys `[d / 2][64][2]` per tile, values `[d][2]` per pair of positions.
+    Bf16 {
+        k: Vec<u16>,
+        v: Vec<u16>,
+        /// The tier's conversion (`AttnSelect::bf16_kv`).
+        conv: Bf16Write,
     },
 }
 
@@ -147,16 +165,23 @@ impl KvCache {
         let len = crate::error::mul(len, cap_pad, "KV cache size")?;
         let len = crate::error::mul(len, head_dim, "KV cache size")?;
         crate::error::mul(len, 8, "KV cache bytes")?;
-        let store = match dtype {
-            KvDtype::F16 => KvStore::F16 {
+        // The tier's attention decides (once per process) whether it reads a bf16 cache.
+        let bf16 = (kernels.attn.bf16_kv)();
+        let store = match (dtype, bf16) {
+            (KvDtype::F16, Some(conv)) => KvStore::Bf16 {
+                k: zeroed_vec(len)?,
+                v: zeroed_vec(len)?,
+                conv,
+            },
+            (KvDtype::F16, None) => KvStore::F16 {
                 k: zeroed_vec(len)?,
                 v: zeroed_vec(len)?,
             },
-            KvDtype::F32 => KvStore::F32 {
+            (KvDtype::F32, _) => KvStore::F32 {
                 k: zeroed_vec(len)?,
                 v: zeroed_vec(len)?,
             },
-            KvDtype::I8 => {
+            (KvDtype::I8, _) => {
                 if !head_dim.is_multiple_of(32) {
                     return Err(Error::ShapeMismatch(format!(
                         "an int8 KV cache needs head_dim a multiple of 32, not {head_dim}"
@@ -214,13 +239,21 @@ impl KvCache {
         self.head_dim
     }
 
-    /// Element type.
+    /// Element type, as asked for: [`KvDtype::F16`] also for a cache that stores bf16 (see
+    /// [`KvCache::stores_bf16`]).
     pub fn dtype(&self) -> KvDtype {
         match self.store {
-            KvStore::F16 { .. } => KvDtype::F16,
+            KvStore::F16 { .. } | KvStore::Bf16 { .. } => KvDtype::F16,
             KvStore::F32 { .. } => KvDtype::F32,
             KvStore::I8 { .. } => KvDtype::I8,
         }
+    }
+
+    /// Whether this 16-bit cache stores bf16 (round to nearest even from f32, 8 significant
+    /// bits) rather than f16: exactly where its tier's attention is the x86 bf16 path
+    /// (`avx512-bf16`), which then reads the stored tiles without converting them.
+    pub fn stores_bf16(&self) -> bool {
+        matches!(self.store, KvStore::Bf16 { .. })
     }
 
     /// Positions of `layer` written so far (`0` for a layer out of range).
@@ -243,6 +276,7 @@ impl KvCache {
     pub fn bytes(&self) -> usize {
         match &self.store {
             KvStore::F16 { k, v } => (k.len() + v.len()) * 2,
+            KvStore::Bf16 { k, v, .. } => (k.len() + v.len()) * 2,
             KvStore::F32 { k, v } => (k.len() + v.len()) * 4,
             KvStore::I8 { k, v, ks, vs, .. } => k.len() + v.len() + (ks.len() + vs.len()) * 4,
         }
@@ -288,6 +322,7 @@ impl KvCache {
         a[1] = a[1].max(unsafe { (ops.max_abs)(v) });
         let d = self.head_dim;
         let mut buf = [f16::ZERO; KV_TILE];
+        let mut hb = vec![0u16; if self.stores_bf16() { 2 * d } else { 0 }];
         for g in 0..self.n_kv {
             let base = self.head_base(layer, g);
             for r in 0..t {
@@ -308,6 +343,21 @@ impl KvCache {
                             }
                         }
                         unsafe { (ops.f32_to_f16)(src_v, &mut v[vo..vo + d]) };
+                    }
+                    KvStore::Bf16 { k, v, conv } => {
+                        // Key dimensions 2i, 2i + 1 of the position side by side at pair row i
+                        // of its tile; value dimension i at `[i][pos % 2]` of its position pair.
+                        let (hk, hv) = hb.split_at_mut(d);
+                        conv(src_k, hk);
+                        conv(src_v, hv);
+                        let kp = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 2;
+                        for (i, pair) in hk.chunks_exact(2).enumerate() {
+                            k[kp + i * 2 * KV_TILE..][..2].copy_from_slice(pair);
+                        }
+                        let vp = base + pos / 2 * 2 * d + pos % 2;
+                        for (o, &x) in v[vp..].iter_mut().step_by(2).zip(hv.iter()) {
+                            *o = x;
+                        }
                     }
                     KvStore::F32 { k, v } => {
                         for (o, &x) in k[kt..].iter_mut().step_by(KV_TILE).zip(src_k) {
@@ -375,6 +425,7 @@ impl KvCache {
             store: match &self.store {
                 KvStore::F16 { k, v } => Stored::F16 { kt: k, v },
                 KvStore::F32 { k, v } => Stored::F32 { kt: k, v },
+                KvStore::Bf16 { k, v, .. } => Stored::Bf16 { kt: k, v },
                 KvStore::I8 {
                     k,
                     v,
@@ -405,7 +456,17 @@ impl KvCache {
         let d = self.head_dim;
         let base = self.head_base(layer, kv_head);
         let i8 = matches!(self.store, KvStore::I8 { grouped: true, .. });
-        let idx: Vec<usize> = if value && i8 {
+        let bf = self.stores_bf16();
+        let kt0 = base + pos / KV_TILE * KV_TILE * d;
+        let idx: Vec<usize> = if value && bf {
+            (0..d)
+                .map(|i| base + pos / 2 * 2 * d + i * 2 + pos % 2)
+                .collect()
+        } else if bf {
+            (0..d)
+                .map(|i| kt0 + i / 2 * 2 * KV_TILE + pos % KV_TILE * 2 + i % 2)
+                .collect()
+        } else if value && i8 {
             (0..d)
                 .map(|i| base + pos / 8 * 8 * d + i * 8 + pos % 8)
                 .collect()
@@ -427,6 +488,12 @@ impl KvCache {
             KvStore::F32 { k, v } => {
                 let s = if value { v } else { k };
                 idx.iter().map(|&i| s[i]).collect()
+            }
+            KvStore::Bf16 { k, v, .. } => {
+                let s = if value { v } else { k };
+                idx.iter()
+                    .map(|&i| f32::from_bits((s[i] as u32) << 16))
+                    .collect()
             }
             KvStore::I8 { k, v, ks, vs, .. } => {
                 let tile_scales = (base + pos / KV_TILE * KV_TILE * d) / 32 + pos % KV_TILE;

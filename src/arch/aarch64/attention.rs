@@ -17,6 +17,7 @@ use std::arch::aarch64::*;
 pub(crate) const NEON_SELECT: AttnSelect = AttnSelect {
     name: || "neon-f32",
     select: |_| &NEON_PATH,
+    bf16_kv: || None,
 };
 
 /// The attention of the `NeonDot` and `NeonI8mm` tiers: the fp16 path when the CPU has FEAT_FP16
@@ -30,6 +31,7 @@ pub(crate) const DOT_SELECT: AttnSelect = AttnSelect {
         }
     },
     select: select_dot,
+    bf16_kv: || None,
 };
 
 /// Whether the CPU has FEAT_FP16 (half-precision vector arithmetic).
@@ -41,6 +43,7 @@ pub(crate) fn fp16_available() -> bool {
 pub(crate) const I8MM_SELECT: AttnSelect = AttnSelect {
     name: DOT_SELECT.name,
     select: select_i8mm,
+    bf16_kv: || None,
 };
 
 /// Whether an int8 cache runs the integer path (`QKERN_ATTN_I8=0`: the driver's dequantizing

@@ -589,6 +589,7 @@ impl AttnKernel for Fp16 {
             Tile::F16 { kt, v } if n8 == nk => (kt, &v[..nk * d]),
             Tile::F16 { kt, v } => (kt, pad(v, vbuf)),
             Tile::I8 { .. } => unreachable!("TILE_I8 is false: the driver dequantizes int8"),
+            Tile::Bf16 { .. } => unreachable!("TILE_BF16 is false: the driver widens bf16"),
             Tile::F32 { kt, v } => {
                 to_f16(kt, 1.0, &mut kbuf[..kt.len()]);
                 to_f16(&v[..nk * d], 1.0, &mut vbuf[..nk * d]);

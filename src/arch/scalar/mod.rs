@@ -29,6 +29,7 @@ pub(crate) const PORTABLE: Kernels = Kernels {
     attn: AttnSelect {
         name: || "scalar",
         select: select_attention,
+        bf16_kv: || None,
     },
 };
 

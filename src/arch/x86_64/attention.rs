@@ -17,6 +17,7 @@ use std::arch::x86_64::*;
 pub(crate) const AVX2_SELECT: AttnSelect = AttnSelect {
     name: || "avx2-f32",
     select: |_| &AVX2_PATH,
+    bf16_kv: || None,
 };
 
 /// The attention of the `Avx512Vnni` tier: bf16 (`vdpbf16ps`, [`attention_bf16`]) where the CPU
@@ -36,6 +37,8 @@ pub(crate) const AVX512_SELECT: AttnSelect = AttnSelect {
             &AVX512_PATH
         }
     },
+    // The 16-bit cache stores bf16 exactly where `select` hands out the bf16 path.
+    bf16_kv: || attention_bf16::enabled().then_some(attention_bf16::to_bf16 as _),
 };
 
 static AVX2_PATH: AttnPath = path::<F32<Avx2>>();

@@ -2,30 +2,37 @@
 //! and later, Intel Cooper Lake and Sapphire Rapids and later): `Q K^T` and `P V` with
 //! `vdpbf16ps` (`_mm512_dpbf16_ps`: 16 lanes, each the sum of a pair of bf16 products added to an
 //! f32 accumulator), softmax statistics, weights before rounding, and the output accumulator in
-//! f32. The f16 KV cache stays as it is; its tiles are converted to bf16 once per block.
+//! f32. The 16-bit KV cache of this tier stores bf16 in the K and V layouts below
+//! (`Stored::Bf16`, chosen when the cache is made, see `kernels::kv_cache`), which `tile` hands
+//! on as stored ([`AttnKernel::TILE_BF16`]); f32 and int8 tiles are converted once per block.
 //!
 //! Both products are one shape: `R` rows x up to 64 f32 columns (4 vectors), reduced over pairs:
 //! per pair, the row's two bf16 values are one 32-bit broadcast and the right operand holds the
 //! pair of each column side by side (`[pair][column][2]`).
 //! * **Q** (`load_q`): `bf16(q * scale)` (round to nearest even), row-major `rows x d` in the
 //!   block buffer: head dimensions `2i, 2i + 1` are adjacent already.
-//! * **K** (`tile`): the cache's transposed tile `d x 64` becomes `[d/2][64][2]` (dimensions
-//!   `2i, 2i + 1` of a key side by side): per 16 keys, two rows widened to f32 (`vcvtph2ps`), one
-//!   `vcvtne2ps2bf16` and one `vpermw` to interleave. Only the 16-key groups below `nk` are
-//!   converted.
-//! * **V** (`tile`): the `nk x d` values become `[ceil(nk/2)][d][2]` (keys `2m, 2m + 1` side by
-//!   side; an odd last key is paired with zeros).
+//! * **K**: `[d/2][64][2]` per tile (dimensions `2i, 2i + 1` of a key side by side), as the bf16
+//!   cache stores it; an f32 or f16 tile `d x 64` (transposed) is converted by `tile`: per 16 keys,
+//!   two rows widened to f32, one `vcvtne2ps2bf16` and one `vpermw` to interleave (only the 16-key
+//!   groups below `nk`).
+//! * **V**: `[ceil(nk/2)][d][2]` (keys `2m, 2m + 1` side by side), as the bf16 cache stores it, or
+//!   converted by `tile` from `nk x d` (an odd last key paired with zeros). `pv` ignores the second
+//!   value of an odd last pair (a masked load): in the cache it is an unwritten position that may
+//!   hold stale data.
 //! * **P** (`softmax`): the f32 weights of a row, `bf16`-rounded, row-major `rows x 64` (keys
 //!   `2m, 2m + 1` adjacent), zero from the row's visible keys up to `nk` rounded up to even.
 //!
-//! The tile conversion costs, per block and 64 keys, `2 d` widenings, `d` conversions and `d`
-//! permutes (K and V together): about 1/8 of the `vdpbf16ps` count of a block of 56 rows at
-//! `d = 64` (the f32 path widens the same tiles, `2 d` widenings).
+//! The tile conversion (f32, f16 or int8 tiles only) costs, per block and 64 keys, `2 d`
+//! widenings, `d` conversions and `d` permutes (K and V together): about 1/8 of the `vdpbf16ps`
+//! count of a block of 56 rows at `d = 64`.
 //!
 //! Accuracy (derivation in `tests/attention.rs`): with `u = 2^-8` (bf16, round to nearest even),
-//! `bf16(q * scale)`, the bf16 K and V and the bf16 weights are the only roundings beyond f32:
+//! `bf16(q * scale)`, the bf16 K and V and the bf16 weights are the only roundings beyond f32
+//! (K and V: none against the values a bf16 cache stores, one rounding `bf16(x)` of the f32
+//! inputs, where the f16 cache used to add `f16(x)` first; the bound below is kept as it was and
+//! is conservative for the bf16 cache):
 //! the products of two bf16 are exact in f32 and `vdpbf16ps` accumulates in f32 (denormal inputs
-//! and results flushed to zero). Against the f64 attention of the stored (f16) K and V, a score
+//! and results flushed to zero). Against the f64 attention of the stored K and V, a score
 //! is off by at most `(2u + u^2) A` (`A = scale * sum_i |q_i k_i|`), which moves the output by at
 //! most `2 V (e^delta - 1) e^delta` (`delta` that score bound, `V = max |v|`); rounding V and the
 //! weights adds `u V` each.
@@ -51,6 +58,34 @@ pub(crate) fn enabled() -> bool {
 }
 
 pub(crate) static BF16_PATH: AttnPath = path::<Bf16>();
+
+/// `dst[i] = bf16(src[i])`, round to nearest even (`vcvtneps2bf16`, as the path rounds Q and the
+/// weights; f32 denormals become zero, as `vdpbf16ps` would read them): the writes of the bf16
+/// KV cache, which exists only where [`enabled`]. `src.len()` is a multiple of 16 (a head).
+pub(crate) fn to_bf16(src: &[f32], dst: &mut [u16]) {
+    assert!(
+        enabled() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    );
+    assert!(src.len() == dst.len() && src.len().is_multiple_of(16));
+    // SAFETY: the CPU features were just checked (`enabled` includes AVX512_BF16).
+    unsafe { to_bf16_avx512(src, dst) }
+}
+
+/// [`to_bf16`].
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16; equal lengths, a multiple of 16.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn to_bf16_avx512(src: &[f32], dst: &mut [u16]) {
+    for (s, d) in src.chunks_exact(16).zip(dst.chunks_exact_mut(16)) {
+        // SAFETY: 16 values each; `__m256bh` and `__m256i` are both 32 bytes of plain SIMD data.
+        unsafe {
+            let h = _mm512_cvtneps_pbh(_mm512_loadu_ps(s.as_ptr()));
+            let h = std::mem::transmute::<__m256bh, __m256i>(h);
+            _mm256_storeu_si256(d.as_mut_ptr() as *mut __m256i, h);
+        }
+    }
+}
 
 /// The bf16 path as an [`AttnKernel`]; `E` is a bf16 value's bits.
 pub(crate) struct Bf16;
@@ -246,25 +281,35 @@ unsafe fn conv_v_i8(v: &[i8], vs: &[f32], nk: usize, d: usize, vb: &mut [u16]) {
 
 /// The shared micro-kernel: for `R` rows and `W` vectors of 16 columns, `acc[r][w] = sum over
 /// pairs i < n of a[r][2i..2i + 2] . b[i][16w..16w + 16][2]`, `a` rows `a_stride` u16 apart,
-/// `b` pairs `b_stride` u16 apart.
+/// `b` pairs `b_stride` u16 apart. With `half_last`, the second value of every column of the last
+/// pair counts as zero (the unwritten partner of an odd last position in the bf16 cache may
+/// hold anything, even a non-finite stale value, whose product with a zero weight is not zero).
 ///
 /// # Safety
-/// AVX-512F and AVX512_BF16; `a` has `R` rows of `2 n` values, `b` `n` pairs of `16 W` columns.
+/// AVX-512F/BW and AVX512_BF16; `a` has `R` rows of `2 n` values, `b` `n` pairs of `16 W` columns.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bf16")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn dot_pairs<const W: usize>(
     a: *const u16,
     a_stride: usize,
     b: *const u16,
     b_stride: usize,
     n: usize,
+    half_last: bool,
 ) -> [[__m512; W]; R] {
     let mut acc = [[_mm512_setzero_ps(); W]; R];
     for i in 0..n {
+        // The even u16 lanes (first value of each pair) only, for the last pair if `half_last`.
+        let keep: __mmask32 = if half_last && i + 1 == n {
+            0x5555_5555
+        } else {
+            u32::MAX
+        };
         // SAFETY (whole loop): the caller's shapes; `__m512i` and `__m512bh` are both 64 bytes
         // of plain SIMD data.
         let bv: [__m512bh; W] = std::array::from_fn(|w| unsafe {
-            std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(
+            std::mem::transmute::<__m512i, __m512bh>(_mm512_maskz_loadu_epi16(
+                keep,
                 b.add(i * b_stride + 32 * w) as *const _,
             ))
         });
@@ -282,10 +327,10 @@ unsafe fn dot_pairs<const W: usize>(
 /// `o[r][c0..c0 + 16 W] = o * corr[r] + P V` for `R` rows.
 ///
 /// # Safety
-/// AVX-512F and AVX512_BF16; `p` `R x 64`, `vb` `ceil(nk/2) x d x 2`, `o` `R x d`, `corr` `R`,
-/// `c0 + 16 W <= d`.
+/// AVX-512F/BW and AVX512_BF16; `p` `R x 64`, `vb` `ceil(nk/2) x d x 2`, `o` `R x d`, `corr`
+/// `R`, `c0 + 16 W <= d`.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bf16")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pv_cols<const W: usize>(
     p: *const u16,
     nk: usize,
@@ -296,7 +341,8 @@ unsafe fn pv_cols<const W: usize>(
     o: *mut f32,
 ) {
     // SAFETY: the caller's shapes.
-    let acc = unsafe { dot_pairs::<W>(p, KV_TILE, vb.add(2 * c0), 2 * d, nk.div_ceil(2)) };
+    let (n, odd) = (nk.div_ceil(2), nk % 2 == 1);
+    let acc = unsafe { dot_pairs::<W>(p, KV_TILE, vb.add(2 * c0), 2 * d, n, odd) };
     for (r, a) in acc.iter().enumerate() {
         // SAFETY: row r < R of `o` and `corr`, columns below c0 + 16 W <= d.
         unsafe {
@@ -331,6 +377,8 @@ impl AttnKernel for Bf16 {
     /// Int8 tiles go to bf16 in one pass (`q * scale` in f32, then rounded to bf16: the same
     /// values as the driver's f32 dequantization followed by the f32 conversion).
     const TILE_I8: bool = true;
+    /// The bf16 cache of this path's tier is stored in the layouts `qk` and `pv` read.
+    const TILE_BF16: bool = true;
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
         // SAFETY: the CPU features (the trait's contract).
@@ -361,6 +409,8 @@ impl AttnKernel for Bf16 {
                     conv_k_i8(kt, ks, d, nk, kbuf);
                     conv_v_i8(v, vs, nk, d, vbuf);
                 }
+                // Stored as `qk` and `pv` read them: no conversion.
+                Tile::Bf16 { kt, v } => return (&kt[..KV_TILE * d], &v[..vlen]),
             }
         }
         (&kbuf[..KV_TILE * d], &vbuf[..vlen])
@@ -440,15 +490,16 @@ unsafe fn qk(q: &[u16], rows: usize, d: usize, kt: &[u16], nk: usize, s: &mut [f
 /// [`qk`] for the first `16 W` keys.
 ///
 /// # Safety
-/// AVX-512F and AVX512_BF16; the shapes checked by [`qk`].
+/// AVX-512F/BW and AVX512_BF16; the shapes checked by [`qk`].
 #[inline]
-#[target_feature(enable = "avx512f,avx512bf16")]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn qk_cols<const W: usize>(q: &[u16], rows: usize, d: usize, kt: &[u16], s: &mut [f32]) {
     for r0 in (0..rows).step_by(R) {
         // SAFETY: rows r0..r0 + R of q (d values each) and s (64 each); kt is d/2 pairs of
         // 64 columns, W <= 4; the CPU features (the trait's contract).
         unsafe {
-            let acc = dot_pairs::<W>(q.as_ptr().add(r0 * d), d, kt.as_ptr(), 2 * KV_TILE, d / 2);
+            let qr = q.as_ptr().add(r0 * d);
+            let acc = dot_pairs::<W>(qr, d, kt.as_ptr(), 2 * KV_TILE, d / 2, false);
             for (r, a) in acc.iter().enumerate() {
                 for (c, &x) in a.iter().enumerate() {
                     _mm512_storeu_ps(s.as_mut_ptr().add((r0 + r) * KV_TILE + 16 * c), x);
