@@ -22,7 +22,8 @@ pub(crate) enum Tile<'a> {
     /// Int8 in the ungrouped layout of [`Stored::I8`]: key tiles `d x 64` with their scales
     /// `[d / 32][64]` per tile (`ks`), value rows with their scales `[row][d / 32]` (`vs`). Only
     /// handed to a path whose [`AttnKernel::TILE_I8`] is true (today the x86 bf16 path).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    // Read only by paths with TILE_I8 (the x86 bf16 path), so unread on other architectures.
+    #[allow(dead_code)]
     I8 {
         kt: &'a [i8],
         ks: &'a [f32],
@@ -347,6 +348,9 @@ pub(crate) struct AttnSelect {
     /// [`AttnKernel::TILE_BF16`]): the cache's write conversion `dst = bf16(src)`, and the 16-bit
     /// cache of the tier stores [`Stored::Bf16`]. `None` elsewhere. Asked once per cache.
     pub bf16_kv: fn() -> Option<Bf16Write>,
+    /// Whether the tier's int8 cache stores its values grouped ([`Stored::I8`]'s `grouped`), for
+    /// the integer paths that read them as stored.
+    pub i8_grouped: bool,
 }
 
 /// `dst = bf16(src)` (bf16 bits, round to nearest even; equal lengths, a multiple of 16).

@@ -192,7 +192,7 @@ impl KvCache {
                     v: zeroed_vec(len)?,
                     ks: zeroed_vec(len / 32)?,
                     vs: zeroed_vec(len / 32)?,
-                    grouped: grouped_i8(kernels.tier()),
+                    grouped: kernels.attn.i8_grouped,
                 }
             }
         };
@@ -510,12 +510,6 @@ impl KvCache {
             }
         })
     }
-}
-
-/// Whether an int8 cache of `tier` stores its values grouped for the aarch64 int8 attention
-/// (`NeonDot`, `NeonI8mm`): the other tiers keep the layout their dequantization reads fastest.
-fn grouped_i8(tier: crate::Tier) -> bool {
-    cfg!(target_arch = "aarch64") && matches!(tier, crate::Tier::NeonDot | crate::Tier::NeonI8mm)
 }
 
 fn check_head_dim(d: usize) -> Result<()> {

@@ -18,6 +18,7 @@ pub(crate) const NEON_SELECT: AttnSelect = AttnSelect {
     name: || "neon-f32",
     select: |_| &NEON_PATH,
     bf16_kv: || None,
+    i8_grouped: false,
 };
 
 /// The attention of the `NeonDot` and `NeonI8mm` tiers: the fp16 path when the CPU has FEAT_FP16
@@ -32,6 +33,7 @@ pub(crate) const DOT_SELECT: AttnSelect = AttnSelect {
     },
     select: select_dot,
     bf16_kv: || None,
+    i8_grouped: true,
 };
 
 /// Whether the CPU has FEAT_FP16 (half-precision vector arithmetic).
@@ -44,6 +46,7 @@ pub(crate) const I8MM_SELECT: AttnSelect = AttnSelect {
     name: DOT_SELECT.name,
     select: select_i8mm,
     bf16_kv: || None,
+    i8_grouped: true,
 };
 
 /// Whether an int8 cache runs the integer path (`QKERN_ATTN_I8=0`: the driver's dequantizing

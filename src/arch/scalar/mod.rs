@@ -30,6 +30,7 @@ pub(crate) const PORTABLE: Kernels = Kernels {
         name: || "scalar",
         select: select_attention,
         bf16_kv: || None,
+        i8_grouped: false,
     },
 };
 

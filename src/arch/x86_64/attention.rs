@@ -18,6 +18,7 @@ pub(crate) const AVX2_SELECT: AttnSelect = AttnSelect {
     name: || "avx2-f32",
     select: |_| &AVX2_PATH,
     bf16_kv: || None,
+    i8_grouped: false,
 };
 
 /// The attention of the `Avx512Vnni` tier: bf16 (`vdpbf16ps`, [`attention_bf16`]) where the CPU
@@ -39,6 +40,7 @@ pub(crate) const AVX512_SELECT: AttnSelect = AttnSelect {
     },
     // The 16-bit cache stores bf16 exactly where `select` hands out the bf16 path.
     bf16_kv: || attention_bf16::enabled().then_some(attention_bf16::to_bf16 as _),
+    i8_grouped: false,
 };
 
 static AVX2_PATH: AttnPath = path::<F32<Avx2>>();
