@@ -31,7 +31,7 @@
 //!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
-use super::attention_fp16::{exp2_biased, BIAS};
+use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, BIAS};
 use crate::contract::attention::{AttnPath, Mask, Problem, Stored, KV_TILE};
 use crate::drivers::attention::{block_path, grow, Block, Scratch};
 use std::arch::aarch64::*;
@@ -518,6 +518,43 @@ fn quant2(e0: float32x4_t, e1: float32x4_t, w: *const f32, w2: *const f32) -> in
     }
 }
 
+/// The quantized weights of 8 keys (`e0`, `e1`) for the `nb` value blocks: block `b`'s factors
+/// at `w + b KEYS`, its 8 bytes written at `dst + b stride`.
+///
+/// # Safety
+/// `w + b KEYS` holds 8 readable floats and `dst + b stride` 8 writable bytes for every `b < nb`.
+#[inline(always)]
+unsafe fn put_weights(
+    e0: float32x4_t,
+    e1: float32x4_t,
+    w: *const f32,
+    dst: *mut i8,
+    nb: usize,
+    stride: usize,
+) {
+    let mut b = 0;
+    // SAFETY: the caller's contract, for b, b + 1 < nb.
+    unsafe {
+        while b + 2 <= nb {
+            let q = quant2(e0, e1, w.add(b * KEYS), w.add((b + 1) * KEYS));
+            vst1_s8(dst.add(b * stride), vget_low_s8(q));
+            // The high half stored straight from the vector (ST1 of a lane: LLVM moves it to a
+            // D register first otherwise). SAFETY: 8 writable bytes (no alignment needed).
+            std::arch::asm!(
+                "st1 {{{q:v}.d}}[1], [{p}]",
+                q = in(vreg) q,
+                p = in(reg) dst.add((b + 1) * stride),
+                options(nostack, preserves_flags)
+            );
+            b += 2;
+        }
+        if b < nb {
+            let wb = w.add(b * KEYS);
+            vst1_s8(dst.add(b * stride), vget_low_s8(quant2(e0, e1, wb, wb)));
+        }
+    }
+}
+
 /// The online-softmax step of one driver step (module notes): row maxima, rescale factors,
 /// sums, the quantized weights `P'` and their scales. `s` holds `rows x KEYS` scores (log2
 /// units). `NB` is the number of value blocks `d / 32` when it is 1, 2 or 4 (unrolled), or 0
@@ -578,12 +615,23 @@ fn softmax_step<const NB: usize>(
             vdupq_n_f32(f32::NEG_INFINITY),
             vdupq_n_f32(f32::NEG_INFINITY),
         );
-        for g in 0..vg {
+        // Two groups per iteration, four accumulators.
+        let (mut mx2, mut mx3) = (mx0, mx1);
+        for g in (0..vg - vg % 2).step_by(2) {
             unsafe {
                 mx0 = vmaxq_f32(mx0, vld1q_f32(sp.add(8 * g)));
                 mx1 = vmaxq_f32(mx1, vld1q_f32(sp.add(8 * g + 4)));
+                mx2 = vmaxq_f32(mx2, vld1q_f32(sp.add(8 * g + 8)));
+                mx3 = vmaxq_f32(mx3, vld1q_f32(sp.add(8 * g + 12)));
             }
         }
+        if vg % 2 == 1 {
+            unsafe {
+                mx0 = vmaxq_f32(mx0, vld1q_f32(sp.add(8 * vg - 8)));
+                mx1 = vmaxq_f32(mx1, vld1q_f32(sp.add(8 * vg - 4)));
+            }
+        }
+        let (mx0, mx1) = (vmaxq_f32(mx0, mx2), vmaxq_f32(mx1, mx3));
         // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
         let q = qs[r];
         let mt = vmaxvq_f32(vmaxq_f32(mx0, mx1)) * q;
@@ -597,39 +645,42 @@ fn softmax_step<const NB: usize>(
         m[r] = m_new;
         let mb = vdupq_n_f32(BIAS - mt);
         let mut sum = vdupq_n_f32(0.0);
-        for g in 0..vg {
-            let (mut e0, mut e1) = unsafe {
-                (
-                    exp2_biased(vfmaq_n_f32(mb, vld1q_f32(sp.add(8 * g)), q)),
-                    exp2_biased(vfmaq_n_f32(mb, vld1q_f32(sp.add(8 * g + 4)), q)),
-                )
+        // The groups of 8 visible keys (no mask: the loop is only the exp, the sum and the
+        // weights), then the group with the first masked key, if any. The scores of visible keys
+        // are finite and at most the maximum, so `exp2_biased_unclamped` applies (its NaN for the
+        // -inf fill of masked keys is cleared by the mask).
+        let full = valid / 8;
+        // SAFETY: groups g < vg of the row's scores, of w and of the row's P' (see above).
+        unsafe {
+            let (mut s8, mut w8, mut d8) = (sp, wp, pp.add(pr));
+            // One group: its weights written, their sum returned.
+            let group = |s8: *const f32, w8: *const f32, d8: *mut i8| {
+                let e0 = exp2_biased_unclamped(vfmaq_n_f32(mb, vld1q_f32(s8), q));
+                let e1 = exp2_biased_unclamped(vfmaq_n_f32(mb, vld1q_f32(s8.add(4)), q));
+                put_weights(e0, e1, w8, d8, nb, rp * KEYS);
+                vaddq_f32(e0, e1)
             };
-            if 8 * g + 8 > valid {
+            // Two groups per iteration (the loop's counters and pointers once per 16 keys).
+            for _ in 0..full / 2 {
+                let e = vaddq_f32(group(s8, w8, d8), group(s8.add(8), w8.add(8), d8.add(16)));
+                sum = vaddq_f32(sum, e);
+                (s8, w8, d8) = (s8.add(16), w8.add(16), d8.add(32));
+            }
+            if full % 2 == 1 {
+                sum = vaddq_f32(sum, group(s8, w8, d8));
+                (s8, w8, d8) = (s8.add(8), w8.add(8), d8.add(16));
+            }
+            if full < vg {
                 // Keys past `valid` get weight 0 exactly.
-                let lim = vdupq_n_f32((valid - 8 * g) as f32);
+                let lim = vdupq_n_f32((valid - 8 * full) as f32);
                 let keep0 = vcltq_f32(lanes, lim);
                 let keep1 = vcltq_f32(lanes, vsubq_f32(lim, vdupq_n_f32(4.0)));
-                e0 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e0), keep0));
-                e1 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e1), keep1));
-            }
-            sum = vaddq_f32(sum, vaddq_f32(e0, e1));
-            let mut b = 0;
-            while b + 2 <= nb {
-                unsafe {
-                    let wb = wp.add(b * KEYS + 8 * g);
-                    let q = quant2(e0, e1, wb, wb.add(KEYS));
-                    let dst = pp.add(pr + b * rp * KEYS + 16 * g);
-                    vst1_s8(dst, vget_low_s8(q));
-                    vst1_s8(dst.add(rp * KEYS), vget_high_s8(q));
-                }
-                b += 2;
-            }
-            if b < nb {
-                unsafe {
-                    let wb = wp.add(b * KEYS + 8 * g);
-                    let q = quant2(e0, e1, wb, wb);
-                    vst1_s8(pp.add(pr + b * rp * KEYS + 16 * g), vget_low_s8(q));
-                }
+                let e0 = exp2_biased_unclamped(vfmaq_n_f32(mb, vld1q_f32(s8), q));
+                let e1 = exp2_biased_unclamped(vfmaq_n_f32(mb, vld1q_f32(s8.add(4)), q));
+                let e0 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e0), keep0));
+                let e1 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e1), keep1));
+                sum = vaddq_f32(sum, vaddq_f32(e0, e1));
+                put_weights(e0, e1, w8, d8, nb, rp * KEYS);
             }
         }
         for b in 0..nb {
