@@ -800,10 +800,15 @@ unsafe fn block_i8<M: Mm>(
                 let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
                 // `[KEYS / 8][nb][4][4]`: per group of 8 keys and block, `(w_k0, w_k1, w_k0,
                 // w_k1)` per key pair (the scores' layout; the blocks of a group adjacent).
-                for j in 0..KEYS {
-                    let x = if j < nk { vst[j * nb + b] * f } else { 0.0 };
-                    let i = (j / 8) * 16 * nb + b * 16 + 4 * (j % 8 / 2) + j % 2;
-                    (bf.w[i], bf.w[i + 2]) = (x, x);
+                let x = |j: usize| if j < nk { vst[j * nb + b] * f } else { 0.0 };
+                for kp in 0..KEYS / 2 {
+                    let (x0, x1) = if 2 * kp + 2 <= nk {
+                        (vst[2 * kp * nb + b] * f, vst[(2 * kp + 1) * nb + b] * f)
+                    } else {
+                        (x(2 * kp), x(2 * kp + 1))
+                    };
+                    let i = (kp / 4) * 16 * nb + b * 16 + 4 * (kp % 4);
+                    bf.w[i..i + 4].copy_from_slice(&[x0, x1, x0, x1]);
                 }
                 *m /= 255.0;
             }
