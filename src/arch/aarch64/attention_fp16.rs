@@ -105,18 +105,26 @@ pub(crate) const BIAS: f32 = 127.0;
 /// `2^-126` the result is some value under 1.2e-38, which rounds to 0 in f16.
 #[inline]
 pub(crate) fn exp2_biased(yb: float32x4_t) -> float32x4_t {
+    // SAFETY: NEON is part of every aarch64 target; register-only.
+    exp2_biased_unclamped(unsafe { vmaxq_f32(yb, vdupq_n_f32(1.0)) })
+}
+
+/// [`exp2_biased`] without its clamp, one instruction less: the same result for `yb >= 1`, a
+/// value below 1.2e-38 for `1/2 <= yb < 1`, exactly 0 for a finite `yb < 1/2` (FCVTZU saturates
+/// the exponent at 0), NaN for `yb = -inf` (callers mask such lanes).
+#[inline]
+pub(crate) fn exp2_biased_unclamped(yb: float32x4_t) -> float32x4_t {
     const C1: f32 = 0.693_282_9;
     const C2: f32 = 0.242_210_37;
     const C3: f32 = 0.055_008_58;
     // SAFETY: NEON is part of every aarch64 target; register-only intrinsics.
     unsafe {
-        let yb = vmaxq_f32(yb, vdupq_n_f32(1.0));
         let n = vrndnq_f32(yb);
         let r = vsubq_f32(yb, n);
         let r2 = vmulq_f32(r, r);
         let b = vfmaq_f32(vdupq_n_f32(C2), r, vdupq_n_f32(C3));
         let q = vfmaq_f32(vmulq_n_f32(r, C1), r2, b);
-        let e = vreinterpretq_f32_s32(vcvtq_n_s32_f32::<23>(n));
+        let e = vreinterpretq_f32_u32(vcvtq_n_u32_f32::<23>(n));
         vfmaq_f32(e, e, q)
     }
 }

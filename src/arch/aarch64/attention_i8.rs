@@ -14,24 +14,28 @@
 //!   (`qs = max|q| / 127`, round to nearest), packed as `[row pair][d / 8][2][8]`. A score is
 //!   `qs_r * sum_b ks_jb * sum_{i in block b} q_ri k_ji` (`ks_jb` the key's scale of block `b`):
 //!   one SCVTF and one FMLA by a key-scale vector per block and 4 scores; `qs_r` is applied by the
-//!   softmax (in the FMA that forms the exp2 argument).
-//! * **Softmax** per row, in log2 units: step maximum `mt`, running maximum `m' = max(m, mt)`,
-//!   weights `pt_j = 2^(s_j - mt)` relative to the step maximum (so the largest is exactly 1) with
-//!   the fp16 path's cheap `exp2` (relative error below 1.1e-4), `l = l 2^(m - m') + 2^(mt - m')
-//!   sum_j pt_j`.
+//!   softmax (in the FMA that forms the exp2 argument). The scores are stored as computed, `(r0
+//!   k, r0 k', r1 k, r1 k')` per row pair and key pair (no unzipping).
+//! * **Softmax** per row pair (on the scores' layout), in log2 units: step maximum `mt`, running
+//!   maximum `m' = max(m, mt)`, weights `pt_j = 2^(s_j - mt)` relative to the step maximum (so the
+//!   largest is exactly 1) with the fp16 path's cheap `exp2` without its clamp (relative error
+//!   below 1.1e-4 down to 2^-126; smaller weights are 0 or below 1.2e-38, all of which quantize
+//!   to 0), `l = l 2^(m - m') + 2^(mt - m') sum_j pt_j`. The groups of 8 keys both rows see run
+//!   without the mask (two groups per iteration).
 //! * **P V in int8**: the weight of key `j` for value block `b` is `pt_j vs_jb`; it is quantized
 //!   per row and step to the full 8 bits, `x_jb = round(pt_j w_jb)` in `[0, 255]` with `w_jb =
-//!   255 vs_jb / max_j vs_jb` (shared by the rows of the block, so the per-row work is one FMUL,
-//!   one FCVTNS and narrowing per 4 keys and value block), stored as the int8 `P'_jb = x_jb - 128`
-//!   (EOR 0x80 of the low byte); `sum_j x_jb v_ji = sum_j P'_jb v_ji + 128 sum_j v_ji`, the column
-//!   sums of the step's values computed once per step and block of rows (one product per 16 value
-//!   bytes with a `A` of ones). Keys a row does not see get `x = 0`. The output gets `o = o
-//!   2^(m - m') + 2^(mt - m') (max_j vs_jb / 255) sum_j x_jb v_ji`. `P'` is packed as
-//!   `[block][row pair][key group of 8][2][8]`.
+//!   255 vs_jb / max_j vs_jb` (shared by the rows of the block, in the scores' layout, so the
+//!   per-row work is one FMUL, one FCVTNS and narrowing per 4 keys and value block: per row pair
+//!   and 8 keys 4 FMUL, 4 FCVTNS, 2 UZP1, one TBL that puts each row's keys together, one EOR
+//!   0x80, one 16-byte store), stored as the int8 `P'_jb = x_jb - 128`; `sum_j x_jb v_ji = sum_j
+//!   P'_jb v_ji + 128 sum_j v_ji`, the column sums of the step's values computed once per step
+//!   and block of rows (one product per 16 value bytes with a `A` of ones). Keys a row does not
+//!   see get `x = 0`. The output gets `o = o 2^(m - m') + 2^(mt - m') (max_j vs_jb / 255) sum_j
+//!   x_jb v_ji`. `P'` is packed as `[block][row pair][key group of 8][2][8]`.
 //!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
-use super::attention_fp16::{exp2_biased, BIAS};
+use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, BIAS};
 use crate::contract::attention::{AttnPath, Mask, Problem, Stored, KV_TILE};
 use crate::drivers::attention::{block_path, grow, Block, Scratch};
 use std::arch::aarch64::*;
@@ -278,9 +282,11 @@ fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
 }
 
 /// Scores of one step in units of the row's Q scale (the softmax applies it):
-/// `s[r][j] = sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for
-/// rows `r < rows` (a multiple of [`R`]) and keys `j < nk` rounded up to 8, over the
-/// `nk.div_ceil(64)` cache tiles of `kt` (`[d / 8][64][8]` each) and `ks` (`[d / 32][64]` each).
+/// `s_rj = sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for rows `r < rows` (a multiple of
+/// [`R`]) and keys `j < nk` rounded up to 8, over the `nk.div_ceil(64)` cache tiles of `kt` (`[d /
+/// 8][64][8]` each) and `ks` (`[d / 32][64]` each), written as the products leave them: `s[r /
+/// 2][j / 2][4]` with `(r0 k, r0 k', r1 k, r1 k')` per row pair and key pair (`2 KEYS` floats per
+/// row pair).
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
@@ -314,8 +320,8 @@ unsafe fn qk_step<M: Mm>(
             // SAFETY (the whole loop body): row pairs rq / 2, rq / 2 + 1 of the packed Q are
             // `2 d` bytes each, read at dimension groups < d / 8; key group c8 < ng <= 8 of
             // dimension group dg < d / 8 of the tile is 64 bytes at (dg 64 + c8 8) 8; key scales
-            // b < nb at b 64 + c8 8 + 4; rows rq..rq + 4 of s hold KEYS floats, written at
-            // t 64 + c8 8 + 8 <= KEYS; the products need M's feature (caller).
+            // b < nb at b 64 + c8 8 + 4; row pairs rq / 2 + x (x < 2) of s hold 2 KEYS floats,
+            // written at 2 (t 64 + c8 8) + 16 <= 2 KEYS; the products need M's feature (caller).
             for c8 in 0..ng {
                 let mut facc = [[unsafe { vdupq_n_f32(0.0) }; 4]; 2];
                 for b in 0..nb {
@@ -354,17 +360,13 @@ unsafe fn qk_step<M: Mm>(
                         }
                     }
                 }
+                // As computed: row pair rq / 2 + x, key pairs of keys t 64 + c8 8 + 2 kp.
                 for (x, f) in facc.iter().enumerate() {
-                    let r0 = rq + 2 * x;
                     unsafe {
-                        let (a0, a1) = unzip_rows(f[0], f[1]);
-                        let (b0, b1) = unzip_rows(f[2], f[3]);
-                        let s0 = sp.add(r0 * KEYS + t * KV_TILE + c8 * 8);
-                        let s1 = s0.add(KEYS);
-                        vst1q_f32(s0, a0);
-                        vst1q_f32(s0.add(4), b0);
-                        vst1q_f32(s1, a1);
-                        vst1q_f32(s1.add(4), b1);
+                        let d = sp.add((rq / 2 + x) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8));
+                        for (kp, &v) in f.iter().enumerate() {
+                            vst1q_f32(d.add(4 * kp), v);
+                        }
                     }
                 }
             }
@@ -463,12 +465,13 @@ struct Bufs {
     /// Packed Q `[rows / 2][d / 8][2][8]` and its per-row scales.
     qa: Vec<i8>,
     qs: Vec<f32>,
-    /// Scores `rows x KEYS`.
+    /// Scores `[rows / 2][KEYS / 2][4]` (`Q K^T`'s 2 x 2 products as computed).
     s: Vec<f32>,
     /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[rows][nb]`.
     pa: Vec<i8>,
     ps: Vec<f32>,
-    /// `w[b][j] = 255 vs_jb / max_j vs_jb` of the step, and `max_j vs_jb / 255`.
+    /// `w_jb = 255 vs_jb / max_j vs_jb` of the step (`[KEYS / 8][nb][4][4]`: each key pair twice,
+    /// the layout of the scores), and `max_j vs_jb / 255`.
     w: Vec<f32>,
     vmax: Vec<f32>,
     corr: Vec<f32>,
@@ -499,29 +502,51 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
     }
 }
 
-/// 8 quantized weights `round(e w) - 128` (`e` the 8 weights of a key group in `e0`, `e1`, `w`
-/// the group's factors of one block) as 8 bytes in the low half, and those of a second block
-/// (`w2`) in the high half. The products lie in `[0, 255]` (`e <= 1`, `w <= 255`), so the
-/// narrowing keeps the low bytes (UZP1) without saturation, and EOR 0x80 subtracts 128.
+/// The quantized weights `round(e w) - 128` of a row pair's 8 keys (`e` the 4 key-pair vectors
+/// `(r0 k, r0 k', r1 k, r1 k')`) for the `nb` value blocks: block `b`'s factors (same layout) at
+/// `w + 16 b`, its 16 bytes (row 0's 8 keys, then row 1's: the `A` operand of `P V`) written
+/// at `dst + b stride`. The products lie in `[0, 255]` (`e <= 1`, `w <= 255`), so the narrowing
+/// keeps the low bytes (UZP1, then TBL puts each row's keys together) without saturation, and
+/// EOR 0x80 subtracts 128.
+///
+/// # Safety
+/// `w` holds `16 nb` readable floats and `dst + b stride` 16 writable bytes for every
+/// `b < nb`.
 #[inline(always)]
-fn quant2(e0: float32x4_t, e1: float32x4_t, w: *const f32, w2: *const f32) -> int8x16_t {
-    // SAFETY: NEON; `w`, `w2` point to 8 readable floats (callers).
+unsafe fn put_pair_weights(
+    e: &[float32x4_t; 4],
+    w: *const f32,
+    dst: *mut i8,
+    nb: usize,
+    stride: usize,
+) {
+    // Low bytes of the 16-bit lanes `(r0 k0, r0 k1, r1 k0, r1 k1, r0 k2, ..)` of two vectors.
+    const ROWS: [u8; 16] = [0, 2, 8, 10, 16, 18, 24, 26, 4, 6, 12, 14, 20, 22, 28, 30];
+    // SAFETY: NEON; the caller's contract for the pointers.
     unsafe {
-        let a0 = vcvtnq_s32_f32(vmulq_f32(e0, vld1q_f32(w)));
-        let a1 = vcvtnq_s32_f32(vmulq_f32(e1, vld1q_f32(w.add(4))));
-        let c0 = vcvtnq_s32_f32(vmulq_f32(e0, vld1q_f32(w2)));
-        let c1 = vcvtnq_s32_f32(vmulq_f32(e1, vld1q_f32(w2.add(4))));
-        let h0 = vuzp1q_s16(vreinterpretq_s16_s32(a0), vreinterpretq_s16_s32(a1));
-        let h1 = vuzp1q_s16(vreinterpretq_s16_s32(c0), vreinterpretq_s16_s32(c1));
-        let x = vuzp1q_s8(vreinterpretq_s8_s16(h0), vreinterpretq_s8_s16(h1));
-        veorq_s8(x, vdupq_n_s8(i8::MIN))
+        let idx = vld1q_u8(ROWS.as_ptr());
+        for b in 0..nb {
+            let wb = w.add(16 * b);
+            let x: [int16x8_t; 4] = std::array::from_fn(|i| {
+                vreinterpretq_s16_s32(vcvtnq_s32_f32(vmulq_f32(e[i], vld1q_f32(wb.add(4 * i)))))
+            });
+            let h0 = vreinterpretq_u8_s16(vuzp1q_s16(x[0], x[1]));
+            let h1 = vreinterpretq_u8_s16(vuzp1q_s16(x[2], x[3]));
+            let y = vqtbl2q_u8(uint8x16x2_t(h0, h1), idx);
+            vst1q_u8(
+                dst.add(b * stride) as *mut u8,
+                veorq_u8(y, vdupq_n_u8(0x80)),
+            );
+        }
     }
 }
 
-/// The online-softmax step of one driver step (module notes): row maxima, rescale factors,
-/// sums, the quantized weights `P'` and their scales. `s` holds `rows x KEYS` scores (log2
-/// units). `NB` is the number of value blocks `d / 32` when it is 1, 2 or 4 (unrolled), or 0
-/// (`nb` read at run time).
+/// The online-softmax step of one driver step (module notes), a row pair at a time: row maxima,
+/// rescale factors, sums, the quantized weights `P'` and their scales. `s` holds the scores
+/// (log2 units, in units of the row's Q scale) as `Q K^T` leaves them, `[row pair][KEYS / 2][4]`
+/// with `(r0 k, r0 k', r1 k, r1 k')` per key pair; `w` the factors of the value blocks in the
+/// same key-pair layout, the blocks of a group of 8 keys adjacent. `NB` is the number of value blocks `d / 32` when it is 1, 2 or 4
+/// (unrolled), or 0 (`nb` read at run time).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
 fn softmax_step<const NB: usize>(
@@ -537,105 +562,157 @@ fn softmax_step<const NB: usize>(
     let nb = if NB > 0 { NB } else { nb };
     let ng = nk.div_ceil(8);
     let rp = rows.next_multiple_of(R);
-    assert!(nk > 0 && nk <= KEYS && s.len() >= rows * KEYS && mask.group > 0);
+    assert!(nk > 0 && nk <= KEYS && s.len() >= rp * KEYS && mask.group > 0);
     assert!(m.len() >= rows && l.len() >= rows && corr.len() >= rows);
-    assert!(qs.len() >= rows && w.len() >= nb * KEYS && vmax.len() >= nb);
+    assert!(qs.len() >= rows && w.len() >= nb * 2 * KEYS && vmax.len() >= nb);
     assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rows * nb);
     let exp2 = |x: f32| vgetq_lane_f32::<0>(exp2_biased(vdupq_n_f32(x + BIAS)));
-    let lane = [0.0f32, 1.0, 2.0, 3.0];
+    let pair = |a: f32, b: f32| vcombine_f32(vdup_n_f32(a), vdup_n_f32(b));
+    // The key of each lane within its key pair.
+    let kl = [0.0f32, 1.0, 0.0, 1.0];
     // SAFETY: 4 floats.
-    let lanes = unsafe { vld1q_f32(lane.as_ptr()) };
+    let kl = unsafe { vld1q_f32(kl.as_ptr()) };
+    // P' block stride.
+    let stride = rp * KEYS;
     let (wp, pp) = (w.as_ptr(), pa.as_mut_ptr());
-    let (mut seen, mut hh) = (mask.first, 0);
-    for r in 0..rows {
-        // Keys of the step row r sees (`mask.valid(r, nk)`, counted up per position).
-        let valid = seen.clamp(0, nk as isize) as usize;
-        hh += 1;
-        if hh == mask.group {
-            hh = 0;
-            seen += 1;
-        }
-        // Row r's 8 bytes of key group 0 of block 0 in the packed P' (block stride rp KEYS).
-        let pr = (r / 2) * 2 * KEYS + (r % 2) * 8;
-        let vg = if valid == 0 { 0 } else { valid.div_ceil(8) };
-        // SAFETY (the pointer arithmetic below): row r's 8 bytes of group jg < ng <= KEYS / 8
-        // of block b < nb lie at pr + b rp KEYS + 16 jg, inside the asserted `pa`; w[b][8 jg..
-        // 8 jg + 8] inside `w`; the row's scores at r KEYS + 8 g < rows KEYS.
+    for p in 0..rows.div_ceil(2) {
+        let r0 = 2 * p;
+        // Row r0 + 1 may be a padding row: no keys, no state.
+        let real1 = r0 + 1 < rows;
+        let va = [
+            mask.valid(r0, nk),
+            if real1 { mask.valid(r0 + 1, nk) } else { 0 },
+        ];
+        let vg = va[0].max(va[1]).div_ceil(8);
+        // Row pair p's 16 bytes of key group 0 of block 0 in the packed P'.
+        let pr = p * 2 * KEYS;
+        // SAFETY: group jg < ng <= KEYS / 8 of block b < nb of row pair p lies at pr + b stride
+        // + 16 jg, inside the asserted `pa`.
         for jg in vg..ng {
             for b in 0..nb {
                 // Weight 0 (x = 0: P' = -128).
-                unsafe { vst1_s8(pp.add(pr + b * rp * KEYS + 16 * jg), vdup_n_s8(i8::MIN)) };
+                unsafe { vst1q_s8(pp.add(pr + b * stride + 16 * jg), vdupq_n_s8(i8::MIN)) };
             }
         }
-        if valid == 0 {
-            corr[r] = 1.0;
+        if vg == 0 {
+            corr[r0] = 1.0;
+            if real1 {
+                corr[r0 + 1] = 1.0;
+            }
             continue;
         }
-        let sr = &mut s[r * KEYS..(r + 1) * KEYS];
-        sr[valid..vg * 8].fill(f32::NEG_INFINITY);
+        let sr = &mut s[p * 2 * KEYS..(p + 1) * 2 * KEYS];
+        // Keys a row does not see in the groups < vg: -inf, for the maximum.
+        for (h, &v) in va.iter().enumerate() {
+            for j in v..8 * vg {
+                sr[4 * (j / 2) + 2 * h + j % 2] = f32::NEG_INFINITY;
+            }
+        }
         let sp = sr.as_ptr();
-        let (mut mx0, mut mx1) = (
-            vdupq_n_f32(f32::NEG_INFINITY),
-            vdupq_n_f32(f32::NEG_INFINITY),
-        );
+        let mut mx = [vdupq_n_f32(f32::NEG_INFINITY); 4];
         for g in 0..vg {
-            unsafe {
-                mx0 = vmaxq_f32(mx0, vld1q_f32(sp.add(8 * g)));
-                mx1 = vmaxq_f32(mx1, vld1q_f32(sp.add(8 * g + 4)));
+            for (i, x) in mx.iter_mut().enumerate() {
+                // SAFETY: 16 g + 16 <= 2 KEYS floats of the row pair.
+                *x = vmaxq_f32(*x, unsafe { vld1q_f32(sp.add(16 * g + 4 * i)) });
             }
         }
-        // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
-        let q = qs[r];
-        let mt = vmaxvq_f32(vmaxq_f32(mx0, mx1)) * q;
-        let m_new = m[r].max(mt);
-        corr[r] = if m[r] == f32::NEG_INFINITY {
-            0.0
-        } else {
-            exp2(m[r] - m_new)
-        };
-        let pmax = exp2(mt - m_new);
-        m[r] = m_new;
-        let mb = vdupq_n_f32(BIAS - mt);
-        let mut sum = vdupq_n_f32(0.0);
-        for g in 0..vg {
-            let (mut e0, mut e1) = unsafe {
-                (
-                    exp2_biased(vfmaq_n_f32(mb, vld1q_f32(sp.add(8 * g)), q)),
-                    exp2_biased(vfmaq_n_f32(mb, vld1q_f32(sp.add(8 * g + 4)), q)),
-                )
+        // Lane h: row r0 + h's largest score.
+        let mx = vmaxq_f32(vmaxq_f32(mx[0], mx[1]), vmaxq_f32(mx[2], mx[3]));
+        let mx = vpmaxq_f32(mx, mx);
+        let (mut qa, mut mba, mut pmax) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
+        for h in 0..2 {
+            let r = r0 + h;
+            if va[h] == 0 {
+                if r < rows {
+                    corr[r] = 1.0;
+                }
+                continue;
+            }
+            // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
+            let q = qs[r];
+            let mt = if h == 0 {
+                vgetq_lane_f32::<0>(mx)
+            } else {
+                vgetq_lane_f32::<1>(mx)
+            } * q;
+            let m_new = m[r].max(mt);
+            corr[r] = if m[r] == f32::NEG_INFINITY {
+                0.0
+            } else {
+                exp2(m[r] - m_new)
             };
-            if 8 * g + 8 > valid {
-                // Keys past `valid` get weight 0 exactly.
-                let lim = vdupq_n_f32((valid - 8 * g) as f32);
-                let keep0 = vcltq_f32(lanes, lim);
-                let keep1 = vcltq_f32(lanes, vsubq_f32(lim, vdupq_n_f32(4.0)));
-                e0 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e0), keep0));
-                e1 = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(e1), keep1));
+            pmax[h] = exp2(mt - m_new);
+            m[r] = m_new;
+            (qa[h], mba[h]) = (q, BIAS - mt);
+        }
+        // A row without keys has q = 0 and its lanes all masked below.
+        let (qv, mbv) = (pair(qa[0], qa[1]), pair(mba[0], mba[1]));
+        let lim = pair(va[0] as f32, va[1] as f32);
+        let mut sum = vdupq_n_f32(0.0);
+        // The groups both rows see fully (no mask: the loop is only the exp, the sum and the
+        // weights), then the groups with masked keys. The scores of visible keys are finite and
+        // at most the row's maximum, so `exp2_biased_unclamped` applies (its NaN for the -inf of
+        // masked keys is cleared by the mask).
+        let full = va[0].min(va[1]) / 8;
+        let exps = |s8: *const f32| -> [float32x4_t; 4] {
+            // SAFETY: the 16 floats of a group (callers).
+            std::array::from_fn(|i| unsafe {
+                exp2_biased_unclamped(vfmaq_f32(mbv, vld1q_f32(s8.add(4 * i)), qv))
+            })
+        };
+        let add4 = |e: &[float32x4_t; 4]| vaddq_f32(vaddq_f32(e[0], e[1]), vaddq_f32(e[2], e[3]));
+        // SAFETY: group g < vg of the row pair's scores (at 16 g floats), of w (16 nb floats at
+        // 16 nb g) and of the row pair's P' (16 bytes at 16 g of each block).
+        unsafe {
+            let (mut s8, mut w8, mut d8) = (sp, wp, pp.add(pr));
+            // One group: its weights written, the sum of its 4 vectors returned.
+            let group = |s8: *const f32, w8: *const f32, d8: *mut i8| {
+                let e = exps(s8);
+                put_pair_weights(&e, w8, d8, nb, stride);
+                add4(&e)
+            };
+            // Two groups per iteration (the loop's counters and pointers once per 16 keys).
+            for _ in 0..full / 2 {
+                let e = vaddq_f32(
+                    group(s8, w8, d8),
+                    group(s8.add(16), w8.add(16 * nb), d8.add(16)),
+                );
+                sum = vaddq_f32(sum, e);
+                (s8, w8, d8) = (s8.add(32), w8.add(32 * nb), d8.add(32));
             }
-            sum = vaddq_f32(sum, vaddq_f32(e0, e1));
-            let mut b = 0;
-            while b + 2 <= nb {
-                unsafe {
-                    let wb = wp.add(b * KEYS + 8 * g);
-                    let q = quant2(e0, e1, wb, wb.add(KEYS));
-                    let dst = pp.add(pr + b * rp * KEYS + 16 * g);
-                    vst1_s8(dst, vget_low_s8(q));
-                    vst1_s8(dst.add(rp * KEYS), vget_high_s8(q));
-                }
-                b += 2;
+            if full % 2 == 1 {
+                sum = vaddq_f32(sum, group(s8, w8, d8));
+                (s8, w8, d8) = (s8.add(16), w8.add(16 * nb), d8.add(16));
             }
-            if b < nb {
-                unsafe {
-                    let wb = wp.add(b * KEYS + 8 * g);
-                    let q = quant2(e0, e1, wb, wb);
-                    vst1_s8(pp.add(pr + b * rp * KEYS + 16 * g), vget_low_s8(q));
+            for g in full..vg {
+                let mut e = exps(s8);
+                for (i, e) in e.iter_mut().enumerate() {
+                    // Keys 8 g + 2 i + (0, 1, 0, 1): weight 0 exactly from the row's `valid` on.
+                    let keep = vcltq_f32(vaddq_f32(kl, vdupq_n_f32((8 * g + 2 * i) as f32)), lim);
+                    *e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(*e), keep));
                 }
+                sum = vaddq_f32(sum, add4(&e));
+                put_pair_weights(&e, w8, d8, nb, stride);
+                (s8, w8, d8) = (s8.add(16), w8.add(16 * nb), d8.add(16));
             }
         }
-        for b in 0..nb {
-            ps[r * nb + b] = pmax * vmax[b];
+        // Lane h: row r0 + h's sum.
+        let sum = vpaddq_f32(sum, sum);
+        for h in 0..2 {
+            let r = r0 + h;
+            if va[h] == 0 {
+                continue;
+            }
+            for b in 0..nb {
+                ps[r * nb + b] = pmax[h] * vmax[b];
+            }
+            let sh = if h == 0 {
+                vgetq_lane_f32::<0>(sum)
+            } else {
+                vgetq_lane_f32::<1>(sum)
+            };
+            l[r] = l[r] * corr[r] + pmax[h] * sh;
         }
-        l[r] = l[r] * corr[r] + pmax * vaddvq_f32(sum);
     }
 }
 
@@ -679,7 +756,7 @@ unsafe fn block_i8<M: Mm>(
         grow(&mut bf.s, rp * KEYS);
         grow(&mut bf.pa, nb * rp * KEYS);
         grow(&mut bf.ps, rp * nb);
-        grow(&mut bf.w, nb * KEYS);
+        grow(&mut bf.w, nb * 2 * KEYS);
         grow(&mut bf.vmax, nb);
         grow(&mut bf.corr, rp);
         // Padding rows: zero Q and P' (the softmax writes real rows only), corr 1.
@@ -721,11 +798,18 @@ unsafe fn block_i8<M: Mm>(
             }
             for (b, m) in vmax.iter_mut().enumerate() {
                 let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
-                let wb = &mut bf.w[b * KEYS..(b + 1) * KEYS];
-                for (w, row) in wb.iter_mut().zip(vst.chunks_exact(nb)) {
-                    *w = row[b] * f;
+                // `[KEYS / 8][nb][4][4]`: per group of 8 keys and block, `(w_k0, w_k1, w_k0,
+                // w_k1)` per key pair (the scores' layout; the blocks of a group adjacent).
+                let x = |j: usize| if j < nk { vst[j * nb + b] * f } else { 0.0 };
+                for kp in 0..KEYS / 2 {
+                    let (x0, x1) = if 2 * kp + 2 <= nk {
+                        (vst[2 * kp * nb + b] * f, vst[(2 * kp + 1) * nb + b] * f)
+                    } else {
+                        (x(2 * kp), x(2 * kp + 1))
+                    };
+                    let i = (kp / 4) * 16 * nb + b * 16 + 4 * (kp % 4);
+                    bf.w[i..i + 4].copy_from_slice(&[x0, x1, x0, x1]);
                 }
-                wb[nk..].fill(0.0);
                 *m /= 255.0;
             }
             let mask = Mask {
