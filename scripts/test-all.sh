@@ -80,7 +80,7 @@ for cpu in cortex-a72:scalar,neon neoverse-n1:scalar,neon,neondot max:scalar,neo
   QEMU_CPU=${cpu%%:*} run_tests "qemu-${cpu%%:*}" "${cpu#*:}" "$arm_all" --workspace --target aarch64-unknown-linux-gnu
 done
 # NeonDot and NeonI8mm run the integer attention over an int8 cache: the dequantizing path again
-# (its kernel tests; the golden models add no path of their own there, and cost 1.5 minutes).
+# (its attention tests; the golden models would run the same path again, for 1.5 minutes).
 QKERN_ATTN_I8=0 QEMU_CPU=max run_tests qemu-max-attention-dequant "$arm_all" "$arm_all" \
   --test attention --target aarch64-unknown-linux-gnu
 
