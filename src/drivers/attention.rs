@@ -261,31 +261,10 @@ unsafe fn block<K: AttnKernel>(
                 kt: &kt[off..off + kt_len],
                 v: &v[off..off + nk.next_multiple_of(2) * d],
             },
-            Stored::Bf16 { kt, v } => {
-                // A bf16 cache is made only for the tier whose path reads it (`TILE_BF16`); any
-                // other path gets the tiles widened to f32 (exact), keys `[d / 2][64][2]` per
-                // tile and values `[d][2]` per pair of positions back to `[d][64]` and `[nk][d]`.
-                let (kq, vq) = (&mut sc.kq, &mut sc.vq);
-                grow(kq, kt_len);
-                grow(vq, nk * d);
-                let widen = |b: u16| f32::from_bits((b as u32) << 16);
-                for (c, kc) in kq[..kt_len].chunks_exact_mut(KV_TILE).enumerate() {
-                    let (i, tt) = (c % d, c / d);
-                    let src = &kt[off + tt * KV_TILE * d + i / 2 * 2 * KV_TILE + i % 2..];
-                    for (j, o) in kc.iter_mut().enumerate() {
-                        *o = widen(src[2 * j]);
-                    }
-                }
-                for (j, row) in vq[..nk * d].chunks_exact_mut(d).enumerate() {
-                    let src = &v[off + j / 2 * 2 * d + j % 2..];
-                    for (i, o) in row.iter_mut().enumerate() {
-                        *o = widen(src[2 * i]);
-                    }
-                }
-                Tile::F32 {
-                    kt: &kq[..kt_len],
-                    v: &vq[..nk * d],
-                }
+            // A bf16 cache is made only for the tier whose path reads it (`AttnSelect::bf16_kv`,
+            // decided once per process like `select`), and calls select from the cache's tier.
+            Stored::Bf16 { .. } => {
+                unreachable!("a bf16 cache is read only by its tier's bf16 path")
             }
             Stored::I8 {
                 kt,
