@@ -122,6 +122,28 @@ pub(crate) trait AttnKernel {
         st: &mut Stats<'_>,
         p: &mut [Self::E],
     );
+    /// [`Self::qk`] on `rows` (padded) rows, then [`Self::softmax`] on the first `real` of them:
+    /// what the driver calls, so that a kernel may fuse the two (the scores need not reach `s`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    unsafe fn qk_softmax(
+        q: &[Self::E],
+        rows: usize,
+        real: usize,
+        d: usize,
+        kt: &[Self::E],
+        nk: usize,
+        mask: Mask,
+        s: &mut [f32],
+        st: &mut Stats<'_>,
+        p: &mut [Self::E],
+    ) {
+        // SAFETY: forwarded (the same contract as the two calls).
+        unsafe {
+            Self::qk(q, rows, d, kt, nk, s);
+            Self::softmax(s, real, nk, mask, st, p);
+        }
+    }
     /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r][j] * v[j * d + i]` for
     /// `r < rows` (a multiple of [`Self::ROWS`]; `nk <= KEYS`).
     unsafe fn pv(

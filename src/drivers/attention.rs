@@ -347,8 +347,7 @@ unsafe fn block<K: AttnKernel>(
         // SAFETY (all kernel calls of the loop): forwarded CPU support; the shapes are the ones
         // the trait documents, and the implementations assert them.
         let (kt, vt) = unsafe { K::tile(tile, nk, d, kbuf, vbuf) };
-        unsafe { K::qk(qb, rp, d, kt, nk, &mut sc.s) };
-        unsafe { K::softmax(&mut sc.s, rows, nk, mask, &mut st, pbuf) };
+        unsafe { K::qk_softmax(qb, rp, rows, d, kt, nk, mask, &mut sc.s, &mut st, pbuf) };
         unsafe { K::pv(pbuf, rp, nk, vt, d, &sc.corr, &mut sc.o) };
         ts += K::KEYS;
     }

@@ -433,6 +433,24 @@ impl AttnKernel for Bf16 {
         unsafe { softmax(s, rows, nk, mask, st, p) }
     }
 
+    /// Fused: the scores of a micro-tile go from the accumulators to the weights without
+    /// leaving the registers.
+    unsafe fn qk_softmax(
+        q: &[u16],
+        rows: usize,
+        real: usize,
+        d: usize,
+        kt: &[u16],
+        nk: usize,
+        mask: Mask,
+        _s: &mut [f32],
+        st: &mut Stats<'_>,
+        p: &mut [u16],
+    ) {
+        // SAFETY: as above.
+        unsafe { qk_softmax(q, rows, real, d, kt, nk, mask, st, p) }
+    }
+
     unsafe fn pv(
         p: &[u16],
         rows: usize,
@@ -508,6 +526,10 @@ unsafe fn qk_cols<const W: usize>(q: &[u16], rows: usize, d: usize, kt: &[u16], 
         }
     }
 }
+
+/// How far (log2 units) a visible score may exceed a row's running maximum before the maximum
+/// moves (see [`qk_softmax_tile`]): weights up to `2^8`, exact in bf16's and f32's range.
+const LAZY_MAX: f32 = 8.0;
 
 /// Coefficients of `2^r - 1 ~ r (C1 + r (C2 + r C3))` on `|r| <= 1/2`, fitted for the least
 /// maximum relative error of `2^r` (1.02e-4, 1/38 of bf16's rounding step 2^-8; exactly 1 at
@@ -648,6 +670,183 @@ unsafe fn softmax(
             _mm512_mask_storeu_ps(st.m.as_mut_ptr().add(r0), k, mn);
             _mm512_mask_storeu_ps(st.corr.as_mut_ptr().add(r0), k, corr);
         }
+    }
+}
+
+/// Lanes `i < 4` (and the same in every 128-bit lane) = `op` over the 16 lanes of `v[i]` (a
+/// transposing reduction: 8 shuffles and 5 ops for 4 vectors).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn reduce4(v: &[__m512; R], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
+    // Per 128-bit lane: [a0 op a2, b0 op b2, a1 op a3, b1 op b3], the same for c, d.
+    let t0 = op(
+        _mm512_unpacklo_ps(v[0], v[1]),
+        _mm512_unpackhi_ps(v[0], v[1]),
+    );
+    let t1 = op(
+        _mm512_unpacklo_ps(v[2], v[3]),
+        _mm512_unpackhi_ps(v[2], v[3]),
+    );
+    let (c, d) = (_mm512_castps_pd(t0), _mm512_castps_pd(t1));
+    // Per 128-bit lane: [a, b, c, d] over that lane's 4 values; then across the lanes.
+    let u = op(
+        _mm512_castpd_ps(_mm512_unpacklo_pd(c, d)),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(c, d)),
+    );
+    let u = op(u, _mm512_shuffle_f32x4::<0b01_00_11_10>(u, u));
+    op(u, _mm512_shuffle_f32x4::<0b10_11_00_01>(u, u))
+}
+
+/// [`AttnKernel::qk_softmax`]: per micro-tile of `R` rows, `Q K^T` into 16 accumulators, then
+/// the online-softmax step on them in registers (masked row maxima and sums by [`reduce4`],
+/// weights `2^(s - m')` rounded to bf16 into `p`). On the causal diagonal a micro-tile computes
+/// only the 16-key groups its rows see (the rest of their weights is written as zeros).
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn qk_softmax(
+    q: &[u16],
+    rows: usize,
+    real: usize,
+    d: usize,
+    kt: &[u16],
+    nk: usize,
+    mask: Mask,
+    st: &mut Stats<'_>,
+    p: &mut [u16],
+) {
+    assert!(nk <= KV_TILE && d.is_multiple_of(16) && rows.is_multiple_of(R));
+    assert!(real <= rows && rows < real + R);
+    assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && p.len() >= rows * KV_TILE);
+    assert!(st.m.len() >= real && st.l.len() >= real && st.corr.len() >= real);
+    for r0 in (0..real).step_by(R) {
+        let n = (real - r0).min(R);
+        // Visible keys grow with the row: the micro-tile's last row sees the most.
+        let w = mask.valid(r0 + n - 1, nk).div_ceil(16);
+        // SAFETY: rows r0..r0 + R < rows of q and p, r0 + n <= real of the statistics; the
+        // CPU features (the caller's contract).
+        unsafe {
+            match w {
+                4 => qk_softmax_tile::<4>(q, r0, n, d, kt, nk, mask, st, p),
+                3 => qk_softmax_tile::<3>(q, r0, n, d, kt, nk, mask, st, p),
+                2 => qk_softmax_tile::<2>(q, r0, n, d, kt, nk, mask, st, p),
+                1 => qk_softmax_tile::<1>(q, r0, n, d, kt, nk, mask, st, p),
+                _ => qk_softmax_tile::<0>(q, r0, n, d, kt, nk, mask, st, p),
+            }
+        }
+    }
+}
+
+/// [`qk_softmax`] for the micro-tile of rows `r0..r0 + n` (`n <= R` real rows, `R` rows of Q),
+/// the first `16 W` keys of the tile (the rows see none past them).
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16; the shapes checked by [`qk_softmax`].
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn qk_softmax_tile<const W: usize>(
+    q: &[u16],
+    r0: usize,
+    n: usize,
+    d: usize,
+    kt: &[u16],
+    nk: usize,
+    mask: Mask,
+    st: &mut Stats<'_>,
+    p: &mut [u16],
+) {
+    let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+    // SAFETY: rows r0..r0 + R of q (d values each); kt is d/2 pairs of 64 columns, W <= 4.
+    let acc = unsafe {
+        dot_pairs::<W>(
+            q.as_ptr().add(r0 * d),
+            d,
+            kt.as_ptr(),
+            2 * KV_TILE,
+            d / 2,
+            false,
+        )
+    };
+    // The lane masks of each row's visible keys (none for padding rows).
+    let km: [[__mmask16; W]; R] = std::array::from_fn(|i| {
+        let b = match mask.valid(r0 + i, nk) {
+            _ if i >= n => 0,
+            64.. => u64::MAX,
+            v => (1u64 << v) - 1,
+        };
+        std::array::from_fn(|c| (b >> (16 * c)) as u16)
+    });
+    let part: [__m512; R] = std::array::from_fn(|i| {
+        let mut m = neg;
+        for c in 0..W {
+            m = _mm512_mask_max_ps(m, km[i][c], m, acc[i][c]);
+        }
+        m
+    });
+    let k = lanes_below(n as isize);
+    // SAFETY: lanes below n of rows r0.. of the statistics (r0 + n <= real).
+    let mo = unsafe { _mm512_mask_loadu_ps(neg, k, st.m.as_ptr().add(r0)) };
+    // Lazy maximum: the running maximum moves only when a visible score exceeds it by more than
+    // `LAZY_MAX` (the weights stay below 2^LAZY_MAX), so that the weights of most tiles need no
+    // reduction first (and their `corr` is 1). A row's first visible score always moves it.
+    let lim = _mm512_add_ps(mo, _mm512_set1_ps(LAZY_MAX));
+    let mut over = 0;
+    for (i, &x) in part.iter().enumerate() {
+        let li = _mm512_permutexvar_ps(_mm512_set1_epi32(i as i32), lim);
+        over |= _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, li);
+    }
+    let mn = if over != 0 {
+        _mm512_max_ps(mo, reduce4(&part, |a, b| _mm512_max_ps(a, b)))
+    } else {
+        mo
+    };
+    let pp = p.as_mut_ptr();
+    let mut sums = [_mm512_setzero_ps(); R];
+    for (i, sum) in sums.iter_mut().enumerate().take(n) {
+        let mv = _mm512_permutexvar_ps(_mm512_set1_epi32(i as i32), mn);
+        // Exactly 0 for the masked keys (and every key of a row that sees none).
+        let e: [__m512; W] =
+            std::array::from_fn(|c| exp2_lanes(km[i][c], _mm512_sub_ps(acc[i][c], mv)));
+        for &x in &e {
+            *sum = _mm512_add_ps(*sum, x);
+        }
+        // The weights of row r0 + i, then zeros up to 64 (the keys past 16 W, unseen).
+        // SAFETY: 64 u16 of row r0 + i < rows of `p`; `__m512bh`/`__m512i` as above.
+        unsafe {
+            let row = pp.add((r0 + i) * KV_TILE);
+            for c in (0..W).step_by(2) {
+                let hi = if c + 1 < W {
+                    e[c + 1]
+                } else {
+                    _mm512_setzero_ps()
+                };
+                let x = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, e[c]));
+                _mm512_storeu_si512(row.add(16 * c) as *mut _, x);
+            }
+            for c in (W.next_multiple_of(2)..4).step_by(2) {
+                _mm512_storeu_si512(row.add(16 * c) as *mut _, _mm512_setzero_si512());
+            }
+        }
+    }
+    let sums = reduce4(&sums, |a, b| _mm512_add_ps(a, b));
+    // corr = 2^(m - m'), exactly 1 where the maximum stays (also -inf = -inf), 0 from -inf.
+    let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mo, mn);
+    let from = _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(mo, neg);
+    let corr = _mm512_mask_blend_ps(
+        same,
+        exp2_lanes(from, _mm512_sub_ps(mo, mn)),
+        _mm512_set1_ps(1.0),
+    );
+    // SAFETY: as for `mo`.
+    unsafe {
+        let l = _mm512_maskz_loadu_ps(k, st.l.as_ptr().add(r0));
+        let l = _mm512_fmadd_ps(l, corr, sums);
+        _mm512_mask_storeu_ps(st.l.as_mut_ptr().add(r0), k, l);
+        _mm512_mask_storeu_ps(st.m.as_mut_ptr().add(r0), k, mn);
+        _mm512_mask_storeu_ps(st.corr.as_mut_ptr().add(r0), k, corr);
     }
 }
 
