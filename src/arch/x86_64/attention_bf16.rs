@@ -721,40 +721,60 @@ unsafe fn qk_softmax(
     assert!(real <= rows && rows < real + R);
     assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && p.len() >= rows * KV_TILE);
     assert!(st.m.len() >= real && st.l.len() >= real && st.corr.len() >= real);
+    // Row r is query position r / group, kept without divisions.
+    let (mut pos, mut head) = (0usize, 0usize);
     for r0 in (0..real).step_by(R) {
         let n = (real - r0).min(R);
+        // The keys each row sees (none for padding rows).
+        let vis: [usize; R] = std::array::from_fn(|i| {
+            let v = (mask.first + pos as isize + ((head + i) / mask.group) as isize)
+                .clamp(0, nk as isize) as usize;
+            if i < n {
+                v
+            } else {
+                0
+            }
+        });
+        head += R;
+        while head >= mask.group {
+            head -= mask.group;
+            pos += 1;
+        }
         // Visible keys grow with the row: the micro-tile's last row sees the most.
-        let w = mask.valid(r0 + n - 1, nk).div_ceil(16);
+        let w = vis[n - 1].div_ceil(16);
         // SAFETY: rows r0..r0 + R < rows of q and p, r0 + n <= real of the statistics; the
         // CPU features (the caller's contract).
         unsafe {
             match w {
-                4 => qk_softmax_tile::<4>(q, r0, n, d, kt, nk, mask, st, p),
-                3 => qk_softmax_tile::<3>(q, r0, n, d, kt, nk, mask, st, p),
-                2 => qk_softmax_tile::<2>(q, r0, n, d, kt, nk, mask, st, p),
-                1 => qk_softmax_tile::<1>(q, r0, n, d, kt, nk, mask, st, p),
-                _ => qk_softmax_tile::<0>(q, r0, n, d, kt, nk, mask, st, p),
+                4 if n == R && vis[0] == KV_TILE => {
+                    qk_softmax_tile::<4, true>(q, r0, n, d, kt, &vis, st, p)
+                }
+                4 => qk_softmax_tile::<4, false>(q, r0, n, d, kt, &vis, st, p),
+                3 => qk_softmax_tile::<3, false>(q, r0, n, d, kt, &vis, st, p),
+                2 => qk_softmax_tile::<2, false>(q, r0, n, d, kt, &vis, st, p),
+                1 => qk_softmax_tile::<1, false>(q, r0, n, d, kt, &vis, st, p),
+                _ => qk_softmax_tile::<0, false>(q, r0, n, d, kt, &vis, st, p),
             }
         }
     }
 }
 
 /// [`qk_softmax`] for the micro-tile of rows `r0..r0 + n` (`n <= R` real rows, `R` rows of Q),
-/// the first `16 W` keys of the tile (the rows see none past them).
+/// the first `16 W` keys of the tile (the rows see none past them), row `i` seeing `vis[i]` keys
+/// (`FULL`: all `R` rows see all 64).
 ///
 /// # Safety
 /// AVX-512F/BW and AVX512_BF16; the shapes checked by [`qk_softmax`].
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn qk_softmax_tile<const W: usize>(
+unsafe fn qk_softmax_tile<const W: usize, const FULL: bool>(
     q: &[u16],
     r0: usize,
     n: usize,
     d: usize,
     kt: &[u16],
-    nk: usize,
-    mask: Mask,
+    vis: &[usize; R],
     st: &mut Stats<'_>,
     p: &mut [u16],
 ) {
@@ -772,8 +792,8 @@ unsafe fn qk_softmax_tile<const W: usize>(
     };
     // The lane masks of each row's visible keys (none for padding rows).
     let km: [[__mmask16; W]; R] = std::array::from_fn(|i| {
-        let b = match mask.valid(r0 + i, nk) {
-            _ if i >= n => 0,
+        let b = match vis[i] {
+            _ if FULL => u64::MAX,
             64.. => u64::MAX,
             v => (1u64 << v) - 1,
         };
