@@ -416,21 +416,21 @@ impl AttnKernel for Bf16 {
         (&kbuf[..KV_TILE * d], &vbuf[..vlen])
     }
 
-    unsafe fn qk(q: &[u16], rows: usize, d: usize, kt: &[u16], nk: usize, s: &mut [f32]) {
-        // SAFETY: as above.
-        unsafe { qk(q, rows, d, kt, nk, s) }
+    /// Fused into [`Self::qk_softmax`], the only entry the driver calls.
+    unsafe fn qk(_q: &[u16], _rows: usize, _d: usize, _kt: &[u16], _nk: usize, _s: &mut [f32]) {
+        unreachable!("the bf16 path computes Q K^T in qk_softmax")
     }
 
+    /// Fused into [`Self::qk_softmax`], the only entry the driver calls.
     unsafe fn softmax(
-        s: &mut [f32],
-        rows: usize,
-        nk: usize,
-        mask: Mask,
-        st: &mut Stats<'_>,
-        p: &mut [u16],
+        _s: &mut [f32],
+        _rows: usize,
+        _nk: usize,
+        _mask: Mask,
+        _st: &mut Stats<'_>,
+        _p: &mut [u16],
     ) {
-        // SAFETY: as above.
-        unsafe { softmax(s, rows, nk, mask, st, p) }
+        unreachable!("the bf16 path computes the softmax in qk_softmax")
     }
 
     /// Fused: the scores of a micro-tile go from the accumulators to the weights without
@@ -485,48 +485,6 @@ unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
     }
 }
 
-/// [`AttnKernel::qk`] on the bf16 layouts (all 64 columns).
-///
-/// # Safety
-/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn qk(q: &[u16], rows: usize, d: usize, kt: &[u16], nk: usize, s: &mut [f32]) {
-    assert!(nk <= KV_TILE && d.is_multiple_of(16) && rows.is_multiple_of(R));
-    assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && s.len() >= rows * KV_TILE);
-    // The 16-key groups below nk (the last tile of a block is usually partial).
-    // SAFETY: the shapes checked above; the CPU features (the trait's contract).
-    unsafe {
-        match nk.div_ceil(16) {
-            4 => qk_cols::<4>(q, rows, d, kt, s),
-            3 => qk_cols::<3>(q, rows, d, kt, s),
-            2 => qk_cols::<2>(q, rows, d, kt, s),
-            _ => qk_cols::<1>(q, rows, d, kt, s),
-        }
-    }
-}
-
-/// [`qk`] for the first `16 W` keys.
-///
-/// # Safety
-/// AVX-512F/BW and AVX512_BF16; the shapes checked by [`qk`].
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn qk_cols<const W: usize>(q: &[u16], rows: usize, d: usize, kt: &[u16], s: &mut [f32]) {
-    for r0 in (0..rows).step_by(R) {
-        // SAFETY: rows r0..r0 + R of q (d values each) and s (64 each); kt is d/2 pairs of
-        // 64 columns, W <= 4; the CPU features (the trait's contract).
-        unsafe {
-            let qr = q.as_ptr().add(r0 * d);
-            let acc = dot_pairs::<W>(qr, d, kt.as_ptr(), 2 * KV_TILE, d / 2, false);
-            for (r, a) in acc.iter().enumerate() {
-                for (c, &x) in a.iter().enumerate() {
-                    _mm512_storeu_ps(s.as_mut_ptr().add((r0 + r) * KV_TILE + 16 * c), x);
-                }
-            }
-        }
-    }
-}
-
 /// How far (log2 units) a visible score may exceed a row's running maximum before the maximum
 /// moves (see [`qk_softmax_tile`]): weights up to `2^8`, exact in bf16's and f32's range.
 const LAZY_MAX: f32 = 8.0;
@@ -549,128 +507,6 @@ fn exp2_lanes(k: __mmask16, y: __m512) -> __m512 {
     let q = _mm512_fmadd_ps(r, q, _mm512_set1_ps(C1));
     let e = _mm512_fmadd_ps(r, q, _mm512_set1_ps(1.0));
     _mm512_maskz_scalef_ps(k, e, n)
-}
-
-/// Lane `i` = `op` over the 16 lanes of `v[i]` (a transposing reduction: 45 shuffles and ops
-/// for 16 vectors instead of a dependent chain of 8 per vector).
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn reduce16(v: &[__m512; 16], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
-    // Within 128-bit lanes: pairs, then quadruples of vectors.
-    let t: [__m512; 8] = std::array::from_fn(|k| {
-        let (a, b) = (v[2 * k], v[2 * k + 1]);
-        op(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
-    });
-    let u: [__m512; 4] = std::array::from_fn(|k| {
-        let (c, d) = (_mm512_castps_pd(t[2 * k]), _mm512_castps_pd(t[2 * k + 1]));
-        op(
-            _mm512_castpd_ps(_mm512_unpacklo_pd(c, d)),
-            _mm512_castpd_ps(_mm512_unpackhi_pd(c, d)),
-        )
-    });
-    // Across 128-bit lanes: lane k of the result holds vectors 4k..4k + 4.
-    let w: [__m512; 2] = std::array::from_fn(|k| {
-        let (a, b) = (u[2 * k], u[2 * k + 1]);
-        op(
-            _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
-            _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
-        )
-    });
-    op(
-        _mm512_shuffle_f32x4::<0b10_00_10_00>(w[0], w[1]),
-        _mm512_shuffle_f32x4::<0b11_01_11_01>(w[0], w[1]),
-    )
-}
-
-/// [`AttnKernel::softmax`], the weights rounded to bf16 into `p`, 16 rows at a time: the row
-/// maxima (4 registers of masked scores per row, then one transposing reduction), the weights
-/// (converted and stored per row), their sums (one transposing reduction), and the rescale
-/// factors and running sums as vectors.
-///
-/// # Safety
-/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn softmax(
-    s: &mut [f32],
-    rows: usize,
-    nk: usize,
-    mask: Mask,
-    st: &mut Stats<'_>,
-    p: &mut [u16],
-) {
-    assert!(nk <= KV_TILE && s.len() >= rows * KV_TILE && p.len() >= rows * KV_TILE);
-    assert!(st.m.len() >= rows && st.l.len() >= rows && st.corr.len() >= rows);
-    let neg = _mm512_set1_ps(f32::NEG_INFINITY);
-    let (sp, pp) = (s.as_ptr(), p.as_mut_ptr());
-    // The lane masks of row r's visible keys (one bit per key of the tile).
-    let bits = |r: usize| -> u64 {
-        match mask.valid(r, nk) {
-            64.. => u64::MAX,
-            v => (1u64 << v) - 1,
-        }
-    };
-    let masks = |b: u64| -> [__mmask16; 4] { std::array::from_fn(|c| (b >> (16 * c)) as u16) };
-    // The masked scores of row r (-inf from its visible keys on).
-    // SAFETY: lanes below the row's visible keys (<= 64) of row r < rows of `s`.
-    let load = |r: usize, km: &[__mmask16; 4]| -> [__m512; 4] {
-        std::array::from_fn(|c| unsafe {
-            _mm512_mask_loadu_ps(neg, km[c], sp.add(r * KV_TILE + 16 * c))
-        })
-    };
-    for r0 in (0..rows).step_by(16) {
-        let n = (rows - r0).min(16);
-        let k = lanes_below(n as isize);
-        let mut part = [neg; 16];
-        let mut kb = [0u64; 16];
-        for (i, pm) in part.iter_mut().enumerate().take(n) {
-            kb[i] = bits(r0 + i);
-            let x = load(r0 + i, &masks(kb[i]));
-            *pm = _mm512_max_ps(_mm512_max_ps(x[0], x[1]), _mm512_max_ps(x[2], x[3]));
-        }
-        // SAFETY: lanes below n <= 16 of rows r0.. of the statistics (at least `rows` each).
-        let mo = unsafe { _mm512_mask_loadu_ps(neg, k, st.m.as_ptr().add(r0)) };
-        let mn = _mm512_max_ps(mo, reduce16(&part, |a, b| _mm512_max_ps(a, b)));
-        let mut m_new = [0f32; 16];
-        // SAFETY: 16 values.
-        unsafe { _mm512_storeu_ps(m_new.as_mut_ptr(), mn) };
-        for (i, pm) in part.iter_mut().enumerate().take(n) {
-            let r = r0 + i;
-            let km = masks(kb[i]);
-            let x = load(r, &km);
-            let mv = _mm512_set1_ps(m_new[i]);
-            // Exactly 0 for the masked keys (and every key of a row that sees none).
-            let e: [__m512; 4] =
-                std::array::from_fn(|c| exp2_lanes(km[c], _mm512_sub_ps(x[c], mv)));
-            *pm = _mm512_add_ps(_mm512_add_ps(e[0], e[1]), _mm512_add_ps(e[2], e[3]));
-            // SAFETY: the 64 weights of row r of `p`; `__m512bh`/`__m512i` as above.
-            unsafe {
-                let lo = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(e[1], e[0]));
-                let hi = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(e[3], e[2]));
-                _mm512_storeu_si512(pp.add(r * KV_TILE) as *mut _, lo);
-                _mm512_storeu_si512(pp.add(r * KV_TILE + 32) as *mut _, hi);
-            }
-        }
-        for pm in part.iter_mut().skip(n) {
-            *pm = _mm512_setzero_ps();
-        }
-        let sums = reduce16(&part, |a, b| _mm512_add_ps(a, b));
-        // corr = 2^(m - m'), exactly 1 where the maximum stays (also -inf = -inf), 0 from -inf.
-        let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(mo, mn);
-        let from = _mm512_cmp_ps_mask::<_CMP_NEQ_OQ>(mo, neg);
-        let corr = _mm512_mask_blend_ps(
-            same,
-            exp2_lanes(from, _mm512_sub_ps(mo, mn)),
-            _mm512_set1_ps(1.0),
-        );
-        // SAFETY: as for `mo`.
-        unsafe {
-            let l = _mm512_maskz_loadu_ps(k, st.l.as_ptr().add(r0));
-            let l = _mm512_fmadd_ps(l, corr, sums);
-            _mm512_mask_storeu_ps(st.l.as_mut_ptr().add(r0), k, l);
-            _mm512_mask_storeu_ps(st.m.as_mut_ptr().add(r0), k, mn);
-            _mm512_mask_storeu_ps(st.corr.as_mut_ptr().add(r0), k, corr);
-        }
-    }
 }
 
 /// Lanes `i < 4` (and the same in every 128-bit lane) = `op` over the 16 lanes of `v[i]` (a
