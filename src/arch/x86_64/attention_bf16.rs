@@ -563,8 +563,13 @@ unsafe fn qk_softmax(
         let n = (real - r0).min(R);
         // The keys each row sees (none for padding rows).
         let vis: [usize; R] = std::array::from_fn(|i| {
-            let v = (mask.first + pos as isize + ((head + i) / mask.group) as isize)
-                .clamp(0, nk as isize) as usize;
+            // Position pos + (head + i) / group: one step at most for group >= R.
+            let at = if mask.group >= R {
+                pos + usize::from(head + i >= mask.group)
+            } else {
+                pos + (head + i) / mask.group
+            };
+            let v = (mask.first + at as isize).clamp(0, nk as isize) as usize;
             if i < n {
                 v
             } else {
@@ -635,37 +640,47 @@ unsafe fn qk_softmax_tile<const W: usize, const FULL: bool>(
         };
         std::array::from_fn(|c| (b >> (16 * c)) as u16)
     });
-    let part: [__m512; R] = std::array::from_fn(|i| {
-        let mut m = neg;
-        for c in 0..W {
-            m = _mm512_mask_max_ps(m, km[i][c], m, acc[i][c]);
-        }
-        m
-    });
     let k = lanes_below(n as isize);
     // SAFETY: lanes below n of rows r0.. of the statistics (r0 + n <= real).
     let mo = unsafe { _mm512_mask_loadu_ps(neg, k, st.m.as_ptr().add(r0)) };
+    // The scores relative to the row's running maximum.
+    let rel = |m: __m512| -> [[__m512; W]; R] {
+        std::array::from_fn(|i| {
+            let mv = _mm512_permutexvar_ps(_mm512_set1_epi32(i as i32), m);
+            std::array::from_fn(|c| _mm512_sub_ps(acc[i][c], mv))
+        })
+    };
+    let mut y = rel(mo);
     // Lazy maximum: the running maximum moves only when a visible score exceeds it by more than
-    // `LAZY_MAX` (the weights stay below 2^LAZY_MAX), so that the weights of most tiles need no
-    // reduction first (and their `corr` is 1). A row's first visible score always moves it.
-    let lim = _mm512_add_ps(mo, _mm512_set1_ps(LAZY_MAX));
-    let mut over = 0;
-    for (i, &x) in part.iter().enumerate() {
-        let li = _mm512_permutexvar_ps(_mm512_set1_epi32(i as i32), lim);
-        over |= _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, li);
+    // `LAZY_MAX` (the weights stay below about 2^LAZY_MAX), so that the weights of most tiles
+    // need no reduction first (and their `corr` is 1). A row's first visible score always moves
+    // it (from -inf).
+    let mut top = neg;
+    for (yi, ki) in y.iter().zip(&km) {
+        for (&x, &kc) in yi.iter().zip(ki) {
+            top = _mm512_mask_max_ps(top, kc, top, x);
+        }
     }
-    let mn = if over != 0 {
-        _mm512_max_ps(mo, reduce4(&part, |a, b| _mm512_max_ps(a, b)))
+    let over = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(top, _mm512_set1_ps(LAZY_MAX)) != 0;
+    let mn = if over {
+        let part: [__m512; R] = std::array::from_fn(|i| {
+            let mut m = neg;
+            for c in 0..W {
+                m = _mm512_mask_max_ps(m, km[i][c], m, acc[i][c]);
+            }
+            m
+        });
+        let mn = _mm512_max_ps(mo, reduce4(&part, |a, b| _mm512_max_ps(a, b)));
+        y = rel(mn);
+        mn
     } else {
         mo
     };
     let pp = p.as_mut_ptr();
     let mut sums = [_mm512_setzero_ps(); R];
     for (i, sum) in sums.iter_mut().enumerate().take(n) {
-        let mv = _mm512_permutexvar_ps(_mm512_set1_epi32(i as i32), mn);
         // Exactly 0 for the masked keys (and every key of a row that sees none).
-        let e: [__m512; W] =
-            std::array::from_fn(|c| exp2_lanes(km[i][c], _mm512_sub_ps(acc[i][c], mv)));
+        let e: [__m512; W] = std::array::from_fn(|c| exp2_lanes(km[i][c], y[i][c]));
         for &x in &e {
             *sum = _mm512_add_ps(*sum, x);
         }
