@@ -124,6 +124,10 @@ pub(crate) trait AttnKernel {
     );
     /// [`Self::qk`] on `rows` (padded) rows, then [`Self::softmax`] on the first `real` of them:
     /// what the driver calls, so that a kernel may fuse the two (the scores need not reach `s`).
+    /// A fused kernel may also keep a lazy maximum: `m' = m` (and `corr = 1`) while no visible
+    /// score exceeds `m` by more than a bound of its own, so that `m` is then at least the row
+    /// maximum minus that bound instead of the maximum itself. The driver and the decode merge
+    /// need only that `l` and the output are relative to `m` and that the weights stay finite.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     unsafe fn qk_softmax(
@@ -143,6 +147,24 @@ pub(crate) trait AttnKernel {
             Self::qk(q, rows, d, kt, nk, s);
             Self::softmax(s, real, nk, mask, st, p);
         }
+    }
+    /// [`Self::pv`], given the tile's causal mask (row `r` has zero weights from key
+    /// `mask.valid(r, nk)` on): what the driver calls, so that a kernel may skip the keys that
+    /// no row of a micro-tile sees.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    unsafe fn pv_masked(
+        p: &[Self::E],
+        rows: usize,
+        nk: usize,
+        _mask: Mask,
+        v: &[Self::E],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        // SAFETY: forwarded (the same contract).
+        unsafe { Self::pv(p, rows, nk, v, d, corr, o) }
     }
     /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r][j] * v[j * d + i]` for
     /// `r < rows` (a multiple of [`Self::ROWS`]; `nk <= KEYS`).

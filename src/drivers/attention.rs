@@ -348,7 +348,7 @@ unsafe fn block<K: AttnKernel>(
         // the trait documents, and the implementations assert them.
         let (kt, vt) = unsafe { K::tile(tile, nk, d, kbuf, vbuf) };
         unsafe { K::qk_softmax(qb, rp, rows, d, kt, nk, mask, &mut sc.s, &mut st, pbuf) };
-        unsafe { K::pv(pbuf, rp, nk, vt, d, &sc.corr, &mut sc.o) };
+        unsafe { K::pv_masked(pbuf, rp, nk, mask, vt, d, &sc.corr, &mut sc.o) };
         ts += K::KEYS;
     }
 }

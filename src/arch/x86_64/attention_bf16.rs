@@ -19,8 +19,16 @@
 //!   converted by `tile` from `nk x d` (an odd last key paired with zeros). `pv` ignores the second
 //!   value of an odd last pair (a masked load): in the cache it is an unwritten position that may
 //!   hold stale data.
-//! * **P** (`softmax`): the f32 weights of a row, `bf16`-rounded, row-major `rows x 64` (keys
+//! * **P** (`qk_softmax`): the f32 weights of a row, `bf16`-rounded, row-major `rows x 64` (keys
 //!   `2m, 2m + 1` adjacent), zero from the row's visible keys up to `nk` rounded up to even.
+//!
+//! `Q K^T` and the softmax are one pass (`qk_softmax`, the driver's `AttnKernel::qk_softmax`): per
+//! micro-tile of `R` rows the 16 score accumulators go to the weights without leaving the
+//! registers. The running maximum is lazy: it moves only when a visible score exceeds it by more
+//! than [`LAZY_MAX`] (log2 units), so most tiles need no row-maximum reduction before their
+//! exponentials and rescale nothing (`corr = 1`); the weights then lie in `(0, 2^LAZY_MAX]`
+//! instead of `(0, 1]`, which changes no relative rounding (bf16 and f32 have the range). On the
+//! causal diagonal a micro-tile computes only the 16-key groups its rows see.
 //!
 //! The tile conversion (f32, f16 or int8 tiles only) costs, per block and 64 keys, `2 d`
 //! widenings, `d` conversions and `d` permutes (K and V together): about 1/8 of the `vdpbf16ps`
@@ -324,15 +332,17 @@ unsafe fn dot_pairs<const W: usize>(
     acc
 }
 
-/// `o[r][c0..c0 + 16 W] = o * corr[r] + P V` for `R` rows.
+/// `o[r][c0..c0 + 16 W] = o * corr[r] + P V` for `R` rows over the first `n` pairs of keys
+/// (the rows' weights are zero past them).
 ///
 /// # Safety
 /// AVX-512F/BW and AVX512_BF16; `p` `R x 64`, `vb` `ceil(nk/2) x d x 2`, `o` `R x d`, `corr`
-/// `R`, `c0 + 16 W <= d`.
+/// `R`, `c0 + 16 W <= d`, `n <= ceil(nk/2)`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pv_cols<const W: usize>(
     p: *const u16,
+    n: usize,
     nk: usize,
     vb: *const u16,
     d: usize,
@@ -340,9 +350,8 @@ unsafe fn pv_cols<const W: usize>(
     corr: *const f32,
     o: *mut f32,
 ) {
-    // SAFETY: the caller's shapes.
-    let (n, odd) = (nk.div_ceil(2), nk % 2 == 1);
-    let acc = unsafe { dot_pairs::<W>(p, KV_TILE, vb.add(2 * c0), 2 * d, n, odd) };
+    // SAFETY: the caller's shapes. The last pair's second key is unwritten where it is key nk.
+    let acc = unsafe { dot_pairs::<W>(p, KV_TILE, vb.add(2 * c0), 2 * d, n, 2 * n > nk) };
     for (r, a) in acc.iter().enumerate() {
         // SAFETY: row r < R of `o` and `corr`, columns below c0 + 16 W <= d.
         unsafe {
@@ -460,8 +469,27 @@ impl AttnKernel for Bf16 {
         corr: &[f32],
         o: &mut [f32],
     ) {
+        // Every row sees all nk keys.
+        let all = Mask {
+            first: nk as isize,
+            group: 1,
+        };
         // SAFETY: as above.
-        unsafe { pv(p, rows, nk, v, d, corr, o) }
+        unsafe { pv(p, rows, nk, all, v, d, corr, o) }
+    }
+
+    unsafe fn pv_masked(
+        p: &[u16],
+        rows: usize,
+        nk: usize,
+        mask: Mask,
+        v: &[u16],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        // SAFETY: as above.
+        unsafe { pv(p, rows, nk, mask, v, d, corr, o) }
     }
 }
 
@@ -486,7 +514,8 @@ unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
 }
 
 /// How far (log2 units) a visible score may exceed a row's running maximum before the maximum
-/// moves (see [`qk_softmax_tile`]): weights up to `2^8`, exact in bf16's and f32's range.
+/// moves (see [`qk_softmax_tile`]): weights up to about `2^8`, far inside bf16's and f32's range
+/// (a row's sum stays below `2^8` times its keys).
 const LAZY_MAX: f32 = 8.0;
 
 /// Coefficients of `2^r - 1 ~ r (C1 + r (C2 + r C3))` on `|r| <= 1/2`, fitted for the least
@@ -726,11 +755,28 @@ unsafe fn qk_softmax_tile<const W: usize, const FULL: bool>(
 /// # Safety
 /// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn pv(p: &[u16], rows: usize, nk: usize, v: &[u16], d: usize, corr: &[f32], o: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn pv(
+    p: &[u16],
+    rows: usize,
+    nk: usize,
+    mask: Mask,
+    v: &[u16],
+    d: usize,
+    corr: &[f32],
+    o: &mut [f32],
+) {
     assert!(nk <= KV_TILE && d.is_multiple_of(16) && rows.is_multiple_of(R));
     assert!(p.len() >= rows * KV_TILE && v.len() >= nk.next_multiple_of(2) * d);
     assert!(corr.len() >= rows && o.len() >= rows * d);
     for r0 in (0..rows).step_by(R) {
+        // The pairs of keys the micro-tile's rows see (the last row sees the most; padding rows,
+        // whose weights are zero, at least as many as the real ones).
+        let n = mask.valid(r0 + R - 1, nk).div_ceil(2);
+        if n == 0 {
+            // Zero weights and corr = 1 (rows that see none of the tile): nothing changes.
+            continue;
+        }
         let (pr, c, or) = (
             p[r0 * KV_TILE..].as_ptr(),
             corr[r0..].as_ptr(),
@@ -739,13 +785,13 @@ unsafe fn pv(p: &[u16], rows: usize, nk: usize, v: &[u16], d: usize, corr: &[f32
         let mut c0 = 0;
         // SAFETY (all calls): rows r0..r0 + R, columns c0..c0 + 16 W <= d; the CPU features.
         while c0 + 64 <= d {
-            unsafe { pv_cols::<4>(pr, nk, v.as_ptr(), d, c0, c, or) };
+            unsafe { pv_cols::<4>(pr, n, nk, v.as_ptr(), d, c0, c, or) };
             c0 += 64;
         }
         match (d - c0) / 16 {
-            3 => unsafe { pv_cols::<3>(pr, nk, v.as_ptr(), d, c0, c, or) },
-            2 => unsafe { pv_cols::<2>(pr, nk, v.as_ptr(), d, c0, c, or) },
-            1 => unsafe { pv_cols::<1>(pr, nk, v.as_ptr(), d, c0, c, or) },
+            3 => unsafe { pv_cols::<3>(pr, n, nk, v.as_ptr(), d, c0, c, or) },
+            2 => unsafe { pv_cols::<2>(pr, n, nk, v.as_ptr(), d, c0, c, or) },
+            1 => unsafe { pv_cols::<1>(pr, n, nk, v.as_ptr(), d, c0, c, or) },
             _ => {}
         }
     }
