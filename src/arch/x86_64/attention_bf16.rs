@@ -338,6 +338,7 @@ unsafe fn dot_pairs<const W: usize>(
 /// # Safety
 /// AVX-512F/BW and AVX512_BF16; `p` `R x 64`, `vb` `ceil(nk/2) x d x 2`, `o` `R x d`, `corr`
 /// `R`, `c0 + 16 W <= d`, `n <= ceil(nk/2)`.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pv_cols<const W: usize>(
