@@ -5,7 +5,8 @@
 //! * **Blocks**: all query heads that share a KV head are processed together, for a block of
 //!   query positions at once (about 64 query rows in all, or the path's `BLOCK_ROWS`). For each KV tile the block computes
 //!   `S = Q K^T` (the call's scale folded into Q), the causal mask, an online-softmax update of
-//!   the running row maximum and sum in f32, and `O = O * corr + P V`. A KV tile is converted
+//!   the running row maximum and sum in f32 (one `AttnKernel::qk_softmax` call, which a path may
+//!   fuse), and `O = O * corr + P V` (`pv_masked`, given the mask). A KV tile is converted
 //!   (f16 -> f32, where the path computes in f32) once per block, never per row. No `T x T` score
 //!   matrix exists: scratch is `rows x 64` scores plus the `rows x head_dim` output accumulator.
 //! * **Decode** (`t = 1`) on a pool: the KV range is split into chunks of [`KV_CHUNK`] positions
