@@ -353,13 +353,22 @@ unsafe fn pv_cols<const W: usize>(
 ) {
     // SAFETY: the caller's shapes. The last pair's second key is unwritten where it is key nk.
     let acc = unsafe { dot_pairs::<W>(p, KV_TILE, vb.add(2 * c0), 2 * d, n, 2 * n > nk) };
+    // SAFETY: R values of `corr`.
+    let same = unsafe { (0..R).all(|r| *corr.add(r) == 1.0) };
     for (r, a) in acc.iter().enumerate() {
         // SAFETY: row r < R of `o` and `corr`, columns below c0 + 16 W <= d.
         unsafe {
             let c = _mm512_set1_ps(*corr.add(r));
             for (w, &x) in a.iter().enumerate() {
                 let op = o.add(r * d + c0 + 16 * w);
-                _mm512_storeu_ps(op, _mm512_fmadd_ps(_mm512_loadu_ps(op), c, x));
+                // With the lazy maximum most tiles rescale nothing: an add, off the FMA pipes
+                // that the products keep busy.
+                let y = if same {
+                    _mm512_add_ps(_mm512_loadu_ps(op), x)
+                } else {
+                    _mm512_fmadd_ps(_mm512_loadu_ps(op), c, x)
+                };
+                _mm512_storeu_ps(op, y);
             }
         }
     }
