@@ -48,7 +48,7 @@ run_tests() { # label, expected tiers, all tiers of the arch, cargo args...
   for t in ${all//,/ }; do
     [[ ",$expect," == *",$t,"* ]] || skips+=(--skip "tier_$t")
   done
-  echo "== $label: tiers $expect"
+  echo "== $label: tiers $expect (at ${SECONDS} s)"
   QKERN_EXPECT_TIERS=$expect QKERN_EXPECT_TIER=${expect##*,} \
     cargo test "$@" -- "${skips[@]}" 2>&1 | tee "$log_dir/$label.log" | grep -E '^(test result|error|failures)|panicked|FAILED' || true
   if grep -qE '^test result: FAILED|^error(\[|:)' "$log_dir/$label.log" || ! grep -q '^test result: ok' "$log_dir/$label.log"; then
@@ -86,7 +86,7 @@ done
 QKERN_ATTN_I8=0 QEMU_CPU=max run_tests qemu-max-attention-dequant "$arm_all" "$arm_all" \
   --test attention --test model_golden "${qemu_test[@]}"
 
-echo "== build checks: aarch64 benches, aarch64 without model, Apple targets (Mach-O assembly)"
+echo "== build checks: aarch64 benches, aarch64 without model, Apple targets (Mach-O assembly) (at ${SECONDS} s)"
 cargo build -q --benches "${qemu_test[@]}"
 cargo build -q --no-default-features --target aarch64-unknown-linux-gnu
 echo "built aarch64-unknown-linux-gnu (without model)"
@@ -106,7 +106,7 @@ if [ "${QKERN_SKIP_FUZZ:-0}" != 1 ]; then
 fi
 
 echo
-echo "== per-tier tests that ran (name suffix ::tier_<name>)"
+echo "== per-tier tests that ran (name suffix ::tier_<name>); ${SECONDS} s in all"
 tiers="$host_all,${arm_all#scalar,}"
 printf '%-18s' "run"; for t in ${tiers//,/ }; do printf ' %11s' "$t"; done; echo
 for label in host host-kernels-only qemu-cortex-a72 qemu-neoverse-n1 qemu-max; do
