@@ -102,6 +102,7 @@ rmdir "$sdk"
 scripts/check-oslogstring.sh "${CARGO_TARGET_DIR:-target}"/{aarch64-apple-darwin,aarch64-apple-ios}/debug/libqkern.rlib
 
 if [ "${QKERN_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz smoke (at ${SECONDS} s)"
   scripts/fuzz-smoke.sh
 fi
 
