@@ -32,8 +32,10 @@ pub enum KvDtype {
     F32,
     /// int8 in blocks of 32 along the head dimension with an f32 scale per position and block
     /// (like Q8_0 blocks: `d = amax / 127`, values rounded half away from zero; 1.125 bytes per
-    /// value, 0.56x the f16 cache). Needs `head_dim` a multiple of 32. Attention dequantizes the
-    /// tiles it reads into f32 and runs the tier's path on them.
+    /// value, 0.56x the f16 cache). Needs `head_dim` a multiple of 32. The `NeonDot` and
+    /// `NeonI8mm` tiers run integer attention on it (SDOT / SMMLA on the stored int8, in a layout
+    /// chosen for them), the x86 bf16 path converts its tiles to bf16 in one pass, and every
+    /// other path gets them dequantized to f32.
     I8,
 }
 
