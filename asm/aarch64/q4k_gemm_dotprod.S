@@ -92,14 +92,9 @@ function qkern_q4k_dot_p\np\()_dotprod
 endfunc qkern_q4k_dot_p\np\()_dotprod
 .endm
 
-q4k_kernel 8
-q4k_kernel 7
-q4k_kernel 6
-q4k_kernel 5
-q4k_kernel 4
-q4k_kernel 3
-q4k_kernel 2
-q4k_kernel 1
+.irp np, 8, 7, 6, 5, 4, 3, 2, 1
+q4k_kernel \np
+.endr
 
 // void qkern_q4k_dot_gemv_dotprod(const KArgs *): one row x 4*ntiles columns (ARGK_NROWS must be
 // 1), the first row of the pair (lanes 0 and 1 of each activation register).

@@ -134,14 +134,9 @@ function qkern_q4k_mmla_p\np\()_i8mm
 endfunc qkern_q4k_mmla_p\np\()_i8mm
 .endm
 
-q4k_kernel 8
-q4k_kernel 7
-q4k_kernel 6
-q4k_kernel 5
-q4k_kernel 4
-q4k_kernel 3
-q4k_kernel 2
-q4k_kernel 1
+.irp np, 8, 7, 6, 5, 4, 3, 2, 1
+q4k_kernel \np
+.endr
 
 // void qkern_q4k_mmla_gemv_i8mm(const KArgs *): one row x 4*ntiles columns (ARGK_NROWS must be
 // 1). The row pair must hold the same row twice (the last pair of an odd M), so each activation

@@ -103,14 +103,9 @@ function qkern_q5k_dot_p\np\()_dotprod
 endfunc qkern_q5k_dot_p\np\()_dotprod
 .endm
 
-q5k_kernel 8
-q5k_kernel 7
-q5k_kernel 6
-q5k_kernel 5
-q5k_kernel 4
-q5k_kernel 3
-q5k_kernel 2
-q5k_kernel 1
+.irp np, 8, 7, 6, 5, 4, 3, 2, 1
+q5k_kernel \np
+.endr
 
 // void qkern_q5k_dot_gemv_dotprod(const KArgs *): one row x 4*ntiles columns (ARGK_NROWS must be
 // 1), the first row of the pair (lanes 0 and 1 of each activation register).

@@ -164,14 +164,9 @@ function qkern_q5k_mmla_p\np\()_i8mm
 endfunc qkern_q5k_mmla_p\np\()_i8mm
 .endm
 
-q5k_kernel 8
-q5k_kernel 7
-q5k_kernel 6
-q5k_kernel 5
-q5k_kernel 4
-q5k_kernel 3
-q5k_kernel 2
-q5k_kernel 1
+.irp np, 8, 7, 6, 5, 4, 3, 2, 1
+q5k_kernel \np
+.endr
 
 // void qkern_q5k_mmla_gemv_i8mm(const KArgs *): one row x 4*ntiles columns (ARGK_NROWS must be
 // 1). The row pair must hold the same row twice (the last pair of an odd M), so each activation

@@ -126,14 +126,9 @@ function qkern_q6k_mmla_p\np\()_i8mm
 endfunc qkern_q6k_mmla_p\np\()_i8mm
 .endm
 
-q6k_kernel 8
-q6k_kernel 7
-q6k_kernel 6
-q6k_kernel 5
-q6k_kernel 4
-q6k_kernel 3
-q6k_kernel 2
-q6k_kernel 1
+.irp np, 8, 7, 6, 5, 4, 3, 2, 1
+q6k_kernel \np
+.endr
 
 // One sub-block of 16 of the GEMV: A, B, C at [x1, #off], activations at [x12, #aoff].
 // Vector SDOT of [col c: 8][col c+1: 8] with [x: 8][x: 8] gives [c: K 0-3, c: K 4-7, c+1: K 0-3,
