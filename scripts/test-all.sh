@@ -48,7 +48,7 @@ run_tests() { # label, expected tiers, all tiers of the arch, cargo args...
   for t in ${all//,/ }; do
     [[ ",$expect," == *",$t,"* ]] || skips+=(--skip "tier_$t")
   done
-  echo "== $label: tiers $expect"
+  echo "== $label: tiers $expect (at ${SECONDS} s)"
   QKERN_EXPECT_TIERS=$expect QKERN_EXPECT_TIER=${expect##*,} \
     cargo test "$@" -- "${skips[@]}" 2>&1 | tee "$log_dir/$label.log" | grep -E '^(test result|error|failures)|panicked|FAILED' || true
   if grep -qE '^test result: FAILED|^error(\[|:)' "$log_dir/$label.log" || ! grep -q '^test result: ok' "$log_dir/$label.log"; then
@@ -75,17 +75,19 @@ esac
 
 export QKERN_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
-cargo test --workspace --target aarch64-unknown-linux-gnu --no-run 2>&1 | grep -E '^(error|warning: unused)' || true
+# The qemu runs use the `qemu-test` profile (Cargo.toml): dev's overflow checks and debug
+# assertions at opt-level 1, several times faster under emulation than a plain debug build.
+qemu_test=(--profile qemu-test --target aarch64-unknown-linux-gnu)
+cargo test --workspace "${qemu_test[@]}" --no-run 2>&1 | grep -E '^(error|warning: unused)' || true
 for cpu in cortex-a72:scalar,neon neoverse-n1:scalar,neon,neondot max:scalar,neon,neondot,neoni8mm; do
-  QEMU_CPU=${cpu%%:*} run_tests "qemu-${cpu%%:*}" "${cpu#*:}" "$arm_all" --workspace --target aarch64-unknown-linux-gnu
+  QEMU_CPU=${cpu%%:*} run_tests "qemu-${cpu%%:*}" "${cpu#*:}" "$arm_all" --workspace "${qemu_test[@]}"
 done
-# NeonDot and NeonI8mm run the integer attention over an int8 cache: the dequantizing path again
-# (its attention tests; the golden models would run the same path again, for 1.5 minutes).
+# NeonDot and NeonI8mm run the integer attention over an int8 cache: the dequantizing path again.
 QKERN_ATTN_I8=0 QEMU_CPU=max run_tests qemu-max-attention-dequant "$arm_all" "$arm_all" \
-  --test attention --target aarch64-unknown-linux-gnu
+  --test attention --test model_golden "${qemu_test[@]}"
 
-echo "== build checks: aarch64 benches, aarch64 without model, Apple targets (Mach-O assembly)"
-cargo build -q --benches --target aarch64-unknown-linux-gnu
+echo "== build checks: aarch64 benches, aarch64 without model, Apple targets (Mach-O assembly) (at ${SECONDS} s)"
+cargo build -q --benches "${qemu_test[@]}"
 cargo build -q --no-default-features --target aarch64-unknown-linux-gnu
 echo "built aarch64-unknown-linux-gnu (without model)"
 sdk=$(mktemp -d)
@@ -100,11 +102,12 @@ rmdir "$sdk"
 scripts/check-oslogstring.sh "${CARGO_TARGET_DIR:-target}"/{aarch64-apple-darwin,aarch64-apple-ios}/debug/libqkern.rlib
 
 if [ "${QKERN_SKIP_FUZZ:-0}" != 1 ]; then
+  echo "== fuzz smoke (at ${SECONDS} s)"
   scripts/fuzz-smoke.sh
 fi
 
 echo
-echo "== per-tier tests that ran (name suffix ::tier_<name>)"
+echo "== per-tier tests that ran (name suffix ::tier_<name>); ${SECONDS} s in all"
 tiers="$host_all,${arm_all#scalar,}"
 printf '%-18s' "run"; for t in ${tiers//,/ }; do printf ' %11s' "$t"; done; echo
 for label in host host-kernels-only qemu-cortex-a72 qemu-neoverse-n1 qemu-max; do

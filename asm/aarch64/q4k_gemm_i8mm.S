@@ -43,34 +43,13 @@
 // sub-block and tile 8 sdot + 8 unpack + tbl + addp + mla; per super-block 4 sdot + 2 shl +
 // addp + 5 float + 2 fcvtl: 253.9 insn / 1000 MAC, 24.7 MAC/cycle at either cost (the SDOT asm
 // GEMV: 251.9, 25.0).
-#include "qkern_asm.h"
-#include "q4k_gemm.h"
-
-.if ARGK_A != ARGK_W + 8 || ARGK_SUBSTRIDE != ARGK_AT + 8 || ARGK_KB != ARGK_SBSTRIDE + 8
-.error "q4k_gemm.h: an ldp field pair is not adjacent"
-.endif
-.if ARGK_OUT != ARGK_NTILES + 8 || ARGK_NROWS != ARGK_LDO + 8
-.error "q4k_gemm.h: an ldp field pair is not adjacent"
-.endif
+#include "kq_tile.h"
 
 // Register use: v0-v7 weight operands of a sub-block (v0 cp0 chunk 0, v1 cp0 chunk 1, v2 cp1
 // chunk 0, v3 cp1 chunk 1, v4-v7 chunks 2, 3 likewise), v8-v23 int32 super-block sums (pair p:
 // v(8+2p) columns 0-1, v(9+2p) columns 2-3), v24-v25 activations, v26-v27 sub-block partials,
 // v28-v29 sub-scales [s0 s1 s0 s1], [s2 s3 s2 s3], v30 0x0F mask, v31 the sub-block's
-// sub-scale bytes.
-// x1 weights, x2/x3 activation values/tail of super-block 0, x4 sub-block stride, x5 super-block
-// stride, x6 kb, x7 tiles left, x8 output, x9 ldo, x10 rows to store, x12 activation values of
-// the sub-block, x13 tail of the super-block, x14 super-blocks left, x15 sub-scale pointer, x16
-// sub-blocks left / store pointer, x17 activation values of the super-block, x11 tbl indices.
-// Stack: [sp, 0..32) zeros, [sp, 32 + 32p) float accumulators of pair p.
-
-.macro zero_tot p, fa, fb
-    ldp     q\fa, q\fb, [sp]
-.endm
-
-.macro zero_facc p, fa, fb
-    stp     q24, q25, [sp, #(32 + \p * 32)]
-.endm
+// sub-scale bytes. x registers and stack: the frame of kq_tile.h; x11 tbl indices.
 
 // One row pair of one sub-block: 8 smmla into the zeroed partials, times the sub-scales.
 .macro sub_pair p, fa, fb
@@ -101,62 +80,21 @@
     shl     v27.4s, v27.4s, #6
     smmla   v26.4s, v25.16b, v0.16b
     smmla   v27.4s, v25.16b, v1.16b
-    scvtf   v\fa\().4s, v\fa\().4s
-    scvtf   v\fb\().4s, v\fb\().4s
-    scvtf   v26.4s, v26.4s
-    scvtf   v27.4s, v27.4s
-    fmul    v\fa\().4s, v\fa\().4s, v2.4s
-    fmul    v\fb\().4s, v\fb\().4s, v3.4s
-    fmls    v\fa\().4s, v26.4s, v4.4s
-    fmls    v\fb\().4s, v27.4s, v5.4s
-    ldp     q24, q25, [sp, #(32 + \p * 32)]
-    fmla    v24.4s, v\fa\().4s, v6.4s
-    fmla    v25.4s, v\fb\().4s, v6.4s
-    stp     q24, q25, [sp, #(32 + \p * 32)]
-    ldp     q\fa, q\fb, [sp]
-.endm
-
-// Rows 2p, 2p+1 of the tile from the float accumulators; stops after x10 rows (then on to 3:).
-.macro store_pair p, fa, fb
-    ldp     q24, q25, [sp, #(32 + \p * 32)]
-    zip1    v26.2d, v24.2d, v25.2d
-    zip2    v27.2d, v24.2d, v25.2d
-    str     q26, [x16]
-    subs    x10, x10, #1
-    b.eq    3f
-    add     x16, x16, x9
-    str     q27, [x16]
-    subs    x10, x10, #1
-    b.eq    3f
-    add     x16, x16, x9
+    kq_float_step \p, \fa, \fb, 0, v2.4s, v3.4s, v6.4s, v6.4s, v4.4s, v5.4s
 .endm
 
 // void qkern_q4k_mmla_p<np>_i8mm(const KArgs *): rows 2*np (np row pairs) x 4*ntiles columns
 // over kb super-blocks; stores the first ARGK_NROWS rows (no bias).
 .macro q4k_kernel np
 function qkern_q4k_mmla_p\np\()_i8mm
-    save_d8_d15
-    sub     sp, sp, #288
-    .cfi_def_cfa_offset 352
-    stp     xzr, xzr, [sp]
-    stp     xzr, xzr, [sp, #16]
-    ldp     x1, x2, [x0, #ARGK_W]
-    ldp     x3, x4, [x0, #ARGK_AT]
-    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
-    ldp     x7, x8, [x0, #ARGK_NTILES]
+    kq_pairs_enter
     movi    v30.16b, #0x0F
     adr     x11, LOCAL(sc_pairs)
 2:
-    for_pairs \np, zero_tot
-    ldp     q24, q25, [sp]
-    for_pairs \np, zero_facc
-    mov     x17, x2
-    mov     x13, x3
-    mov     x14, x6
+    kq_zero_pairs \np
+    kq_first_sb
 1:
-    mov     x12, x17
-    add     x15, x1, #512
-    mov     x16, #8
+    kq_sb_start 512
 4:
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
@@ -174,9 +112,7 @@ function qkern_q4k_mmla_p\np\()_i8mm
     tbl     v28.16b, {v31.16b}, v28.16b
     tbl     v29.16b, {v31.16b}, v29.16b
     for_pairs \np, sub_pair
-    add     x12, x12, x4
-    subs    x16, x16, #1
-    b.ne    4b
+    kq_next_sub 4b
 
     ldp     q0, q1, [x15]
     add     x16, x15, #32
@@ -190,33 +126,17 @@ function qkern_q4k_mmla_p\np\()_i8mm
     fcvtl   v4.4s, v4.4h
     fcvtl   v5.4s, v5.4h
     for_pairs \np, sb_pair
-    add     x17, x17, x5
-    add     x13, x13, x5
-    subs    x14, x14, #1
-    b.ne    1b
+    kq_next_sb 1b
 
-    mov     x16, x8
-    ldp     x9, x10, [x0, #ARGK_LDO]
-    for_pairs \np, store_pair
-3:
-    add     x8, x8, #16
-    subs    x7, x7, #1
-    b.ne    2b
-    add     sp, sp, #288
-    .cfi_def_cfa_offset 64
-    restore_d8_d15
-    ret
+    kq_store_pairs \np, zip
+    kq_next_tile 2b
+    kq_pairs_leave
 endfunc qkern_q4k_mmla_p\np\()_i8mm
 .endm
 
-q4k_kernel 8
-q4k_kernel 7
-q4k_kernel 6
-q4k_kernel 5
-q4k_kernel 4
-q4k_kernel 3
-q4k_kernel 2
-q4k_kernel 1
+.irp np, 8, 7, 6, 5, 4, 3, 2, 1
+q4k_kernel \np
+.endr
 
 // void qkern_q4k_mmla_gemv_i8mm(const KArgs *): one row x 4*ntiles columns (ARGK_NROWS must be
 // 1). The row pair must hold the same row twice (the last pair of an odd M), so each activation
@@ -226,26 +146,15 @@ q4k_kernel 1
 // Registers: v0-v7 weight operands, v16 float sums, v17 int32 super-block sums, v18-v19
 // partials, v24-v27 activations, v28 sub-scales, v30 0x0F mask, v31 tbl indices. Stack: 32 zero bytes.
 function qkern_q4k_mmla_gemv_i8mm
-    sub     sp, sp, #32
-    .cfi_def_cfa_offset 32
-    stp     xzr, xzr, [sp]
-    stp     xzr, xzr, [sp, #16]
-    ldp     x1, x2, [x0, #ARGK_W]
-    ldp     x3, x4, [x0, #ARGK_AT]
-    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
-    ldp     x7, x8, [x0, #ARGK_NTILES]
+    kq_gemv_enter
     movi    v30.16b, #0x0F
     adr     x11, LOCAL(sc_widen)
     ldr     q31, [x11]
 2:
     ldp     q16, q17, [sp]
-    mov     x17, x2
-    mov     x13, x3
-    mov     x14, x6
+    kq_first_sb
 1:
-    mov     x12, x17
-    add     x15, x1, #512
-    mov     x16, #8
+    kq_sb_start 512
 4:
     ldp     q0, q1, [x1]
     ldp     q2, q3, [x1, #32]
@@ -273,44 +182,17 @@ function qkern_q4k_mmla_gemv_i8mm
     tbl     v28.16b, {v28.16b}, v31.16b
     addp    v18.4s, v18.4s, v19.4s
     mla     v17.4s, v18.4s, v28.4s
-    add     x12, x12, x4
-    subs    x16, x16, #1
-    b.ne    4b
+    kq_next_sub 4b
 
     // Mins (H, L against [col c: m][col c+1: m]) and the float step.
-    ldp     q0, q1, [x15]
-    ldr     q2, [x15, #32]
-    add     x1, x15, #48
-    fcvtl2  v3.4s, v2.8h
-    fcvtl   v2.4s, v2.4h
-    ldp     q24, q25, [x13]
-    ldr     s26, [x13, #32]
-    ldp     q18, q19, [sp]
-    sdot    v18.4s, v0.16b, v24.16b
-    sdot    v19.4s, v1.16b, v24.16b
-    shl     v18.4s, v18.4s, #6
-    shl     v19.4s, v19.4s, #6
-    sdot    v18.4s, v0.16b, v25.16b
-    sdot    v19.4s, v1.16b, v25.16b
-    addp    v18.4s, v18.4s, v19.4s
-    scvtf   v17.4s, v17.4s
-    scvtf   v18.4s, v18.4s
-    fmul    v17.4s, v17.4s, v2.4s
-    fmls    v17.4s, v18.4s, v3.4s
-    fmla    v16.4s, v17.4s, v26.s[0]
-    ldr     q17, [sp]
-    add     x17, x17, x5
-    add     x13, x13, x5
-    subs    x14, x14, #1
-    b.ne    1b
+    kq_load_mins_d
+    kq_i8mm_gemv_mins
+    kq_gemv_float_step 0, v2.4s, v26.s[0], v3.4s
+    kq_next_sb 1b
 
     str     q16, [x8]
-    add     x8, x8, #16
-    subs    x7, x7, #1
-    b.ne    2b
-    add     sp, sp, #32
-    .cfi_def_cfa_offset 0
-    ret
+    kq_next_tile 2b
+    kq_gemv_leave
 endfunc qkern_q4k_mmla_gemv_i8mm
 
 // tbl indices that widen sub-scale bytes to int32 (an index of 0xFF reads 0): from [s0 s1 s2 s3]

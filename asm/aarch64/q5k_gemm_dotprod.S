@@ -36,16 +36,9 @@
 // qkern_q5k_dot_gemv_dotprod (M = 1, the first row of its pair): per sub-block and tile 8 sdot +
 // 14 unpack + 2 uxtl + mla; per super-block 4 sdot + shl + 5 float + 2 fcvtl: 306.6 insn / 1000
 // MAC, 19.3 MAC/cycle; 0.44 instructions per packed weight byte (720 per tile and super-block).
-#include "qkern_asm.h"
-#include "q4k_gemm.h"
+#include "kq_tile.h"
 #include "q5k_gemm.h"
 
-.if ARGK_A != ARGK_W + 8 || ARGK_SUBSTRIDE != ARGK_AT + 8 || ARGK_KB != ARGK_SBSTRIDE + 8
-.error "q4k_gemm.h: an ldp field pair is not adjacent"
-.endif
-.if ARGK_OUT != ARGK_NTILES + 8 || ARGK_NROWS != ARGK_LDO + 8
-.error "q4k_gemm.h: an ldp field pair is not adjacent"
-.endif
 .if ARGQ5K_SC != 8 * ARGQ5K_SUB || ARGQ5K_MINS != ARGQ5K_SC + 32 || ARGQ5K_D != ARGQ5K_MINS + 32
 .error "q5k_gemm.h: unexpected tile super-block layout"
 .endif
@@ -54,92 +47,8 @@
 // R_j >> 3, v4-v7 the other four, made in place in the loaded R0..R3), v8-v23 int32 super-block
 // sums (pair p: v(8+2p) row 2p, v(9+2p) row 2p+1, [c0 c1 c2 c3]), v24-v25 activations, v26-v27
 // sub-block partials (row 2p, row 2p+1), v28 sub-scales [s0 s1 s2 s3] (int32), v29 activation
-// scales, v30 0x03 mask (v26, v27 also R4 and a temporary while unpacking).
-// x1 weights, x2/x3 activation values/tail of super-block 0, x4 sub-block stride, x5 super-block
-// stride, x6 kb, x7 tiles left, x8 output, x9 ldo, x10 rows to store, x12 activation values of
-// the sub-block, x13 tail of the super-block, x14 super-blocks left, x15 sub-scale pointer, x16
-// sub-blocks left / store pointer, x17 activation values of the super-block.
-// Stack: [sp, 0..32) zeros, [sp, 32 + 32p) float accumulators of pair p (row 2p, row 2p+1).
-
-.macro zero_tot p, fa, fb
-    ldp     q\fa, q\fb, [sp]
-.endm
-
-.macro zero_facc p, fa, fb
-    stp     q24, q25, [sp, #(32 + \p * 32)]
-.endm
-
-// One row pair of one sub-block: activation chunk c (K 8c..8c+7) holds [row 2p: 8 bytes][row
-// 2p+1: 8 bytes], so lanes 0, 1 meet W_2c, W_2c+1 for the first row, lanes 2, 3 for the second.
-// 16 sdot into the zeroed partials, times the sub-scales.
-.macro sub_pair p, fa, fb
-    ldp     q26, q27, [sp]
-    ldp     q24, q25, [x12, #(\p * 64)]
-    sdot    v26.4s, v0.16b, v24.4b[0]
-    sdot    v27.4s, v0.16b, v24.4b[2]
-    sdot    v26.4s, v1.16b, v24.4b[1]
-    sdot    v27.4s, v1.16b, v24.4b[3]
-    sdot    v26.4s, v2.16b, v25.4b[0]
-    sdot    v27.4s, v2.16b, v25.4b[2]
-    sdot    v26.4s, v3.16b, v25.4b[1]
-    sdot    v27.4s, v3.16b, v25.4b[3]
-    ldp     q24, q25, [x12, #(\p * 64 + 32)]
-    sdot    v26.4s, v4.16b, v24.4b[0]
-    sdot    v27.4s, v4.16b, v24.4b[2]
-    sdot    v26.4s, v5.16b, v24.4b[1]
-    sdot    v27.4s, v5.16b, v24.4b[3]
-    sdot    v26.4s, v6.16b, v25.4b[0]
-    sdot    v27.4s, v6.16b, v25.4b[2]
-    sdot    v26.4s, v7.16b, v25.4b[1]
-    sdot    v27.4s, v7.16b, v25.4b[3]
-    mla     v\fa\().4s, v26.4s, v28.4s
-    mla     v\fb\().4s, v27.4s, v28.4s
-.endm
-
-// One row pair at the end of a super-block: the mins (H, L by element against v0 = [col c:
-// m0..m3], v1 = [col c: m4..m7]), the float step (v2 d, v3 dmin as f32 [c0..c3]), the sums
-// re-zeroed.
-.macro sb_pair p, fa, fb
-    ldp     q24, q25, [x13, #(\p * 48)]
-    ldp     q26, q27, [sp]
-    sdot    v26.4s, v0.16b, v24.4b[0]
-    sdot    v27.4s, v0.16b, v24.4b[2]
-    sdot    v26.4s, v1.16b, v24.4b[1]
-    sdot    v27.4s, v1.16b, v24.4b[3]
-    ldr     q29, [x13, #(\p * 48 + 32)]
-    shl     v26.4s, v26.4s, #6
-    shl     v27.4s, v27.4s, #6
-    sdot    v26.4s, v0.16b, v25.4b[0]
-    sdot    v27.4s, v0.16b, v25.4b[2]
-    sdot    v26.4s, v1.16b, v25.4b[1]
-    sdot    v27.4s, v1.16b, v25.4b[3]
-    scvtf   v\fa\().4s, v\fa\().4s
-    scvtf   v\fb\().4s, v\fb\().4s
-    scvtf   v26.4s, v26.4s
-    scvtf   v27.4s, v27.4s
-    fmul    v\fa\().4s, v\fa\().4s, v2.4s
-    fmul    v\fb\().4s, v\fb\().4s, v2.4s
-    fmls    v\fa\().4s, v26.4s, v3.4s
-    fmls    v\fb\().4s, v27.4s, v3.4s
-    ldp     q24, q25, [sp, #(32 + \p * 32)]
-    fmla    v24.4s, v\fa\().4s, v29.s[0]
-    fmla    v25.4s, v\fb\().4s, v29.s[2]
-    stp     q24, q25, [sp, #(32 + \p * 32)]
-    ldp     q\fa, q\fb, [sp]
-.endm
-
-// Rows 2p, 2p+1 of the tile from the float accumulators; stops after x10 rows (then on to 3:).
-.macro store_pair p, fa, fb
-    ldp     q24, q25, [sp, #(32 + \p * 32)]
-    str     q24, [x16]
-    subs    x10, x10, #1
-    b.eq    3f
-    add     x16, x16, x9
-    str     q25, [x16]
-    subs    x10, x10, #1
-    b.eq    3f
-    add     x16, x16, x9
-.endm
+// scales, v30 0x03 mask (v26, v27 also R4 and a temporary while unpacking). x registers and
+// stack: the frame of kq_tile.h; the SDOT arithmetic (kq_sdot_*) is the Q4_K kernels'.
 
 // Loads sub-block weights at x1 (advancing it) and the sub-scales at x15 (advancing it), unpacks:
 // W_j = R_j >> 3 (j < 4); W_4+j = R_j bits 2..0 with bits 4..3 from R4 (sli #3 of R4 bits 7..6,
@@ -168,77 +77,35 @@
     uxtl    v28.4s, v28.4h
 .endm
 
-// After the 8 sub-blocks (x15 at the mins): v0, v1 mins, v2 d, v3 dmin as f32; x1 to the next
-// tile super-block.
-.macro load_sb_tail
-    ldp     q0, q1, [x15]
-    ldr     q2, [x15, #32]
-    add     x1, x15, #48
-    fcvtl2  v3.4s, v2.8h
-    fcvtl   v2.4s, v2.4h
-.endm
-
 // void qkern_q5k_dot_p<np>_dotprod(const KArgs *): rows 2*np (np row pairs) x 4*ntiles columns
 // over kb super-blocks; stores the first ARGK_NROWS rows (no bias).
 .macro q5k_kernel np
 function qkern_q5k_dot_p\np\()_dotprod
-    save_d8_d15
-    sub     sp, sp, #288
-    .cfi_def_cfa_offset 352
-    stp     xzr, xzr, [sp]
-    stp     xzr, xzr, [sp, #16]
-    ldp     x1, x2, [x0, #ARGK_W]
-    ldp     x3, x4, [x0, #ARGK_AT]
-    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
-    ldp     x7, x8, [x0, #ARGK_NTILES]
+    kq_pairs_enter
     movi    v30.16b, #0x03
 2:
-    for_pairs \np, zero_tot
-    ldp     q24, q25, [sp]
-    for_pairs \np, zero_facc
-    mov     x17, x2
-    mov     x13, x3
-    mov     x14, x6
+    kq_zero_pairs \np
+    kq_first_sb
 1:
-    mov     x12, x17
-    add     x15, x1, #ARGQ5K_SC
-    mov     x16, #8
+    kq_sb_start ARGQ5K_SC
 4:
     load_sub
-    for_pairs \np, sub_pair
-    add     x12, x12, x4
-    subs    x16, x16, #1
-    b.ne    4b
+    for_pairs \np, kq_sdot_sub_pair
+    kq_next_sub 4b
 
-    load_sb_tail
-    for_pairs \np, sb_pair
-    add     x17, x17, x5
-    add     x13, x13, x5
-    subs    x14, x14, #1
-    b.ne    1b
+    kq_load_mins_d
+    for_pairs \np, kq_sdot_sb_pair
+    kq_next_sb 1b
 
-    mov     x16, x8
-    ldp     x9, x10, [x0, #ARGK_LDO]
-    for_pairs \np, store_pair
-3:
-    add     x8, x8, #16
-    subs    x7, x7, #1
-    b.ne    2b
-    add     sp, sp, #288
-    .cfi_def_cfa_offset 64
-    restore_d8_d15
-    ret
+    kq_store_pairs \np, plain
+    kq_next_tile 2b
+    kq_pairs_leave
 endfunc qkern_q5k_dot_p\np\()_dotprod
 .endm
 
-q5k_kernel 8
-q5k_kernel 7
-q5k_kernel 6
-q5k_kernel 5
-q5k_kernel 4
-q5k_kernel 3
-q5k_kernel 2
-q5k_kernel 1
+.irp np, 8, 7, 6, 5, 4, 3, 2, 1
+q5k_kernel \np
+.endr
 
 // void qkern_q5k_dot_gemv_dotprod(const KArgs *): one row x 4*ntiles columns (ARGK_NROWS must be
 // 1), the first row of the pair (lanes 0 and 1 of each activation register).
@@ -246,67 +113,24 @@ q5k_kernel 1
 // v24-v27 activations (v26, v27 also unpack temporaries), v28 sub-scales, v30 0x03 mask.
 // Stack: 32 zero bytes.
 function qkern_q5k_dot_gemv_dotprod
-    sub     sp, sp, #32
-    .cfi_def_cfa_offset 32
-    stp     xzr, xzr, [sp]
-    stp     xzr, xzr, [sp, #16]
-    ldp     x1, x2, [x0, #ARGK_W]
-    ldp     x3, x4, [x0, #ARGK_AT]
-    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
-    ldp     x7, x8, [x0, #ARGK_NTILES]
+    kq_gemv_enter
     movi    v30.16b, #0x03
 2:
     ldp     q16, q17, [sp]
-    mov     x17, x2
-    mov     x13, x3
-    mov     x14, x6
+    kq_first_sb
 1:
-    mov     x12, x17
-    add     x15, x1, #ARGQ5K_SC
-    mov     x16, #8
+    kq_sb_start ARGQ5K_SC
 4:
     load_sub
-    ldp     q24, q25, [x12]
-    ldp     q26, q27, [x12, #32]
-    ldr     q18, [sp]
-    sdot    v18.4s, v0.16b, v24.4b[0]
-    sdot    v18.4s, v1.16b, v24.4b[1]
-    sdot    v18.4s, v2.16b, v25.4b[0]
-    sdot    v18.4s, v3.16b, v25.4b[1]
-    sdot    v18.4s, v4.16b, v26.4b[0]
-    sdot    v18.4s, v5.16b, v26.4b[1]
-    sdot    v18.4s, v6.16b, v27.4b[0]
-    sdot    v18.4s, v7.16b, v27.4b[1]
-    mla     v17.4s, v18.4s, v28.4s
-    add     x12, x12, x4
-    subs    x16, x16, #1
-    b.ne    4b
+    kq_sdot_gemv_sub
+    kq_next_sub 4b
 
-    load_sb_tail
-    ldp     q24, q25, [x13]
-    ldr     s26, [x13, #32]
-    ldr     q18, [sp]
-    sdot    v18.4s, v0.16b, v24.4b[0]
-    sdot    v18.4s, v1.16b, v24.4b[1]
-    shl     v18.4s, v18.4s, #6
-    sdot    v18.4s, v0.16b, v25.4b[0]
-    sdot    v18.4s, v1.16b, v25.4b[1]
-    scvtf   v17.4s, v17.4s
-    scvtf   v18.4s, v18.4s
-    fmul    v17.4s, v17.4s, v2.4s
-    fmls    v17.4s, v18.4s, v3.4s
-    fmla    v16.4s, v17.4s, v26.s[0]
-    ldr     q17, [sp]
-    add     x17, x17, x5
-    add     x13, x13, x5
-    subs    x14, x14, #1
-    b.ne    1b
+    kq_load_mins_d
+    kq_sdot_gemv_mins
+    kq_gemv_float_step 0, v2.4s, v26.s[0], v3.4s
+    kq_next_sb 1b
 
     str     q16, [x8]
-    add     x8, x8, #16
-    subs    x7, x7, #1
-    b.ne    2b
-    add     sp, sp, #32
-    .cfi_def_cfa_offset 0
-    ret
+    kq_next_tile 2b
+    kq_gemv_leave
 endfunc qkern_q5k_dot_gemv_dotprod

@@ -158,11 +158,6 @@ function qkern_q6k_dot_r\r\()_dotprod
 endfunc qkern_q6k_dot_r\r\()_dotprod
 .endm
 
-q6k_dot_kernel 8
-q6k_dot_kernel 7
-q6k_dot_kernel 6
-q6k_dot_kernel 5
-q6k_dot_kernel 4
-q6k_dot_kernel 3
-q6k_dot_kernel 2
-q6k_dot_kernel 1
+.irp r, 8, 7, 6, 5, 4, 3, 2, 1
+q6k_dot_kernel \r
+.endr

@@ -40,25 +40,13 @@
 // sub-block of 16 and tile 4 sdot + 6 unpack + sxtl + addp + mla; per super-block 5 float:
 // 327.1 insn / 1000 MAC, 19.3 MAC/cycle at either cost (the SDOT kernel: 416.0, 12.0); 0.37
 // instructions per packed weight byte (226 bytes per 256 MAC and column).
-#include "qkern_asm.h"
-#include "q4k_gemm.h"   // the same argument block (KArgs) as the Q4_K kernels
-
-.if ARGK_A != ARGK_W + 8 || ARGK_SUBSTRIDE != ARGK_AT + 8 || ARGK_KB != ARGK_SBSTRIDE + 8
-.error "q4k_gemm.h: an ldp field pair is not adjacent"
-.endif
-.if ARGK_OUT != ARGK_NTILES + 8 || ARGK_NROWS != ARGK_LDO + 8
-.error "q4k_gemm.h: an ldp field pair is not adjacent"
-.endif
+#include "kq_tile.h"   // the same argument block (KArgs) and frame as the Q4_K kernels
 
 // Register use: v0-v2 A, B, C, then (unpacked) v3 O0, v1 O1, v2 O2, v0 O3; v4-v5 sub-scales
 // [s0 s1 s0 s1], [s2 s3 s2 s3] (i32); v8-v23 int32 super-block sums (pair p: v(8+2p) columns
 // 0-1, v(9+2p) columns 2-3), v24-v25 activations, v26-v27 sub-block partials, v30 0xFC mask.
-// x1 weights, x2/x3 activation values/tail of super-block 0, x4 activation sub-block stride
-// (32 values), x5 super-block stride, x6 kb, x7 tiles left, x8 output, x9 ldo, x10 rows to
-// store, x12 activation values of the sub-block pair, x13 tail of the super-block, x14
-// super-blocks left, x15 sub-scale pointer, x16 sub-block pairs left / store pointer, x17
-// activation values of the super-block.
-// Stack: [sp, 0..32) zeros, [sp, 32 + 32p) float accumulators of pair p.
+// x registers and stack: the frame of kq_tile.h, where a sub-block step is a pair of sub-blocks
+// of 16 (x4 the activation stride of 32 values, x16 sub-block pairs left).
 
 // A, B, C at [x1, #off] into the operands v3 O0, v1 O1, v2 O2, v0 O3 (each 4 w), and the
 // sub-scales of the sub-block (x15 advanced).
@@ -75,14 +63,6 @@
     and     v2.16b, v2.16b, v30.16b
     sxtl    v4.4s, v4.4h
     sxtl    v5.4s, v5.4h
-.endm
-
-.macro zero_tot p, fa, fb
-    ldp     q\fa, q\fb, [sp]
-.endm
-
-.macro zero_facc p, fa, fb
-    stp     q24, q25, [sp, #(32 + \p * 32)]
 .endm
 
 // One row pair of one sub-block of 16 (activation chunks at x12 + 64 p + off): 4 smmla into the
@@ -110,66 +90,27 @@
 // v0/v1 d ([w0 w1 w0 w1], [w2 w3 w2 w3]).
 .macro sb_pair p, fa, fb
     ldr     q2, [x13, #(\p * 48 + 32)]
-    scvtf   v\fa\().4s, v\fa\().4s, #2
-    scvtf   v\fb\().4s, v\fb\().4s, #2
-    fmul    v\fa\().4s, v\fa\().4s, v0.4s
-    fmul    v\fb\().4s, v\fb\().4s, v1.4s
-    ldp     q24, q25, [sp, #(32 + \p * 32)]
-    fmla    v24.4s, v\fa\().4s, v2.4s
-    fmla    v25.4s, v\fb\().4s, v2.4s
-    stp     q24, q25, [sp, #(32 + \p * 32)]
-    ldp     q\fa, q\fb, [sp]
-.endm
-
-// Rows 2p, 2p+1 of the tile from the float accumulators; stops after x10 rows (then on to 3:).
-.macro store_pair p, fa, fb
-    ldp     q24, q25, [sp, #(32 + \p * 32)]
-    zip1    v26.2d, v24.2d, v25.2d
-    zip2    v27.2d, v24.2d, v25.2d
-    str     q26, [x16]
-    subs    x10, x10, #1
-    b.eq    3f
-    add     x16, x16, x9
-    str     q27, [x16]
-    subs    x10, x10, #1
-    b.eq    3f
-    add     x16, x16, x9
+    kq_float_step \p, \fa, \fb, 2, v0.4s, v1.4s, v2.4s, v2.4s
 .endm
 
 // void qkern_q6k_mmla_p<np>_i8mm(const KArgs *): rows 2*np (np row pairs) x 4*ntiles columns
 // over kb super-blocks; stores the first ARGK_NROWS rows (no bias).
 .macro q6k_kernel np
 function qkern_q6k_mmla_p\np\()_i8mm
-    save_d8_d15
-    sub     sp, sp, #288
-    .cfi_def_cfa_offset 352
-    stp     xzr, xzr, [sp]
-    stp     xzr, xzr, [sp, #16]
-    ldp     x1, x2, [x0, #ARGK_W]
-    ldp     x3, x4, [x0, #ARGK_AT]
-    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
-    ldp     x7, x8, [x0, #ARGK_NTILES]
+    kq_pairs_enter
     movi    v30.16b, #0xFC
 2:
-    for_pairs \np, zero_tot
-    ldp     q24, q25, [sp]
-    for_pairs \np, zero_facc
-    mov     x17, x2
-    mov     x13, x3
-    mov     x14, x6
+    kq_zero_pairs \np
+    kq_first_sb
 1:
-    mov     x12, x17
-    add     x15, x1, #768
-    mov     x16, #8
+    kq_sb_start 768
 4:
     unpack  0
     for_pairs \np, sub_lo
     unpack  48
     add     x1, x1, #96
     for_pairs \np, sub_hi
-    add     x12, x12, x4
-    subs    x16, x16, #1
-    b.ne    4b
+    kq_next_sub 4b
 
     ld1r    {v0.2s}, [x15], #4
     ld1r    {v1.2s}, [x15], #4
@@ -177,33 +118,17 @@ function qkern_q6k_mmla_p\np\()_i8mm
     fcvtl   v0.4s, v0.4h
     fcvtl   v1.4s, v1.4h
     for_pairs \np, sb_pair
-    add     x17, x17, x5
-    add     x13, x13, x5
-    subs    x14, x14, #1
-    b.ne    1b
+    kq_next_sb 1b
 
-    mov     x16, x8
-    ldp     x9, x10, [x0, #ARGK_LDO]
-    for_pairs \np, store_pair
-3:
-    add     x8, x8, #16
-    subs    x7, x7, #1
-    b.ne    2b
-    add     sp, sp, #288
-    .cfi_def_cfa_offset 64
-    restore_d8_d15
-    ret
+    kq_store_pairs \np, zip
+    kq_next_tile 2b
+    kq_pairs_leave
 endfunc qkern_q6k_mmla_p\np\()_i8mm
 .endm
 
-q6k_kernel 8
-q6k_kernel 7
-q6k_kernel 6
-q6k_kernel 5
-q6k_kernel 4
-q6k_kernel 3
-q6k_kernel 2
-q6k_kernel 1
+.irp np, 8, 7, 6, 5, 4, 3, 2, 1
+q6k_kernel \np
+.endr
 
 // One sub-block of 16 of the GEMV: A, B, C at [x1, #off], activations at [x12, #aoff].
 // Vector SDOT of [col c: 8][col c+1: 8] with [x: 8][x: 8] gives [c: K 0-3, c: K 4-7, c+1: K 0-3,
@@ -235,51 +160,28 @@ q6k_kernel 1
 // Registers: v0-v3 weight operands, v4 sub-scales, v16 float sums, v17 int32 super-block sums,
 // v18-v19 partials, v24-v25 activations, v30 0xFC mask. Stack: 32 zero bytes.
 function qkern_q6k_mmla_gemv_i8mm
-    sub     sp, sp, #32
-    .cfi_def_cfa_offset 32
-    stp     xzr, xzr, [sp]
-    stp     xzr, xzr, [sp, #16]
-    ldp     x1, x2, [x0, #ARGK_W]
-    ldp     x3, x4, [x0, #ARGK_AT]
-    ldp     x5, x6, [x0, #ARGK_SBSTRIDE]
-    ldp     x7, x8, [x0, #ARGK_NTILES]
+    kq_gemv_enter
     movi    v30.16b, #0xFC
 2:
     ldp     q16, q17, [sp]
-    mov     x17, x2
-    mov     x13, x3
-    mov     x14, x6
+    kq_first_sb
 1:
-    mov     x12, x17
-    add     x15, x1, #768
-    mov     x16, #8
+    kq_sb_start 768
 4:
     gemv16  0, 0
     gemv16  48, 32
     add     x1, x1, #96
-    add     x12, x12, x4
-    subs    x16, x16, #1
-    b.ne    4b
+    kq_next_sub 4b
 
     // The float step: d [w0 w1 w2 w3], da of the row.
     ldr     d0, [x15]
     add     x1, x15, #8
     ldr     s2, [x13, #32]
     fcvtl   v0.4s, v0.4h
-    scvtf   v17.4s, v17.4s, #2
-    fmul    v17.4s, v17.4s, v0.4s
-    fmla    v16.4s, v17.4s, v2.s[0]
-    ldr     q17, [sp]
-    add     x17, x17, x5
-    add     x13, x13, x5
-    subs    x14, x14, #1
-    b.ne    1b
+    kq_gemv_float_step 2, v0.4s, v2.s[0]
+    kq_next_sb 1b
 
     str     q16, [x8]
-    add     x8, x8, #16
-    subs    x7, x7, #1
-    b.ne    2b
-    add     sp, sp, #32
-    .cfi_def_cfa_offset 0
-    ret
+    kq_next_tile 2b
+    kq_gemv_leave
 endfunc qkern_q6k_mmla_gemv_i8mm

@@ -307,6 +307,87 @@ pub(crate) enum Stored<'a> {
     },
 }
 
+/// Where a cache layout keeps dimension `i` of position `pos` of a head, as an offset from the
+/// head's first element: the one definition of the layouts of [`Stored`], for the cache's writer
+/// and reader and the driver's dequantization. Every layout interleaves `n` (1, 2 or 8) elements:
+/// keys `[d / n][KV_TILE][n]` per tile (`n` consecutive dimensions of a key contiguous), values
+/// `[d][n]` per group of `n` positions (`n` consecutive positions of a dimension contiguous). `n =
+/// 1` is the plain layout (keys `[d][KV_TILE]` per tile, values `[position][d]`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct KvLayout {
+    /// The interleave `n`.
+    pub n: usize,
+}
+
+impl KvLayout {
+    /// f16, f32 and plain int8.
+    pub const PLAIN: Self = Self { n: 1 };
+    /// bf16 (the x86 bf16 path: two dimensions / positions per 32-bit lane).
+    pub const PAIRS: Self = Self { n: 2 };
+    /// Grouped int8 (the aarch64 int8 path: the 8-byte operands of SDOT / SMMLA).
+    pub const GROUPED: Self = Self { n: 8 };
+
+    /// Offset of key dimension `i` of position `pos`; the next position of the same tile is `n`
+    /// further.
+    #[inline]
+    pub fn key(self, d: usize, pos: usize, i: usize) -> usize {
+        let n = self.n;
+        pos / KV_TILE * KV_TILE * d + i / n * n * KV_TILE + pos % KV_TILE * n + i % n
+    }
+
+    /// Offset of value dimension `i` of position `pos`; the next dimension is `n` further.
+    #[inline]
+    pub fn value(self, d: usize, pos: usize, i: usize) -> usize {
+        let n = self.n;
+        pos / n * n * d + i * n + pos % n
+    }
+
+    /// Writes key row `src` (`d` values) of position `pos` into `dst` (a head's keys).
+    #[inline]
+    pub fn put_key<T: Copy>(self, dst: &mut [T], pos: usize, src: &[T]) {
+        let (n, k0) = (self.n, self.key(src.len(), pos, 0));
+        for (c, chunk) in src.chunks_exact(n).enumerate() {
+            dst[k0 + c * n * KV_TILE..][..n].copy_from_slice(chunk);
+        }
+    }
+
+    /// Writes value row `src` (`d` values) of position `pos` into `dst` (a head's values).
+    #[inline]
+    pub fn put_value<T: Copy>(self, dst: &mut [T], pos: usize, src: &[T]) {
+        let v0 = self.value(src.len(), pos, 0);
+        for (o, &x) in dst[v0..].iter_mut().step_by(self.n).zip(src) {
+            *o = x;
+        }
+    }
+
+    /// Int8: offset of the scale of key block `b` (dimensions `32 b..32 b + 32`) of position
+    /// `pos` in the head's scales (`[d / 32][KV_TILE]` per tile); the next position of the same
+    /// tile is 1 further.
+    #[inline]
+    pub fn key_scale(d: usize, pos: usize, b: usize) -> usize {
+        pos / KV_TILE * KV_TILE * d / 32 + b * KV_TILE + pos % KV_TILE
+    }
+
+    /// Int8: offset of the scale of value block `b` of position `pos` (`[position][d / 32]`).
+    #[inline]
+    pub fn value_scale(d: usize, pos: usize, b: usize) -> usize {
+        pos * d / 32 + b
+    }
+}
+
+impl Stored<'_> {
+    /// The layout of the stored keys and values.
+    pub(crate) fn layout(&self) -> KvLayout {
+        match self {
+            Stored::F16 { .. } | Stored::F32 { .. } | Stored::I8 { grouped: false, .. } => {
+                KvLayout::PLAIN
+            }
+            Stored::I8 { grouped: true, .. } => KvLayout::GROUPED,
+            Stored::Bf16 { .. } => KvLayout::PAIRS,
+        }
+    }
+}
+
 /// The key and value storage of one cache layer, as the driver reads it.
 #[derive(Clone, Copy)]
 pub(crate) struct KvView<'a> {

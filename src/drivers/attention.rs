@@ -15,7 +15,7 @@
 //!   `O = sum O_c e^(m_c - M) / L`.
 
 use crate::contract::attention::{
-    AttnKernel, AttnPath, F32Ops, Mask, Problem, SharedOut, Stats, Stored, Tile, KV_TILE,
+    AttnKernel, AttnPath, F32Ops, KvLayout, Mask, Problem, SharedOut, Stats, Stored, Tile, KV_TILE,
 };
 use crate::contract::ops::exp_f32;
 use crate::parallel::ThreadPool;
@@ -279,52 +279,28 @@ unsafe fn block<K: AttnKernel>(
                 v: &v[off..off + nk * d],
                 vs: &vs[off / 32..(off + nk * d) / 32],
             },
-            Stored::I8 {
-                kt,
-                v,
-                ks,
-                vs,
-                grouped,
-            } => {
-                // Key tile `tt` of the head keeps its scales at `(base + tt * 64 d) / 32`, as
-                // `[d / 32][64]`; value row `j` at `(base + j d) / 32`, as `[d / 32]`. Grouped
-                // values (`Stored::I8`): keys `[d / 8][64][8]` per tile, values `[d][8]` per 8
-                // positions.
+            Stored::I8 { kt, v, ks, vs, .. } => {
+                let layout = p.kv.store.layout();
                 let (kq, vq) = (&mut sc.kq, &mut sc.vq);
                 grow(kq, kt_len);
                 grow(vq, nk * d);
+                // Key dimension i of the positions of tile tt (the next position n further),
+                // their scales (the next position 1 further).
                 for (c, kc) in kq[..kt_len].chunks_exact_mut(KV_TILE).enumerate() {
-                    let (i, tt) = (c % d, c / d);
-                    let scales = &ks[(off + tt * KV_TILE * d) / 32 + (i / 32) * KV_TILE..];
-                    if grouped {
-                        let src = &kt[off + tt * KV_TILE * d + i / 8 * 8 * KV_TILE + i % 8..];
-                        for (j, (o, &s)) in kc.iter_mut().zip(&scales[..KV_TILE]).enumerate() {
-                            *o = src[8 * j] as f32 * s;
-                        }
-                    } else {
-                        let src = &kt[off + c * KV_TILE..][..KV_TILE];
-                        for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
-                            *o = q as f32 * s;
-                        }
+                    let (i, pos) = (c % d, ts + c / d * KV_TILE);
+                    let src = kt[base + layout.key(d, pos, i)..].iter().step_by(layout.n);
+                    let scales = &ks[base / 32 + KvLayout::key_scale(d, pos, i / 32)..];
+                    for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
+                        *o = q as f32 * s;
                     }
                 }
+                // Value row j (the next dimension n further) and its scales.
                 for (j, row) in vq[..nk * d].chunks_exact_mut(d).enumerate() {
-                    let scales = &vs[(off + j * d) / 32..][..d / 32];
-                    if grouped {
-                        let src = &v[off + j / 8 * 8 * d + j % 8..];
-                        for (i, o) in row.iter_mut().enumerate() {
-                            *o = src[8 * i] as f32 * scales[i / 32];
-                        }
-                    } else {
-                        let src = &v[off + j * d..][..d];
-                        for (o32, (q32, &s)) in row
-                            .chunks_exact_mut(32)
-                            .zip(src.chunks_exact(32).zip(scales))
-                        {
-                            for (o, &q) in o32.iter_mut().zip(q32) {
-                                *o = q as f32 * s;
-                            }
-                        }
+                    let pos = ts + j;
+                    let v0 = base + layout.value(d, pos, 0);
+                    let scales = &vs[base / 32 + KvLayout::value_scale(d, pos, 0)..][..d / 32];
+                    for (i, o) in row.iter_mut().enumerate() {
+                        *o = v[v0 + i * layout.n] as f32 * scales[i / 32];
                     }
                 }
                 Tile::F32 {

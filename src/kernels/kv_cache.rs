@@ -14,7 +14,7 @@
 //! still reports [`KvDtype::F16`] (the type asked for: 16 bits per value);
 //! [`KvCache::stores_bf16`] tells which rounding it applies.
 
-use crate::contract::attention::{Bf16Write, KvView, Stored, KV_TILE};
+use crate::contract::attention::{Bf16Write, KvLayout, KvView, Stored, KV_TILE};
 use crate::contract::Kernels;
 use crate::quant::{check_len, quantize_activation_block};
 use crate::{Error, Result, Tier};
@@ -32,8 +32,10 @@ pub enum KvDtype {
     F32,
     /// int8 in blocks of 32 along the head dimension with an f32 scale per position and block
     /// (like Q8_0 blocks: `d = amax / 127`, values rounded half away from zero; 1.125 bytes per
-    /// value, 0.56x the f16 cache). Needs `head_dim` a multiple of 32. Attention dequantizes the
-    /// tiles it reads into f32 and runs the tier's path on them.
+    /// value, 0.56x the f16 cache). Needs `head_dim` a multiple of 32. The `NeonDot` and
+    /// `NeonI8mm` tiers run integer attention on it (SDOT / SMMLA on the stored int8, in a layout
+    /// chosen for them), the x86 bf16 path converts its tiles to bf16 in one pass, and every
+    /// other path gets them dequantized to f32.
     I8,
 }
 
@@ -92,6 +94,24 @@ enum KvStore {
         /// The tier's conversion (`AttnSelect::bf16_kv`).
         conv: Bf16Write,
     },
+}
+
+/// A position's key row then value row, converted to the stored element type by
+/// [`KvCache::write`].
+struct RowBuf {
+    f16: Vec<f16>,
+    bf16: Vec<u16>,
+    i8: Vec<i8>,
+}
+
+impl RowBuf {
+    fn new(d: usize) -> Self {
+        RowBuf {
+            f16: vec![f16::ZERO; 2 * d],
+            bf16: vec![0; 2 * d],
+            i8: vec![0; 2 * d],
+        }
+    }
 }
 
 /// Keys and values of every layer, for positions `0..capacity`.
@@ -321,97 +341,62 @@ impl KvCache {
         a[0] = a[0].max(unsafe { (ops.max_abs)(k) });
         a[1] = a[1].max(unsafe { (ops.max_abs)(v) });
         let d = self.head_dim;
-        let mut buf = [f16::ZERO; KV_TILE];
-        let mut hb = vec![0u16; if self.stores_bf16() { 2 * d } else { 0 }];
+        let layout = self.layout();
+        // One converted row (keys, then values) in the stored element type.
+        let mut row = RowBuf::new(d);
         for g in 0..self.n_kv {
             let base = self.head_base(layer, g);
             for r in 0..t {
                 let pos = pos0 + r;
                 let src_k = &k[(r * self.n_kv + g) * d..][..d];
                 let src_v = &v[(r * self.n_kv + g) * d..][..d];
-                // Key element i of the position goes to row i of its tile (stride KV_TILE).
-                let kt = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE;
-                let vo = base + pos * d;
                 match &mut self.store {
                     KvStore::F16 { k, v } => {
-                        for (c, chunk) in src_k.chunks(KV_TILE).enumerate() {
-                            let h = &mut buf[..chunk.len()];
-                            unsafe { (ops.f32_to_f16)(chunk, h) };
-                            let col = &mut k[kt + c * KV_TILE * KV_TILE..];
-                            for (o, &x) in col.iter_mut().step_by(KV_TILE).zip(h.iter()) {
-                                *o = x;
-                            }
-                        }
-                        unsafe { (ops.f32_to_f16)(src_v, &mut v[vo..vo + d]) };
+                        let (hk, hv) = row.f16.split_at_mut(d);
+                        unsafe { (ops.f32_to_f16)(src_k, hk) };
+                        unsafe { (ops.f32_to_f16)(src_v, hv) };
+                        layout.put_key(&mut k[base..], pos, hk);
+                        layout.put_value(&mut v[base..], pos, hv);
                     }
                     KvStore::Bf16 { k, v, conv } => {
-                        // Key dimensions 2i, 2i + 1 of the position side by side at pair row i
-                        // of its tile; value dimension i at `[i][pos % 2]` of its position pair.
-                        let (hk, hv) = hb.split_at_mut(d);
+                        let (hk, hv) = row.bf16.split_at_mut(d);
                         conv(src_k, hk);
                         conv(src_v, hv);
-                        let kp = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 2;
-                        for (i, pair) in hk.chunks_exact(2).enumerate() {
-                            k[kp + i * 2 * KV_TILE..][..2].copy_from_slice(pair);
-                        }
-                        let vp = base + pos / 2 * 2 * d + pos % 2;
-                        for (o, &x) in v[vp..].iter_mut().step_by(2).zip(hv.iter()) {
-                            *o = x;
-                        }
+                        layout.put_key(&mut k[base..], pos, hk);
+                        layout.put_value(&mut v[base..], pos, hv);
                     }
                     KvStore::F32 { k, v } => {
-                        for (o, &x) in k[kt..].iter_mut().step_by(KV_TILE).zip(src_k) {
-                            *o = x;
-                        }
-                        v[vo..vo + d].copy_from_slice(src_v);
+                        layout.put_key(&mut k[base..], pos, src_k);
+                        layout.put_value(&mut v[base..], pos, src_v);
                     }
-                    KvStore::I8 {
-                        k,
-                        v,
-                        ks,
-                        vs,
-                        grouped,
-                    } => {
-                        // Key block b (dims 32 b ..) of the position: values down its tile
-                        // column (grouped: four 8-byte groups at `[d / 8][64][8]` of its tile),
-                        // the scale at row b of the tile's `[d / 32][64]` scales. Values: the
-                        // position's row (grouped: column `pos % 8` of its 8-position group
-                        // `[d][8]`).
-                        let kst = (base + pos / KV_TILE * KV_TILE * d) / 32 + pos % KV_TILE;
-                        let kt8 = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 8;
-                        for (b, xb) in src_k.chunks_exact(32).enumerate() {
-                            let q = quantize_activation_block(xb.try_into().expect("32 values"));
-                            if *grouped {
-                                for (gg, q8) in q.qs.chunks_exact(8).enumerate() {
-                                    k[kt8 + (4 * b + gg) * 8 * KV_TILE..][..8].copy_from_slice(q8);
-                                }
-                            } else {
-                                let col = &mut k[kt + b * 32 * KV_TILE..];
-                                for (o, &x) in col.iter_mut().step_by(KV_TILE).zip(&q.qs) {
-                                    *o = x;
-                                }
-                            }
-                            ks[kst + b * KV_TILE] = q.d;
+                    KvStore::I8 { k, v, ks, vs, .. } => {
+                        // Blocks of 32 along the head dimension, one scale each.
+                        let (qk, qv) = row.i8.split_at_mut(d);
+                        for (b, (xk, xv)) in src_k
+                            .chunks_exact(32)
+                            .zip(src_v.chunks_exact(32))
+                            .enumerate()
+                        {
+                            let q = quantize_activation_block(xk.try_into().expect("32 values"));
+                            qk[32 * b..32 * b + 32].copy_from_slice(&q.qs);
+                            ks[base / 32 + KvLayout::key_scale(d, pos, b)] = q.d;
+                            let q = quantize_activation_block(xv.try_into().expect("32 values"));
+                            qv[32 * b..32 * b + 32].copy_from_slice(&q.qs);
+                            vs[base / 32 + KvLayout::value_scale(d, pos, b)] = q.d;
                         }
-                        let vg = base + pos / 8 * 8 * d + pos % 8;
-                        for (b, xb) in src_v.chunks_exact(32).enumerate() {
-                            let q = quantize_activation_block(xb.try_into().expect("32 values"));
-                            if *grouped {
-                                let dst = v[vg + 32 * 8 * b..].iter_mut().step_by(8);
-                                for (o, &x) in dst.zip(&q.qs) {
-                                    *o = x;
-                                }
-                            } else {
-                                v[vo + 32 * b..][..32].copy_from_slice(&q.qs);
-                            }
-                            vs[vo / 32 + b] = q.d;
-                        }
+                        layout.put_key(&mut k[base..], pos, qk);
+                        layout.put_value(&mut v[base..], pos, qv);
                     }
                 }
             }
         }
         self.len[layer] = pos0 + t;
         Ok(())
+    }
+
+    /// The layout of the stored keys and values (the same in every layer).
+    fn layout(&self) -> KvLayout {
+        self.view(0).store.layout()
     }
 
     /// Offset of the first element of `(layer, kv head g)` in `k` and `v`.
@@ -455,31 +440,16 @@ impl KvCache {
         }
         let d = self.head_dim;
         let base = self.head_base(layer, kv_head);
-        let i8 = matches!(self.store, KvStore::I8 { grouped: true, .. });
-        let bf = self.stores_bf16();
-        let kt0 = base + pos / KV_TILE * KV_TILE * d;
-        let idx: Vec<usize> = if value && bf {
-            (0..d)
-                .map(|i| base + pos / 2 * 2 * d + i * 2 + pos % 2)
-                .collect()
-        } else if bf {
-            (0..d)
-                .map(|i| kt0 + i / 2 * 2 * KV_TILE + pos % KV_TILE * 2 + i % 2)
-                .collect()
-        } else if value && i8 {
-            (0..d)
-                .map(|i| base + pos / 8 * 8 * d + i * 8 + pos % 8)
-                .collect()
-        } else if value {
-            (0..d).map(|i| base + pos * d + i).collect()
-        } else if i8 {
-            let tile = base + pos / KV_TILE * KV_TILE * d + pos % KV_TILE * 8;
-            (0..d).map(|i| tile + i / 8 * 8 * KV_TILE + i % 8).collect()
-        } else {
-            (0..d)
-                .map(|i| base + pos / KV_TILE * KV_TILE * d + i * KV_TILE + pos % KV_TILE)
-                .collect()
-        };
+        let layout = self.layout();
+        let idx: Vec<usize> = (0..d)
+            .map(|i| {
+                base + if value {
+                    layout.value(d, pos, i)
+                } else {
+                    layout.key(d, pos, i)
+                }
+            })
+            .collect();
         Ok(match &self.store {
             KvStore::F16 { k, v } => {
                 let s = if value { v } else { k };
@@ -495,19 +465,17 @@ impl KvCache {
                     .map(|&i| f32::from_bits((s[i] as u32) << 16))
                     .collect()
             }
-            KvStore::I8 { k, v, ks, vs, .. } => {
-                let tile_scales = (base + pos / KV_TILE * KV_TILE * d) / 32 + pos % KV_TILE;
-                idx.iter()
-                    .enumerate()
-                    .map(|(i, &at)| {
-                        if value {
-                            v[at] as f32 * vs[(base + pos * d + i) / 32]
-                        } else {
-                            k[at] as f32 * ks[tile_scales + (i / 32) * KV_TILE]
-                        }
-                    })
-                    .collect()
-            }
+            KvStore::I8 { k, v, ks, vs, .. } => idx
+                .iter()
+                .enumerate()
+                .map(|(i, &at)| {
+                    if value {
+                        v[at] as f32 * vs[base / 32 + KvLayout::value_scale(d, pos, i / 32)]
+                    } else {
+                        k[at] as f32 * ks[base / 32 + KvLayout::key_scale(d, pos, i / 32)]
+                    }
+                })
+                .collect(),
         })
     }
 }
