@@ -8,37 +8,43 @@ use half::f16;
 pub const KV_TILE: usize = 64;
 
 /// Consecutive tiles of keys (`head_dim x KV_TILE` each, transposed) and the values of their
-/// positions (`positions x head_dim`) as stored.
+/// positions (`positions x head_dim`) as stored, in the kinds every path reads
+/// ([`AttnKernel::tile`]).
 #[derive(Clone, Copy)]
 pub(crate) enum Tile<'a> {
-    F16 {
-        kt: &'a [f16],
-        v: &'a [f16],
-    },
-    F32 {
-        kt: &'a [f32],
-        v: &'a [f32],
-    },
-    /// Int8 in the ungrouped layout of [`Stored::I8`]: key tiles `d x 64` with their scales
-    /// `[d / 32][64]` per tile (`ks`), value rows with their scales `[row][d / 32]` (`vs`). Only
-    /// handed to a path whose [`AttnKernel::TILE_I8`] is true (today the x86 bf16 path).
-    // Read only by paths with TILE_I8 (the x86 bf16 path), so unread on other architectures.
-    #[allow(dead_code)]
-    I8 {
-        kt: &'a [i8],
-        ks: &'a [f32],
-        v: &'a [i8],
-        vs: &'a [f32],
-    },
-    /// bf16 bits in the layouts of [`Stored::Bf16`] (keys `[d / 2][64][2]` per tile, values
-    /// `[d][2]` per pair of positions, starting at an even position). Only handed to a path
-    /// whose [`AttnKernel::TILE_BF16`] is true (the x86 bf16 path).
-    #[allow(dead_code)] // read by the x86 bf16 path only
-    Bf16 {
-        kt: &'a [u16],
-        v: &'a [u16],
-    },
+    F16 { kt: &'a [f16], v: &'a [f16] },
+    F32 { kt: &'a [f32], v: &'a [f32] },
 }
+
+/// An int8 tile in the ungrouped layout of [`Stored::I8`]: key tiles `d x 64` with their scales
+/// `[d / 32][64]` per tile (`ks`), value rows with their scales `[row][d / 32]` (`vs`). Handed only
+/// to a path's own int8 reader ([`AttnKernel::TILE_I8`]).
+#[derive(Clone, Copy)]
+#[allow(dead_code)] // read by the x86 bf16 path only
+pub(crate) struct I8Tile<'a> {
+    pub kt: &'a [i8],
+    pub ks: &'a [f32],
+    pub v: &'a [i8],
+    pub vs: &'a [f32],
+}
+
+/// A bf16 tile: bf16 bits in the layouts of [`Stored::Bf16`] (keys `[d / 2][64][2]` per tile,
+/// values `[d][2]` per pair of positions, starting at an even position). Handed only to a path's
+/// own bf16 reader ([`AttnKernel::TILE_BF16`]).
+#[derive(Clone, Copy)]
+#[allow(dead_code)] // read by the x86 bf16 path only
+pub(crate) struct Bf16Tile<'a> {
+    pub kt: &'a [u16],
+    pub v: &'a [u16],
+}
+
+/// A path's reader of int8 tiles: [`AttnKernel::tile`]'s arguments and result for an [`I8Tile`].
+pub(crate) type ReadI8<E> =
+    for<'a> unsafe fn(I8Tile<'a>, usize, usize, &'a mut [E], &'a mut [E]) -> (&'a [E], &'a [E]);
+
+/// A path's reader of bf16 tiles as stored: the key tiles and value rows of a [`Bf16Tile`] of
+/// `nk` positions and head dimension `d` (arguments `nk, d`), as [`AttnKernel::tile`] returns them.
+pub(crate) type ReadBf16<E> = for<'a> fn(Bf16Tile<'a>, usize, usize) -> (&'a [E], &'a [E]);
 
 /// The causal mask of one KV tile for the rows of a block: row `r` sees the first
 /// `clamp(first + r / group, 0, nk)` keys of the tile.
@@ -81,15 +87,16 @@ pub(crate) trait AttnKernel {
     /// Target number of query rows (query positions x heads of a GQA group) per block: a KV tile
     /// is converted (where the kernel's type differs from the cache's) once per block.
     const BLOCK_ROWS: usize = 64;
-    /// Extra f32 scratch per row after the `rows x KEYS` scores, for the kernel's own use between
-    /// `qk` and `softmax`.
+    /// Extra f32 scratch per row after the `rows x KEYS` scores, for the kernel's own use in
+    /// [`Self::qk_softmax`].
     const S_EXTRA: usize = 0;
-    /// Whether [`Self::tile`] converts int8 tiles ([`Tile::I8`]) itself, in one pass; otherwise
-    /// the driver dequantizes them to f32 first and hands over [`Tile::F32`].
-    const TILE_I8: bool = false;
-    /// Whether the kernel reads bf16 tiles ([`Tile::Bf16`], `E = u16`) as stored; otherwise the
-    /// driver widens them to f32 first and hands over [`Tile::F32`].
-    const TILE_BF16: bool = false;
+    /// The path's own reader of int8 tiles, converting them in one pass; `None`: the driver
+    /// dequantizes them to f32 first and hands them to [`Self::tile`] as [`Tile::F32`].
+    const TILE_I8: Option<ReadI8<Self::E>> = None;
+    /// The path's reader of bf16 tiles as stored (`E = u16`); `None`: the path is never handed a
+    /// bf16 cache (only the tier whose selection hands out a bf16 path makes one,
+    /// [`AttnSelect::bf16_kv`]).
+    const TILE_BF16: Option<ReadBf16<Self::E>> = None;
     /// Natural-log units per unit of the scores (and of the row maxima `m`): 1, or `ln 2` for a
     /// kernel that scales Q by `log2 e` and computes its weights as powers of 2.
     const M_UNIT: f32 = 1.0;
@@ -105,31 +112,22 @@ pub(crate) trait AttnKernel {
         kbuf: &'a mut [Self::E],
         vbuf: &'a mut [Self::E],
     ) -> (&'a [Self::E], &'a [Self::E]);
-    /// `s[r * KEYS + j] = sum_i q[r][i] * k_j[i]` for `r < rows` (a multiple of [`Self::ROWS`])
-    /// and at least every `j < nk` (`nk <= KEYS`; key `j` is column `j % 64` of tile `j / 64` of
-    /// `kt`; columns past `nk` may be left unwritten).
-    unsafe fn qk(q: &[Self::E], rows: usize, d: usize, kt: &[Self::E], nk: usize, s: &mut [f32]);
-    /// The online-softmax step of one tile for rows `r < rows` (unpadded): with
-    /// `v = mask.valid(r, nk)`, a row with `v = 0` gets `corr = 1` and zero weights; otherwise
-    /// `m' = max(m, s[r][..v])`, `corr = e^(m - m')`, `p[r][j] = e^(s[r][j] - m')` for `j < v`
-    /// and 0 for `v <= j < nk` (in the kernel's P layout), `l = l corr + sum_j p[r][j]`, `m = m'`
-    /// (exponentials in the kernel's units, see [`Self::M_UNIT`]). `s` may be overwritten.
-    unsafe fn softmax(
-        s: &mut [f32],
-        rows: usize,
-        nk: usize,
-        mask: Mask,
-        st: &mut Stats<'_>,
-        p: &mut [Self::E],
-    );
-    /// [`Self::qk`] on `rows` (padded) rows, then [`Self::softmax`] on the first `real` of them:
-    /// what the driver calls, so that a kernel may fuse the two (the scores need not reach `s`).
-    /// A fused kernel may also keep a lazy maximum: `m' = m` (and `corr = 1`) while no visible
-    /// score exceeds `m` by more than a bound of its own, so that `m` is then at least the row
-    /// maximum minus that bound instead of the maximum itself. The driver and the decode merge
-    /// need only that `l` and the output are relative to `m` and that the weights stay finite.
+    /// The scores and the online-softmax step of one tile, which a kernel may fuse (the scores
+    /// need not reach `s`, the kernel's scratch of `rows x (KEYS + S_EXTRA)` floats).
+    ///
+    /// Scores `s[r][j] = sum_i q[r][i] * k_j[i]` for the `rows` rows of `q` (padded, a multiple of
+    /// [`Self::ROWS`]) and keys `j < nk` (`nk <= KEYS`; key `j` is column `j % 64` of tile `j / 64`
+    /// of `kt`). The online-softmax step for the first `real` rows (unpadded): with `v =
+    /// mask.valid(r, nk)`, a row with `v = 0` gets `corr = 1` and zero weights; otherwise `m' =
+    /// max(m, s[r][..v])`, `corr = e^(m - m')`, `p[r][j] = e^(s[r][j] - m')` for `j < v` and 0 for
+    /// `v <= j < nk` (in the kernel's P layout), `l = l corr + sum_j p[r][j]`, `m = m'`
+    /// (exponentials in the kernel's units, see [`Self::M_UNIT`]).
+    ///
+    /// A kernel may also keep a lazy maximum: `m' = m` (and `corr = 1`) while no visible score
+    /// exceeds `m` by more than a bound of its own, so that `m` is then at least the row maximum
+    /// minus that bound instead of the maximum itself. The driver and the decode merge need only
+    /// that `l` and the output are relative to `m` and that the weights stay finite.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
     unsafe fn qk_softmax(
         q: &[Self::E],
         rows: usize,
@@ -141,37 +139,17 @@ pub(crate) trait AttnKernel {
         s: &mut [f32],
         st: &mut Stats<'_>,
         p: &mut [Self::E],
-    ) {
-        // SAFETY: forwarded (the same contract as the two calls).
-        unsafe {
-            Self::qk(q, rows, d, kt, nk, s);
-            Self::softmax(s, real, nk, mask, st, p);
-        }
-    }
-    /// [`Self::pv`], given the tile's causal mask (row `r` has zero weights from key
-    /// `mask.valid(r, nk)` on): what the driver calls, so that a kernel may skip the keys that
-    /// no row of a micro-tile sees.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    unsafe fn pv_masked(
-        p: &[Self::E],
-        rows: usize,
-        nk: usize,
-        _mask: Mask,
-        v: &[Self::E],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        // SAFETY: forwarded (the same contract).
-        unsafe { Self::pv(p, rows, nk, v, d, corr, o) }
-    }
+    );
     /// `o[r * d + i] = o[r * d + i] * corr[r] + sum_{j < nk} p[r][j] * v[j * d + i]` for
-    /// `r < rows` (a multiple of [`Self::ROWS`]; `nk <= KEYS`).
+    /// `r < rows` (a multiple of [`Self::ROWS`]; `nk <= KEYS`). Row `r` has zero weights from key
+    /// `mask.valid(r, nk)` on (the tile's causal mask), so a kernel may skip the keys that no row
+    /// of a micro-tile sees.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn pv(
         p: &[Self::E],
         rows: usize,
         nk: usize,
+        mask: Mask,
         v: &[Self::E],
         d: usize,
         corr: &[f32],
@@ -189,7 +167,7 @@ pub(crate) trait F32Ops {
     unsafe fn max(x: &[f32]) -> f32;
     /// `x[i] = e^(x[i] - m)` (`m` at least every `x[i]`); returns the sum.
     unsafe fn exp_sub_sum(x: &mut [f32], m: f32) -> f32;
-    /// `qk` for `R <= 4` rows: `q` is `R x d`, `kt` `d x 64`, `s` `R x 64` (columns `< nk` at
+    /// The scores for `R <= 4` rows: `q` is `R x d`, `kt` `d x 64`, `s` `R x 64` (columns `< nk` at
     /// least). The caller checked the shapes.
     unsafe fn qk_rows<const R: usize>(
         q: *const f32,
@@ -198,7 +176,7 @@ pub(crate) trait F32Ops {
         nk: usize,
         s: *mut f32,
     );
-    /// `pv` for `R <= 4` rows: `p` is `R x 64`, `v` `nk x d`, `corr` `R`, `o` `R x d`. The
+    /// [`AttnKernel::pv`] for `R <= 4` rows: `p` is `R x 64`, `v` `nk x d`, `corr` `R`, `o` `R x d`. The
     /// caller checked the shapes.
     unsafe fn pv_rows<const R: usize>(
         p: *const f32,
@@ -269,7 +247,7 @@ pub(crate) use f32_ops;
 /// The whole key and value storage of a cache (every layer and KV head), as stored: f16 or f32
 /// tiles the paths read directly (as [`Tile::F16`] / [`Tile::F32`]), or int8, which the aarch64
 /// int8 paths read as stored and the driver hands every other path per tile, dequantized into
-/// f32 unless the path converts int8 tiles itself ([`AttnKernel::TILE_I8`]). Int8 values come in
+/// f32 unless the path reads int8 tiles itself ([`AttnKernel::TILE_I8`]). Int8 values come in
 /// blocks of 32 along the head dimension with an f32 scale per position and block: key scales per
 /// tile `[d / 32][KV_TILE]` (transposed like the keys), value scales `[position][d / 32]`; a
 /// head's scales start at its value offset / 32. The values are laid out like the f16 cache (keys

@@ -6,7 +6,7 @@
 //!   query positions at once (about 64 query rows in all, or the path's `BLOCK_ROWS`). For each KV tile the block computes
 //!   `S = Q K^T` (the call's scale folded into Q), the causal mask, an online-softmax update of
 //!   the running row maximum and sum in f32 (one `AttnKernel::qk_softmax` call, which a path may
-//!   fuse), and `O = O * corr + P V` (`pv_masked`, given the mask). A KV tile is converted
+//!   fuse), and `O = O * corr + P V` (`AttnKernel::pv`, given the mask). A KV tile is converted
 //!   (f16 -> f32, where the path computes in f32) once per block, never per row. No `T x T` score
 //!   matrix exists: scratch is `rows x 64` scores plus the `rows x head_dim` output accumulator.
 //! * **Decode** (`t = 1`) on a pool: the KV range is split into chunks of [`KV_CHUNK`] positions
@@ -15,7 +15,8 @@
 //!   `O = sum O_c e^(m_c - M) / L`.
 
 use crate::contract::attention::{
-    AttnKernel, AttnPath, F32Ops, KvLayout, Mask, Problem, SharedOut, Stats, Stored, Tile, KV_TILE,
+    AttnKernel, AttnPath, Bf16Tile, F32Ops, I8Tile, KvLayout, Mask, Problem, SharedOut, Stats,
+    Stored, Tile, KV_TILE,
 };
 use crate::contract::ops::exp_f32;
 use crate::parallel::ThreadPool;
@@ -77,8 +78,6 @@ impl<T: F32Ops> AttnKernel for F32<T> {
     ) -> (&'a [f32], &'a [f32]) {
         match t {
             Tile::F32 { kt, v } => (&kt[..KV_TILE * d], &v[..nk * d]),
-            Tile::I8 { .. } => unreachable!("TILE_I8 is false: the driver dequantizes int8"),
-            Tile::Bf16 { .. } => unreachable!("TILE_BF16 is false: the driver widens bf16"),
             Tile::F16 { kt, v } => {
                 // SAFETY: the path's CPU features (the trait's contract).
                 unsafe {
@@ -90,6 +89,52 @@ impl<T: F32Ops> AttnKernel for F32<T> {
         }
     }
 
+    unsafe fn qk_softmax(
+        q: &[f32],
+        rows: usize,
+        real: usize,
+        d: usize,
+        kt: &[f32],
+        nk: usize,
+        mask: Mask,
+        s: &mut [f32],
+        st: &mut Stats<'_>,
+        p: &mut [f32],
+    ) {
+        // SAFETY: the path's CPU features (the trait's contract); the functions check the shapes.
+        unsafe {
+            Self::qk(q, rows, d, kt, nk, s);
+            Self::softmax(s, real, nk, mask, st, p);
+        }
+    }
+
+    unsafe fn pv(
+        p: &[f32],
+        rows: usize,
+        nk: usize,
+        _mask: Mask,
+        v: &[f32],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        assert!(nk <= KV_TILE && d.is_multiple_of(16) && p.len() >= rows * KV_TILE);
+        assert!(v.len() >= nk * d && corr.len() >= rows && o.len() >= rows * d);
+        let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
+        // SAFETY: rows r..r + R lie inside the checked shapes; CPU features forwarded.
+        row_groups!(rows, r, R => unsafe {
+            T::pv_rows::<R>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d))
+        });
+    }
+}
+
+/// The f32 paths do not fuse: [`AttnKernel::qk_softmax`] is these two passes.
+impl<T: F32Ops> F32<T> {
+    /// The scores of [`AttnKernel::qk_softmax`]: `s[r * KV_TILE + j] = sum_i q[r][i] * k_j[i]` for
+    /// `r < rows` and at least every `j < nk` (columns past `nk` may be left unwritten).
+    ///
+    /// # Safety
+    /// The path's CPU features.
     unsafe fn qk(q: &[f32], rows: usize, d: usize, kt: &[f32], nk: usize, s: &mut [f32]) {
         assert!(nk <= KV_TILE && d.is_multiple_of(16));
         assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && s.len() >= rows * KV_TILE);
@@ -100,6 +145,11 @@ impl<T: F32Ops> AttnKernel for F32<T> {
         });
     }
 
+    /// The online-softmax step of [`AttnKernel::qk_softmax`] on the scores in `s` (overwritten)
+    /// for rows `r < rows`: per row, the maximum and the exponentials of its visible keys.
+    ///
+    /// # Safety
+    /// The path's CPU features.
     unsafe fn softmax(
         s: &mut [f32],
         rows: usize,
@@ -128,24 +178,6 @@ impl<T: F32Ops> AttnKernel for F32<T> {
             st.m[r] = m_new;
             st.corr[r] = corr;
         }
-    }
-
-    unsafe fn pv(
-        p: &[f32],
-        rows: usize,
-        nk: usize,
-        v: &[f32],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        assert!(nk <= KV_TILE && d.is_multiple_of(16) && p.len() >= rows * KV_TILE);
-        assert!(v.len() >= nk * d && corr.len() >= rows && o.len() >= rows * d);
-        let (p, v, c, o) = (p.as_ptr(), v.as_ptr(), corr.as_ptr(), o.as_mut_ptr());
-        // SAFETY: rows r..r + R lie inside the checked shapes; CPU features forwarded.
-        row_groups!(rows, r, R => unsafe {
-            T::pv_rows::<R>(p.add(r * KV_TILE), nk, v, d, c.add(r), o.add(r * d))
-        });
     }
 }
 
@@ -248,69 +280,85 @@ unsafe fn block<K: AttnKernel>(
         let nk = K::KEYS.min(kv_end - ts);
         let off = base + ts * d;
         let kt_len = nk.next_multiple_of(KV_TILE) * d;
-        let tile = match p.kv.store {
-            Stored::F16 { kt, v } => Tile::F16 {
-                kt: &kt[off..off + kt_len],
-                v: &v[off..off + nk * d],
-            },
-            Stored::F32 { kt, v } => Tile::F32 {
-                kt: &kt[off..off + kt_len],
-                v: &v[off..off + nk * d],
-            },
-            // Pairs of positions: the tile's values start at `off` (`ts` is even).
-            Stored::Bf16 { kt, v } if K::TILE_BF16 => Tile::Bf16 {
-                kt: &kt[off..off + kt_len],
-                v: &v[off..off + nk.next_multiple_of(2) * d],
-            },
-            // A bf16 cache is made only for the tier whose path reads it (`AttnSelect::bf16_kv`,
-            // decided once per process like `select`), and calls select from the cache's tier.
-            Stored::Bf16 { .. } => {
-                unreachable!("a bf16 cache is read only by its tier's bf16 path")
+        let kbuf = bytemuck::cast_slice_mut(&mut sc.kbuf[..]);
+        let vbuf = bytemuck::cast_slice_mut(&mut sc.vbuf[..]);
+        // SAFETY (all kernel calls of the loop): forwarded CPU support; the shapes are the ones
+        // the trait documents, and the implementations assert them.
+        let (kt, vt) = match p.kv.store {
+            Stored::F16 { kt, v } => {
+                let t = Tile::F16 {
+                    kt: &kt[off..off + kt_len],
+                    v: &v[off..off + nk * d],
+                };
+                unsafe { K::tile(t, nk, d, kbuf, vbuf) }
+            }
+            Stored::F32 { kt, v } => {
+                let t = Tile::F32 {
+                    kt: &kt[off..off + kt_len],
+                    v: &v[off..off + nk * d],
+                };
+                unsafe { K::tile(t, nk, d, kbuf, vbuf) }
+            }
+            Stored::Bf16 { kt, v } => {
+                // A bf16 cache is made only for the tier whose path reads it
+                // (`AttnSelect::bf16_kv`, decided once per process like `select`), and calls
+                // select from the cache's tier.
+                let read = K::TILE_BF16.expect("a bf16 cache is read only by its tier's bf16 path");
+                // Pairs of positions: the tile's values start at `off` (`ts` is even).
+                let t = Bf16Tile {
+                    kt: &kt[off..off + kt_len],
+                    v: &v[off..off + nk.next_multiple_of(2) * d],
+                };
+                read(t, nk, d)
             }
             Stored::I8 {
                 kt,
                 v,
                 ks,
                 vs,
-                grouped: false,
-            } if K::TILE_I8 => Tile::I8 {
-                kt: &kt[off..off + kt_len],
-                ks: &ks[off / 32..(off + kt_len) / 32],
-                v: &v[off..off + nk * d],
-                vs: &vs[off / 32..(off + nk * d) / 32],
+                grouped,
+            } => match K::TILE_I8 {
+                Some(read) if !grouped => {
+                    let t = I8Tile {
+                        kt: &kt[off..off + kt_len],
+                        ks: &ks[off / 32..(off + kt_len) / 32],
+                        v: &v[off..off + nk * d],
+                        vs: &vs[off / 32..(off + nk * d) / 32],
+                    };
+                    unsafe { read(t, nk, d, kbuf, vbuf) }
+                }
+                _ => {
+                    let layout = p.kv.store.layout();
+                    let (kq, vq) = (&mut sc.kq, &mut sc.vq);
+                    grow(kq, kt_len);
+                    grow(vq, nk * d);
+                    // Key dimension i of the positions of tile tt (the next position n further),
+                    // their scales (the next position 1 further).
+                    for (c, kc) in kq[..kt_len].chunks_exact_mut(KV_TILE).enumerate() {
+                        let (i, pos) = (c % d, ts + c / d * KV_TILE);
+                        let src = kt[base + layout.key(d, pos, i)..].iter().step_by(layout.n);
+                        let scales = &ks[base / 32 + KvLayout::key_scale(d, pos, i / 32)..];
+                        for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
+                            *o = q as f32 * s;
+                        }
+                    }
+                    // Value row j (the next dimension n further) and its scales.
+                    for (j, row) in vq[..nk * d].chunks_exact_mut(d).enumerate() {
+                        let pos = ts + j;
+                        let v0 = base + layout.value(d, pos, 0);
+                        let scales = &vs[base / 32 + KvLayout::value_scale(d, pos, 0)..][..d / 32];
+                        for (i, o) in row.iter_mut().enumerate() {
+                            *o = v[v0 + i * layout.n] as f32 * scales[i / 32];
+                        }
+                    }
+                    let t = Tile::F32 {
+                        kt: &kq[..kt_len],
+                        v: &vq[..nk * d],
+                    };
+                    unsafe { K::tile(t, nk, d, kbuf, vbuf) }
+                }
             },
-            Stored::I8 { kt, v, ks, vs, .. } => {
-                let layout = p.kv.store.layout();
-                let (kq, vq) = (&mut sc.kq, &mut sc.vq);
-                grow(kq, kt_len);
-                grow(vq, nk * d);
-                // Key dimension i of the positions of tile tt (the next position n further),
-                // their scales (the next position 1 further).
-                for (c, kc) in kq[..kt_len].chunks_exact_mut(KV_TILE).enumerate() {
-                    let (i, pos) = (c % d, ts + c / d * KV_TILE);
-                    let src = kt[base + layout.key(d, pos, i)..].iter().step_by(layout.n);
-                    let scales = &ks[base / 32 + KvLayout::key_scale(d, pos, i / 32)..];
-                    for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
-                        *o = q as f32 * s;
-                    }
-                }
-                // Value row j (the next dimension n further) and its scales.
-                for (j, row) in vq[..nk * d].chunks_exact_mut(d).enumerate() {
-                    let pos = ts + j;
-                    let v0 = base + layout.value(d, pos, 0);
-                    let scales = &vs[base / 32 + KvLayout::value_scale(d, pos, 0)..][..d / 32];
-                    for (i, o) in row.iter_mut().enumerate() {
-                        *o = v[v0 + i * layout.n] as f32 * scales[i / 32];
-                    }
-                }
-                Tile::F32 {
-                    kt: &kq[..kt_len],
-                    v: &vq[..nk * d],
-                }
-            }
         };
-        let kbuf = bytemuck::cast_slice_mut(&mut sc.kbuf[..]);
-        let vbuf = bytemuck::cast_slice_mut(&mut sc.vbuf[..]);
         // Row r (position pos0 + qi0 + r / group) sees keys ts..=pos of the tile.
         let mask = Mask {
             first: (p.pos0 + qi0 + 1) as isize - ts as isize,
@@ -321,11 +369,8 @@ unsafe fn block<K: AttnKernel>(
             l: &mut sc.l[..],
             corr: &mut sc.corr[..],
         };
-        // SAFETY (all kernel calls of the loop): forwarded CPU support; the shapes are the ones
-        // the trait documents, and the implementations assert them.
-        let (kt, vt) = unsafe { K::tile(tile, nk, d, kbuf, vbuf) };
         unsafe { K::qk_softmax(qb, rp, rows, d, kt, nk, mask, &mut sc.s, &mut st, pbuf) };
-        unsafe { K::pv_masked(pbuf, rp, nk, mask, vt, d, &sc.corr, &mut sc.o) };
+        unsafe { K::pv(pbuf, rp, nk, mask, vt, d, &sc.corr, &mut sc.o) };
         ts += K::KEYS;
     }
 }

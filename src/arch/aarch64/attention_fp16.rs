@@ -419,7 +419,7 @@ unsafe fn pv_8rows(
     }
 }
 
-/// [`AttnKernel::softmax`] of the fp16 path, in log2 units (Q carries `log2 e`): weights
+/// The online-softmax step ([`Fp16::softmax`]) of the fp16 path, in log2 units (Q carries `log2 e`): weights
 /// `2^(s - m)` from [`exp2_biased`], written packed (`[row group][key group][row]
 /// [8]`), 8 per FCVTN pair. A row that sees every key `qk` computed takes its maximum from
 /// `qk`'s panel maxima (after the `rows x 64` scores); a masked row masks its tail in place.
@@ -596,8 +596,6 @@ impl AttnKernel for Fp16 {
         match t {
             Tile::F16 { kt, v } if n8 == nk => (kt, &v[..nk * d]),
             Tile::F16 { kt, v } => (kt, pad(v, vbuf)),
-            Tile::I8 { .. } => unreachable!("TILE_I8 is false: the driver dequantizes int8"),
-            Tile::Bf16 { .. } => unreachable!("TILE_BF16 is false: the driver widens bf16"),
             Tile::F32 { kt, v } => {
                 to_f16(kt, 1.0, &mut kbuf[..kt.len()]);
                 to_f16(&v[..nk * d], 1.0, &mut vbuf[..nk * d]);
@@ -607,6 +605,66 @@ impl AttnKernel for Fp16 {
         }
     }
 
+    unsafe fn qk_softmax(
+        q: &[f16],
+        rows: usize,
+        real: usize,
+        d: usize,
+        kt: &[f16],
+        nk: usize,
+        mask: Mask,
+        s: &mut [f32],
+        st: &mut Stats<'_>,
+        p: &mut [f16],
+    ) {
+        // SAFETY: FEAT_FP16 (the trait's contract); the functions check the shapes.
+        unsafe {
+            Self::qk(q, rows, d, kt, nk, s);
+            Self::softmax(s, real, nk, mask, st, p);
+        }
+    }
+
+    unsafe fn pv(
+        p: &[f16],
+        rows: usize,
+        nk: usize,
+        _mask: Mask,
+        v: &[f16],
+        d: usize,
+        corr: &[f32],
+        o: &mut [f32],
+    ) {
+        let n8 = nk.div_ceil(8);
+        assert!(rows.is_multiple_of(R) && d.is_multiple_of(16) && d > 0);
+        assert!(nk > 0 && nk <= KEYS && p.len() >= rows * KEYS && v.len() >= n8 * 8 * d);
+        assert!(corr.len() >= rows && o.len() >= rows * d);
+        for rg in 0..rows / R {
+            // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed P holds KEYS / 8
+            // groups of 64 halves from rg * 8 KEYS (n8 <= KEYS / 8 read); v has 8 n8 rows of d halves (stride 2 d
+            // bytes, 16 d / 16 = d columns read); corr rows 8 rg..+8; o rows 8 rg..+8 of d floats.
+            unsafe {
+                pv_8rows(
+                    p.as_ptr().add(rg * R * KEYS),
+                    v.as_ptr(),
+                    2 * d,
+                    n8,
+                    corr.as_ptr().add(rg * R),
+                    o.as_mut_ptr().add(rg * R * d),
+                    4 * d,
+                    d / 16,
+                )
+            };
+        }
+    }
+}
+
+/// Not fused: [`AttnKernel::qk_softmax`] is these two passes.
+impl Fp16 {
+    /// The scores of [`AttnKernel::qk_softmax`] in `s` (`rows x KEYS`), and after them each
+    /// row's 4-lane maxima of its 16-key panels (`MX_ROW` floats per row) for [`Self::softmax`].
+    ///
+    /// # Safety
+    /// FEAT_FP16.
     unsafe fn qk(q: &[f16], rows: usize, d: usize, kt: &[f16], nk: usize, s: &mut [f32]) {
         let tiles = nk.div_ceil(KV_TILE);
         assert!(rows.is_multiple_of(R) && d.is_multiple_of(16) && d > 0);
@@ -643,6 +701,11 @@ impl AttnKernel for Fp16 {
         }
     }
 
+    /// The online-softmax step of [`AttnKernel::qk_softmax`] on the scores and panel maxima
+    /// that [`Self::qk`] left in `s`.
+    ///
+    /// # Safety
+    /// FEAT_FP16.
     unsafe fn softmax(
         s: &mut [f32],
         rows: usize,
@@ -653,37 +716,5 @@ impl AttnKernel for Fp16 {
     ) {
         // SAFETY: NEON is present on every aarch64 CPU.
         unsafe { softmax_tile(s, rows, nk, mask, st, p) }
-    }
-
-    unsafe fn pv(
-        p: &[f16],
-        rows: usize,
-        nk: usize,
-        v: &[f16],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        let n8 = nk.div_ceil(8);
-        assert!(rows.is_multiple_of(R) && d.is_multiple_of(16) && d > 0);
-        assert!(nk > 0 && nk <= KEYS && p.len() >= rows * KEYS && v.len() >= n8 * 8 * d);
-        assert!(corr.len() >= rows && o.len() >= rows * d);
-        for rg in 0..rows / R {
-            // SAFETY: FEAT_FP16 (the trait's contract); group rg's packed P holds KEYS / 8
-            // groups of 64 halves from rg * 8 KEYS (n8 <= KEYS / 8 read); v has 8 n8 rows of d halves (stride 2 d
-            // bytes, 16 d / 16 = d columns read); corr rows 8 rg..+8; o rows 8 rg..+8 of d floats.
-            unsafe {
-                pv_8rows(
-                    p.as_ptr().add(rg * R * KEYS),
-                    v.as_ptr(),
-                    2 * d,
-                    n8,
-                    corr.as_ptr().add(rg * R),
-                    o.as_mut_ptr().add(rg * R * d),
-                    4 * d,
-                    d / 16,
-                )
-            };
-        }
     }
 }

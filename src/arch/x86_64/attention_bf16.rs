@@ -3,8 +3,9 @@
 //! `vdpbf16ps` (`_mm512_dpbf16_ps`: 16 lanes, each the sum of a pair of bf16 products added to an
 //! f32 accumulator), softmax statistics, weights before rounding, and the output accumulator in
 //! f32. The 16-bit KV cache of this tier stores bf16 in the K and V layouts below
-//! (`Stored::Bf16`, chosen when the cache is made, see `kernels::kv_cache`), which `tile` hands
-//! on as stored ([`AttnKernel::TILE_BF16`]); f32 and int8 tiles are converted once per block.
+//! (`Stored::Bf16`, chosen when the cache is made, see `kernels::kv_cache`), which `tile_bf16`
+//! hands on as stored ([`AttnKernel::TILE_BF16`]); f32 and int8 tiles are converted once per
+//! block (`tile`, `tile_i8`).
 //!
 //! Both products are one shape: `R` rows x up to 64 f32 columns (4 vectors), reduced over pairs:
 //! per pair, the row's two bf16 values are one 32-bit broadcast and the right operand holds the
@@ -45,7 +46,9 @@
 //! most `2 V (e^delta - 1) e^delta` (`delta` that score bound, `V = max |v|`); rounding V and the
 //! weights adds `u V` each.
 
-use crate::contract::attention::{AttnKernel, AttnPath, Mask, Stats, Tile, KV_TILE};
+use crate::contract::attention::{
+    AttnKernel, AttnPath, Bf16Tile, I8Tile, Mask, ReadBf16, ReadI8, Stats, Tile, KV_TILE,
+};
 use crate::drivers::attention::path;
 use half::f16;
 use std::arch::x86_64::*;
@@ -395,9 +398,9 @@ impl AttnKernel for Bf16 {
     const BLOCK_ROWS: usize = 128;
     /// Int8 tiles go to bf16 in one pass (`q * scale` in f32, then rounded to bf16: the same
     /// values as the driver's f32 dequantization followed by the f32 conversion).
-    const TILE_I8: bool = true;
-    /// The bf16 cache of this path's tier is stored in the layouts `qk` and `pv` read.
-    const TILE_BF16: bool = true;
+    const TILE_I8: Option<ReadI8<u16>> = Some(tile_i8);
+    /// The bf16 cache of this path's tier is stored in the layouts `qk_softmax` and `pv` read.
+    const TILE_BF16: Option<ReadBf16<u16>> = Some(tile_bf16);
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
         // SAFETY: the CPU features (the trait's contract).
@@ -424,32 +427,9 @@ impl AttnKernel for Bf16 {
                     conv_k(kt, d, nk, kbuf);
                     conv_v(v, nk, d, vbuf);
                 }
-                Tile::I8 { kt, ks, v, vs } => {
-                    conv_k_i8(kt, ks, d, nk, kbuf);
-                    conv_v_i8(v, vs, nk, d, vbuf);
-                }
-                // Stored as `qk` and `pv` read them: no conversion.
-                Tile::Bf16 { kt, v } => return (&kt[..KV_TILE * d], &v[..vlen]),
             }
         }
         (&kbuf[..KV_TILE * d], &vbuf[..vlen])
-    }
-
-    /// Fused into [`Self::qk_softmax`], the only entry the driver calls.
-    unsafe fn qk(_q: &[u16], _rows: usize, _d: usize, _kt: &[u16], _nk: usize, _s: &mut [f32]) {
-        unreachable!("the bf16 path computes Q K^T in qk_softmax")
-    }
-
-    /// Fused into [`Self::qk_softmax`], the only entry the driver calls.
-    unsafe fn softmax(
-        _s: &mut [f32],
-        _rows: usize,
-        _nk: usize,
-        _mask: Mask,
-        _st: &mut Stats<'_>,
-        _p: &mut [u16],
-    ) {
-        unreachable!("the bf16 path computes the softmax in qk_softmax")
     }
 
     /// Fused: the scores of a micro-tile go from the accumulators to the weights without
@@ -474,24 +454,6 @@ impl AttnKernel for Bf16 {
         p: &[u16],
         rows: usize,
         nk: usize,
-        v: &[u16],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        // Every row sees all nk keys.
-        let all = Mask {
-            first: nk as isize,
-            group: 1,
-        };
-        // SAFETY: as above.
-        unsafe { pv(p, rows, nk, all, v, d, corr, o) }
-    }
-
-    unsafe fn pv_masked(
-        p: &[u16],
-        rows: usize,
-        nk: usize,
         mask: Mask,
         v: &[u16],
         d: usize,
@@ -501,6 +463,34 @@ impl AttnKernel for Bf16 {
         // SAFETY: as above.
         unsafe { pv(p, rows, nk, mask, v, d, corr, o) }
     }
+}
+
+/// [`AttnKernel::TILE_I8`]: an int8 tile converted to the bf16 layouts in one pass.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
+unsafe fn tile_i8<'a>(
+    t: I8Tile<'a>,
+    nk: usize,
+    d: usize,
+    kbuf: &'a mut [u16],
+    vbuf: &'a mut [u16],
+) -> (&'a [u16], &'a [u16]) {
+    assert!(nk <= KV_TILE);
+    let vlen = nk.next_multiple_of(2) * d;
+    // SAFETY: the CPU features (the caller's contract); the functions assert the shapes.
+    unsafe {
+        conv_k_i8(t.kt, t.ks, d, nk, kbuf);
+        conv_v_i8(t.v, t.vs, nk, d, vbuf);
+    }
+    (&kbuf[..KV_TILE * d], &vbuf[..vlen])
+}
+
+/// [`AttnKernel::TILE_BF16`]: a tile of the bf16 cache, stored as `qk_softmax` and `pv` read it
+/// (no conversion).
+fn tile_bf16(t: Bf16Tile<'_>, nk: usize, d: usize) -> (&[u16], &[u16]) {
+    assert!(nk <= KV_TILE);
+    (&t.kt[..KV_TILE * d], &t.v[..nk.next_multiple_of(2) * d])
 }
 
 /// [`AttnKernel::load_q`]: row `r` of the block, `bf16(src * scale)`.
