@@ -415,7 +415,6 @@ impl AttnKernel for Bf16 {
         vbuf: &'a mut [u16],
     ) -> (&'a [u16], &'a [u16]) {
         assert!(nk <= KV_TILE);
-        let vlen = nk.next_multiple_of(2) * d;
         // SAFETY: the CPU features (the trait's contract); the functions assert the shapes.
         unsafe {
             match t {
@@ -429,7 +428,7 @@ impl AttnKernel for Bf16 {
                 }
             }
         }
-        (&kbuf[..KV_TILE * d], &vbuf[..vlen])
+        bf16_tile(nk, d, kbuf, vbuf)
     }
 
     /// Fused: the scores of a micro-tile go from the accumulators to the weights without
@@ -477,20 +476,25 @@ unsafe fn tile_i8<'a>(
     vbuf: &'a mut [u16],
 ) -> (&'a [u16], &'a [u16]) {
     assert!(nk <= KV_TILE);
-    let vlen = nk.next_multiple_of(2) * d;
     // SAFETY: the CPU features (the caller's contract); the functions assert the shapes.
     unsafe {
         conv_k_i8(t.kt, t.ks, d, nk, kbuf);
         conv_v_i8(t.v, t.vs, nk, d, vbuf);
     }
-    (&kbuf[..KV_TILE * d], &vbuf[..vlen])
+    bf16_tile(nk, d, kbuf, vbuf)
 }
 
 /// [`AttnKernel::TILE_BF16`]: a tile of the bf16 cache, stored as `qk_softmax` and `pv` read it
 /// (no conversion).
 fn tile_bf16(t: Bf16Tile<'_>, nk: usize, d: usize) -> (&[u16], &[u16]) {
     assert!(nk <= KV_TILE);
-    (&t.kt[..KV_TILE * d], &t.v[..nk.next_multiple_of(2) * d])
+    bf16_tile(nk, d, t.kt, t.v)
+}
+
+/// The key tile (`[d / 2][64][2]`) and the value pairs of `nk` keys (`[nk.div_ceil(2)][d][2]`)
+/// at the start of `kt` and `v`.
+fn bf16_tile<'a>(nk: usize, d: usize, kt: &'a [u16], v: &'a [u16]) -> (&'a [u16], &'a [u16]) {
+    (&kt[..KV_TILE * d], &v[..nk.next_multiple_of(2) * d])
 }
 
 /// [`AttnKernel::load_q`]: row `r` of the block, `bf16(src * scale)`.
