@@ -85,6 +85,23 @@ const UB: f64 = 1.0 / (1u64 << 8) as f64;
 /// Relative error bound of the bf16 path's weights `2^y` (a degree-3 polynomial, 1.02e-4, plus
 /// its f32 evaluation).
 const EXP2_BF16: f64 = 1.1e-4;
+/// Relative error bound of the aarch64 int8 path's f16 weights `2^y` for an f16 `y` in `[-14.5,
+/// 0]` (a degree-3 polynomial evaluated in f16, with its final rounding: 7.1e-4 over every such
+/// `y`, docs/KERNELS.md).
+const EXP2_F16: f64 = 7.2e-4;
+
+/// Whether the aarch64 int8 path runs its softmax in f16: the CPU has FEAT_FP16 and
+/// `QKERN_ATTN_I8_F16` is not `0` (as the path decides).
+fn i8_softmax_f16() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("fp16")
+            && std::env::var("QKERN_ATTN_I8_F16").map_or(true, |v| v != "0")
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    false
+}
+
 /// Keys per step of the aarch64 int8 path (four cache tiles): its weights are quantized per row
 /// and step.
 const I8_STEP: usize = 256;
@@ -298,6 +315,7 @@ fn check_rows(
                             .fold(0f64, |a, &x| a.max(x.abs() as f64))
                     };
                     let l: f64 = pj.iter().sum();
+                    let f16 = i8_softmax_f16();
                     for t0 in (0..n).step_by(I8_STEP) {
                         let te = (t0 + I8_STEP).min(n);
                         let pmax = pj[t0..te].iter().cloned().fold(0f64, f64::max);
@@ -306,9 +324,25 @@ fn check_rows(
                             .fold(0f64, f64::max);
                         for (j, &p) in pj.iter().enumerate().take(te).skip(t0) {
                             pq += (pmax * vt / 510.0).min(p * vj(j));
+                            if f16 && p > 0.0 {
+                                // The f16 softmax: the argument `y = log2(p / pmax)` rounded
+                                // to f16 (relative U16: the weight by `ln 2 |y| U16`), the exp
+                                // (EXP2_F16), in the weight product (with the f16 factor and the
+                                // product's rounding, 2 U16) and in the sum; weights below
+                                // 2^-14.5 of the step maximum are 0, in the sum too.
+                                let ey = (p / pmax).ln().abs() * U16 * 1.01 + EXP2_F16;
+                                pq += p * vj(j) * (ey + 2.0 * U16) + vmax * p * ey;
+                                if p < pmax * (-14.4f64).exp2() {
+                                    pq += vmax * p;
+                                }
+                            }
                         }
                     }
                     pq /= l;
+                    if f16 {
+                        // Each pair of weights of the sum is added in f16.
+                        pq += vmax * U16;
+                    }
                 }
                 bounds.push((a, vmax, pq, delta_q));
             }
@@ -365,7 +399,8 @@ fn check_rows(
             // int8: against the reference of the quantized Q, the weights' rounding to int8
             // (`pq`, worst case, with 1% for the f32 scores) and their exp2 approximation.
             if kind == Kind::I8 {
-                tol += 1.01 * pq + exp2;
+                // (The f16 softmax's exp error is in `pq`.)
+                tol += 1.01 * pq + if i8_softmax_f16() { 0.0 } else { exp2 };
             }
             let tol = tol + 1e-30;
             // Tight bf16 check: against the reference on the rounded Q, K, V, only the weights'
@@ -1386,8 +1421,10 @@ fn int8_accuracy(tier: Tier) {
         let kind = kind_for(tier, KvDtype::I8);
         let (worst, share, worst_u) = check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8");
         eprintln!(
-            "int8 cache, path {path} ({tier}), heads {}/{} d={} t={t} |q|,|k| <= {amp}: \
+            "int8 cache, path {path} ({tier}, softmax {}), heads {}/{} d={} t={t} \
+             |q|,|k| <= {amp}: \
              max |error| / max |v| = {worst:.2e}{}",
+            if i8_softmax_f16() { "f16" } else { "f32" },
             s.n_head,
             s.n_kv,
             s.d,
@@ -1433,9 +1470,10 @@ fn int8_accuracy_2048() {
             let (worst, share, worst_u) =
                 check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8 2048");
             eprintln!(
-                "int8 cache, {} ({tier}), t={t} |q|,|k| <= {amp}: max |error| / max |v| = \
-                 {worst:.2e}, share of the bound {share:.3}, unrounded Q {worst_u:.2e}",
-                path_name(tier, KvDtype::I8)
+                "int8 cache, {} ({tier}, softmax {}), t={t} |q|,|k| <= {amp}: max |error| / \
+                 max |v| = {worst:.2e}, share of the bound {share:.3}, unrounded Q {worst_u:.2e}",
+                path_name(tier, KvDtype::I8),
+                if i8_softmax_f16() { "f16" } else { "f32" }
             );
         }
     }

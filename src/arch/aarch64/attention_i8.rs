@@ -35,7 +35,7 @@
 //!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
-use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, BIAS};
+use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, narrow8, to_f16, BIAS};
 use crate::contract::attention::{AttnPath, Mask, Problem, Stored, KV_TILE};
 use crate::drivers::attention::{block_path, grow, Block, Scratch};
 use std::arch::aarch64::*;
@@ -473,6 +473,10 @@ struct Bufs {
     /// `w_jb = 255 vs_jb / max_j vs_jb` of the step (`[KEYS / 8][nb][4][4]`: each key pair twice,
     /// the layout of the scores), and `max_j vs_jb / 255`.
     w: Vec<f32>,
+    /// The f16 softmax's factors `[KEYS / 8][nb][8]` (f16 bits; per group of 8 keys and block,
+    /// the 8 keys' `w_jb`), built from `w32` (same layout, f32).
+    wh: Vec<u16>,
+    w32: Vec<f32>,
     vmax: Vec<f32>,
     corr: Vec<f32>,
 }
@@ -541,22 +545,157 @@ unsafe fn put_pair_weights(
     }
 }
 
+/// The cubic of [`exp2_h`] as f16 bits: `C1, C2, C3` (lanes 0 to 2), the fp16 rounding of
+/// [`exp2_biased`]'s, moved by a few units in their last place for the least maximum relative
+/// error of the whole f16 evaluation (7.1e-4 over every f16 input in `[-14.5, 0]`, with its
+/// final rounding; docs/KERNELS.md).
+const EXP2_H: [u16; 8] = [0x398c, 0x33c1, 0x2b0b, 0, 0, 0, 0, 0];
+/// 15.0 and -16.0 in f16.
+const H15: u16 = 0x4b80;
+const HM16: u16 = 0xcc00;
+
+/// `2^y` on 8 f16 lanes (FEAT_FP16), for `y <= 0` (any value: NaN and `y < -14.5` give 0): `y =
+/// max(y, -16)` (FMAXNM: NaN gives -16), `n` the nearest integer, `r = y - n` (exact), `e =
+/// 2^n` from FCVTZU with 10 fraction bits of `n + 15` (0 for `n <= -15`: no subnormals), `2^y = e +
+/// e q(r)` with [`EXP2_H`]'s cubic `q(r) = C1 r + r^2 (C2 + C3 r)`, exactly 1 at `y = 0`.
+/// `k = (C1, C2, C3, ..)`, `c2`, `h15`, `lo` the broadcast C2, 15 and -16.
+///
+/// # Safety
+/// The CPU has FEAT_FP16 and the caller is compiled with it.
+#[inline(always)]
+unsafe fn exp2_h(y: uint16x8_t, k: uint16x8_t, c2: uint16x8_t, h15: uint16x8_t, lo: uint16x8_t) -> uint16x8_t {
+    let e: uint16x8_t;
+    // SAFETY: FEAT_FP16 arithmetic on registers only (the caller's contract).
+    unsafe {
+        std::arch::asm!(
+            "fmaxnm {y:v}.8h, {y:v}.8h, {lo:v}.8h",
+            "frintn {e:v}.8h, {y:v}.8h",
+            "fsub {y:v}.8h, {y:v}.8h, {e:v}.8h",
+            "fadd {e:v}.8h, {e:v}.8h, {h15:v}.8h",
+            "fcvtzu {e:v}.8h, {e:v}.8h, #10",
+            "fmul {r2:v}.8h, {y:v}.8h, {y:v}.8h",
+            "mov {t:v}.16b, {c2:v}.16b",
+            "fmla {t:v}.8h, {y:v}.8h, {k:v}.h[2]",
+            "fmul {y:v}.8h, {y:v}.8h, {k:v}.h[0]",
+            "fmla {y:v}.8h, {r2:v}.8h, {t:v}.8h",
+            "fmla {e:v}.8h, {e:v}.8h, {y:v}.8h",
+            y = inout(vreg) y => _,
+            e = out(vreg) e,
+            r2 = out(vreg) _,
+            t = out(vreg) _,
+            k = in(vreg_low16) k,
+            c2 = in(vreg) c2,
+            h15 = in(vreg) h15,
+            lo = in(vreg) lo,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    e
+}
+
+/// The softmax groups of a row pair with f16 weights (FEAT_FP16; module notes): for each group
+/// `g < ng` of 8 keys, the scores `s + 16 g` (`(r0 k, r0 k', r1 k, r1 k')` per key pair) become
+/// `y = s q - mt` in f32 (`qv`, `mv` per lane: `(q0, q0, q1, q1)`, `(-mt0, -mt0, -mt1, -mt1)`),
+/// narrowed to f16, `e = 2^y` ([`exp2_h`]; masked keys hold -inf scores, or NaN with a zero Q
+/// scale: both give 0), the rows' 8 keys put together (UZP1 / UZP2 of 32-bit lanes), and per
+/// value block `b` the 16 bytes `round(e w) - 128` (`w + 8 (g nb + b)`: the block's f16 factors
+/// of the group's 8 keys; FMUL, FCVTNU, UZP1 of the low bytes, EOR 0x80) written at `dst + b
+/// stride + 16 g`. Returns the sums of the weights (lanes `(r0, r0, r1, r1)`), each pair of
+/// weights added in f16, then in f32.
+///
+/// # Safety
+/// FEAT_FP16; `s` holds `16 ng` readable floats, `w` `8 nb ng` readable u16, and `dst + b
+/// stride + 16 g` 16 writable bytes for `b < nb`, `g < ng`.
+#[target_feature(enable = "neon,fp16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn groups_f16(
+    s: *const f32,
+    ng: usize,
+    qv: float32x4_t,
+    mv: float32x4_t,
+    w: *const u16,
+    dst: *mut i8,
+    nb: usize,
+    stride: usize,
+) -> float32x4_t {
+    // SAFETY: FEAT_FP16 (caller) for the asm; the pointers as the caller's contract says.
+    unsafe {
+        let k = vld1q_u16(EXP2_H.as_ptr());
+        let c2 = vdupq_n_u16(EXP2_H[1]);
+        let (h15, lo) = (vdupq_n_u16(H15), vdupq_n_u16(HM16));
+        let x80 = vdupq_n_u8(0x80);
+        let mut sum = vdupq_n_f32(0.0);
+        for g in 0..ng {
+            let s8 = s.add(16 * g);
+            let y: [float32x4_t; 4] =
+                std::array::from_fn(|i| vfmaq_f32(mv, vld1q_f32(s8.add(4 * i)), qv));
+            let e0 = exp2_h(narrow8(y[0], y[1]), k, c2, h15, lo);
+            let e1 = exp2_h(narrow8(y[2], y[3]), k, c2, h15, lo);
+            // The pair sums in f16, widened: lanes (r0, r0, r1, r1) of both halves.
+            let (sl, sh): (float32x4_t, float32x4_t);
+            std::arch::asm!(
+                "fadd {t:v}.8h, {a:v}.8h, {b:v}.8h",
+                "fcvtl {l:v}.4s, {t:v}.4h",
+                "fcvtl2 {h:v}.4s, {t:v}.8h",
+                a = in(vreg) e0,
+                b = in(vreg) e1,
+                t = out(vreg) _,
+                l = out(vreg) sl,
+                h = out(vreg) sh,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            sum = vaddq_f32(sum, vaddq_f32(sl, sh));
+            // Row 0's 8 keys, row 1's 8 keys.
+            let (e0, e1) = (vreinterpretq_u32_u16(e0), vreinterpretq_u32_u16(e1));
+            let r0 = vreinterpretq_u16_u32(vuzp1q_u32(e0, e1));
+            let r1 = vreinterpretq_u16_u32(vuzp2q_u32(e0, e1));
+            for b in 0..nb {
+                let wb = vld1q_u16(w.add(8 * (g * nb + b)));
+                let x: uint8x16_t;
+                // The products lie in [0, 255] (e <= 1, w <= 255, both exact at the top):
+                // FCVTNU, then the low bytes.
+                std::arch::asm!(
+                    "fmul {p:v}.8h, {r0:v}.8h, {w:v}.8h",
+                    "fmul {q:v}.8h, {r1:v}.8h, {w:v}.8h",
+                    "fcvtnu {p:v}.8h, {p:v}.8h",
+                    "fcvtnu {q:v}.8h, {q:v}.8h",
+                    "uzp1 {x:v}.16b, {p:v}.16b, {q:v}.16b",
+                    r0 = in(vreg) r0,
+                    r1 = in(vreg) r1,
+                    w = in(vreg) wb,
+                    p = out(vreg) _,
+                    q = out(vreg) _,
+                    x = out(vreg) x,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+                vst1q_u8(dst.add(b * stride + 16 * g) as *mut u8, veorq_u8(x, x80));
+            }
+        }
+        sum
+    }
+}
+
 /// The online-softmax step of one driver step (module notes), a row pair at a time: row maxima,
 /// rescale factors, sums, the quantized weights `P'` and their scales. `s` holds the scores
 /// (log2 units, in units of the row's Q scale) as `Q K^T` leaves them, `[row pair][KEYS / 2][4]`
 /// with `(r0 k, r0 k', r1 k, r1 k')` per key pair; `w` the factors of the value blocks in the
-/// same key-pair layout, the blocks of a group of 8 keys adjacent. `NB` is the number of value blocks `d / 32` when it is 1, 2 or 4
-/// (unrolled), or 0 (`nb` read at run time).
+/// same key-pair layout, the blocks of a group of 8 keys adjacent; `wh` (with `F16`) the f16
+/// factors `[KEYS / 8][nb][8]`. `NB` is the number of value blocks `d / 32` when it is 1, 2 or
+/// 4 (unrolled), or 0 (`nb` read at run time). `F16`: the exp and the weights in f16
+/// ([`groups_f16`]), else in f32.
+///
+/// # Safety
+/// With `F16` the CPU has FEAT_FP16.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-fn softmax_step<const NB: usize>(
+unsafe fn softmax_step<const NB: usize, const F16: bool>(
     s: &mut [f32],
     rows: usize,
     nk: usize,
     nb: usize,
     mask: Mask,
     (m, l, corr): (&mut [f32], &mut [f32], &mut [f32]),
-    (qs, w, vmax): (&[f32], &[f32], &[f32]),
+    (qs, w, wh, vmax): (&[f32], &[f32], &[u16], &[f32]),
     (pa, ps): (&mut [i8], &mut [f32]),
 ) {
     let nb = if NB > 0 { NB } else { nb };
@@ -564,7 +703,12 @@ fn softmax_step<const NB: usize>(
     let rp = rows.next_multiple_of(R);
     assert!(nk > 0 && nk <= KEYS && s.len() >= rp * KEYS && mask.group > 0);
     assert!(m.len() >= rows && l.len() >= rows && corr.len() >= rows);
-    assert!(qs.len() >= rows && w.len() >= nb * 2 * KEYS && vmax.len() >= nb);
+    assert!(qs.len() >= rows && vmax.len() >= nb);
+    if F16 {
+        assert!(wh.len() >= nb * KEYS);
+    } else {
+        assert!(w.len() >= nb * 2 * KEYS);
+    }
     assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rows * nb);
     let exp2 = |x: f32| vgetq_lane_f32::<0>(exp2_biased(vdupq_n_f32(x + BIAS)));
     let pair = |a: f32, b: f32| vcombine_f32(vdup_n_f32(a), vdup_n_f32(b));
@@ -643,12 +787,24 @@ fn softmax_step<const NB: usize>(
             };
             pmax[h] = exp2(mt - m_new);
             m[r] = m_new;
-            (qa[h], mba[h]) = (q, BIAS - mt);
+            // The f16 exp takes `y` unbiased (its precision is relative).
+            (qa[h], mba[h]) = (q, if F16 { -mt } else { BIAS - mt });
         }
         // A row without keys has q = 0 and its lanes all masked below.
         let (qv, mbv) = (pair(qa[0], qa[1]), pair(mba[0], mba[1]));
         let lim = pair(va[0] as f32, va[1] as f32);
         let mut sum = vdupq_n_f32(0.0);
+        if F16 {
+            // SAFETY: FEAT_FP16 (the caller's contract); the vg <= KEYS / 8 groups of the row
+            // pair's scores, of `wh` (8 nb u16 each, asserted) and of the row pair's P' in each
+            // block (16 bytes at pr + b stride + 16 g).
+            let sum = unsafe {
+                let sum = groups_f16(sp, vg, qv, mbv, wh.as_ptr(), pp.add(pr), nb, stride);
+                vpaddq_f32(sum, sum)
+            };
+            finish_pair(r0, rows, va, pmax, sum, nb, vmax, (l, corr, ps));
+            continue;
+        }
         // The groups both rows see fully (no mask: the loop is only the exp, the sum and the
         // weights), then the groups with masked keys. The scores of visible keys are finite and
         // at most the row's maximum, so `exp2_biased_unclamped` applies (its NaN for the -inf of
@@ -698,22 +854,53 @@ fn softmax_step<const NB: usize>(
         }
         // Lane h: row r0 + h's sum.
         let sum = vpaddq_f32(sum, sum);
-        for h in 0..2 {
-            let r = r0 + h;
-            if va[h] == 0 {
-                continue;
-            }
-            for b in 0..nb {
-                ps[r * nb + b] = pmax[h] * vmax[b];
-            }
-            let sh = if h == 0 {
+        finish_pair(r0, rows, va, pmax, sum, nb, vmax, (l, corr, ps));
+    }
+}
+
+/// The output scales and the sums of the rows `r0`, `r0 + 1` with keys (`va`): `ps = pmax
+/// vmax_b`, `l = l corr + pmax sum` (lane h of `sum`: row `r0 + h`'s).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn finish_pair(
+    r0: usize,
+    rows: usize,
+    va: [usize; 2],
+    pmax: [f32; 2],
+    sum: float32x4_t,
+    nb: usize,
+    vmax: &[f32],
+    (l, corr, ps): (&mut [f32], &mut [f32], &mut [f32]),
+) {
+    for h in 0..2 {
+        let r = r0 + h;
+        if va[h] == 0 || r >= rows {
+            continue;
+        }
+        for b in 0..nb {
+            ps[r * nb + b] = pmax[h] * vmax[b];
+        }
+        // SAFETY: NEON (every aarch64 target), register-only.
+        let sh = unsafe {
+            if h == 0 {
                 vgetq_lane_f32::<0>(sum)
             } else {
                 vgetq_lane_f32::<1>(sum)
-            };
-            l[r] = l[r] * corr[r] + pmax[h] * sh;
-        }
+            }
+        };
+        l[r] = l[r] * corr[r] + pmax[h] * sh;
     }
+}
+
+/// Whether the softmax runs in f16 ([`groups_f16`]): the CPU has FEAT_FP16 and
+/// `QKERN_ATTN_I8_F16` is not `0` (the f32 softmax, for comparison and its tests), read once per
+/// process.
+fn softmax_f16() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        super::attention::fp16_available()
+            && std::env::var("QKERN_ATTN_I8_F16").map_or(true, |v| v != "0")
+    })
 }
 
 /// The int8 path as a [`Block`] of the attention driver.
@@ -756,7 +943,13 @@ unsafe fn block_i8<M: Mm>(
         grow(&mut bf.s, rp * KEYS);
         grow(&mut bf.pa, nb * rp * KEYS);
         grow(&mut bf.ps, rp * nb);
-        grow(&mut bf.w, nb * 2 * KEYS);
+        let f16 = softmax_f16();
+        if f16 {
+            grow(&mut bf.wh, nb * KEYS);
+            grow(&mut bf.w32, nb * KEYS);
+        } else {
+            grow(&mut bf.w, nb * 2 * KEYS);
+        }
         grow(&mut bf.vmax, nb);
         grow(&mut bf.corr, rp);
         // Padding rows: zero Q and P' (the softmax writes real rows only), corr 1.
@@ -798,6 +991,18 @@ unsafe fn block_i8<M: Mm>(
             }
             for (b, m) in vmax.iter_mut().enumerate() {
                 let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
+                if f16 {
+                    // `[KEYS / 8][nb][8]`, narrowed to f16 below.
+                    let w32 = &mut bf.w32[..nb * KEYS];
+                    for (j, x) in vst.iter().skip(b).step_by(nb).enumerate() {
+                        w32[(j / 8) * 8 * nb + b * 8 + j % 8] = x * f;
+                    }
+                    for j in nk..ng * 8 {
+                        w32[(j / 8) * 8 * nb + b * 8 + j % 8] = 0.0;
+                    }
+                    *m /= 255.0;
+                    continue;
+                }
                 // `[KEYS / 8][nb][4][4]`: per group of 8 keys and block, `(w_k0, w_k1, w_k0,
                 // w_k1)` per key pair (the scores' layout; the blocks of a group adjacent).
                 let x = |j: usize| if j < nk { vst[j * nb + b] * f } else { 0.0 };
@@ -812,6 +1017,14 @@ unsafe fn block_i8<M: Mm>(
                 }
                 *m /= 255.0;
             }
+            if f16 {
+                let n = ng * 8 * nb;
+                // SAFETY: f16 is a transparent u16 (`half`), the same length.
+                let wh = unsafe {
+                    std::slice::from_raw_parts_mut(bf.wh.as_mut_ptr() as *mut half::f16, n)
+                };
+                to_f16(&bf.w32[..n], 1.0, wh);
+            }
             let mask = Mask {
                 first: (p.pos0 + qi0 + 1) as isize - ts as isize,
                 group,
@@ -819,15 +1032,20 @@ unsafe fn block_i8<M: Mm>(
             // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
             unsafe { M::qk(&bf.qa, rp, d, ktile, kst, nk, &mut bf.s) };
             let stats = (&mut sc.m[..], &mut sc.l[..], &mut bf.corr[..]);
-            let wv = (&bf.qs[..], &bf.w[..], &bf.vmax[..]);
+            let wv = (&bf.qs[..], &bf.w[..], &bf.wh[..], &bf.vmax[..]);
             let pq = (&mut bf.pa[..], &mut bf.ps[..]);
-            // SAFETY: NEON is part of every aarch64 target.
+            let s = &mut bf.s;
+            // SAFETY: NEON is part of every aarch64 target; f16 only with FEAT_FP16.
             unsafe {
-                match nb {
-                    1 => softmax_step::<1>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
-                    2 => softmax_step::<2>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
-                    4 => softmax_step::<4>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
-                    _ => softmax_step::<0>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                match (nb, f16) {
+                    (1, false) => softmax_step::<1, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (2, false) => softmax_step::<2, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (4, false) => softmax_step::<4, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (_, false) => softmax_step::<0, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (1, true) => softmax_step::<1, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (2, true) => softmax_step::<2, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (4, true) => softmax_step::<4, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (_, true) => softmax_step::<0, true>(s, rows, nk, nb, mask, stats, wv, pq),
                 }
             }
             // SAFETY: as above.
