@@ -340,8 +340,8 @@ fn check_rows(
                     }
                     pq /= l;
                     if f16 {
-                        // Each pair of weights of the sum is added in f16.
-                        pq += vmax * U16;
+                        // The sum adds 4 weights per lane in f16 (two levels) before f32.
+                        pq += vmax * 2.0 * U16;
                     }
                 }
                 bounds.push((a, vmax, pq, delta_q));

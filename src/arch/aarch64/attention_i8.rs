@@ -35,7 +35,7 @@
 //!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
-use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, narrow8, to_f16, BIAS};
+use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, narrow8, BIAS};
 use crate::contract::attention::{AttnPath, Mask, Problem, Stored, KV_TILE};
 use crate::drivers::attention::{block_path, grow, Block, Scratch};
 use std::arch::aarch64::*;
@@ -474,7 +474,8 @@ struct Bufs {
     /// the layout of the scores), and `max_j vs_jb / 255`.
     w: Vec<f32>,
     /// The f16 softmax's factors `[KEYS / 8][nb][8]` (f16 bits; per group of 8 keys and block,
-    /// the 8 keys' `w_jb`), built from `w32` (same layout, f32).
+    /// the 8 keys' `w_jb`), and its scratch: `255 / max_j vs_jb` per block, then a zero-padded
+    /// last group `[8][nb]`.
     wh: Vec<u16>,
     w32: Vec<f32>,
     vmax: Vec<f32>,
@@ -600,15 +601,15 @@ unsafe fn exp2_h(y: uint16x8_t, k: uint16x8_t, c2: uint16x8_t, h15: uint16x8_t, 
 /// scale: both give 0), the rows' 8 keys put together (UZP1 / UZP2 of 32-bit lanes), and per
 /// value block `b` the 16 bytes `round(e w) - 128` (`w + 8 (g nb + b)`: the block's f16 factors
 /// of the group's 8 keys; FMUL, FCVTNU, UZP1 of the low bytes, EOR 0x80) written at `dst + b
-/// stride + 16 g`. Returns the sums of the weights (lanes `(r0, r0, r1, r1)`), each pair of
-/// weights added in f16, then in f32.
+/// stride + 16 g` (`NB` as in [`softmax_step`]). Returns the sums of the weights (lanes `(r0,
+/// r0, r1, r1)`): per lane the 4 weights of two groups added in f16 (two levels), then in f32.
 ///
 /// # Safety
 /// FEAT_FP16; `s` holds `16 ng` readable floats, `w` `8 nb ng` readable u16, and `dst + b
 /// stride + 16 g` 16 writable bytes for `b < nb`, `g < ng`.
 #[target_feature(enable = "neon,fp16")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn groups_f16(
+unsafe fn groups_f16<const NB: usize>(
     s: *const f32,
     ng: usize,
     qv: float32x4_t,
@@ -618,39 +619,25 @@ unsafe fn groups_f16(
     nb: usize,
     stride: usize,
 ) -> float32x4_t {
+    let nb = if NB > 0 { NB } else { nb };
     // SAFETY: FEAT_FP16 (caller) for the asm; the pointers as the caller's contract says.
     unsafe {
         let k = vld1q_u16(EXP2_H.as_ptr());
         let c2 = vdupq_n_u16(EXP2_H[1]);
         let (h15, lo) = (vdupq_n_u16(H15), vdupq_n_u16(HM16));
         let x80 = vdupq_n_u8(0x80);
-        let mut sum = vdupq_n_f32(0.0);
-        for g in 0..ng {
-            let s8 = s.add(16 * g);
+        // One group: its weights written, its two f16 weight vectors returned.
+        let group = |s8: *const f32, w8: *const u16, d8: *mut i8| -> (uint16x8_t, uint16x8_t) {
             let y: [float32x4_t; 4] =
                 std::array::from_fn(|i| vfmaq_f32(mv, vld1q_f32(s8.add(4 * i)), qv));
             let e0 = exp2_h(narrow8(y[0], y[1]), k, c2, h15, lo);
             let e1 = exp2_h(narrow8(y[2], y[3]), k, c2, h15, lo);
-            // The pair sums in f16, widened: lanes (r0, r0, r1, r1) of both halves.
-            let (sl, sh): (float32x4_t, float32x4_t);
-            std::arch::asm!(
-                "fadd {t:v}.8h, {a:v}.8h, {b:v}.8h",
-                "fcvtl {l:v}.4s, {t:v}.4h",
-                "fcvtl2 {h:v}.4s, {t:v}.8h",
-                a = in(vreg) e0,
-                b = in(vreg) e1,
-                t = out(vreg) _,
-                l = out(vreg) sl,
-                h = out(vreg) sh,
-                options(pure, nomem, nostack, preserves_flags)
-            );
-            sum = vaddq_f32(sum, vaddq_f32(sl, sh));
             // Row 0's 8 keys, row 1's 8 keys.
-            let (e0, e1) = (vreinterpretq_u32_u16(e0), vreinterpretq_u32_u16(e1));
-            let r0 = vreinterpretq_u16_u32(vuzp1q_u32(e0, e1));
-            let r1 = vreinterpretq_u16_u32(vuzp2q_u32(e0, e1));
+            let (a, b) = (vreinterpretq_u32_u16(e0), vreinterpretq_u32_u16(e1));
+            let r0 = vreinterpretq_u16_u32(vuzp1q_u32(a, b));
+            let r1 = vreinterpretq_u16_u32(vuzp2q_u32(a, b));
             for b in 0..nb {
-                let wb = vld1q_u16(w.add(8 * (g * nb + b)));
+                let wb = vld1q_u16(w8.add(8 * b));
                 let x: uint8x16_t;
                 // The products lie in [0, 255] (e <= 1, w <= 255, both exact at the top):
                 // FCVTNU, then the low bytes.
@@ -668,8 +655,42 @@ unsafe fn groups_f16(
                     x = out(vreg) x,
                     options(pure, nomem, nostack, preserves_flags)
                 );
-                vst1q_u8(dst.add(b * stride + 16 * g) as *mut u8, veorq_u8(x, x80));
+                vst1q_u8(d8.add(b * stride) as *mut u8, veorq_u8(x, x80));
             }
+            (e0, e1)
+        };
+        // f32 sum += the f16 sum of `a`, `b`, `c`, `d` (lanes (r0, r0, r1, r1) in both halves).
+        let add = |sum: float32x4_t, a: uint16x8_t, b: uint16x8_t, c: uint16x8_t, d: uint16x8_t| {
+            let (sl, sh): (float32x4_t, float32x4_t);
+            std::arch::asm!(
+                "fadd {a:v}.8h, {a:v}.8h, {b:v}.8h",
+                "fadd {c:v}.8h, {c:v}.8h, {d:v}.8h",
+                "fadd {a:v}.8h, {a:v}.8h, {c:v}.8h",
+                "fcvtl {l:v}.4s, {a:v}.4h",
+                "fcvtl2 {h:v}.4s, {a:v}.8h",
+                a = inout(vreg) a => _,
+                b = in(vreg) b,
+                c = inout(vreg) c => _,
+                d = in(vreg) d,
+                l = out(vreg) sl,
+                h = out(vreg) sh,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            vaddq_f32(sum, vaddq_f32(sl, sh))
+        };
+        let mut sum = vdupq_n_f32(0.0);
+        let (mut s8, mut w8, mut d8) = (s, w, dst);
+        // Two groups per iteration (the loop's counters and pointers once per 16 keys).
+        for _ in 0..ng / 2 {
+            let (a, b) = group(s8, w8, d8);
+            let (c, d) = group(s8.add(16), w8.add(8 * nb), d8.add(16));
+            sum = add(sum, a, b, c, d);
+            (s8, w8, d8) = (s8.add(32), w8.add(16 * nb), d8.add(32));
+        }
+        if ng % 2 == 1 {
+            let (a, b) = group(s8, w8, d8);
+            let z = vdupq_n_u16(0);
+            sum = add(sum, a, b, z, z);
         }
         sum
     }
@@ -799,7 +820,7 @@ unsafe fn softmax_step<const NB: usize, const F16: bool>(
             // pair's scores, of `wh` (8 nb u16 each, asserted) and of the row pair's P' in each
             // block (16 bytes at pr + b stride + 16 g).
             let sum = unsafe {
-                let sum = groups_f16(sp, vg, qv, mbv, wh.as_ptr(), pp.add(pr), nb, stride);
+                let sum = groups_f16::<NB>(sp, vg, qv, mbv, wh.as_ptr(), pp.add(pr), nb, stride);
                 vpaddq_f32(sum, sum)
             };
             finish_pair(r0, rows, va, pmax, sum, nb, vmax, (l, corr, ps));
@@ -892,6 +913,54 @@ fn finish_pair(
     }
 }
 
+/// `dst[b][j] = f16(vs[j][b] f[b])` for the 8 keys `j` of a group and the `nb` value blocks (`vs`
+/// `[8][nb]` as the cache stores a group's value scales, `dst` `[nb][8]`: the layout of
+/// [`groups_f16`]'s factors), rounding to nearest even: 8 values per FCVTN / FCVTN2, the blocks
+/// split by UZP for `nb` 1, 2 and 4, one at a time (`half`, the same rounding) otherwise.
+fn put_w16(vs: &[f32], f: &[f32], dst: &mut [u16]) {
+    let nb = f.len();
+    assert!(vs.len() == 8 * nb && dst.len() == 8 * nb);
+    // SAFETY: NEON (every aarch64 target); `vs` and `dst` hold 8 nb elements (asserted), `f`
+    // nb.
+    unsafe {
+        let (v, o) = (vs.as_ptr(), dst.as_mut_ptr());
+        // The products of 8 keys x nb blocks, narrowed: 8 values per vector, in `vs`'s order.
+        let h = |fv: float32x4_t, i: usize| {
+            narrow8(
+                vmulq_f32(vld1q_f32(v.add(8 * i)), fv),
+                vmulq_f32(vld1q_f32(v.add(8 * i + 4)), fv),
+            )
+        };
+        match nb {
+            1 => vst1q_u16(o, h(vdupq_n_f32(f[0]), 0)),
+            2 => {
+                let fv = vcombine_f32(vld1_f32(f.as_ptr()), vld1_f32(f.as_ptr()));
+                let (a, b) = (h(fv, 0), h(fv, 1));
+                vst1q_u16(o, vuzp1q_u16(a, b));
+                vst1q_u16(o.add(8), vuzp2q_u16(a, b));
+            }
+            4 => {
+                let fv = vld1q_f32(f.as_ptr());
+                let a: [uint16x8_t; 4] = std::array::from_fn(|i| h(fv, i));
+                // Even lanes: blocks 0 and 2, odd: 1 and 3; then each split again.
+                let (e0, e1) = (vuzp1q_u16(a[0], a[1]), vuzp1q_u16(a[2], a[3]));
+                let (d0, d1) = (vuzp2q_u16(a[0], a[1]), vuzp2q_u16(a[2], a[3]));
+                vst1q_u16(o, vuzp1q_u16(e0, e1));
+                vst1q_u16(o.add(8), vuzp1q_u16(d0, d1));
+                vst1q_u16(o.add(16), vuzp2q_u16(e0, e1));
+                vst1q_u16(o.add(24), vuzp2q_u16(d0, d1));
+            }
+            _ => {
+                for (b, &fb) in f.iter().enumerate() {
+                    for j in 0..8 {
+                        *o.add(8 * b + j) = half::f16::from_f32(*v.add(j * nb + b) * fb).to_bits();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Whether the softmax runs in f16 ([`groups_f16`]): the CPU has FEAT_FP16 and
 /// `QKERN_ATTN_I8_F16` is not `0` (the f32 softmax, for comparison and its tests), read once per
 /// process.
@@ -946,7 +1015,7 @@ unsafe fn block_i8<M: Mm>(
         let f16 = softmax_f16();
         if f16 {
             grow(&mut bf.wh, nb * KEYS);
-            grow(&mut bf.w32, nb * KEYS);
+            grow(&mut bf.w32, 9 * nb);
         } else {
             grow(&mut bf.w, nb * 2 * KEYS);
         }
@@ -992,14 +1061,8 @@ unsafe fn block_i8<M: Mm>(
             for (b, m) in vmax.iter_mut().enumerate() {
                 let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
                 if f16 {
-                    // `[KEYS / 8][nb][8]`, narrowed to f16 below.
-                    let w32 = &mut bf.w32[..nb * KEYS];
-                    for (j, x) in vst.iter().skip(b).step_by(nb).enumerate() {
-                        w32[(j / 8) * 8 * nb + b * 8 + j % 8] = x * f;
-                    }
-                    for j in nk..ng * 8 {
-                        w32[(j / 8) * 8 * nb + b * 8 + j % 8] = 0.0;
-                    }
+                    // The factors, for `put_w16` below.
+                    bf.w32[b] = f;
                     *m /= 255.0;
                     continue;
                 }
@@ -1018,12 +1081,18 @@ unsafe fn block_i8<M: Mm>(
                 *m /= 255.0;
             }
             if f16 {
-                let n = ng * 8 * nb;
-                // SAFETY: f16 is a transparent u16 (`half`), the same length.
-                let wh = unsafe {
-                    std::slice::from_raw_parts_mut(bf.wh.as_mut_ptr() as *mut half::f16, n)
-                };
-                to_f16(&bf.w32[..n], 1.0, wh);
+                // `[KEYS / 8][nb][8]` in f16; the last group padded with zero weights.
+                let (fs, tail) = bf.w32.split_at_mut(nb);
+                let full = nk / 8;
+                for g in 0..full {
+                    put_w16(&vst[8 * g * nb..][..8 * nb], fs, &mut bf.wh[8 * g * nb..][..8 * nb]);
+                }
+                if nk % 8 != 0 {
+                    let tail = &mut tail[..8 * nb];
+                    tail.fill(0.0);
+                    tail[..(nk % 8) * nb].copy_from_slice(&vst[8 * full * nb..]);
+                    put_w16(tail, fs, &mut bf.wh[8 * full * nb..][..8 * nb]);
+                }
             }
             let mask = Mask {
                 first: (p.pos0 + qi0 + 1) as isize - ts as isize,
