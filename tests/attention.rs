@@ -102,6 +102,15 @@ fn i8_softmax_f16() -> bool {
     false
 }
 
+/// The softmax arithmetic of the int8 path (`kind` I8), for the printed figures.
+fn softmax_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::I8 if i8_softmax_f16() => "f16",
+        Kind::I8 => "f32",
+        _ => "-",
+    }
+}
+
 /// Keys per step of the aarch64 int8 path (four cache tiles): its weights are quantized per row
 /// and step.
 const I8_STEP: usize = 256;
@@ -1424,7 +1433,7 @@ fn int8_accuracy(tier: Tier) {
             "int8 cache, path {path} ({tier}, softmax {}), heads {}/{} d={} t={t} \
              |q|,|k| <= {amp}: \
              max |error| / max |v| = {worst:.2e}{}",
-            if i8_softmax_f16() { "f16" } else { "f32" },
+            softmax_name(kind),
             s.n_head,
             s.n_kv,
             s.d,
@@ -1473,7 +1482,7 @@ fn int8_accuracy_2048() {
                 "int8 cache, {} ({tier}, softmax {}), t={t} |q|,|k| <= {amp}: max |error| / \
                  max |v| = {worst:.2e}, share of the bound {share:.3}, unrounded Q {worst_u:.2e}",
                 path_name(tier, KvDtype::I8),
-                if i8_softmax_f16() { "f16" } else { "f32" }
+                softmax_name(kind)
             );
         }
     }

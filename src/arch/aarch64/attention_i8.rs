@@ -32,6 +32,16 @@
 //!   and block of rows (one product per 16 value bytes with a `A` of ones). Keys a row does not
 //!   see get `x = 0`. The output gets `o = o 2^(m - m') + 2^(mt - m') (max_j vs_jb / 255) sum_j
 //!   x_jb v_ji`. `P'` is packed as `[block][row pair][key group of 8][2][8]`.
+//! * **f16 softmax** (CPUs with FEAT_FP16, [`groups_f16`]; the f32 softmax above is the fallback,
+//!   and runs with `QKERN_ATTN_I8_F16=0`): the weights end as 8-bit integers, so from the
+//!   argument on the group's arithmetic runs on 8 f16 lanes. Per row pair and 8 keys: `y = s q -
+//!   mt` in f32 (4 FMLA), narrowed (FCVTN / FCVTN2: 2 vectors of 8), `2^y` in f16 ([`exp2_h`]:
+//!   11 instructions per 8 lanes; FMAXNM at -16 first, so the -inf / NaN of masked keys give
+//!   exactly 0 without a mask, and weights below 2^-14.5 are 0), UZP1 / UZP2 to put each row's 8
+//!   keys together, then per value block one FMUL by the f16 factors `w_jb` (`[group][block][8]`,
+//!   built per step with FCVTN and UZP), FCVTNU, one UZP1 of both rows' low bytes, EOR 0x80 and
+//!   the store. The sum adds each lane's 4 weights of two groups in f16, then widens (FCVTL /
+//!   FCVTL2) into the f32 sum.
 //!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
@@ -77,7 +87,7 @@ trait Mm {
     /// # Safety
     /// The CPU has the ISA's feature.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn qk(qa: &[i8], rows: usize, d: usize, kt: &[i8], ks: &[f32], nk: usize, s: &mut [f32]);
+    unsafe fn qk(qa: &[i8], rows: usize, d: usize, kt: &[i8], kd: &[f32], nk: usize, s: &mut [f32]);
     /// [`pv_step`] compiled with the ISA's feature.
     ///
     /// # Safety
@@ -108,12 +118,12 @@ macro_rules! entry_points {
             rows: usize,
             d: usize,
             kt: &[i8],
-            ks: &[f32],
+            kd: &[f32],
             nk: usize,
             s: &mut [f32],
         ) {
             // SAFETY: compiled with the feature and (caller) run on a CPU that has it.
-            unsafe { qk_step::<$isa>(qa, rows, d, kt, ks, nk, s) }
+            unsafe { qk_step::<$isa>(qa, rows, d, kt, kd, nk, s) }
         }
 
         /// # Safety
@@ -147,12 +157,12 @@ macro_rules! forward {
             rows: usize,
             d: usize,
             kt: &[i8],
-            ks: &[f32],
+            kd: &[f32],
             nk: usize,
             s: &mut [f32],
         ) {
             // SAFETY: the CPU has the feature (the trait's contract).
-            unsafe { $qk(qa, rows, d, kt, ks, nk, s) }
+            unsafe { $qk(qa, rows, d, kt, kd, nk, s) }
         }
 
         unsafe fn pv(
@@ -284,9 +294,11 @@ fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
 /// Scores of one step in units of the row's Q scale (the softmax applies it):
 /// `s_rj = sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for rows `r < rows` (a multiple of
 /// [`R`]) and keys `j < nk` rounded up to 8, over the `nk.div_ceil(64)` cache tiles of `kt` (`[d /
-/// 8][64][8]` each) and `ks` (`[d / 32][64]` each), written as the products leave them: `s[r /
-/// 2][j / 2][4]` with `(r0 k, r0 k', r1 k, r1 k')` per row pair and key pair (`2 KEYS` floats per
-/// row pair).
+/// 8][64][8]` each), written as the products leave them: `s[r / 2][j / 2][4]` with `(r0 k, r0 k',
+/// r1 k, r1 k')` per row pair and key pair (`2 KEYS` floats per row pair). The key scales come
+/// as the differences `kd` of [`key_scales`]: the int32 sums run on over the blocks (no reset),
+/// and `s = sum_b kd_b I_b` with `I_b` the sum over the blocks up to `b` (telescoping: `kd_b =
+/// ks_b - ks_(b+1)`), one SCVTF and one FMUL / FMLA per block and 4 scores.
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
@@ -297,7 +309,7 @@ unsafe fn qk_step<M: Mm>(
     rows: usize,
     d: usize,
     kt: &[i8],
-    ks: &[f32],
+    kd: &[f32],
     nk: usize,
     s: &mut [f32],
 ) {
@@ -305,58 +317,46 @@ unsafe fn qk_step<M: Mm>(
     let tiles = nk.div_ceil(KV_TILE);
     assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && nk > 0 && nk <= KEYS);
     assert!(qa.len() >= rows * d && kt.len() >= tiles * KV_TILE * d);
-    assert!(ks.len() >= tiles * nb * KV_TILE && s.len() >= rows * KEYS);
+    assert!(kd.len() >= tiles * nb * 2 * KV_TILE && s.len() >= rows * KEYS);
     let (qa, sp) = (qa.as_ptr(), s.as_mut_ptr());
     for t in 0..tiles {
         let ng = (nk - t * KV_TILE).min(KV_TILE).div_ceil(8);
         // SAFETY: tile t < tiles of both (asserted lengths).
-        let (kt, ks) = unsafe {
+        let (kt, kd) = unsafe {
             (
                 kt.as_ptr().add(t * KV_TILE * d),
-                ks.as_ptr().add(t * nb * KV_TILE),
+                kd.as_ptr().add(t * nb * 2 * KV_TILE),
             )
         };
         for rq in (0..rows).step_by(4) {
             // SAFETY (the whole loop body): row pairs rq / 2, rq / 2 + 1 of the packed Q are
             // `2 d` bytes each, read at dimension groups < d / 8; key group c8 < ng <= 8 of
-            // dimension group dg < d / 8 of the tile is 64 bytes at (dg 64 + c8 8) 8; key scales
-            // b < nb at b 64 + c8 8 + 4; row pairs rq / 2 + x (x < 2) of s hold 2 KEYS floats,
-            // written at 2 (t 64 + c8 8) + 16 <= 2 KEYS; the products need M's feature (caller).
+            // dimension group dg < d / 8 of the tile is 64 bytes at (dg 64 + c8 8) 8; the scale
+            // vectors of key group c8 and block b < nb are 16 floats at (c8 nb + b) 16 of the
+            // tile's; row pairs rq / 2 + x (x < 2) of s hold 2 KEYS floats, written at 2 (t 64
+            // + c8 8) + 16 <= 2 KEYS; the products need M's feature (caller).
             for c8 in 0..ng {
-                let mut facc = [[unsafe { vdupq_n_f32(0.0) }; 4]; 2];
-                for b in 0..nb {
-                    let mut iacc = [[M::zero(); 4]; 2];
-                    for dg in 4 * b..4 * b + 4 {
-                        let a: [M::A; 2] = std::array::from_fn(|x| unsafe {
-                            M::load_a(qa.add((rq / 2 + x) * 2 * d + dg * 16))
-                        });
-                        let kb: [int8x16_t; 4] = std::array::from_fn(|kp| unsafe {
-                            vld1q_s8(kt.add((dg * KV_TILE + c8 * 8 + 2 * kp) * 8))
-                        });
-                        for x in 0..2 {
-                            for kp in 0..4 {
-                                iacc[x][kp] = unsafe { M::mm(iacc[x][kp], a[x], kb[kp]) };
-                            }
-                        }
-                    }
-                    // Key scales (k0, k1, k0, k1) per key pair.
-                    let (k03, k47) = unsafe {
-                        let p = ks.add(b * KV_TILE + c8 * 8);
-                        (
-                            vreinterpretq_f64_f32(vld1q_f32(p)),
-                            vreinterpretq_f64_f32(vld1q_f32(p.add(4))),
-                        )
-                    };
-                    let ksv = [
-                        unsafe { vreinterpretq_f32_f64(vzip1q_f64(k03, k03)) },
-                        unsafe { vreinterpretq_f32_f64(vzip2q_f64(k03, k03)) },
-                        unsafe { vreinterpretq_f32_f64(vzip1q_f64(k47, k47)) },
-                        unsafe { vreinterpretq_f32_f64(vzip2q_f64(k47, k47)) },
-                    ];
+                // SAFETY: as above (qk_block's contract).
+                let block = |iacc: &mut [[M::Acc; 4]; 2], b: usize| unsafe {
+                    qk_block::<M>(
+                        iacc,
+                        qa.add(rq * d),
+                        d,
+                        kt.add(c8 * 64),
+                        kd.add((c8 * nb + b) * 16),
+                        b,
+                    )
+                };
+                let mut iacc = [[M::zero(); 4]; 2];
+                let (c, ksv) = block(&mut iacc, 0);
+                let mut facc: [[float32x4_t; 4]; 2] = std::array::from_fn(|x| {
+                    std::array::from_fn(|kp| unsafe { vmulq_f32(c[x][kp], ksv[kp]) })
+                });
+                for b in 1..nb {
+                    let (c, ksv) = block(&mut iacc, b);
                     for x in 0..2 {
                         for kp in 0..4 {
-                            let c = unsafe { vcvtq_f32_s32(M::finish(iacc[x][kp])) };
-                            facc[x][kp] = unsafe { vfmaq_f32(facc[x][kp], c, ksv[kp]) };
+                            facc[x][kp] = unsafe { vfmaq_f32(facc[x][kp], c[x][kp], ksv[kp]) };
                         }
                     }
                 }
@@ -368,6 +368,70 @@ unsafe fn qk_step<M: Mm>(
                             vst1q_f32(d.add(4 * kp), v);
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// One block of [`qk_step`]'s micro-tile: block `b`'s products (dimension groups `4 b..4 b + 4`)
+/// added to the running sums `iacc` of two row pairs (`q`: the first's packed row, `2 d` bytes
+/// each) and 4 key pairs (`kt`: the key group's 8 bytes of dimension group 0 of the tile), then
+/// the sums as floats (SCVTF) and the block's 4 scale-difference vectors (`kd`).
+///
+/// # Safety
+/// The reads of [`qk_step`]'s loop body; the CPU has `M`'s feature and the caller is compiled
+/// with it.
+#[inline(always)]
+unsafe fn qk_block<M: Mm>(
+    iacc: &mut [[M::Acc; 4]; 2],
+    q: *const i8,
+    d: usize,
+    kt: *const i8,
+    kd: *const f32,
+    b: usize,
+) -> ([[float32x4_t; 4]; 2], [float32x4_t; 4]) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        for dg in 4 * b..4 * b + 4 {
+            let a: [M::A; 2] = std::array::from_fn(|x| M::load_a(q.add(x * 2 * d + dg * 16)));
+            let kb: [int8x16_t; 4] =
+                std::array::from_fn(|kp| vld1q_s8(kt.add((dg * KV_TILE + 2 * kp) * 8)));
+            for x in 0..2 {
+                for kp in 0..4 {
+                    iacc[x][kp] = M::mm(iacc[x][kp], a[x], kb[kp]);
+                }
+            }
+        }
+        // Scale differences (k, k', k, k') per key pair.
+        let ksv: [float32x4_t; 4] = std::array::from_fn(|kp| vld1q_f32(kd.add(4 * kp)));
+        let c = std::array::from_fn(|x| {
+            std::array::from_fn(|kp| vcvtq_f32_s32(M::finish(iacc[x][kp])))
+        });
+        (c, ksv)
+    }
+}
+
+/// The key scales of a step as [`qk_step`] reads them: for tile `t < tiles`, key group `c8 < 8`
+/// and block `b < nb`, 4 vectors `(kd_k, kd_k', kd_k, kd_k')` per key pair at `kd + ((t 8 + c8)
+/// nb + b) 16` with `kd_b = ks_b - ks_(b+1)` (`ks_nb = 0`); `ks` is the tiles' `[d / 32][64]`.
+fn key_scales(ks: &[f32], tiles: usize, nb: usize, kd: &mut [f32]) {
+    assert!(ks.len() >= tiles * nb * KV_TILE && kd.len() >= tiles * nb * 2 * KV_TILE);
+    for t in 0..tiles {
+        for c8 in 0..8 {
+            for b in 0..nb {
+                let at = |b: usize, i: usize| ks[(t * nb + b) * KV_TILE + c8 * 8 + i];
+                let o = &mut kd[((t * 8 + c8) * nb + b) * 16..][..16];
+                for kp in 0..4 {
+                    let (k0, k1) = if b + 1 < nb {
+                        (
+                            at(b, 2 * kp) - at(b + 1, 2 * kp),
+                            at(b, 2 * kp + 1) - at(b + 1, 2 * kp + 1),
+                        )
+                    } else {
+                        (at(b, 2 * kp), at(b, 2 * kp + 1))
+                    };
+                    o[4 * kp..4 * kp + 4].copy_from_slice(&[k0, k1, k0, k1]);
                 }
             }
         }
@@ -465,6 +529,8 @@ struct Bufs {
     /// Packed Q `[rows / 2][d / 8][2][8]` and its per-row scales.
     qa: Vec<i8>,
     qs: Vec<f32>,
+    /// The step's key scale differences as `Q K^T` reads them ([`key_scales`]).
+    kd: Vec<f32>,
     /// Scores `[rows / 2][KEYS / 2][4]` (`Q K^T`'s 2 x 2 products as computed).
     s: Vec<f32>,
     /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[rows][nb]`.
@@ -564,7 +630,13 @@ const HM16: u16 = 0xcc00;
 /// # Safety
 /// The CPU has FEAT_FP16 and the caller is compiled with it.
 #[inline(always)]
-unsafe fn exp2_h(y: uint16x8_t, k: uint16x8_t, c2: uint16x8_t, h15: uint16x8_t, lo: uint16x8_t) -> uint16x8_t {
+unsafe fn exp2_h(
+    y: uint16x8_t,
+    k: uint16x8_t,
+    c2: uint16x8_t,
+    h15: uint16x8_t,
+    lo: uint16x8_t,
+) -> uint16x8_t {
     let e: uint16x8_t;
     // SAFETY: FEAT_FP16 arithmetic on registers only (the caller's contract).
     unsafe {
@@ -1020,6 +1092,7 @@ unsafe fn block_i8<M: Mm>(
             grow(&mut bf.w, nb * 2 * KEYS);
         }
         grow(&mut bf.vmax, nb);
+        grow(&mut bf.kd, nb * 2 * KEYS);
         grow(&mut bf.corr, rp);
         // Padding rows: zero Q and P' (the softmax writes real rows only), corr 1.
         bf.qa[(rows / 2) * 2 * d..rp * d].fill(0);
@@ -1085,7 +1158,11 @@ unsafe fn block_i8<M: Mm>(
                 let (fs, tail) = bf.w32.split_at_mut(nb);
                 let full = nk / 8;
                 for g in 0..full {
-                    put_w16(&vst[8 * g * nb..][..8 * nb], fs, &mut bf.wh[8 * g * nb..][..8 * nb]);
+                    put_w16(
+                        &vst[8 * g * nb..][..8 * nb],
+                        fs,
+                        &mut bf.wh[8 * g * nb..][..8 * nb],
+                    );
                 }
                 if nk % 8 != 0 {
                     let tail = &mut tail[..8 * nb];
@@ -1099,7 +1176,9 @@ unsafe fn block_i8<M: Mm>(
                 group,
             };
             // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
-            unsafe { M::qk(&bf.qa, rp, d, ktile, kst, nk, &mut bf.s) };
+            key_scales(kst, tiles, nb, &mut bf.kd);
+            // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
+            unsafe { M::qk(&bf.qa, rp, d, ktile, &bf.kd, nk, &mut bf.s) };
             let stats = (&mut sc.m[..], &mut sc.l[..], &mut bf.corr[..]);
             let wv = (&bf.qs[..], &bf.w[..], &bf.wh[..], &bf.vmax[..]);
             let pq = (&mut bf.pa[..], &mut bf.ps[..]);
