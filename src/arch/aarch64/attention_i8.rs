@@ -417,21 +417,33 @@ unsafe fn qk_block<M: Mm>(
 /// nb + b) 16` with `kd_b = ks_b - ks_(b+1)` (`ks_nb = 0`); `ks` is the tiles' `[d / 32][64]`.
 fn key_scales(ks: &[f32], tiles: usize, nb: usize, kd: &mut [f32]) {
     assert!(ks.len() >= tiles * nb * KV_TILE && kd.len() >= tiles * nb * 2 * KV_TILE);
+    let (ks, kd) = (ks.as_ptr(), kd.as_mut_ptr());
     for t in 0..tiles {
         for c8 in 0..8 {
             for b in 0..nb {
-                let at = |b: usize, i: usize| ks[(t * nb + b) * KV_TILE + c8 * 8 + i];
-                let o = &mut kd[((t * 8 + c8) * nb + b) * 16..][..16];
-                for kp in 0..4 {
-                    let (k0, k1) = if b + 1 < nb {
-                        (
-                            at(b, 2 * kp) - at(b + 1, 2 * kp),
-                            at(b, 2 * kp + 1) - at(b + 1, 2 * kp + 1),
-                        )
-                    } else {
-                        (at(b, 2 * kp), at(b, 2 * kp + 1))
-                    };
-                    o[4 * kp..4 * kp + 4].copy_from_slice(&[k0, k1, k0, k1]);
+                // SAFETY: NEON (every aarch64 target); block b (and b + 1 < nb) of tile t holds
+                // 64 scales, read at c8 8..c8 8 + 8; 16 floats written at ((t 8 + c8) nb + b) 16
+                // (asserted lengths).
+                unsafe {
+                    let at =
+                        |b: usize, i: usize| vld1q_f32(ks.add((t * nb + b) * KV_TILE + c8 * 8 + i));
+                    let (mut k03, mut k47) = (at(b, 0), at(b, 4));
+                    if b + 1 < nb {
+                        (k03, k47) = (vsubq_f32(k03, at(b + 1, 0)), vsubq_f32(k47, at(b + 1, 4)));
+                    }
+                    let (k03, k47) = (vreinterpretq_f64_f32(k03), vreinterpretq_f64_f32(k47));
+                    let o = kd.add(((t * 8 + c8) * nb + b) * 16);
+                    for (i, v) in [
+                        vzip1q_f64(k03, k03),
+                        vzip2q_f64(k03, k03),
+                        vzip1q_f64(k47, k47),
+                        vzip2q_f64(k47, k47),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        vst1q_f32(o.add(4 * i), vreinterpretq_f32_f64(v));
+                    }
                 }
             }
         }
@@ -490,17 +502,14 @@ unsafe fn pv_step<M: Mm, const P: usize>(
         for rq in (0..rows).step_by(2 * P) {
             let pb = unsafe { pa.add((b * rows / 2 + rq / 2) * 2 * KEYS) };
             let mut iacc = [[M::zero(); 4]; P];
-            for jg in 0..ng {
-                let a: [M::A; P] =
-                    std::array::from_fn(|x| unsafe { M::load_a(pb.add(x * 2 * KEYS + jg * 16)) });
-                let vb: [int8x16_t; 4] = std::array::from_fn(|dp| unsafe {
-                    vld1q_s8(vp.add(jg * 8 * d + (c8 * 8 + 2 * dp) * 8))
-                });
-                for x in 0..P {
-                    for dp in 0..4 {
-                        iacc[x][dp] = unsafe { M::mm(iacc[x][dp], a[x], vb[dp]) };
-                    }
-                }
+            let v8 = unsafe { vp.add(c8 * 64) };
+            // Two groups per iteration (a row pair's P' of both: 32 contiguous bytes).
+            for jg in (0..ng / 2).map(|i| 2 * i) {
+                unsafe { pv_group::<M, P>(&mut iacc, pb, v8, jg, d) };
+                unsafe { pv_group::<M, P>(&mut iacc, pb, v8, jg + 1, d) };
+            }
+            if ng % 2 == 1 {
+                unsafe { pv_group::<M, P>(&mut iacc, pb, v8, ng - 1, d) };
             }
             for (x, acc) in iacc.iter().enumerate() {
                 let r0 = rq + 2 * x;
@@ -518,6 +527,33 @@ unsafe fn pv_step<M: Mm, const P: usize>(
                         vst1q_f32(o1, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o1), cr), hi, sr));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// One group of 8 keys (`jg`) of [`pv_step`]'s micro-tile: `P` row pairs of `P'` (`pb`: the
+/// first's, `2 KEYS` bytes each) times 4 dimension pairs of the values (`v8`: the dimension
+/// group's first pair in group 0) added to `iacc`.
+///
+/// # Safety
+/// The reads of [`pv_step`]'s loop; the CPU has `M`'s feature and the caller is compiled with it.
+#[inline(always)]
+unsafe fn pv_group<M: Mm, const P: usize>(
+    iacc: &mut [[M::Acc; 4]; P],
+    pb: *const i8,
+    v8: *const i8,
+    jg: usize,
+    d: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let a: [M::A; P] = std::array::from_fn(|x| M::load_a(pb.add(x * 2 * KEYS + jg * 16)));
+        let vb: [int8x16_t; 4] =
+            std::array::from_fn(|dp| vld1q_s8(v8.add(jg * 8 * d + 2 * dp * 8)));
+        for x in 0..P {
+            for dp in 0..4 {
+                iacc[x][dp] = M::mm(iacc[x][dp], a[x], vb[dp]);
             }
         }
     }
