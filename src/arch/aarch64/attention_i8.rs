@@ -81,6 +81,14 @@ trait Mm {
     /// # Safety
     /// The CPU has the ISA's feature and the caller is compiled with it.
     unsafe fn mm(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
+    /// Whether the weights of `P V` are stored as the int8 `x - 128` (and `P V` adds `128 sum_j
+    /// v_j`); else as the bytes `x` (unsigned), for [`Mm::mm_pv`].
+    const P_SIGNED: bool;
+    /// The product of `P V`: [`Mm::mm`], or with `A` unsigned when not [`Mm::P_SIGNED`].
+    ///
+    /// # Safety
+    /// As [`Mm::mm`].
+    unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
     fn finish(acc: Self::Acc) -> int32x4_t;
     /// [`qk_step`] compiled with the ISA's feature.
     ///
@@ -228,6 +236,14 @@ impl Mm for Dot {
         (c0, c1)
     }
 
+    const P_SIGNED: bool = true;
+
+    #[inline(always)]
+    unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
+        // SAFETY: the caller's contract.
+        unsafe { Self::mm(acc, a, b) }
+    }
+
     #[inline(always)]
     fn finish(acc: Self::Acc) -> int32x4_t {
         // SAFETY: NEON, register-only.
@@ -260,6 +276,24 @@ impl Mm for Mmla {
         unsafe {
             std::arch::asm!(
                 "smmla {c:v}.4s, {a:v}.16b, {b:v}.16b",
+                c = inout(vreg) acc,
+                a = in(vreg) a,
+                b = in(vreg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        acc
+    }
+
+    // USMMLA takes the weights' bytes `x` as they are (no EOR, no column sums).
+    const P_SIGNED: bool = false;
+
+    #[inline(always)]
+    unsafe fn mm_pv(mut acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
+        // SAFETY: USMMLA (`a` unsigned, `b` signed) on registers only; FEAT_I8MM as for `mm`.
+        unsafe {
+            std::arch::asm!(
+                "usmmla {c:v}.4s, {a:v}.16b, {b:v}.16b",
                 c = inout(vreg) acc,
                 a = in(vreg) a,
                 b = in(vreg) b,
@@ -490,7 +524,7 @@ unsafe fn pv_step<M: Mm, const P: usize>(
     for c8 in 0..d / 8 {
         let b = c8 / 4;
         let mut cacc = [M::zero(); 4];
-        for jg in 0..ng {
+        for jg in 0..if M::P_SIGNED { ng } else { 0 } {
             for (dp, c) in cacc.iter_mut().enumerate() {
                 let vb = unsafe { vld1q_s8(vp.add(jg * 8 * d + (c8 * 8 + 2 * dp) * 8)) };
                 *c = unsafe { M::mm(*c, ones, vb) };
@@ -514,7 +548,8 @@ unsafe fn pv_step<M: Mm, const P: usize>(
             for (x, acc) in iacc.iter().enumerate() {
                 let r0 = rq + 2 * x;
                 let f: [float32x4_t; 4] = std::array::from_fn(|dp| unsafe {
-                    vcvtq_f32_s32(vaddq_s32(M::finish(acc[dp]), cs[dp]))
+                    let c = M::finish(acc[dp]);
+                    vcvtq_f32_s32(if M::P_SIGNED { vaddq_s32(c, cs[dp]) } else { c })
                 });
                 let (a0, a1) = unzip_rows(f[0], f[1]);
                 let (b0, b1) = unzip_rows(f[2], f[3]);
@@ -553,7 +588,7 @@ unsafe fn pv_group<M: Mm, const P: usize>(
             std::array::from_fn(|dp| vld1q_s8(v8.add(jg * 8 * d + 2 * dp * 8)));
         for x in 0..P {
             for dp in 0..4 {
-                iacc[x][dp] = M::mm(iacc[x][dp], a[x], vb[dp]);
+                iacc[x][dp] = M::mm_pv(iacc[x][dp], a[x], vb[dp]);
             }
         }
     }
@@ -620,7 +655,7 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
 /// `w` holds `16 nb` readable floats and `dst + b stride` 16 writable bytes for every
 /// `b < nb`.
 #[inline(always)]
-unsafe fn put_pair_weights(
+unsafe fn put_pair_weights<M: Mm>(
     e: &[float32x4_t; 4],
     w: *const f32,
     dst: *mut i8,
@@ -642,7 +677,11 @@ unsafe fn put_pair_weights(
             let y = vqtbl2q_u8(uint8x16x2_t(h0, h1), idx);
             vst1q_u8(
                 dst.add(b * stride) as *mut u8,
-                veorq_u8(y, vdupq_n_u8(0x80)),
+                if M::P_SIGNED {
+                    veorq_u8(y, vdupq_n_u8(0x80))
+                } else {
+                    y
+                },
             );
         }
     }
@@ -717,7 +756,7 @@ unsafe fn exp2_h(
 /// stride + 16 g` 16 writable bytes for `b < nb`, `g < ng`.
 #[target_feature(enable = "neon,fp16")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn groups_f16<const NB: usize>(
+unsafe fn groups_f16<M: Mm, const NB: usize>(
     s: *const f32,
     ng: usize,
     qv: float32x4_t,
@@ -763,7 +802,8 @@ unsafe fn groups_f16<const NB: usize>(
                     x = out(vreg) x,
                     options(pure, nomem, nostack, preserves_flags)
                 );
-                vst1q_u8(d8.add(b * stride) as *mut u8, veorq_u8(x, x80));
+                let x = if M::P_SIGNED { veorq_u8(x, x80) } else { x };
+                vst1q_u8(d8.add(b * stride) as *mut u8, x);
             }
             (e0, e1)
         };
@@ -817,7 +857,7 @@ unsafe fn groups_f16<const NB: usize>(
 /// With `F16` the CPU has FEAT_FP16.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-unsafe fn softmax_step<const NB: usize, const F16: bool>(
+unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
     s: &mut [f32],
     rows: usize,
     nk: usize,
@@ -861,10 +901,11 @@ unsafe fn softmax_step<const NB: usize, const F16: bool>(
         let pr = p * 2 * KEYS;
         // SAFETY: group jg < ng <= KEYS / 8 of block b < nb of row pair p lies at pr + b stride
         // + 16 jg, inside the asserted `pa`.
+        // Weight 0: x = 0, stored as -128 when signed.
+        let zero = if M::P_SIGNED { i8::MIN } else { 0 };
         for jg in vg..ng {
             for b in 0..nb {
-                // Weight 0 (x = 0: P' = -128).
-                unsafe { vst1q_s8(pp.add(pr + b * stride + 16 * jg), vdupq_n_s8(i8::MIN)) };
+                unsafe { vst1q_s8(pp.add(pr + b * stride + 16 * jg), vdupq_n_s8(zero)) };
             }
         }
         if vg == 0 {
@@ -928,7 +969,7 @@ unsafe fn softmax_step<const NB: usize, const F16: bool>(
             // pair's scores, of `wh` (8 nb u16 each, asserted) and of the row pair's P' in each
             // block (16 bytes at pr + b stride + 16 g).
             let sum = unsafe {
-                let sum = groups_f16::<NB>(sp, vg, qv, mbv, wh.as_ptr(), pp.add(pr), nb, stride);
+                let sum = groups_f16::<M, NB>(sp, vg, qv, mbv, wh.as_ptr(), pp.add(pr), nb, stride);
                 vpaddq_f32(sum, sum)
             };
             finish_pair(r0, rows, va, pmax, sum, nb, vmax, (l, corr, ps));
@@ -953,7 +994,7 @@ unsafe fn softmax_step<const NB: usize, const F16: bool>(
             // One group: its weights written, the sum of its 4 vectors returned.
             let group = |s8: *const f32, w8: *const f32, d8: *mut i8| {
                 let e = exps(s8);
-                put_pair_weights(&e, w8, d8, nb, stride);
+                put_pair_weights::<M>(&e, w8, d8, nb, stride);
                 add4(&e)
             };
             // Two groups per iteration (the loop's counters and pointers once per 16 keys).
@@ -977,7 +1018,7 @@ unsafe fn softmax_step<const NB: usize, const F16: bool>(
                     *e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(*e), keep));
                 }
                 sum = vaddq_f32(sum, add4(&e));
-                put_pair_weights(&e, w8, d8, nb, stride);
+                put_pair_weights::<M>(&e, w8, d8, nb, stride);
                 (s8, w8, d8) = (s8.add(16), w8.add(16 * nb), d8.add(16));
             }
         }
@@ -1222,14 +1263,14 @@ unsafe fn block_i8<M: Mm>(
             // SAFETY: NEON is part of every aarch64 target; f16 only with FEAT_FP16.
             unsafe {
                 match (nb, f16) {
-                    (1, false) => softmax_step::<1, false>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (2, false) => softmax_step::<2, false>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (4, false) => softmax_step::<4, false>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (_, false) => softmax_step::<0, false>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (1, true) => softmax_step::<1, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (2, true) => softmax_step::<2, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (4, true) => softmax_step::<4, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (_, true) => softmax_step::<0, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (1, false) => softmax_step::<M, 1, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (2, false) => softmax_step::<M, 2, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (4, false) => softmax_step::<M, 4, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (_, false) => softmax_step::<M, 0, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (1, true) => softmax_step::<M, 1, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (2, true) => softmax_step::<M, 2, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (4, true) => softmax_step::<M, 4, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (_, true) => softmax_step::<M, 0, true>(s, rows, nk, nb, mask, stats, wv, pq),
                 }
             }
             // SAFETY: as above.
