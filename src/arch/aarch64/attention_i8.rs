@@ -427,10 +427,22 @@ unsafe fn qk_block<M: Mm>(
 ) -> ([[float32x4_t; 4]; 2], [float32x4_t; 4]) {
     // SAFETY: the caller's contract.
     unsafe {
-        for dg in 4 * b..4 * b + 4 {
+        // Dimension groups 4 b + 2 and 4 b + 3 from a second base (laundered, so the compiler
+        // keeps it): their keys lie 1024 bytes on, beyond LDP's reach from the first.
+        let (k0, mut k2) = (
+            kt.add(4 * b * KV_TILE * 8),
+            kt.add((4 * b + 2) * KV_TILE * 8),
+        );
+        std::arch::asm!("/* {0} */", inout(reg) k2, options(pure, nomem, nostack, preserves_flags));
+        for i in 0..4 {
+            let dg = 4 * b + i;
             let a: [M::A; 2] = std::array::from_fn(|x| M::load_a(q.add(x * 2 * d + dg * 16)));
-            let kb: [int8x16_t; 4] =
-                std::array::from_fn(|kp| vld1q_s8(kt.add((dg * KV_TILE + 2 * kp) * 8)));
+            let kg = if i < 2 {
+                k0.add(i * KV_TILE * 8)
+            } else {
+                k2.add((i - 2) * KV_TILE * 8)
+            };
+            let kb: [int8x16_t; 4] = std::array::from_fn(|kp| vld1q_s8(kg.add(2 * kp * 8)));
             for x in 0..2 {
                 for kp in 0..4 {
                     iacc[x][kp] = M::mm(iacc[x][kp], a[x], kb[kp]);
@@ -537,13 +549,19 @@ unsafe fn pv_step<M: Mm, const P: usize>(
             let pb = unsafe { pa.add((b * rows / 2 + rq / 2) * 2 * KEYS) };
             let mut iacc = [[M::zero(); 4]; P];
             let v8 = unsafe { vp.add(c8 * 64) };
+            // Row pairs 2 and 3 from a second base (laundered, so the compiler keeps it: they
+            // lie 1024 bytes on, beyond LDP's reach).
+            let mut pb2 = pb.wrapping_add(2 * 2 * KEYS);
+            unsafe {
+                std::arch::asm!("/* {0} */", inout(reg) pb2, options(pure, nomem, nostack, preserves_flags))
+            };
             // Two groups per iteration (a row pair's P' of both: 32 contiguous bytes).
             for jg in (0..ng / 2).map(|i| 2 * i) {
-                unsafe { pv_group::<M, P>(&mut iacc, pb, v8, jg, d) };
-                unsafe { pv_group::<M, P>(&mut iacc, pb, v8, jg + 1, d) };
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 1, d) };
             }
             if ng % 2 == 1 {
-                unsafe { pv_group::<M, P>(&mut iacc, pb, v8, ng - 1, d) };
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, ng - 1, d) };
             }
             for (x, acc) in iacc.iter().enumerate() {
                 let r0 = rq + 2 * x;
@@ -567,8 +585,8 @@ unsafe fn pv_step<M: Mm, const P: usize>(
     }
 }
 
-/// One group of 8 keys (`jg`) of [`pv_step`]'s micro-tile: `P` row pairs of `P'` (`pb`: the
-/// first's, `2 KEYS` bytes each) times 4 dimension pairs of the values (`v8`: the dimension
+/// One group of 8 keys (`jg`) of [`pv_step`]'s micro-tile: `P` row pairs of `P'` (`pb[0]`: the
+/// first's, `2 KEYS` bytes each; `pb[1]` the third's) times 4 dimension pairs of the values (`v8`: the dimension
 /// group's first pair in group 0) added to `iacc`.
 ///
 /// # Safety
@@ -576,14 +594,15 @@ unsafe fn pv_step<M: Mm, const P: usize>(
 #[inline(always)]
 unsafe fn pv_group<M: Mm, const P: usize>(
     iacc: &mut [[M::Acc; 4]; P],
-    pb: *const i8,
+    pb: [*const i8; 2],
     v8: *const i8,
     jg: usize,
     d: usize,
 ) {
     // SAFETY: the caller's contract.
     unsafe {
-        let a: [M::A; P] = std::array::from_fn(|x| M::load_a(pb.add(x * 2 * KEYS + jg * 16)));
+        let a: [M::A; P] =
+            std::array::from_fn(|x| M::load_a(pb[x / 2].add((x % 2) * 2 * KEYS + jg * 16)));
         let vb: [int8x16_t; 4] =
             std::array::from_fn(|dp| vld1q_s8(v8.add(jg * 8 * d + 2 * dp * 8)));
         for x in 0..P {
