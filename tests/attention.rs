@@ -55,7 +55,11 @@
 //!   exact, the weights use the fp16 path's exp2 (relative 1.1e-4: `2 EXP2_BF16 V`) and are
 //!   rounded to 8 bits (`[0, 255]`) per row, 256-key step and value block, which moves the output by at most
 //!   `E_P = sum_j min(pmax_t Vt / 510, p_j V_j) / sum_j p_j` (computed per row from the
-//!   reference weights, see `check_rows`). Allowed: the f32 bound twice plus those two terms; a
+//!   reference weights, see `check_rows`). With FEAT_FP16 the exp and the weight products run in
+//!   f16 (unless `QKERN_ATTN_I8_F16=0`): the exp2 term is replaced per key by the f16 argument's
+//!   rounding, `EXP2_F16` and the two f16 roundings of the weight product, in the weights and the
+//!   sum, plus the weights the f16 exp truncates to 0 and the f16 sum (docs/KERNELS.md).
+//!   Allowed: the f32 bound twice plus those two terms; a
 //!   second check against the reference of the unrounded Q adds `2 V (e^delta - 1) e^delta` with
 //!   `delta = scale max|q| max_j |k_j|_1 / 254` (each Q element moves by at most max|q| / 254).
 //!   The mask: `int8_causal_mask_exact` (zero Q, an 8 in every value block: every weight exact).

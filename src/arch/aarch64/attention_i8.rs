@@ -13,9 +13,11 @@
 //! * **Q** (times `scale * log2 e`: the weights are powers of 2) is quantized per row to int8
 //!   (`qs = max|q| / 127`, round to nearest), packed as `[row pair][d / 8][2][8]`. A score is
 //!   `qs_r * sum_b ks_jb * sum_{i in block b} q_ri k_ji` (`ks_jb` the key's scale of block `b`):
-//!   one SCVTF and one FMLA by a key-scale vector per block and 4 scores; `qs_r` is applied by the
-//!   softmax (in the FMA that forms the exp2 argument). The scores are stored as computed, `(r0
-//!   k, r0 k', r1 k, r1 k')` per row pair and key pair (no unzipping).
+//!   the int32 sums run on over the blocks (`I_b`: the sum up to block `b`), and one SCVTF and
+//!   one FMUL / FMLA per block and 4 scores by the scale differences `ks_jb - ks_j(b+1)` (laid out
+//!   per step, [`key_scales`]) sum to the same (telescoping); `qs_r` is applied by the softmax
+//!   (in the FMA that forms the exp2 argument). The scores are stored as computed, `(r0 k, r0 k',
+//!   r1 k, r1 k')` per row pair and key pair (no unzipping).
 //! * **Softmax** per row pair (on the scores' layout), in log2 units: step maximum `mt`, running
 //!   maximum `m' = max(m, mt)`, weights `pt_j = 2^(s_j - mt)` relative to the step maximum (so the
 //!   largest is exactly 1) with the fp16 path's cheap `exp2` without its clamp (relative error
@@ -27,9 +29,10 @@
 //!   255 vs_jb / max_j vs_jb` (shared by the rows of the block, in the scores' layout, so the
 //!   per-row work is one FMUL, one FCVTNS and narrowing per 4 keys and value block: per row pair
 //!   and 8 keys 4 FMUL, 4 FCVTNS, 2 UZP1, one TBL that puts each row's keys together, one EOR
-//!   0x80, one 16-byte store), stored as the int8 `P'_jb = x_jb - 128`; `sum_j x_jb v_ji = sum_j
-//!   P'_jb v_ji + 128 sum_j v_ji`, the column sums of the step's values computed once per step
-//!   and block of rows (one product per 16 value bytes with a `A` of ones). Keys a row does not
+//!   0x80, one 16-byte store). `NeonI8mm` stores the bytes `x_jb` and multiplies them as unsigned
+//!   (USMMLA); `NeonDot` stores the int8 `P'_jb = x_jb - 128` (EOR 0x80); `sum_j x_jb v_ji =
+//!   sum_j P'_jb v_ji + 128 sum_j v_ji`, the column sums of the step's values computed once per
+//!   step and block of rows (one product per 16 value bytes with a `A` of ones). Keys a row does not
 //!   see get `x = 0`. The output gets `o = o 2^(m - m') + 2^(mt - m') (max_j vs_jb / 255) sum_j
 //!   x_jb v_ji`. `P'` is packed as `[block][row pair][key group of 8][2][8]`.
 //! * **f16 softmax** (CPUs with FEAT_FP16, [`groups_f16`]; the f32 softmax above is the fallback,
@@ -39,7 +42,7 @@
 //!   11 instructions per 8 lanes; FMAXNM at -16 first, so the -inf / NaN of masked keys give
 //!   exactly 0 without a mask, and weights below 2^-14.5 are 0), UZP1 / UZP2 to put each row's 8
 //!   keys together, then per value block one FMUL by the f16 factors `w_jb` (`[group][block][8]`,
-//!   built per step with FCVTN and UZP), FCVTNU, one UZP1 of both rows' low bytes, EOR 0x80 and
+//!   built per step with FCVTN and UZP), FCVTNU, one UZP1 of both rows' low bytes, (EOR 0x80,)
 //!   the store. The sum adds each lane's 4 weights of two groups in f16, then widens (FCVTL /
 //!   FCVTL2) into the f32 sum.
 //!
@@ -371,23 +374,18 @@ unsafe fn qk_step<M: Mm>(
             // + c8 8) + 16 <= 2 KEYS; the products need M's feature (caller).
             for c8 in 0..ng {
                 // SAFETY: as above (qk_block's contract).
-                let block = |iacc: &mut [[M::Acc; 4]; 2], b: usize| unsafe {
-                    qk_block::<M>(
-                        iacc,
-                        qa.add(rq * d),
-                        d,
-                        kt.add(c8 * 64),
-                        kd.add((c8 * nb + b) * 16),
-                        b,
-                    )
-                };
+                // (No closure around qk_block: a closure does not get the entry point's target
+                // feature, and in a debug build it is not inlined.)
+                let (q, k) = unsafe { (qa.add(rq * d), kt.add(c8 * 64)) };
                 let mut iacc = [[M::zero(); 4]; 2];
-                let (c, ksv) = block(&mut iacc, 0);
+                let (c, ksv) =
+                    unsafe { qk_block::<M>(&mut iacc, q, d, k, kd.add(c8 * nb * 16), 0) };
                 let mut facc: [[float32x4_t; 4]; 2] = std::array::from_fn(|x| {
                     std::array::from_fn(|kp| unsafe { vmulq_f32(c[x][kp], ksv[kp]) })
                 });
                 for b in 1..nb {
-                    let (c, ksv) = block(&mut iacc, b);
+                    let kdb = unsafe { kd.add((c8 * nb + b) * 16) };
+                    let (c, ksv) = unsafe { qk_block::<M>(&mut iacc, q, d, k, kdb, b) };
                     for x in 0..2 {
                         for kp in 0..4 {
                             facc[x][kp] = unsafe { vfmaq_f32(facc[x][kp], c[x][kp], ksv[kp]) };
@@ -406,6 +404,20 @@ unsafe fn qk_step<M: Mm>(
             }
         }
     }
+}
+
+/// `p` unchanged, through an empty `asm!`: the compiler no longer knows how it relates to other
+/// pointers, so it keeps it in its own register (an LDP base for operands beyond the reach of
+/// another's offsets).
+#[inline(always)]
+// The asm touches no memory: the pointer only passes through a register.
+#[allow(clippy::pointers_in_nomem_asm_block)]
+fn launder<T>(mut p: *const T) -> *const T {
+    // SAFETY: an empty asm on a register value.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags))
+    };
+    p
 }
 
 /// One block of [`qk_step`]'s micro-tile: block `b`'s products (dimension groups `4 b..4 b + 4`)
@@ -429,11 +441,8 @@ unsafe fn qk_block<M: Mm>(
     unsafe {
         // Dimension groups 4 b + 2 and 4 b + 3 from a second base (laundered, so the compiler
         // keeps it): their keys lie 1024 bytes on, beyond LDP's reach from the first.
-        let (k0, mut k2) = (
-            kt.add(4 * b * KV_TILE * 8),
-            kt.add((4 * b + 2) * KV_TILE * 8),
-        );
-        std::arch::asm!("/* {0} */", inout(reg) k2, options(pure, nomem, nostack, preserves_flags));
+        let k0 = kt.add(4 * b * KV_TILE * 8);
+        let k2 = launder(kt.add((4 * b + 2) * KV_TILE * 8));
         for i in 0..4 {
             let dg = 4 * b + i;
             let a: [M::A; 2] = std::array::from_fn(|x| M::load_a(q.add(x * 2 * d + dg * 16)));
@@ -551,10 +560,7 @@ unsafe fn pv_step<M: Mm, const P: usize>(
             let v8 = unsafe { vp.add(c8 * 64) };
             // Row pairs 2 and 3 from a second base (laundered, so the compiler keeps it: they
             // lie 1024 bytes on, beyond LDP's reach).
-            let mut pb2 = pb.wrapping_add(2 * 2 * KEYS);
-            unsafe {
-                std::arch::asm!("/* {0} */", inout(reg) pb2, options(pure, nomem, nostack, preserves_flags))
-            };
+            let pb2 = launder(pb.wrapping_add(2 * 2 * KEYS));
             // Two groups per iteration (a row pair's P' of both: 32 contiguous bytes).
             for jg in (0..ng / 2).map(|i| 2 * i) {
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
@@ -1260,7 +1266,7 @@ unsafe fn block_i8<M: Mm>(
                         &mut bf.wh[8 * g * nb..][..8 * nb],
                     );
                 }
-                if nk % 8 != 0 {
+                if !nk.is_multiple_of(8) {
                     let tail = &mut tail[..8 * nb];
                     tail.fill(0.0);
                     tail[..(nk % 8) * nb].copy_from_slice(&vst[8 * full * nb..]);
