@@ -98,12 +98,10 @@ const EXP2_F16: f64 = 7.2e-4;
 /// `QKERN_ATTN_I8_F16` is not `0` (as the path decides).
 fn i8_softmax_f16() -> bool {
     #[cfg(target_arch = "aarch64")]
-    {
-        std::arch::is_aarch64_feature_detected!("fp16")
-            && std::env::var("QKERN_ATTN_I8_F16").map_or(true, |v| v != "0")
-    }
+    let fp16 = std::arch::is_aarch64_feature_detected!("fp16");
     #[cfg(not(target_arch = "aarch64"))]
-    false
+    let fp16 = false;
+    fp16 && std::env::var("QKERN_ATTN_I8_F16").map_or(true, |v| v != "0")
 }
 
 /// The softmax arithmetic of the int8 path (`kind` I8), for the printed figures.
