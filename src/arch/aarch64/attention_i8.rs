@@ -64,7 +64,8 @@ pub(crate) static MMLA_I8_PATH: AttnPath = block_path::<I8Attn<Mmla>>(Some("neon
 /// A block's rows are padded to a multiple of 8 (4 row pairs: the `P V` micro-tile of SMMLA).
 const R: usize = 8;
 /// Keys per step: four cache tiles (the f32 epilogues and the per-row softmax bookkeeping run
-/// once per 256 keys; the int32 sums of `P V` stay below 2^22, exact in f32).
+/// once per 256 keys; the int32 sums of `P V` stay below 2^23 (`255 * 127 * 256` with the unsigned
+/// weights of USMMLA), exact in f32).
 const KEYS: usize = 4 * KV_TILE;
 // The split decode starts its chunks at multiples of KV_CHUNK: each must start a step.
 const _: () = assert!(crate::drivers::attention::KV_CHUNK.is_multiple_of(KEYS));
@@ -669,12 +670,12 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
     }
 }
 
-/// The quantized weights `round(e w) - 128` of a row pair's 8 keys (`e` the 4 key-pair vectors
+/// The quantized weights `round(e w)` (minus 128 when [`Mm::P_SIGNED`]) of a row pair's 8 keys (`e` the 4 key-pair vectors
 /// `(r0 k, r0 k', r1 k, r1 k')`) for the `nb` value blocks: block `b`'s factors (same layout) at
 /// `w + 16 b`, its 16 bytes (row 0's 8 keys, then row 1's: the `A` operand of `P V`) written
 /// at `dst + b stride`. The products lie in `[0, 255]` (`e <= 1`, `w <= 255`), so the narrowing
 /// keeps the low bytes (UZP1, then TBL puts each row's keys together) without saturation, and
-/// EOR 0x80 subtracts 128.
+/// EOR 0x80 subtracts 128 (signed only).
 ///
 /// # Safety
 /// `w` holds `16 nb` readable floats and `dst + b stride` 16 writable bytes for every
