@@ -55,7 +55,11 @@
 //!   exact, the weights use the fp16 path's exp2 (relative 1.1e-4: `2 EXP2_BF16 V`) and are
 //!   rounded to 8 bits (`[0, 255]`) per row, 256-key step and value block, which moves the output by at most
 //!   `E_P = sum_j min(pmax_t Vt / 510, p_j V_j) / sum_j p_j` (computed per row from the
-//!   reference weights, see `check_rows`). Allowed: the f32 bound twice plus those two terms; a
+//!   reference weights, see `check_rows`). With FEAT_FP16 the exp and the weight products run in
+//!   f16 (unless `QKERN_ATTN_I8_F16=0`): the exp2 term is replaced per key by the f16 argument's
+//!   rounding, `EXP2_F16` and the two f16 roundings of the weight product, in the weights and the
+//!   sum, plus the weights the f16 exp truncates to 0 and the f16 sum (docs/KERNELS.md).
+//!   Allowed: the f32 bound twice plus those two terms; a
 //!   second check against the reference of the unrounded Q adds `2 V (e^delta - 1) e^delta` with
 //!   `delta = scale max|q| max_j |k_j|_1 / 254` (each Q element moves by at most max|q| / 254).
 //!   The mask: `int8_causal_mask_exact` (zero Q, an 8 in every value block: every weight exact).
@@ -85,6 +89,30 @@ const UB: f64 = 1.0 / (1u64 << 8) as f64;
 /// Relative error bound of the bf16 path's weights `2^y` (a degree-3 polynomial, 1.02e-4, plus
 /// its f32 evaluation).
 const EXP2_BF16: f64 = 1.1e-4;
+/// Relative error bound of the aarch64 int8 path's f16 weights `2^y` for an f16 `y` in `[-14.5,
+/// 0]` (a degree-3 polynomial evaluated in f16, with its final rounding: 7.1e-4 over every such
+/// `y`, docs/KERNELS.md).
+const EXP2_F16: f64 = 7.2e-4;
+
+/// Whether the aarch64 int8 path runs its softmax in f16: the CPU has FEAT_FP16 and
+/// `QKERN_ATTN_I8_F16` is not `0` (as the path decides).
+fn i8_softmax_f16() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    let fp16 = std::arch::is_aarch64_feature_detected!("fp16");
+    #[cfg(not(target_arch = "aarch64"))]
+    let fp16 = false;
+    fp16 && std::env::var("QKERN_ATTN_I8_F16").map_or(true, |v| v != "0")
+}
+
+/// The softmax arithmetic of the int8 path (`kind` I8), for the printed figures.
+fn softmax_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::I8 if i8_softmax_f16() => "f16",
+        Kind::I8 => "f32",
+        _ => "-",
+    }
+}
+
 /// Keys per step of the aarch64 int8 path (four cache tiles): its weights are quantized per row
 /// and step.
 const I8_STEP: usize = 256;
@@ -298,6 +326,7 @@ fn check_rows(
                             .fold(0f64, |a, &x| a.max(x.abs() as f64))
                     };
                     let l: f64 = pj.iter().sum();
+                    let f16 = i8_softmax_f16();
                     for t0 in (0..n).step_by(I8_STEP) {
                         let te = (t0 + I8_STEP).min(n);
                         let pmax = pj[t0..te].iter().cloned().fold(0f64, f64::max);
@@ -306,9 +335,25 @@ fn check_rows(
                             .fold(0f64, f64::max);
                         for (j, &p) in pj.iter().enumerate().take(te).skip(t0) {
                             pq += (pmax * vt / 510.0).min(p * vj(j));
+                            if f16 && p > 0.0 {
+                                // The f16 softmax: the argument `y = log2(p / pmax)` rounded
+                                // to f16 (relative U16: the weight by `ln 2 |y| U16`), the exp
+                                // (EXP2_F16), in the weight product (with the f16 factor and the
+                                // product's rounding, 2 U16) and in the sum; weights below
+                                // 2^-14.5 of the step maximum are 0, in the sum too.
+                                let ey = (p / pmax).ln().abs() * U16 * 1.01 + EXP2_F16;
+                                pq += p * vj(j) * (ey + 2.0 * U16) + vmax * p * ey;
+                                if p < pmax * (-14.4f64).exp2() {
+                                    pq += vmax * p;
+                                }
+                            }
                         }
                     }
                     pq /= l;
+                    if f16 {
+                        // The sum adds 4 weights per lane in f16 (two levels) before f32.
+                        pq += vmax * 2.0 * U16;
+                    }
                 }
                 bounds.push((a, vmax, pq, delta_q));
             }
@@ -365,7 +410,8 @@ fn check_rows(
             // int8: against the reference of the quantized Q, the weights' rounding to int8
             // (`pq`, worst case, with 1% for the f32 scores) and their exp2 approximation.
             if kind == Kind::I8 {
-                tol += 1.01 * pq + exp2;
+                // (The f16 softmax's exp error is in `pq`.)
+                tol += 1.01 * pq + if i8_softmax_f16() { 0.0 } else { exp2 };
             }
             let tol = tol + 1e-30;
             // Tight bf16 check: against the reference on the rounded Q, K, V, only the weights'
@@ -1386,8 +1432,10 @@ fn int8_accuracy(tier: Tier) {
         let kind = kind_for(tier, KvDtype::I8);
         let (worst, share, worst_u) = check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8");
         eprintln!(
-            "int8 cache, path {path} ({tier}), heads {}/{} d={} t={t} |q|,|k| <= {amp}: \
+            "int8 cache, path {path} ({tier}, softmax {}), heads {}/{} d={} t={t} \
+             |q|,|k| <= {amp}: \
              max |error| / max |v| = {worst:.2e}{}",
+            softmax_name(kind),
             s.n_head,
             s.n_kv,
             s.d,
@@ -1433,9 +1481,10 @@ fn int8_accuracy_2048() {
             let (worst, share, worst_u) =
                 check_rows(tier, kind, &s, &q, &ks, &vs, 0, &out, "int8 2048");
             eprintln!(
-                "int8 cache, {} ({tier}), t={t} |q|,|k| <= {amp}: max |error| / max |v| = \
-                 {worst:.2e}, share of the bound {share:.3}, unrounded Q {worst_u:.2e}",
-                path_name(tier, KvDtype::I8)
+                "int8 cache, {} ({tier}, softmax {}), t={t} |q|,|k| <= {amp}: max |error| / \
+                 max |v| = {worst:.2e}, share of the bound {share:.3}, unrounded Q {worst_u:.2e}",
+                path_name(tier, KvDtype::I8),
+                softmax_name(kind)
             );
         }
     }

@@ -57,7 +57,7 @@ pub(crate) fn fits_fp16(amax: [f32; 2], q_max: f32, scale: f32) -> bool {
 
 /// `f16(a), f16(b)` in one vector, rounding to nearest even (FCVTN/FCVTN2, base ARMv8.0).
 #[inline]
-fn narrow8(a: float32x4_t, b: float32x4_t) -> uint16x8_t {
+pub(crate) fn narrow8(a: float32x4_t, b: float32x4_t) -> uint16x8_t {
     let h: uint16x8_t;
     // SAFETY: FCVTN/FCVTN2 are base ARMv8.0 instructions on registers only.
     unsafe {

@@ -13,9 +13,11 @@
 //! * **Q** (times `scale * log2 e`: the weights are powers of 2) is quantized per row to int8
 //!   (`qs = max|q| / 127`, round to nearest), packed as `[row pair][d / 8][2][8]`. A score is
 //!   `qs_r * sum_b ks_jb * sum_{i in block b} q_ri k_ji` (`ks_jb` the key's scale of block `b`):
-//!   one SCVTF and one FMLA by a key-scale vector per block and 4 scores; `qs_r` is applied by the
-//!   softmax (in the FMA that forms the exp2 argument). The scores are stored as computed, `(r0
-//!   k, r0 k', r1 k, r1 k')` per row pair and key pair (no unzipping).
+//!   the int32 sums run on over the blocks (`I_b`: the sum up to block `b`), and one SCVTF and
+//!   one FMUL / FMLA per block and 4 scores by the scale differences `ks_jb - ks_j(b+1)` (laid out
+//!   per step, [`key_scales`]) sum to the same (telescoping); `qs_r` is applied by the softmax
+//!   (in the FMA that forms the exp2 argument). The scores are stored as computed, `(r0 k, r0 k',
+//!   r1 k, r1 k')` per row pair and key pair (no unzipping).
 //! * **Softmax** per row pair (on the scores' layout), in log2 units: step maximum `mt`, running
 //!   maximum `m' = max(m, mt)`, weights `pt_j = 2^(s_j - mt)` relative to the step maximum (so the
 //!   largest is exactly 1) with the fp16 path's cheap `exp2` without its clamp (relative error
@@ -27,15 +29,26 @@
 //!   255 vs_jb / max_j vs_jb` (shared by the rows of the block, in the scores' layout, so the
 //!   per-row work is one FMUL, one FCVTNS and narrowing per 4 keys and value block: per row pair
 //!   and 8 keys 4 FMUL, 4 FCVTNS, 2 UZP1, one TBL that puts each row's keys together, one EOR
-//!   0x80, one 16-byte store), stored as the int8 `P'_jb = x_jb - 128`; `sum_j x_jb v_ji = sum_j
-//!   P'_jb v_ji + 128 sum_j v_ji`, the column sums of the step's values computed once per step
-//!   and block of rows (one product per 16 value bytes with a `A` of ones). Keys a row does not
+//!   0x80, one 16-byte store). `NeonI8mm` stores the bytes `x_jb` and multiplies them as unsigned
+//!   (USMMLA); `NeonDot` stores the int8 `P'_jb = x_jb - 128` (EOR 0x80); `sum_j x_jb v_ji =
+//!   sum_j P'_jb v_ji + 128 sum_j v_ji`, the column sums of the step's values computed once per
+//!   step and block of rows (one product per 16 value bytes with a `A` of ones). Keys a row does not
 //!   see get `x = 0`. The output gets `o = o 2^(m - m') + 2^(mt - m') (max_j vs_jb / 255) sum_j
 //!   x_jb v_ji`. `P'` is packed as `[block][row pair][key group of 8][2][8]`.
+//! * **f16 softmax** (CPUs with FEAT_FP16, [`groups_f16`]; the f32 softmax above is the fallback,
+//!   and runs with `QKERN_ATTN_I8_F16=0`): the weights end as 8-bit integers, so from the
+//!   argument on the group's arithmetic runs on 8 f16 lanes. Per row pair and 8 keys: `y = s q -
+//!   mt` in f32 (4 FMLA), narrowed (FCVTN / FCVTN2: 2 vectors of 8), `2^y` in f16 ([`exp2_h`]:
+//!   11 instructions per 8 lanes; FMAXNM at -16 first, so the -inf / NaN of masked keys give
+//!   exactly 0 without a mask, and weights below 2^-14.5 are 0), UZP1 / UZP2 to put each row's 8
+//!   keys together, then per value block one FMUL by the f16 factors `w_jb` (`[group][block][8]`,
+//!   built per step with FCVTN and UZP), FCVTNU, one UZP1 of both rows' low bytes, (EOR 0x80,)
+//!   the store. The sum adds each lane's 4 weights of two groups in f16, then widens (FCVTL /
+//!   FCVTL2) into the f32 sum.
 //!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
-use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, BIAS};
+use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, narrow8, BIAS};
 use crate::contract::attention::{AttnPath, Mask, Problem, Stored, KV_TILE};
 use crate::drivers::attention::{block_path, grow, Block, Scratch};
 use std::arch::aarch64::*;
@@ -51,7 +64,8 @@ pub(crate) static MMLA_I8_PATH: AttnPath = block_path::<I8Attn<Mmla>>(Some("neon
 /// A block's rows are padded to a multiple of 8 (4 row pairs: the `P V` micro-tile of SMMLA).
 const R: usize = 8;
 /// Keys per step: four cache tiles (the f32 epilogues and the per-row softmax bookkeeping run
-/// once per 256 keys; the int32 sums of `P V` stay below 2^22, exact in f32).
+/// once per 256 keys; the int32 sums of `P V` stay below 2^23 (`255 * 127 * 256` with the unsigned
+/// weights of USMMLA), exact in f32).
 const KEYS: usize = 4 * KV_TILE;
 // The split decode starts its chunks at multiples of KV_CHUNK: each must start a step.
 const _: () = assert!(crate::drivers::attention::KV_CHUNK.is_multiple_of(KEYS));
@@ -71,13 +85,21 @@ trait Mm {
     /// # Safety
     /// The CPU has the ISA's feature and the caller is compiled with it.
     unsafe fn mm(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
+    /// Whether the weights of `P V` are stored as the int8 `x - 128` (and `P V` adds `128 sum_j
+    /// v_j`); else as the bytes `x` (unsigned), for [`Mm::mm_pv`].
+    const P_SIGNED: bool;
+    /// The product of `P V`: [`Mm::mm`], or with `A` unsigned when not [`Mm::P_SIGNED`].
+    ///
+    /// # Safety
+    /// As [`Mm::mm`].
+    unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
     fn finish(acc: Self::Acc) -> int32x4_t;
     /// [`qk_step`] compiled with the ISA's feature.
     ///
     /// # Safety
     /// The CPU has the ISA's feature.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn qk(qa: &[i8], rows: usize, d: usize, kt: &[i8], ks: &[f32], nk: usize, s: &mut [f32]);
+    unsafe fn qk(qa: &[i8], rows: usize, d: usize, kt: &[i8], kd: &[f32], nk: usize, s: &mut [f32]);
     /// [`pv_step`] compiled with the ISA's feature.
     ///
     /// # Safety
@@ -108,12 +130,12 @@ macro_rules! entry_points {
             rows: usize,
             d: usize,
             kt: &[i8],
-            ks: &[f32],
+            kd: &[f32],
             nk: usize,
             s: &mut [f32],
         ) {
             // SAFETY: compiled with the feature and (caller) run on a CPU that has it.
-            unsafe { qk_step::<$isa>(qa, rows, d, kt, ks, nk, s) }
+            unsafe { qk_step::<$isa>(qa, rows, d, kt, kd, nk, s) }
         }
 
         /// # Safety
@@ -147,12 +169,12 @@ macro_rules! forward {
             rows: usize,
             d: usize,
             kt: &[i8],
-            ks: &[f32],
+            kd: &[f32],
             nk: usize,
             s: &mut [f32],
         ) {
             // SAFETY: the CPU has the feature (the trait's contract).
-            unsafe { $qk(qa, rows, d, kt, ks, nk, s) }
+            unsafe { $qk(qa, rows, d, kt, kd, nk, s) }
         }
 
         unsafe fn pv(
@@ -218,6 +240,14 @@ impl Mm for Dot {
         (c0, c1)
     }
 
+    const P_SIGNED: bool = true;
+
+    #[inline(always)]
+    unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
+        // SAFETY: the caller's contract.
+        unsafe { Self::mm(acc, a, b) }
+    }
+
     #[inline(always)]
     fn finish(acc: Self::Acc) -> int32x4_t {
         // SAFETY: NEON, register-only.
@@ -259,6 +289,24 @@ impl Mm for Mmla {
         acc
     }
 
+    // USMMLA takes the weights' bytes `x` as they are (no EOR, no column sums).
+    const P_SIGNED: bool = false;
+
+    #[inline(always)]
+    unsafe fn mm_pv(mut acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
+        // SAFETY: USMMLA (`a` unsigned, `b` signed) on registers only; FEAT_I8MM as for `mm`.
+        unsafe {
+            std::arch::asm!(
+                "usmmla {c:v}.4s, {a:v}.16b, {b:v}.16b",
+                c = inout(vreg) acc,
+                a = in(vreg) a,
+                b = in(vreg) b,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        acc
+    }
+
     #[inline(always)]
     fn finish(acc: Self::Acc) -> int32x4_t {
         acc
@@ -284,9 +332,11 @@ fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
 /// Scores of one step in units of the row's Q scale (the softmax applies it):
 /// `s_rj = sum_b ks[b][j] sum_{i in block b} q[r][i] k[j][i]` for rows `r < rows` (a multiple of
 /// [`R`]) and keys `j < nk` rounded up to 8, over the `nk.div_ceil(64)` cache tiles of `kt` (`[d /
-/// 8][64][8]` each) and `ks` (`[d / 32][64]` each), written as the products leave them: `s[r /
-/// 2][j / 2][4]` with `(r0 k, r0 k', r1 k, r1 k')` per row pair and key pair (`2 KEYS` floats per
-/// row pair).
+/// 8][64][8]` each), written as the products leave them: `s[r / 2][j / 2][4]` with `(r0 k, r0 k',
+/// r1 k, r1 k')` per row pair and key pair (`2 KEYS` floats per row pair). The key scales come
+/// as the differences `kd` of [`key_scales`]: the int32 sums run on over the blocks (no reset),
+/// and `s = sum_b kd_b I_b` with `I_b` the sum over the blocks up to `b` (telescoping: `kd_b =
+/// ks_b - ks_(b+1)`), one SCVTF and one FMUL / FMLA per block and 4 scores.
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
@@ -297,7 +347,7 @@ unsafe fn qk_step<M: Mm>(
     rows: usize,
     d: usize,
     kt: &[i8],
-    ks: &[f32],
+    kd: &[f32],
     nk: usize,
     s: &mut [f32],
 ) {
@@ -305,58 +355,41 @@ unsafe fn qk_step<M: Mm>(
     let tiles = nk.div_ceil(KV_TILE);
     assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && nk > 0 && nk <= KEYS);
     assert!(qa.len() >= rows * d && kt.len() >= tiles * KV_TILE * d);
-    assert!(ks.len() >= tiles * nb * KV_TILE && s.len() >= rows * KEYS);
+    assert!(kd.len() >= tiles * nb * 2 * KV_TILE && s.len() >= rows * KEYS);
     let (qa, sp) = (qa.as_ptr(), s.as_mut_ptr());
     for t in 0..tiles {
         let ng = (nk - t * KV_TILE).min(KV_TILE).div_ceil(8);
         // SAFETY: tile t < tiles of both (asserted lengths).
-        let (kt, ks) = unsafe {
+        let (kt, kd) = unsafe {
             (
                 kt.as_ptr().add(t * KV_TILE * d),
-                ks.as_ptr().add(t * nb * KV_TILE),
+                kd.as_ptr().add(t * nb * 2 * KV_TILE),
             )
         };
         for rq in (0..rows).step_by(4) {
             // SAFETY (the whole loop body): row pairs rq / 2, rq / 2 + 1 of the packed Q are
             // `2 d` bytes each, read at dimension groups < d / 8; key group c8 < ng <= 8 of
-            // dimension group dg < d / 8 of the tile is 64 bytes at (dg 64 + c8 8) 8; key scales
-            // b < nb at b 64 + c8 8 + 4; row pairs rq / 2 + x (x < 2) of s hold 2 KEYS floats,
-            // written at 2 (t 64 + c8 8) + 16 <= 2 KEYS; the products need M's feature (caller).
+            // dimension group dg < d / 8 of the tile is 64 bytes at (dg 64 + c8 8) 8; the scale
+            // vectors of key group c8 and block b < nb are 16 floats at (c8 nb + b) 16 of the
+            // tile's; row pairs rq / 2 + x (x < 2) of s hold 2 KEYS floats, written at 2 (t 64
+            // + c8 8) + 16 <= 2 KEYS; the products need M's feature (caller).
             for c8 in 0..ng {
-                let mut facc = [[unsafe { vdupq_n_f32(0.0) }; 4]; 2];
-                for b in 0..nb {
-                    let mut iacc = [[M::zero(); 4]; 2];
-                    for dg in 4 * b..4 * b + 4 {
-                        let a: [M::A; 2] = std::array::from_fn(|x| unsafe {
-                            M::load_a(qa.add((rq / 2 + x) * 2 * d + dg * 16))
-                        });
-                        let kb: [int8x16_t; 4] = std::array::from_fn(|kp| unsafe {
-                            vld1q_s8(kt.add((dg * KV_TILE + c8 * 8 + 2 * kp) * 8))
-                        });
-                        for x in 0..2 {
-                            for kp in 0..4 {
-                                iacc[x][kp] = unsafe { M::mm(iacc[x][kp], a[x], kb[kp]) };
-                            }
-                        }
-                    }
-                    // Key scales (k0, k1, k0, k1) per key pair.
-                    let (k03, k47) = unsafe {
-                        let p = ks.add(b * KV_TILE + c8 * 8);
-                        (
-                            vreinterpretq_f64_f32(vld1q_f32(p)),
-                            vreinterpretq_f64_f32(vld1q_f32(p.add(4))),
-                        )
-                    };
-                    let ksv = [
-                        unsafe { vreinterpretq_f32_f64(vzip1q_f64(k03, k03)) },
-                        unsafe { vreinterpretq_f32_f64(vzip2q_f64(k03, k03)) },
-                        unsafe { vreinterpretq_f32_f64(vzip1q_f64(k47, k47)) },
-                        unsafe { vreinterpretq_f32_f64(vzip2q_f64(k47, k47)) },
-                    ];
+                // SAFETY: as above (qk_block's contract).
+                // (No closure around qk_block: a closure does not get the entry point's target
+                // feature, and in a debug build it is not inlined.)
+                let (q, k) = unsafe { (qa.add(rq * d), kt.add(c8 * 64)) };
+                let mut iacc = [[M::zero(); 4]; 2];
+                let (c, ksv) =
+                    unsafe { qk_block::<M>(&mut iacc, q, d, k, kd.add(c8 * nb * 16), 0) };
+                let mut facc: [[float32x4_t; 4]; 2] = std::array::from_fn(|x| {
+                    std::array::from_fn(|kp| unsafe { vmulq_f32(c[x][kp], ksv[kp]) })
+                });
+                for b in 1..nb {
+                    let kdb = unsafe { kd.add((c8 * nb + b) * 16) };
+                    let (c, ksv) = unsafe { qk_block::<M>(&mut iacc, q, d, k, kdb, b) };
                     for x in 0..2 {
                         for kp in 0..4 {
-                            let c = unsafe { vcvtq_f32_s32(M::finish(iacc[x][kp])) };
-                            facc[x][kp] = unsafe { vfmaq_f32(facc[x][kp], c, ksv[kp]) };
+                            facc[x][kp] = unsafe { vfmaq_f32(facc[x][kp], c[x][kp], ksv[kp]) };
                         }
                     }
                 }
@@ -367,6 +400,105 @@ unsafe fn qk_step<M: Mm>(
                         for (kp, &v) in f.iter().enumerate() {
                             vst1q_f32(d.add(4 * kp), v);
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `p` unchanged, through an empty `asm!`: the compiler no longer knows how it relates to other
+/// pointers, so it keeps it in its own register (an LDP base for operands beyond the reach of
+/// another's offsets).
+#[inline(always)]
+// The asm touches no memory: the pointer only passes through a register.
+#[allow(clippy::pointers_in_nomem_asm_block)]
+fn launder<T>(mut p: *const T) -> *const T {
+    // SAFETY: an empty asm on a register value.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags))
+    };
+    p
+}
+
+/// One block of [`qk_step`]'s micro-tile: block `b`'s products (dimension groups `4 b..4 b + 4`)
+/// added to the running sums `iacc` of two row pairs (`q`: the first's packed row, `2 d` bytes
+/// each) and 4 key pairs (`kt`: the key group's 8 bytes of dimension group 0 of the tile), then
+/// the sums as floats (SCVTF) and the block's 4 scale-difference vectors (`kd`).
+///
+/// # Safety
+/// The reads of [`qk_step`]'s loop body; the CPU has `M`'s feature and the caller is compiled
+/// with it.
+#[inline(always)]
+unsafe fn qk_block<M: Mm>(
+    iacc: &mut [[M::Acc; 4]; 2],
+    q: *const i8,
+    d: usize,
+    kt: *const i8,
+    kd: *const f32,
+    b: usize,
+) -> ([[float32x4_t; 4]; 2], [float32x4_t; 4]) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        // Dimension groups 4 b + 2 and 4 b + 3 from a second base (laundered, so the compiler
+        // keeps it): their keys lie 1024 bytes on, beyond LDP's reach from the first.
+        let k0 = kt.add(4 * b * KV_TILE * 8);
+        let k2 = launder(kt.add((4 * b + 2) * KV_TILE * 8));
+        for i in 0..4 {
+            let dg = 4 * b + i;
+            let a: [M::A; 2] = std::array::from_fn(|x| M::load_a(q.add(x * 2 * d + dg * 16)));
+            let kg = if i < 2 {
+                k0.add(i * KV_TILE * 8)
+            } else {
+                k2.add((i - 2) * KV_TILE * 8)
+            };
+            let kb: [int8x16_t; 4] = std::array::from_fn(|kp| vld1q_s8(kg.add(2 * kp * 8)));
+            for x in 0..2 {
+                for kp in 0..4 {
+                    iacc[x][kp] = M::mm(iacc[x][kp], a[x], kb[kp]);
+                }
+            }
+        }
+        // Scale differences (k, k', k, k') per key pair.
+        let ksv: [float32x4_t; 4] = std::array::from_fn(|kp| vld1q_f32(kd.add(4 * kp)));
+        let c = std::array::from_fn(|x| {
+            std::array::from_fn(|kp| vcvtq_f32_s32(M::finish(iacc[x][kp])))
+        });
+        (c, ksv)
+    }
+}
+
+/// The key scales of a step as [`qk_step`] reads them: for tile `t < tiles`, key group `c8 < 8`
+/// and block `b < nb`, 4 vectors `(kd_k, kd_k', kd_k, kd_k')` per key pair at `kd + ((t 8 + c8)
+/// nb + b) 16` with `kd_b = ks_b - ks_(b+1)` (`ks_nb = 0`); `ks` is the tiles' `[d / 32][64]`.
+fn key_scales(ks: &[f32], tiles: usize, nb: usize, kd: &mut [f32]) {
+    assert!(ks.len() >= tiles * nb * KV_TILE && kd.len() >= tiles * nb * 2 * KV_TILE);
+    let (ks, kd) = (ks.as_ptr(), kd.as_mut_ptr());
+    for t in 0..tiles {
+        for c8 in 0..8 {
+            for b in 0..nb {
+                // SAFETY: NEON (every aarch64 target); block b (and b + 1 < nb) of tile t holds
+                // 64 scales, read at c8 8..c8 8 + 8; 16 floats written at ((t 8 + c8) nb + b) 16
+                // (asserted lengths).
+                unsafe {
+                    let at =
+                        |b: usize, i: usize| vld1q_f32(ks.add((t * nb + b) * KV_TILE + c8 * 8 + i));
+                    let (mut k03, mut k47) = (at(b, 0), at(b, 4));
+                    if b + 1 < nb {
+                        (k03, k47) = (vsubq_f32(k03, at(b + 1, 0)), vsubq_f32(k47, at(b + 1, 4)));
+                    }
+                    let (k03, k47) = (vreinterpretq_f64_f32(k03), vreinterpretq_f64_f32(k47));
+                    let o = kd.add(((t * 8 + c8) * nb + b) * 16);
+                    for (i, v) in [
+                        vzip1q_f64(k03, k03),
+                        vzip2q_f64(k03, k03),
+                        vzip1q_f64(k47, k47),
+                        vzip2q_f64(k47, k47),
+                    ]
+                    .into_iter()
+                    .enumerate()
+                    {
+                        vst1q_f32(o.add(4 * i), vreinterpretq_f32_f64(v));
                     }
                 }
             }
@@ -414,7 +546,7 @@ unsafe fn pv_step<M: Mm, const P: usize>(
     for c8 in 0..d / 8 {
         let b = c8 / 4;
         let mut cacc = [M::zero(); 4];
-        for jg in 0..ng {
+        for jg in 0..if M::P_SIGNED { ng } else { 0 } {
             for (dp, c) in cacc.iter_mut().enumerate() {
                 let vb = unsafe { vld1q_s8(vp.add(jg * 8 * d + (c8 * 8 + 2 * dp) * 8)) };
                 *c = unsafe { M::mm(*c, ones, vb) };
@@ -426,22 +558,23 @@ unsafe fn pv_step<M: Mm, const P: usize>(
         for rq in (0..rows).step_by(2 * P) {
             let pb = unsafe { pa.add((b * rows / 2 + rq / 2) * 2 * KEYS) };
             let mut iacc = [[M::zero(); 4]; P];
-            for jg in 0..ng {
-                let a: [M::A; P] =
-                    std::array::from_fn(|x| unsafe { M::load_a(pb.add(x * 2 * KEYS + jg * 16)) });
-                let vb: [int8x16_t; 4] = std::array::from_fn(|dp| unsafe {
-                    vld1q_s8(vp.add(jg * 8 * d + (c8 * 8 + 2 * dp) * 8))
-                });
-                for x in 0..P {
-                    for dp in 0..4 {
-                        iacc[x][dp] = unsafe { M::mm(iacc[x][dp], a[x], vb[dp]) };
-                    }
-                }
+            let v8 = unsafe { vp.add(c8 * 64) };
+            // Row pairs 2 and 3 from a second base (laundered, so the compiler keeps it: they
+            // lie 1024 bytes on, beyond LDP's reach).
+            let pb2 = launder(pb.wrapping_add(2 * 2 * KEYS));
+            // Two groups per iteration (a row pair's P' of both: 32 contiguous bytes).
+            for jg in (0..ng / 2).map(|i| 2 * i) {
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 1, d) };
+            }
+            if ng % 2 == 1 {
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, ng - 1, d) };
             }
             for (x, acc) in iacc.iter().enumerate() {
                 let r0 = rq + 2 * x;
                 let f: [float32x4_t; 4] = std::array::from_fn(|dp| unsafe {
-                    vcvtq_f32_s32(vaddq_s32(M::finish(acc[dp]), cs[dp]))
+                    let c = M::finish(acc[dp]);
+                    vcvtq_f32_s32(if M::P_SIGNED { vaddq_s32(c, cs[dp]) } else { c })
                 });
                 let (a0, a1) = unzip_rows(f[0], f[1]);
                 let (b0, b1) = unzip_rows(f[2], f[3]);
@@ -459,12 +592,42 @@ unsafe fn pv_step<M: Mm, const P: usize>(
     }
 }
 
+/// One group of 8 keys (`jg`) of [`pv_step`]'s micro-tile: `P` row pairs of `P'` (`pb[0]`: the
+/// first's, `2 KEYS` bytes each; `pb[1]` the third's) times 4 dimension pairs of the values (`v8`: the dimension
+/// group's first pair in group 0) added to `iacc`.
+///
+/// # Safety
+/// The reads of [`pv_step`]'s loop; the CPU has `M`'s feature and the caller is compiled with it.
+#[inline(always)]
+unsafe fn pv_group<M: Mm, const P: usize>(
+    iacc: &mut [[M::Acc; 4]; P],
+    pb: [*const i8; 2],
+    v8: *const i8,
+    jg: usize,
+    d: usize,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let a: [M::A; P] =
+            std::array::from_fn(|x| M::load_a(pb[x / 2].add((x % 2) * 2 * KEYS + jg * 16)));
+        let vb: [int8x16_t; 4] =
+            std::array::from_fn(|dp| vld1q_s8(v8.add(jg * 8 * d + 2 * dp * 8)));
+        for x in 0..P {
+            for dp in 0..4 {
+                iacc[x][dp] = M::mm_pv(iacc[x][dp], a[x], vb[dp]);
+            }
+        }
+    }
+}
+
 /// The int8 buffers of a block (per thread, grown on first use).
 #[derive(Default)]
 struct Bufs {
     /// Packed Q `[rows / 2][d / 8][2][8]` and its per-row scales.
     qa: Vec<i8>,
     qs: Vec<f32>,
+    /// The step's key scale differences as `Q K^T` reads them ([`key_scales`]).
+    kd: Vec<f32>,
     /// Scores `[rows / 2][KEYS / 2][4]` (`Q K^T`'s 2 x 2 products as computed).
     s: Vec<f32>,
     /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[rows][nb]`.
@@ -473,6 +636,11 @@ struct Bufs {
     /// `w_jb = 255 vs_jb / max_j vs_jb` of the step (`[KEYS / 8][nb][4][4]`: each key pair twice,
     /// the layout of the scores), and `max_j vs_jb / 255`.
     w: Vec<f32>,
+    /// The f16 softmax's factors `[KEYS / 8][nb][8]` (f16 bits; per group of 8 keys and block,
+    /// the 8 keys' `w_jb`), and its scratch: `255 / max_j vs_jb` per block, then a zero-padded
+    /// last group `[8][nb]`.
+    wh: Vec<u16>,
+    w32: Vec<f32>,
     vmax: Vec<f32>,
     corr: Vec<f32>,
 }
@@ -502,18 +670,18 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
     }
 }
 
-/// The quantized weights `round(e w) - 128` of a row pair's 8 keys (`e` the 4 key-pair vectors
+/// The quantized weights `round(e w)` (minus 128 when [`Mm::P_SIGNED`]) of a row pair's 8 keys (`e` the 4 key-pair vectors
 /// `(r0 k, r0 k', r1 k, r1 k')`) for the `nb` value blocks: block `b`'s factors (same layout) at
 /// `w + 16 b`, its 16 bytes (row 0's 8 keys, then row 1's: the `A` operand of `P V`) written
 /// at `dst + b stride`. The products lie in `[0, 255]` (`e <= 1`, `w <= 255`), so the narrowing
 /// keeps the low bytes (UZP1, then TBL puts each row's keys together) without saturation, and
-/// EOR 0x80 subtracts 128.
+/// EOR 0x80 subtracts 128 (signed only).
 ///
 /// # Safety
 /// `w` holds `16 nb` readable floats and `dst + b stride` 16 writable bytes for every
 /// `b < nb`.
 #[inline(always)]
-unsafe fn put_pair_weights(
+unsafe fn put_pair_weights<M: Mm>(
     e: &[float32x4_t; 4],
     w: *const f32,
     dst: *mut i8,
@@ -535,9 +703,170 @@ unsafe fn put_pair_weights(
             let y = vqtbl2q_u8(uint8x16x2_t(h0, h1), idx);
             vst1q_u8(
                 dst.add(b * stride) as *mut u8,
-                veorq_u8(y, vdupq_n_u8(0x80)),
+                if M::P_SIGNED {
+                    veorq_u8(y, vdupq_n_u8(0x80))
+                } else {
+                    y
+                },
             );
         }
+    }
+}
+
+/// The cubic of [`exp2_h`] as f16 bits: `C1, C2, C3` (lanes 0 to 2), the fp16 rounding of
+/// [`exp2_biased`]'s, moved by a few units in their last place for the least maximum relative
+/// error of the whole f16 evaluation (7.1e-4 over every f16 input in `[-14.5, 0]`, with its
+/// final rounding; docs/KERNELS.md).
+const EXP2_H: [u16; 8] = [0x398c, 0x33c1, 0x2b0b, 0, 0, 0, 0, 0];
+/// 15.0 and -16.0 in f16.
+const H15: u16 = 0x4b80;
+const HM16: u16 = 0xcc00;
+
+/// `2^y` on 8 f16 lanes (FEAT_FP16), for `y <= 0` (any value: NaN and `y < -14.5` give 0): `y =
+/// max(y, -16)` (FMAXNM: NaN gives -16), `n` the nearest integer, `r = y - n` (exact), `e =
+/// 2^n` from FCVTZU with 10 fraction bits of `n + 15` (0 for `n <= -15`: no subnormals), `2^y = e +
+/// e q(r)` with [`EXP2_H`]'s cubic `q(r) = C1 r + r^2 (C2 + C3 r)`, exactly 1 at `y = 0`.
+/// `k = (C1, C2, C3, ..)`, `c2`, `h15`, `lo` the broadcast C2, 15 and -16.
+///
+/// # Safety
+/// The CPU has FEAT_FP16 and the caller is compiled with it.
+#[inline(always)]
+unsafe fn exp2_h(
+    y: uint16x8_t,
+    k: uint16x8_t,
+    c2: uint16x8_t,
+    h15: uint16x8_t,
+    lo: uint16x8_t,
+) -> uint16x8_t {
+    let e: uint16x8_t;
+    // SAFETY: FEAT_FP16 arithmetic on registers only (the caller's contract).
+    unsafe {
+        std::arch::asm!(
+            "fmaxnm {y:v}.8h, {y:v}.8h, {lo:v}.8h",
+            "frintn {e:v}.8h, {y:v}.8h",
+            "fsub {y:v}.8h, {y:v}.8h, {e:v}.8h",
+            "fadd {e:v}.8h, {e:v}.8h, {h15:v}.8h",
+            "fcvtzu {e:v}.8h, {e:v}.8h, #10",
+            "fmul {r2:v}.8h, {y:v}.8h, {y:v}.8h",
+            "mov {t:v}.16b, {c2:v}.16b",
+            "fmla {t:v}.8h, {y:v}.8h, {k:v}.h[2]",
+            "fmul {y:v}.8h, {y:v}.8h, {k:v}.h[0]",
+            "fmla {y:v}.8h, {r2:v}.8h, {t:v}.8h",
+            "fmla {e:v}.8h, {e:v}.8h, {y:v}.8h",
+            y = inout(vreg) y => _,
+            e = out(vreg) e,
+            r2 = out(vreg) _,
+            t = out(vreg) _,
+            k = in(vreg_low16) k,
+            c2 = in(vreg) c2,
+            h15 = in(vreg) h15,
+            lo = in(vreg) lo,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    e
+}
+
+/// The softmax groups of a row pair with f16 weights (FEAT_FP16; module notes): for each group
+/// `g < ng` of 8 keys, the scores `s + 16 g` (`(r0 k, r0 k', r1 k, r1 k')` per key pair) become
+/// `y = s q - mt` in f32 (`qv`, `mv` per lane: `(q0, q0, q1, q1)`, `(-mt0, -mt0, -mt1, -mt1)`),
+/// narrowed to f16, `e = 2^y` ([`exp2_h`]; masked keys hold -inf scores, or NaN with a zero Q
+/// scale: both give 0), the rows' 8 keys put together (UZP1 / UZP2 of 32-bit lanes), and per
+/// value block `b` the 16 bytes `round(e w) - 128` (`w + 8 (g nb + b)`: the block's f16 factors
+/// of the group's 8 keys; FMUL, FCVTNU, UZP1 of the low bytes, EOR 0x80) written at `dst + b
+/// stride + 16 g` (`NB` as in [`softmax_step`]). Returns the sums of the weights (lanes `(r0,
+/// r0, r1, r1)`): per lane the 4 weights of two groups added in f16 (two levels), then in f32.
+///
+/// # Safety
+/// FEAT_FP16; `s` holds `16 ng` readable floats, `w` `8 nb ng` readable u16, and `dst + b
+/// stride + 16 g` 16 writable bytes for `b < nb`, `g < ng`.
+#[target_feature(enable = "neon,fp16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn groups_f16<M: Mm, const NB: usize>(
+    s: *const f32,
+    ng: usize,
+    qv: float32x4_t,
+    mv: float32x4_t,
+    w: *const u16,
+    dst: *mut i8,
+    nb: usize,
+    stride: usize,
+) -> float32x4_t {
+    let nb = if NB > 0 { NB } else { nb };
+    // SAFETY: FEAT_FP16 (caller) for the asm; the pointers as the caller's contract says.
+    unsafe {
+        let k = vld1q_u16(EXP2_H.as_ptr());
+        let c2 = vdupq_n_u16(EXP2_H[1]);
+        let (h15, lo) = (vdupq_n_u16(H15), vdupq_n_u16(HM16));
+        let x80 = vdupq_n_u8(0x80);
+        // One group: its weights written, its two f16 weight vectors returned.
+        let group = |s8: *const f32, w8: *const u16, d8: *mut i8| -> (uint16x8_t, uint16x8_t) {
+            let y: [float32x4_t; 4] =
+                std::array::from_fn(|i| vfmaq_f32(mv, vld1q_f32(s8.add(4 * i)), qv));
+            let e0 = exp2_h(narrow8(y[0], y[1]), k, c2, h15, lo);
+            let e1 = exp2_h(narrow8(y[2], y[3]), k, c2, h15, lo);
+            // Row 0's 8 keys, row 1's 8 keys.
+            let (a, b) = (vreinterpretq_u32_u16(e0), vreinterpretq_u32_u16(e1));
+            let r0 = vreinterpretq_u16_u32(vuzp1q_u32(a, b));
+            let r1 = vreinterpretq_u16_u32(vuzp2q_u32(a, b));
+            for b in 0..nb {
+                let wb = vld1q_u16(w8.add(8 * b));
+                let x: uint8x16_t;
+                // The products lie in [0, 255] (e <= 1, w <= 255, both exact at the top):
+                // FCVTNU, then the low bytes.
+                std::arch::asm!(
+                    "fmul {p:v}.8h, {r0:v}.8h, {w:v}.8h",
+                    "fmul {q:v}.8h, {r1:v}.8h, {w:v}.8h",
+                    "fcvtnu {p:v}.8h, {p:v}.8h",
+                    "fcvtnu {q:v}.8h, {q:v}.8h",
+                    "uzp1 {x:v}.16b, {p:v}.16b, {q:v}.16b",
+                    r0 = in(vreg) r0,
+                    r1 = in(vreg) r1,
+                    w = in(vreg) wb,
+                    p = out(vreg) _,
+                    q = out(vreg) _,
+                    x = out(vreg) x,
+                    options(pure, nomem, nostack, preserves_flags)
+                );
+                let x = if M::P_SIGNED { veorq_u8(x, x80) } else { x };
+                vst1q_u8(d8.add(b * stride) as *mut u8, x);
+            }
+            (e0, e1)
+        };
+        // f32 sum += the f16 sum of `a`, `b`, `c`, `d` (lanes (r0, r0, r1, r1) in both halves).
+        let add = |sum: float32x4_t, a: uint16x8_t, b: uint16x8_t, c: uint16x8_t, d: uint16x8_t| {
+            let (sl, sh): (float32x4_t, float32x4_t);
+            std::arch::asm!(
+                "fadd {a:v}.8h, {a:v}.8h, {b:v}.8h",
+                "fadd {c:v}.8h, {c:v}.8h, {d:v}.8h",
+                "fadd {a:v}.8h, {a:v}.8h, {c:v}.8h",
+                "fcvtl {l:v}.4s, {a:v}.4h",
+                "fcvtl2 {h:v}.4s, {a:v}.8h",
+                a = inout(vreg) a => _,
+                b = in(vreg) b,
+                c = inout(vreg) c => _,
+                d = in(vreg) d,
+                l = out(vreg) sl,
+                h = out(vreg) sh,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+            vaddq_f32(sum, vaddq_f32(sl, sh))
+        };
+        let mut sum = vdupq_n_f32(0.0);
+        let (mut s8, mut w8, mut d8) = (s, w, dst);
+        // Two groups per iteration (the loop's counters and pointers once per 16 keys).
+        for _ in 0..ng / 2 {
+            let (a, b) = group(s8, w8, d8);
+            let (c, d) = group(s8.add(16), w8.add(8 * nb), d8.add(16));
+            sum = add(sum, a, b, c, d);
+            (s8, w8, d8) = (s8.add(32), w8.add(16 * nb), d8.add(32));
+        }
+        if ng % 2 == 1 {
+            let (a, b) = group(s8, w8, d8);
+            let z = vdupq_n_u16(0);
+            sum = add(sum, a, b, z, z);
+        }
+        sum
     }
 }
 
@@ -545,18 +874,23 @@ unsafe fn put_pair_weights(
 /// rescale factors, sums, the quantized weights `P'` and their scales. `s` holds the scores
 /// (log2 units, in units of the row's Q scale) as `Q K^T` leaves them, `[row pair][KEYS / 2][4]`
 /// with `(r0 k, r0 k', r1 k, r1 k')` per key pair; `w` the factors of the value blocks in the
-/// same key-pair layout, the blocks of a group of 8 keys adjacent. `NB` is the number of value blocks `d / 32` when it is 1, 2 or 4
-/// (unrolled), or 0 (`nb` read at run time).
+/// same key-pair layout, the blocks of a group of 8 keys adjacent; `wh` (with `F16`) the f16
+/// factors `[KEYS / 8][nb][8]`. `NB` is the number of value blocks `d / 32` when it is 1, 2 or
+/// 4 (unrolled), or 0 (`nb` read at run time). `F16`: the exp and the weights in f16
+/// ([`groups_f16`]), else in f32.
+///
+/// # Safety
+/// With `F16` the CPU has FEAT_FP16.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-fn softmax_step<const NB: usize>(
+unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
     s: &mut [f32],
     rows: usize,
     nk: usize,
     nb: usize,
     mask: Mask,
     (m, l, corr): (&mut [f32], &mut [f32], &mut [f32]),
-    (qs, w, vmax): (&[f32], &[f32], &[f32]),
+    (qs, w, wh, vmax): (&[f32], &[f32], &[u16], &[f32]),
     (pa, ps): (&mut [i8], &mut [f32]),
 ) {
     let nb = if NB > 0 { NB } else { nb };
@@ -564,7 +898,12 @@ fn softmax_step<const NB: usize>(
     let rp = rows.next_multiple_of(R);
     assert!(nk > 0 && nk <= KEYS && s.len() >= rp * KEYS && mask.group > 0);
     assert!(m.len() >= rows && l.len() >= rows && corr.len() >= rows);
-    assert!(qs.len() >= rows && w.len() >= nb * 2 * KEYS && vmax.len() >= nb);
+    assert!(qs.len() >= rows && vmax.len() >= nb);
+    if F16 {
+        assert!(wh.len() >= nb * KEYS);
+    } else {
+        assert!(w.len() >= nb * 2 * KEYS);
+    }
     assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rows * nb);
     let exp2 = |x: f32| vgetq_lane_f32::<0>(exp2_biased(vdupq_n_f32(x + BIAS)));
     let pair = |a: f32, b: f32| vcombine_f32(vdup_n_f32(a), vdup_n_f32(b));
@@ -588,10 +927,11 @@ fn softmax_step<const NB: usize>(
         let pr = p * 2 * KEYS;
         // SAFETY: group jg < ng <= KEYS / 8 of block b < nb of row pair p lies at pr + b stride
         // + 16 jg, inside the asserted `pa`.
+        // Weight 0: x = 0, stored as -128 when signed.
+        let zero = if M::P_SIGNED { i8::MIN } else { 0 };
         for jg in vg..ng {
             for b in 0..nb {
-                // Weight 0 (x = 0: P' = -128).
-                unsafe { vst1q_s8(pp.add(pr + b * stride + 16 * jg), vdupq_n_s8(i8::MIN)) };
+                unsafe { vst1q_s8(pp.add(pr + b * stride + 16 * jg), vdupq_n_s8(zero)) };
             }
         }
         if vg == 0 {
@@ -643,12 +983,24 @@ fn softmax_step<const NB: usize>(
             };
             pmax[h] = exp2(mt - m_new);
             m[r] = m_new;
-            (qa[h], mba[h]) = (q, BIAS - mt);
+            // The f16 exp takes `y` unbiased (its precision is relative).
+            (qa[h], mba[h]) = (q, if F16 { -mt } else { BIAS - mt });
         }
         // A row without keys has q = 0 and its lanes all masked below.
         let (qv, mbv) = (pair(qa[0], qa[1]), pair(mba[0], mba[1]));
         let lim = pair(va[0] as f32, va[1] as f32);
         let mut sum = vdupq_n_f32(0.0);
+        if F16 {
+            // SAFETY: FEAT_FP16 (the caller's contract); the vg <= KEYS / 8 groups of the row
+            // pair's scores, of `wh` (8 nb u16 each, asserted) and of the row pair's P' in each
+            // block (16 bytes at pr + b stride + 16 g).
+            let sum = unsafe {
+                let sum = groups_f16::<M, NB>(sp, vg, qv, mbv, wh.as_ptr(), pp.add(pr), nb, stride);
+                vpaddq_f32(sum, sum)
+            };
+            finish_pair(r0, rows, va, pmax, sum, nb, vmax, (l, corr, ps));
+            continue;
+        }
         // The groups both rows see fully (no mask: the loop is only the exp, the sum and the
         // weights), then the groups with masked keys. The scores of visible keys are finite and
         // at most the row's maximum, so `exp2_biased_unclamped` applies (its NaN for the -inf of
@@ -668,7 +1020,7 @@ fn softmax_step<const NB: usize>(
             // One group: its weights written, the sum of its 4 vectors returned.
             let group = |s8: *const f32, w8: *const f32, d8: *mut i8| {
                 let e = exps(s8);
-                put_pair_weights(&e, w8, d8, nb, stride);
+                put_pair_weights::<M>(&e, w8, d8, nb, stride);
                 add4(&e)
             };
             // Two groups per iteration (the loop's counters and pointers once per 16 keys).
@@ -692,28 +1044,107 @@ fn softmax_step<const NB: usize>(
                     *e = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(*e), keep));
                 }
                 sum = vaddq_f32(sum, add4(&e));
-                put_pair_weights(&e, w8, d8, nb, stride);
+                put_pair_weights::<M>(&e, w8, d8, nb, stride);
                 (s8, w8, d8) = (s8.add(16), w8.add(16 * nb), d8.add(16));
             }
         }
         // Lane h: row r0 + h's sum.
         let sum = vpaddq_f32(sum, sum);
-        for h in 0..2 {
-            let r = r0 + h;
-            if va[h] == 0 {
-                continue;
-            }
-            for b in 0..nb {
-                ps[r * nb + b] = pmax[h] * vmax[b];
-            }
-            let sh = if h == 0 {
+        finish_pair(r0, rows, va, pmax, sum, nb, vmax, (l, corr, ps));
+    }
+}
+
+/// The output scales and the sums of the rows `r0`, `r0 + 1` with keys (`va`): `ps = pmax
+/// vmax_b`, `l = l corr + pmax sum` (lane h of `sum`: row `r0 + h`'s).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn finish_pair(
+    r0: usize,
+    rows: usize,
+    va: [usize; 2],
+    pmax: [f32; 2],
+    sum: float32x4_t,
+    nb: usize,
+    vmax: &[f32],
+    (l, corr, ps): (&mut [f32], &mut [f32], &mut [f32]),
+) {
+    for h in 0..2 {
+        let r = r0 + h;
+        if va[h] == 0 || r >= rows {
+            continue;
+        }
+        for b in 0..nb {
+            ps[r * nb + b] = pmax[h] * vmax[b];
+        }
+        // SAFETY: NEON (every aarch64 target), register-only.
+        let sh = unsafe {
+            if h == 0 {
                 vgetq_lane_f32::<0>(sum)
             } else {
                 vgetq_lane_f32::<1>(sum)
-            };
-            l[r] = l[r] * corr[r] + pmax[h] * sh;
+            }
+        };
+        l[r] = l[r] * corr[r] + pmax[h] * sh;
+    }
+}
+
+/// `dst[b][j] = f16(vs[j][b] f[b])` for the 8 keys `j` of a group and the `nb` value blocks (`vs`
+/// `[8][nb]` as the cache stores a group's value scales, `dst` `[nb][8]`: the layout of
+/// [`groups_f16`]'s factors), rounding to nearest even: 8 values per FCVTN / FCVTN2, the blocks
+/// split by UZP for `nb` 1, 2 and 4, one at a time (`half`, the same rounding) otherwise.
+fn put_w16(vs: &[f32], f: &[f32], dst: &mut [u16]) {
+    let nb = f.len();
+    assert!(vs.len() == 8 * nb && dst.len() == 8 * nb);
+    // SAFETY: NEON (every aarch64 target); `vs` and `dst` hold 8 nb elements (asserted), `f`
+    // nb.
+    unsafe {
+        let (v, o) = (vs.as_ptr(), dst.as_mut_ptr());
+        // The products of 8 keys x nb blocks, narrowed: 8 values per vector, in `vs`'s order.
+        let h = |fv: float32x4_t, i: usize| {
+            narrow8(
+                vmulq_f32(vld1q_f32(v.add(8 * i)), fv),
+                vmulq_f32(vld1q_f32(v.add(8 * i + 4)), fv),
+            )
+        };
+        match nb {
+            1 => vst1q_u16(o, h(vdupq_n_f32(f[0]), 0)),
+            2 => {
+                let fv = vcombine_f32(vld1_f32(f.as_ptr()), vld1_f32(f.as_ptr()));
+                let (a, b) = (h(fv, 0), h(fv, 1));
+                vst1q_u16(o, vuzp1q_u16(a, b));
+                vst1q_u16(o.add(8), vuzp2q_u16(a, b));
+            }
+            4 => {
+                let fv = vld1q_f32(f.as_ptr());
+                let a: [uint16x8_t; 4] = std::array::from_fn(|i| h(fv, i));
+                // Even lanes: blocks 0 and 2, odd: 1 and 3; then each split again.
+                let (e0, e1) = (vuzp1q_u16(a[0], a[1]), vuzp1q_u16(a[2], a[3]));
+                let (d0, d1) = (vuzp2q_u16(a[0], a[1]), vuzp2q_u16(a[2], a[3]));
+                vst1q_u16(o, vuzp1q_u16(e0, e1));
+                vst1q_u16(o.add(8), vuzp1q_u16(d0, d1));
+                vst1q_u16(o.add(16), vuzp2q_u16(e0, e1));
+                vst1q_u16(o.add(24), vuzp2q_u16(d0, d1));
+            }
+            _ => {
+                for (b, &fb) in f.iter().enumerate() {
+                    for j in 0..8 {
+                        *o.add(8 * b + j) = half::f16::from_f32(*v.add(j * nb + b) * fb).to_bits();
+                    }
+                }
+            }
         }
     }
+}
+
+/// Whether the softmax runs in f16 ([`groups_f16`]): the CPU has FEAT_FP16 and
+/// `QKERN_ATTN_I8_F16` is not `0` (the f32 softmax, for comparison and its tests), read once per
+/// process.
+fn softmax_f16() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        super::attention::fp16_available()
+            && std::env::var("QKERN_ATTN_I8_F16").map_or(true, |v| v != "0")
+    })
 }
 
 /// The int8 path as a [`Block`] of the attention driver.
@@ -756,8 +1187,15 @@ unsafe fn block_i8<M: Mm>(
         grow(&mut bf.s, rp * KEYS);
         grow(&mut bf.pa, nb * rp * KEYS);
         grow(&mut bf.ps, rp * nb);
-        grow(&mut bf.w, nb * 2 * KEYS);
+        let f16 = softmax_f16();
+        if f16 {
+            grow(&mut bf.wh, nb * KEYS);
+            grow(&mut bf.w32, 9 * nb);
+        } else {
+            grow(&mut bf.w, nb * 2 * KEYS);
+        }
         grow(&mut bf.vmax, nb);
+        grow(&mut bf.kd, nb * 2 * KEYS);
         grow(&mut bf.corr, rp);
         // Padding rows: zero Q and P' (the softmax writes real rows only), corr 1.
         bf.qa[(rows / 2) * 2 * d..rp * d].fill(0);
@@ -798,6 +1236,12 @@ unsafe fn block_i8<M: Mm>(
             }
             for (b, m) in vmax.iter_mut().enumerate() {
                 let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
+                if f16 {
+                    // The factors, for `put_w16` below.
+                    bf.w32[b] = f;
+                    *m /= 255.0;
+                    continue;
+                }
                 // `[KEYS / 8][nb][4][4]`: per group of 8 keys and block, `(w_k0, w_k1, w_k0,
                 // w_k1)` per key pair (the scores' layout; the blocks of a group adjacent).
                 let x = |j: usize| if j < nk { vst[j * nb + b] * f } else { 0.0 };
@@ -812,22 +1256,47 @@ unsafe fn block_i8<M: Mm>(
                 }
                 *m /= 255.0;
             }
+            if f16 {
+                // `[KEYS / 8][nb][8]` in f16; the last group padded with zero weights.
+                let (fs, tail) = bf.w32.split_at_mut(nb);
+                let full = nk / 8;
+                for g in 0..full {
+                    put_w16(
+                        &vst[8 * g * nb..][..8 * nb],
+                        fs,
+                        &mut bf.wh[8 * g * nb..][..8 * nb],
+                    );
+                }
+                if !nk.is_multiple_of(8) {
+                    let tail = &mut tail[..8 * nb];
+                    tail.fill(0.0);
+                    tail[..(nk % 8) * nb].copy_from_slice(&vst[8 * full * nb..]);
+                    put_w16(tail, fs, &mut bf.wh[8 * full * nb..][..8 * nb]);
+                }
+            }
             let mask = Mask {
                 first: (p.pos0 + qi0 + 1) as isize - ts as isize,
                 group,
             };
             // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
-            unsafe { M::qk(&bf.qa, rp, d, ktile, kst, nk, &mut bf.s) };
+            key_scales(kst, tiles, nb, &mut bf.kd);
+            // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
+            unsafe { M::qk(&bf.qa, rp, d, ktile, &bf.kd, nk, &mut bf.s) };
             let stats = (&mut sc.m[..], &mut sc.l[..], &mut bf.corr[..]);
-            let wv = (&bf.qs[..], &bf.w[..], &bf.vmax[..]);
+            let wv = (&bf.qs[..], &bf.w[..], &bf.wh[..], &bf.vmax[..]);
             let pq = (&mut bf.pa[..], &mut bf.ps[..]);
-            // SAFETY: NEON is part of every aarch64 target.
+            let s = &mut bf.s;
+            // SAFETY: NEON is part of every aarch64 target; f16 only with FEAT_FP16.
             unsafe {
-                match nb {
-                    1 => softmax_step::<1>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
-                    2 => softmax_step::<2>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
-                    4 => softmax_step::<4>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
-                    _ => softmax_step::<0>(&mut bf.s, rows, nk, nb, mask, stats, wv, pq),
+                match (nb, f16) {
+                    (1, false) => softmax_step::<M, 1, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (2, false) => softmax_step::<M, 2, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (4, false) => softmax_step::<M, 4, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (_, false) => softmax_step::<M, 0, false>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (1, true) => softmax_step::<M, 1, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (2, true) => softmax_step::<M, 2, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (4, true) => softmax_step::<M, 4, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (_, true) => softmax_step::<M, 0, true>(s, rows, nk, nb, mask, stats, wv, pq),
                 }
             }
             // SAFETY: as above.
