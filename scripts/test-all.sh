@@ -85,6 +85,10 @@ done
 # NeonDot and NeonI8mm run the integer attention over an int8 cache: the dequantizing path again.
 QKERN_ATTN_I8=0 QEMU_CPU=max run_tests qemu-max-attention-dequant "$arm_all" "$arm_all" \
   --test attention --test model_golden "${qemu_test[@]}"
+# The integer attention's softmax runs in f16 where the CPU has FEAT_FP16 (every qemu CPU with
+# dotprod has it): its f32 fallback again (NeonDot and NeonI8mm).
+QKERN_ATTN_I8_F16=0 QEMU_CPU=max run_tests qemu-max-attention-i8-f32-softmax "$arm_all" "$arm_all" \
+  --test attention "${qemu_test[@]}"
 
 echo "== build checks: aarch64 benches, aarch64 without model, Apple targets (Mach-O assembly) (at ${SECONDS} s)"
 cargo build -q --benches "${qemu_test[@]}"
