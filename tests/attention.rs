@@ -124,10 +124,15 @@ fn bf16_q(x: f32, sc: f32) -> f32 {
     (bf16(x * s2) as f64 / s2 as f64) as f32
 }
 
+#[derive(Clone, Copy)]
 struct Shape {
     n_head: usize,
     n_kv: usize,
     d: usize,
+}
+
+fn shape(n_head: usize, n_kv: usize, d: usize) -> Shape {
+    Shape { n_head, n_kv, d }
 }
 
 /// Keys and values of `t` positions as stored by a cache of `dtype`.
@@ -876,62 +881,40 @@ fn bad_inputs(tier: Tier) {
 }
 per_tier_test!(bad_inputs_are_errors, crate::bad_inputs);
 
-fn causal_mask_exact(tier: Tier) {
-    // Q = 0: every visible key has weight exactly 1 on every path (e^0, 2^0), so row i's output
-    // is the mean of the values at positions 0..=pos: with integer values in -8..=8, every
-    // product and partial sum (up to 200 x 8) is exact in f16 and f32, and only the final division
-    // rounds. A key too many or too few changes the mean by about max|v| / n.
-    for (s, chunks) in [
-        (
-            Shape {
-                n_head: 14,
-                n_kv: 2,
-                d: 64,
-            },
-            &[200][..],
-        ),
-        (
-            Shape {
-                n_head: 12,
-                n_kv: 2,
-                d: 128,
-            },
-            &[5, 123, 1, 64][..],
-        ),
-        (
-            Shape {
-                n_head: 3,
-                n_kv: 1,
-                d: 16,
-            },
-            &[129, 8, 63][..],
-        ),
-    ] {
+/// With Q = 0, row `i`'s output must be the mean of the stored values at positions `0..=pos`
+/// (every visible weight is exactly 1) for each shape, prefilled in the given chunks: values from
+/// `values(rng, len)` chosen so that every path's products and partial sums are exact, so only the
+/// final division rounds (`tol = 1e-6 max|v|`). A key too many or too few moves the mean by about
+/// `max|v| / n`.
+fn check_causal_means(
+    tier: Tier,
+    dtype: KvDtype,
+    cases: &[(Shape, &[usize])],
+    seed: u64,
+    values: impl Fn(&mut Rng, usize) -> Vec<f32>,
+    tol: f64,
+) {
+    for &(s, chunks) in cases {
         let t: usize = chunks.iter().sum();
-        let mut rng = Rng(0x3a5c);
+        let mut rng = Rng(seed);
         let kw = s.n_kv * s.d;
         let k = rng.vec(t * kw, 3.0);
-        let v: Vec<f32> = rng.vec(t * kw, 8.49).iter().map(|x| x.round()).collect();
-        // cum[p * kw + col]: sum of the values of positions 0..p (exact in f64).
+        let v = values(&mut rng, t * kw);
+        let vs = stored(&v, dtype);
+        // cum[p * kw + col]: sum of the stored values of positions 0..p (exact in f64).
         let mut cum = vec![0f64; (t + 1) * kw];
         for p in 0..t {
             for col in 0..kw {
-                cum[(p + 1) * kw + col] = cum[p * kw + col] + v[p * kw + col] as f64;
+                cum[(p + 1) * kw + col] = cum[p * kw + col] + vs[p * kw + col] as f64;
             }
         }
-        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::F16, tier).unwrap();
+        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, dtype, tier).unwrap();
         let mut pos0 = 0;
         for &n in chunks {
             let q = vec![0f32; n * s.n_head * s.d];
             let mut out = vec![0f32; q.len()];
-            cache
-                .write(
-                    0,
-                    pos0,
-                    &k[pos0 * kw..(pos0 + n) * kw],
-                    &v[pos0 * kw..(pos0 + n) * kw],
-                )
-                .unwrap();
+            let rows = pos0 * kw..(pos0 + n) * kw;
+            cache.write(0, pos0, &k[rows.clone()], &v[rows]).unwrap();
             attention(&q, s.n_head, None, &cache, 0, pos0, &mut out).unwrap();
             let group = s.n_head / s.n_kv;
             for i in 0..n {
@@ -942,9 +925,9 @@ fn causal_mask_exact(tier: Tier) {
                         let want = cum[(pos + 1) * kw + col] / (pos + 1) as f64;
                         let got = out[(i * s.n_head + h) * s.d + c] as f64;
                         assert!(
-                            (got - want).abs() <= 1e-6 * 8.0,
-                            "tier {tier} heads {}/{} d={} pos {pos} head {h} dim {c}: got {got}, \
-                             want {want}",
+                            (got - want).abs() <= tol,
+                            "tier {tier} {dtype:?} heads {}/{} d={} pos {pos} head {h} dim {c}: \
+                             got {got}, want {want}",
                             s.n_head,
                             s.n_kv,
                             s.d
@@ -955,6 +938,18 @@ fn causal_mask_exact(tier: Tier) {
             pos0 += n;
         }
     }
+}
+
+fn causal_mask_exact(tier: Tier) {
+    // Integer values in -8..=8: every product and partial sum (up to 200 x 8) is exact in f16
+    // and f32.
+    let cases = [
+        (shape(14, 2, 64), &[200][..]),
+        (shape(12, 2, 128), &[5, 123, 1, 64][..]),
+        (shape(3, 1, 16), &[129, 8, 63][..]),
+    ];
+    let values = |rng: &mut Rng, n| rng.vec(n, 8.49).iter().map(|x| x.round()).collect();
+    check_causal_means(tier, KvDtype::F16, &cases, 0x3a5c, values, 1e-6 * 8.0);
 }
 per_tier_test!(causal_mask_exact, crate::causal_mask_exact);
 
@@ -1229,94 +1224,29 @@ fn int8_dispatch(tier: Tier) {
 per_tier_test!(int8_dispatch, crate::int8_dispatch);
 
 fn int8_causal_mask_exact(tier: Tier) {
-    // `causal_mask_exact` for the int8 cache: Q = 0 (every visible weight exactly 1), integer
-    // values in -127..=127 with a 127 in every block of 32, so every block's scale is exactly 1
-    // and the stored values are the integers themselves (exact in f16 and bf16, so every path's
-    // sums are exact; the int8 path's quantized weights are exactly 255). Only the final division
-    // rounds. A key too many or too few moves the mean by about max|v| / n.
+    // `causal_mask_exact` for the int8 cache: integer values in -127..=127 with a 127 in every
+    // block of 32, so every block's scale is exactly 1 and the stored values are the integers
+    // themselves (exact in f16 and bf16, so every path's sums are exact; the int8 path's
+    // quantized weights are exactly 255).
     // The fp16 path (dequantized tiles, QKERN_ATTN_I8=0) sums these values in f16, which holds
     // integers only up to 2048: its mask is checked by `causal_mask_exact`.
     if kind_for(tier, KvDtype::I8) == Kind::Fp16 {
         eprintln!("int8_causal_mask_exact: skipped, {tier} runs the fp16 path on the int8 cache");
         return;
     }
-    for (s, chunks) in [
-        (
-            Shape {
-                n_head: 14,
-                n_kv: 2,
-                d: 64,
-            },
-            &[200][..],
-        ),
-        (
-            Shape {
-                n_head: 12,
-                n_kv: 2,
-                d: 128,
-            },
-            &[5, 123, 1, 64][..],
-        ),
-        (
-            Shape {
-                n_head: 3,
-                n_kv: 1,
-                d: 32,
-            },
-            &[129, 8, 63, 1, 2][..],
-        ),
-    ] {
-        let t: usize = chunks.iter().sum();
-        let mut rng = Rng(0x3a5d);
-        let kw = s.n_kv * s.d;
-        let k = rng.vec(t * kw, 3.0);
-        let mut v: Vec<f32> = rng.vec(t * kw, 127.0).iter().map(|x| x.round()).collect();
+    let cases = [
+        (shape(14, 2, 64), &[200][..]),
+        (shape(12, 2, 128), &[5, 123, 1, 64][..]),
+        (shape(3, 1, 32), &[129, 8, 63, 1, 2][..]),
+    ];
+    let values = |rng: &mut Rng, n| {
+        let mut v: Vec<f32> = rng.vec(n, 127.0).iter().map(|x| x.round()).collect();
         for (b, blk) in v.chunks_exact_mut(32).enumerate() {
             blk[b % 32] = 127.0;
         }
-        let vs = stored(&v, KvDtype::I8);
-        let mut cum = vec![0f64; (t + 1) * kw];
-        for p in 0..t {
-            for col in 0..kw {
-                cum[(p + 1) * kw + col] = cum[p * kw + col] + vs[p * kw + col] as f64;
-            }
-        }
-        let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t, KvDtype::I8, tier).unwrap();
-        let mut pos0 = 0;
-        for &n in chunks {
-            let q = vec![0f32; n * s.n_head * s.d];
-            let mut out = vec![0f32; q.len()];
-            cache
-                .write(
-                    0,
-                    pos0,
-                    &k[pos0 * kw..(pos0 + n) * kw],
-                    &v[pos0 * kw..(pos0 + n) * kw],
-                )
-                .unwrap();
-            attention(&q, s.n_head, None, &cache, 0, pos0, &mut out).unwrap();
-            let group = s.n_head / s.n_kv;
-            for i in 0..n {
-                let pos = pos0 + i;
-                for h in 0..s.n_head {
-                    for c in 0..s.d {
-                        let col = (h / group) * s.d + c;
-                        let want = cum[(pos + 1) * kw + col] / (pos + 1) as f64;
-                        let got = out[(i * s.n_head + h) * s.d + c] as f64;
-                        assert!(
-                            (got - want).abs() <= 1e-6 * 127.0,
-                            "tier {tier} int8 heads {}/{} d={} pos {pos} head {h} dim {c}: got \
-                             {got}, want {want}",
-                            s.n_head,
-                            s.n_kv,
-                            s.d
-                        );
-                    }
-                }
-            }
-            pos0 += n;
-        }
-    }
+        v
+    };
+    check_causal_means(tier, KvDtype::I8, &cases, 0x3a5d, values, 1e-6 * 127.0);
 }
 per_tier_test!(int8_causal_mask_exact, crate::int8_causal_mask_exact);
 
