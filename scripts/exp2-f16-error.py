@@ -3,7 +3,12 @@
 src/arch/aarch64/attention_i8.rs) over every f16 `y` in [-14.5, 0], emulating each f16 operation
 with numpy (one rounding per instruction; an FMLA rounds once). Prints the error and the
 coefficients' f16 bits. docs/KERNELS.md ("Integer attention (aarch64)") uses the result."""
-import numpy as np
+import sys
+
+try:
+    import numpy as np
+except ImportError:
+    sys.exit("needs numpy: python3 -m pip install numpy")
 
 C1, C2, C3 = (float(np.float16(c)) for c in (0.693359375, 0.2423095703125, 0.055023193359375))
 
