@@ -135,7 +135,14 @@ macro_rules! entry_points {
             s: &mut [f32],
         ) {
             // SAFETY: compiled with the feature and (caller) run on a CPU that has it.
-            unsafe { qk_step::<$isa>(qa, rows, d, kt, kd, nk, s) }
+            // The common head sizes (64, 128) with the block count known: the blocks unrolled.
+            unsafe {
+                match d / 32 {
+                    2 => qk_step::<$isa, 2>(qa, rows, d, kt, kd, nk, s),
+                    4 => qk_step::<$isa, 4>(qa, rows, d, kt, kd, nk, s),
+                    _ => qk_step::<$isa, 0>(qa, rows, d, kt, kd, nk, s),
+                }
+            }
         }
 
         /// # Safety
@@ -315,6 +322,20 @@ impl Mm for Mmla {
     forward!(qk_mmla, pv_mmla);
 }
 
+/// Lane `i < 4` of `v` (a constant after unrolling: a by-element product).
+#[inline(always)]
+fn lane(v: float32x4_t, i: usize) -> f32 {
+    // SAFETY: NEON, register-only.
+    unsafe {
+        match i {
+            0 => vgetq_lane_f32::<0>(v),
+            1 => vgetq_lane_f32::<1>(v),
+            2 => vgetq_lane_f32::<2>(v),
+            _ => vgetq_lane_f32::<3>(v),
+        }
+    }
+}
+
 /// Rows `(r0 c0, r0 c1, r1 c0, r1 c1)` of two column pairs `x`, `y` as row 0's 4 columns and row
 /// 1's.
 #[inline(always)]
@@ -336,13 +357,14 @@ fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
 /// r1 k, r1 k')` per row pair and key pair (`2 KEYS` floats per row pair). The key scales come
 /// as the differences `kd` of [`key_scales`]: the int32 sums run on over the blocks (no reset),
 /// and `s = sum_b kd_b I_b` with `I_b` the sum over the blocks up to `b` (telescoping: `kd_b =
-/// ks_b - ks_(b+1)`), one SCVTF and one FMUL / FMLA per block and 4 scores.
+/// ks_b - ks_(b+1)`), one SCVTF and one FMUL / FMLA per block and 4 scores. `NB` is `d / 32`
+/// when known at compile time (the block loop unrolled), or 0.
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn qk_step<M: Mm>(
+unsafe fn qk_step<M: Mm, const NB: usize>(
     qa: &[i8],
     rows: usize,
     d: usize,
@@ -352,6 +374,8 @@ unsafe fn qk_step<M: Mm>(
     s: &mut [f32],
 ) {
     let nb = d / 32;
+    assert!(NB == 0 || NB == nb);
+    let nb = if NB > 0 { NB } else { nb };
     let tiles = nk.div_ceil(KV_TILE);
     assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && nk > 0 && nk <= KEYS);
     assert!(qa.len() >= rows * d && kt.len() >= tiles * KV_TILE * d);
@@ -394,9 +418,12 @@ unsafe fn qk_step<M: Mm>(
                     }
                 }
                 // As computed: row pair rq / 2 + x, key pairs of keys t 64 + c8 8 + 2 kp.
+                // The second row pair's 2048 bytes on (beyond STP's reach): its own base.
+                let s0 = unsafe { sp.add((rq / 2) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8)) };
+                let s1 = launder(s0.wrapping_add(2 * KEYS)) as *mut f32;
                 for (x, f) in facc.iter().enumerate() {
                     unsafe {
-                        let d = sp.add((rq / 2 + x) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8));
+                        let d = if x == 0 { s0 } else { s1 };
                         for (kp, &v) in f.iter().enumerate() {
                             vst1q_f32(d.add(4 * kp), v);
                         }
@@ -506,9 +533,9 @@ fn key_scales(ks: &[f32], tiles: usize, nb: usize, kd: &mut [f32]) {
     }
 }
 
-/// `o[r][i] = o[r][i] corr[r] + ps[r][b] sum_{j < 8 ng} (P'[b][r][j] + 128) v[j][i]` (`b = i / 32`) for
+/// `o[r][i] = o[r][i] corr[r] + ps[b][r] sum_{j < 8 ng} (P'[b][r][j] + 128) v[j][i]` (`b = i / 32`) for
 /// rows `r < rows` (a multiple of [`R`]); `pa` is `[nb][rows / 2][KEYS / 8][2][8]`, `v` the
-/// step's groups of 8 positions `[d][8]`, `ps` `[rows][nb]`. `P` row pairs (`M::PV_PAIRS`) x 8
+/// step's groups of 8 positions `[d][8]`, `ps` `[nb][rows]`. `P` row pairs (`M::PV_PAIRS`) x 8
 /// dimensions per micro-tile.
 ///
 /// # Safety
@@ -540,7 +567,7 @@ unsafe fn pv_step<M: Mm, const P: usize>(
     // SAFETY (both loops): block b < nb, row pair rq / 2 + x (x < P) of P' is 2 KEYS bytes at
     // (b rows / 2 + rq / 2 + x) 2 KEYS, group jg < ng <= KEYS / 8 at 16 jg; value group jg < ng
     // is 8 d bytes, dimension pair 2 dp of dimension group c8 < d / 8 at (8 c8 + 2 dp) 8; rows
-    // rq..rq + 2 P of ps (nb floats), corr, o (d floats); M's feature (caller).
+    // rows rq..rq + 2 P of ps (block b: b rows + rq..), corr, o (d floats); M's feature (caller).
     // `A` of ones: the column sums of the values, `(sum v_i, sum v_i+1)` for both rows.
     let ones = unsafe { M::load_a([1i8; 16].as_ptr()) };
     for c8 in 0..d / 8 {
@@ -570,6 +597,17 @@ unsafe fn pv_step<M: Mm, const P: usize>(
             if ng % 2 == 1 {
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, ng - 1, d) };
             }
+            // The micro-tile's rows' corr and scales: 2 P floats each (vector loads, then
+            // by-element products).
+            let ld4 = |p: *const f32, i: usize| {
+                if 4 * i < 2 * P {
+                    unsafe { vld1q_f32(p.add(rq + 4 * i)) }
+                } else {
+                    unsafe { vdupq_n_f32(0.0) }
+                }
+            };
+            let cv = [ld4(c, 0), ld4(c, 1)];
+            let sv = unsafe { [ld4(ps.add(b * rows), 0), ld4(ps.add(b * rows), 1)] };
             for (x, acc) in iacc.iter().enumerate() {
                 let r0 = rq + 2 * x;
                 let f: [float32x4_t; 4] = std::array::from_fn(|dp| unsafe {
@@ -578,10 +616,11 @@ unsafe fn pv_step<M: Mm, const P: usize>(
                 });
                 let (a0, a1) = unzip_rows(f[0], f[1]);
                 let (b0, b1) = unzip_rows(f[2], f[3]);
-                for (r, lo, hi) in [(r0, a0, b0), (r0 + 1, a1, b1)] {
+                for (h, lo, hi) in [(0, a0, b0), (1, a1, b1)] {
+                    let i = 2 * x + h;
+                    let (cr, sr) = (lane(cv[i / 4], i % 4), lane(sv[i / 4], i % 4));
                     unsafe {
-                        let (cr, sr) = (*c.add(r), *ps.add(r * nb + b));
-                        let o0 = op.add(r * d + c8 * 8);
+                        let o0 = op.add((r0 + h) * d + c8 * 8);
                         vst1q_f32(o0, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o0), cr), lo, sr));
                         let o1 = o0.add(4);
                         vst1q_f32(o1, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o1), cr), hi, sr));
@@ -630,7 +669,7 @@ struct Bufs {
     kd: Vec<f32>,
     /// Scores `[rows / 2][KEYS / 2][4]` (`Q K^T`'s 2 x 2 products as computed).
     s: Vec<f32>,
-    /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[rows][nb]`.
+    /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[nb][rows]` (rows padded to [`R`]).
     pa: Vec<i8>,
     ps: Vec<f32>,
     /// `w_jb = 255 vs_jb / max_j vs_jb` of the step (`[KEYS / 8][nb][4][4]`: each key pair twice,
@@ -904,7 +943,7 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
     } else {
         assert!(w.len() >= nb * 2 * KEYS);
     }
-    assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rows * nb);
+    assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rp * nb);
     let exp2 = |x: f32| vgetq_lane_f32::<0>(exp2_biased(vdupq_n_f32(x + BIAS)));
     let pair = |a: f32, b: f32| vcombine_f32(vdup_n_f32(a), vdup_n_f32(b));
     // The key of each lane within its key pair.
@@ -1074,7 +1113,7 @@ fn finish_pair(
             continue;
         }
         for b in 0..nb {
-            ps[r * nb + b] = pmax[h] * vmax[b];
+            ps[b * rows.next_multiple_of(R) + r] = pmax[h] * vmax[b];
         }
         // SAFETY: NEON (every aarch64 target), register-only.
         let sh = unsafe {
@@ -1201,7 +1240,9 @@ unsafe fn block_i8<M: Mm>(
         bf.qa[(rows / 2) * 2 * d..rp * d].fill(0);
         bf.qs[rows..rp].fill(0.0);
         bf.pa[..nb * rp * KEYS].fill(0);
-        bf.ps[rows * nb..rp * nb].fill(0.0);
+        for b in 0..nb {
+            bf.ps[b * rp + rows..(b + 1) * rp].fill(0.0);
+        }
         bf.corr[rows..rp].fill(1.0);
         let scale = p.scale * std::f32::consts::LOG2_E;
         for qi in 0..nq {
