@@ -469,7 +469,8 @@ unsafe fn qk_block<M: Mm>(
     unsafe {
         // Dimension groups 4 b + 2 and 4 b + 3 from a second base (laundered, so the compiler
         // keeps it): their keys lie 1024 bytes on, beyond LDP's reach from the first.
-        let k0 = kt.add(4 * b * KV_TILE * 8);
+        // (Both laundered: block b's keys lie 2048 b bytes on, also beyond LDP's reach.)
+        let k0 = launder(kt.wrapping_add(4 * b * KV_TILE * 8));
         let k2 = launder(kt.add((4 * b + 2) * KV_TILE * 8));
         for i in 0..4 {
             let dg = 4 * b + i;
