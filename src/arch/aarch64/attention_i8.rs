@@ -160,7 +160,15 @@ macro_rules! entry_points {
             o: &mut [f32],
         ) {
             // SAFETY: as above.
-            unsafe { pv_step::<$isa, $pairs>(pa, ps, rows, v, ng, d, corr, o) }
+            // As for Q K^T: the head sizes 64 and 128 with the dimension known (constant
+            // offsets between the value groups).
+            unsafe {
+                match d {
+                    64 => pv_step::<$isa, $pairs, 64>(pa, ps, rows, v, ng, d, corr, o),
+                    128 => pv_step::<$isa, $pairs, 128>(pa, ps, rows, v, ng, d, corr, o),
+                    _ => pv_step::<$isa, $pairs, 0>(pa, ps, rows, v, ng, d, corr, o),
+                }
+            }
         }
     };
 }
@@ -537,13 +545,13 @@ fn key_scales(ks: &[f32], tiles: usize, nb: usize, kd: &mut [f32]) {
 /// `o[r][i] = o[r][i] corr[r] + ps[b][r] sum_{j < 8 ng} (P'[b][r][j] + 128) v[j][i]` (`b = i / 32`) for
 /// rows `r < rows` (a multiple of [`R`]); `pa` is `[nb][rows / 2][KEYS / 8][2][8]`, `v` the
 /// step's groups of 8 positions `[d][8]`, `ps` `[nb][rows]`. `P` row pairs (`M::PV_PAIRS`) x 8
-/// dimensions per micro-tile.
+/// dimensions per micro-tile. `D` is `d` when known at compile time, or 0.
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pv_step<M: Mm, const P: usize>(
+unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
     pa: &[i8],
     ps: &[f32],
     rows: usize,
@@ -553,6 +561,8 @@ unsafe fn pv_step<M: Mm, const P: usize>(
     corr: &[f32],
     o: &mut [f32],
 ) {
+    assert!(D == 0 || D == d);
+    let d = if D > 0 { D } else { d };
     let nb = d / 32;
     assert!(rows.is_multiple_of(R) && R.is_multiple_of(2 * P) && d.is_multiple_of(32));
     assert!(ng <= KEYS / 8 && v.len() >= ng * 8 * d);
@@ -590,13 +600,17 @@ unsafe fn pv_step<M: Mm, const P: usize>(
             // Row pairs 2 and 3 from a second base (laundered, so the compiler keeps it: they
             // lie 1024 bytes on, beyond LDP's reach).
             let pb2 = launder(pb.wrapping_add(2 * 2 * KEYS));
-            // Two groups per iteration (a row pair's P' of both: 32 contiguous bytes).
-            for jg in (0..ng / 2).map(|i| 2 * i) {
+            // Four groups per iteration (a row pair's P' of two: 32 contiguous bytes; the
+            // loop's counter and pointers once per 32 keys), then the last up to 3.
+            // (Written out: a loop of 4 stays a loop.)
+            for jg in (0..ng / 4).map(|i| 4 * i) {
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 1, d) };
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 2, d) };
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 3, d) };
             }
-            if ng % 2 == 1 {
-                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, ng - 1, d) };
+            for jg in ng / 4 * 4..ng {
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
             }
             // The micro-tile's rows' corr and scales: 2 P floats each (vector loads, then
             // by-element products).
