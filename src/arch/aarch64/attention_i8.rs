@@ -602,12 +602,14 @@ unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
             let pb2 = launder(pb.wrapping_add(2 * 2 * KEYS));
             // Four groups per iteration (a row pair's P' of two: 32 contiguous bytes; the
             // loop's counter and pointers once per 32 keys), then the last up to 3.
-            // (Written out: a loop of 4 stays a loop.)
+            // (Written out: a loop of 4 stays a loop.) The values of groups 2 and 3 from a
+            // second base (16 d bytes on: beyond LDP's reach at d = 64).
             for jg in (0..ng / 4).map(|i| 4 * i) {
+                let v2 = launder(v8.wrapping_add(jg * 8 * d + 2 * 8 * d));
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 1, d) };
-                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 2, d) };
-                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 3, d) };
+                unsafe { pv_group_at::<M, P>(&mut iacc, [pb, pb2], v2, jg + 2, 0, d) };
+                unsafe { pv_group_at::<M, P>(&mut iacc, [pb, pb2], v2, jg + 3, 1, d) };
             }
             for jg in ng / 4 * 4..ng {
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
@@ -635,7 +637,13 @@ unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
                     let i = 2 * x + h;
                     let (cr, sr) = (lane(cv[i / 4], i % 4), lane(sv[i / 4], i % 4));
                     unsafe {
-                        let o0 = op.add((r0 + h) * d + c8 * 8);
+                        // Rows 4 to 7 from their own base (beyond LDP's reach at d = 64).
+                        let ob = if x < 2 {
+                            op
+                        } else {
+                            launder(op.add(4 * d)) as *mut f32
+                        };
+                        let o0 = ob.add((r0 - 4 * (x / 2) + h) * d + c8 * 8);
                         vst1q_f32(o0, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o0), cr), lo, sr));
                         let o1 = o0.add(4);
                         vst1q_f32(o1, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o1), cr), hi, sr));
@@ -661,11 +669,28 @@ unsafe fn pv_group<M: Mm, const P: usize>(
     d: usize,
 ) {
     // SAFETY: the caller's contract.
+    unsafe { pv_group_at::<M, P>(iacc, pb, v8, jg, jg, d) }
+}
+
+/// [`pv_group`] with the values of group `jg` read at `v + 8 d vg` (`vg`: the group's index
+/// relative to `v`'s, so that `v` may be a second base).
+///
+/// # Safety
+/// As [`pv_group`], with `v + 8 d vg` the dimension group's first pair in group `jg`.
+#[inline(always)]
+unsafe fn pv_group_at<M: Mm, const P: usize>(
+    iacc: &mut [[M::Acc; 4]; P],
+    pb: [*const i8; 2],
+    v: *const i8,
+    jg: usize,
+    vg: usize,
+    d: usize,
+) {
+    // SAFETY: the caller's contract.
     unsafe {
         let a: [M::A; P] =
             std::array::from_fn(|x| M::load_a(pb[x / 2].add((x % 2) * 2 * KEYS + jg * 16)));
-        let vb: [int8x16_t; 4] =
-            std::array::from_fn(|dp| vld1q_s8(v8.add(jg * 8 * d + 2 * dp * 8)));
+        let vb: [int8x16_t; 4] = std::array::from_fn(|dp| vld1q_s8(v.add(vg * 8 * d + 2 * dp * 8)));
         for x in 0..P {
             for dp in 0..4 {
                 iacc[x][dp] = M::mm_pv(iacc[x][dp], a[x], vb[dp]);
