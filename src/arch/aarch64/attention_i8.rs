@@ -348,14 +348,21 @@ fn lane(v: float32x4_t, i: usize) -> f32 {
 /// 1's.
 #[inline(always)]
 fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
-    // SAFETY: NEON, register-only.
+    let (lo, hi);
+    // SAFETY: NEON, register-only. (ZIP1 / ZIP2 written out: the compiler makes ZIP1 a MOV
+    // and an INS that overwrites its input, plus a copy of that input for ZIP2.)
     unsafe {
-        let (x, y) = (vreinterpretq_f64_f32(x), vreinterpretq_f64_f32(y));
-        (
-            vreinterpretq_f32_f64(vzip1q_f64(x, y)),
-            vreinterpretq_f32_f64(vzip2q_f64(x, y)),
-        )
+        std::arch::asm!(
+            "zip1 {lo:v}.2d, {x:v}.2d, {y:v}.2d",
+            "zip2 {hi:v}.2d, {x:v}.2d, {y:v}.2d",
+            x = in(vreg) x,
+            y = in(vreg) y,
+            lo = out(vreg) lo,
+            hi = out(vreg) hi,
+            options(pure, nomem, nostack, preserves_flags)
+        );
     }
+    (lo, hi)
 }
 
 /// Scores of one step in units of the row's Q scale (the softmax applies it):
