@@ -1036,10 +1036,23 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
         }
         let sp = sr.as_ptr();
         let mut mx = [vdupq_n_f32(f32::NEG_INFINITY); 4];
-        for g in 0..vg {
+        // Two groups per iteration (the loop's counter once per 16 keys), then the last one.
+        for g in (0..vg / 2).map(|i| 2 * i) {
             for (i, x) in mx.iter_mut().enumerate() {
-                // SAFETY: 16 g + 16 <= 2 KEYS floats of the row pair.
-                *x = vmaxq_f32(*x, unsafe { vld1q_f32(sp.add(16 * g + 4 * i)) });
+                // SAFETY: 16 g + 32 <= 2 KEYS floats of the row pair.
+                let (a, b) = unsafe {
+                    (
+                        vld1q_f32(sp.add(16 * g + 4 * i)),
+                        vld1q_f32(sp.add(16 * g + 16 + 4 * i)),
+                    )
+                };
+                *x = vmaxq_f32(*x, vmaxq_f32(a, b));
+            }
+        }
+        if vg % 2 == 1 {
+            for (i, x) in mx.iter_mut().enumerate() {
+                // SAFETY: 16 (vg - 1) + 16 <= 2 KEYS floats of the row pair.
+                *x = vmaxq_f32(*x, unsafe { vld1q_f32(sp.add(16 * (vg - 1) + 4 * i)) });
             }
         }
         // Lane h: row r0 + h's largest score.
