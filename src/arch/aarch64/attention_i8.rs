@@ -940,8 +940,18 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
         };
         let mut sum = vdupq_n_f32(0.0);
         let (mut s8, mut w8, mut d8) = (s, w, dst);
-        // Two groups per iteration (the loop's counters and pointers once per 16 keys).
-        for _ in 0..ng / 2 {
+        // Four groups per iteration (the loop's counters and pointers once per 32 keys), then
+        // two.
+        for _ in 0..ng / 4 {
+            let (a, b) = group(s8, w8, d8);
+            let (c, d) = group(s8.add(16), w8.add(8 * nb), d8.add(16));
+            sum = add(sum, a, b, c, d);
+            let (a, b) = group(s8.add(32), w8.add(16 * nb), d8.add(32));
+            let (c, d) = group(s8.add(48), w8.add(24 * nb), d8.add(48));
+            sum = add(sum, a, b, c, d);
+            (s8, w8, d8) = (s8.add(64), w8.add(32 * nb), d8.add(64));
+        }
+        if ng % 4 >= 2 {
             let (a, b) = group(s8, w8, d8);
             let (c, d) = group(s8.add(16), w8.add(8 * nb), d8.add(16));
             sum = add(sum, a, b, c, d);
