@@ -434,6 +434,7 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
                 }
                 // As computed: row pair rq / 2 + x, key pairs of keys t 64 + c8 8 + 2 kp.
                 // The second row pair's 2048 bytes on (beyond STP's reach): its own base.
+                // SAFETY: row pair rq / 2 of s, at 2 (t 64 + c8 8) < 2 KEYS (as above).
                 let s0 = unsafe { sp.add((rq / 2) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8)) };
                 let s1 = launder(s0.wrapping_add(2 * KEYS)) as *mut f32;
                 for (x, f) in facc.iter().enumerate() {
@@ -615,22 +616,29 @@ unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
                 let v2 = launder(v8.wrapping_add(jg * 8 * d + 2 * 8 * d));
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 1, d) };
+                // SAFETY: as above; v2 + 8 d (i - 2) is group jg + i's first pair (i = 2, 3).
                 unsafe { pv_group_at::<M, P>(&mut iacc, [pb, pb2], v2, jg + 2, 0, d) };
+                // SAFETY: as the previous.
                 unsafe { pv_group_at::<M, P>(&mut iacc, [pb, pb2], v2, jg + 3, 1, d) };
             }
             for jg in ng / 4 * 4..ng {
+                // SAFETY: as above (group jg < ng).
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
             }
             // The micro-tile's rows' corr and scales: 2 P floats each (vector loads, then
             // by-element products).
             let ld4 = |p: *const f32, i: usize| {
                 if 4 * i < 2 * P {
+                    // SAFETY: rows rq + 4 i..rq + 4 i + 4 <= rq + 2 P of the block's row
+                    // values at p (corr, or ps + b rows: as above).
                     unsafe { vld1q_f32(p.add(rq + 4 * i)) }
                 } else {
+                    // SAFETY: NEON, register-only.
                     unsafe { vdupq_n_f32(0.0) }
                 }
             };
             let cv = [ld4(c, 0), ld4(c, 1)];
+            // SAFETY: block b < nb of ps (rows floats each) (as above).
             let sv = unsafe { [ld4(ps.add(b * rows), 0), ld4(ps.add(b * rows), 1)] };
             for (x, acc) in iacc.iter().enumerate() {
                 let r0 = rq + 2 * x;
