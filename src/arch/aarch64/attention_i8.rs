@@ -135,7 +135,14 @@ macro_rules! entry_points {
             s: &mut [f32],
         ) {
             // SAFETY: compiled with the feature and (caller) run on a CPU that has it.
-            unsafe { qk_step::<$isa>(qa, rows, d, kt, kd, nk, s) }
+            // The common head sizes (64, 128) with the block count known: the blocks unrolled.
+            unsafe {
+                match d / 32 {
+                    2 => qk_step::<$isa, 2>(qa, rows, d, kt, kd, nk, s),
+                    4 => qk_step::<$isa, 4>(qa, rows, d, kt, kd, nk, s),
+                    _ => qk_step::<$isa, 0>(qa, rows, d, kt, kd, nk, s),
+                }
+            }
         }
 
         /// # Safety
@@ -153,7 +160,15 @@ macro_rules! entry_points {
             o: &mut [f32],
         ) {
             // SAFETY: as above.
-            unsafe { pv_step::<$isa, $pairs>(pa, ps, rows, v, ng, d, corr, o) }
+            // As for Q K^T: the head sizes 64 and 128 with the dimension known (constant
+            // offsets between the value groups).
+            unsafe {
+                match d {
+                    64 => pv_step::<$isa, $pairs, 64>(pa, ps, rows, v, ng, d, corr, o),
+                    128 => pv_step::<$isa, $pairs, 128>(pa, ps, rows, v, ng, d, corr, o),
+                    _ => pv_step::<$isa, $pairs, 0>(pa, ps, rows, v, ng, d, corr, o),
+                }
+            }
         }
     };
 }
@@ -315,18 +330,39 @@ impl Mm for Mmla {
     forward!(qk_mmla, pv_mmla);
 }
 
+/// Lane `i < 4` of `v` (a constant after unrolling: a by-element product).
+#[inline(always)]
+fn lane(v: float32x4_t, i: usize) -> f32 {
+    // SAFETY: NEON, register-only.
+    unsafe {
+        match i {
+            0 => vgetq_lane_f32::<0>(v),
+            1 => vgetq_lane_f32::<1>(v),
+            2 => vgetq_lane_f32::<2>(v),
+            _ => vgetq_lane_f32::<3>(v),
+        }
+    }
+}
+
 /// Rows `(r0 c0, r0 c1, r1 c0, r1 c1)` of two column pairs `x`, `y` as row 0's 4 columns and row
 /// 1's.
 #[inline(always)]
 fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
-    // SAFETY: NEON, register-only.
+    let (lo, hi);
+    // SAFETY: NEON, register-only. (ZIP1 / ZIP2 written out: the compiler makes ZIP1 a MOV
+    // and an INS that overwrites its input, plus a copy of that input for ZIP2.)
     unsafe {
-        let (x, y) = (vreinterpretq_f64_f32(x), vreinterpretq_f64_f32(y));
-        (
-            vreinterpretq_f32_f64(vzip1q_f64(x, y)),
-            vreinterpretq_f32_f64(vzip2q_f64(x, y)),
-        )
+        std::arch::asm!(
+            "zip1 {lo:v}.2d, {x:v}.2d, {y:v}.2d",
+            "zip2 {hi:v}.2d, {x:v}.2d, {y:v}.2d",
+            x = in(vreg) x,
+            y = in(vreg) y,
+            lo = out(vreg) lo,
+            hi = out(vreg) hi,
+            options(pure, nomem, nostack, preserves_flags)
+        );
     }
+    (lo, hi)
 }
 
 /// Scores of one step in units of the row's Q scale (the softmax applies it):
@@ -336,13 +372,14 @@ fn unzip_rows(x: float32x4_t, y: float32x4_t) -> (float32x4_t, float32x4_t) {
 /// r1 k, r1 k')` per row pair and key pair (`2 KEYS` floats per row pair). The key scales come
 /// as the differences `kd` of [`key_scales`]: the int32 sums run on over the blocks (no reset),
 /// and `s = sum_b kd_b I_b` with `I_b` the sum over the blocks up to `b` (telescoping: `kd_b =
-/// ks_b - ks_(b+1)`), one SCVTF and one FMUL / FMLA per block and 4 scores.
+/// ks_b - ks_(b+1)`), one SCVTF and one FMUL / FMLA per block and 4 scores. `NB` is `d / 32`
+/// when known at compile time (the block loop unrolled), or 0.
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn qk_step<M: Mm>(
+unsafe fn qk_step<M: Mm, const NB: usize>(
     qa: &[i8],
     rows: usize,
     d: usize,
@@ -352,6 +389,8 @@ unsafe fn qk_step<M: Mm>(
     s: &mut [f32],
 ) {
     let nb = d / 32;
+    assert!(NB == 0 || NB == nb);
+    let nb = if NB > 0 { NB } else { nb };
     let tiles = nk.div_ceil(KV_TILE);
     assert!(rows.is_multiple_of(R) && d.is_multiple_of(32) && nk > 0 && nk <= KEYS);
     assert!(qa.len() >= rows * d && kt.len() >= tiles * KV_TILE * d);
@@ -394,9 +433,13 @@ unsafe fn qk_step<M: Mm>(
                     }
                 }
                 // As computed: row pair rq / 2 + x, key pairs of keys t 64 + c8 8 + 2 kp.
+                // The second row pair's 2048 bytes on (beyond STP's reach): its own base.
+                // SAFETY: row pair rq / 2 of s, at 2 (t 64 + c8 8) < 2 KEYS (as above).
+                let s0 = unsafe { sp.add((rq / 2) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8)) };
+                let s1 = launder(s0.wrapping_add(2 * KEYS)) as *mut f32;
                 for (x, f) in facc.iter().enumerate() {
                     unsafe {
-                        let d = sp.add((rq / 2 + x) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8));
+                        let d = if x == 0 { s0 } else { s1 };
                         for (kp, &v) in f.iter().enumerate() {
                             vst1q_f32(d.add(4 * kp), v);
                         }
@@ -442,7 +485,8 @@ unsafe fn qk_block<M: Mm>(
     unsafe {
         // Dimension groups 4 b + 2 and 4 b + 3 from a second base (laundered, so the compiler
         // keeps it): their keys lie 1024 bytes on, beyond LDP's reach from the first.
-        let k0 = kt.add(4 * b * KV_TILE * 8);
+        // (Both laundered: block b's keys lie 2048 b bytes on, also beyond LDP's reach.)
+        let k0 = launder(kt.wrapping_add(4 * b * KV_TILE * 8));
         let k2 = launder(kt.add((4 * b + 2) * KV_TILE * 8));
         for i in 0..4 {
             let dg = 4 * b + i;
@@ -506,16 +550,16 @@ fn key_scales(ks: &[f32], tiles: usize, nb: usize, kd: &mut [f32]) {
     }
 }
 
-/// `o[r][i] = o[r][i] corr[r] + ps[r][b] sum_{j < 8 ng} (P'[b][r][j] + 128) v[j][i]` (`b = i / 32`) for
+/// `o[r][i] = o[r][i] corr[r] + ps[b][r] sum_{j < 8 ng} (P'[b][r][j] + 128) v[j][i]` (`b = i / 32`) for
 /// rows `r < rows` (a multiple of [`R`]); `pa` is `[nb][rows / 2][KEYS / 8][2][8]`, `v` the
-/// step's groups of 8 positions `[d][8]`, `ps` `[rows][nb]`. `P` row pairs (`M::PV_PAIRS`) x 8
-/// dimensions per micro-tile.
+/// step's groups of 8 positions `[d][8]`, `ps` `[nb][rows]`. `P` row pairs (`M::PV_PAIRS`) x 8
+/// dimensions per micro-tile. `D` is `d` when known at compile time, or 0.
 ///
 /// # Safety
 /// The CPU has `M`'s feature and the caller is compiled with it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pv_step<M: Mm, const P: usize>(
+unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
     pa: &[i8],
     ps: &[f32],
     rows: usize,
@@ -525,6 +569,8 @@ unsafe fn pv_step<M: Mm, const P: usize>(
     corr: &[f32],
     o: &mut [f32],
 ) {
+    assert!(D == 0 || D == d);
+    let d = if D > 0 { D } else { d };
     let nb = d / 32;
     assert!(rows.is_multiple_of(R) && R.is_multiple_of(2 * P) && d.is_multiple_of(32));
     assert!(ng <= KEYS / 8 && v.len() >= ng * 8 * d);
@@ -540,7 +586,7 @@ unsafe fn pv_step<M: Mm, const P: usize>(
     // SAFETY (both loops): block b < nb, row pair rq / 2 + x (x < P) of P' is 2 KEYS bytes at
     // (b rows / 2 + rq / 2 + x) 2 KEYS, group jg < ng <= KEYS / 8 at 16 jg; value group jg < ng
     // is 8 d bytes, dimension pair 2 dp of dimension group c8 < d / 8 at (8 c8 + 2 dp) 8; rows
-    // rq..rq + 2 P of ps (nb floats), corr, o (d floats); M's feature (caller).
+    // rows rq..rq + 2 P of ps (block b: b rows + rq..), corr, o (d floats); M's feature (caller).
     // `A` of ones: the column sums of the values, `(sum v_i, sum v_i+1)` for both rows.
     let ones = unsafe { M::load_a([1i8; 16].as_ptr()) };
     for c8 in 0..d / 8 {
@@ -562,14 +608,38 @@ unsafe fn pv_step<M: Mm, const P: usize>(
             // Row pairs 2 and 3 from a second base (laundered, so the compiler keeps it: they
             // lie 1024 bytes on, beyond LDP's reach).
             let pb2 = launder(pb.wrapping_add(2 * 2 * KEYS));
-            // Two groups per iteration (a row pair's P' of both: 32 contiguous bytes).
-            for jg in (0..ng / 2).map(|i| 2 * i) {
+            // Four groups per iteration (a row pair's P' of two: 32 contiguous bytes; the
+            // loop's counter and pointers once per 32 keys), then the last up to 3.
+            // (Written out: a loop of 4 stays a loop.) The values of groups 2 and 3 from a
+            // second base (16 d bytes on: beyond LDP's reach at d = 64).
+            for jg in (0..ng / 4).map(|i| 4 * i) {
+                let v2 = launder(v8.wrapping_add(jg * 8 * d + 2 * 8 * d));
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 1, d) };
+                // SAFETY: as above; v2 + 8 d (i - 2) is group jg + i's first pair (i = 2, 3).
+                unsafe { pv_group_at::<M, P>(&mut iacc, [pb, pb2], v2, jg + 2, 0, d) };
+                // SAFETY: as the previous.
+                unsafe { pv_group_at::<M, P>(&mut iacc, [pb, pb2], v2, jg + 3, 1, d) };
             }
-            if ng % 2 == 1 {
-                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, ng - 1, d) };
+            for jg in ng / 4 * 4..ng {
+                // SAFETY: as above (group jg < ng).
+                unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
             }
+            // The micro-tile's rows' corr and scales: 2 P floats each (vector loads, then
+            // by-element products).
+            let ld4 = |p: *const f32, i: usize| {
+                if 4 * i < 2 * P {
+                    // SAFETY: rows rq + 4 i..rq + 4 i + 4 <= rq + 2 P of the block's row
+                    // values at p (corr, or ps + b rows: as above).
+                    unsafe { vld1q_f32(p.add(rq + 4 * i)) }
+                } else {
+                    // SAFETY: NEON, register-only.
+                    unsafe { vdupq_n_f32(0.0) }
+                }
+            };
+            let cv = [ld4(c, 0), ld4(c, 1)];
+            // SAFETY: block b < nb of ps (rows floats each) (as above).
+            let sv = unsafe { [ld4(ps.add(b * rows), 0), ld4(ps.add(b * rows), 1)] };
             for (x, acc) in iacc.iter().enumerate() {
                 let r0 = rq + 2 * x;
                 let f: [float32x4_t; 4] = std::array::from_fn(|dp| unsafe {
@@ -578,10 +648,17 @@ unsafe fn pv_step<M: Mm, const P: usize>(
                 });
                 let (a0, a1) = unzip_rows(f[0], f[1]);
                 let (b0, b1) = unzip_rows(f[2], f[3]);
-                for (r, lo, hi) in [(r0, a0, b0), (r0 + 1, a1, b1)] {
+                for (h, lo, hi) in [(0, a0, b0), (1, a1, b1)] {
+                    let i = 2 * x + h;
+                    let (cr, sr) = (lane(cv[i / 4], i % 4), lane(sv[i / 4], i % 4));
                     unsafe {
-                        let (cr, sr) = (*c.add(r), *ps.add(r * nb + b));
-                        let o0 = op.add(r * d + c8 * 8);
+                        // Rows 4 to 7 from their own base (beyond LDP's reach at d = 64).
+                        let ob = if x < 2 {
+                            op
+                        } else {
+                            launder(op.add(4 * d)) as *mut f32
+                        };
+                        let o0 = ob.add((r0 - 4 * (x / 2) + h) * d + c8 * 8);
                         vst1q_f32(o0, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o0), cr), lo, sr));
                         let o1 = o0.add(4);
                         vst1q_f32(o1, vfmaq_n_f32(vmulq_n_f32(vld1q_f32(o1), cr), hi, sr));
@@ -607,11 +684,28 @@ unsafe fn pv_group<M: Mm, const P: usize>(
     d: usize,
 ) {
     // SAFETY: the caller's contract.
+    unsafe { pv_group_at::<M, P>(iacc, pb, v8, jg, jg, d) }
+}
+
+/// [`pv_group`] with the values of group `jg` read at `v + 8 d vg` (`vg`: the group's index
+/// relative to `v`'s, so that `v` may be a second base).
+///
+/// # Safety
+/// As [`pv_group`], with `v + 8 d vg` the dimension group's first pair in group `jg`.
+#[inline(always)]
+unsafe fn pv_group_at<M: Mm, const P: usize>(
+    iacc: &mut [[M::Acc; 4]; P],
+    pb: [*const i8; 2],
+    v: *const i8,
+    jg: usize,
+    vg: usize,
+    d: usize,
+) {
+    // SAFETY: the caller's contract.
     unsafe {
         let a: [M::A; P] =
             std::array::from_fn(|x| M::load_a(pb[x / 2].add((x % 2) * 2 * KEYS + jg * 16)));
-        let vb: [int8x16_t; 4] =
-            std::array::from_fn(|dp| vld1q_s8(v8.add(jg * 8 * d + 2 * dp * 8)));
+        let vb: [int8x16_t; 4] = std::array::from_fn(|dp| vld1q_s8(v.add(vg * 8 * d + 2 * dp * 8)));
         for x in 0..P {
             for dp in 0..4 {
                 iacc[x][dp] = M::mm_pv(iacc[x][dp], a[x], vb[dp]);
@@ -630,7 +724,7 @@ struct Bufs {
     kd: Vec<f32>,
     /// Scores `[rows / 2][KEYS / 2][4]` (`Q K^T`'s 2 x 2 products as computed).
     s: Vec<f32>,
-    /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[rows][nb]`.
+    /// Packed P' `[nb][rows / 2][8][2][8]` and its scales `[nb][rows]` (rows padded to [`R`]).
     pa: Vec<i8>,
     ps: Vec<f32>,
     /// `w_jb = 255 vs_jb / max_j vs_jb` of the step (`[KEYS / 8][nb][4][4]`: each key pair twice,
@@ -854,8 +948,18 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
         };
         let mut sum = vdupq_n_f32(0.0);
         let (mut s8, mut w8, mut d8) = (s, w, dst);
-        // Two groups per iteration (the loop's counters and pointers once per 16 keys).
-        for _ in 0..ng / 2 {
+        // Four groups per iteration (the loop's counters and pointers once per 32 keys), then
+        // two.
+        for _ in 0..ng / 4 {
+            let (a, b) = group(s8, w8, d8);
+            let (c, d) = group(s8.add(16), w8.add(8 * nb), d8.add(16));
+            sum = add(sum, a, b, c, d);
+            let (a, b) = group(s8.add(32), w8.add(16 * nb), d8.add(32));
+            let (c, d) = group(s8.add(48), w8.add(24 * nb), d8.add(48));
+            sum = add(sum, a, b, c, d);
+            (s8, w8, d8) = (s8.add(64), w8.add(32 * nb), d8.add(64));
+        }
+        if ng % 4 >= 2 {
             let (a, b) = group(s8, w8, d8);
             let (c, d) = group(s8.add(16), w8.add(8 * nb), d8.add(16));
             sum = add(sum, a, b, c, d);
@@ -904,7 +1008,7 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
     } else {
         assert!(w.len() >= nb * 2 * KEYS);
     }
-    assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rows * nb);
+    assert!(pa.len() >= nb * rp * KEYS && ps.len() >= rp * nb);
     let exp2 = |x: f32| vgetq_lane_f32::<0>(exp2_biased(vdupq_n_f32(x + BIAS)));
     let pair = |a: f32, b: f32| vcombine_f32(vdup_n_f32(a), vdup_n_f32(b));
     // The key of each lane within its key pair.
@@ -950,10 +1054,23 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
         }
         let sp = sr.as_ptr();
         let mut mx = [vdupq_n_f32(f32::NEG_INFINITY); 4];
-        for g in 0..vg {
+        // Two groups per iteration (the loop's counter once per 16 keys), then the last one.
+        for g in (0..vg / 2).map(|i| 2 * i) {
             for (i, x) in mx.iter_mut().enumerate() {
-                // SAFETY: 16 g + 16 <= 2 KEYS floats of the row pair.
-                *x = vmaxq_f32(*x, unsafe { vld1q_f32(sp.add(16 * g + 4 * i)) });
+                // SAFETY: 16 g + 32 <= 2 KEYS floats of the row pair.
+                let (a, b) = unsafe {
+                    (
+                        vld1q_f32(sp.add(16 * g + 4 * i)),
+                        vld1q_f32(sp.add(16 * g + 16 + 4 * i)),
+                    )
+                };
+                *x = vmaxq_f32(*x, vmaxq_f32(a, b));
+            }
+        }
+        if vg % 2 == 1 {
+            for (i, x) in mx.iter_mut().enumerate() {
+                // SAFETY: 16 (vg - 1) + 16 <= 2 KEYS floats of the row pair.
+                *x = vmaxq_f32(*x, unsafe { vld1q_f32(sp.add(16 * (vg - 1) + 4 * i)) });
             }
         }
         // Lane h: row r0 + h's largest score.
@@ -1074,7 +1191,7 @@ fn finish_pair(
             continue;
         }
         for b in 0..nb {
-            ps[r * nb + b] = pmax[h] * vmax[b];
+            ps[b * rows.next_multiple_of(R) + r] = pmax[h] * vmax[b];
         }
         // SAFETY: NEON (every aarch64 target), register-only.
         let sh = unsafe {
@@ -1201,7 +1318,9 @@ unsafe fn block_i8<M: Mm>(
         bf.qa[(rows / 2) * 2 * d..rp * d].fill(0);
         bf.qs[rows..rp].fill(0.0);
         bf.pa[..nb * rp * KEYS].fill(0);
-        bf.ps[rows * nb..rp * nb].fill(0.0);
+        for b in 0..nb {
+            bf.ps[b * rp + rows..(b + 1) * rp].fill(0.0);
+        }
         bf.corr[rows..rp].fill(1.0);
         let scale = p.scale * std::f32::consts::LOG2_E;
         for qi in 0..nq {
