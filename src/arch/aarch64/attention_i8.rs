@@ -1289,16 +1289,38 @@ unsafe fn block_i8<M: Mm>(
     else {
         panic!("the int8 attention path needs an int8 KV cache in the grouped layout");
     };
+    assert!(p.d.is_multiple_of(32) && p.d > 0);
+    let cache = (kt, v, ks, vs);
+    // SAFETY: M's feature (the caller's contract).
+    BUFS.with(|b| unsafe { block_steps::<M>(p, cache, g, qi0, nq, kv, sc, &mut b.borrow_mut()) });
+}
+
+/// The body of [`block_i8`] on the thread's buffers and the cache's keys, values and their
+/// scales (its own function rather than a closure inlined into `LocalKey::with`, so that
+/// profiles and qcount attribute it to this module).
+///
+/// # Safety
+/// The CPU has `M`'s feature.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_steps<M: Mm>(
+    p: &Problem<'_>,
+    (kt, v, ks, vs): (&[i8], &[i8], &[f32], &[f32]),
+    g: usize,
+    qi0: usize,
+    nq: usize,
+    kv: Range<usize>,
+    sc: &mut Scratch,
+    bf: &mut Bufs,
+) {
     let (d, group) = (p.d, p.group);
-    assert!(d.is_multiple_of(32) && d > 0);
     let nb = d / 32;
     let rows = nq * group;
     let rp = rows.next_multiple_of(R);
     grow(&mut sc.o, rp * d);
     grow(&mut sc.m, rp);
     grow(&mut sc.l, rp);
-    BUFS.with(|bufs| {
-        let bf = &mut *bufs.borrow_mut();
+    {
         grow(&mut bf.qa, rp * d);
         grow(&mut bf.qs, rp);
         grow(&mut bf.s, rp * KEYS);
@@ -1397,7 +1419,7 @@ unsafe fn block_i8<M: Mm>(
                 first: (p.pos0 + qi0 + 1) as isize - ts as isize,
                 group,
             };
-            // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
+            // The step's key-scale differences for the running sums of `Q K^T`.
             key_scales(kst, tiles, nb, &mut bf.kd);
             // SAFETY: M's feature (the caller's contract); the shapes are asserted inside.
             unsafe { M::qk(&bf.qa, rp, d, ktile, &bf.kd, nk, &mut bf.s) };
@@ -1422,7 +1444,7 @@ unsafe fn block_i8<M: Mm>(
             unsafe { M::pv(&bf.pa, &bf.ps, rp, vtile, ng, d, &bf.corr, &mut sc.o) };
             ts += KEYS;
         }
-    });
+    }
 }
 
 impl Block for I8Attn<Dot> {
