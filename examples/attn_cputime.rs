@@ -8,18 +8,10 @@
 //!
 //! usage: attn_cputime N_HEAD N_KV HEAD_DIM T REPS [CHUNK]
 
-use qkern::{attention, KvCache, KvDtype};
+mod common;
 
-fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec; the clock id is a constant the kernel knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
+use common::{attention_data, thread_cpu_seconds};
+use qkern::{attention, KvCache, KvDtype};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -32,17 +24,7 @@ fn main() {
     let chunk = if args.len() == 7 { num(6) } else { t };
     assert!(chunk > 0);
 
-    // Deterministic data, |q|, |k| <= 2, |v| <= 1.
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |scale: f32| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s % 2001) as f32 / 1000.0 - 1.0) * scale
-    };
-    let q: Vec<f32> = (0..t * n_head * d).map(|_| next(2.0)).collect();
-    let k: Vec<f32> = (0..t * n_kv * d).map(|_| next(2.0)).collect();
-    let v: Vec<f32> = (0..t * n_kv * d).map(|_| next(1.0)).collect();
+    let (q, k, v) = attention_data(t, n_head, n_kv, d);
 
     let mut cache = KvCache::new(1, n_kv, d, t, KvDtype::F16).expect("cache");
     cache.write(0, 0, &k, &v).expect("write");

@@ -5,20 +5,12 @@
 //! detected tier, 512, 1536, 1536, q4_0; formats q4_0 q8_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k).
 //! Prints GFLOPS by thread CPU time and by wall time.
 
+mod common;
+
+use common::thread_cpu_seconds;
 use qkern::quant::*;
 use qkern::Tier;
 use qkern::{matmul, Packed, QuantizedActivations, WeightFormat};
-
-fn thread_cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec; the clock id is a constant the kernel knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
 
 fn main() -> qkern::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

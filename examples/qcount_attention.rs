@@ -8,6 +8,9 @@
 //!
 //! usage: qcount_attention TIER N_HEAD N_KV HEAD_DIM T REPEAT
 
+mod common;
+
+use common::attention_data;
 use qkern::Tier;
 use qkern::{attention, KvCache, KvDtype};
 
@@ -23,16 +26,7 @@ fn main() {
 
     // Deterministic, varied data (the counts do not depend on values, except through the path
     // choice, which these magnitudes keep on the fp16 path where the CPU has it).
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |scale: f32| {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        ((s % 2001) as f32 / 1000.0 - 1.0) * scale
-    };
-    let q: Vec<f32> = (0..t * n_head * d).map(|_| next(2.0)).collect();
-    let k: Vec<f32> = (0..t * n_kv * d).map(|_| next(2.0)).collect();
-    let v: Vec<f32> = (0..t * n_kv * d).map(|_| next(1.0)).collect();
+    let (q, k, v) = attention_data(t, n_head, n_kv, d);
 
     let mut cache = KvCache::new(1, n_kv, d, t, KvDtype::F16).expect("cache");
     let mut out = vec![0f32; q.len()];

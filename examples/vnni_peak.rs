@@ -10,6 +10,8 @@
 //! Run: `cargo run --release --example vnni_peak`. Prints GMAC/s and GOPS (= 2 x GMAC/s, the unit
 //! of the benches' GFLOPS).
 
+mod common;
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -59,16 +61,7 @@ mod x86 {
         |acc, _a, b| _mm256_maddubs_epi16(acc, b)
     );
 
-    fn thread_cpu_seconds() -> f64 {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: valid pointer to a timespec; the clock id is a constant the kernel knows.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        assert_eq!(rc, 0, "clock_gettime");
-        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-    }
+    use crate::common::thread_cpu_seconds;
 
     /// Runs `f(iters)` on `threads` threads at once. Returns instructions per second in all, by
     /// wall time and by each thread's own CPU time (summed over threads: what the cores deliver
