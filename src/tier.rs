@@ -130,6 +130,13 @@ impl Tier {
         })
     }
 
+    /// Whether the opt-out switch `var` leaves its path on: unset, or anything but `0` (the
+    /// comparison switches of the attention paths, e.g. `QKERN_ATTN_BF16=0`). Callers read it once
+    /// per process.
+    pub(crate) fn switch_on(var: &str) -> bool {
+        std::env::var(var).map_or(true, |v| v.trim() != "0")
+    }
+
     /// `Ok(self)` if the CPU supports this tier, else [`Error::TierUnavailable`].
     pub fn check(self) -> Result<Tier> {
         if self.is_supported() {

@@ -53,7 +53,7 @@ pub(crate) const I8MM_SELECT: AttnSelect = AttnSelect {
 /// path instead, for comparison), read once per process.
 fn int8_enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("QKERN_ATTN_I8").map_or(true, |v| v != "0"))
+    *ON.get_or_init(|| crate::Tier::switch_on("QKERN_ATTN_I8"))
 }
 
 fn select_i8mm(p: &Problem<'_>) -> &'static AttnPath {

@@ -1259,8 +1259,7 @@ fn put_w16(vs: &[f32], f: &[f32], dst: &mut [u16]) {
 fn softmax_f16() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| {
-        super::attention::fp16_available()
-            && std::env::var("QKERN_ATTN_I8_F16").map_or(true, |v| v != "0")
+        super::attention::fp16_available() && crate::Tier::switch_on("QKERN_ATTN_I8_F16")
     })
 }
 

@@ -63,8 +63,7 @@ pub const ATTN_BF16_ENV: &str = "QKERN_ATTN_BF16";
 pub(crate) fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512bf16")
-            && std::env::var(ATTN_BF16_ENV).map_or(true, |v| v.trim() != "0")
+        std::arch::is_x86_feature_detected!("avx512bf16") && crate::Tier::switch_on(ATTN_BF16_ENV)
     })
 }
 
