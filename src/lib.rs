@@ -61,7 +61,8 @@ pub use kernels::elementwise::{add_assign, exp, silu_mul, silu_mul_quantize, sof
 pub use kernels::embedding::{embedding_row, EmbeddingTable};
 pub use kernels::kv_cache::{KvCache, KvDtype};
 pub use kernels::matmul::{
-    matmul, matmul_parallel, matmul_range, Packed, PackedQ4_0, PackedQ8_0, QuantizedActivations,
+    matmul, matmul_parallel, matmul_parallel_parts, matmul_range, Packed, PackedQ4_0, PackedQ8_0,
+    QuantizedActivations,
 };
 pub use kernels::norm::{rmsnorm, rmsnorm_quantize};
 pub use kernels::rope::Rope;

@@ -13,8 +13,8 @@ use qkern::quant::{BlockQ4_0, BlockQ8_0};
 use qkern::Tier;
 use qkern::{
     add_assign, attention, attention_parallel, dot_i8, embedding_row, exp, matmul, matmul_parallel,
-    matmul_range, rmsnorm, rmsnorm_quantize, silu_mul, softmax, EmbeddingTable, KvCache, KvDtype,
-    PackedQ4_0, PackedQ8_0, QuantizedActivations, Rope,
+    matmul_parallel_parts, matmul_range, rmsnorm, rmsnorm_quantize, silu_mul, softmax,
+    EmbeddingTable, KvCache, KvDtype, PackedQ4_0, PackedQ8_0, QuantizedActivations, Rope,
 };
 
 const BIG: usize = usize::MAX / 2 + 1;
@@ -89,6 +89,21 @@ fn q4_matmul() {
         err(matmul(&w, &a, Some(&[0.0; 5]), &mut out)); // bias too long
         err(matmul_parallel(&pool, &w, &a, None, &mut out[..11]));
         err(matmul_parallel(&pool, &w, &a, Some(&[0.0; 3]), &mut out));
+        // Several activation buffers: none, an output too short for all, a buffer of other K.
+        err(matmul_parallel_parts(&pool, &w, &[], None, &mut out));
+        let two = [a.clone(), a.clone()];
+        err(matmul_parallel_parts(&pool, &w, &two, None, &mut out));
+        let mut other_k = QuantizedActivations::with_tier(tier).unwrap();
+        other_k.quantize(&[0.5; 32], 1, 32).unwrap();
+        let mut out2 = Guarded::filled(0.0f32, 4 * 4);
+        err(matmul_parallel_parts(
+            &pool,
+            &w,
+            &[a.clone(), other_k],
+            None,
+            &mut out2,
+        ));
+        matmul_parallel_parts(&pool, &w, std::slice::from_ref(&a), None, &mut out).unwrap();
         // Ranges outside the shape, reversed, or an output stride too small or overflowing.
         err(matmul_range(&w, &a, 0..4, 0..4, None, &mut out, 4));
         err(matmul_range(&w, &a, 0..3, 0..5, None, &mut out, 5));

@@ -437,6 +437,78 @@ pub fn matmul_parallel<F: WeightFormat>(
     run(w, a, 0..a.m, 0..w.n, bias, out, w.n, Some(pool))
 }
 
+/// [`matmul_parallel`] over activations held in several buffers: `parts[0]`, `parts[1]`, ...
+/// are consecutive row blocks of one input (quantized in parallel, one buffer per thread), and
+/// `out` receives their outputs in the same order (`parts[p].m() x n` values each, row stride
+/// `n`). One parallel call for all of them, so each block of weights is read from memory once
+/// for all rows rather than once per buffer; the results are bit-identical to one
+/// [`matmul_parallel`] per buffer.
+pub fn matmul_parallel_parts<F: WeightFormat>(
+    pool: &ThreadPool,
+    w: &Packed<F>,
+    parts: &[QuantizedActivations],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<()> {
+    if parts.is_empty() {
+        return Err(Error::ShapeMismatch("no activation buffers".into()));
+    }
+    // Each part's output offset, validated against what is left of `out`.
+    let mut offsets = Vec::with_capacity(parts.len());
+    let mut used = 0usize;
+    for a in parts {
+        let rest = out.len().saturating_sub(used);
+        validate(w, a, &(0..a.m), &(0..w.n), bias, rest, w.n)?;
+        offsets.push(used);
+        used += a.m * w.n; // a.m * w.n <= rest (validated), so no overflow
+    }
+    let _iv = crate::signpost::interval(crate::signpost::MATMUL, || {
+        format!(
+            "{} M={} N={} K={} parallel, {} parts",
+            F::NAME,
+            used / w.n,
+            w.n,
+            w.k,
+            parts.len()
+        )
+    });
+    let kernel = w.kernel();
+    let converted: Vec<Option<AlignedBuf>> = parts.iter().map(|a| converted_acts(w, a)).collect();
+    let out = out.as_mut_ptr();
+    let args: Vec<GemmArgs<'_>> = parts
+        .iter()
+        .zip(&converted)
+        .zip(&offsets)
+        .map(|((a, conv), &offset)| GemmArgs {
+            w: &w.buf,
+            n: w.n,
+            k: w.k,
+            a: conv.as_ref().unwrap_or(&a.bufs[F::ACT as usize]),
+            m: a.m,
+            rows: 0..a.m,
+            cols: 0..w.n,
+            bias,
+            // SAFETY (of the add): offset + a.m * w.n <= out.len() (validated above).
+            out: unsafe { out.add(offset) },
+            ldo: w.n,
+        })
+        .collect();
+    // SAFETY: `validate` checked each part as one call (tiers, shapes, the bias length, and that
+    // its output, from its offset on, holds its m x n elements); the outputs are consecutive,
+    // disjoint ranges of `out`; every part reads the same weights, in the layout its kernel reads.
+    unsafe { gemm_parallel(pool, &args, kernel.gemm) };
+    Ok(())
+}
+
+/// The activations `a` as plain `ActBlock` rows where `w`'s kernel reads those
+/// ([`ActInput::Plain`]) and the tier's layout differs; `None` where it reads `a` as it is.
+fn converted_acts<F: WeightFormat>(w: &Packed<F>, a: &QuantizedActivations) -> Option<AlignedBuf> {
+    match (F::ACT, w.kernel().acts) {
+        (ActFormat::Q8_32, ActInput::Plain) if !a.kernels.act.plain => Some(plain_blocks(a)),
+        _ => None,
+    }
+}
+
 /// Validates one call and runs it: on the calling thread, or split across `pool`.
 #[allow(clippy::too_many_arguments)]
 fn run<F: WeightFormat>(
@@ -464,19 +536,12 @@ fn run<F: WeightFormat>(
         )
     });
     let kernel = w.kernel();
-    let converted;
-    let acts = match (F::ACT, kernel.acts) {
-        (ActFormat::Q8_32, ActInput::Plain) if !a.kernels.act.plain => {
-            converted = plain_blocks(a);
-            &converted
-        }
-        (format, _) => &a.bufs[format as usize],
-    };
+    let converted = converted_acts(w, a);
     let args = GemmArgs {
         w: &w.buf,
         n: w.n,
         k: w.k,
-        a: acts,
+        a: converted.as_ref().unwrap_or(&a.bufs[F::ACT as usize]),
         m: a.m,
         rows,
         cols,
@@ -489,7 +554,7 @@ fn run<F: WeightFormat>(
     // address with stride `ldo`; `acts` is in the layout the kernel reads, for the same `m, k`.
     unsafe {
         match pool {
-            Some(pool) => gemm_parallel(pool, &args, kernel.gemm),
+            Some(pool) => gemm_parallel(pool, std::slice::from_ref(&args), kernel.gemm),
             None => (kernel.gemm)(&args),
         }
     }

@@ -12,7 +12,7 @@ use crate::parallel::ThreadPool;
 use crate::quant::{
     ActFormat, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
 };
-use crate::{matmul_parallel, Kernels, Packed, QuantizedActivations};
+use crate::{matmul_parallel_parts, Kernels, Packed, QuantizedActivations};
 use crate::{Error, Result, Tier};
 
 use super::convert::Blocks;
@@ -196,15 +196,16 @@ impl PackedTensor {
         match_packed!(self, p => p.dequantize_row(row, out))
     }
 
-    /// `out = a * w^T (+ bias)` on all threads of `pool` ([`matmul_parallel`]).
+    /// `out = parts * w^T (+ bias)`, the parts' rows stacked, on all threads of `pool`
+    /// ([`matmul_parallel_parts`]).
     pub(super) fn matmul_parallel(
         &self,
         pool: &ThreadPool,
-        a: &QuantizedActivations,
+        parts: &[QuantizedActivations],
         bias: Option<&[f32]>,
         out: &mut [f32],
     ) -> Result<()> {
-        match_packed!(self, p => matmul_parallel(pool, p, a, bias, out))
+        match_packed!(self, p => matmul_parallel_parts(pool, p, parts, bias, out))
     }
 }
 
@@ -372,25 +373,26 @@ impl Linear {
         self.mats.iter().map(|m| m.packed_bytes()).sum()
     }
 
-    /// `out = a * w^T (+ bias)`, `a.m()` rows of [`Linear::n`] values, on all threads of `pool`.
-    /// Split parts run one matmul each into `scratch` and are copied into their columns.
+    /// `out = parts * w^T (+ bias)`: the rows of all `parts` stacked, [`Linear::n`] values each,
+    /// on all threads of `pool`, one parallel call per matrix (the weights stream once for all
+    /// parts). Split parts run one matmul each into `scratch` and are copied into their columns.
     pub(super) fn matmul_parallel(
         &self,
         pool: &ThreadPool,
-        a: &QuantizedActivations,
+        parts: &[QuantizedActivations],
         bias: Option<&[f32]>,
         out: &mut [f32],
         scratch: &mut Vec<f32>,
     ) -> Result<()> {
         if let [one] = &self.mats[..] {
-            return one.matmul_parallel(pool, a, bias, out);
+            return one.matmul_parallel(pool, parts, bias, out);
         }
         let n = self.n();
-        if out.len() != crate::error::mul(a.m(), n, "output size")? {
+        let m: usize = parts.iter().map(|a| a.m()).sum();
+        if out.len() != crate::error::mul(m, n, "output size")? {
             return Err(Error::ShapeMismatch(format!(
-                "matmul output of {} values for {} rows of {n}",
-                out.len(),
-                a.m()
+                "matmul output of {} values for {m} rows of {n}",
+                out.len()
             )));
         }
         if bias.is_some_and(|b| b.len() != n) {
@@ -398,9 +400,9 @@ impl Linear {
         }
         let mut start = 0;
         for (mat, &cols) in self.mats.iter().zip(&self.cols) {
-            let tmp = super::session::sized(scratch, a.m() * cols);
+            let tmp = super::session::sized(scratch, m * cols);
             let part_bias = bias.map(|b| &b[start..start + cols]);
-            mat.matmul_parallel(pool, a, part_bias, tmp)?;
+            mat.matmul_parallel(pool, parts, part_bias, tmp)?;
             for (o, t) in out.chunks_exact_mut(n).zip(tmp.chunks_exact(cols)) {
                 o[start..start + cols].copy_from_slice(t);
             }

@@ -42,8 +42,8 @@ pub(super) fn quantize_parts(
     }
 }
 
-/// `out = parts * w^T (+ bias)`: one parallel matmul per part, into consecutive rows of `out`
-/// (`scratch`: see [`Linear::matmul_parallel`]).
+/// `out = parts * w^T (+ bias)`: the parts' rows stacked into consecutive rows of `out`, one
+/// parallel matmul for all of them (`scratch`: see [`Linear::matmul_parallel`]).
 pub(super) fn matmul_parts(
     pool: &ThreadPool,
     w: &Linear,
@@ -52,15 +52,10 @@ pub(super) fn matmul_parts(
     out: &mut [f32],
     scratch: &mut Vec<f32>,
 ) -> Result<()> {
-    let mut rest = out;
-    for a in parts {
-        let len = crate::error::mul(a.m(), w.n(), "output size")?;
-        if len > rest.len() {
-            return Err(Error::ShapeMismatch("matmul output too short".into()));
-        }
-        let (head, tail) = rest.split_at_mut(len);
-        w.matmul_parallel(pool, a, bias, head, scratch)?;
-        rest = tail;
-    }
-    Ok(())
+    let rows: usize = parts.iter().map(|a| a.m()).sum();
+    let len = crate::error::mul(rows, w.n(), "output size")?;
+    let out = out
+        .get_mut(..len)
+        .ok_or_else(|| Error::ShapeMismatch("matmul output too short".into()))?;
+    w.matmul_parallel(pool, parts, bias, out, scratch)
 }

@@ -382,13 +382,7 @@ impl<'m> Session<'m> {
         let parts = &parts[..n_rows.div_ceil(PART_ROWS)];
         let out = sized(&mut s.logits, n_rows * c.vocab);
         prof.op(outside, Op::Head, Work::matmul(n_rows, c.vocab, h), || {
-            let mut rest = &mut out[..];
-            for a in parts {
-                let (head, tail) = rest.split_at_mut(a.m() * c.vocab);
-                m.head.matmul_parallel(pool, a, None, head, &mut s.split)?;
-                rest = tail;
-            }
-            Ok::<(), Error>(())
+            m.head.matmul_parallel(pool, parts, None, out, &mut s.split)
         })?;
         logits.extend_from_slice(out);
         Ok(())

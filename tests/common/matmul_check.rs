@@ -589,9 +589,30 @@ pub fn parallel_matches_serial<F: TestFormat>(tier: Tier) {
         qkern::matmul(&w, &a, Some(&bias), &mut serial).unwrap();
         let mut par = Guarded::filled(f32::NAN, m * n);
         qkern::matmul_parallel(&pool, &w, &a, Some(&bias), &mut par).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&serial), bits(&par));
+        // The same rows quantized as consecutive parts (tails of every size), one call.
+        let cuts = [0, m / 3, m / 3 + 1, m];
+        let parts: Vec<QuantizedActivations> = cuts
+            .windows(2)
+            .filter(|c| c[1] > c[0])
+            .map(|c| {
+                let mut p = QuantizedActivations::with_tier(tier).unwrap();
+                p.require(F::ACT);
+                p.quantize(&x[c[0] * k..c[1] * k], c[1] - c[0], k).unwrap();
+                p
+            })
+            .collect();
+        let mut stacked = Guarded::filled(f32::NAN, m * n);
+        qkern::matmul_parallel_parts(&pool, &w, &parts, Some(&bias), &mut stacked).unwrap();
         assert_eq!(
-            serial.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            par.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            bits(&serial),
+            bits(&stacked),
+            "m = {m}, {} parts",
+            parts.len()
         );
+        // An output one row short is an error.
+        let short = &mut stacked[..(m - 1) * n];
+        assert!(qkern::matmul_parallel_parts(&pool, &w, &parts, None, short).is_err());
     }
 }
