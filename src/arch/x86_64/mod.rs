@@ -88,7 +88,7 @@ static AVXVNNI: Kernels = Kernels {
 
 static AVX512VNNI: Kernels = Kernels {
     tier: Tier::Avx512Vnni,
-    act: &ACT_KERNEL,
+    act: &ACT_KERNEL_512,
     act_k: &ACT_KERNEL_K,
     q4_0: &Q4_AVX512VNNI,
     q8_0: &Q8_AVX512VNNI,
@@ -106,6 +106,15 @@ static AVX512VNNI: Kernels = Kernels {
 static ACT_KERNEL: ActKernel<ActBlock> = ActKernel {
     size: layout::act_size,
     quantize_row: quant::quantize_row,
+    unpack: layout::unpack_acts,
+    plain: false,
+};
+
+/// `Q8_32` activations of the `Avx512Vnni` tier: the layout of [`ACT_KERNEL`], quantized with
+/// AVX-512.
+static ACT_KERNEL_512: ActKernel<ActBlock> = ActKernel {
+    size: layout::act_size,
+    quantize_row: quant::quantize_row_avx512,
     unpack: layout::unpack_acts,
     plain: false,
 };
