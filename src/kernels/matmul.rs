@@ -9,6 +9,7 @@
 //! rounding only, see `qkern_reference::matmul_error_scale` for the bound the tests use.
 
 use crate::aligned::AlignedBuf;
+use crate::contract::attention::SharedOut;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::contract::{Kernels, WeightFormat};
 use crate::drivers::gemm::gemm_parallel;
@@ -453,13 +454,11 @@ pub fn matmul_parallel_parts<F: WeightFormat>(
     if parts.is_empty() {
         return Err(Error::ShapeMismatch("no activation buffers".into()));
     }
-    // Each part's output offset, validated against what is left of `out`.
-    let mut offsets = Vec::with_capacity(parts.len());
+    // Each part against what is left of `out` after the parts before it.
     let mut used = 0usize;
     for a in parts {
         let rest = out.len().saturating_sub(used);
         validate(w, a, &(0..a.m), &(0..w.n), bias, rest, w.n)?;
-        offsets.push(used);
         used += a.m * w.n; // a.m * w.n <= rest (validated), so no overflow
     }
     let _iv = crate::signpost::interval(crate::signpost::MATMUL, || {
@@ -473,30 +472,38 @@ pub fn matmul_parallel_parts<F: WeightFormat>(
         )
     });
     let kernel = w.kernel();
-    let converted: Vec<Option<AlignedBuf>> = parts.iter().map(|a| converted_acts(w, a)).collect();
-    let out = out.as_mut_ptr();
-    let args: Vec<GemmArgs<'_>> = parts
-        .iter()
-        .zip(&converted)
-        .zip(&offsets)
-        .map(|((a, conv), &offset)| GemmArgs {
+    // Plain copies only for kernels that read those (allocated then, as in `run`).
+    let converted: Vec<AlignedBuf> = match converted_acts(w, &parts[0]) {
+        Some(first) => std::iter::once(first)
+            .chain(parts[1..].iter().map(plain_blocks))
+            .collect(),
+        None => Vec::new(),
+    };
+    let out = SharedOut(out.as_mut_ptr());
+    let part = |i: usize| {
+        let a = &parts[i];
+        GemmArgs {
             w: &w.buf,
             n: w.n,
             k: w.k,
-            a: conv.as_ref().unwrap_or(&a.bufs[F::ACT as usize]),
+            a: converted.get(i).unwrap_or(&a.bufs[F::ACT as usize]),
             m: a.m,
             rows: 0..a.m,
             cols: 0..w.n,
             bias,
-            // SAFETY (of the add): offset + a.m * w.n <= out.len() (validated above).
-            out: unsafe { out.add(offset) },
+            // SAFETY (of the add): rows before part i = offset <= out.len() (validated above).
+            out: unsafe {
+                out.ptr()
+                    .add(parts[..i].iter().map(|a| a.m).sum::<usize>() * w.n)
+            },
             ldo: w.n,
-        })
-        .collect();
+        }
+    };
     // SAFETY: `validate` checked each part as one call (tiers, shapes, the bias length, and that
     // its output, from its offset on, holds its m x n elements); the outputs are consecutive,
-    // disjoint ranges of `out`; every part reads the same weights, in the layout its kernel reads.
-    unsafe { gemm_parallel(pool, &args, kernel.gemm) };
+    // disjoint ranges of `out`; every part reads the same weights, in the layout its kernel reads
+    // (all parts share the tier, so all or none are converted).
+    unsafe { gemm_parallel(pool, parts.len(), &part, kernel.gemm) };
     Ok(())
 }
 
@@ -554,7 +561,16 @@ fn run<F: WeightFormat>(
     // address with stride `ldo`; `acts` is in the layout the kernel reads, for the same `m, k`.
     unsafe {
         match pool {
-            Some(pool) => gemm_parallel(pool, std::slice::from_ref(&args), kernel.gemm),
+            Some(pool) => {
+                let out = SharedOut(args.out);
+                let part = |_| GemmArgs {
+                    out: out.ptr(),
+                    rows: args.rows.clone(),
+                    cols: args.cols.clone(),
+                    ..args
+                };
+                gemm_parallel(pool, 1, &part, kernel.gemm)
+            }
             None => (kernel.gemm)(&args),
         }
     }
