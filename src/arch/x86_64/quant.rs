@@ -114,50 +114,68 @@ unsafe fn quantize_row_avx512_body(x: &[f32], row: &mut [u8]) {
             _mm512_set1_epi32(0x3f80_0000),
         ))
     };
-    for (xb, rec) in x.chunks_exact(QK).zip(row.chunks_exact_mut(ACT_REC)) {
-        let p = xb.as_ptr();
-        // SAFETY: `xb` has 32 f32 (2 unaligned loads of 16); `rec` has 40 bytes (one 32-byte
-        // store, two 4-byte stores at ACT_D = 32 and ACT_CORR = 36). AVX-512 per this fn's
-        // contract.
-        unsafe {
-            let v = [_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16))];
-            // max(|x|, m) keeps m where |x| is NaN (see the module notes); the lanes of m are
-            // never NaN, so the reduction's order does not matter.
-            let m = _mm512_max_ps(abs16(v[0]), _mm512_setzero_ps());
-            let m = _mm512_max_ps(abs16(v[1]), m);
-            let m8 = _mm256_max_ps(
-                _mm512_castps512_ps256(m),
-                _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(m))),
-            );
-            let d = scale(absmax(&[m8]));
-            let vid = _mm512_set1_ps(inverse(d));
-            let mut q = [_mm512_setzero_si512(); 2];
-            for (o, &vj) in q.iter_mut().zip(&v) {
-                // The rounding of `round`, with masks: t + copysign(1, s) where |s - t| >= 0.5.
-                let s = _mm512_mul_ps(vj, vid);
-                let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(s);
-                let r = abs16(_mm512_sub_ps(s, t));
-                let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(r, half);
-                let q1 = _mm512_mask_add_ps(t, up, t, sign_one(s));
-                // NaN (unordered) -> 0.
-                let ord = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(s, s);
-                *o = _mm512_maskz_cvttps_epi32(ord, q1);
+    // Two passes over groups of up to 16 blocks: the scales first, then the values. One pass per
+    // block makes a dependency chain of about 100 cycles (maximum, two divisions, rounding,
+    // packing) that fills the scheduler before the next block can start; split, each pass is
+    // short chains that overlap.
+    let kb = x.len() / QK;
+    let (mut ds, mut ids) = ([0f32; 16], [0f32; 16]);
+    for g0 in (0..kb).step_by(16) {
+        let n = (kb - g0).min(16);
+        for j in 0..n {
+            // SAFETY: block g0 + j < kb: 32 f32 at 32 (g0 + j) of `x` (2 unaligned loads).
+            // AVX-512 per this fn's contract.
+            unsafe {
+                let p = x.as_ptr().add((g0 + j) * QK);
+                // max(|x|, m) keeps m where |x| is NaN (see the module notes); the lanes of m
+                // are never NaN, so the reduction's order does not matter.
+                let m = _mm512_max_ps(abs16(_mm512_loadu_ps(p)), _mm512_setzero_ps());
+                let m = _mm512_max_ps(abs16(_mm512_loadu_ps(p.add(16))), m);
+                let m8 = _mm256_max_ps(
+                    _mm512_castps512_ps256(m),
+                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(m))),
+                );
+                ds[j] = scale(absmax(&[m8]));
+                ids[j] = inverse(ds[j]);
             }
-            // Per 128-bit lane j after the packs: dword 0 = values 4 j .. 4 j + 4 of q[0],
-            // dword 1 the same of q[1]; gathered back into element order.
-            let p8 = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_setzero_si512());
-            let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
-            let bytes = _mm512_castsi512_si256(_mm512_permutexvar_epi32(order, p8));
-            let total = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
-            let o = rec.as_mut_ptr();
-            _mm256_storeu_si256(o.cast(), bytes);
-            o.add(ACT_D).cast::<f32>().write_unaligned(d);
-            o.add(ACT_CORR).cast::<i32>().write_unaligned(-8 * total);
-            #[cfg(debug_assertions)]
-            {
-                let r = quantize_activation_block(xb.try_into().expect("32 values"));
-                let qs: [i8; QK] = core::array::from_fn(|j| *o.add(j) as i8);
-                assert_eq!((r.d.to_bits(), r.qs), (d.to_bits(), qs));
+        }
+        for j in 0..n {
+            let b = g0 + j;
+            // SAFETY: block b < kb: 32 f32 at 32 b of `x` (2 unaligned loads of 16), 40 bytes at
+            // 40 b of `row` (one 32-byte store, two 4-byte stores at ACT_D = 32 and ACT_CORR =
+            // 36). AVX-512 per this fn's contract.
+            unsafe {
+                let p = x.as_ptr().add(b * QK);
+                let vid = _mm512_set1_ps(ids[j]);
+                let mut q = [_mm512_setzero_si512(); 2];
+                for (h, o) in q.iter_mut().enumerate() {
+                    // `round`'s rounding with masks: t + copysign(1, s) where |s - t| >= 0.5.
+                    let s = _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * h)), vid);
+                    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(s);
+                    let r = abs16(_mm512_sub_ps(s, t));
+                    let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(r, half);
+                    let q1 = _mm512_mask_add_ps(t, up, t, sign_one(s));
+                    // NaN (unordered) -> 0.
+                    let ord = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(s, s);
+                    *o = _mm512_maskz_cvttps_epi32(ord, q1);
+                }
+                // Per 128-bit lane j after the packs: dword 0 = values 4 j .. 4 j + 4 of q[0],
+                // dword 1 the same of q[1]; gathered back into element order.
+                let p8 = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_setzero_si512());
+                let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+                let bytes = _mm512_castsi512_si256(_mm512_permutexvar_epi32(order, p8));
+                let total = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
+                let o = row.as_mut_ptr().add(b * ACT_REC);
+                _mm256_storeu_si256(o.cast(), bytes);
+                o.add(ACT_D).cast::<f32>().write_unaligned(ds[j]);
+                o.add(ACT_CORR).cast::<i32>().write_unaligned(-8 * total);
+                #[cfg(debug_assertions)]
+                {
+                    let xb = &x[b * QK..(b + 1) * QK];
+                    let r = quantize_activation_block(xb.try_into().expect("32 values"));
+                    let qs: [i8; QK] = core::array::from_fn(|j| *o.add(j) as i8);
+                    assert_eq!((r.d.to_bits(), r.qs), (ds[j].to_bits(), qs));
+                }
             }
         }
     }
@@ -309,32 +327,32 @@ mod tests {
         if !std::arch::is_x86_feature_detected!("avx2") {
             return;
         }
-        let x: Vec<f32> = (0..32 * 7)
-            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.3 * (1 << (i % 5)) as f32)
-            .collect();
-        // Specials: a NaN (ignored by the maximum, quantized to 0), an infinity (scale inf,
-        // every value 0), a block of zeros, ties at +-0.5 after scaling, the largest finite.
-        let mut x = x;
-        x[3] = f32::NAN;
-        x[40] = f32::INFINITY;
-        x[64..96].fill(0.0);
-        x[96] = 127.0;
-        x[97] = 0.5;
-        x[98] = -1.5;
-        x[99] = -0.5;
-        x[130] = f32::MAX;
-        let (m, k) = (2, 32 * 7 / 2 / 32 * 32);
-        let (mut a, mut b) = (
-            vec![0u8; layout::act_size(m, k)],
-            vec![0u8; layout::act_size(m, k)],
-        );
-        let mut c = b.clone();
-        for i in 0..m {
-            quantize_row(&x[i * k..(i + 1) * k], i, m, k, &mut a);
-            layout::quantize_row(&x[i * k..(i + 1) * k], i, m, k, &mut b);
-            quantize_row_avx512(&x[i * k..(i + 1) * k], i, m, k, &mut c);
+        // Rows of 3 blocks, and of 37 (two groups of 16 and a tail of the AVX-512 passes).
+        for (m, kb) in [(2usize, 3usize), (3, 37)] {
+            let k = kb * 32;
+            let mut x: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.3 * (1 << (i % 5)) as f32)
+                .collect();
+            // Specials: a NaN (ignored by the maximum, quantized to 0), an infinity (scale inf,
+            // every value 0), a block of zeros, ties at +-0.5 after scaling, the largest finite.
+            x[3] = f32::NAN;
+            x[40] = f32::INFINITY;
+            x[64..96].fill(0.0);
+            x[96] = 127.0;
+            x[97] = 0.5;
+            x[98] = -1.5;
+            x[99] = -0.5;
+            x[130] = f32::MAX;
+            let mut a = vec![0u8; layout::act_size(m, k)];
+            let (mut b, mut c) = (a.clone(), a.clone());
+            for i in 0..m {
+                let xr = &x[i * k..(i + 1) * k];
+                quantize_row(xr, i, m, k, &mut a);
+                layout::quantize_row(xr, i, m, k, &mut b);
+                quantize_row_avx512(xr, i, m, k, &mut c); // AVX2 without AVX-512
+            }
+            assert_eq!(a, b, "AVX2, {m} x {k}");
+            assert_eq!(c, b, "AVX-512, {m} x {k}");
         }
-        assert_eq!(a, b);
-        assert_eq!(c, b);
     }
 }
