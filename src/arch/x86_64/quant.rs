@@ -43,31 +43,48 @@ pub(super) fn quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u
 #[target_feature(enable = "avx2")]
 unsafe fn quantize_row_avx2(x: &[f32], row: &mut [u8]) {
     debug_assert!(row.len().is_multiple_of(ACT_REC) && x.len() == row.len() / ACT_REC * QK);
-    for (xb, rec) in x.chunks_exact(QK).zip(row.chunks_exact_mut(ACT_REC)) {
-        let p = xb.as_ptr();
-        // SAFETY: `xb` has 32 f32 (4 unaligned loads of 8); `rec` has 40 bytes (one 32-byte
-        // store, two 4-byte stores at ACT_D = 32 and ACT_CORR = 36). AVX2 per this fn's contract.
-        unsafe {
-            let v: [__m256; 4] = core::array::from_fn(|j| _mm256_loadu_ps(p.add(8 * j)));
-            let d = scale(absmax(&v));
-            let q = round(&v, inverse(d));
-            let sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-            let s4 = _mm_add_epi32(
-                _mm256_castsi256_si128(sum),
-                _mm256_extracti128_si256::<1>(sum),
-            );
-            let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
-            let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<0b01>(s2));
-            let total = _mm_cvtsi128_si32(s1);
-            let o = rec.as_mut_ptr();
-            _mm256_storeu_si256(o.cast(), bytes(q));
-            o.add(ACT_D).cast::<f32>().write_unaligned(d);
-            o.add(ACT_CORR).cast::<i32>().write_unaligned(-8 * total);
-            #[cfg(debug_assertions)]
-            {
-                let r = quantize_activation_block(xb.try_into().expect("32 values"));
-                let qs: [i8; QK] = core::array::from_fn(|j| *o.add(j) as i8);
-                assert_eq!((r.d.to_bits(), r.qs), (d.to_bits(), qs));
+    // Two passes over groups of up to 16 blocks, the scales first (see the AVX-512 version).
+    let kb = x.len() / QK;
+    let (mut ds, mut ids) = ([0f32; 16], [0f32; 16]);
+    let load = |b: usize| -> [__m256; 4] {
+        // SAFETY: callers pass blocks b < kb: 32 f32 at 32 b of `x` (4 unaligned loads of 8).
+        // AVX2 per this fn's contract.
+        let p = unsafe { x.as_ptr().add(b * QK) };
+        core::array::from_fn(|j| unsafe { _mm256_loadu_ps(p.add(8 * j)) })
+    };
+    for g0 in (0..kb).step_by(16) {
+        let n = (kb - g0).min(16);
+        for j in 0..n {
+            // SAFETY: AVX2 per this fn's contract.
+            ds[j] = scale(unsafe { absmax(&load(g0 + j)) });
+            ids[j] = inverse(ds[j]);
+        }
+        for j in 0..n {
+            let b = g0 + j;
+            // SAFETY: block b < kb: `rec` is 40 bytes at 40 b of `row` (one 32-byte store, two
+            // 4-byte stores at ACT_D = 32 and ACT_CORR = 36). AVX2 per this fn's contract.
+            unsafe {
+                let q = round(&load(b), ids[j]);
+                let sum =
+                    _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+                let s4 = _mm_add_epi32(
+                    _mm256_castsi256_si128(sum),
+                    _mm256_extracti128_si256::<1>(sum),
+                );
+                let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+                let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<0b01>(s2));
+                let total = _mm_cvtsi128_si32(s1);
+                let o = row.as_mut_ptr().add(b * ACT_REC);
+                _mm256_storeu_si256(o.cast(), bytes(q));
+                o.add(ACT_D).cast::<f32>().write_unaligned(ds[j]);
+                o.add(ACT_CORR).cast::<i32>().write_unaligned(-8 * total);
+                #[cfg(debug_assertions)]
+                {
+                    let xb = &x[b * QK..(b + 1) * QK];
+                    let r = quantize_activation_block(xb.try_into().expect("32 values"));
+                    let qs: [i8; QK] = core::array::from_fn(|j| *o.add(j) as i8);
+                    assert_eq!((r.d.to_bits(), r.qs), (ds[j].to_bits(), qs));
+                }
             }
         }
     }
