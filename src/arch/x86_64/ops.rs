@@ -394,15 +394,22 @@ pub(crate) mod avx512 {
     pub(crate) fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
         let n = gate.len().min(up.len()).min(out.len());
         let one = _mm512_set1_ps(1.0);
-        for i in (0..n).step_by(16) {
-            let m = lanes_below(n - i);
+        // Four vectors per iteration: four independent exp chains in flight.
+        for i in (0..n).step_by(64) {
+            let m: [__mmask16; 4] =
+                core::array::from_fn(|j| lanes_below(n.saturating_sub(i + 16 * j)));
             // SAFETY: masked lanes stay below n in all three slices.
             unsafe {
-                let g = _mm512_maskz_loadu_ps(m, gate.as_ptr().add(i));
-                let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
-                let s = _mm512_div_ps(g, _mm512_add_ps(one, e));
-                let v = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up.as_ptr().add(i)));
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), m, v);
+                let g: [__m512; 4] = core::array::from_fn(|j| {
+                    _mm512_maskz_loadu_ps(m[j], gate.as_ptr().wrapping_add(i + 16 * j))
+                });
+                let e = g.map(|g| exp16(_mm512_sub_ps(_mm512_setzero_ps(), g)));
+                for j in 0..4 {
+                    let s = _mm512_div_ps(g[j], _mm512_add_ps(one, e[j]));
+                    let u = _mm512_maskz_loadu_ps(m[j], up.as_ptr().wrapping_add(i + 16 * j));
+                    let p = out.as_mut_ptr().wrapping_add(i + 16 * j);
+                    _mm512_mask_storeu_ps(p, m[j], _mm512_mul_ps(s, u));
+                }
             }
         }
     }
