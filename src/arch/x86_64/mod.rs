@@ -89,7 +89,7 @@ static AVXVNNI: Kernels = Kernels {
 static AVX512VNNI: Kernels = Kernels {
     tier: Tier::Avx512Vnni,
     act: &ACT_KERNEL_512,
-    act_k: &ACT_KERNEL_K,
+    act_k: &ACT_KERNEL_K_512,
     q4_0: &Q4_AVX512VNNI,
     q8_0: &Q8_AVX512VNNI,
     q5_0: &Q5_AVX512VNNI,
@@ -113,10 +113,8 @@ static ACT_KERNEL: ActKernel<ActBlock> = ActKernel {
 /// `Q8_32` activations of the `Avx512Vnni` tier: the layout of [`ACT_KERNEL`], quantized with
 /// AVX-512.
 static ACT_KERNEL_512: ActKernel<ActBlock> = ActKernel {
-    size: layout::act_size,
     quantize_row: quant::quantize_row_avx512,
-    unpack: layout::unpack_acts,
-    plain: false,
+    ..ACT_KERNEL
 };
 
 /// `Q8_256` activations for every x86_64 tier: the plain blocks, quantized with AVX2.
@@ -125,6 +123,12 @@ static ACT_KERNEL_K: ActKernel<ActBlockK> = ActKernel {
     quantize_row: quant::quantize_row_k,
     unpack: crate::arch::scalar::matmul::unpack_plain_acts_k,
     plain: true,
+};
+
+/// `Q8_256` activations of the `Avx512Vnni` tier: the plain blocks, quantized with AVX-512.
+static ACT_KERNEL_K_512: ActKernel<ActBlockK> = ActKernel {
+    quantize_row: quant::quantize_row_k_avx512,
+    ..ACT_KERNEL_K
 };
 
 /// The weight kernels: one line each (static, block type, name, column group width, packing,

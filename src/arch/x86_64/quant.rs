@@ -115,22 +115,6 @@ pub(super) fn quantize_row_avx512(x: &[f32], i: usize, m: usize, k: usize, out: 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn quantize_row_avx512_body(x: &[f32], row: &mut [u8]) {
     debug_assert!(row.len().is_multiple_of(ACT_REC) && x.len() == row.len() / ACT_REC * QK);
-    let half = _mm512_set1_ps(0.5);
-    // (AVX-512 F has the bitwise operations on integer vectors only.)
-    let abs16 = |v: __m512| {
-        _mm512_castsi512_ps(_mm512_and_si512(
-            _mm512_castps_si512(v),
-            _mm512_set1_epi32(0x7fff_ffff),
-        ))
-    };
-    // copysign(1, s)
-    let sign_one = |s: __m512| {
-        _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0xEA>(
-            _mm512_castps_si512(s),
-            _mm512_set1_epi32(i32::MIN),
-            _mm512_set1_epi32(0x3f80_0000),
-        ))
-    };
     // Two passes over groups of up to 16 blocks: the scales first, then the values. One pass per
     // block makes a dependency chain of about 100 cycles (maximum, two divisions, rounding,
     // packing) that fills the scheduler before the next block can start; split, each pass is
@@ -147,12 +131,10 @@ unsafe fn quantize_row_avx512_body(x: &[f32], row: &mut [u8]) {
                 // max(|x|, m) keeps m where |x| is NaN (see the module notes); the lanes of m
                 // are never NaN, so the reduction's order does not matter.
                 let m = _mm512_max_ps(abs16(_mm512_loadu_ps(p)), _mm512_setzero_ps());
-                let m = _mm512_max_ps(abs16(_mm512_loadu_ps(p.add(16))), m);
-                let m8 = _mm256_max_ps(
-                    _mm512_castps512_ps256(m),
-                    _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(m))),
-                );
-                ds[j] = scale(absmax(&[m8]));
+                ds[j] = scale(absmax16(_mm512_max_ps(
+                    abs16(_mm512_loadu_ps(p.add(16))),
+                    m,
+                )));
                 ids[j] = inverse(ds[j]);
             }
         }
@@ -164,18 +146,7 @@ unsafe fn quantize_row_avx512_body(x: &[f32], row: &mut [u8]) {
             unsafe {
                 let p = x.as_ptr().add(b * QK);
                 let vid = _mm512_set1_ps(ids[j]);
-                let mut q = [_mm512_setzero_si512(); 2];
-                for (h, o) in q.iter_mut().enumerate() {
-                    // `round`'s rounding with masks: t + copysign(1, s) where |s - t| >= 0.5.
-                    let s = _mm512_mul_ps(_mm512_loadu_ps(p.add(16 * h)), vid);
-                    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(s);
-                    let r = abs16(_mm512_sub_ps(s, t));
-                    let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(r, half);
-                    let q1 = _mm512_mask_add_ps(t, up, t, sign_one(s));
-                    // NaN (unordered) -> 0.
-                    let ord = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(s, s);
-                    *o = _mm512_maskz_cvttps_epi32(ord, q1);
-                }
+                let q = [0, 1].map(|h| round16(_mm512_loadu_ps(p.add(16 * h)), vid));
                 // Per 128-bit lane j after the packs: dword 0 = values 4 j .. 4 j + 4 of q[0],
                 // dword 1 the same of q[1]; gathered back into element order.
                 let p8 = _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_setzero_si512());
@@ -259,6 +230,135 @@ unsafe fn quantize_row_k_avx2(x: &[f32], row: &mut [ActBlockK]) {
                 );
             }
         }
+    }
+}
+
+/// [`quantize_row_k`] with AVX-512 (the `Q8_256` kernel of the `Avx512Vnni` tier): the same
+/// blocks, bit for bit.
+pub(super) fn quantize_row_k_avx512(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
+    // As `quantize_row_avx512`.
+    if !(std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl"))
+    {
+        return quantize_row_k(x, i, m, k, out);
+    }
+    let kb = k / QK_K;
+    let bytes = &mut out[..(i + 1) * kb * size_of::<ActBlockK>()];
+    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(bytes)[i * kb..];
+    let x = &x[..kb * QK_K];
+    // SAFETY: AVX-512 F / BW / VL are available (checked above); `x` holds `kb` blocks of 256
+    // values and `row` `kb` blocks (both sliced to exactly that above).
+    unsafe { quantize_row_k_avx512_body(x, row) }
+}
+
+/// # Safety
+/// The CPU supports AVX-512 F / BW / VL; `x.len() == row.len() * QK_K`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_row_k_avx512_body(x: &[f32], row: &mut [ActBlockK]) {
+    debug_assert_eq!(x.len(), row.len() * QK_K);
+    for (xb, o) in x.chunks_exact(QK_K).zip(row.iter_mut()) {
+        let p = xb.as_ptr();
+        // SAFETY: `xb` has 256 f32, read as 16 unaligned vectors of 16; the stores go to `o`'s
+        // 256 values (4 stores of 64 bytes) and 16 sums (one store of 32 bytes). AVX-512 per
+        // this fn's contract.
+        unsafe {
+            // Four running maxima of |x| (NaN ignored as in `absmax`), then their maximum.
+            let mut m = [_mm512_setzero_ps(); 4];
+            for j in 0..16 {
+                m[j % 4] = _mm512_max_ps(abs16(_mm512_loadu_ps(p.add(16 * j))), m[j % 4]);
+            }
+            let m = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
+            let d = scale(absmax16(m));
+            let vid = _mm512_set1_ps(inverse(d));
+            o.d = d;
+            // Per 64 values c: the bytes, and per 128-bit lane j the sum of values 64 c + 16 j
+            // .. + 16 as four i32 partial sums.
+            let mut part = [_mm512_setzero_si512(); 4];
+            for (c, part) in part.iter_mut().enumerate() {
+                let q: [__m512i; 4] =
+                    [0, 1, 2, 3].map(|j| round16(_mm512_loadu_ps(p.add(64 * c + 16 * j)), vid));
+                // After the packs, dword k of 128-bit lane j holds values 4 j .. 4 j + 4 of q[k].
+                let p8 = _mm512_packs_epi16(
+                    _mm512_packs_epi32(q[0], q[1]),
+                    _mm512_packs_epi32(q[2], q[3]),
+                );
+                let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+                let b = _mm512_permutexvar_epi32(order, p8);
+                _mm512_storeu_si512(o.qs.as_mut_ptr().add(64 * c).cast(), b);
+                let pairs = _mm512_maddubs_epi16(_mm512_set1_epi8(1), b);
+                *part = _mm512_madd_epi16(pairs, _mm512_set1_epi16(1));
+            }
+            // Lane j, dword c of the reduction: the sum of values 64 c + 16 j .. + 16, which is
+            // bsums[4 c + j]; transposed into that order.
+            let a01 = _mm512_add_epi32(
+                _mm512_unpacklo_epi32(part[0], part[1]),
+                _mm512_unpackhi_epi32(part[0], part[1]),
+            );
+            let a23 = _mm512_add_epi32(
+                _mm512_unpacklo_epi32(part[2], part[3]),
+                _mm512_unpackhi_epi32(part[2], part[3]),
+            );
+            let sums = _mm512_add_epi32(
+                _mm512_unpacklo_epi64(a01, a23),
+                _mm512_unpackhi_epi64(a01, a23),
+            );
+            let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+            let sums = _mm512_permutexvar_epi32(order, sums);
+            _mm256_storeu_si256(o.bsums.as_mut_ptr().cast(), _mm512_cvtepi32_epi16(sums));
+            #[cfg(debug_assertions)]
+            {
+                let r = quantize_activation_block_k(xb.try_into().expect("256 values"));
+                assert_eq!(
+                    (r.d.to_bits(), r.qs, r.bsums),
+                    (o.d.to_bits(), o.qs, o.bsums)
+                );
+            }
+        }
+    }
+}
+
+/// `|v|` per lane (AVX-512 F has the bitwise operations on integer vectors only).
+#[inline(always)]
+unsafe fn abs16(v: __m512) -> __m512 {
+    // SAFETY: register operations; AVX-512 F per the caller's target features.
+    unsafe {
+        _mm512_castsi512_ps(_mm512_and_si512(
+            _mm512_castps_si512(v),
+            _mm512_set1_epi32(0x7fff_ffff),
+        ))
+    }
+}
+
+/// The largest lane of `m`, whose lanes are never NaN (so the order does not matter).
+#[inline(always)]
+unsafe fn absmax16(m: __m512) -> f32 {
+    // SAFETY: register operations; AVX-512 F per the caller's target features.
+    unsafe {
+        let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(m)));
+        absmax(&[_mm256_max_ps(_mm512_castps512_ps256(m), hi)])
+    }
+}
+
+/// [`round`] on 16 lanes with masks: `t + copysign(1, s)` where `|s - t| >= 0.5`, `t = trunc(s)`,
+/// `s = v * vid`; NaN to 0.
+#[inline(always)]
+unsafe fn round16(v: __m512, vid: __m512) -> __m512i {
+    // SAFETY: register operations; AVX-512 F per the caller's target features.
+    unsafe {
+        let s = _mm512_mul_ps(v, vid);
+        let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(s);
+        let r = abs16(_mm512_sub_ps(s, t));
+        let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(r, _mm512_set1_ps(0.5));
+        // copysign(1, s): (s & sign) | 1.0
+        let one = _mm512_castsi512_ps(_mm512_ternarylogic_epi32::<0xEA>(
+            _mm512_castps_si512(s),
+            _mm512_set1_epi32(i32::MIN),
+            _mm512_set1_epi32(0x3f80_0000),
+        ));
+        let q = _mm512_mask_add_ps(t, up, t, one);
+        let ord = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(s, s);
+        _mm512_maskz_cvttps_epi32(ord, q)
     }
 }
 
@@ -371,5 +471,40 @@ mod tests {
             assert_eq!(a, b, "AVX2, {m} x {k}");
             assert_eq!(c, b, "AVX-512, {m} x {k}");
         }
+    }
+
+    #[test]
+    fn same_k_blocks_as_the_rule() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let (m, kb) = (3usize, 3usize);
+        let k = kb * QK_K;
+        let mut x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.3 * (1 << (i % 7)) as f32)
+            .collect();
+        // Specials as above, and a block whose values tie at +-0.5 after scaling.
+        x[3] = f32::NAN;
+        x[300] = f32::INFINITY;
+        x[512..768].fill(0.0);
+        x[768] = 127.0;
+        x[769] = 0.5;
+        x[770] = -1.5;
+        x[771] = -0.5;
+        x[1100] = f32::MAX;
+        let size = m * kb * size_of::<ActBlockK>();
+        let (mut a, mut b) = (vec![0u8; size], vec![0u8; size]);
+        for i in 0..m {
+            let xr = &x[i * k..(i + 1) * k];
+            quantize_row_k(xr, i, m, k, &mut a);
+            quantize_row_k_avx512(xr, i, m, k, &mut b); // AVX2 without AVX-512
+        }
+        let want: Vec<ActBlockK> = x
+            .chunks_exact(QK_K)
+            .map(|c| quantize_activation_block_k(c.try_into().expect("256 values")))
+            .collect();
+        let want: &[u8] = bytemuck::cast_slice(&want);
+        assert_eq!(a, want, "AVX2");
+        assert_eq!(b, want, "AVX-512");
     }
 }
