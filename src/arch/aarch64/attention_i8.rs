@@ -875,6 +875,7 @@ unsafe fn exp2_h(
 /// FEAT_FP16; `s` holds `16 ng` readable floats, `w` `8 nb ng` readable u16, and `dst + b
 /// stride + 16 g` 16 writable bytes for `b < nb`, `g < ng`.
 #[target_feature(enable = "neon,fp16")]
+#[inline]
 #[allow(clippy::too_many_arguments)]
 unsafe fn groups_f16<M: Mm, const NB: usize>(
     s: *const f32,
@@ -987,6 +988,7 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
 /// With `F16` the CPU has FEAT_FP16.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
+#[inline]
 unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
     s: &mut [f32],
     rows: usize,
@@ -1076,35 +1078,45 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
         // Lane h: row r0 + h's largest score.
         let mx = vmaxq_f32(vmaxq_f32(mx[0], mx[1]), vmaxq_f32(mx[2], mx[3]));
         let mx = vpmaxq_f32(mx, mx);
-        let (mut qa, mut mba, mut pmax) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
-        for h in 0..2 {
-            let r = r0 + h;
-            if va[h] == 0 {
-                if r < rows {
-                    corr[r] = 1.0;
+        // Both rows with keys (all row pairs but the diagonal's first and a padding row's):
+        // their state as 2-lane vectors; else a row at a time. The same operations per row.
+        let both = va[0] > 0 && va[1] > 0;
+        let (qv, mbv, pmax) = if both {
+            // SAFETY: rows r0 + 1 < rows of m, corr, qs (asserted lengths).
+            unsafe { pair_state::<F16>(r0, vget_low_f32(mx), m, corr, qs) }
+        } else {
+            let (mut qa, mut mba, mut pmax) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
+            for h in 0..2 {
+                let r = r0 + h;
+                if va[h] == 0 {
+                    if r < rows {
+                        corr[r] = 1.0;
+                    }
+                    continue;
                 }
-                continue;
+                // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
+                let q = qs[r];
+                let mt = if h == 0 {
+                    vgetq_lane_f32::<0>(mx)
+                } else {
+                    vgetq_lane_f32::<1>(mx)
+                } * q;
+                let m_new = m[r].max(mt);
+                corr[r] = if m[r] == f32::NEG_INFINITY {
+                    0.0
+                } else {
+                    exp2(m[r] - m_new)
+                };
+                pmax[h] = exp2(mt - m_new);
+                m[r] = m_new;
+                // The f16 exp takes `y` unbiased (its precision is relative).
+                (qa[h], mba[h]) = (q, if F16 { -mt } else { BIAS - mt });
             }
-            // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
-            let q = qs[r];
-            let mt = if h == 0 {
-                vgetq_lane_f32::<0>(mx)
-            } else {
-                vgetq_lane_f32::<1>(mx)
-            } * q;
-            let m_new = m[r].max(mt);
-            corr[r] = if m[r] == f32::NEG_INFINITY {
-                0.0
-            } else {
-                exp2(m[r] - m_new)
-            };
-            pmax[h] = exp2(mt - m_new);
-            m[r] = m_new;
-            // The f16 exp takes `y` unbiased (its precision is relative).
-            (qa[h], mba[h]) = (q, if F16 { -mt } else { BIAS - mt });
-        }
-        // A row without keys has q = 0 and its lanes all masked below.
-        let (qv, mbv) = (pair(qa[0], qa[1]), pair(mba[0], mba[1]));
+            // A row without keys has q = 0 and its lanes all masked below.
+            // SAFETY: 2 floats.
+            let pmax = unsafe { vld1_f32(pmax.as_ptr()) };
+            (pair(qa[0], qa[1]), pair(mba[0], mba[1]), pmax)
+        };
         let lim = pair(va[0] as f32, va[1] as f32);
         let mut sum = vdupq_n_f32(0.0);
         if F16 {
@@ -1171,6 +1183,68 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
     }
 }
 
+/// [`softmax_step`] with the f16 softmax, compiled with FEAT_FP16 so that [`groups_f16`] is
+/// inlined into its row-pair loop.
+///
+/// # Safety
+/// The CPU has FEAT_FP16.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon,fp16")]
+unsafe fn softmax_step_f16<M: Mm, const NB: usize>(
+    s: &mut [f32],
+    rows: usize,
+    nk: usize,
+    nb: usize,
+    mask: Mask,
+    stats: (&mut [f32], &mut [f32], &mut [f32]),
+    wv: (&[f32], &[f32], &[u16], &[f32]),
+    pq: (&mut [i8], &mut [f32]),
+) {
+    // SAFETY: FEAT_FP16 (the caller's contract).
+    unsafe { softmax_step::<M, NB, true>(s, rows, nk, nb, mask, stats, wv, pq) }
+}
+
+/// The state update of rows `r0`, `r0 + 1` (both with keys) in lanes 0 and 1, as
+/// [`softmax_step`]'s per-row loop does it: `mt = mx q`, `m' = max(m, mt)`, `corr = 2^(m - m')`
+/// (0 for the first keys), `pmax = 2^(mt - m')` (one [`exp2_biased`] for the four); writes `m`
+/// and `corr`, returns the exp argument's factors `(q0, q0, q1, q1)`, offsets (`-mt`, or `BIAS -
+/// mt` without `F16`) in the same layout, and `pmax`.
+///
+/// # Safety
+/// `r0 + 1` is a row of `m`, `corr` and `qs`.
+#[inline(always)]
+unsafe fn pair_state<const F16: bool>(
+    r0: usize,
+    mx: float32x2_t,
+    m: &mut [f32],
+    corr: &mut [f32],
+    qs: &[f32],
+) -> (float32x4_t, float32x4_t, float32x2_t) {
+    // SAFETY: rows r0, r0 + 1 (the caller's contract); NEON, every aarch64 target.
+    unsafe {
+        let (mp, cp) = (m.as_mut_ptr().add(r0), corr.as_mut_ptr().add(r0));
+        let q = vld1_f32(qs.as_ptr().add(r0));
+        let mt = vmul_f32(mx, q);
+        let mo = vld1_f32(mp);
+        let mn = vmaxnm_f32(mo, mt);
+        let a = vcombine_f32(vsub_f32(mo, mn), vsub_f32(mt, mn));
+        let e = exp2_biased(vaddq_f32(a, vdupq_n_f32(BIAS)));
+        let first = vceq_f32(mo, vdup_n_f32(f32::NEG_INFINITY));
+        vst1_f32(cp, vbsl_f32(first, vdup_n_f32(0.0), vget_low_f32(e)));
+        vst1_f32(mp, mn);
+        let mb = if F16 {
+            vneg_f32(mt)
+        } else {
+            vsub_f32(vdup_n_f32(BIAS), mt)
+        };
+        let dup = |x: float32x2_t| {
+            let x = vcombine_f32(x, x);
+            vzip1q_f32(x, x)
+        };
+        (dup(q), dup(mb), vget_high_f32(e))
+    }
+}
+
 /// The output scales and the sums of the rows `r0`, `r0 + 1` with keys (`va`): `ps = pmax
 /// vmax_b`, `l = l corr + pmax sum` (lane h of `sum`: row `r0 + h`'s).
 #[inline(always)]
@@ -1179,19 +1253,38 @@ fn finish_pair(
     r0: usize,
     rows: usize,
     va: [usize; 2],
-    pmax: [f32; 2],
+    pmax: float32x2_t,
     sum: float32x4_t,
     nb: usize,
     vmax: &[f32],
     (l, corr, ps): (&mut [f32], &mut [f32], &mut [f32]),
 ) {
+    let rp = rows.next_multiple_of(R);
+    if va[0] > 0 && va[1] > 0 {
+        // Both rows (r0 + 1 < rows): the same products as below, 2 lanes at a time.
+        assert!(r0 + 2 <= rows && l.len() >= rows && corr.len() >= rows);
+        assert!(vmax.len() >= nb && ps.len() >= (nb - 1) * rp + rows);
+        // SAFETY: NEON (every aarch64 target); rows r0, r0 + 1 of l, corr and of block b < nb
+        // of ps (asserted).
+        unsafe {
+            for (b, &v) in vmax[..nb].iter().enumerate() {
+                vst1_f32(ps.as_mut_ptr().add(b * rp + r0), vmul_n_f32(pmax, v));
+            }
+            let (lp, c) = (l.as_mut_ptr().add(r0), vld1_f32(corr.as_ptr().add(r0)));
+            let t = vmul_f32(pmax, vget_low_f32(sum));
+            vst1_f32(lp, vadd_f32(vmul_f32(vld1_f32(lp), c), t));
+        }
+        return;
+    }
+    // SAFETY: NEON, register-only.
+    let pmax: [f32; 2] = unsafe { [vget_lane_f32::<0>(pmax), vget_lane_f32::<1>(pmax)] };
     for h in 0..2 {
         let r = r0 + h;
         if va[h] == 0 || r >= rows {
             continue;
         }
         for b in 0..nb {
-            ps[b * rows.next_multiple_of(R) + r] = pmax[h] * vmax[b];
+            ps[b * rp + r] = pmax[h] * vmax[b];
         }
         // SAFETY: NEON (every aarch64 target), register-only.
         let sh = unsafe {
@@ -1250,6 +1343,41 @@ fn put_w16(vs: &[f32], f: &[f32], dst: &mut [u16]) {
                 }
             }
         }
+    }
+}
+
+/// `out[b] = max(0, max_j vs[j][b])` for `vs` `[n][nb]` (`nb = out.len()`): for `nb` 1, 2 and 4
+/// four scales per FMAXNM (lane `i` holds block `i % nb`), 16 per iteration; else one at a time.
+/// (The same maxima as a scalar loop: FMAXNM is exact.)
+fn column_max(vs: &[f32], out: &mut [f32]) {
+    let nb = out.len();
+    assert!(nb > 0 && vs.len().is_multiple_of(nb));
+    out.fill(0.0);
+    if !matches!(nb, 1 | 2 | 4) {
+        for row in vs.chunks_exact(nb) {
+            for (m, &x) in out.iter_mut().zip(row) {
+                *m = m.max(x);
+            }
+        }
+        return;
+    }
+    let body = vs.len() / 16 * 16;
+    // SAFETY: NEON (every aarch64 target); 16 floats read at i + 16 <= body <= vs.len().
+    let m = unsafe {
+        let p = vs.as_ptr();
+        let mut m = [vdupq_n_f32(0.0); 4];
+        for i in (0..body).step_by(16) {
+            for (k, m) in m.iter_mut().enumerate() {
+                *m = vmaxnmq_f32(*m, vld1q_f32(p.add(i + 4 * k)));
+            }
+        }
+        vmaxnmq_f32(vmaxnmq_f32(m[0], m[1]), vmaxnmq_f32(m[2], m[3]))
+    };
+    let mut lanes = [0.0f32; 4];
+    // SAFETY: 4 floats.
+    unsafe { vst1q_f32(lanes.as_mut_ptr(), m) };
+    for (i, &x) in lanes.iter().chain(&vs[body..]).enumerate() {
+        out[i % nb] = out[i % nb].max(x);
     }
 }
 
@@ -1368,12 +1496,7 @@ unsafe fn block_steps<M: Mm>(
             let vst = &vs[off / 32..off / 32 + nk * nb];
             // Value scales of the step: per block, the largest and w = 255 vs / largest.
             let vmax = &mut bf.vmax[..nb];
-            vmax.fill(0.0);
-            for row in vst.chunks_exact(nb) {
-                for (m, &x) in vmax.iter_mut().zip(row) {
-                    *m = m.max(x);
-                }
-            }
+            column_max(vst, vmax);
             for (b, m) in vmax.iter_mut().enumerate() {
                 let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
                 if f16 {
@@ -1433,10 +1556,10 @@ unsafe fn block_steps<M: Mm>(
                     (2, false) => softmax_step::<M, 2, false>(s, rows, nk, nb, mask, stats, wv, pq),
                     (4, false) => softmax_step::<M, 4, false>(s, rows, nk, nb, mask, stats, wv, pq),
                     (_, false) => softmax_step::<M, 0, false>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (1, true) => softmax_step::<M, 1, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (2, true) => softmax_step::<M, 2, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (4, true) => softmax_step::<M, 4, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (_, true) => softmax_step::<M, 0, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (1, true) => softmax_step_f16::<M, 1>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (2, true) => softmax_step_f16::<M, 2>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (4, true) => softmax_step_f16::<M, 4>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (_, true) => softmax_step_f16::<M, 0>(s, rows, nk, nb, mask, stats, wv, pq),
                 }
             }
             // SAFETY: as above.
