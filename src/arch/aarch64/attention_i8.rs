@@ -747,20 +747,44 @@ thread_local! {
 fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
     let d = src.len();
     assert!(d.is_multiple_of(8) && qa.len() >= (r / 2 + 1) * 2 * d && qs.len() > r);
-    // SAFETY: NEON (every aarch64 target); reads src[0..d].
-    let amax = unsafe { super::ops::max_abs(src) } * scale.abs();
+    let sp = src.as_ptr();
+    // 16 values per iteration where d allows (the head sizes 64, 128): max |q| with four
+    // accumulators (the same maximum: FMAXNM is exact), two groups of 8 per quantization step.
+    let amax = if d.is_multiple_of(16) {
+        // SAFETY: NEON (every aarch64 target); reads src[i..i + 16] for i + 16 <= d.
+        unsafe {
+            let mut m = [vdupq_n_f32(0.0); 4];
+            for i in (0..d).step_by(16) {
+                for (k, m) in m.iter_mut().enumerate() {
+                    *m = vmaxnmq_f32(*m, vabsq_f32(vld1q_f32(sp.add(i + 4 * k))));
+                }
+            }
+            vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(m[0], m[1]), vmaxnmq_f32(m[2], m[3])))
+        }
+    } else {
+        // SAFETY: NEON (every aarch64 target); reads src[0..d].
+        unsafe { super::ops::max_abs(src) }
+    } * scale.abs();
     let step = amax / 127.0;
     qs[r] = step;
     let inv = if step > 0.0 { scale / step } else { 0.0 };
     let row = &mut qa[(r / 2) * 2 * d + (r % 2) * 8..];
-    for g in 0..d / 8 {
-        // SAFETY: 8 g + 8 <= d; the 8 destination bytes lie at 16 g < 2 d of the row pair.
-        unsafe {
-            let a = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(src.as_ptr().add(8 * g)), inv));
-            let b = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(src.as_ptr().add(8 * g + 4)), inv));
-            let h = vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b)));
-            vst1_s8(row.as_mut_ptr().add(16 * g), h);
-        }
+    let rp = row.as_mut_ptr();
+    // Group g (8 values) to its 8 bytes at 16 g of the row pair.
+    // SAFETY (callers): 8 g + 8 <= d; the 8 destination bytes lie at 16 g < 2 d of the row pair.
+    let group = |g: usize| unsafe {
+        let a = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(sp.add(8 * g)), inv));
+        let b = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(sp.add(8 * g + 4)), inv));
+        let h = vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b)));
+        vst1_s8(rp.add(16 * g), h);
+    };
+    let pairs = d / 16;
+    for g in (0..pairs).map(|i| 2 * i) {
+        group(g);
+        group(g + 1);
+    }
+    if d % 16 != 0 {
+        group(d / 8 - 1);
     }
 }
 
@@ -904,8 +928,14 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
             let (a, b) = (vreinterpretq_u32_u16(e0), vreinterpretq_u32_u16(e1));
             let r0 = vreinterpretq_u16_u32(vuzp1q_u32(a, b));
             let r1 = vreinterpretq_u16_u32(vuzp2q_u32(a, b));
+            // The factors of up to 4 blocks loaded before the stores (which might alias them
+            // for all the compiler knows): adjacent, so they load in pairs (LDP).
+            let mut wv = [vdupq_n_u16(0); 4];
+            for (b, v) in wv.iter_mut().enumerate().take(nb) {
+                *v = vld1q_u16(w8.add(8 * b));
+            }
             for b in 0..nb {
-                let wb = vld1q_u16(w8.add(8 * b));
+                let wb = if b < 4 { wv[b] } else { vld1q_u16(w8.add(8 * b)) };
                 let x: uint8x16_t;
                 // The products lie in [0, 255] (e <= 1, w <= 255, both exact at the top):
                 // FCVTNU, then the low bytes.
