@@ -1086,24 +1086,75 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
         }
         let sp = sr.as_ptr();
         let mut mx = [vdupq_n_f32(f32::NEG_INFINITY); 4];
-        // Two groups per iteration (the loop's counter once per 16 keys), then the last one.
-        for g in (0..vg / 2).map(|i| 2 * i) {
-            for (i, x) in mx.iter_mut().enumerate() {
-                // SAFETY: 16 g + 32 <= 2 KEYS floats of the row pair.
-                let (a, b) = unsafe {
-                    (
-                        vld1q_f32(sp.add(16 * g + 4 * i)),
-                        vld1q_f32(sp.add(16 * g + 16 + 4 * i)),
-                    )
-                };
-                *x = vmaxq_f32(*x, vmaxq_f32(a, b));
+        // A group's 16 scores with one LD1 (4 registers): four groups per iteration (the loop's
+        // counter once per 32 keys; asm: the compiler splits LD1 into LDPs), then two, then the
+        // last one. (FMAX is exact: the same maxima in any order.)
+        // SAFETY (callers): group g < vg <= KEYS / 8 is 16 floats at 16 g of the row pair's.
+        let group = |g: usize| unsafe { vld1q_f32_x4(sp.add(16 * g)) };
+        let mut g = 0;
+        if vg >= 4 {
+            let (mut p, mut n) = (sp, vg / 4);
+            // SAFETY: reads the 64 floats of groups 4 i..4 i + 4 < vg of the row pair's scores
+            // (as above) for i < vg / 4; registers and flags only otherwise.
+            unsafe {
+                std::arch::asm!(
+                    "2:",
+                    "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{p}], #64",
+                    "ld1 {{v20.4s, v21.4s, v22.4s, v23.4s}}, [{p}], #64",
+                    "ld1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{p}], #64",
+                    "ld1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{p}], #64",
+                    "subs {n}, {n}, #1",
+                    "fmax v16.4s, v16.4s, v20.4s",
+                    "fmax v17.4s, v17.4s, v21.4s",
+                    "fmax v18.4s, v18.4s, v22.4s",
+                    "fmax v19.4s, v19.4s, v23.4s",
+                    "fmax v24.4s, v24.4s, v28.4s",
+                    "fmax v25.4s, v25.4s, v29.4s",
+                    "fmax v26.4s, v26.4s, v30.4s",
+                    "fmax v27.4s, v27.4s, v31.4s",
+                    "fmax v16.4s, v16.4s, v24.4s",
+                    "fmax v17.4s, v17.4s, v25.4s",
+                    "fmax v18.4s, v18.4s, v26.4s",
+                    "fmax v19.4s, v19.4s, v27.4s",
+                    "fmax {m0:v}.4s, {m0:v}.4s, v16.4s",
+                    "fmax {m1:v}.4s, {m1:v}.4s, v17.4s",
+                    "fmax {m2:v}.4s, {m2:v}.4s, v18.4s",
+                    "fmax {m3:v}.4s, {m3:v}.4s, v19.4s",
+                    "b.ne 2b",
+                    p = inout(reg) p,
+                    n = inout(reg) n,
+                    m0 = inout(vreg_low16) mx[0],
+                    m1 = inout(vreg_low16) mx[1],
+                    m2 = inout(vreg_low16) mx[2],
+                    m3 = inout(vreg_low16) mx[3],
+                    out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                    out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                    out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+                    out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+                    options(nostack, readonly)
+                );
             }
+            let _ = (p, n);
+            g = vg / 4 * 4;
+        }
+        if vg % 4 >= 2 {
+            let (a, b) = (group(g), group(g + 1));
+            mx = [
+                vmaxq_f32(mx[0], vmaxq_f32(a.0, b.0)),
+                vmaxq_f32(mx[1], vmaxq_f32(a.1, b.1)),
+                vmaxq_f32(mx[2], vmaxq_f32(a.2, b.2)),
+                vmaxq_f32(mx[3], vmaxq_f32(a.3, b.3)),
+            ];
+            g += 2;
         }
         if vg % 2 == 1 {
-            for (i, x) in mx.iter_mut().enumerate() {
-                // SAFETY: 16 (vg - 1) + 16 <= 2 KEYS floats of the row pair.
-                *x = vmaxq_f32(*x, unsafe { vld1q_f32(sp.add(16 * (vg - 1) + 4 * i)) });
-            }
+            let a = group(g);
+            mx = [
+                vmaxq_f32(mx[0], a.0),
+                vmaxq_f32(mx[1], a.1),
+                vmaxq_f32(mx[2], a.2),
+                vmaxq_f32(mx[3], a.3),
+            ];
         }
         // Lane h: row r0 + h's largest score.
         let mx = vmaxq_f32(vmaxq_f32(mx[0], mx[1]), vmaxq_f32(mx[2], mx[3]));
