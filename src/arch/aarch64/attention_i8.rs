@@ -88,6 +88,8 @@ trait Mm {
     /// Whether the weights of `P V` are stored as the int8 `x - 128` (and `P V` adds `128 sum_j
     /// v_j`); else as the bytes `x` (unsigned), for [`Mm::mm_pv`].
     const P_SIGNED: bool;
+    /// Whether the ISA is SMMLA's (FEAT_I8MM): `Q K^T` at `d = 64` then runs [`qk_tile_i8mm_d64`].
+    const SMMLA: bool;
     /// The product of `P V`: [`Mm::mm`], or with `A` unsigned when not [`Mm::P_SIGNED`].
     ///
     /// # Safety
@@ -256,6 +258,7 @@ impl Mm for Dot {
     }
 
     const P_SIGNED: bool = true;
+    const SMMLA: bool = false;
 
     #[inline(always)]
     unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
@@ -306,6 +309,7 @@ impl Mm for Mmla {
 
     // USMMLA takes the weights' bytes `x` as they are (no EOR, no column sums).
     const P_SIGNED: bool = false;
+    const SMMLA: bool = true;
 
     #[inline(always)]
     unsafe fn mm_pv(mut acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
@@ -417,6 +421,19 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
                 // (No closure around qk_block: a closure does not get the entry point's target
                 // feature, and in a debug build it is not inlined.)
                 let (q, k) = unsafe { (qa.add(rq * d), kt.add(c8 * 64)) };
+                // As computed: row pair rq / 2 + x, key pairs of keys t 64 + c8 8 + 2 kp.
+                // The second row pair's 2048 bytes on (beyond STP's reach): its own base.
+                // SAFETY: row pair rq / 2 of s, at 2 (t 64 + c8 8) < 2 KEYS (as above).
+                let s0 = unsafe { sp.add((rq / 2) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8)) };
+                let s1 = launder(s0.wrapping_add(2 * KEYS)) as *mut f32;
+                if M::SMMLA && NB == 2 {
+                    // SAFETY: d = 64 (NB = 2); the reads and writes of the loop body (as
+                    // above): both row pairs' 128 bytes of Q at q, the 8 dimension groups'
+                    // 64 bytes at k + 512 i, the 32 scale differences at kd + 32 c8, 16 floats
+                    // at s0 and at s1; FEAT_I8MM (caller, the `SMMLA` ISA).
+                    unsafe { qk_tile_i8mm_d64(q, k, kd.add(c8 * nb * 16), s0, s1) };
+                    continue;
+                }
                 let mut iacc = [[M::zero(); 4]; 2];
                 let (c, ksv) =
                     unsafe { qk_block::<M>(&mut iacc, q, d, k, kd.add(c8 * nb * 16), 0) };
@@ -432,11 +449,6 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
                         }
                     }
                 }
-                // As computed: row pair rq / 2 + x, key pairs of keys t 64 + c8 8 + 2 kp.
-                // The second row pair's 2048 bytes on (beyond STP's reach): its own base.
-                // SAFETY: row pair rq / 2 of s, at 2 (t 64 + c8 8) < 2 KEYS (as above).
-                let s0 = unsafe { sp.add((rq / 2) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8)) };
-                let s1 = launder(s0.wrapping_add(2 * KEYS)) as *mut f32;
                 for (x, f) in facc.iter().enumerate() {
                     unsafe {
                         let d = if x == 0 { s0 } else { s1 };
@@ -447,6 +459,159 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
                 }
             }
         }
+    }
+}
+
+/// [`qk_step`]'s micro-tile at `d = 64` with SMMLA as one asm block (the compiler's code kept
+/// the two row pairs' Q in registers and on the stack, and loaded each operand with LDP): 2 row
+/// pairs x 4 key pairs, 8 MOVI, per block of 32 dimensions 2 LD1 (4 registers) of Q, 4 of K
+/// (post-indexed by the 512 bytes between dimension groups), 32 SMMLA, one LD1 of the 4
+/// scale-difference vectors, 8 SCVTF and 8 FMUL / FMLA, then 2 ST1 of the 8 score vectors: 120
+/// instructions per 8 keys and 4 rows. The same operations in the same order as the intrinsics
+/// path (running int32 sums, `facc = c_0 kd_0`, then `facc += c_1 kd_1`): the same scores.
+///
+/// # Safety
+/// FEAT_I8MM; `q` points to two packed row pairs of Q at `d = 64` (256 bytes), `k` to a key
+/// group's first dimension group in a cache tile (64 bytes at `k + 512 i`, `i < 8`), `kd` to
+/// the key group's 32 scale differences ([`key_scales`]), `s0` and `s1` to 16 writable floats
+/// each (the two row pairs' scores of the key group).
+#[target_feature(enable = "neon,i8mm")]
+#[inline]
+unsafe fn qk_tile_i8mm_d64(q: *const i8, k: *const i8, kd: *const f32, s0: *mut f32, s1: *mut f32) {
+    // SAFETY: the reads and writes of the caller's contract; FEAT_I8MM (caller); every vector
+    // register is declared clobbered (the compiler saves v8-v15).
+    unsafe {
+        std::arch::asm!(
+            "movi v0.16b, #0",
+            "movi v1.16b, #0",
+            "movi v2.16b, #0",
+            "movi v3.16b, #0",
+            "movi v4.16b, #0",
+            "movi v5.16b, #0",
+            "movi v6.16b, #0",
+            "movi v7.16b, #0",
+            "ld1 {{v8.16b, v9.16b, v10.16b, v11.16b}}, [{q0}], #64",
+            "ld1 {{v12.16b, v13.16b, v14.16b, v15.16b}}, [{q1}], #64",
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v8.16b, v16.16b",
+            "smmla v1.4s, v8.16b, v17.16b",
+            "smmla v2.4s, v8.16b, v18.16b",
+            "smmla v3.4s, v8.16b, v19.16b",
+            "smmla v4.4s, v12.16b, v16.16b",
+            "smmla v5.4s, v12.16b, v17.16b",
+            "smmla v6.4s, v12.16b, v18.16b",
+            "smmla v7.4s, v12.16b, v19.16b",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v9.16b, v20.16b",
+            "smmla v1.4s, v9.16b, v21.16b",
+            "smmla v2.4s, v9.16b, v22.16b",
+            "smmla v3.4s, v9.16b, v23.16b",
+            "smmla v4.4s, v13.16b, v20.16b",
+            "smmla v5.4s, v13.16b, v21.16b",
+            "smmla v6.4s, v13.16b, v22.16b",
+            "smmla v7.4s, v13.16b, v23.16b",
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v10.16b, v16.16b",
+            "smmla v1.4s, v10.16b, v17.16b",
+            "smmla v2.4s, v10.16b, v18.16b",
+            "smmla v3.4s, v10.16b, v19.16b",
+            "smmla v4.4s, v14.16b, v16.16b",
+            "smmla v5.4s, v14.16b, v17.16b",
+            "smmla v6.4s, v14.16b, v18.16b",
+            "smmla v7.4s, v14.16b, v19.16b",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v11.16b, v20.16b",
+            "smmla v1.4s, v11.16b, v21.16b",
+            "smmla v2.4s, v11.16b, v22.16b",
+            "smmla v3.4s, v11.16b, v23.16b",
+            "smmla v4.4s, v15.16b, v20.16b",
+            "smmla v5.4s, v15.16b, v21.16b",
+            "smmla v6.4s, v15.16b, v22.16b",
+            "smmla v7.4s, v15.16b, v23.16b",
+            "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{kd}], #64",
+            "scvtf v20.4s, v0.4s",
+            "fmul v24.4s, v20.4s, v16.4s",
+            "scvtf v21.4s, v1.4s",
+            "fmul v25.4s, v21.4s, v17.4s",
+            "scvtf v22.4s, v2.4s",
+            "fmul v26.4s, v22.4s, v18.4s",
+            "scvtf v23.4s, v3.4s",
+            "fmul v27.4s, v23.4s, v19.4s",
+            "scvtf v20.4s, v4.4s",
+            "fmul v28.4s, v20.4s, v16.4s",
+            "scvtf v21.4s, v5.4s",
+            "fmul v29.4s, v21.4s, v17.4s",
+            "scvtf v22.4s, v6.4s",
+            "fmul v30.4s, v22.4s, v18.4s",
+            "scvtf v23.4s, v7.4s",
+            "fmul v31.4s, v23.4s, v19.4s",
+            "ld1 {{v8.16b, v9.16b, v10.16b, v11.16b}}, [{q0}], #64",
+            "ld1 {{v12.16b, v13.16b, v14.16b, v15.16b}}, [{q1}], #64",
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v8.16b, v16.16b",
+            "smmla v1.4s, v8.16b, v17.16b",
+            "smmla v2.4s, v8.16b, v18.16b",
+            "smmla v3.4s, v8.16b, v19.16b",
+            "smmla v4.4s, v12.16b, v16.16b",
+            "smmla v5.4s, v12.16b, v17.16b",
+            "smmla v6.4s, v12.16b, v18.16b",
+            "smmla v7.4s, v12.16b, v19.16b",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v9.16b, v20.16b",
+            "smmla v1.4s, v9.16b, v21.16b",
+            "smmla v2.4s, v9.16b, v22.16b",
+            "smmla v3.4s, v9.16b, v23.16b",
+            "smmla v4.4s, v13.16b, v20.16b",
+            "smmla v5.4s, v13.16b, v21.16b",
+            "smmla v6.4s, v13.16b, v22.16b",
+            "smmla v7.4s, v13.16b, v23.16b",
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v10.16b, v16.16b",
+            "smmla v1.4s, v10.16b, v17.16b",
+            "smmla v2.4s, v10.16b, v18.16b",
+            "smmla v3.4s, v10.16b, v19.16b",
+            "smmla v4.4s, v14.16b, v16.16b",
+            "smmla v5.4s, v14.16b, v17.16b",
+            "smmla v6.4s, v14.16b, v18.16b",
+            "smmla v7.4s, v14.16b, v19.16b",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v11.16b, v20.16b",
+            "smmla v1.4s, v11.16b, v21.16b",
+            "smmla v2.4s, v11.16b, v22.16b",
+            "smmla v3.4s, v11.16b, v23.16b",
+            "smmla v4.4s, v15.16b, v20.16b",
+            "smmla v5.4s, v15.16b, v21.16b",
+            "smmla v6.4s, v15.16b, v22.16b",
+            "smmla v7.4s, v15.16b, v23.16b",
+            "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{kd}], #64",
+            "scvtf v0.4s, v0.4s",
+            "fmla v24.4s, v0.4s, v16.4s",
+            "scvtf v1.4s, v1.4s",
+            "fmla v25.4s, v1.4s, v17.4s",
+            "scvtf v2.4s, v2.4s",
+            "fmla v26.4s, v2.4s, v18.4s",
+            "scvtf v3.4s, v3.4s",
+            "fmla v27.4s, v3.4s, v19.4s",
+            "scvtf v4.4s, v4.4s",
+            "fmla v28.4s, v4.4s, v16.4s",
+            "scvtf v5.4s, v5.4s",
+            "fmla v29.4s, v5.4s, v17.4s",
+            "scvtf v6.4s, v6.4s",
+            "fmla v30.4s, v6.4s, v18.4s",
+            "scvtf v7.4s, v7.4s",
+            "fmla v31.4s, v7.4s, v19.4s",
+            "st1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{s0}]",
+            "st1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{s1}]",
+            q0 = inout(reg) q => _,
+            q1 = inout(reg) q.wrapping_add(128) => _,
+            k = inout(reg) k => _,
+            stride = in(reg) 512usize,
+            kd = inout(reg) kd => _,
+            s0 = in(reg) s0,
+            s1 = in(reg) s1,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _, out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v15") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            options(nostack, preserves_flags)
+        );
     }
 }
 
@@ -759,7 +924,10 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
                     *m = vmaxnmq_f32(*m, vabsq_f32(vld1q_f32(sp.add(i + 4 * k))));
                 }
             }
-            vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(m[0], m[1]), vmaxnmq_f32(m[2], m[3])))
+            vmaxnmvq_f32(vmaxnmq_f32(
+                vmaxnmq_f32(m[0], m[1]),
+                vmaxnmq_f32(m[2], m[3]),
+            ))
         }
     } else {
         // SAFETY: NEON (every aarch64 target); reads src[0..d].
@@ -935,7 +1103,11 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
                 *v = vld1q_u16(w8.add(8 * b));
             }
             for b in 0..nb {
-                let wb = if b < 4 { wv[b] } else { vld1q_u16(w8.add(8 * b)) };
+                let wb = if b < 4 {
+                    wv[b]
+                } else {
+                    vld1q_u16(w8.add(8 * b))
+                };
                 let x: uint8x16_t;
                 // The products lie in [0, 255] (e <= 1, w <= 255, both exact at the top):
                 // FCVTNU, then the low bytes.
