@@ -96,6 +96,18 @@ trait Mm {
     /// As [`Mm::mm`].
     unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
     fn finish(acc: Self::Acc) -> int32x4_t;
+    /// [`pv_groups_i8mm_d64`] (SMMLA only): `acc` (4 row pairs x 4 dimension pairs) += the
+    /// first `4 n` key groups at `d = 64`.
+    ///
+    /// # Safety
+    /// As [`pv_groups_i8mm_d64`].
+    unsafe fn pv_groups4(
+        acc: &mut [[Self::Acc; 4]; 4],
+        pb: *const i8,
+        pb2: *const i8,
+        v: *const i8,
+        n: usize,
+    );
     /// [`qk_step`] compiled with the ISA's feature.
     ///
     /// # Safety
@@ -272,6 +284,16 @@ impl Mm for Dot {
         unsafe { vpaddq_s32(acc.0, acc.1) }
     }
 
+    unsafe fn pv_groups4(
+        _: &mut [[Self::Acc; 4]; 4],
+        _: *const i8,
+        _: *const i8,
+        _: *const i8,
+        _: usize,
+    ) {
+        unreachable!("the asm P V runs with SMMLA only");
+    }
+
     forward!(qk_dot, pv_dot);
 }
 
@@ -329,6 +351,18 @@ impl Mm for Mmla {
     #[inline(always)]
     fn finish(acc: Self::Acc) -> int32x4_t {
         acc
+    }
+
+    #[inline(always)]
+    unsafe fn pv_groups4(
+        acc: &mut [[Self::Acc; 4]; 4],
+        pb: *const i8,
+        pb2: *const i8,
+        v: *const i8,
+        n: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { pv_groups_i8mm_d64(acc, pb, pb2, v, n) }
     }
 
     forward!(qk_mmla, pv_mmla);
@@ -777,7 +811,17 @@ unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
             // loop's counter and pointers once per 32 keys), then the last up to 3.
             // (Written out: a loop of 4 stays a loop.) The values of groups 2 and 3 from a
             // second base (16 d bytes on: beyond LDP's reach at d = 64).
-            for jg in (0..ng / 4).map(|i| 4 * i) {
+            let asm4 = M::SMMLA && P == 4 && D == 64 && ng >= 4;
+            if asm4 {
+                // SAFETY: d = 64, P = 4 (the cast is the identity); the groups < 4 (ng / 4) <= ng
+                // of the four row pairs' P' (at pb, pb + 2 KEYS, pb2, pb2 + 2 KEYS) and of the
+                // values (as above); SMMLA's feature (caller).
+                unsafe {
+                    let acc = &mut *(iacc.as_mut_ptr() as *mut [[M::Acc; 4]; 4]);
+                    M::pv_groups4(acc, pb, pb2, v8, ng / 4);
+                }
+            }
+            for jg in (0..if asm4 { 0 } else { ng / 4 }).map(|i| 4 * i) {
                 let v2 = launder(v8.wrapping_add(jg * 8 * d + 2 * 8 * d));
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 1, d) };
@@ -831,6 +875,137 @@ unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
                 }
             }
         }
+    }
+}
+
+/// [`pv_step`]'s inner loop at `d = 64` with USMMLA as one asm block (the compiler's code
+/// loaded every operand with LDP and computed the value groups' addresses): `acc` (4 row pairs
+/// x 4 dimension pairs, `acc[x][dp]` in v(4 x + dp)) += the key groups `0..4 n`, four per
+/// iteration: per two groups 4 LDP of the row pairs' `P'` (two groups each), 2 LD1 (4
+/// registers) of the values (post-indexed by the 512 bytes between groups), 32 USMMLA; 78
+/// instructions per 4 groups. The same products as [`pv_group`] (int32 sums: exact in any order).
+///
+/// # Safety
+/// FEAT_I8MM; `n > 0`; `pb` and `pb + 512` (row pairs 0 and 1), `pb2` and `pb2 + 512` (2 and 3)
+/// point to `64 n` readable bytes of `P'` each, `v + 512 g` to the 64 value bytes of the
+/// dimension group in key group `g < 4 n`.
+#[target_feature(enable = "neon,i8mm")]
+#[inline]
+unsafe fn pv_groups_i8mm_d64(
+    acc: &mut [[int32x4_t; 4]; 4],
+    pb: *const i8,
+    pb2: *const i8,
+    v: *const i8,
+    n: usize,
+) {
+    assert!(n > 0);
+    // SAFETY: the reads of the caller's contract; FEAT_I8MM (caller); the accumulators in
+    // v0-v15, v16-v31 declared clobbered.
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "ldp q18, q19, [{a0}, #512]",
+            "ldp q16, q17, [{a0}], #32",
+            "ldp q22, q23, [{a2}, #512]",
+            "ldp q20, q21, [{a2}], #32",
+            "ld1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{v}], {stride}",
+            "usmmla v0.4s, v16.16b, v24.16b",
+            "usmmla v1.4s, v16.16b, v25.16b",
+            "usmmla v2.4s, v16.16b, v26.16b",
+            "usmmla v3.4s, v16.16b, v27.16b",
+            "usmmla v4.4s, v18.16b, v24.16b",
+            "usmmla v5.4s, v18.16b, v25.16b",
+            "usmmla v6.4s, v18.16b, v26.16b",
+            "usmmla v7.4s, v18.16b, v27.16b",
+            "usmmla v8.4s, v20.16b, v24.16b",
+            "usmmla v9.4s, v20.16b, v25.16b",
+            "usmmla v10.4s, v20.16b, v26.16b",
+            "usmmla v11.4s, v20.16b, v27.16b",
+            "usmmla v12.4s, v22.16b, v24.16b",
+            "usmmla v13.4s, v22.16b, v25.16b",
+            "usmmla v14.4s, v22.16b, v26.16b",
+            "usmmla v15.4s, v22.16b, v27.16b",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{v}], {stride}",
+            "usmmla v0.4s, v17.16b, v28.16b",
+            "usmmla v1.4s, v17.16b, v29.16b",
+            "usmmla v2.4s, v17.16b, v30.16b",
+            "usmmla v3.4s, v17.16b, v31.16b",
+            "usmmla v4.4s, v19.16b, v28.16b",
+            "usmmla v5.4s, v19.16b, v29.16b",
+            "usmmla v6.4s, v19.16b, v30.16b",
+            "usmmla v7.4s, v19.16b, v31.16b",
+            "usmmla v8.4s, v21.16b, v28.16b",
+            "usmmla v9.4s, v21.16b, v29.16b",
+            "usmmla v10.4s, v21.16b, v30.16b",
+            "usmmla v11.4s, v21.16b, v31.16b",
+            "usmmla v12.4s, v23.16b, v28.16b",
+            "usmmla v13.4s, v23.16b, v29.16b",
+            "usmmla v14.4s, v23.16b, v30.16b",
+            "usmmla v15.4s, v23.16b, v31.16b",
+            "ldp q18, q19, [{a0}, #512]",
+            "ldp q16, q17, [{a0}], #32",
+            "ldp q22, q23, [{a2}, #512]",
+            "ldp q20, q21, [{a2}], #32",
+            "ld1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{v}], {stride}",
+            "subs {n}, {n}, #1",
+            "usmmla v0.4s, v16.16b, v24.16b",
+            "usmmla v1.4s, v16.16b, v25.16b",
+            "usmmla v2.4s, v16.16b, v26.16b",
+            "usmmla v3.4s, v16.16b, v27.16b",
+            "usmmla v4.4s, v18.16b, v24.16b",
+            "usmmla v5.4s, v18.16b, v25.16b",
+            "usmmla v6.4s, v18.16b, v26.16b",
+            "usmmla v7.4s, v18.16b, v27.16b",
+            "usmmla v8.4s, v20.16b, v24.16b",
+            "usmmla v9.4s, v20.16b, v25.16b",
+            "usmmla v10.4s, v20.16b, v26.16b",
+            "usmmla v11.4s, v20.16b, v27.16b",
+            "usmmla v12.4s, v22.16b, v24.16b",
+            "usmmla v13.4s, v22.16b, v25.16b",
+            "usmmla v14.4s, v22.16b, v26.16b",
+            "usmmla v15.4s, v22.16b, v27.16b",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{v}], {stride}",
+            "usmmla v0.4s, v17.16b, v28.16b",
+            "usmmla v1.4s, v17.16b, v29.16b",
+            "usmmla v2.4s, v17.16b, v30.16b",
+            "usmmla v3.4s, v17.16b, v31.16b",
+            "usmmla v4.4s, v19.16b, v28.16b",
+            "usmmla v5.4s, v19.16b, v29.16b",
+            "usmmla v6.4s, v19.16b, v30.16b",
+            "usmmla v7.4s, v19.16b, v31.16b",
+            "usmmla v8.4s, v21.16b, v28.16b",
+            "usmmla v9.4s, v21.16b, v29.16b",
+            "usmmla v10.4s, v21.16b, v30.16b",
+            "usmmla v11.4s, v21.16b, v31.16b",
+            "usmmla v12.4s, v23.16b, v28.16b",
+            "usmmla v13.4s, v23.16b, v29.16b",
+            "usmmla v14.4s, v23.16b, v30.16b",
+            "usmmla v15.4s, v23.16b, v31.16b",
+            "b.ne 2b",
+            a0 = inout(reg) pb => _,
+            a2 = inout(reg) pb2 => _,
+            v = inout(reg) v => _,
+            n = inout(reg) n => _,
+            stride = in(reg) 512usize,
+            inout("v0") acc[0][0],
+            inout("v1") acc[0][1],
+            inout("v2") acc[0][2],
+            inout("v3") acc[0][3],
+            inout("v4") acc[1][0],
+            inout("v5") acc[1][1],
+            inout("v6") acc[1][2],
+            inout("v7") acc[1][3],
+            inout("v8") acc[2][0],
+            inout("v9") acc[2][1],
+            inout("v10") acc[2][2],
+            inout("v11") acc[2][3],
+            inout("v12") acc[3][0],
+            inout("v13") acc[3][1],
+            inout("v14") acc[3][2],
+            inout("v15") acc[3][3],
+            out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            options(nostack, readonly)
+        );
     }
 }
 
