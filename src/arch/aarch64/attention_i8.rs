@@ -1126,7 +1126,7 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
         group(g);
         group(g + 1);
     }
-    if d % 16 != 0 {
+    if !d.is_multiple_of(16) {
         group(d / 8 - 1);
     }
 }
@@ -1278,10 +1278,9 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
                 *v = vld1q_u16(w8.add(8 * b));
             }
             for b in 0..nb {
-                let wb = if b < 4 {
-                    wv[b]
-                } else {
-                    vld1q_u16(w8.add(8 * b))
+                let wb = match wv.get(b) {
+                    Some(&v) => v,
+                    None => vld1q_u16(w8.add(8 * b)),
                 };
                 let x: uint8x16_t;
                 // The products lie in [0, 255] (e <= 1, w <= 255, both exact at the top):
