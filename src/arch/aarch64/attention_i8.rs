@@ -450,6 +450,19 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
             // vectors of key group c8 and block b < nb are 16 floats at (c8 nb + b) 16 of the
             // tile's; row pairs rq / 2 + x (x < 2) of s hold 2 KEYS floats, written at 2 (t 64
             // + c8 8) + 16 <= 2 KEYS; the products need M's feature (caller).
+            if M::SMMLA && NB == 2 {
+                // SAFETY: d = 64 (NB = 2); the reads and writes of the loop below for every
+                // c8 < ng (as above): both row pairs' 128 bytes of Q at q, the 8 dimension
+                // groups' 64 bytes at kt + 64 c8 + 512 i, the 32 scale differences at kd + 32
+                // c8, 16 floats at s0 + 16 c8 and at s1 + 16 c8; FEAT_I8MM (caller, the `SMMLA`
+                // ISA).
+                unsafe {
+                    let s0 = sp.add((rq / 2) * 2 * KEYS + 2 * t * KV_TILE);
+                    let s1 = s0.add(2 * KEYS);
+                    qk_tiles_i8mm_d64(qa.add(rq * d), kt, kd, s0, s1, ng);
+                }
+                continue;
+            }
             for c8 in 0..ng {
                 // SAFETY: as above (qk_block's contract).
                 // (No closure around qk_block: a closure does not get the entry point's target
@@ -460,14 +473,6 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
                 // SAFETY: row pair rq / 2 of s, at 2 (t 64 + c8 8) < 2 KEYS (as above).
                 let s0 = unsafe { sp.add((rq / 2) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8)) };
                 let s1 = launder(s0.wrapping_add(2 * KEYS)) as *mut f32;
-                if M::SMMLA && NB == 2 {
-                    // SAFETY: d = 64 (NB = 2); the reads and writes of the loop body (as
-                    // above): both row pairs' 128 bytes of Q at q, the 8 dimension groups'
-                    // 64 bytes at k + 512 i, the 32 scale differences at kd + 32 c8, 16 floats
-                    // at s0 and at s1; FEAT_I8MM (caller, the `SMMLA` ISA).
-                    unsafe { qk_tile_i8mm_d64(q, k, kd.add(c8 * nb * 16), s0, s1) };
-                    continue;
-                }
                 let mut iacc = [[M::zero(); 4]; 2];
                 let (c, ksv) =
                     unsafe { qk_block::<M>(&mut iacc, q, d, k, kd.add(c8 * nb * 16), 0) };
@@ -496,26 +501,38 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
     }
 }
 
-/// [`qk_step`]'s micro-tile at `d = 64` with SMMLA as one asm block (the compiler's code kept
-/// the two row pairs' Q in registers and on the stack, and loaded each operand with LDP): 2 row
-/// pairs x 4 key pairs, 8 MOVI, per block of 32 dimensions 2 LD1 (4 registers) of Q, 4 of K
-/// (post-indexed by the 512 bytes between dimension groups), 32 SMMLA, one LD1 of the 4
-/// scale-difference vectors, 8 SCVTF and 8 FMUL / FMLA, then 2 ST1 of the 8 score vectors: 120
-/// instructions per 8 keys and 4 rows. The same operations in the same order as the intrinsics
-/// path (running int32 sums, `facc = c_0 kd_0`, then `facc += c_1 kd_1`): the same scores.
+/// [`qk_step`]'s micro-tiles at `d = 64` with SMMLA as one asm loop over the `n` key groups of
+/// a cache tile (the compiler's code kept the two row pairs' Q in registers and on the stack,
+/// and loaded each operand with LDP): 2 row pairs x 4 key pairs per group, 8 MOVI, per block of
+/// 32 dimensions 2 LD1 (4 registers) of Q, 4 of K (post-indexed by the 512 bytes between
+/// dimension groups), 32 SMMLA, one LD1 of the 4 scale-difference vectors, 8 SCVTF and 8 FMUL /
+/// FMLA, then 2 ST1 of the 8 score vectors and 5 of loop and pointers: 125 instructions per 8
+/// keys and 4 rows. The same operations in the same order as the intrinsics path (running int32
+/// sums, `facc = c_0 kd_0`, then `facc += c_1 kd_1`): the same scores.
 ///
 /// # Safety
-/// FEAT_I8MM; `q` points to two packed row pairs of Q at `d = 64` (256 bytes), `k` to a key
-/// group's first dimension group in a cache tile (64 bytes at `k + 512 i`, `i < 8`), `kd` to
-/// the key group's 32 scale differences ([`key_scales`]), `s0` and `s1` to 16 writable floats
-/// each (the two row pairs' scores of the key group).
+/// FEAT_I8MM; `n > 0`; `q` points to two packed row pairs of Q at `d = 64` (256 bytes), `k` to
+/// a cache tile's keys (64 bytes at `k + 64 g + 512 i`, `g < n`, `i < 8`), `kd` to the tile's
+/// scale differences (32 floats per key group, [`key_scales`]), `s0` and `s1` to `16 n`
+/// writable floats each (the two row pairs' scores of the groups).
 #[target_feature(enable = "neon,i8mm")]
 #[inline]
-unsafe fn qk_tile_i8mm_d64(q: *const i8, k: *const i8, kd: *const f32, s0: *mut f32, s1: *mut f32) {
+unsafe fn qk_tiles_i8mm_d64(
+    q: *const i8,
+    k: *const i8,
+    kd: *const f32,
+    s0: *mut f32,
+    s1: *mut f32,
+    n: usize,
+) {
+    assert!(n > 0);
     // SAFETY: the reads and writes of the caller's contract; FEAT_I8MM (caller); every vector
     // register is declared clobbered (the compiler saves v8-v15).
     unsafe {
         std::arch::asm!(
+            "2:",
+            "mov {q0}, {q}",
+            "add {q1}, {q}, #128",
             "movi v0.16b, #0",
             "movi v1.16b, #0",
             "movi v2.16b, #0",
@@ -634,17 +651,23 @@ unsafe fn qk_tile_i8mm_d64(q: *const i8, k: *const i8, kd: *const f32, s0: *mut 
             "fmla v30.4s, v6.4s, v18.4s",
             "scvtf v7.4s, v7.4s",
             "fmla v31.4s, v7.4s, v19.4s",
-            "st1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{s0}]",
-            "st1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{s1}]",
-            q0 = inout(reg) q => _,
-            q1 = inout(reg) q.wrapping_add(128) => _,
+            // The next key group: 64 bytes on from this one's first dimension group.
+            "sub {k}, {k}, #4032",
+            "st1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{s0}], #64",
+            "st1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{s1}], #64",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            q = in(reg) q,
+            q0 = out(reg) _,
+            q1 = out(reg) _,
+            n = inout(reg) n => _,
             k = inout(reg) k => _,
             stride = in(reg) 512usize,
             kd = inout(reg) kd => _,
-            s0 = in(reg) s0,
-            s1 = in(reg) s1,
+            s0 = inout(reg) s0 => _,
+            s1 = inout(reg) s1 => _,
             out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _, out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v15") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
-            options(nostack, preserves_flags)
+            options(nostack)
         );
     }
 }
