@@ -46,6 +46,14 @@
 //!   the store. The sum adds each lane's 4 weights of two groups in f16, then widens (FCVTL /
 //!   FCVTL2) into the f32 sum.
 //!
+//! * **asm at d = 64** (`NeonI8mm`): the `Q K^T` tile loop ([`qk_tiles_i8mm_d64`]), `P V`'s key-group
+//!   loop ([`pv_groups_i8mm_d64`]) and the f16 softmax's four-group loop ([`groups_f16`]) are
+//!   inline asm with every register named (LD1 of 4 registers, loads post-indexed by a register:
+//!   what the compiler does not emit), running the same instructions on the same values as the
+//!   intrinsics that `NeonDot` and the other head sizes run: the same bits
+//!   (`tests/attention.rs`: `int8_tiers_bit_identical`). The step maxima are an asm loop at both
+//!   tiers.
+//!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
 use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, narrow8, BIAS};
@@ -88,7 +96,8 @@ trait Mm {
     /// Whether the weights of `P V` are stored as the int8 `x - 128` (and `P V` adds `128 sum_j
     /// v_j`); else as the bytes `x` (unsigned), for [`Mm::mm_pv`].
     const P_SIGNED: bool;
-    /// Whether the ISA is SMMLA's (FEAT_I8MM): `Q K^T` at `d = 64` then runs [`qk_tile_i8mm_d64`].
+    /// Whether the ISA is SMMLA's (FEAT_I8MM): at `d = 64` `Q K^T` then runs
+    /// [`qk_tiles_i8mm_d64`], `P V` [`pv_groups_i8mm_d64`] and the f16 softmax its asm loop.
     const SMMLA: bool;
     /// The product of `P V`: [`Mm::mm`], or with `A` unsigned when not [`Mm::P_SIGNED`].
     ///
