@@ -1420,6 +1420,53 @@ fn int8_accuracy_2048() {
     }
 }
 
+/// The int8 path at `NeonI8mm` (SMMLA / USMMLA; at d = 64 its `Q K^T` tile, `P V` loop and f16
+/// softmax loop in asm) and at `NeonDot` (SDOT, the intrinsics) compute the same integer sums
+/// and the same float operations in the same order: their outputs agree bit for bit, prefill
+/// (several steps, tails) and a decode after it, at d = 64, 128 and 32.
+#[test]
+fn int8_tiers_bit_identical() {
+    let tiers = Tier::available();
+    if !(tiers.contains(&Tier::NeonDot) && tiers.contains(&Tier::NeonI8mm)) {
+        eprintln!("int8_tiers_bit_identical: skipped (needs NeonDot and NeonI8mm)");
+        return;
+    }
+    for (s, t) in [
+        (shape(14, 2, 64), 600),
+        (shape(12, 2, 128), 300),
+        (shape(3, 1, 32), 70),
+    ] {
+        let mut rng = Rng(0xb17);
+        let (qw, kw) = (s.n_head * s.d, s.n_kv * s.d);
+        let (q, k, v) = (
+            rng.vec((t + 1) * qw, 3.0),
+            rng.vec((t + 1) * kw, 3.0),
+            rng.vec((t + 1) * kw, 1.0),
+        );
+        let run = |tier: Tier| {
+            let mut cache = KvCache::with_tier(1, s.n_kv, s.d, t + 1, KvDtype::I8, tier).unwrap();
+            cache.write(0, 0, &k, &v).unwrap();
+            let mut out = vec![0f32; (t + 1) * qw];
+            attention(
+                &q[..t * qw],
+                s.n_head,
+                None,
+                &cache,
+                0,
+                0,
+                &mut out[..t * qw],
+            )
+            .unwrap();
+            let (qd, od) = (&q[t * qw..], &mut out[t * qw..]);
+            attention(qd, s.n_head, None, &cache, 0, t, od).unwrap();
+            out
+        };
+        let (a, b) = (run(Tier::NeonDot), run(Tier::NeonI8mm));
+        let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "d = {}: NeonDot and NeonI8mm differ", s.d);
+    }
+}
+
 /// One prefill of 512 tokens for the Qwen2.5-0.5B shape (14 heads, 2 KV heads, head_dim 64) at
 /// the process tier, for instruction counting under qemu with `../shared/tools/qcount`:
 /// `cargo test --release --target aarch64-unknown-linux-gnu --test attention --no-run`, then run

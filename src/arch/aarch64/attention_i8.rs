@@ -46,6 +46,14 @@
 //!   the store. The sum adds each lane's 4 weights of two groups in f16, then widens (FCVTL /
 //!   FCVTL2) into the f32 sum.
 //!
+//! * **asm at d = 64** (`NeonI8mm`): the `Q K^T` tile loop ([`qk_tiles_i8mm_d64`]), `P V`'s key-group
+//!   loop ([`pv_groups_i8mm_d64`]) and the f16 softmax's four-group loop ([`groups_f16`]) are
+//!   inline asm with every register named (LD1 of 4 registers, loads post-indexed by a register:
+//!   what the compiler does not emit), running the same instructions on the same values as the
+//!   intrinsics that `NeonDot` and the other head sizes run: the same bits
+//!   (`tests/attention.rs`: `int8_tiers_bit_identical`). The step maxima are an asm loop at both
+//!   tiers.
+//!
 //! Accuracy: see `docs/KERNELS.md` ("Integer attention (aarch64)") and `tests/attention.rs`.
 
 use super::attention_fp16::{exp2_biased, exp2_biased_unclamped, narrow8, BIAS};
@@ -88,12 +96,27 @@ trait Mm {
     /// Whether the weights of `P V` are stored as the int8 `x - 128` (and `P V` adds `128 sum_j
     /// v_j`); else as the bytes `x` (unsigned), for [`Mm::mm_pv`].
     const P_SIGNED: bool;
+    /// Whether the ISA is SMMLA's (FEAT_I8MM): at `d = 64` `Q K^T` then runs
+    /// [`qk_tiles_i8mm_d64`], `P V` [`pv_groups_i8mm_d64`] and the f16 softmax its asm loop.
+    const SMMLA: bool;
     /// The product of `P V`: [`Mm::mm`], or with `A` unsigned when not [`Mm::P_SIGNED`].
     ///
     /// # Safety
     /// As [`Mm::mm`].
     unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
     fn finish(acc: Self::Acc) -> int32x4_t;
+    /// [`pv_groups_i8mm_d64`] (SMMLA only): `acc` (4 row pairs x 4 dimension pairs) += the
+    /// first `4 n` key groups at `d = 64`.
+    ///
+    /// # Safety
+    /// As [`pv_groups_i8mm_d64`].
+    unsafe fn pv_groups4(
+        acc: &mut [[Self::Acc; 4]; 4],
+        pb: *const i8,
+        pb2: *const i8,
+        v: *const i8,
+        n: usize,
+    );
     /// [`qk_step`] compiled with the ISA's feature.
     ///
     /// # Safety
@@ -256,6 +279,7 @@ impl Mm for Dot {
     }
 
     const P_SIGNED: bool = true;
+    const SMMLA: bool = false;
 
     #[inline(always)]
     unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
@@ -267,6 +291,16 @@ impl Mm for Dot {
     fn finish(acc: Self::Acc) -> int32x4_t {
         // SAFETY: NEON, register-only.
         unsafe { vpaddq_s32(acc.0, acc.1) }
+    }
+
+    unsafe fn pv_groups4(
+        _: &mut [[Self::Acc; 4]; 4],
+        _: *const i8,
+        _: *const i8,
+        _: *const i8,
+        _: usize,
+    ) {
+        unreachable!("the asm P V runs with SMMLA only");
     }
 
     forward!(qk_dot, pv_dot);
@@ -306,6 +340,7 @@ impl Mm for Mmla {
 
     // USMMLA takes the weights' bytes `x` as they are (no EOR, no column sums).
     const P_SIGNED: bool = false;
+    const SMMLA: bool = true;
 
     #[inline(always)]
     unsafe fn mm_pv(mut acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc {
@@ -325,6 +360,18 @@ impl Mm for Mmla {
     #[inline(always)]
     fn finish(acc: Self::Acc) -> int32x4_t {
         acc
+    }
+
+    #[inline(always)]
+    unsafe fn pv_groups4(
+        acc: &mut [[Self::Acc; 4]; 4],
+        pb: *const i8,
+        pb2: *const i8,
+        v: *const i8,
+        n: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { pv_groups_i8mm_d64(acc, pb, pb2, v, n) }
     }
 
     forward!(qk_mmla, pv_mmla);
@@ -412,11 +459,29 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
             // vectors of key group c8 and block b < nb are 16 floats at (c8 nb + b) 16 of the
             // tile's; row pairs rq / 2 + x (x < 2) of s hold 2 KEYS floats, written at 2 (t 64
             // + c8 8) + 16 <= 2 KEYS; the products need M's feature (caller).
+            if M::SMMLA && NB == 2 {
+                // SAFETY: d = 64 (NB = 2); the reads and writes of the loop below for every
+                // c8 < ng (as above): both row pairs' 128 bytes of Q at q, the 8 dimension
+                // groups' 64 bytes at kt + 64 c8 + 512 i, the 32 scale differences at kd + 32
+                // c8, 16 floats at s0 + 16 c8 and at s1 + 16 c8; FEAT_I8MM (caller, the `SMMLA`
+                // ISA).
+                unsafe {
+                    let s0 = sp.add((rq / 2) * 2 * KEYS + 2 * t * KV_TILE);
+                    let s1 = s0.add(2 * KEYS);
+                    qk_tiles_i8mm_d64(qa.add(rq * d), kt, kd, s0, s1, ng);
+                }
+                continue;
+            }
             for c8 in 0..ng {
                 // SAFETY: as above (qk_block's contract).
                 // (No closure around qk_block: a closure does not get the entry point's target
                 // feature, and in a debug build it is not inlined.)
                 let (q, k) = unsafe { (qa.add(rq * d), kt.add(c8 * 64)) };
+                // As computed: row pair rq / 2 + x, key pairs of keys t 64 + c8 8 + 2 kp.
+                // The second row pair's 2048 bytes on (beyond STP's reach): its own base.
+                // SAFETY: row pair rq / 2 of s, at 2 (t 64 + c8 8) < 2 KEYS (as above).
+                let s0 = unsafe { sp.add((rq / 2) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8)) };
+                let s1 = launder(s0.wrapping_add(2 * KEYS)) as *mut f32;
                 let mut iacc = [[M::zero(); 4]; 2];
                 let (c, ksv) =
                     unsafe { qk_block::<M>(&mut iacc, q, d, k, kd.add(c8 * nb * 16), 0) };
@@ -432,11 +497,6 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
                         }
                     }
                 }
-                // As computed: row pair rq / 2 + x, key pairs of keys t 64 + c8 8 + 2 kp.
-                // The second row pair's 2048 bytes on (beyond STP's reach): its own base.
-                // SAFETY: row pair rq / 2 of s, at 2 (t 64 + c8 8) < 2 KEYS (as above).
-                let s0 = unsafe { sp.add((rq / 2) * 2 * KEYS + 2 * (t * KV_TILE + c8 * 8)) };
-                let s1 = launder(s0.wrapping_add(2 * KEYS)) as *mut f32;
                 for (x, f) in facc.iter().enumerate() {
                     unsafe {
                         let d = if x == 0 { s0 } else { s1 };
@@ -447,6 +507,177 @@ unsafe fn qk_step<M: Mm, const NB: usize>(
                 }
             }
         }
+    }
+}
+
+/// [`qk_step`]'s micro-tiles at `d = 64` with SMMLA as one asm loop over the `n` key groups of
+/// a cache tile (the compiler's code kept the two row pairs' Q in registers and on the stack,
+/// and loaded each operand with LDP): 2 row pairs x 4 key pairs per group, 8 MOVI, per block of
+/// 32 dimensions 2 LD1 (4 registers) of Q, 4 of K (post-indexed by the 512 bytes between
+/// dimension groups), 32 SMMLA, one LD1 of the 4 scale-difference vectors, 8 SCVTF and 8 FMUL /
+/// FMLA, then 2 ST1 of the 8 score vectors and 5 of loop and pointers: 125 instructions per 8
+/// keys and 4 rows. The same operations in the same order as the intrinsics path (running int32
+/// sums, `facc = c_0 kd_0`, then `facc += c_1 kd_1`): the same scores.
+///
+/// # Safety
+/// FEAT_I8MM; `n > 0`; `q` points to two packed row pairs of Q at `d = 64` (256 bytes), `k` to
+/// a cache tile's keys (64 bytes at `k + 64 g + 512 i`, `g < n`, `i < 8`), `kd` to the tile's
+/// scale differences (32 floats per key group, [`key_scales`]), `s0` and `s1` to `16 n`
+/// writable floats each (the two row pairs' scores of the groups).
+#[target_feature(enable = "neon,i8mm")]
+#[inline]
+unsafe fn qk_tiles_i8mm_d64(
+    q: *const i8,
+    k: *const i8,
+    kd: *const f32,
+    s0: *mut f32,
+    s1: *mut f32,
+    n: usize,
+) {
+    assert!(n > 0);
+    // SAFETY: the reads and writes of the caller's contract; FEAT_I8MM (caller); every vector
+    // register is declared clobbered (the compiler saves v8-v15).
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "mov {q0}, {q}",
+            "add {q1}, {q}, #128",
+            "movi v0.16b, #0",
+            "movi v1.16b, #0",
+            "movi v2.16b, #0",
+            "movi v3.16b, #0",
+            "movi v4.16b, #0",
+            "movi v5.16b, #0",
+            "movi v6.16b, #0",
+            "movi v7.16b, #0",
+            "ld1 {{v8.16b, v9.16b, v10.16b, v11.16b}}, [{q0}], #64",
+            "ld1 {{v12.16b, v13.16b, v14.16b, v15.16b}}, [{q1}], #64",
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v8.16b, v16.16b",
+            "smmla v1.4s, v8.16b, v17.16b",
+            "smmla v2.4s, v8.16b, v18.16b",
+            "smmla v3.4s, v8.16b, v19.16b",
+            "smmla v4.4s, v12.16b, v16.16b",
+            "smmla v5.4s, v12.16b, v17.16b",
+            "smmla v6.4s, v12.16b, v18.16b",
+            "smmla v7.4s, v12.16b, v19.16b",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v9.16b, v20.16b",
+            "smmla v1.4s, v9.16b, v21.16b",
+            "smmla v2.4s, v9.16b, v22.16b",
+            "smmla v3.4s, v9.16b, v23.16b",
+            "smmla v4.4s, v13.16b, v20.16b",
+            "smmla v5.4s, v13.16b, v21.16b",
+            "smmla v6.4s, v13.16b, v22.16b",
+            "smmla v7.4s, v13.16b, v23.16b",
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v10.16b, v16.16b",
+            "smmla v1.4s, v10.16b, v17.16b",
+            "smmla v2.4s, v10.16b, v18.16b",
+            "smmla v3.4s, v10.16b, v19.16b",
+            "smmla v4.4s, v14.16b, v16.16b",
+            "smmla v5.4s, v14.16b, v17.16b",
+            "smmla v6.4s, v14.16b, v18.16b",
+            "smmla v7.4s, v14.16b, v19.16b",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v11.16b, v20.16b",
+            "smmla v1.4s, v11.16b, v21.16b",
+            "smmla v2.4s, v11.16b, v22.16b",
+            "smmla v3.4s, v11.16b, v23.16b",
+            "smmla v4.4s, v15.16b, v20.16b",
+            "smmla v5.4s, v15.16b, v21.16b",
+            "smmla v6.4s, v15.16b, v22.16b",
+            "smmla v7.4s, v15.16b, v23.16b",
+            "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{kd}], #64",
+            "scvtf v20.4s, v0.4s",
+            "fmul v24.4s, v20.4s, v16.4s",
+            "scvtf v21.4s, v1.4s",
+            "fmul v25.4s, v21.4s, v17.4s",
+            "scvtf v22.4s, v2.4s",
+            "fmul v26.4s, v22.4s, v18.4s",
+            "scvtf v23.4s, v3.4s",
+            "fmul v27.4s, v23.4s, v19.4s",
+            "scvtf v20.4s, v4.4s",
+            "fmul v28.4s, v20.4s, v16.4s",
+            "scvtf v21.4s, v5.4s",
+            "fmul v29.4s, v21.4s, v17.4s",
+            "scvtf v22.4s, v6.4s",
+            "fmul v30.4s, v22.4s, v18.4s",
+            "scvtf v23.4s, v7.4s",
+            "fmul v31.4s, v23.4s, v19.4s",
+            "ld1 {{v8.16b, v9.16b, v10.16b, v11.16b}}, [{q0}], #64",
+            "ld1 {{v12.16b, v13.16b, v14.16b, v15.16b}}, [{q1}], #64",
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v8.16b, v16.16b",
+            "smmla v1.4s, v8.16b, v17.16b",
+            "smmla v2.4s, v8.16b, v18.16b",
+            "smmla v3.4s, v8.16b, v19.16b",
+            "smmla v4.4s, v12.16b, v16.16b",
+            "smmla v5.4s, v12.16b, v17.16b",
+            "smmla v6.4s, v12.16b, v18.16b",
+            "smmla v7.4s, v12.16b, v19.16b",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v9.16b, v20.16b",
+            "smmla v1.4s, v9.16b, v21.16b",
+            "smmla v2.4s, v9.16b, v22.16b",
+            "smmla v3.4s, v9.16b, v23.16b",
+            "smmla v4.4s, v13.16b, v20.16b",
+            "smmla v5.4s, v13.16b, v21.16b",
+            "smmla v6.4s, v13.16b, v22.16b",
+            "smmla v7.4s, v13.16b, v23.16b",
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v10.16b, v16.16b",
+            "smmla v1.4s, v10.16b, v17.16b",
+            "smmla v2.4s, v10.16b, v18.16b",
+            "smmla v3.4s, v10.16b, v19.16b",
+            "smmla v4.4s, v14.16b, v16.16b",
+            "smmla v5.4s, v14.16b, v17.16b",
+            "smmla v6.4s, v14.16b, v18.16b",
+            "smmla v7.4s, v14.16b, v19.16b",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{k}], {stride}",
+            "smmla v0.4s, v11.16b, v20.16b",
+            "smmla v1.4s, v11.16b, v21.16b",
+            "smmla v2.4s, v11.16b, v22.16b",
+            "smmla v3.4s, v11.16b, v23.16b",
+            "smmla v4.4s, v15.16b, v20.16b",
+            "smmla v5.4s, v15.16b, v21.16b",
+            "smmla v6.4s, v15.16b, v22.16b",
+            "smmla v7.4s, v15.16b, v23.16b",
+            "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{kd}], #64",
+            "scvtf v0.4s, v0.4s",
+            "fmla v24.4s, v0.4s, v16.4s",
+            "scvtf v1.4s, v1.4s",
+            "fmla v25.4s, v1.4s, v17.4s",
+            "scvtf v2.4s, v2.4s",
+            "fmla v26.4s, v2.4s, v18.4s",
+            "scvtf v3.4s, v3.4s",
+            "fmla v27.4s, v3.4s, v19.4s",
+            "scvtf v4.4s, v4.4s",
+            "fmla v28.4s, v4.4s, v16.4s",
+            "scvtf v5.4s, v5.4s",
+            "fmla v29.4s, v5.4s, v17.4s",
+            "scvtf v6.4s, v6.4s",
+            "fmla v30.4s, v6.4s, v18.4s",
+            "scvtf v7.4s, v7.4s",
+            "fmla v31.4s, v7.4s, v19.4s",
+            // The next key group: 64 bytes on from this one's first dimension group.
+            "sub {k}, {k}, #4032",
+            "st1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{s0}], #64",
+            "st1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{s1}], #64",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            q = in(reg) q,
+            q0 = out(reg) _,
+            q1 = out(reg) _,
+            n = inout(reg) n => _,
+            k = inout(reg) k => _,
+            stride = in(reg) 512usize,
+            kd = inout(reg) kd => _,
+            s0 = inout(reg) s0 => _,
+            s1 = inout(reg) s1 => _,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _, out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v15") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            options(nostack)
+        );
     }
 }
 
@@ -612,7 +843,17 @@ unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
             // loop's counter and pointers once per 32 keys), then the last up to 3.
             // (Written out: a loop of 4 stays a loop.) The values of groups 2 and 3 from a
             // second base (16 d bytes on: beyond LDP's reach at d = 64).
-            for jg in (0..ng / 4).map(|i| 4 * i) {
+            let asm4 = M::SMMLA && P == 4 && D == 64 && ng >= 4;
+            if asm4 {
+                // SAFETY: d = 64, P = 4 (the cast is the identity); the groups < 4 (ng / 4) <= ng
+                // of the four row pairs' P' (at pb, pb + 2 KEYS, pb2, pb2 + 2 KEYS) and of the
+                // values (as above); SMMLA's feature (caller).
+                unsafe {
+                    let acc = &mut *(iacc.as_mut_ptr() as *mut [[M::Acc; 4]; 4]);
+                    M::pv_groups4(acc, pb, pb2, v8, ng / 4);
+                }
+            }
+            for jg in (0..if asm4 { 0 } else { ng / 4 }).map(|i| 4 * i) {
                 let v2 = launder(v8.wrapping_add(jg * 8 * d + 2 * 8 * d));
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg, d) };
                 unsafe { pv_group::<M, P>(&mut iacc, [pb, pb2], v8, jg + 1, d) };
@@ -666,6 +907,137 @@ unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
                 }
             }
         }
+    }
+}
+
+/// [`pv_step`]'s inner loop at `d = 64` with USMMLA as one asm block (the compiler's code
+/// loaded every operand with LDP and computed the value groups' addresses): `acc` (4 row pairs
+/// x 4 dimension pairs, `acc[x][dp]` in v(4 x + dp)) += the key groups `0..4 n`, four per
+/// iteration: per two groups 4 LDP of the row pairs' `P'` (two groups each), 2 LD1 (4
+/// registers) of the values (post-indexed by the 512 bytes between groups), 32 USMMLA; 78
+/// instructions per 4 groups. The same products as [`pv_group`] (int32 sums: exact in any order).
+///
+/// # Safety
+/// FEAT_I8MM; `n > 0`; `pb` and `pb + 512` (row pairs 0 and 1), `pb2` and `pb2 + 512` (2 and 3)
+/// point to `64 n` readable bytes of `P'` each, `v + 512 g` to the 64 value bytes of the
+/// dimension group in key group `g < 4 n`.
+#[target_feature(enable = "neon,i8mm")]
+#[inline]
+unsafe fn pv_groups_i8mm_d64(
+    acc: &mut [[int32x4_t; 4]; 4],
+    pb: *const i8,
+    pb2: *const i8,
+    v: *const i8,
+    n: usize,
+) {
+    assert!(n > 0);
+    // SAFETY: the reads of the caller's contract; FEAT_I8MM (caller); the accumulators in
+    // v0-v15, v16-v31 declared clobbered.
+    unsafe {
+        std::arch::asm!(
+            "2:",
+            "ldp q18, q19, [{a0}, #512]",
+            "ldp q16, q17, [{a0}], #32",
+            "ldp q22, q23, [{a2}, #512]",
+            "ldp q20, q21, [{a2}], #32",
+            "ld1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{v}], {stride}",
+            "usmmla v0.4s, v16.16b, v24.16b",
+            "usmmla v1.4s, v16.16b, v25.16b",
+            "usmmla v2.4s, v16.16b, v26.16b",
+            "usmmla v3.4s, v16.16b, v27.16b",
+            "usmmla v4.4s, v18.16b, v24.16b",
+            "usmmla v5.4s, v18.16b, v25.16b",
+            "usmmla v6.4s, v18.16b, v26.16b",
+            "usmmla v7.4s, v18.16b, v27.16b",
+            "usmmla v8.4s, v20.16b, v24.16b",
+            "usmmla v9.4s, v20.16b, v25.16b",
+            "usmmla v10.4s, v20.16b, v26.16b",
+            "usmmla v11.4s, v20.16b, v27.16b",
+            "usmmla v12.4s, v22.16b, v24.16b",
+            "usmmla v13.4s, v22.16b, v25.16b",
+            "usmmla v14.4s, v22.16b, v26.16b",
+            "usmmla v15.4s, v22.16b, v27.16b",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{v}], {stride}",
+            "usmmla v0.4s, v17.16b, v28.16b",
+            "usmmla v1.4s, v17.16b, v29.16b",
+            "usmmla v2.4s, v17.16b, v30.16b",
+            "usmmla v3.4s, v17.16b, v31.16b",
+            "usmmla v4.4s, v19.16b, v28.16b",
+            "usmmla v5.4s, v19.16b, v29.16b",
+            "usmmla v6.4s, v19.16b, v30.16b",
+            "usmmla v7.4s, v19.16b, v31.16b",
+            "usmmla v8.4s, v21.16b, v28.16b",
+            "usmmla v9.4s, v21.16b, v29.16b",
+            "usmmla v10.4s, v21.16b, v30.16b",
+            "usmmla v11.4s, v21.16b, v31.16b",
+            "usmmla v12.4s, v23.16b, v28.16b",
+            "usmmla v13.4s, v23.16b, v29.16b",
+            "usmmla v14.4s, v23.16b, v30.16b",
+            "usmmla v15.4s, v23.16b, v31.16b",
+            "ldp q18, q19, [{a0}, #512]",
+            "ldp q16, q17, [{a0}], #32",
+            "ldp q22, q23, [{a2}, #512]",
+            "ldp q20, q21, [{a2}], #32",
+            "ld1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{v}], {stride}",
+            "subs {n}, {n}, #1",
+            "usmmla v0.4s, v16.16b, v24.16b",
+            "usmmla v1.4s, v16.16b, v25.16b",
+            "usmmla v2.4s, v16.16b, v26.16b",
+            "usmmla v3.4s, v16.16b, v27.16b",
+            "usmmla v4.4s, v18.16b, v24.16b",
+            "usmmla v5.4s, v18.16b, v25.16b",
+            "usmmla v6.4s, v18.16b, v26.16b",
+            "usmmla v7.4s, v18.16b, v27.16b",
+            "usmmla v8.4s, v20.16b, v24.16b",
+            "usmmla v9.4s, v20.16b, v25.16b",
+            "usmmla v10.4s, v20.16b, v26.16b",
+            "usmmla v11.4s, v20.16b, v27.16b",
+            "usmmla v12.4s, v22.16b, v24.16b",
+            "usmmla v13.4s, v22.16b, v25.16b",
+            "usmmla v14.4s, v22.16b, v26.16b",
+            "usmmla v15.4s, v22.16b, v27.16b",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{v}], {stride}",
+            "usmmla v0.4s, v17.16b, v28.16b",
+            "usmmla v1.4s, v17.16b, v29.16b",
+            "usmmla v2.4s, v17.16b, v30.16b",
+            "usmmla v3.4s, v17.16b, v31.16b",
+            "usmmla v4.4s, v19.16b, v28.16b",
+            "usmmla v5.4s, v19.16b, v29.16b",
+            "usmmla v6.4s, v19.16b, v30.16b",
+            "usmmla v7.4s, v19.16b, v31.16b",
+            "usmmla v8.4s, v21.16b, v28.16b",
+            "usmmla v9.4s, v21.16b, v29.16b",
+            "usmmla v10.4s, v21.16b, v30.16b",
+            "usmmla v11.4s, v21.16b, v31.16b",
+            "usmmla v12.4s, v23.16b, v28.16b",
+            "usmmla v13.4s, v23.16b, v29.16b",
+            "usmmla v14.4s, v23.16b, v30.16b",
+            "usmmla v15.4s, v23.16b, v31.16b",
+            "b.ne 2b",
+            a0 = inout(reg) pb => _,
+            a2 = inout(reg) pb2 => _,
+            v = inout(reg) v => _,
+            n = inout(reg) n => _,
+            stride = in(reg) 512usize,
+            inout("v0") acc[0][0],
+            inout("v1") acc[0][1],
+            inout("v2") acc[0][2],
+            inout("v3") acc[0][3],
+            inout("v4") acc[1][0],
+            inout("v5") acc[1][1],
+            inout("v6") acc[1][2],
+            inout("v7") acc[1][3],
+            inout("v8") acc[2][0],
+            inout("v9") acc[2][1],
+            inout("v10") acc[2][2],
+            inout("v11") acc[2][3],
+            inout("v12") acc[3][0],
+            inout("v13") acc[3][1],
+            inout("v14") acc[3][2],
+            inout("v15") acc[3][3],
+            out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            options(nostack, readonly)
+        );
     }
 }
 
@@ -747,20 +1119,47 @@ thread_local! {
 fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
     let d = src.len();
     assert!(d.is_multiple_of(8) && qa.len() >= (r / 2 + 1) * 2 * d && qs.len() > r);
-    // SAFETY: NEON (every aarch64 target); reads src[0..d].
-    let amax = unsafe { super::ops::max_abs(src) } * scale.abs();
+    let sp = src.as_ptr();
+    // 16 values per iteration where d allows (the head sizes 64, 128): max |q| with four
+    // accumulators (the same maximum: FMAXNM is exact), two groups of 8 per quantization step.
+    let amax = if d.is_multiple_of(16) {
+        // SAFETY: NEON (every aarch64 target); reads src[i..i + 16] for i + 16 <= d.
+        unsafe {
+            let mut m = [vdupq_n_f32(0.0); 4];
+            for i in (0..d).step_by(16) {
+                for (k, m) in m.iter_mut().enumerate() {
+                    *m = vmaxnmq_f32(*m, vabsq_f32(vld1q_f32(sp.add(i + 4 * k))));
+                }
+            }
+            vmaxnmvq_f32(vmaxnmq_f32(
+                vmaxnmq_f32(m[0], m[1]),
+                vmaxnmq_f32(m[2], m[3]),
+            ))
+        }
+    } else {
+        // SAFETY: NEON (every aarch64 target); reads src[0..d].
+        unsafe { super::ops::max_abs(src) }
+    } * scale.abs();
     let step = amax / 127.0;
     qs[r] = step;
     let inv = if step > 0.0 { scale / step } else { 0.0 };
     let row = &mut qa[(r / 2) * 2 * d + (r % 2) * 8..];
-    for g in 0..d / 8 {
-        // SAFETY: 8 g + 8 <= d; the 8 destination bytes lie at 16 g < 2 d of the row pair.
-        unsafe {
-            let a = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(src.as_ptr().add(8 * g)), inv));
-            let b = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(src.as_ptr().add(8 * g + 4)), inv));
-            let h = vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b)));
-            vst1_s8(row.as_mut_ptr().add(16 * g), h);
-        }
+    let rp = row.as_mut_ptr();
+    // Group g (8 values) to its 8 bytes at 16 g of the row pair.
+    // SAFETY (callers): 8 g + 8 <= d; the 8 destination bytes lie at 16 g < 2 d of the row pair.
+    let group = |g: usize| unsafe {
+        let a = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(sp.add(8 * g)), inv));
+        let b = vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(sp.add(8 * g + 4)), inv));
+        let h = vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b)));
+        vst1_s8(rp.add(16 * g), h);
+    };
+    let pairs = d / 16;
+    for g in (0..pairs).map(|i| 2 * i) {
+        group(g);
+        group(g + 1);
+    }
+    if !d.is_multiple_of(16) {
+        group(d / 8 - 1);
     }
 }
 
@@ -875,6 +1274,7 @@ unsafe fn exp2_h(
 /// FEAT_FP16; `s` holds `16 ng` readable floats, `w` `8 nb ng` readable u16, and `dst + b
 /// stride + 16 g` 16 writable bytes for `b < nb`, `g < ng`.
 #[target_feature(enable = "neon,fp16")]
+#[inline]
 #[allow(clippy::too_many_arguments)]
 unsafe fn groups_f16<M: Mm, const NB: usize>(
     s: *const f32,
@@ -903,8 +1303,17 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
             let (a, b) = (vreinterpretq_u32_u16(e0), vreinterpretq_u32_u16(e1));
             let r0 = vreinterpretq_u16_u32(vuzp1q_u32(a, b));
             let r1 = vreinterpretq_u16_u32(vuzp2q_u32(a, b));
+            // The factors of up to 4 blocks loaded before the stores (which might alias them
+            // for all the compiler knows): adjacent, so they load in pairs (LDP).
+            let mut wv = [vdupq_n_u16(0); 4];
+            for (b, v) in wv.iter_mut().enumerate().take(nb) {
+                *v = vld1q_u16(w8.add(8 * b));
+            }
             for b in 0..nb {
-                let wb = vld1q_u16(w8.add(8 * b));
+                let wb = match wv.get(b) {
+                    Some(&v) => v,
+                    None => vld1q_u16(w8.add(8 * b)),
+                };
                 let x: uint8x16_t;
                 // The products lie in [0, 255] (e <= 1, w <= 255, both exact at the top):
                 // FCVTNU, then the low bytes.
@@ -949,8 +1358,251 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
         let mut sum = vdupq_n_f32(0.0);
         let (mut s8, mut w8, mut d8) = (s, w, dst);
         // Four groups per iteration (the loop's counters and pointers once per 32 keys), then
-        // two.
-        for _ in 0..ng / 4 {
+        // two. With SMMLA's unsigned weights and 2 value blocks (d = 64) as one asm loop: the
+        // same instructions on the same values as `group` and `add` below (bit for bit), the
+        // scores with LD1 (4 registers), every pointer post-indexed: 54 instructions per group.
+        let asm4 = !M::P_SIGNED && NB == 2 && ng >= 4;
+        if asm4 {
+            let n = ng / 4;
+            let d1 = d8.wrapping_add(stride);
+            // SAFETY: FEAT_FP16 (caller); reads groups < 4 n <= ng of the scores (64 bytes
+            // each) and of `w` (32 bytes each: nb = 2), writes their 16 bytes of P' in both
+            // blocks (at dst + 16 g and dst + stride + 16 g) (the caller's contract).
+            std::arch::asm!(
+                    "2:",
+                    "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{s}], #64",
+                    "mov v20.16b, {mv:v}.16b",
+                    "mov v21.16b, {mv:v}.16b",
+                    "mov v22.16b, {mv:v}.16b",
+                    "mov v23.16b, {mv:v}.16b",
+                    "fmla v20.4s, v16.4s, {qv:v}.4s",
+                    "fmla v21.4s, v17.4s, {qv:v}.4s",
+                    "fmla v22.4s, v18.4s, {qv:v}.4s",
+                    "fmla v23.4s, v19.4s, {qv:v}.4s",
+                    "fcvtn v24.4h, v20.4s",
+                    "fcvtn2 v24.8h, v21.4s",
+                    "fcvtn v25.4h, v22.4s",
+                    "fcvtn2 v25.8h, v23.4s",
+                    "fmaxnm v24.8h, v24.8h, v3.8h",
+                    "frintn v26.8h, v24.8h",
+                    "fsub v24.8h, v24.8h, v26.8h",
+                    "fadd v26.8h, v26.8h, v2.8h",
+                    "fcvtzu v26.8h, v26.8h, #10",
+                    "fmul v27.8h, v24.8h, v24.8h",
+                    "mov v28.16b, v1.16b",
+                    "fmla v28.8h, v24.8h, v0.h[2]",
+                    "fmul v24.8h, v24.8h, v0.h[0]",
+                    "fmla v24.8h, v27.8h, v28.8h",
+                    "fmla v26.8h, v26.8h, v24.8h",
+                    "fmaxnm v25.8h, v25.8h, v3.8h",
+                    "frintn v29.8h, v25.8h",
+                    "fsub v25.8h, v25.8h, v29.8h",
+                    "fadd v29.8h, v29.8h, v2.8h",
+                    "fcvtzu v29.8h, v29.8h, #10",
+                    "fmul v27.8h, v25.8h, v25.8h",
+                    "mov v28.16b, v1.16b",
+                    "fmla v28.8h, v25.8h, v0.h[2]",
+                    "fmul v25.8h, v25.8h, v0.h[0]",
+                    "fmla v25.8h, v27.8h, v28.8h",
+                    "fmla v29.8h, v29.8h, v25.8h",
+                    "uzp1 v30.4s, v26.4s, v29.4s",
+                    "uzp2 v31.4s, v26.4s, v29.4s",
+                    "ldp q16, q17, [{w}], #32",
+                    "fmul v18.8h, v30.8h, v16.8h",
+                    "fmul v19.8h, v31.8h, v16.8h",
+                    "fcvtnu v18.8h, v18.8h",
+                    "fcvtnu v19.8h, v19.8h",
+                    "uzp1 v20.16b, v18.16b, v19.16b",
+                    "str q20, [{d0}], #16",
+                    "fmul v18.8h, v30.8h, v17.8h",
+                    "fmul v19.8h, v31.8h, v17.8h",
+                    "fcvtnu v18.8h, v18.8h",
+                    "fcvtnu v19.8h, v19.8h",
+                    "uzp1 v20.16b, v18.16b, v19.16b",
+                    "str q20, [{d1}], #16",
+                    "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{s}], #64",
+                    "mov v20.16b, {mv:v}.16b",
+                    "mov v21.16b, {mv:v}.16b",
+                    "mov v22.16b, {mv:v}.16b",
+                    "mov v23.16b, {mv:v}.16b",
+                    "fmla v20.4s, v16.4s, {qv:v}.4s",
+                    "fmla v21.4s, v17.4s, {qv:v}.4s",
+                    "fmla v22.4s, v18.4s, {qv:v}.4s",
+                    "fmla v23.4s, v19.4s, {qv:v}.4s",
+                    "fcvtn v24.4h, v20.4s",
+                    "fcvtn2 v24.8h, v21.4s",
+                    "fcvtn v25.4h, v22.4s",
+                    "fcvtn2 v25.8h, v23.4s",
+                    "fmaxnm v24.8h, v24.8h, v3.8h",
+                    "frintn v11.8h, v24.8h",
+                    "fsub v24.8h, v24.8h, v11.8h",
+                    "fadd v11.8h, v11.8h, v2.8h",
+                    "fcvtzu v11.8h, v11.8h, #10",
+                    "fmul v27.8h, v24.8h, v24.8h",
+                    "mov v28.16b, v1.16b",
+                    "fmla v28.8h, v24.8h, v0.h[2]",
+                    "fmul v24.8h, v24.8h, v0.h[0]",
+                    "fmla v24.8h, v27.8h, v28.8h",
+                    "fmla v11.8h, v11.8h, v24.8h",
+                    "fmaxnm v25.8h, v25.8h, v3.8h",
+                    "frintn v12.8h, v25.8h",
+                    "fsub v25.8h, v25.8h, v12.8h",
+                    "fadd v12.8h, v12.8h, v2.8h",
+                    "fcvtzu v12.8h, v12.8h, #10",
+                    "fmul v27.8h, v25.8h, v25.8h",
+                    "mov v28.16b, v1.16b",
+                    "fmla v28.8h, v25.8h, v0.h[2]",
+                    "fmul v25.8h, v25.8h, v0.h[0]",
+                    "fmla v25.8h, v27.8h, v28.8h",
+                    "fmla v12.8h, v12.8h, v25.8h",
+                    "uzp1 v30.4s, v11.4s, v12.4s",
+                    "uzp2 v31.4s, v11.4s, v12.4s",
+                    "ldp q16, q17, [{w}], #32",
+                    "fmul v18.8h, v30.8h, v16.8h",
+                    "fmul v19.8h, v31.8h, v16.8h",
+                    "fcvtnu v18.8h, v18.8h",
+                    "fcvtnu v19.8h, v19.8h",
+                    "uzp1 v20.16b, v18.16b, v19.16b",
+                    "str q20, [{d0}], #16",
+                    "fmul v18.8h, v30.8h, v17.8h",
+                    "fmul v19.8h, v31.8h, v17.8h",
+                    "fcvtnu v18.8h, v18.8h",
+                    "fcvtnu v19.8h, v19.8h",
+                    "uzp1 v20.16b, v18.16b, v19.16b",
+                    "str q20, [{d1}], #16",
+                    "fadd v26.8h, v26.8h, v29.8h",
+                    "fadd v11.8h, v11.8h, v12.8h",
+                    "fadd v26.8h, v26.8h, v11.8h",
+                    "fcvtl v13.4s, v26.4h",
+                    "fcvtl2 v14.4s, v26.8h",
+                    "fadd v13.4s, v13.4s, v14.4s",
+                    "fadd {sum:v}.4s, {sum:v}.4s, v13.4s",
+                    "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{s}], #64",
+                    "mov v20.16b, {mv:v}.16b",
+                    "mov v21.16b, {mv:v}.16b",
+                    "mov v22.16b, {mv:v}.16b",
+                    "mov v23.16b, {mv:v}.16b",
+                    "fmla v20.4s, v16.4s, {qv:v}.4s",
+                    "fmla v21.4s, v17.4s, {qv:v}.4s",
+                    "fmla v22.4s, v18.4s, {qv:v}.4s",
+                    "fmla v23.4s, v19.4s, {qv:v}.4s",
+                    "fcvtn v24.4h, v20.4s",
+                    "fcvtn2 v24.8h, v21.4s",
+                    "fcvtn v25.4h, v22.4s",
+                    "fcvtn2 v25.8h, v23.4s",
+                    "fmaxnm v24.8h, v24.8h, v3.8h",
+                    "frintn v26.8h, v24.8h",
+                    "fsub v24.8h, v24.8h, v26.8h",
+                    "fadd v26.8h, v26.8h, v2.8h",
+                    "fcvtzu v26.8h, v26.8h, #10",
+                    "fmul v27.8h, v24.8h, v24.8h",
+                    "mov v28.16b, v1.16b",
+                    "fmla v28.8h, v24.8h, v0.h[2]",
+                    "fmul v24.8h, v24.8h, v0.h[0]",
+                    "fmla v24.8h, v27.8h, v28.8h",
+                    "fmla v26.8h, v26.8h, v24.8h",
+                    "fmaxnm v25.8h, v25.8h, v3.8h",
+                    "frintn v29.8h, v25.8h",
+                    "fsub v25.8h, v25.8h, v29.8h",
+                    "fadd v29.8h, v29.8h, v2.8h",
+                    "fcvtzu v29.8h, v29.8h, #10",
+                    "fmul v27.8h, v25.8h, v25.8h",
+                    "mov v28.16b, v1.16b",
+                    "fmla v28.8h, v25.8h, v0.h[2]",
+                    "fmul v25.8h, v25.8h, v0.h[0]",
+                    "fmla v25.8h, v27.8h, v28.8h",
+                    "fmla v29.8h, v29.8h, v25.8h",
+                    "uzp1 v30.4s, v26.4s, v29.4s",
+                    "uzp2 v31.4s, v26.4s, v29.4s",
+                    "ldp q16, q17, [{w}], #32",
+                    "fmul v18.8h, v30.8h, v16.8h",
+                    "fmul v19.8h, v31.8h, v16.8h",
+                    "fcvtnu v18.8h, v18.8h",
+                    "fcvtnu v19.8h, v19.8h",
+                    "uzp1 v20.16b, v18.16b, v19.16b",
+                    "str q20, [{d0}], #16",
+                    "fmul v18.8h, v30.8h, v17.8h",
+                    "fmul v19.8h, v31.8h, v17.8h",
+                    "fcvtnu v18.8h, v18.8h",
+                    "fcvtnu v19.8h, v19.8h",
+                    "uzp1 v20.16b, v18.16b, v19.16b",
+                    "str q20, [{d1}], #16",
+                    "subs {n}, {n}, #1",
+                    "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{s}], #64",
+                    "mov v20.16b, {mv:v}.16b",
+                    "mov v21.16b, {mv:v}.16b",
+                    "mov v22.16b, {mv:v}.16b",
+                    "mov v23.16b, {mv:v}.16b",
+                    "fmla v20.4s, v16.4s, {qv:v}.4s",
+                    "fmla v21.4s, v17.4s, {qv:v}.4s",
+                    "fmla v22.4s, v18.4s, {qv:v}.4s",
+                    "fmla v23.4s, v19.4s, {qv:v}.4s",
+                    "fcvtn v24.4h, v20.4s",
+                    "fcvtn2 v24.8h, v21.4s",
+                    "fcvtn v25.4h, v22.4s",
+                    "fcvtn2 v25.8h, v23.4s",
+                    "fmaxnm v24.8h, v24.8h, v3.8h",
+                    "frintn v11.8h, v24.8h",
+                    "fsub v24.8h, v24.8h, v11.8h",
+                    "fadd v11.8h, v11.8h, v2.8h",
+                    "fcvtzu v11.8h, v11.8h, #10",
+                    "fmul v27.8h, v24.8h, v24.8h",
+                    "mov v28.16b, v1.16b",
+                    "fmla v28.8h, v24.8h, v0.h[2]",
+                    "fmul v24.8h, v24.8h, v0.h[0]",
+                    "fmla v24.8h, v27.8h, v28.8h",
+                    "fmla v11.8h, v11.8h, v24.8h",
+                    "fmaxnm v25.8h, v25.8h, v3.8h",
+                    "frintn v12.8h, v25.8h",
+                    "fsub v25.8h, v25.8h, v12.8h",
+                    "fadd v12.8h, v12.8h, v2.8h",
+                    "fcvtzu v12.8h, v12.8h, #10",
+                    "fmul v27.8h, v25.8h, v25.8h",
+                    "mov v28.16b, v1.16b",
+                    "fmla v28.8h, v25.8h, v0.h[2]",
+                    "fmul v25.8h, v25.8h, v0.h[0]",
+                    "fmla v25.8h, v27.8h, v28.8h",
+                    "fmla v12.8h, v12.8h, v25.8h",
+                    "uzp1 v30.4s, v11.4s, v12.4s",
+                    "uzp2 v31.4s, v11.4s, v12.4s",
+                    "ldp q16, q17, [{w}], #32",
+                    "fmul v18.8h, v30.8h, v16.8h",
+                    "fmul v19.8h, v31.8h, v16.8h",
+                    "fcvtnu v18.8h, v18.8h",
+                    "fcvtnu v19.8h, v19.8h",
+                    "uzp1 v20.16b, v18.16b, v19.16b",
+                    "str q20, [{d0}], #16",
+                    "fmul v18.8h, v30.8h, v17.8h",
+                    "fmul v19.8h, v31.8h, v17.8h",
+                    "fcvtnu v18.8h, v18.8h",
+                    "fcvtnu v19.8h, v19.8h",
+                    "uzp1 v20.16b, v18.16b, v19.16b",
+                    "str q20, [{d1}], #16",
+                    "fadd v26.8h, v26.8h, v29.8h",
+                    "fadd v11.8h, v11.8h, v12.8h",
+                    "fadd v26.8h, v26.8h, v11.8h",
+                    "fcvtl v13.4s, v26.4h",
+                    "fcvtl2 v14.4s, v26.8h",
+                    "fadd v13.4s, v13.4s, v14.4s",
+                    "fadd {sum:v}.4s, {sum:v}.4s, v13.4s",
+                    "b.ne 2b",
+                    s = inout(reg) s8,
+                    w = inout(reg) w8,
+                    d0 = inout(reg) d8,
+                    d1 = inout(reg) d1 => _,
+                    n = inout(reg) n => _,
+                    sum = inout(vreg) sum,
+                    qv = in(vreg) qv,
+                    mv = in(vreg) mv,
+                    in("v0") k,
+                    in("v1") c2,
+                    in("v2") h15,
+                    in("v3") lo,
+                    out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+                    options(nostack)
+            );
+        }
+        for _ in 0..if asm4 { 0 } else { ng / 4 } {
             let (a, b) = group(s8, w8, d8);
             let (c, d) = group(s8.add(16), w8.add(8 * nb), d8.add(16));
             sum = add(sum, a, b, c, d);
@@ -987,6 +1639,7 @@ unsafe fn groups_f16<M: Mm, const NB: usize>(
 /// With `F16` the CPU has FEAT_FP16.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
+#[inline]
 unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
     s: &mut [f32],
     rows: usize,
@@ -1054,57 +1707,118 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
         }
         let sp = sr.as_ptr();
         let mut mx = [vdupq_n_f32(f32::NEG_INFINITY); 4];
-        // Two groups per iteration (the loop's counter once per 16 keys), then the last one.
-        for g in (0..vg / 2).map(|i| 2 * i) {
-            for (i, x) in mx.iter_mut().enumerate() {
-                // SAFETY: 16 g + 32 <= 2 KEYS floats of the row pair.
-                let (a, b) = unsafe {
-                    (
-                        vld1q_f32(sp.add(16 * g + 4 * i)),
-                        vld1q_f32(sp.add(16 * g + 16 + 4 * i)),
-                    )
-                };
-                *x = vmaxq_f32(*x, vmaxq_f32(a, b));
+        // A group's 16 scores with one LD1 (4 registers): four groups per iteration (the loop's
+        // counter once per 32 keys; asm: the compiler splits LD1 into LDPs), then two, then the
+        // last one. (FMAX is exact: the same maxima in any order.)
+        // SAFETY (callers): group g < vg <= KEYS / 8 is 16 floats at 16 g of the row pair's.
+        let group = |g: usize| unsafe { vld1q_f32_x4(sp.add(16 * g)) };
+        let mut g = 0;
+        if vg >= 4 {
+            let (mut p, mut n) = (sp, vg / 4);
+            // SAFETY: reads the 64 floats of groups 4 i..4 i + 4 < vg of the row pair's scores
+            // (as above) for i < vg / 4; registers and flags only otherwise.
+            unsafe {
+                std::arch::asm!(
+                    "2:",
+                    "ld1 {{v16.4s, v17.4s, v18.4s, v19.4s}}, [{p}], #64",
+                    "ld1 {{v20.4s, v21.4s, v22.4s, v23.4s}}, [{p}], #64",
+                    "ld1 {{v24.4s, v25.4s, v26.4s, v27.4s}}, [{p}], #64",
+                    "ld1 {{v28.4s, v29.4s, v30.4s, v31.4s}}, [{p}], #64",
+                    "subs {n}, {n}, #1",
+                    "fmax v16.4s, v16.4s, v20.4s",
+                    "fmax v17.4s, v17.4s, v21.4s",
+                    "fmax v18.4s, v18.4s, v22.4s",
+                    "fmax v19.4s, v19.4s, v23.4s",
+                    "fmax v24.4s, v24.4s, v28.4s",
+                    "fmax v25.4s, v25.4s, v29.4s",
+                    "fmax v26.4s, v26.4s, v30.4s",
+                    "fmax v27.4s, v27.4s, v31.4s",
+                    "fmax v16.4s, v16.4s, v24.4s",
+                    "fmax v17.4s, v17.4s, v25.4s",
+                    "fmax v18.4s, v18.4s, v26.4s",
+                    "fmax v19.4s, v19.4s, v27.4s",
+                    "fmax {m0:v}.4s, {m0:v}.4s, v16.4s",
+                    "fmax {m1:v}.4s, {m1:v}.4s, v17.4s",
+                    "fmax {m2:v}.4s, {m2:v}.4s, v18.4s",
+                    "fmax {m3:v}.4s, {m3:v}.4s, v19.4s",
+                    "b.ne 2b",
+                    p = inout(reg) p,
+                    n = inout(reg) n,
+                    m0 = inout(vreg_low16) mx[0],
+                    m1 = inout(vreg_low16) mx[1],
+                    m2 = inout(vreg_low16) mx[2],
+                    m3 = inout(vreg_low16) mx[3],
+                    out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                    out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                    out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+                    out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+                    options(nostack, readonly)
+                );
             }
+            let _ = (p, n);
+            g = vg / 4 * 4;
+        }
+        if vg % 4 >= 2 {
+            let (a, b) = (group(g), group(g + 1));
+            mx = [
+                vmaxq_f32(mx[0], vmaxq_f32(a.0, b.0)),
+                vmaxq_f32(mx[1], vmaxq_f32(a.1, b.1)),
+                vmaxq_f32(mx[2], vmaxq_f32(a.2, b.2)),
+                vmaxq_f32(mx[3], vmaxq_f32(a.3, b.3)),
+            ];
+            g += 2;
         }
         if vg % 2 == 1 {
-            for (i, x) in mx.iter_mut().enumerate() {
-                // SAFETY: 16 (vg - 1) + 16 <= 2 KEYS floats of the row pair.
-                *x = vmaxq_f32(*x, unsafe { vld1q_f32(sp.add(16 * (vg - 1) + 4 * i)) });
-            }
+            let a = group(g);
+            mx = [
+                vmaxq_f32(mx[0], a.0),
+                vmaxq_f32(mx[1], a.1),
+                vmaxq_f32(mx[2], a.2),
+                vmaxq_f32(mx[3], a.3),
+            ];
         }
         // Lane h: row r0 + h's largest score.
         let mx = vmaxq_f32(vmaxq_f32(mx[0], mx[1]), vmaxq_f32(mx[2], mx[3]));
         let mx = vpmaxq_f32(mx, mx);
-        let (mut qa, mut mba, mut pmax) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
-        for h in 0..2 {
-            let r = r0 + h;
-            if va[h] == 0 {
-                if r < rows {
-                    corr[r] = 1.0;
+        // Both rows with keys (all row pairs but the diagonal's first and a padding row's):
+        // their state as 2-lane vectors; else a row at a time. The same operations per row.
+        let both = va[0] > 0 && va[1] > 0;
+        let (qv, mbv, pmax) = if both {
+            // SAFETY: rows r0 + 1 < rows of m, corr, qs (asserted lengths).
+            unsafe { pair_state::<F16>(r0, vget_low_f32(mx), m, corr, qs) }
+        } else {
+            let (mut qa, mut mba, mut pmax) = ([0.0f32; 2], [0.0f32; 2], [0.0f32; 2]);
+            for h in 0..2 {
+                let r = r0 + h;
+                if va[h] == 0 {
+                    if r < rows {
+                        corr[r] = 1.0;
+                    }
+                    continue;
                 }
-                continue;
+                // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
+                let q = qs[r];
+                let mt = if h == 0 {
+                    vgetq_lane_f32::<0>(mx)
+                } else {
+                    vgetq_lane_f32::<1>(mx)
+                } * q;
+                let m_new = m[r].max(mt);
+                corr[r] = if m[r] == f32::NEG_INFINITY {
+                    0.0
+                } else {
+                    exp2(m[r] - m_new)
+                };
+                pmax[h] = exp2(mt - m_new);
+                m[r] = m_new;
+                // The f16 exp takes `y` unbiased (its precision is relative).
+                (qa[h], mba[h]) = (q, if F16 { -mt } else { BIAS - mt });
             }
-            // The scores are in units of the row's Q scale (qs >= 0 keeps the maximum).
-            let q = qs[r];
-            let mt = if h == 0 {
-                vgetq_lane_f32::<0>(mx)
-            } else {
-                vgetq_lane_f32::<1>(mx)
-            } * q;
-            let m_new = m[r].max(mt);
-            corr[r] = if m[r] == f32::NEG_INFINITY {
-                0.0
-            } else {
-                exp2(m[r] - m_new)
-            };
-            pmax[h] = exp2(mt - m_new);
-            m[r] = m_new;
-            // The f16 exp takes `y` unbiased (its precision is relative).
-            (qa[h], mba[h]) = (q, if F16 { -mt } else { BIAS - mt });
-        }
-        // A row without keys has q = 0 and its lanes all masked below.
-        let (qv, mbv) = (pair(qa[0], qa[1]), pair(mba[0], mba[1]));
+            // A row without keys has q = 0 and its lanes all masked below.
+            // SAFETY: 2 floats.
+            let pmax = unsafe { vld1_f32(pmax.as_ptr()) };
+            (pair(qa[0], qa[1]), pair(mba[0], mba[1]), pmax)
+        };
         let lim = pair(va[0] as f32, va[1] as f32);
         let mut sum = vdupq_n_f32(0.0);
         if F16 {
@@ -1171,6 +1885,68 @@ unsafe fn softmax_step<M: Mm, const NB: usize, const F16: bool>(
     }
 }
 
+/// [`softmax_step`] with the f16 softmax, compiled with FEAT_FP16 so that [`groups_f16`] is
+/// inlined into its row-pair loop.
+///
+/// # Safety
+/// The CPU has FEAT_FP16.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "neon,fp16")]
+unsafe fn softmax_step_f16<M: Mm, const NB: usize>(
+    s: &mut [f32],
+    rows: usize,
+    nk: usize,
+    nb: usize,
+    mask: Mask,
+    stats: (&mut [f32], &mut [f32], &mut [f32]),
+    wv: (&[f32], &[f32], &[u16], &[f32]),
+    pq: (&mut [i8], &mut [f32]),
+) {
+    // SAFETY: FEAT_FP16 (the caller's contract).
+    unsafe { softmax_step::<M, NB, true>(s, rows, nk, nb, mask, stats, wv, pq) }
+}
+
+/// The state update of rows `r0`, `r0 + 1` (both with keys) in lanes 0 and 1, as
+/// [`softmax_step`]'s per-row loop does it: `mt = mx q`, `m' = max(m, mt)`, `corr = 2^(m - m')`
+/// (0 for the first keys), `pmax = 2^(mt - m')` (one [`exp2_biased`] for the four); writes `m`
+/// and `corr`, returns the exp argument's factors `(q0, q0, q1, q1)`, offsets (`-mt`, or `BIAS -
+/// mt` without `F16`) in the same layout, and `pmax`.
+///
+/// # Safety
+/// `r0 + 1` is a row of `m`, `corr` and `qs`.
+#[inline(always)]
+unsafe fn pair_state<const F16: bool>(
+    r0: usize,
+    mx: float32x2_t,
+    m: &mut [f32],
+    corr: &mut [f32],
+    qs: &[f32],
+) -> (float32x4_t, float32x4_t, float32x2_t) {
+    // SAFETY: rows r0, r0 + 1 (the caller's contract); NEON, every aarch64 target.
+    unsafe {
+        let (mp, cp) = (m.as_mut_ptr().add(r0), corr.as_mut_ptr().add(r0));
+        let q = vld1_f32(qs.as_ptr().add(r0));
+        let mt = vmul_f32(mx, q);
+        let mo = vld1_f32(mp);
+        let mn = vmaxnm_f32(mo, mt);
+        let a = vcombine_f32(vsub_f32(mo, mn), vsub_f32(mt, mn));
+        let e = exp2_biased(vaddq_f32(a, vdupq_n_f32(BIAS)));
+        let first = vceq_f32(mo, vdup_n_f32(f32::NEG_INFINITY));
+        vst1_f32(cp, vbsl_f32(first, vdup_n_f32(0.0), vget_low_f32(e)));
+        vst1_f32(mp, mn);
+        let mb = if F16 {
+            vneg_f32(mt)
+        } else {
+            vsub_f32(vdup_n_f32(BIAS), mt)
+        };
+        let dup = |x: float32x2_t| {
+            let x = vcombine_f32(x, x);
+            vzip1q_f32(x, x)
+        };
+        (dup(q), dup(mb), vget_high_f32(e))
+    }
+}
+
 /// The output scales and the sums of the rows `r0`, `r0 + 1` with keys (`va`): `ps = pmax
 /// vmax_b`, `l = l corr + pmax sum` (lane h of `sum`: row `r0 + h`'s).
 #[inline(always)]
@@ -1179,19 +1955,38 @@ fn finish_pair(
     r0: usize,
     rows: usize,
     va: [usize; 2],
-    pmax: [f32; 2],
+    pmax: float32x2_t,
     sum: float32x4_t,
     nb: usize,
     vmax: &[f32],
     (l, corr, ps): (&mut [f32], &mut [f32], &mut [f32]),
 ) {
+    let rp = rows.next_multiple_of(R);
+    if va[0] > 0 && va[1] > 0 {
+        // Both rows (r0 + 1 < rows): the same products as below, 2 lanes at a time.
+        assert!(r0 + 2 <= rows && l.len() >= rows && corr.len() >= rows);
+        assert!(vmax.len() >= nb && ps.len() >= (nb - 1) * rp + rows);
+        // SAFETY: NEON (every aarch64 target); rows r0, r0 + 1 of l, corr and of block b < nb
+        // of ps (asserted).
+        unsafe {
+            for (b, &v) in vmax[..nb].iter().enumerate() {
+                vst1_f32(ps.as_mut_ptr().add(b * rp + r0), vmul_n_f32(pmax, v));
+            }
+            let (lp, c) = (l.as_mut_ptr().add(r0), vld1_f32(corr.as_ptr().add(r0)));
+            let t = vmul_f32(pmax, vget_low_f32(sum));
+            vst1_f32(lp, vadd_f32(vmul_f32(vld1_f32(lp), c), t));
+        }
+        return;
+    }
+    // SAFETY: NEON, register-only.
+    let pmax: [f32; 2] = unsafe { [vget_lane_f32::<0>(pmax), vget_lane_f32::<1>(pmax)] };
     for h in 0..2 {
         let r = r0 + h;
         if va[h] == 0 || r >= rows {
             continue;
         }
         for b in 0..nb {
-            ps[b * rows.next_multiple_of(R) + r] = pmax[h] * vmax[b];
+            ps[b * rp + r] = pmax[h] * vmax[b];
         }
         // SAFETY: NEON (every aarch64 target), register-only.
         let sh = unsafe {
@@ -1250,6 +2045,41 @@ fn put_w16(vs: &[f32], f: &[f32], dst: &mut [u16]) {
                 }
             }
         }
+    }
+}
+
+/// `out[b] = max(0, max_j vs[j][b])` for `vs` `[n][nb]` (`nb = out.len()`): for `nb` 1, 2 and 4
+/// four scales per FMAXNM (lane `i` holds block `i % nb`), 16 per iteration; else one at a time.
+/// (The same maxima as a scalar loop: FMAXNM is exact.)
+fn column_max(vs: &[f32], out: &mut [f32]) {
+    let nb = out.len();
+    assert!(nb > 0 && vs.len().is_multiple_of(nb));
+    out.fill(0.0);
+    if !matches!(nb, 1 | 2 | 4) {
+        for row in vs.chunks_exact(nb) {
+            for (m, &x) in out.iter_mut().zip(row) {
+                *m = m.max(x);
+            }
+        }
+        return;
+    }
+    let body = vs.len() / 16 * 16;
+    // SAFETY: NEON (every aarch64 target); 16 floats read at i + 16 <= body <= vs.len().
+    let m = unsafe {
+        let p = vs.as_ptr();
+        let mut m = [vdupq_n_f32(0.0); 4];
+        for i in (0..body).step_by(16) {
+            for (k, m) in m.iter_mut().enumerate() {
+                *m = vmaxnmq_f32(*m, vld1q_f32(p.add(i + 4 * k)));
+            }
+        }
+        vmaxnmq_f32(vmaxnmq_f32(m[0], m[1]), vmaxnmq_f32(m[2], m[3]))
+    };
+    let mut lanes = [0.0f32; 4];
+    // SAFETY: 4 floats.
+    unsafe { vst1q_f32(lanes.as_mut_ptr(), m) };
+    for (i, &x) in lanes.iter().chain(&vs[body..]).enumerate() {
+        out[i % nb] = out[i % nb].max(x);
     }
 }
 
@@ -1368,12 +2198,7 @@ unsafe fn block_steps<M: Mm>(
             let vst = &vs[off / 32..off / 32 + nk * nb];
             // Value scales of the step: per block, the largest and w = 255 vs / largest.
             let vmax = &mut bf.vmax[..nb];
-            vmax.fill(0.0);
-            for row in vst.chunks_exact(nb) {
-                for (m, &x) in vmax.iter_mut().zip(row) {
-                    *m = m.max(x);
-                }
-            }
+            column_max(vst, vmax);
             for (b, m) in vmax.iter_mut().enumerate() {
                 let f = if *m > 0.0 { 255.0 / *m } else { 0.0 };
                 if f16 {
@@ -1433,10 +2258,10 @@ unsafe fn block_steps<M: Mm>(
                     (2, false) => softmax_step::<M, 2, false>(s, rows, nk, nb, mask, stats, wv, pq),
                     (4, false) => softmax_step::<M, 4, false>(s, rows, nk, nb, mask, stats, wv, pq),
                     (_, false) => softmax_step::<M, 0, false>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (1, true) => softmax_step::<M, 1, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (2, true) => softmax_step::<M, 2, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (4, true) => softmax_step::<M, 4, true>(s, rows, nk, nb, mask, stats, wv, pq),
-                    (_, true) => softmax_step::<M, 0, true>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (1, true) => softmax_step_f16::<M, 1>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (2, true) => softmax_step_f16::<M, 2>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (4, true) => softmax_step_f16::<M, 4>(s, rows, nk, nb, mask, stats, wv, pq),
+                    (_, true) => softmax_step_f16::<M, 0>(s, rows, nk, nb, mask, stats, wv, pq),
                 }
             }
             // SAFETY: as above.
