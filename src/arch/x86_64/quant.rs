@@ -29,12 +29,24 @@ pub(super) fn quantize_row(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u
     if !std::arch::is_x86_feature_detected!("avx2") {
         return layout::quantize_row(x, i, m, k, out);
     }
-    let kb = k / QK;
-    let x = &x[..kb * QK];
-    let row = &mut out[i * kb * ACT_REC..(i + 1) * kb * ACT_REC];
-    // SAFETY: AVX2 is available (checked above); `x` holds `kb` blocks of 32 values and `row`
-    // `kb` records of `ACT_REC` bytes (both sliced to exactly that above, which panics otherwise).
+    let (x, row) = row_records(x, i, k, out);
+    // SAFETY: AVX2 is available (checked above); `row_records`' shapes.
     unsafe { quantize_row_avx2(x, row) }
+}
+
+/// Row `i`'s `k / 32` blocks of `x` and records of `out`, sliced to exactly that (panics
+/// otherwise): `x.len() == row.len() / ACT_REC * QK`, what the quantizers' bodies assume.
+fn row_records<'a>(
+    x: &'a [f32],
+    i: usize,
+    k: usize,
+    out: &'a mut [u8],
+) -> (&'a [f32], &'a mut [u8]) {
+    let kb = k / QK;
+    (
+        &x[..kb * QK],
+        &mut out[i * kb * ACT_REC..(i + 1) * kb * ACT_REC],
+    )
 }
 
 /// # Safety
@@ -90,22 +102,23 @@ unsafe fn quantize_row_avx2(x: &[f32], row: &mut [u8]) {
     }
 }
 
+/// Whether the CPU has the AVX-512 subsets the AVX-512 quantizers use (a cached detection).
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
 /// [`quantize_row`] with AVX-512 (the `ActKernel` entry of the `Avx512Vnni` tier): the same
 /// records, bit for bit, two 16-lane vectors per block.
 pub(super) fn quantize_row_avx512(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
     // As `quantize_row`: the tier passed `Tier::check` (AVX-512 F / BW / VL), and the cached
     // detection keeps the wrapper sound on its own.
-    if !(std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vl"))
-    {
+    if !has_avx512() {
         return quantize_row(x, i, m, k, out);
     }
-    let kb = k / QK;
-    let x = &x[..kb * QK];
-    let row = &mut out[i * kb * ACT_REC..(i + 1) * kb * ACT_REC];
-    // SAFETY: AVX-512 F / BW / VL are available (checked above); `x` holds `kb` blocks of 32
-    // values and `row` `kb` records of `ACT_REC` bytes (both sliced to exactly that above).
+    let (x, row) = row_records(x, i, k, out);
+    // SAFETY: AVX-512 F / BW / VL are available (checked above); `row_records`' shapes.
     unsafe { quantize_row_avx512_body(x, row) }
 }
 
@@ -172,9 +185,7 @@ unsafe fn quantize_row_avx512_body(x: &[f32], row: &mut [u8]) {
 /// Quantizes row `i` of an `m x k` matrix into plain `ActBlockK`s (the `Q8_256` activation
 /// kernel of every x86_64 tier; the layout is the scalar one).
 pub(super) fn quantize_row_k(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
-    let kb = k / QK_K;
-    let bytes = &mut out[..(i + 1) * kb * size_of::<ActBlockK>()];
-    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(bytes)[i * kb..];
+    let (x, row) = row_blocks_k(x, i, k, out);
     if !std::arch::is_x86_feature_detected!("avx2") {
         // Not reached (see `quantize_row`); the scalar rule keeps this wrapper sound on its own.
         let _ = m;
@@ -183,10 +194,24 @@ pub(super) fn quantize_row_k(x: &[f32], i: usize, m: usize, k: usize, out: &mut 
         }
         return;
     }
-    let x = &x[..kb * QK_K];
-    // SAFETY: AVX2 is available (checked above); `x` holds `kb` blocks of 256 values and `row`
-    // `kb` blocks (both sliced to exactly that above, which panics otherwise).
+    // SAFETY: AVX2 is available (checked above); `row_blocks_k`' shapes.
     unsafe { quantize_row_k_avx2(x, row) }
+}
+
+/// Row `i`'s `k / 256` blocks of `x` and of `out` (plain `ActBlockK`s), sliced to exactly that
+/// (panics otherwise): `x.len() == row.len() * QK_K`, what the quantizers' bodies assume.
+fn row_blocks_k<'a>(
+    x: &'a [f32],
+    i: usize,
+    k: usize,
+    out: &'a mut [u8],
+) -> (&'a [f32], &'a mut [ActBlockK]) {
+    let kb = k / QK_K;
+    let bytes = &mut out[..(i + 1) * kb * size_of::<ActBlockK>()];
+    (
+        &x[..kb * QK_K],
+        &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(bytes)[i * kb..],
+    )
 }
 
 /// # Safety
@@ -237,18 +262,11 @@ unsafe fn quantize_row_k_avx2(x: &[f32], row: &mut [ActBlockK]) {
 /// blocks, bit for bit.
 pub(super) fn quantize_row_k_avx512(x: &[f32], i: usize, m: usize, k: usize, out: &mut [u8]) {
     // As `quantize_row_avx512`.
-    if !(std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vl"))
-    {
+    if !has_avx512() {
         return quantize_row_k(x, i, m, k, out);
     }
-    let kb = k / QK_K;
-    let bytes = &mut out[..(i + 1) * kb * size_of::<ActBlockK>()];
-    let row = &mut bytemuck::cast_slice_mut::<u8, ActBlockK>(bytes)[i * kb..];
-    let x = &x[..kb * QK_K];
-    // SAFETY: AVX-512 F / BW / VL are available (checked above); `x` holds `kb` blocks of 256
-    // values and `row` `kb` blocks (both sliced to exactly that above).
+    let (x, row) = row_blocks_k(x, i, k, out);
+    // SAFETY: AVX-512 F / BW / VL are available (checked above); `row_blocks_k`' shapes.
     unsafe { quantize_row_k_avx512_body(x, row) }
 }
 
