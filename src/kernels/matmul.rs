@@ -558,7 +558,7 @@ fn run<F: WeightFormat>(
     };
     // SAFETY: `validate` checked the tiers (supported: the operands hold their tier's kernels;
     // matching), shapes, ranges, the bias length and that `out` holds every element the ranges
-    // address with stride `ldo`; `acts` is in the layout the kernel reads, for the same `m, k`.
+    // address with stride `ldo`; `args.a` is in the layout the kernel reads, for the same `m, k`.
     unsafe {
         match pool {
             Some(pool) => {

@@ -1,5 +1,5 @@
 //! Row-part helpers: a chunk's activations are quantized in parts of [`PART_ROWS`] rows, in
-//! parallel, and each part feeds its own parallel matmul call.
+//! parallel, and all parts of the chunk feed one parallel matmul call.
 
 use super::packed::Linear;
 use crate::parallel::ThreadPool;
@@ -8,8 +8,9 @@ use crate::{Error, Result};
 use std::sync::Mutex;
 
 /// Rows per part of a chunk's quantized activations. Parts are quantized in parallel (the
-/// quantizers are serial per call), then each feeds its own parallel matmul call, which streams
-/// the weights once; 128 is a multiple of every kernel's row tile, so the split changes no result.
+/// quantizers are serial per call), then one parallel matmul takes them all and streams the
+/// weights once per chunk; 128 is a multiple of every kernel's row tile, so the split changes no
+/// result.
 pub(super) const PART_ROWS: usize = 128;
 
 /// Quantizes the rows of `x` (`k` values each) into `parts` (the first `rows.div_ceil(PART_ROWS)`
