@@ -145,17 +145,33 @@ pub(crate) mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub(crate) fn silu_mul(gate: &[f32], up: &[f32], out: &mut [f32]) {
         let n = gate.len().min(up.len()).min(out.len());
-        let body = n / 8 * 8;
         let one = _mm256_set1_ps(1.0);
-        for i in (0..body).step_by(8) {
-            // SAFETY: i + 8 <= n for all three slices.
+        // silu(g) * u for the 8 values at i (i + 8 <= n for all three slices).
+        let at = |i: usize| -> (__m256, __m256) {
+            // SAFETY: i + 8 <= n (callers).
             unsafe {
                 let g = _mm256_loadu_ps(gate.as_ptr().add(i));
-                let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+                (g, exp8(_mm256_sub_ps(_mm256_setzero_ps(), g)))
+            }
+        };
+        let mut put = |i: usize, (g, e): (__m256, __m256)| {
+            // SAFETY: i + 8 <= n (callers).
+            unsafe {
                 let s = _mm256_div_ps(g, _mm256_add_ps(one, e));
                 let v = _mm256_mul_ps(s, _mm256_loadu_ps(up.as_ptr().add(i)));
                 _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
             }
+        };
+        // Four vectors per iteration (four exp chains in flight), then one at a time.
+        let (body4, body) = (n / 32 * 32, n / 8 * 8);
+        for i in (0..body4).step_by(32) {
+            let ge: [(__m256, __m256); 4] = core::array::from_fn(|j| at(i + 8 * j));
+            for (j, x) in ge.into_iter().enumerate() {
+                put(i + 8 * j, x);
+            }
+        }
+        for i in (body4..body).step_by(8) {
+            put(i, at(i));
         }
         scalar::silu_mul(&gate[body..n], &up[body..n], &mut out[body..n]);
     }
