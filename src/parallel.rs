@@ -164,6 +164,22 @@ fn set_qos(qos: ThreadQos) {
     let _ = qos;
 }
 
+/// A pointer to the output shared by the tasks of one parallel call; tasks write disjoint
+/// elements, and the pool joins them all before the borrow of the output ends.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut(pub *mut f32);
+// SAFETY: every user writes disjoint elements from its tasks, and `ThreadPool::run` joins them
+// all before the borrow of the output ends.
+unsafe impl Sync for SharedOut {}
+unsafe impl Send for SharedOut {}
+
+impl SharedOut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    pub(crate) fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// A fixed set of worker threads; the calling thread works too, so `ThreadPool::new(n)` uses `n`
 /// threads in all.
 pub struct ThreadPool {

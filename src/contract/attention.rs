@@ -2,6 +2,7 @@
 //! a path's micro-kernels, the micro-kernel trait every path implements, and the f32 arithmetic
 //! trait that the f32 paths share.
 
+use crate::parallel::SharedOut;
 use half::f16;
 
 /// Positions per KV tile (the key tile of the micro-kernels and the cache's tiling).
@@ -403,22 +404,6 @@ pub(crate) struct Problem<'a> {
     /// Factor applied to `q . k` before the softmax (usually `1 / sqrt(d)`).
     pub scale: f32,
     pub kv: KvView<'a>,
-}
-
-/// A pointer to the output shared by the tasks of one parallel call; tasks write disjoint
-/// elements, and the pool joins them all before the borrow of the output ends.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedOut(pub *mut f32);
-// SAFETY: every user writes disjoint elements from its tasks, and `ThreadPool::run` joins them
-// all before the borrow of the output ends.
-unsafe impl Sync for SharedOut {}
-unsafe impl Send for SharedOut {}
-
-impl SharedOut {
-    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
-    pub(crate) fn ptr(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// A path's monomorphized entry points (made by `crate::drivers::attention::path`).

@@ -15,11 +15,11 @@
 //!   `O = sum O_c e^(m_c - M) / L`.
 
 use crate::contract::attention::{
-    AttnKernel, AttnPath, Bf16Tile, F32Ops, I8Tile, KvLayout, Mask, Problem, SharedOut, Stats,
-    Stored, Tile, KV_TILE,
+    AttnKernel, AttnPath, Bf16Tile, F32Ops, I8Tile, KvLayout, Mask, Problem, Stats, Stored, Tile,
+    KV_TILE,
 };
 use crate::contract::ops::exp_f32;
-use crate::parallel::ThreadPool;
+use crate::parallel::{SharedOut, ThreadPool};
 use std::cell::RefCell;
 use std::ops::Range;
 

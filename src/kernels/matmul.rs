@@ -9,11 +9,10 @@
 //! rounding only, see `qkern_reference::matmul_error_scale` for the bound the tests use.
 
 use crate::aligned::AlignedBuf;
-use crate::contract::attention::SharedOut;
 use crate::contract::gemm::{ActInput, GemmArgs, WeightKernel};
 use crate::contract::{Kernels, WeightFormat};
 use crate::drivers::gemm::gemm_parallel;
-use crate::parallel::ThreadPool;
+use crate::parallel::{SharedOut, ThreadPool};
 use crate::quant::{blocks_of, check_len, ActBlock, ActBlockK, ActFormat};
 use crate::{Error, Result, Tier};
 use std::ops::Range;
