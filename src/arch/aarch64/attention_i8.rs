@@ -78,6 +78,12 @@ const KEYS: usize = 4 * KV_TILE;
 // The split decode starts its chunks at multiples of KV_CHUNK: each must start a step.
 const _: () = assert!(crate::drivers::attention::KV_CHUNK.is_multiple_of(KEYS));
 
+/// An asm `P V` loop over 4 key groups per iteration ([`Mm::PV_GROUPS4`]).
+///
+/// # Safety
+/// As [`pv_groups_i8mm_d64`].
+type PvGroups4<Acc> = unsafe fn(&mut [[Acc; 4]; 4], *const i8, *const i8, *const i8, usize);
+
 /// The `2 x 2` int8 product of one ISA: `acc += A B^T`, `A` two rows of 8 bytes (16 contiguous
 /// bytes: row 0's then row 1's), `B` two columns of 8 bytes (one vector). The result lanes are
 /// `(r0 c0, r0 c1, r1 c0, r1 c1)`. The functions use the ISA's instruction: they must be inlined
@@ -97,7 +103,7 @@ trait Mm {
     /// v_j`); else as the bytes `x` (unsigned), for [`Mm::mm_pv`].
     const P_SIGNED: bool;
     /// Whether the ISA is SMMLA's (FEAT_I8MM): at `d = 64` `Q K^T` then runs
-    /// [`qk_tiles_i8mm_d64`], `P V` [`pv_groups_i8mm_d64`] and the f16 softmax its asm loop.
+    /// [`qk_tiles_i8mm_d64`] and the f16 softmax its asm loop.
     const SMMLA: bool;
     /// The product of `P V`: [`Mm::mm`], or with `A` unsigned when not [`Mm::P_SIGNED`].
     ///
@@ -105,18 +111,9 @@ trait Mm {
     /// As [`Mm::mm`].
     unsafe fn mm_pv(acc: Self::Acc, a: Self::A, b: int8x16_t) -> Self::Acc;
     fn finish(acc: Self::Acc) -> int32x4_t;
-    /// [`pv_groups_i8mm_d64`] (SMMLA only): `acc` (4 row pairs x 4 dimension pairs) += the
-    /// first `4 n` key groups at `d = 64`.
-    ///
-    /// # Safety
-    /// As [`pv_groups_i8mm_d64`].
-    unsafe fn pv_groups4(
-        acc: &mut [[Self::Acc; 4]; 4],
-        pb: *const i8,
-        pb2: *const i8,
-        v: *const i8,
-        n: usize,
-    );
+    /// The ISA's asm `P V` loop at `d = 64`, where it has one ([`pv_groups_i8mm_d64`] for SMMLA):
+    /// `acc` (4 row pairs x 4 dimension pairs) += the first `4 n` key groups.
+    const PV_GROUPS4: Option<PvGroups4<Self::Acc>>;
     /// [`qk_step`] compiled with the ISA's feature.
     ///
     /// # Safety
@@ -293,15 +290,7 @@ impl Mm for Dot {
         unsafe { vpaddq_s32(acc.0, acc.1) }
     }
 
-    unsafe fn pv_groups4(
-        _: &mut [[Self::Acc; 4]; 4],
-        _: *const i8,
-        _: *const i8,
-        _: *const i8,
-        _: usize,
-    ) {
-        unreachable!("the asm P V runs with SMMLA only");
-    }
+    const PV_GROUPS4: Option<PvGroups4<Self::Acc>> = None;
 
     forward!(qk_dot, pv_dot);
 }
@@ -362,17 +351,7 @@ impl Mm for Mmla {
         acc
     }
 
-    #[inline(always)]
-    unsafe fn pv_groups4(
-        acc: &mut [[Self::Acc; 4]; 4],
-        pb: *const i8,
-        pb2: *const i8,
-        v: *const i8,
-        n: usize,
-    ) {
-        // SAFETY: the caller's contract.
-        unsafe { pv_groups_i8mm_d64(acc, pb, pb2, v, n) }
-    }
+    const PV_GROUPS4: Option<PvGroups4<Self::Acc>> = Some(pv_groups_i8mm_d64);
 
     forward!(qk_mmla, pv_mmla);
 }
@@ -845,14 +824,15 @@ unsafe fn pv_step<M: Mm, const P: usize, const D: usize>(
             // loop's counter and pointers once per 32 keys), then the last up to 3.
             // (Written out: a loop of 4 stays a loop.) The values of groups 2 and 3 from a
             // second base (16 d bytes on: beyond LDP's reach at d = 64).
-            let asm4 = M::SMMLA && P == 4 && D == 64 && ng >= 4;
-            if asm4 {
+            let groups4 = M::PV_GROUPS4.filter(|_| P == 4 && D == 64 && ng >= 4);
+            let asm4 = groups4.is_some();
+            if let Some(groups4) = groups4 {
                 // SAFETY: d = 64, P = 4 (the cast is the identity); the groups < 4 (ng / 4) <= ng
                 // of the four row pairs' P' (at pb, pb + 2 KEYS, pb2, pb2 + 2 KEYS) and of the
-                // values (as above); SMMLA's feature (caller).
+                // values (as above); the ISA's feature (caller).
                 unsafe {
                     let acc = &mut *(iacc.as_mut_ptr() as *mut [[M::Acc; 4]; 4]);
-                    M::pv_groups4(acc, pb, pb2, v8, ng / 4);
+                    groups4(acc, pb, pb2, v8, ng / 4);
                 }
             }
             for jg in (0..if asm4 { 0 } else { ng / 4 }).map(|i| 4 * i) {
