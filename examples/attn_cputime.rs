@@ -6,6 +6,8 @@
 //! times, in chunks of `CHUNK` query positions at growing `pos0` as the prefill runs them (`CHUNK`
 //! = `T`: one call). Prints the minimum and the median milliseconds per pass over the `T` rows.
 //!
+//! `QKERN_KV=f16|f32|i8` picks the cache's type (default f16).
+//!
 //! usage: attn_cputime N_HEAD N_KV HEAD_DIM T REPS [CHUNK]
 
 mod common;
@@ -26,7 +28,9 @@ fn main() {
 
     let (q, k, v) = attention_data(t, n_head, n_kv, d);
 
-    let mut cache = KvCache::new(1, n_kv, d, t, KvDtype::F16).expect("cache");
+    let kv: KvDtype =
+        std::env::var("QKERN_KV").map_or(KvDtype::F16, |s| s.parse().expect("QKERN_KV"));
+    let mut cache = KvCache::new(1, n_kv, d, t, kv).expect("cache");
     cache.write(0, 0, &k, &v).expect("write");
     let mut out = vec![0f32; q.len()];
     let w = n_head * d;

@@ -176,6 +176,9 @@ enum Kind {
     Bf16,
     /// The aarch64 integer path over an int8 cache (`NeonDot`, `NeonI8mm`).
     I8,
+    /// The x86 bf16 path with integer `Q K^T` over an int8 cache (`Avx512Vnni` with
+    /// AVX512_BF16).
+    I8Qk,
 }
 
 /// The arithmetic of the path for `tier`.
@@ -200,8 +203,11 @@ fn path_name(tier: Tier, dtype: KvDtype) -> &'static str {
 
 /// The arithmetic of the path for `tier` over a cache of `dtype`.
 fn kind_for(tier: Tier, dtype: KvDtype) -> Kind {
-    if path_name(tier, dtype).contains("-i8-") {
+    let name = path_name(tier, dtype);
+    if name.contains("-i8-") {
         Kind::I8
+    } else if name.contains("-i8qk") {
+        Kind::I8Qk
     } else {
         kind(tier)
     }
@@ -261,7 +267,8 @@ fn check_rows(
         // The fp16 path rounds the scaled Q (times log2 e: it computes its weights as powers
         // of 2) to f16 once (a documented step of the path, like the cache's rounding of K and
         // V): the reference gets the same rounded Q.
-        let q_ref: Vec<f32> = if kind == Kind::I8 {
+        let int8_q = kind == Kind::I8 || kind == Kind::I8Qk;
+        let q_ref: Vec<f32> = if int8_q {
             i8_q(q, d)
         } else if fp16 {
             let sc = std::f32::consts::LOG2_E / (d as f32).sqrt();
@@ -304,7 +311,7 @@ fn check_rows(
                 // written positions: a block's step may hold keys the row does not see) and
                 // V_j = max |v_j|.
                 let (mut pq, mut delta_q) = (0f64, 0f64);
-                if kind == Kind::I8 {
+                if int8_q {
                     // Rounding Q moves each element by at most max|q| / 254, so a score by at
                     // most `scale max|q| |k_j|_1 / 254`.
                     let qmax = qr.iter().fold(0f64, |m, &x| m.max(x.abs() as f64));
@@ -315,6 +322,8 @@ fn check_rows(
                             .sum();
                         delta_q = delta_q.max(scale * qmax * k1 / 254.0);
                     }
+                }
+                if kind == Kind::I8 {
                     let qr = &q_ref[(i * n_head + h) * d..][..d];
                     let n = pos0 + i + 1;
                     let sj: Vec<f64> = (0..n)
@@ -371,8 +380,8 @@ fn check_rows(
             let kb: Vec<f32> = k[..kv_len * n_kv * d].iter().map(|&x| bf16(x)).collect();
             let vb: Vec<f32> = v[..kv_len * n_kv * d].iter().map(|&x| bf16(x)).collect();
             r::attention(&qb, &kb, &vb, n_head, n_kv, d)
-        } else if kind == Kind::I8 {
-            // The int8 path is also checked against the reference of the unrounded Q.
+        } else if int8_q {
+            // The int8 paths are also checked against the reference of the unrounded Q.
             r::attention(
                 q,
                 &k[..kv_len * n_kv * d],
@@ -418,6 +427,13 @@ fn check_rows(
                 // (The f16 softmax's exp error is in `pq`.)
                 tol += 1.01 * pq + if i8_softmax_f16() { 0.0 } else { exp2 };
             }
+            // int8 Q K^T with the bf16 softmax and P V: against the reference of the quantized
+            // Q, the scores are exact but for f32 rounding (the integer sums are exact, then
+            // one product per block and the sum: in the f32 bound); V (int8 times its scale)
+            // and the weights round to bf16 (`UB V` each), and the exp2 approximation.
+            if kind == Kind::I8Qk {
+                tol += 2.0 * UB * vmax + exp2;
+            }
             let tol = tol + 1e-30;
             // Tight bf16 check: against the reference on the rounded Q, K, V, only the weights'
             // rounding (`UB V`, the sum stays in f32), their exp2 approximation and the f32
@@ -439,7 +455,7 @@ fn check_rows(
                         out[idx],
                         want_b[idx]
                     );
-                } else if kind == Kind::I8 {
+                } else if kind == Kind::I8 || kind == Kind::I8Qk {
                     worst = worst.max(err / (vmax + 1e-30));
                     // The share of the bound the error uses.
                     worst_a = worst_a.max(err / tol);
@@ -724,7 +740,7 @@ fn chunked_equals_one_shot(tier: Tier) {
     let tol = match kind(tier) {
         Kind::Fp16 => 2e-2,
         Kind::Bf16 => 2.0 * UB as f32 + 1e-5,
-        Kind::F32 | Kind::I8 => 1e-5,
+        Kind::F32 | Kind::I8 | Kind::I8Qk => 1e-5,
     };
     for (i, (a, b)) in one.iter().zip(&chunked).enumerate() {
         assert!(
@@ -1199,19 +1215,21 @@ per_tier_test!(bf16_cache_layout, crate::bf16_cache);
 
 fn int8_dispatch(tier: Tier) {
     // With an int8 cache the dispatcher takes the integer path at `NeonDot` (SDOT) and
-    // `NeonI8mm` (SMMLA) unless QKERN_ATTN_I8=0; every other tier (and the f16 / f32 caches)
-    // runs its usual path on the dequantized tiles.
+    // `NeonI8mm` (SMMLA), and integer `Q K^T` where `Avx512Vnni` runs the bf16 path, unless
+    // QKERN_ATTN_I8=0; every other tier (and the f16 / f32 caches) runs its usual path on the
+    // dequantized tiles.
     let off = std::env::var("QKERN_ATTN_I8").is_ok_and(|v| v == "0");
     let want = match tier {
-        _ if off || !cfg!(target_arch = "aarch64") => None,
-        Tier::NeonDot => Some("neondot-i8-sdot"),
-        Tier::NeonI8mm => Some("neoni8mm-i8-smmla"),
+        _ if off => None,
+        Tier::NeonDot if cfg!(target_arch = "aarch64") => Some("neondot-i8-sdot"),
+        Tier::NeonI8mm if cfg!(target_arch = "aarch64") => Some("neoni8mm-i8-smmla"),
+        Tier::Avx512Vnni if kind(tier) == Kind::Bf16 => Some("avx512-i8qk"),
         _ => None,
     };
     let got = path_name(tier, KvDtype::I8);
     match want {
         Some(w) => assert_eq!(got, w, "{tier}: the int8 path"),
-        None => assert!(!got.contains("-i8-"), "{tier}: {got}"),
+        None => assert!(!got.contains("-i8"), "{tier}: {got}"),
     }
     for dtype in [KvDtype::F16, KvDtype::F32] {
         assert_eq!(
@@ -1369,7 +1387,7 @@ fn int8_accuracy(tier: Tier) {
             s.n_head,
             s.n_kv,
             s.d,
-            if kind == Kind::I8 {
+            if kind == Kind::I8 || kind == Kind::I8Qk {
                 format!(
                     " (against the int8-rounded Q; largest share of its bound = {share:.3}), \
                      {worst_u:.2e} against the unrounded Q"

@@ -7,9 +7,9 @@
 //! dimensions. The `unsafe fn`s of [`AttnKernel`] require the CPU features of their tier
 //! (guaranteed by `Tier::check` before `select` hands out a path) and assert their shapes.
 
-use super::attention_bf16;
 use super::ops::{avx2 as ops2, avx512 as ops512};
-use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, KV_TILE};
+use super::{attention_bf16, attention_i8};
+use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, Stored, KV_TILE};
 use crate::drivers::attention::{path, F32};
 use std::arch::x86_64::*;
 
@@ -22,7 +22,8 @@ pub(crate) const AVX2_SELECT: AttnSelect = AttnSelect {
 };
 
 /// The attention of the `Avx512Vnni` tier: bf16 (`vdpbf16ps`, [`attention_bf16`]) where the CPU
-/// has AVX512_BF16 (unless `QKERN_ATTN_BF16=0`), AVX-512F f32 otherwise. Decided once per process.
+/// has AVX512_BF16 (unless `QKERN_ATTN_BF16=0`), with integer `Q K^T` ([`attention_i8`]) over an
+/// int8 cache (unless `QKERN_ATTN_I8=0`); AVX-512F f32 otherwise. Decided once per process.
 pub(crate) const AVX512_SELECT: AttnSelect = AttnSelect {
     name: || {
         if attention_bf16::enabled() {
@@ -31,17 +32,26 @@ pub(crate) const AVX512_SELECT: AttnSelect = AttnSelect {
             "avx512-f32"
         }
     },
-    select: |_| {
-        if attention_bf16::enabled() {
-            &attention_bf16::BF16_PATH
-        } else {
+    select: |p| {
+        if !attention_bf16::enabled() {
             &AVX512_PATH
+        } else if matches!(p.kv.store, Stored::I8 { .. }) && int8_enabled() {
+            &attention_i8::I8QK_PATH
+        } else {
+            &attention_bf16::BF16_PATH
         }
     },
     // The 16-bit cache stores bf16 exactly where `select` hands out the bf16 path.
     bf16_kv: || attention_bf16::enabled().then_some(attention_bf16::to_bf16 as _),
     i8_grouped: false,
 };
+
+/// Whether an int8 cache runs the integer `Q K^T` (`QKERN_ATTN_I8=0`: the bf16 path's conversion
+/// of its tiles instead, for comparison), read once per process.
+fn int8_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| crate::Tier::switch_on("QKERN_ATTN_I8"))
+}
 
 static AVX2_PATH: AttnPath = path::<F32<Avx2>>();
 static AVX512_PATH: AttnPath = path::<F32<Avx512>>();

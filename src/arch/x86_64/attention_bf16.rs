@@ -101,7 +101,7 @@ unsafe fn to_bf16_avx512(src: &[f32], dst: &mut [u16]) {
 pub(crate) struct Bf16;
 
 /// Rows per micro-tile (the driver pads a block to a multiple of it with zero Q and P rows).
-const R: usize = 4;
+pub(super) const R: usize = 4;
 
 /// `vpermw` indices that interleave the two halves of a vector of 32 u16: `[a0, b0, a1, b1, ..]`
 /// from `[a0..a15, b0..b15]`.
@@ -259,7 +259,7 @@ unsafe fn conv_k_i8(kt: &[i8], ks: &[f32], d: usize, nk: usize, kb: &mut [u16]) 
 /// AVX-512F/BW and AVX512_BF16; `v` holds `nk * d` values, `vs` `nk * d / 32`, `vb`
 /// `nk.next_multiple_of(2) * d`, `d` a multiple of 32.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn conv_v_i8(v: &[i8], vs: &[f32], nk: usize, d: usize, vb: &mut [u16]) {
+pub(super) unsafe fn conv_v_i8(v: &[i8], vs: &[f32], nk: usize, d: usize, vb: &mut [u16]) {
     assert!(v.len() >= nk * d && vb.len() >= nk.next_multiple_of(2) * d);
     assert!(d.is_multiple_of(32) && vs.len() >= nk * d / 32);
     // SAFETY: 64 bytes.
@@ -445,7 +445,7 @@ impl AttnKernel for Bf16 {
         p: &mut [u16],
     ) {
         // SAFETY: as above.
-        unsafe { qk_softmax(q, rows, real, d, kt, nk, mask, st, p) }
+        unsafe { qk_softmax::<Bf16>(q, rows, real, d, kt, nk, mask, st, p) }
     }
 
     unsafe fn pv(
@@ -565,16 +565,64 @@ fn reduce4(v: &[__m512; R], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
     op(u, _mm512_shuffle_f32x4::<0b10_11_00_01>(u, u))
 }
 
+/// The products of the fused `Q K^T` and softmax ([`qk_softmax`]): a path's scores of a
+/// micro-tile, in f32 and log2 units, from its own Q and key layouts (this path's bf16 ones, or
+/// the int8 ones of `attention_i8`).
+pub(super) trait Scores {
+    /// Length (in u16) of the key tile the path hands `qk_softmax` for head dimension `d`.
+    fn kt_len(d: usize) -> usize;
+    /// The scores of rows `r0..r0 + R` of the Q buffer `q` (`d` u16 per row, in the path's
+    /// layout) against the first `16 W` keys of the key tile `kt`.
+    ///
+    /// # Safety
+    /// AVX-512F/BW, AVX512_BF16 and AVX512_VNNI (the `Avx512Vnni` tier with AVX512_BF16);
+    /// `q` holds `(r0 + R) d` u16, `kt` `kt_len(d)`, `W <= 4`.
+    unsafe fn scores<const W: usize>(
+        q: &[u16],
+        r0: usize,
+        d: usize,
+        kt: &[u16],
+    ) -> [[__m512; W]; R];
+}
+
+impl Scores for Bf16 {
+    fn kt_len(d: usize) -> usize {
+        d * KV_TILE
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vnni")]
+    unsafe fn scores<const W: usize>(
+        q: &[u16],
+        r0: usize,
+        d: usize,
+        kt: &[u16],
+    ) -> [[__m512; W]; R] {
+        // SAFETY: rows r0..r0 + R of q (d values each); kt is d/2 pairs of 64 columns, W <= 4
+        // (the caller's contract).
+        unsafe {
+            dot_pairs::<W>(
+                q.as_ptr().add(r0 * d),
+                d,
+                kt.as_ptr(),
+                2 * KV_TILE,
+                d / 2,
+                false,
+            )
+        }
+    }
+}
+
 /// [`AttnKernel::qk_softmax`]: per micro-tile of `R` rows, `Q K^T` into 16 accumulators, then
 /// the online-softmax step on them in registers (masked row maxima and sums by [`reduce4`],
 /// weights `2^(s - m')` rounded to bf16 into `p`). On the causal diagonal a micro-tile computes
 /// only the 16-key groups its rows see (the rest of their weights is written as zeros).
 ///
 /// # Safety
-/// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
+/// AVX-512F/BW, AVX512_BF16 and AVX512_VNNI (shapes are asserted).
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn qk_softmax(
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vnni")]
+pub(super) unsafe fn qk_softmax<S: Scores>(
     q: &[u16],
     rows: usize,
     real: usize,
@@ -587,7 +635,7 @@ unsafe fn qk_softmax(
 ) {
     assert!(nk <= KV_TILE && d.is_multiple_of(16) && rows.is_multiple_of(R));
     assert!(real <= rows && rows < real + R);
-    assert!(q.len() >= rows * d && kt.len() >= d * KV_TILE && p.len() >= rows * KV_TILE);
+    assert!(q.len() >= rows * d && kt.len() >= S::kt_len(d) && p.len() >= rows * KV_TILE);
     assert!(st.m.len() >= real && st.l.len() >= real && st.corr.len() >= real);
     // Row r is query position r / group, kept without divisions.
     let (mut pos, mut head) = (0usize, 0usize);
@@ -620,13 +668,13 @@ unsafe fn qk_softmax(
         unsafe {
             match w {
                 4 if n == R && vis[0] == KV_TILE => {
-                    qk_softmax_tile::<4, true>(q, r0, n, d, kt, &vis, st, p)
+                    qk_softmax_tile::<S, 4, true>(q, r0, n, d, kt, &vis, st, p)
                 }
-                4 => qk_softmax_tile::<4, false>(q, r0, n, d, kt, &vis, st, p),
-                3 => qk_softmax_tile::<3, false>(q, r0, n, d, kt, &vis, st, p),
-                2 => qk_softmax_tile::<2, false>(q, r0, n, d, kt, &vis, st, p),
-                1 => qk_softmax_tile::<1, false>(q, r0, n, d, kt, &vis, st, p),
-                _ => qk_softmax_tile::<0, false>(q, r0, n, d, kt, &vis, st, p),
+                4 => qk_softmax_tile::<S, 4, false>(q, r0, n, d, kt, &vis, st, p),
+                3 => qk_softmax_tile::<S, 3, false>(q, r0, n, d, kt, &vis, st, p),
+                2 => qk_softmax_tile::<S, 2, false>(q, r0, n, d, kt, &vis, st, p),
+                1 => qk_softmax_tile::<S, 1, false>(q, r0, n, d, kt, &vis, st, p),
+                _ => qk_softmax_tile::<S, 0, false>(q, r0, n, d, kt, &vis, st, p),
             }
         }
     }
@@ -637,11 +685,11 @@ unsafe fn qk_softmax(
 /// (`FULL`: all `R` rows see all 64).
 ///
 /// # Safety
-/// AVX-512F/BW and AVX512_BF16; the shapes checked by [`qk_softmax`].
+/// AVX-512F/BW, AVX512_BF16 and AVX512_VNNI; the shapes checked by [`qk_softmax`].
 #[allow(clippy::too_many_arguments)]
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn qk_softmax_tile<const W: usize, const FULL: bool>(
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vnni")]
+unsafe fn qk_softmax_tile<S: Scores, const W: usize, const FULL: bool>(
     q: &[u16],
     r0: usize,
     n: usize,
@@ -652,17 +700,8 @@ unsafe fn qk_softmax_tile<const W: usize, const FULL: bool>(
     p: &mut [u16],
 ) {
     let neg = _mm512_set1_ps(f32::NEG_INFINITY);
-    // SAFETY: rows r0..r0 + R of q (d values each); kt is d/2 pairs of 64 columns, W <= 4.
-    let acc = unsafe {
-        dot_pairs::<W>(
-            q.as_ptr().add(r0 * d),
-            d,
-            kt.as_ptr(),
-            2 * KV_TILE,
-            d / 2,
-            false,
-        )
-    };
+    // SAFETY: rows r0..r0 + R of q, the key tile (checked by `qk_softmax`), W <= 4.
+    let acc = unsafe { S::scores::<W>(q, r0, d, kt) };
     // The lane masks of each row's visible keys (none for padding rows).
     let km: [[__mmask16; W]; R] = std::array::from_fn(|i| {
         let b = match vis[i] {
@@ -759,7 +798,7 @@ unsafe fn qk_softmax_tile<const W: usize, const FULL: bool>(
 /// AVX-512F/BW and AVX512_BF16 (shapes are asserted).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pv(
+pub(super) unsafe fn pv(
     p: &[u16],
     rows: usize,
     nk: usize,

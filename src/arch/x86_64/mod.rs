@@ -33,6 +33,7 @@ mod emu;
 
 pub(crate) mod attention;
 pub(crate) mod attention_bf16;
+pub(crate) mod attention_i8;
 pub(crate) mod matmul_q8;
 pub(crate) mod ops;
 
