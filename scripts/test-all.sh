@@ -65,6 +65,8 @@ esac
 # On a CPU with AVX512_BF16 the Avx512Vnni tier runs the bf16 attention path: its f32 path again.
 if [ "$(uname -m)" = x86_64 ] && grep -qw avx512_bf16 /proc/cpuinfo; then
   QKERN_ATTN_BF16=0 run_tests host-attention-f32 "$(host_tiers)" "$host_all" --test attention --test model
+  # ... and over an int8 cache its integer Q K^T: the bf16 conversion of int8 tiles again.
+  QKERN_ATTN_I8=0 run_tests host-attention-i8-bf16 "$(host_tiers)" "$host_all" --test attention --test model
 fi
 # The kernels without the model, its loaders and their dependencies (the model's tests, benches,
 # examples and the CLI have required-features = ["model"] and drop out).

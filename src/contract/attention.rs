@@ -21,7 +21,7 @@ pub(crate) enum Tile<'a> {
 /// `[d / 32][64]` per tile (`ks`), value rows with their scales `[row][d / 32]` (`vs`). Handed only
 /// to a path's own int8 reader ([`AttnKernel::TILE_I8`]).
 #[derive(Clone, Copy)]
-#[allow(dead_code)] // read by the x86 bf16 path only
+#[allow(dead_code)] // read by the x86 bf16 and int8 paths only
 pub(crate) struct I8Tile<'a> {
     pub kt: &'a [i8],
     pub ks: &'a [f32],

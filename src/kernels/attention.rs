@@ -11,9 +11,10 @@
 //!   enough for f16 partial sums, and on x86_64 CPUs with AVX512_BF16 a bf16 path at the
 //!   `Avx512Vnni` tier (`vdpbf16ps`, f32 softmax; `QKERN_ATTN_BF16=0` keeps the f32 path);
 //!   [`crate::Kernels::attention_name`] names it. Over an int8 cache the aarch64 `NeonDot` and
-//!   `NeonI8mm` tiers run integer paths (SDOT / SMMLA on the int8 keys and values, int8 weights;
-//!   `QKERN_ATTN_I8=0` dequantizes instead, as every other tier does); [`attention_path_name`]
-//!   names the path of a call.
+//!   `NeonI8mm` tiers run integer paths (SDOT / SMMLA on the int8 keys and values, int8 weights),
+//!   and the x86_64 bf16 path computes `Q K^T` in int8 (`vpdpbusd` on the stored keys,
+//!   `avx512-i8qk`); `QKERN_ATTN_I8=0` dequantizes (converts) instead, as every other tier does;
+//!   [`attention_path_name`] names the path of a call.
 //! * The block loop, the online softmax and the split decode are written once in
 //!   `crate::drivers::attention` (module notes there).
 

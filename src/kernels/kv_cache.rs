@@ -34,8 +34,9 @@ pub enum KvDtype {
     /// (like Q8_0 blocks: `d = amax / 127`, values rounded half away from zero; 1.125 bytes per
     /// value, 0.56x the f16 cache). Needs `head_dim` a multiple of 32. The `NeonDot` and
     /// `NeonI8mm` tiers run integer attention on it (SDOT / SMMLA on the stored int8, in a layout
-    /// chosen for them), the x86 bf16 path converts its tiles to bf16 in one pass, and every
-    /// other path gets them dequantized to f32.
+    /// chosen for them), the x86 bf16 path runs `Q K^T` on the stored keys (`vpdpbusd`, the
+    /// path `avx512-i8qk`) and converts the values to bf16 per tile, and every other path gets
+    /// them dequantized to f32.
     I8,
 }
 
