@@ -329,17 +329,28 @@ unsafe fn block<K: AttnKernel>(
                 }
                 _ => {
                     let layout = p.kv.store.layout();
+                    let n = layout.n;
                     let (kq, vq) = (&mut sc.kq, &mut sc.vq);
                     grow(kq, kt_len);
                     grow(vq, nk * d);
                     // Key dimension i of the positions of tile tt (the next position n further),
-                    // their scales (the next position 1 further).
+                    // their scales (the next position 1 further). The plain layout's rows are
+                    // contiguous: slices of fixed length, so that the loop is vectorized.
                     for (c, kc) in kq[..kt_len].chunks_exact_mut(KV_TILE).enumerate() {
                         let (i, pos) = (c % d, ts + c / d * KV_TILE);
-                        let src = kt[base + layout.key(d, pos, i)..].iter().step_by(layout.n);
+                        let k0 = base + layout.key(d, pos, i);
                         let scales = &ks[base / 32 + KvLayout::key_scale(d, pos, i / 32)..];
-                        for ((o, &q), &s) in kc.iter_mut().zip(src).zip(&scales[..KV_TILE]) {
-                            *o = q as f32 * s;
+                        let scales = &scales[..KV_TILE];
+                        if n == 1 {
+                            let src = &kt[k0..k0 + KV_TILE];
+                            for ((o, &q), &s) in kc.iter_mut().zip(src).zip(scales) {
+                                *o = q as f32 * s;
+                            }
+                        } else {
+                            let src = kt[k0..].iter().step_by(n);
+                            for ((o, &q), &s) in kc.iter_mut().zip(src).zip(scales) {
+                                *o = q as f32 * s;
+                            }
                         }
                     }
                     // Value row j (the next dimension n further) and its scales.
@@ -347,8 +358,18 @@ unsafe fn block<K: AttnKernel>(
                         let pos = ts + j;
                         let v0 = base + layout.value(d, pos, 0);
                         let scales = &vs[base / 32 + KvLayout::value_scale(d, pos, 0)..][..d / 32];
-                        for (i, o) in row.iter_mut().enumerate() {
-                            *o = v[v0 + i * layout.n] as f32 * scales[i / 32];
+                        for (b, (blk, &s)) in row.chunks_exact_mut(32).zip(scales).enumerate() {
+                            if n == 1 {
+                                let src = &v[v0 + 32 * b..v0 + 32 * b + 32];
+                                for (o, &q) in blk.iter_mut().zip(src) {
+                                    *o = q as f32 * s;
+                                }
+                            } else {
+                                let src = v[v0 + 32 * b * n..].iter().step_by(n);
+                                for (o, &q) in blk.iter_mut().zip(src) {
+                                    *o = q as f32 * s;
+                                }
+                            }
                         }
                     }
                     let t = Tile::F32 {
