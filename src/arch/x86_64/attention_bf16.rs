@@ -52,6 +52,7 @@ use crate::contract::attention::{
 use crate::drivers::attention::path;
 use half::f16;
 use std::arch::x86_64::*;
+use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 /// Environment variable that turns the bf16 attention path off (`QKERN_ATTN_BF16=0`: the f32
@@ -67,7 +68,7 @@ pub(crate) fn enabled() -> bool {
     })
 }
 
-pub(crate) static BF16_PATH: AttnPath = path::<Bf16>();
+pub(crate) static BF16_PATH: AttnPath = path::<FusedPath<Bf16>>();
 
 /// `dst[i] = bf16(src[i])`, round to nearest even (`vcvtneps2bf16`, as the path rounds Q and the
 /// weights; f32 denormals become zero, as `vdpbf16ps` would read them): the writes of the bf16
@@ -97,7 +98,7 @@ unsafe fn to_bf16_avx512(src: &[f32], dst: &mut [u16]) {
     }
 }
 
-/// The bf16 path as an [`AttnKernel`]; `E` is a bf16 value's bits.
+/// The bf16 path's layouts and readers ([`Fused`]; its [`AttnKernel`] is `FusedPath<Bf16>`).
 pub(crate) struct Bf16;
 
 /// Rows per micro-tile (the driver pads a block to a multiple of it with zero Q and P rows).
@@ -388,22 +389,24 @@ fn lanes_below(left: isize) -> __mmask16 {
     }
 }
 
-impl AttnKernel for Bf16 {
+/// A path of this module's design (the fused `Q K^T` + softmax of [`qk_softmax`], bf16 weights and
+/// values for [`pv`]) with the Q and key layouts and tile readers of `S` ([`Fused`]), as an
+/// [`AttnKernel`]: the bf16 path ([`Bf16`]) and the integer `Q K^T` of `attention_i8`.
+pub(crate) struct FusedPath<S>(PhantomData<S>);
+
+impl<S: Fused> AttnKernel for FusedPath<S> {
     type E = u16;
     const ROWS: usize = R;
     /// Scores in log2 units: Q is scaled by `log2 e`, the weights are powers of 2.
     const M_UNIT: f32 = std::f32::consts::LN_2;
     /// Twice the default: halves the per-block tile conversions.
     const BLOCK_ROWS: usize = 128;
-    /// Int8 tiles go to bf16 in one pass (`q * scale` in f32, then rounded to bf16: the same
-    /// values as the driver's f32 dequantization followed by the f32 conversion).
-    const TILE_I8: Option<ReadI8<u16>> = Some(tile_i8);
-    /// The bf16 cache of this path's tier is stored in the layouts `qk_softmax` and `pv` read.
-    const TILE_BF16: Option<ReadBf16<u16>> = Some(tile_bf16);
+    const TILE_I8: Option<ReadI8<u16>> = S::TILE_I8;
+    const TILE_BF16: Option<ReadBf16<u16>> = S::TILE_BF16;
 
     unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
         // SAFETY: the CPU features (the trait's contract).
-        unsafe { load_q(src, scale * std::f32::consts::LOG2_E, r, qb) }
+        unsafe { S::load_q(src, scale * std::f32::consts::LOG2_E, r, qb) }
     }
 
     unsafe fn tile<'a>(
@@ -413,21 +416,8 @@ impl AttnKernel for Bf16 {
         kbuf: &'a mut [u16],
         vbuf: &'a mut [u16],
     ) -> (&'a [u16], &'a [u16]) {
-        assert!(nk <= KV_TILE);
-        // SAFETY: the CPU features (the trait's contract); the functions assert the shapes.
-        unsafe {
-            match t {
-                Tile::F16 { kt, v } => {
-                    conv_k(kt, d, nk, kbuf);
-                    conv_v(v, nk, d, vbuf);
-                }
-                Tile::F32 { kt, v } => {
-                    conv_k(kt, d, nk, kbuf);
-                    conv_v(v, nk, d, vbuf);
-                }
-            }
-        }
-        bf16_tile(nk, d, kbuf, vbuf)
+        // SAFETY: as above.
+        unsafe { S::tile(t, nk, d, kbuf, vbuf) }
     }
 
     /// Fused: the scores of a micro-tile go from the accumulators to the weights without
@@ -444,8 +434,8 @@ impl AttnKernel for Bf16 {
         st: &mut Stats<'_>,
         p: &mut [u16],
     ) {
-        // SAFETY: as above.
-        unsafe { qk_softmax::<Bf16>(q, rows, real, d, kt, nk, mask, st, p) }
+        // SAFETY: as above; the shapes are asserted.
+        unsafe { qk_softmax::<S>(q, rows, real, d, kt, nk, mask, st, p) }
     }
 
     unsafe fn pv(
@@ -565,18 +555,39 @@ fn reduce4(v: &[__m512; R], op: impl Fn(__m512, __m512) -> __m512) -> __m512 {
     op(u, _mm512_shuffle_f32x4::<0b10_11_00_01>(u, u))
 }
 
-/// The products of the fused `Q K^T` and softmax ([`qk_softmax`]): a path's scores of a
-/// micro-tile, in f32 and log2 units, from its own Q and key layouts (this path's bf16 ones, or
-/// the int8 ones of `attention_i8`).
-pub(super) trait Scores {
+/// What a path of [`FusedPath`] brings: its Q and key layouts (this module's bf16 ones, or the
+/// int8 ones of `attention_i8`), the readers of stored tiles into them, and the scores of a
+/// micro-tile for the fused `Q K^T` and softmax ([`qk_softmax`]), in f32 and log2 units. The
+/// `unsafe fn`s require AVX-512F/BW, AVX512_BF16 and AVX512_VNNI (the `Avx512Vnni` tier on a CPU
+/// with AVX512_BF16, where the tier's selection hands these paths out).
+pub(super) trait Fused {
+    /// [`AttnKernel::TILE_I8`].
+    const TILE_I8: Option<ReadI8<u16>>;
+    /// [`AttnKernel::TILE_BF16`].
+    const TILE_BF16: Option<ReadBf16<u16>> = None;
+    /// [`AttnKernel::load_q`], `scale` already times `log2 e`.
+    ///
+    /// # Safety
+    /// The CPU features above.
+    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]);
+    /// [`AttnKernel::tile`].
+    ///
+    /// # Safety
+    /// The CPU features above.
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [u16],
+        vbuf: &'a mut [u16],
+    ) -> (&'a [u16], &'a [u16]);
     /// Length (in u16) of the key tile the path hands `qk_softmax` for head dimension `d`.
     fn kt_len(d: usize) -> usize;
     /// The scores of rows `r0..r0 + R` of the Q buffer `q` (`d` u16 per row, in the path's
     /// layout) against the first `16 W` keys of the key tile `kt`.
     ///
     /// # Safety
-    /// AVX-512F/BW, AVX512_BF16 and AVX512_VNNI (the `Avx512Vnni` tier with AVX512_BF16);
-    /// `q` holds `(r0 + R) d` u16, `kt` `kt_len(d)`, `W <= 4`.
+    /// The CPU features above; `q` holds `(r0 + R) d` u16, `kt` `kt_len(d)`, `W <= 4`.
     unsafe fn scores<const W: usize>(
         q: &[u16],
         r0: usize,
@@ -585,7 +596,42 @@ pub(super) trait Scores {
     ) -> [[__m512; W]; R];
 }
 
-impl Scores for Bf16 {
+impl Fused for Bf16 {
+    /// Int8 tiles go to bf16 in one pass (`q * scale` in f32, then rounded to bf16: the same
+    /// values as the driver's f32 dequantization followed by the f32 conversion).
+    const TILE_I8: Option<ReadI8<u16>> = Some(tile_i8);
+    /// The bf16 cache of this path's tier is stored in the layouts `qk_softmax` and `pv` read.
+    const TILE_BF16: Option<ReadBf16<u16>> = Some(tile_bf16);
+
+    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
+        // SAFETY: the CPU features (the trait's contract).
+        unsafe { load_q(src, scale, r, qb) }
+    }
+
+    unsafe fn tile<'a>(
+        t: Tile<'a>,
+        nk: usize,
+        d: usize,
+        kbuf: &'a mut [u16],
+        vbuf: &'a mut [u16],
+    ) -> (&'a [u16], &'a [u16]) {
+        assert!(nk <= KV_TILE);
+        // SAFETY: the CPU features (the trait's contract); the functions assert the shapes.
+        unsafe {
+            match t {
+                Tile::F16 { kt, v } => {
+                    conv_k(kt, d, nk, kbuf);
+                    conv_v(v, nk, d, vbuf);
+                }
+                Tile::F32 { kt, v } => {
+                    conv_k(kt, d, nk, kbuf);
+                    conv_v(v, nk, d, vbuf);
+                }
+            }
+        }
+        bf16_tile(nk, d, kbuf, vbuf)
+    }
+
     fn kt_len(d: usize) -> usize {
         d * KV_TILE
     }
@@ -622,7 +668,7 @@ impl Scores for Bf16 {
 /// AVX-512F/BW, AVX512_BF16 and AVX512_VNNI (shapes are asserted).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vnni")]
-pub(super) unsafe fn qk_softmax<S: Scores>(
+pub(super) unsafe fn qk_softmax<S: Fused>(
     q: &[u16],
     rows: usize,
     real: usize,
@@ -689,7 +735,7 @@ pub(super) unsafe fn qk_softmax<S: Scores>(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx512vnni")]
-unsafe fn qk_softmax_tile<S: Scores, const W: usize, const FULL: bool>(
+unsafe fn qk_softmax_tile<S: Fused, const W: usize, const FULL: bool>(
     q: &[u16],
     r0: usize,
     n: usize,

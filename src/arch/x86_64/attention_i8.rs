@@ -2,7 +2,7 @@
 //! `Avx512Vnni` tier (CPUs with AVX512_BF16): the scores as `vpdpbusd` products of the stored int8
 //! keys with an int8 Q (64 MACs per instruction, twice `vdpbf16ps`'s 32), read from the cache's
 //! keys with one re-layout per tile and block; the softmax, `P V` (bf16 weights and values) and
-//! the output are the bf16 path's ([`attention_bf16`]), unchanged.
+//! the output are the bf16 path's ([`super::attention_bf16`]), unchanged.
 //!
 //! * **Q** (`load_q`): times `scale * log2 e` (the weights are powers of 2), quantized per row to
 //!   int8 (`qs = max|q| / 127`, round to nearest even), stored as the bytes `q + 128` (the unsigned
@@ -15,7 +15,7 @@
 //!   bias of the unsigned Q) is summed by `vpdpbusd` with a vector of 128s; the scales are copied
 //!   after them. Per tile and block of rows that is about 1/20 of the tile's `vpdpbusd` at 128
 //!   rows.
-//! * **Scores** ([`Scores`] for the shared fused pass): per block `b` of 32 dimensions the int32
+//! * **Scores** ([`Fused::scores`] for the shared fused pass): per block `b` of 32 dimensions the int32
 //!   accumulators start at the correction and add 8 `vpdpbusd` per row and 16 keys, then the
 //!   f32 score gets `cvt(sum) * ks_b` (one conversion and one FMA per 16 keys and block); at the
 //!   end times `qs`. The integer sums are exact (`|sum| <= 32 * 255 * 127`).
@@ -26,18 +26,17 @@
 //! exp2 approximation), plus f32 arithmetic; against the unrounded Q, each score moves by at most
 //! `scale max|q| |k|_1 / 254` (derivation and tests in `tests/attention.rs`).
 
-use super::attention_bf16::{self as bf16, Scores, R};
-use crate::contract::attention::{
-    AttnKernel, AttnPath, I8Tile, Mask, ReadI8, Stats, Tile, KV_TILE,
-};
+use super::attention_bf16::{conv_v_i8, Fused, FusedPath, R};
+use crate::contract::attention::{AttnPath, I8Tile, ReadI8, Tile, KV_TILE};
 use crate::drivers::attention::{block_path, Flash};
 use std::arch::x86_64::*;
 
 /// The path: `avx512-i8qk`.
-pub(crate) static I8QK_PATH: AttnPath = block_path::<Flash<I8Qk>>(Some("avx512-i8qk"));
+pub(crate) static I8QK_PATH: AttnPath = block_path::<Flash<FusedPath<I8Qk>>>(Some("avx512-i8qk"));
 
-/// The bf16 path with integer `Q K^T`, as an [`AttnKernel`] (`E` = u16: bf16 weights and values;
-/// Q and the key tile hold bytes in the layouts above).
+/// The integer `Q K^T`'s layouts and readers ([`Fused`]; its `AttnKernel` is `FusedPath<I8Qk>`,
+/// with `E` = u16: bf16 weights and values, Q and the key tile holding bytes in the layouts
+/// above).
 pub(crate) struct I8Qk;
 
 /// Bytes of a re-laid-out key tile before its corrections (`[d / 4][64][4]`), per dimension.
@@ -46,64 +45,7 @@ const KT_BYTES: usize = KV_TILE;
 /// and the scales `[d / 32][64]` (f32), 2 x 8 bytes per dimension.
 const TILE_BYTES: usize = KT_BYTES + 16;
 
-impl AttnKernel for I8Qk {
-    type E = u16;
-    const ROWS: usize = R;
-    /// Scores in log2 units, as the bf16 path's.
-    const M_UNIT: f32 = std::f32::consts::LN_2;
-    /// As the bf16 path: halves the per-block tile re-layouts.
-    const BLOCK_ROWS: usize = 128;
-    const TILE_I8: Option<ReadI8<u16>> = Some(tile_i8);
-
-    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
-        // SAFETY: the CPU features (the trait's contract).
-        unsafe { load_q(src, scale * std::f32::consts::LOG2_E, r, qb) }
-    }
-
-    /// Only int8 tiles: `select` hands this path out for an int8 cache only (as the aarch64
-    /// integer paths).
-    unsafe fn tile<'a>(
-        _t: Tile<'a>,
-        _nk: usize,
-        _d: usize,
-        _kbuf: &'a mut [u16],
-        _vbuf: &'a mut [u16],
-    ) -> (&'a [u16], &'a [u16]) {
-        panic!("the int8 Q K^T path reads an int8 KV cache only");
-    }
-
-    unsafe fn qk_softmax(
-        q: &[u16],
-        rows: usize,
-        real: usize,
-        d: usize,
-        kt: &[u16],
-        nk: usize,
-        mask: Mask,
-        _s: &mut [f32],
-        st: &mut Stats<'_>,
-        p: &mut [u16],
-    ) {
-        // SAFETY: the CPU features (the trait's contract); the shapes are asserted.
-        unsafe { bf16::qk_softmax::<I8Qk>(q, rows, real, d, kt, nk, mask, st, p) }
-    }
-
-    unsafe fn pv(
-        p: &[u16],
-        rows: usize,
-        nk: usize,
-        mask: Mask,
-        v: &[u16],
-        d: usize,
-        corr: &[f32],
-        o: &mut [f32],
-    ) {
-        // SAFETY: as above.
-        unsafe { bf16::pv(p, rows, nk, mask, v, d, corr, o) }
-    }
-}
-
-/// [`AttnKernel::load_q`]: row `r` of `src * scale` quantized to int8, as the bytes `q + 128`
+/// [`Fused::load_q`]: row `r` of `src * scale` quantized to int8, as the bytes `q + 128`
 /// then the f32 scale, in the row's `d` u16 of `qb`.
 ///
 /// # Safety
@@ -137,8 +79,8 @@ unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
     unsafe { (row.add(d) as *mut f32).write_unaligned(step) };
 }
 
-/// [`AttnKernel::TILE_I8`]: the key tile re-laid out with its corrections and scales (the layout
-/// of [`Scores::scores`]) into `kbuf`, the values converted to the bf16 path's pairs.
+/// [`Fused::TILE_I8`]: the key tile re-laid out with its corrections and scales (the layout
+/// of [`Fused::scores`]) into `kbuf`, the values converted to the bf16 path's pairs.
 ///
 /// # Safety
 /// AVX-512F/BW, AVX512_BF16 and AVX512_VNNI (shapes are asserted).
@@ -150,11 +92,11 @@ unsafe fn tile_i8<'a>(
     vbuf: &'a mut [u16],
 ) -> (&'a [u16], &'a [u16]) {
     assert!(nk <= KV_TILE && d.is_multiple_of(32));
-    let kt_len = <I8Qk as Scores>::kt_len(d);
+    let kt_len = <I8Qk as Fused>::kt_len(d);
     // SAFETY: the CPU features (the caller's contract); the functions assert the shapes.
     unsafe {
         relayout_keys(t.kt, t.ks, d, bytemuck::cast_slice_mut(&mut kbuf[..kt_len]));
-        bf16::conv_v_i8(t.v, t.vs, nk, d, vbuf);
+        conv_v_i8(t.v, t.vs, nk, d, vbuf);
     }
     (&kbuf[..kt_len], &vbuf[..nk.next_multiple_of(2) * d])
 }
@@ -226,7 +168,26 @@ unsafe fn relayout_keys(kt: &[i8], ks: &[f32], d: usize, dst: &mut [u8]) {
     }
 }
 
-impl Scores for I8Qk {
+impl Fused for I8Qk {
+    const TILE_I8: Option<ReadI8<u16>> = Some(tile_i8);
+
+    unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
+        // SAFETY: the CPU features (the trait's contract).
+        unsafe { load_q(src, scale, r, qb) }
+    }
+
+    /// Only int8 tiles: `select` hands this path out for an int8 cache only (as the aarch64
+    /// integer paths).
+    unsafe fn tile<'a>(
+        _t: Tile<'a>,
+        _nk: usize,
+        _d: usize,
+        _kbuf: &'a mut [u16],
+        _vbuf: &'a mut [u16],
+    ) -> (&'a [u16], &'a [u16]) {
+        panic!("the int8 Q K^T path reads an int8 KV cache only");
+    }
+
     fn kt_len(d: usize) -> usize {
         d * TILE_BYTES / 2
     }
