@@ -897,6 +897,40 @@ fn bad_inputs(tier: Tier) {
 }
 per_tier_test!(bad_inputs_are_errors, crate::bad_inputs);
 
+fn non_finite_query_shows(tier: Tier) {
+    // NaN or infinity in a query row is visible in that row's output (non-finite), on every path
+    // and cache type (the integer paths quantize Q: a non-finite value must not become a silent
+    // 0); the other rows stay finite.
+    let (n_head, n_kv, d, t) = (4, 2, 64, 70);
+    let mut rng = Rng(0x4e4e);
+    let (k, v) = (rng.vec(t * n_kv * d, 1.0), rng.vec(t * n_kv * d, 1.0));
+    for dtype in [KvDtype::F16, KvDtype::F32, KvDtype::I8] {
+        let mut c = KvCache::with_tier(1, n_kv, d, t, dtype, tier).unwrap();
+        c.write(0, 0, &k, &v).unwrap();
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut q = rng.vec(t * n_head * d, 1.0);
+            // Position 40, head 1: row 40 * n_head + 1.
+            let row = 40 * n_head + 1;
+            q[row * d + 5] = bad;
+            let mut out = vec![0f32; q.len()];
+            attention(&q, n_head, None, &c, 0, 0, &mut out).unwrap();
+            for (r, o) in out.chunks_exact(d).enumerate() {
+                let finite = o.iter().all(|x| x.is_finite());
+                assert_eq!(
+                    finite,
+                    r != row,
+                    "{tier} {dtype:?} q = {bad}: row {r} of the output {}",
+                    if finite { "finite" } else { "non-finite" }
+                );
+            }
+        }
+    }
+}
+per_tier_test!(
+    non_finite_query_shows_in_its_row,
+    crate::non_finite_query_shows
+);
+
 /// With Q = 0, row `i`'s output must be the mean of the stored values at positions `0..=pos`
 /// (every visible weight is exactly 1) for each shape, prefilled in the given chunks: values from
 /// `values(rng, len)` chosen so that every path's products and partial sums are exact, so only the

@@ -1085,27 +1085,20 @@ thread_local! {
 /// Writes row `r` of Q (`src * scale`) into the packed `qa` as int8 with one scale per row.
 fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
     let d = src.len();
-    assert!(d.is_multiple_of(8) && qa.len() >= (r / 2 + 1) * 2 * d && qs.len() > r);
+    assert!(d.is_multiple_of(16) && qa.len() >= (r / 2 + 1) * 2 * d && qs.len() > r);
     let sp = src.as_ptr();
-    // 16 values per iteration where d allows (the head sizes 64, 128): max |q| with four
-    // accumulators (the same maximum: FMAXNM is exact), two groups of 8 per quantization step.
-    let amax = if d.is_multiple_of(16) {
-        // SAFETY: NEON (every aarch64 target); reads src[i..i + 16] for i + 16 <= d.
-        unsafe {
-            let mut m = [vdupq_n_f32(0.0); 4];
-            for i in (0..d).step_by(16) {
-                for (k, m) in m.iter_mut().enumerate() {
-                    *m = vmaxnmq_f32(*m, vabsq_f32(vld1q_f32(sp.add(i + 4 * k))));
-                }
+    // max |q|, 16 values per iteration with four accumulators. FMAX (not FMAXNM): a NaN in the row
+    // makes the scale NaN (an infinity makes it infinite), so the row's scores and output are
+    // NaN, as on the float paths, instead of the NaN quantizing to a silent 0.
+    // SAFETY: NEON (every aarch64 target); reads src[i..i + 16] for i + 16 <= d.
+    let amax = unsafe {
+        let mut m = [vdupq_n_f32(0.0); 4];
+        for i in (0..d).step_by(16) {
+            for (k, m) in m.iter_mut().enumerate() {
+                *m = vmaxq_f32(*m, vabsq_f32(vld1q_f32(sp.add(i + 4 * k))));
             }
-            vmaxnmvq_f32(vmaxnmq_f32(
-                vmaxnmq_f32(m[0], m[1]),
-                vmaxnmq_f32(m[2], m[3]),
-            ))
         }
-    } else {
-        // SAFETY: NEON (every aarch64 target); reads src[0..d].
-        unsafe { super::ops::max_abs(src) }
+        vmaxvq_f32(vmaxq_f32(vmaxq_f32(m[0], m[1]), vmaxq_f32(m[2], m[3])))
     } * scale.abs();
     let step = amax / 127.0;
     qs[r] = step;
@@ -1120,13 +1113,9 @@ fn load_q(src: &[f32], scale: f32, r: usize, qa: &mut [i8], qs: &mut [f32]) {
         let h = vqmovn_s16(vcombine_s16(vqmovn_s32(a), vqmovn_s32(b)));
         vst1_s8(rp.add(16 * g), h);
     };
-    let pairs = d / 16;
-    for g in (0..pairs).map(|i| 2 * i) {
+    for g in (0..d / 8).step_by(2) {
         group(g);
         group(g + 1);
-    }
-    if !d.is_multiple_of(16) {
-        group(d / 8 - 1);
     }
 }
 

@@ -4,8 +4,9 @@
 //!
 //! `Q K^T` runs on 4 query rows x 16 (AVX2) or 64 (AVX-512) keys of accumulators, with the key
 //! tile stored transposed in the cache; `P V` on 4 rows x 16 (AVX2) or 32 (AVX-512) head
-//! dimensions. The `unsafe fn`s of [`AttnKernel`](crate::contract::attention::AttnKernel) require the CPU features of their tier
-//! (guaranteed by `Tier::check` before `select` hands out a path) and assert their shapes.
+//! dimensions. The `unsafe fn`s of [`AttnKernel`](crate::contract::attention::AttnKernel) require
+//! the CPU features of their tier (guaranteed by `Tier::check` before `select` hands out a path)
+//! and assert their shapes.
 
 use super::ops::{avx2 as ops2, avx512 as ops512};
 use super::{attention_bf16, attention_i8};

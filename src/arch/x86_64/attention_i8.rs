@@ -15,10 +15,10 @@
 //!   bias of the unsigned Q) is summed by `vpdpbusd` with a vector of 128s; the scales are copied
 //!   after them. Per tile and block of rows that is about 1/20 of the tile's `vpdpbusd` at 128
 //!   rows.
-//! * **Scores** ([`Fused::scores`] for the shared fused pass): per block `b` of 32 dimensions the int32
-//!   accumulators start at the correction and add 8 `vpdpbusd` per row and 16 keys, then the
-//!   f32 score gets `cvt(sum) * ks_b` (one conversion and one FMA per 16 keys and block); at the
-//!   end times `qs`. The integer sums are exact (`|sum| <= 32 * 255 * 127`).
+//! * **Scores** ([`Fused::scores`] for the shared fused pass): per block `b` of 32 dimensions the
+//!   int32 accumulators start at the correction and add 8 `vpdpbusd` per row and 16 keys, then
+//!   the f32 score gets `cvt(sum) * ks_b` (one conversion and one FMA per 16 keys and block); at
+//!   the end times `qs`. The integer sums are exact (`|sum| <= 32 * 255 * 127`).
 //! * **V** is converted to bf16 per tile and block as before (`conv_v_i8`).
 //!
 //! Accuracy: against the f64 attention of the quantized Q and the stored K and V, only the bf16
@@ -55,13 +55,22 @@ unsafe fn load_q(src: &[f32], scale: f32, r: usize, qb: &mut [u16]) {
     let d = src.len();
     assert!(d.is_multiple_of(32) && qb.len() >= (r + 1) * d);
     let sp = src.as_ptr();
-    let mut m = _mm512_setzero_ps();
+    // max |q|, and `x * 0` summed: NaN if the row holds a NaN or an infinity.
+    let (mut m, mut nf) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     for c in (0..d).step_by(16) {
         // SAFETY: c + 16 <= d.
-        m = _mm512_max_ps(m, _mm512_abs_ps(unsafe { _mm512_loadu_ps(sp.add(c)) }));
+        let x = unsafe { _mm512_loadu_ps(sp.add(c)) };
+        m = _mm512_max_ps(m, _mm512_abs_ps(x));
+        nf = _mm512_add_ps(nf, _mm512_mul_ps(x, _mm512_setzero_ps()));
     }
     let amax = _mm512_reduce_max_ps(m) * scale.abs();
-    let step = amax / 127.0;
+    // A non-finite row gets a NaN scale (its Q bytes 128, i.e. 0): NaN scores, a NaN output row,
+    // as on the float paths, not a silent 0.
+    let step = if _mm512_reduce_add_ps(nf) == 0.0 {
+        amax / 127.0
+    } else {
+        f32::NAN
+    };
     let inv = _mm512_set1_ps(if step > 0.0 { scale / step } else { 0.0 });
     let bias = _mm512_set1_epi32(128);
     let row = qb[r * d..(r + 1) * d].as_mut_ptr() as *mut u8;
