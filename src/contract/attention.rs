@@ -441,5 +441,13 @@ pub(crate) struct AttnSelect {
     pub i8_grouped: bool,
 }
 
+/// Whether an int8 cache runs the tier's integer path where it has one (`QKERN_ATTN_I8=0`: the
+/// dequantizing or converting path instead, for comparison), read once per process; the
+/// selections of every tier ask it.
+pub(crate) fn int8_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| crate::Tier::switch_on("QKERN_ATTN_I8"))
+}
+
 /// `dst = bf16(src)` (bf16 bits, round to nearest even; equal lengths, a multiple of 16).
 pub(crate) type Bf16Write = fn(&[f32], &mut [u16]);

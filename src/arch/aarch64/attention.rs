@@ -9,7 +9,9 @@
 use super::attention_fp16::{fits_fp16, FP16_PATH};
 use super::attention_i8::{DOT_I8_PATH, MMLA_I8_PATH};
 use super::ops;
-use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, Problem, Stored, KV_TILE};
+use crate::contract::attention::{
+    f32_ops, int8_enabled, AttnPath, AttnSelect, Problem, Stored, KV_TILE,
+};
 use crate::drivers::attention::{path, F32};
 use std::arch::aarch64::*;
 
@@ -48,13 +50,6 @@ pub(crate) const I8MM_SELECT: AttnSelect = AttnSelect {
     bf16_kv: || None,
     i8_grouped: true,
 };
-
-/// Whether an int8 cache runs the integer path (`QKERN_ATTN_I8=0`: the driver's dequantizing
-/// path instead, for comparison), read once per process.
-fn int8_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| crate::Tier::switch_on("QKERN_ATTN_I8"))
-}
 
 fn select_i8mm(p: &Problem<'_>) -> &'static AttnPath {
     if matches!(p.kv.store, Stored::I8 { grouped: true, .. }) && int8_enabled() {

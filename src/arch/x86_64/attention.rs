@@ -10,7 +10,7 @@
 
 use super::ops::{avx2 as ops2, avx512 as ops512};
 use super::{attention_bf16, attention_i8};
-use crate::contract::attention::{f32_ops, AttnPath, AttnSelect, Stored, KV_TILE};
+use crate::contract::attention::{f32_ops, int8_enabled, AttnPath, AttnSelect, Stored, KV_TILE};
 use crate::drivers::attention::{path, F32};
 use std::arch::x86_64::*;
 
@@ -46,13 +46,6 @@ pub(crate) const AVX512_SELECT: AttnSelect = AttnSelect {
     bf16_kv: || attention_bf16::enabled().then_some(attention_bf16::to_bf16 as _),
     i8_grouped: false,
 };
-
-/// Whether an int8 cache runs the integer `Q K^T` (`QKERN_ATTN_I8=0`: the bf16 path's conversion
-/// of its tiles instead, for comparison), read once per process.
-fn int8_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| crate::Tier::switch_on("QKERN_ATTN_I8"))
-}
 
 static AVX2_PATH: AttnPath = path::<F32<Avx2>>();
 static AVX512_PATH: AttnPath = path::<F32<Avx512>>();
