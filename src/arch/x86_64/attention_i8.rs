@@ -39,11 +39,12 @@ pub(crate) static I8QK_PATH: AttnPath = block_path::<Flash<FusedPath<I8Qk>>>(Som
 /// above).
 pub(crate) struct I8Qk;
 
-/// Bytes of a re-laid-out key tile before its corrections (`[d / 4][64][4]`), per dimension.
-const KT_BYTES: usize = KV_TILE;
-/// Bytes per dimension of the whole key tile: keys, then the corrections `[d / 32][64]` (i32)
-/// and the scales `[d / 32][64]` (f32), 2 x 8 bytes per dimension.
-const TILE_BYTES: usize = KT_BYTES + 16;
+/// Byte offsets, per head dimension, in the key tile: the keys `[d / 4][64][4]` at 0, the
+/// corrections `[d / 32][64]` (i32) at `KC_AT d`, the key scales `[d / 32][64]` (f32) at
+/// `KS_AT d`; `TILE_BYTES d` bytes in all.
+const KC_AT: usize = KV_TILE;
+const KS_AT: usize = KC_AT + 8;
+const TILE_BYTES: usize = KS_AT + 8;
 
 /// [`Fused::load_q`]: row `r` of `src * scale` quantized to int8, as the bytes `q + 128`
 /// then the f32 scale, in the row's `d` u16 of `qb`.
@@ -165,8 +166,8 @@ unsafe fn relayout_keys(kt: &[i8], ks: &[f32], d: usize, dst: &mut [u8]) {
         // SAFETY: block b's 64 corrections and 64 scales end inside `dst` (nb * 256 bytes each
         // after the keys); 64 scales of `ks`.
         unsafe {
-            let corr = out.add(d * KT_BYTES + b * 4 * KV_TILE);
-            let scales = out.add(d * KT_BYTES + nb * 4 * KV_TILE + b * 4 * KV_TILE);
+            let corr = out.add(KC_AT * d + b * 4 * KV_TILE);
+            let scales = out.add(KS_AT * d + b * 4 * KV_TILE);
             for (k, &s) in sum.iter().enumerate() {
                 let neg = _mm512_sub_epi32(_mm512_setzero_si512(), s);
                 _mm512_storeu_si512(corr.add(64 * k) as *mut _, neg);
@@ -216,8 +217,10 @@ impl Fused for I8Qk {
         let qp = unsafe { (q.as_ptr() as *const u8).add(2 * r0 * d) };
         let kp = kt.as_ptr() as *const u8;
         let (kc, ks) = unsafe {
-            let c = kp.add(d * KT_BYTES);
-            (c as *const i32, c.add(nb * 4 * KV_TILE) as *const f32)
+            (
+                kp.add(KC_AT * d) as *const i32,
+                kp.add(KS_AT * d) as *const f32,
+            )
         };
         let mut f = [[_mm512_setzero_ps(); W]; R];
         for b in 0..nb {
